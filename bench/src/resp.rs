@@ -1,0 +1,393 @@
+//! RESP2 on the client side: encoding the two requests this tool sends, and an incremental
+//! reply parser that allocates nothing.
+//!
+//! [`parse_reply`] looks at the unconsumed bytes of a connection's read buffer and returns
+//! either one complete reply (borrowing from the buffer) and its length, `Ok(None)` when more
+//! bytes are needed, or an error when the bytes cannot be RESP2. Arrays are validated element by
+//! element but only their length is returned: SET and GET never answer with one, and a reply of
+//! the wrong type is all the caller must report.
+
+use crate::keys::{push_key, push_value, KEY_LEN_BYTES};
+
+/// Longest header, simple string, error or integer line accepted, CRLF excluded.
+pub const LINE_LEN_MAX_BYTES: usize = 64 * 1024;
+/// Largest bulk string accepted (Redis's default `proto-max-bulk-len`).
+pub const BULK_LEN_MAX_BYTES: usize = 512 * 1024 * 1024;
+/// Most elements accepted in one array.
+pub const ARRAY_LEN_MAX: usize = 1024 * 1024;
+/// Deepest nesting of arrays accepted.
+pub const ARRAY_DEPTH_MAX: usize = 8;
+
+/// One reply, borrowing its bytes from the read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// `+OK` and friends.
+    Simple(&'a [u8]),
+    /// `-ERR ...`.
+    Error(&'a [u8]),
+    /// `:42`.
+    Integer(i64),
+    /// `$3\r\nfoo`.
+    Bulk(&'a [u8]),
+    /// `$-1`: a GET of a missing key.
+    NullBulk,
+    /// `*n`: the element count; elements were checked and skipped.
+    Array(usize),
+    /// `*-1`.
+    NullArray,
+}
+
+impl Reply<'_> {
+    /// A short printable rendering for error messages: at most `REPLY_SHOWN_MAX_BYTES` bytes
+    /// of payload, non-printable bytes escaped.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Simple(line) => format!("+{}", escape(line)),
+            Self::Error(line) => format!("-{}", escape(line)),
+            Self::Integer(value) => format!(":{value}"),
+            Self::Bulk(bytes) => format!("${} {:?}", bytes.len(), escape(bytes)),
+            Self::NullBulk => "$-1 (nil)".to_string(),
+            Self::Array(len) => format!("*{len} (array)"),
+            Self::NullArray => "*-1 (nil array)".to_string(),
+        }
+    }
+}
+
+/// Payload bytes shown by [`Reply::describe`] and [`escape`].
+pub const REPLY_SHOWN_MAX_BYTES: usize = 80;
+
+/// `bytes` as text, escaped like Rust's byte strings, cut at `REPLY_SHOWN_MAX_BYTES`.
+pub fn escape(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(REPLY_SHOWN_MAX_BYTES)];
+    let mut text: String = shown.escape_ascii().to_string();
+    if bytes.len() > shown.len() {
+        text.push_str(&format!("...({} bytes)", bytes.len()));
+    }
+    text
+}
+
+/// Why bytes are not a RESP2 reply. Any of these means the connection's framing is lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The first byte of a reply is not one of `+ - : $ *`.
+    UnknownType(u8),
+    /// A line is not terminated by CRLF (a lone CR, or bulk data not followed by CRLF).
+    MissingCrlf,
+    /// No CRLF within `LINE_LEN_MAX_BYTES`.
+    LineTooLong,
+    /// An integer or length that is not a decimal `i64`.
+    BadInteger,
+    /// A negative length other than -1.
+    BadLength(i64),
+    /// A bulk longer than `BULK_LEN_MAX_BYTES`.
+    BulkTooLong(i64),
+    /// An array longer than `ARRAY_LEN_MAX`.
+    ArrayTooLong(i64),
+    /// Arrays nested deeper than `ARRAY_DEPTH_MAX`.
+    TooDeep,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownType(byte) => {
+                write!(f, "unknown reply type byte {:?}", char::from(*byte))
+            }
+            Self::MissingCrlf => write!(f, "line not terminated by CRLF"),
+            Self::LineTooLong => write!(f, "no CRLF within {LINE_LEN_MAX_BYTES} bytes"),
+            Self::BadInteger => write!(f, "invalid integer"),
+            Self::BadLength(len) => write!(f, "invalid length {len}"),
+            Self::BulkTooLong(len) => {
+                write!(f, "bulk length {len} exceeds {BULK_LEN_MAX_BYTES} bytes")
+            }
+            Self::ArrayTooLong(len) => {
+                write!(f, "array length {len} exceeds {ARRAY_LEN_MAX}")
+            }
+            Self::TooDeep => write!(f, "arrays nested deeper than {ARRAY_DEPTH_MAX}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses one reply from the start of `buf`.
+///
+/// Returns the reply and the bytes it used, `Ok(None)` if `buf` holds only part of a reply.
+///
+/// # Errors
+/// [`ParseError`] when `buf` does not start with a valid RESP2 reply.
+pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+    parse_at(buf, 0, 0)
+}
+
+/// One reply starting at `start`; returns it and the offset after it.
+fn parse_at(buf: &[u8], start: usize, depth: usize) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+    let Some(&kind) = buf.get(start) else {
+        return Ok(None);
+    };
+    let Some((line, after_line)) = line_at(buf, start + 1)? else {
+        return Ok(None);
+    };
+    match kind {
+        b'+' => Ok(Some((Reply::Simple(line), after_line))),
+        b'-' => Ok(Some((Reply::Error(line), after_line))),
+        b':' => Ok(Some((Reply::Integer(parse_i64(line)?), after_line))),
+        b'$' => parse_bulk(buf, parse_i64(line)?, after_line),
+        b'*' => parse_array(buf, parse_i64(line)?, after_line, depth),
+        other => Err(ParseError::UnknownType(other)),
+    }
+}
+
+fn parse_bulk(buf: &[u8], len: i64, data_start: usize) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+    match len {
+        -1 => return Ok(Some((Reply::NullBulk, data_start))),
+        len if len < -1 => return Err(ParseError::BadLength(len)),
+        len if len > BULK_LEN_MAX_BYTES as i64 => return Err(ParseError::BulkTooLong(len)),
+        _ => {}
+    }
+    let data_end = data_start + len as usize;
+    if buf.len() < data_end + 2 {
+        return Ok(None);
+    }
+    if &buf[data_end..data_end + 2] != b"\r\n" {
+        return Err(ParseError::MissingCrlf);
+    }
+    Ok(Some((Reply::Bulk(&buf[data_start..data_end]), data_end + 2)))
+}
+
+fn parse_array(
+    buf: &[u8],
+    len: i64,
+    mut at: usize,
+    depth: usize,
+) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+    match len {
+        -1 => return Ok(Some((Reply::NullArray, at))),
+        len if len < -1 => return Err(ParseError::BadLength(len)),
+        len if len > ARRAY_LEN_MAX as i64 => return Err(ParseError::ArrayTooLong(len)),
+        _ => {}
+    }
+    if depth >= ARRAY_DEPTH_MAX {
+        return Err(ParseError::TooDeep);
+    }
+    for _ in 0..len {
+        match parse_at(buf, at, depth + 1)? {
+            Some((_, next)) => at = next,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((Reply::Array(len as usize), at)))
+}
+
+/// The line starting at `start` (CRLF excluded) and the offset after its CRLF.
+fn line_at(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ParseError> {
+    let rest = &buf[start.min(buf.len())..];
+    let window = &rest[..rest.len().min(LINE_LEN_MAX_BYTES + 1)];
+    match window.iter().position(|&byte| byte == b'\r') {
+        Some(cr) => match rest.get(cr + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some((&rest[..cr], start + cr + 2))),
+            Some(_) => Err(ParseError::MissingCrlf),
+        },
+        None if window.len() > LINE_LEN_MAX_BYTES => Err(ParseError::LineTooLong),
+        None => Ok(None),
+    }
+}
+
+/// A decimal `i64` with an optional leading `-`.
+fn parse_i64(line: &[u8]) -> Result<i64, ParseError> {
+    let (negative, digits) = match line.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        _ => (false, line),
+    };
+    if digits.is_empty() {
+        return Err(ParseError::BadInteger);
+    }
+    let mut value: i64 = 0;
+    for &byte in digits {
+        if !byte.is_ascii_digit() {
+            return Err(ParseError::BadInteger);
+        }
+        let digit = i64::from(byte - b'0');
+        // Accumulate negatively so i64::MIN parses too.
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_sub(digit))
+            .ok_or(ParseError::BadInteger)?;
+    }
+    if negative {
+        Ok(value)
+    } else {
+        value.checked_neg().ok_or(ParseError::BadInteger)
+    }
+}
+
+/// Encodes SET and GET requests for one run; holds the parts that never change.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    seed: u64,
+    value_size_bytes: usize,
+    /// `$<value size>\r\n`.
+    value_header: Vec<u8>,
+}
+
+/// `*3 $3 SET $13` before the key of a SET.
+const SET_PREFIX: &[u8] = b"*3\r\n$3\r\nSET\r\n$13\r\n";
+/// `*2 $3 GET $13` before the key of a GET.
+const GET_PREFIX: &[u8] = b"*2\r\n$3\r\nGET\r\n$13\r\n";
+const _: () = assert!(KEY_LEN_BYTES == 13, "SET_PREFIX and GET_PREFIX spell the key length");
+
+impl Encoder {
+    /// An encoder for values of `value_size_bytes` derived from `seed`.
+    pub fn new(seed: u64, value_size_bytes: usize) -> Self {
+        Self {
+            seed,
+            value_size_bytes,
+            value_header: format!("${value_size_bytes}\r\n").into_bytes(),
+        }
+    }
+
+    /// Bytes of one encoded SET: sizes write buffers.
+    pub fn set_len_bytes(&self) -> usize {
+        SET_PREFIX.len() + KEY_LEN_BYTES + 2 + self.value_header.len() + self.value_size_bytes + 2
+    }
+
+    /// Appends `SET key:<index> <value of index>`.
+    #[inline]
+    pub fn push_set(&self, out: &mut Vec<u8>, index: u64) {
+        out.extend_from_slice(SET_PREFIX);
+        push_key(out, index);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.value_header);
+        push_value(out, index, self.seed, self.value_size_bytes);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends `GET key:<index>`.
+    #[inline]
+    pub fn push_get(&self, out: &mut Vec<u8>, index: u64) {
+        out.extend_from_slice(GET_PREFIX);
+        push_key(out, index);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(buf: &[u8]) -> (Reply<'_>, usize) {
+        parse_reply(buf).expect("valid").expect("complete")
+    }
+
+    #[test]
+    fn every_type_parses() {
+        assert_eq!(parse_all(b"+OK\r\n"), (Reply::Simple(b"OK"), 5));
+        assert_eq!(parse_all(b"-ERR bad\r\n"), (Reply::Error(b"ERR bad"), 10));
+        assert_eq!(parse_all(b":-42\r\n"), (Reply::Integer(-42), 6));
+        assert_eq!(parse_all(b":0\r\n"), (Reply::Integer(0), 4));
+        assert_eq!(parse_all(b"$3\r\nfoo\r\n"), (Reply::Bulk(b"foo"), 9));
+        assert_eq!(parse_all(b"$0\r\n\r\n"), (Reply::Bulk(b""), 6));
+        assert_eq!(parse_all(b"$-1\r\n"), (Reply::NullBulk, 5));
+        assert_eq!(parse_all(b"*-1\r\n"), (Reply::NullArray, 5));
+        assert_eq!(parse_all(b"*0\r\n"), (Reply::Array(0), 4));
+        let nested = b"*3\r\n:1\r\n*2\r\n+a\r\n$-1\r\n$2\r\nhi\r\n";
+        assert_eq!(parse_all(nested), (Reply::Array(3), nested.len()));
+        assert_eq!(
+            parse_all(b":-9223372036854775808\r\n").0,
+            Reply::Integer(i64::MIN)
+        );
+    }
+
+    #[test]
+    fn bulk_may_hold_crlf() {
+        assert_eq!(parse_all(b"$4\r\n\r\n\r\n\r\n"), (Reply::Bulk(b"\r\n\r\n"), 10));
+    }
+
+    #[test]
+    fn stops_after_one_reply() {
+        let two = b"+OK\r\n$1\r\nx\r\n";
+        let (reply, used) = parse_all(two);
+        assert_eq!((reply, used), (Reply::Simple(b"OK"), 5));
+        assert_eq!(parse_all(&two[used..]), (Reply::Bulk(b"x"), 7));
+    }
+
+    #[test]
+    fn every_prefix_of_a_reply_is_partial() {
+        let replies: [&[u8]; 6] = [
+            b"+OK\r\n",
+            b"-ERR x\r\n",
+            b":123\r\n",
+            b"$5\r\nhello\r\n",
+            b"$-1\r\n",
+            b"*2\r\n$1\r\na\r\n*1\r\n:7\r\n",
+        ];
+        for reply in replies {
+            for cut in 0..reply.len() {
+                assert_eq!(parse_reply(&reply[..cut]), Ok(None), "{:?} cut at {cut}", reply);
+            }
+            assert_eq!(parse_reply(reply).unwrap().unwrap().1, reply.len());
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_errors() {
+        assert_eq!(parse_reply(b"?x\r\n"), Err(ParseError::UnknownType(b'?')));
+        assert_eq!(parse_reply(b"+O\rK\r\n"), Err(ParseError::MissingCrlf));
+        assert_eq!(parse_reply(b":12a\r\n"), Err(ParseError::BadInteger));
+        assert_eq!(parse_reply(b":\r\n"), Err(ParseError::BadInteger));
+        assert_eq!(parse_reply(b":-\r\n"), Err(ParseError::BadInteger));
+        assert_eq!(
+            parse_reply(b":99999999999999999999\r\n"),
+            Err(ParseError::BadInteger)
+        );
+        assert_eq!(parse_reply(b"$-2\r\n"), Err(ParseError::BadLength(-2)));
+        assert_eq!(parse_reply(b"$3\r\nfooXY"), Err(ParseError::MissingCrlf));
+        assert_eq!(
+            parse_reply(b"$999999999999\r\n"),
+            Err(ParseError::BulkTooLong(999_999_999_999))
+        );
+        assert_eq!(
+            parse_reply(b"*99999999\r\n"),
+            Err(ParseError::ArrayTooLong(99_999_999))
+        );
+        assert_eq!(parse_reply(b"*1\r\n!\r\n"), Err(ParseError::UnknownType(b'!')));
+        let deep = b"*1\r\n".repeat(ARRAY_DEPTH_MAX + 1);
+        assert_eq!(parse_reply(&deep), Err(ParseError::TooDeep));
+    }
+
+    #[test]
+    fn overlong_line_is_an_error_not_a_wait() {
+        let mut long = vec![b'+'];
+        long.extend(std::iter::repeat(b'a').take(LINE_LEN_MAX_BYTES + 1));
+        assert_eq!(parse_reply(&long), Err(ParseError::LineTooLong));
+        assert_eq!(parse_reply(&long[..LINE_LEN_MAX_BYTES]), Ok(None));
+    }
+
+    #[test]
+    fn encoder_writes_valid_commands() {
+        let encoder = Encoder::new(9, 5);
+        let mut out = Vec::new();
+        encoder.push_get(&mut out, 7);
+        assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$13\r\nkey:000000007\r\n");
+        out.clear();
+        encoder.push_set(&mut out, 7);
+        assert_eq!(out.len(), encoder.set_len_bytes());
+        let mut value = Vec::new();
+        push_value(&mut value, 7, 9, 5);
+        let mut expected = b"*3\r\n$3\r\nSET\r\n$13\r\nkey:000000007\r\n$5\r\n".to_vec();
+        expected.extend_from_slice(&value);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn describe_is_short_and_printable() {
+        let big = vec![0u8; 1000];
+        let text = Reply::Bulk(&big).describe();
+        assert!(text.len() < 400);
+        assert!(text.contains("1000 bytes"));
+        assert_eq!(Reply::Simple(b"OK").describe(), "+OK");
+    }
+}

@@ -1,0 +1,404 @@
+//! Background compaction: rewrite the live records of sealed segments into new segments and
+//! retire the old files.
+//!
+//! A run holds `compaction_lock` (FLUSHALL takes it too) and goes:
+//! 1. pick sealed segments by dead-byte ratio, or by dead bytes when the whole store's disk use
+//!    exceeds the allowed space amplification;
+//! 2. copy each record the index still points at into `<id>.seg.tmp` outputs, with its sequence
+//!    number; copy tombstones (and expired records) only while a segment outside the run may
+//!    still hold an older version of their key, so a deleted key never comes back;
+//! 3. sync the outputs, rename them to `<id>.seg`, sync the directory: from here a crash leaves
+//!    duplicates with equal sequence numbers, which recovery resolves;
+//! 4. switch each index entry that still points at the old record (a write that landed meanwhile
+//!    wins), then retire the inputs: their files are removed once no reader holds them.
+//!
+//! A crash before step 3 leaves `.tmp` files, which `open` removes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clock::{is_expired, now_ms};
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
+use crate::index::{KeyHash, Loc};
+use crate::recovery::{scan_records, ScanEnd};
+use crate::segment::{sync_dir, Segment};
+
+/// Most input bytes one run takes, in segment sizes.
+const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
+
+pub(crate) fn run(shared: Arc<Shared>) {
+    while !shared.syncer.wait_shutdown(shared.options.compaction_interval) {
+        if shared.is_poisoned() {
+            continue;
+        }
+        let plan = pick(&shared);
+        if plan.is_empty() {
+            continue;
+        }
+        if let Err(e) = compact(&shared, &plan) {
+            tracing::error!(error = %e, "compaction failed; the input segments are kept");
+        }
+    }
+}
+
+/// Sealed segments worth compacting, most dead first.
+pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
+    let segs = shared.segments.load();
+    let active = shared.log.active_id();
+    let mut sealed: Vec<Arc<Segment>> = segs
+        .iter()
+        .filter(|s| s.is_sealed() && s.id != active)
+        .cloned()
+        .collect();
+    let (mut disk, mut dead) = (0u64, 0u64);
+    for s in segs.iter() {
+        disk += s.len();
+        dead += s.dead_bytes().min(s.len());
+    }
+    let live = disk - dead;
+    let over_amp =
+        disk as f64 > shared.options.compaction_space_amplification_max * live.max(1) as f64;
+    let ratio = |s: &Segment| s.dead_bytes().min(s.len()) as f64 / s.len().max(1) as f64;
+    sealed.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
+    let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
+    let mut taken = 0u64;
+    let mut plan = Vec::new();
+    for s in sealed {
+        let r = ratio(&s);
+        let wanted = r >= shared.options.compaction_dead_ratio || (over_amp && r > 0.0);
+        if !wanted || (taken > 0 && taken + s.len() > budget) {
+            break;
+        }
+        taken += s.len();
+        plan.push(s);
+    }
+    plan
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunReport {
+    pub segments_in: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub records_copied: u64,
+}
+
+/// Compacts every sealed segment with dead bytes now, whatever the thresholds (tests, tools).
+pub(crate) fn compact_all(shared: &Shared) -> Result<RunReport> {
+    let segs = shared.segments.load();
+    let active = shared.log.active_id();
+    let plan: Vec<Arc<Segment>> = segs
+        .iter()
+        .filter(|s| s.is_sealed() && s.id != active && s.dead_bytes() > 0)
+        .cloned()
+        .collect();
+    compact(shared, &plan)
+}
+
+pub(crate) fn compact(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+    if inputs.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let _run = shared.compaction_lock.lock();
+    // FLUSHALL may have retired the inputs while we waited for the lock.
+    if inputs.iter().any(|s| s.is_obsolete()) {
+        return Ok(RunReport::default());
+    }
+    shared.compaction_running.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let result = compact_locked(shared, inputs);
+    shared.compaction_running.store(false, Ordering::Relaxed);
+    if let Ok(r) = &result {
+        let reclaimed = r.bytes_in.saturating_sub(r.bytes_out);
+        shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        shared
+            .counters
+            .compaction_bytes_written
+            .fetch_add(r.bytes_out, Ordering::Relaxed);
+        shared
+            .counters
+            .compaction_bytes_reclaimed
+            .fetch_add(reclaimed, Ordering::Relaxed);
+        tracing::info!(
+            segments_in = r.segments_in,
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            bytes_reclaimed = reclaimed,
+            records = r.records_copied,
+            took_ms = started.elapsed().as_millis() as u64,
+            "compaction finished"
+        );
+    }
+    result
+}
+
+struct Output {
+    seg: Arc<Segment>,
+    tmp_path: std::path::PathBuf,
+}
+
+struct Copied {
+    key_hash: KeyHash,
+    from: Loc,
+    to: Loc,
+    len: u64,
+    tombstone: bool,
+}
+
+fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+    let input_ids: Vec<u32> = inputs.iter().map(|s| s.id).collect();
+    // A tombstone may go only if no segment outside this run holds anything older than it.
+    let oldest_elsewhere = shared
+        .segments
+        .load()
+        .iter()
+        .filter(|s| !input_ids.contains(&s.id))
+        .map(|s| s.min_seq())
+        .filter(|&m| m != 0)
+        .min()
+        .unwrap_or(u64::MAX);
+    let now = now_ms();
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut copied: Vec<Copied> = Vec::new();
+    let mut report = RunReport {
+        segments_in: inputs.len() as u64,
+        ..RunReport::default()
+    };
+    let mut limiter = RateLimiter::new(shared.options.compaction_rate_bytes_per_sec);
+    let made = (|| -> Result<()> {
+        for seg in inputs {
+            report.bytes_in += seg.len();
+            let bytes = seg.bytes_from(0);
+            let mut failure = None;
+            let end = scan_records(bytes, SEGMENT_HEADER_LEN as u64, |off, h, rec| {
+                if failure.is_some() {
+                    return;
+                }
+                let keep = keep_record(shared, seg, off, h, rec, oldest_elsewhere, now);
+                if !keep {
+                    return;
+                }
+                match append(shared, &mut outputs, rec) {
+                    Ok(to) => {
+                        limiter.spent(rec.len() as u64);
+                        copied.push(Copied {
+                            key_hash: KeyHash::of(format::record_key(h, rec)),
+                            from: Loc {
+                                seg: seg.id,
+                                off: off as u32,
+                            },
+                            to,
+                            len: rec.len() as u64,
+                            tombstone: h.is_tombstone() || h.is_flush(),
+                        });
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if let ScanEnd::Corrupt { .. } | ScanEnd::Torn { .. } = end {
+                // Records past repaired damage: scan_records stops at it; the bytes after were
+                // accepted by recovery, so resume there.
+                resume_after_damage(shared, seg, end, &mut |off, h, rec| {
+                    if keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
+                        let to = append(shared, &mut outputs, rec)?;
+                        copied.push(Copied {
+                            key_hash: KeyHash::of(format::record_key(h, rec)),
+                            from: Loc {
+                                seg: seg.id,
+                                off: off as u32,
+                            },
+                            to,
+                            len: rec.len() as u64,
+                            tombstone: h.is_tombstone() || h.is_flush(),
+                        });
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        for out in &outputs {
+            out.seg.seal()?;
+            out.seg.sync()?;
+            let final_path = shared.dir.join(format::segment_file_name(out.seg.id));
+            std::fs::rename(&out.tmp_path, &final_path)
+                .map_err(|e| Error::io("rename compaction output", &out.tmp_path, e))?;
+        }
+        sync_dir(&shared.dir)
+    })();
+    if let Err(e) = made {
+        for out in &outputs {
+            out.seg.mark_obsolete();
+        }
+        return Err(e);
+    }
+    // Renamed segments keep their old path inside `Segment`; reopen them under the final name
+    // so later removal and stats name the right file.
+    let mut final_outputs = Vec::new();
+    for out in outputs {
+        let final_path = shared.dir.join(format::segment_file_name(out.seg.id));
+        let (file, map, len) = Segment::open_existing(&final_path)?;
+        let seg = Segment::from_parts(final_path, file, map, out.seg.id, SegmentKind::Compacted, len);
+        seg.mark_sealed();
+        seg.note_seq(out.seg.min_seq());
+        seg.note_seq(out.seg.max_seq());
+        report.bytes_out += len;
+        final_outputs.push(Arc::new(seg));
+    }
+    for seg in &final_outputs {
+        shared.register(seg.clone());
+    }
+    let segs = shared.segments.load();
+    for c in &copied {
+        report.records_copied += 1;
+        let out = segs.get(c.to.seg).expect("output registered");
+        if c.tombstone {
+            // Kept because an older version may still exist: live until that is gone, so a
+            // segment of needed tombstones is not picked again and again.
+            continue;
+        }
+        let mut shard = shared.index.shard(c.key_hash.shard()).write();
+        let i = shard.find(c.key_hash.tag(), |l| l == c.from);
+        match i {
+            Some(i) => shard.set(i, c.to, false),
+            None => out.add_dead(c.len),
+        }
+    }
+    shared.retire(&input_ids);
+    Ok(report)
+}
+
+/// Continues a compaction scan past damage that recovery's repair already skipped.
+fn resume_after_damage(
+    _shared: &Shared,
+    seg: &Segment,
+    mut end: ScanEnd,
+    f: &mut dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let bytes = seg.bytes_from(0);
+    loop {
+        match end {
+            ScanEnd::Clean { .. } | ScanEnd::Torn { .. } => return Ok(()),
+            ScanEnd::Corrupt { next_valid, .. } => {
+                let mut failure = None;
+                end = scan_records(bytes, next_valid, |off, h, rec| {
+                    if failure.is_none() {
+                        if let Err(e) = f(off, h, rec) {
+                            failure = Some(e);
+                        }
+                    }
+                });
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// True when the record must survive compaction.
+fn keep_record(
+    shared: &Shared,
+    seg: &Segment,
+    off: u64,
+    h: &RecordHeader,
+    rec: &[u8],
+    oldest_elsewhere: u64,
+    now: u64,
+) -> bool {
+    let older_may_exist = oldest_elsewhere < h.seq;
+    if h.is_flush() {
+        // Needed only while a segment older than the flush survives.
+        return older_may_exist;
+    }
+    if h.is_tombstone() {
+        return older_may_exist;
+    }
+    let key = format::record_key(h, rec);
+    let kh = KeyHash::of(key);
+    let here = Loc {
+        seg: seg.id,
+        off: off as u32,
+    };
+    let shard = shared.index.shard(kh.shard()).read();
+    let pointed_at = shard.find(kh.tag(), |l| l == here).is_some();
+    if !pointed_at {
+        return false;
+    }
+    // An expired record the index still holds: drop it only if nothing older can resurface.
+    !is_expired(h.expire_at_ms, now) || older_may_exist
+}
+
+/// Appends a whole record to the current output, opening a new one when it is full.
+fn append(shared: &Shared, outputs: &mut Vec<Output>, rec: &[u8]) -> Result<Loc> {
+    let need = rec.len() as u64;
+    let full = outputs
+        .last()
+        .is_none_or(|o| o.seg.len() + need > o.seg.capacity());
+    if full {
+        if let Some(last) = outputs.last() {
+            last.seg.seal()?;
+        }
+        let id = shared.allocate_segment_id();
+        let tmp_path = shared
+            .dir
+            .join(format!("{}.tmp", format::segment_file_name(id)));
+        let capacity = shared
+            .options
+            .segment_size_bytes
+            .max(SEGMENT_HEADER_LEN as u64 + need);
+        let seg = Segment::create(tmp_path.clone(), id, SegmentKind::Compacted, capacity)?;
+        let seg = Arc::new(seg);
+        // Readers may need it once the index switches; register it only then (see below), but
+        // reads of records copied here happen only after the switch.
+        outputs.push(Output { seg, tmp_path });
+    }
+    let out = outputs.last().expect("an output exists");
+    let off = out.seg.len();
+    // SAFETY: the compaction thread is the only writer of its outputs, and nothing reads them
+    // before they are registered.
+    unsafe { out.seg.write_at(off, rec) };
+    out.seg.set_len(off + need);
+    let h = crate::format::trusted_header(rec);
+    out.seg.note_seq(h.seq);
+    Ok(Loc {
+        seg: out.seg.id,
+        off: off as u32,
+    })
+}
+
+/// Paces compaction's writes to a byte rate (0 = unlimited). Sleeping here is pacing, not
+/// synchronisation: nothing waits on it.
+struct RateLimiter {
+    bytes_per_sec: u64,
+    started: Instant,
+    spent: u64,
+}
+
+impl RateLimiter {
+    fn new(bytes_per_sec: u64) -> RateLimiter {
+        RateLimiter {
+            bytes_per_sec,
+            started: Instant::now(),
+            spent: 0,
+        }
+    }
+
+    fn spent(&mut self, bytes: u64) {
+        if self.bytes_per_sec == 0 {
+            return;
+        }
+        self.spent += bytes;
+        let due = Duration::from_secs_f64(self.spent as f64 / self.bytes_per_sec as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}

@@ -1,0 +1,772 @@
+//! [`Engine`]: the public handle, and the read and write paths.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+
+use crate::clock::{is_expired, now_ms};
+use crate::error::{Error, Result};
+use crate::format::{
+    self, trusted_header, RecordHeader, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX,
+    RECORD_HEADER_LEN, VALUE_LEN_MAX,
+};
+use crate::index::{Index, KeyHash, Loc, SHARD_COUNT};
+use crate::lock::DirLock;
+use crate::log::{create_log_segment, Append, Log, SegmentFactory};
+use crate::options::{Fsync, Options};
+use crate::segment::Segment;
+use crate::stats::{Counters, RecoveryStats, Stats};
+use crate::sync::{self, Durable, Syncer};
+
+/// A live value, as a read sees it. `value` borrows the mapped segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub value: &'a [u8],
+    /// Expiry as Unix time in milliseconds; 0 = never.
+    pub expire_at_ms: u64,
+}
+
+/// What [`Engine::update`]'s closure decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update<'v> {
+    /// Write nothing.
+    Keep,
+    /// Write this value and expiry.
+    Put { value: &'v [u8], expire_at_ms: u64 },
+    /// Keep the current value, change its expiry. Does nothing when the key is absent.
+    SetExpiry { expire_at_ms: u64 },
+    /// Delete the key. Does nothing when the key is absent.
+    Delete,
+}
+
+/// Names a write for durability: see [`Engine::durable`] and [`Engine::wait_durable`].
+/// Tokens are ordered: waiting for a later token covers every earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WriteToken(pub(crate) u64);
+
+impl WriteToken {
+    /// The record's sequence number.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+/// Position of a [`Engine::scan`]: 0 starts a scan, and a scan that returns 0 is complete.
+pub type ScanCursor = u64;
+
+/// The segments the engine knows, by id. Replaced whole (copy on write) when one is added or
+/// retired; readers load it without a lock.
+#[derive(Default)]
+pub(crate) struct SegmentMap {
+    base: u32,
+    slots: Vec<Option<Arc<Segment>>>,
+}
+
+impl SegmentMap {
+    pub(crate) fn get(&self, id: u32) -> Option<&Arc<Segment>> {
+        let i = id.checked_sub(self.base)? as usize;
+        self.slots.get(i)?.as_ref()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Segment>> {
+        self.slots.iter().flatten()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub(crate) fn from_segments(segs: impl IntoIterator<Item = Arc<Segment>>) -> SegmentMap {
+        let mut all: Vec<Arc<Segment>> = segs.into_iter().collect();
+        all.sort_by_key(|s| s.id);
+        let Some(first) = all.first() else {
+            return SegmentMap::default();
+        };
+        let base = first.id;
+        let span = all.last().map_or(0, |s| s.id - base) as usize + 1;
+        let mut slots = vec![None; span];
+        for s in all {
+            let i = (s.id - base) as usize;
+            slots[i] = Some(s);
+        }
+        SegmentMap { base, slots }
+    }
+
+    fn with(&self, seg: Arc<Segment>) -> SegmentMap {
+        SegmentMap::from_segments(self.iter().cloned().chain(Some(seg)))
+    }
+
+    fn without(&self, ids: &[u32]) -> SegmentMap {
+        SegmentMap::from_segments(self.iter().filter(|s| !ids.contains(&s.id)).cloned())
+    }
+}
+
+/// State shared by the engine handle, the sync thread and the compaction thread.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) index: Index,
+    pub(crate) segments: ArcSwap<SegmentMap>,
+    registry_lock: Mutex<()>,
+    pub(crate) log: Log,
+    pub(crate) syncer: Syncer,
+    poisoned: AtomicBool,
+    poison_cause: Mutex<Option<String>>,
+    pub(crate) counters: Counters,
+    pub(crate) next_segment_id: AtomicU32,
+    pub(crate) recovery: RecoveryStats,
+    /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
+    pub(crate) compaction_lock: Mutex<()>,
+    pub(crate) compaction_running: AtomicBool,
+    _dir_lock: DirLock,
+}
+
+impl Shared {
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            let cause = self
+                .poison_cause
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            return Err(Error::Poisoned { cause });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn poison(&self, e: &Error) {
+        let mut cause = self.poison_cause.lock();
+        if cause.is_none() {
+            *cause = Some(e.to_string());
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn register(&self, seg: Arc<Segment>) {
+        let _g = self.registry_lock.lock();
+        let next = self.segments.load().with(seg);
+        self.segments.store(Arc::new(next));
+    }
+
+    /// Removes segments from the registry and marks them obsolete: each file is deleted once
+    /// the last reader drops it.
+    pub(crate) fn retire(&self, ids: &[u32]) {
+        let _g = self.registry_lock.lock();
+        let current = self.segments.load();
+        for id in ids {
+            if let Some(s) = current.get(*id) {
+                s.mark_obsolete();
+            }
+        }
+        let next = current.without(ids);
+        self.segments.store(Arc::new(next));
+    }
+
+    pub(crate) fn allocate_segment_id(&self) -> u32 {
+        self.next_segment_id.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// Appends a record, turning failures of writes already begun into poison.
+    fn append(&self, rec: &Append<'_>) -> Result<(u64, Loc)> {
+        self.check_poison()?;
+        self.log
+            .append(rec, self.options.segment_size_bytes, self)
+            .map_err(|e| self.note_write_error(e))
+    }
+
+    pub(crate) fn note_write_error(&self, e: Error) -> Error {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        // Creating, preallocating or mapping a new segment fails before anything is written:
+        // the write can be retried (a full disk). A failed truncate or sync cannot.
+        let retryable = matches!(
+            &e,
+            Error::Io { op, .. } if matches!(*op, "create segment" | "fallocate" | "mmap")
+        );
+        if !retryable && !e.is_poisoned() {
+            tracing::error!(error = %e, "write failed; the engine refuses writes from now on");
+            self.poison(&e);
+        }
+        e
+    }
+}
+
+impl SegmentFactory for Shared {
+    fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>> {
+        let id = self.allocate_segment_id();
+        let seg = Arc::new(create_log_segment(&self.dir, id, capacity)?);
+        self.register(seg.clone());
+        Ok(seg)
+    }
+}
+
+/// The record at `loc`: header and the whole record's bytes.
+///
+/// # Panics
+/// When the index points at a segment the registry does not hold: an engine bug.
+pub(crate) fn record_at(segs: &SegmentMap, loc: Loc) -> (RecordHeader, &[u8]) {
+    let seg = segs
+        .get(loc.seg)
+        .unwrap_or_else(|| panic!("index points at unknown segment {}", loc.seg));
+    let off = u64::from(loc.off);
+    let header = trusted_header(seg.bytes(off, RECORD_HEADER_LEN));
+    (header, seg.bytes(off, header.record_len()))
+}
+
+fn key_matches(segs: &SegmentMap, loc: Loc, key: &[u8]) -> bool {
+    let (h, rec) = record_at(segs, loc);
+    format::record_key(&h, rec) == key
+}
+
+fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
+    if key.len() > KEY_LEN_MAX {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: KEY_LEN_MAX,
+        });
+    }
+    if value.len() > VALUE_LEN_MAX {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            max: VALUE_LEN_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The store. `Send + Sync`: share it between threads with an `Arc`.
+///
+/// Dropping the engine stops its threads, syncs what was written and releases the directory.
+pub struct Engine {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir`, recovering whatever it holds.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another process has the directory, [`Error::Corrupt`] for damage
+    /// that is not a torn tail (unless `options.repair`), I/O errors, invalid options.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Engine> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let dir_lock = DirLock::acquire(&dir)?;
+        let recovered = crate::recovery::recover(&dir, &options)?;
+        let next_id = recovered.next_segment_id;
+        let active = Arc::new(create_log_segment(
+            &dir,
+            next_id,
+            options.segment_size_bytes,
+        )?);
+        let map = SegmentMap::from_segments(
+            recovered
+                .segments
+                .iter()
+                .cloned()
+                .chain(Some(active.clone())),
+        );
+        let last_seq = recovered.next_seq - 1;
+        let shared = Arc::new(Shared {
+            dir,
+            index: recovered.index,
+            segments: ArcSwap::from_pointee(map),
+            registry_lock: Mutex::new(()),
+            log: Log::new(active, recovered.next_seq),
+            syncer: Syncer::new(last_seq),
+            poisoned: AtomicBool::new(false),
+            poison_cause: Mutex::new(None),
+            counters: Counters::default(),
+            next_segment_id: AtomicU32::new(next_id + 1),
+            recovery: recovered.stats,
+            compaction_lock: Mutex::new(()),
+            compaction_running: AtomicBool::new(false),
+            options,
+            _dir_lock: dir_lock,
+        });
+        let mut threads = Vec::new();
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("flin-sync".into())
+                .spawn(move || sync::run(s))
+                .map_err(|e| Error::io("spawn sync thread", &shared.dir, e))?,
+        );
+        if shared.options.compaction {
+            let s = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("flin-compact".into())
+                    .spawn(move || crate::compaction::run(s))
+                    .map_err(|e| Error::io("spawn compaction thread", &shared.dir, e))?,
+            );
+        }
+        Ok(Engine { shared, threads })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    /// Calls `f` with the key's live value, or `None` (absent or expired). The value borrows the
+    /// mapped segment: copy what you need inside `f`. `f` must not call back into the engine.
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
+        let h = KeyHash::of(key);
+        let shard = self.shared.index.shard(h.shard()).read();
+        // Load the registry after taking the shard lock: every segment the shard points at was
+        // registered before the write that made it point there released the lock.
+        let segs = self.shared.segments.load();
+        let mut hit = None;
+        shard.find(h.tag(), |loc| {
+            let (hdr, rec) = record_at(&segs, loc);
+            let same = format::record_key(&hdr, rec) == key;
+            if same {
+                hit = Some((hdr, rec));
+            }
+            same
+        });
+        match hit {
+            Some((hdr, rec)) if !is_expired(hdr.expire_at_ms, now_ms()) => f(Some(Entry {
+                value: format::record_value(&hdr, rec),
+                expire_at_ms: hdr.expire_at_ms,
+            })),
+            _ => f(None),
+        }
+    }
+
+    /// The key's live value, copied.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |e| e.map(|e| e.value.to_vec()))
+    }
+
+    /// True when the key has a live value.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get_with(key, |e| e.is_some())
+    }
+
+    /// Writes `value` under `key`, visible to readers when this returns.
+    /// `expire_at_ms` is Unix time in milliseconds, 0 = never.
+    ///
+    /// With [`Fsync::Always`] the write is on disk only once [`Engine::durable`] (or
+    /// [`Engine::wait_durable`]) for the returned token has completed; acknowledge it then.
+    ///
+    /// # Errors
+    /// Oversized key or value, a full disk, or [`Error::Poisoned`] after an earlier failure.
+    pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
+        let (_, token) = self.update(key, |_| {
+            (
+                Update::Put {
+                    value,
+                    expire_at_ms,
+                },
+                (),
+            )
+        })?;
+        Ok(token.expect("a put always writes"))
+    }
+
+    /// Deletes `key`. Returns `None` when it had no live value (nothing is written).
+    ///
+    /// # Errors
+    /// As for [`Engine::put`].
+    pub fn delete(&self, key: &[u8]) -> Result<Option<WriteToken>> {
+        Ok(self.update(key, |_| (Update::Delete, ()))?.1)
+    }
+
+    /// Reads the key's live value and decides what to write, atomically with respect to every
+    /// other write of the key (INCR, SETNX, GETSET, APPEND...). `f` sees `None` for an absent or
+    /// expired key and must not call back into the engine. Returns `f`'s result and the token
+    /// of the write, if one was made.
+    ///
+    /// # Errors
+    /// As for [`Engine::put`]; `f`'s decision is not applied then.
+    pub fn update<'v, R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
+    ) -> Result<(R, Option<WriteToken>)> {
+        if key.len() > KEY_LEN_MAX {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: KEY_LEN_MAX,
+            });
+        }
+        let h = KeyHash::of(key);
+        let sh = &self.shared;
+        let mut shard = sh.index.shard(h.shard()).write();
+        let segs = sh.segments.load();
+        let slot = shard.find(h.tag(), |loc| key_matches(&segs, loc, key));
+        let now = now_ms();
+        let current = slot.map(|i| {
+            let loc = shard.loc(i);
+            let (hdr, rec) = record_at(&segs, loc);
+            (loc, hdr, rec)
+        });
+        let live = current.filter(|(_, hdr, _)| !is_expired(hdr.expire_at_ms, now));
+        let entry = live.map(|(_, hdr, rec)| Entry {
+            value: format::record_value(&hdr, rec),
+            expire_at_ms: hdr.expire_at_ms,
+        });
+        let (decision, result) = f(entry);
+        let (value, expire_at_ms) = match decision {
+            Update::Keep => return Ok((result, None)),
+            Update::Put {
+                value,
+                expire_at_ms,
+            } => (value, expire_at_ms),
+            Update::SetExpiry { expire_at_ms } => match entry {
+                Some(e) => (e.value, expire_at_ms),
+                None => return Ok((result, None)),
+            },
+            Update::Delete => {
+                let Some(i) = slot else {
+                    return Ok((result, None));
+                };
+                let (loc, hdr, _) = current.expect("slot found");
+                if live.is_none() {
+                    // Expired: drop it from memory; its record stays invisible on disk.
+                    shard.remove_at(i);
+                    add_dead(&segs, loc, hdr.record_len());
+                    return Ok((result, None));
+                }
+                let (seq, tomb) = sh.append(&Append {
+                    key,
+                    value: &[],
+                    expire_at_ms: 0,
+                    flags: FLAG_TOMBSTONE,
+                })?;
+                shard.remove_at(i);
+                add_dead(&segs, loc, hdr.record_len());
+                // The tombstone is dead weight from birth; compaction keeps it only while an
+                // older segment may still hold the key.
+                add_dead(
+                    &sh.segments.load(),
+                    tomb,
+                    RECORD_HEADER_LEN + key.len(),
+                );
+                return Ok((result, Some(WriteToken(seq))));
+            }
+        };
+        check_sizes(key, value)?;
+        let (seq, loc) = sh.append(&Append {
+            key,
+            value,
+            expire_at_ms,
+            flags: 0,
+        })?;
+        match (slot, current) {
+            (Some(i), Some((old, hdr, _))) => {
+                shard.set(i, loc, false);
+                add_dead(&segs, old, hdr.record_len());
+            }
+            _ => shard.insert_absent(h.tag(), loc, false),
+        }
+        Ok((result, Some(WriteToken(seq))))
+    }
+
+    /// A future that resolves once the write named by `token` (and every earlier one) is on
+    /// disk, or with the error that made that impossible. It does not block the thread that
+    /// polls it: the sync thread wakes it. Asks for a sync under every fsync policy.
+    pub fn durable(&self, token: WriteToken) -> Durable {
+        Durable::new(self.shared.clone(), token.0)
+    }
+
+    /// Blocks until the write named by `token` is on disk.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] when an fsync failed first.
+    pub fn wait_durable(&self, token: WriteToken) -> Result<()> {
+        sync::wait_durable(&self.shared, token.0)
+    }
+
+    /// True when writes must await [`Engine::durable`] before they are acknowledged.
+    pub fn acks_wait_for_disk(&self) -> bool {
+        self.shared.options.fsync == Fsync::Always
+    }
+
+    /// Makes every write so far durable.
+    ///
+    /// # Errors
+    /// The fsync error (which also poisons the engine).
+    pub fn sync(&self) -> Result<()> {
+        let seq = self.shared.log.last_seq();
+        sync::wait_durable(&self.shared, seq)
+    }
+
+    /// Keys in the index, including expired keys not yet removed (as Redis's DBSIZE).
+    pub fn len(&self) -> u64 {
+        self.shared.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` for a batch of about `count` live keys starting at `cursor`; returns the cursor
+    /// of the next batch, 0 when the scan is complete. Every key present for the whole scan is
+    /// returned at least once, whatever the index does meanwhile (growth, compaction), because
+    /// the cursor walks (shard, hash tag) space, which neither changes.
+    pub fn scan(
+        &self,
+        cursor: ScanCursor,
+        count: usize,
+        mut f: impl FnMut(&[u8], Entry<'_>),
+    ) -> ScanCursor {
+        let count = count.max(1);
+        let mut shard_no = (cursor >> 32) as usize;
+        let mut tag_from = cursor as u32;
+        let mut seen = 0usize;
+        let now = now_ms();
+        while shard_no < SHARD_COUNT {
+            let shard = self.shared.index.shard(shard_no).read();
+            let segs = self.shared.segments.load();
+            let mut tags = shard.tags_from(tag_from);
+            // Take whole groups of equal tags so a resumed scan never splits one.
+            let mut cut = tags.len();
+            let want = count - seen;
+            if tags.len() > want {
+                tags.select_nth_unstable_by_key(want, |t| t.0);
+                let boundary = tags[want].0;
+                tags.retain(|t| t.0 < boundary);
+                tags.sort_unstable_by_key(|t| t.0);
+                cut = tags.len();
+                for &(_, i) in &tags {
+                    emit(&shard, &segs, i, now, &mut f);
+                }
+                if boundary == tag_from || cut == 0 {
+                    // One tag group larger than `count`: emit it whole and move past it.
+                    let group: Vec<usize> = shard
+                        .tags_from(boundary)
+                        .into_iter()
+                        .filter(|t| t.0 == boundary)
+                        .map(|t| t.1)
+                        .collect();
+                    for i in group {
+                        emit(&shard, &segs, i, now, &mut f);
+                    }
+                    return next_cursor(shard_no, boundary);
+                }
+                return (shard_no as u64) << 32 | u64::from(boundary);
+            }
+            for &(_, i) in &tags {
+                emit(&shard, &segs, i, now, &mut f);
+            }
+            seen += cut;
+            shard_no += 1;
+            tag_from = 0;
+            if seen >= count {
+                break;
+            }
+        }
+        if shard_no >= SHARD_COUNT {
+            0
+        } else {
+            (shard_no as u64) << 32
+        }
+    }
+
+    /// A random live key, or `None` when there is none.
+    pub fn random_key(&self, mut random: impl FnMut() -> u64) -> Option<Vec<u8>> {
+        let now = now_ms();
+        for _ in 0..64 {
+            let r = random();
+            let start = (r >> 56) as usize;
+            for k in 0..SHARD_COUNT {
+                let shard = self.shared.index.shard((start + k) % SHARD_COUNT).read();
+                let Some(i) = shard.occupied_from(r as usize) else {
+                    continue;
+                };
+                let segs = self.shared.segments.load();
+                let (hdr, rec) = record_at(&segs, shard.loc(i));
+                if !is_expired(hdr.expire_at_ms, now) {
+                    return Some(format::record_key(&hdr, rec).to_vec());
+                }
+                break;
+            }
+        }
+        None
+    }
+
+    /// Deletes every key (FLUSHALL). Durable when this returns, under every fsync policy.
+    ///
+    /// # Errors
+    /// The write or fsync error.
+    pub fn clear(&self) -> Result<()> {
+        let sh = &self.shared;
+        let _c = sh.compaction_lock.lock();
+        let mut shards: Vec<_> = (0..SHARD_COUNT)
+            .map(|i| sh.index.shard(i).write())
+            .collect();
+        sh.check_poison()?;
+        let seq = {
+            let mut st = sh.log.lock();
+            // The flush record opens a fresh segment, so every older segment can go.
+            sh.log
+                .roll_locked(&mut st, RECORD_HEADER_LEN as u64, sh.options.segment_size_bytes, &**sh)
+                .map_err(|e| sh.note_write_error(e))?;
+            let (seq, _) = sh
+                .log
+                .append_locked(
+                    &mut st,
+                    &Append {
+                        key: &[],
+                        value: &[],
+                        expire_at_ms: 0,
+                        flags: FLAG_FLUSH,
+                    },
+                    sh.options.segment_size_bytes,
+                    &**sh,
+                )
+                .map_err(|e| sh.note_write_error(e))?;
+            seq
+        };
+        for s in shards.iter_mut() {
+            s.clear();
+        }
+        drop(shards);
+        sync::wait_durable(sh, seq)?;
+        let active = sh.log.active_id();
+        let old: Vec<u32> = sh
+            .segments
+            .load()
+            .iter()
+            .map(|s| s.id)
+            .filter(|&id| id < active)
+            .collect();
+        sh.retire(&old);
+        crate::segment::sync_dir(&sh.dir)?;
+        Ok(())
+    }
+
+    /// Compacts every sealed segment holding dead bytes now, whatever the thresholds; returns
+    /// what the run did. Background compaction does the same by itself when enabled.
+    ///
+    /// # Errors
+    /// The I/O error that stopped the run; the input segments are kept then.
+    pub fn compact_now(&self) -> Result<crate::compaction::RunReport> {
+        crate::compaction::compact_all(&self.shared)
+    }
+
+    /// A snapshot of counters and sizes.
+    pub fn stats(&self) -> Stats {
+        let sh = &self.shared;
+        let segs = sh.segments.load();
+        let mut st = Stats {
+            keys: sh.index.len(),
+            segments: segs.len() as u64,
+            index_bytes: sh.index.memory_bytes(),
+            bytes_written: sh.log.bytes_written(),
+            fsyncs: sh.counters.fsyncs.load(Ordering::Relaxed),
+            last_fsync_unix_ms: sh.counters.last_fsync_unix_ms.load(Ordering::Relaxed),
+            last_fsync_duration_us: sh.counters.last_fsync_duration_us.load(Ordering::Relaxed),
+            write_errors: sh.counters.write_errors.load(Ordering::Relaxed),
+            compactions: sh.counters.compactions.load(Ordering::Relaxed),
+            compaction_bytes_written: sh.counters.compaction_bytes_written.load(Ordering::Relaxed),
+            compaction_bytes_reclaimed: sh
+                .counters
+                .compaction_bytes_reclaimed
+                .load(Ordering::Relaxed),
+            compaction_running: sh.compaction_running.load(Ordering::Relaxed),
+            poisoned: sh.poison_cause.lock().clone(),
+            last_seq: sh.log.last_seq(),
+            durable_seq: sh.syncer.durable(),
+            recovery: sh.recovery.clone(),
+            ..Stats::default()
+        };
+        for s in segs.iter() {
+            let len = s.len();
+            let dead = s.dead_bytes().min(len);
+            st.disk_bytes += if s.is_sealed() { len } else { s.capacity() };
+            st.dead_bytes += dead;
+            st.live_bytes += len - dead;
+        }
+        st
+    }
+
+    /// Stops background threads and syncs. Also done on drop; this reports the sync's error.
+    ///
+    /// # Errors
+    /// The final fsync's error.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        self.shared.syncer.shutdown();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let sh = &self.shared;
+        if sh.is_poisoned() {
+            return sh.check_poison();
+        }
+        // Cut the preallocated tail so the file holds just its records.
+        let st = sh.log.lock();
+        let res = st.active.seal().and_then(|()| st.active.sync());
+        drop(st);
+        let res = res.and_then(|()| sync::sync_now(sh));
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "final sync at close failed");
+        }
+        res
+    }
+
+    #[doc(hidden)]
+    pub fn shared_for_tests(&self) -> usize {
+        Arc::strong_count(&self.shared)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn add_dead(segs: &SegmentMap, loc: Loc, bytes: usize) {
+    if let Some(s) = segs.get(loc.seg) {
+        s.add_dead(bytes as u64);
+    }
+}
+
+fn emit(
+    shard: &crate::index::Table,
+    segs: &SegmentMap,
+    i: usize,
+    now: u64,
+    f: &mut impl FnMut(&[u8], Entry<'_>),
+) {
+    let (hdr, rec) = record_at(segs, shard.loc(i));
+    if !is_expired(hdr.expire_at_ms, now) {
+        f(
+            format::record_key(&hdr, rec),
+            Entry {
+                value: format::record_value(&hdr, rec),
+                expire_at_ms: hdr.expire_at_ms,
+            },
+        );
+    }
+}
+
+fn next_cursor(shard_no: usize, tag: u32) -> ScanCursor {
+    match tag.checked_add(1) {
+        Some(t) => (shard_no as u64) << 32 | u64::from(t),
+        None if shard_no + 1 < SHARD_COUNT => ((shard_no + 1) as u64) << 32,
+        None => 0,
+    }
+}

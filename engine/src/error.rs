@@ -1,0 +1,114 @@
+//! Engine errors. Every variant says what happened, to which file, and where useful what the
+//! user can do about it.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call on a file failed.
+    Io {
+        /// What the engine was doing, e.g. "fdatasync".
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// Bytes on disk are not what flin wrote.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// Another process holds the data directory.
+    Locked { path: PathBuf },
+    KeyTooLarge { len: usize, max: usize },
+    ValueTooLarge { len: usize, max: usize },
+    /// An earlier write or fsync failed; the engine no longer accepts writes (reads go on).
+    Poisoned { cause: String },
+    /// The options passed to `open` are out of range.
+    InvalidOptions(String),
+    /// The engine was closed.
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the disk ran out of space (ENOSPC or EDQUOT, or the file-size limit).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+            ),
+            _ => false,
+        }
+    }
+
+    /// True when writes are refused for good until a restart.
+    pub fn is_poisoned(&self) -> bool {
+        matches!(self, Error::Poisoned { .. })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => {
+                write!(f, "{op} failed on {}: {source}", path.display())?;
+                if self.is_disk_full() {
+                    write!(f, " (free disk space; writes resume when space returns)")?;
+                }
+                Ok(())
+            }
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corrupt data in {} at offset {offset}: {reason} (start with repair to \
+                 quarantine the damaged part, or restore the file)",
+                path.display()
+            ),
+            Error::Locked { path } => write!(
+                f,
+                "data directory {} is locked by another process (is another flin-server \
+                 running on it?)",
+                path.display()
+            ),
+            Error::KeyTooLarge { len, max } => {
+                write!(f, "key is {len} bytes, longer than the limit of {max} bytes")
+            }
+            Error::ValueTooLarge { len, max } => {
+                write!(f, "value is {len} bytes, longer than the limit of {max} bytes")
+            }
+            Error::Poisoned { cause } => write!(
+                f,
+                "writes are disabled after an earlier write or fsync failure ({cause}); \
+                 restart the server once the disk is healthy"
+            ),
+            Error::InvalidOptions(msg) => write!(f, "invalid engine options: {msg}"),
+            Error::Closed => write!(f, "the engine is closed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

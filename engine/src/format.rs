@@ -1,0 +1,399 @@
+//! The bytes on disk. `docs/FORMAT.md` draws the same layout; change both together.
+//!
+//! All integers are little-endian. A segment file is a 32-byte [`SegmentHeader`] followed by
+//! records. A record is a 36-byte [`RecordHeader`] followed by the key and the value.
+//!
+//! Two checksums protect a record: `header_crc` covers the header after itself (so the lengths
+//! are verified before they are used to find anything), and `record_crc` covers everything after
+//! itself: header, key and value. A scan never trusts a length that `header_crc` has not
+//! verified.
+
+use crate::error::{Error, Result};
+
+/// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"FLINSEG\x01";
+/// Bumped on any incompatible change to segment or record layout.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub const SEGMENT_HEADER_LEN: usize = 32;
+/// Offsets inside the segment header.
+pub const SH_MAGIC: usize = 0;
+pub const SH_VERSION: usize = 8;
+pub const SH_KIND: usize = 12;
+pub const SH_SEGMENT_ID: usize = 16;
+pub const SH_RESERVED: usize = 24;
+pub const SH_CRC: usize = 28;
+const _: () = assert!(SH_CRC + 4 == SEGMENT_HEADER_LEN);
+const _: () = assert!(SH_RESERVED + 4 == SH_CRC);
+
+pub const RECORD_HEADER_LEN: usize = 36;
+/// Offsets inside the record header.
+pub const RH_RECORD_CRC: usize = 0;
+pub const RH_HEADER_CRC: usize = 4;
+pub const RH_SEQ: usize = 8;
+pub const RH_EXPIRE_AT_MS: usize = 16;
+pub const RH_KEY_LEN: usize = 24;
+pub const RH_VALUE_LEN: usize = 28;
+pub const RH_FLAGS: usize = 32;
+pub const RH_RESERVED: usize = 33;
+const _: () = assert!(RH_RESERVED + 3 == RECORD_HEADER_LEN);
+const _: () = assert!(RH_HEADER_CRC + 4 == RH_SEQ);
+
+/// Record flag: the record deletes its key (no value).
+pub const FLAG_TOMBSTONE: u8 = 1 << 0;
+/// Record flag: every record with a lower sequence number is void (FLUSHALL). No key, no value.
+pub const FLAG_FLUSH: u8 = 1 << 1;
+pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH;
+
+/// Longest key accepted, in bytes.
+pub const KEY_LEN_MAX: usize = 64 * 1024;
+/// Longest value accepted, in bytes (Redis's proto-max-bulk-len default).
+pub const VALUE_LEN_MAX: usize = 512 * 1024 * 1024;
+/// The largest record, so a segment offset plus a record always fits the index's u32 offset.
+pub const RECORD_LEN_MAX: usize = RECORD_HEADER_LEN + KEY_LEN_MAX + VALUE_LEN_MAX;
+/// Segments are at most this large, so offsets fit in the index's `u32`.
+pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
+/// Segments are at least this large (tests use small segments to exercise rolling).
+pub const SEGMENT_SIZE_MIN_BYTES: u64 = 4096;
+const _: () = assert!(SEGMENT_SIZE_MAX_BYTES as usize + RECORD_LEN_MAX < u32::MAX as usize);
+
+/// What wrote a segment: the write-ahead log, or compaction (which copies older records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum SegmentKind {
+    Log = 1,
+    Compacted = 2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub kind: SegmentKind,
+    pub segment_id: u32,
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut b = [0u8; SEGMENT_HEADER_LEN];
+        b[SH_MAGIC..SH_MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC);
+        put_u32(&mut b, SH_VERSION, FORMAT_VERSION);
+        put_u32(&mut b, SH_KIND, self.kind as u32);
+        put_u64(&mut b, SH_SEGMENT_ID, u64::from(self.segment_id));
+        let crc = crc32fast::hash(&b[..SH_CRC]);
+        put_u32(&mut b, SH_CRC, crc);
+        b
+    }
+
+    /// Decodes and verifies a segment header; `what` names the file for errors.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the magic, checksum, version or kind is wrong.
+    pub fn decode(b: &[u8], what: &std::path::Path) -> Result<SegmentHeader> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: what.to_path_buf(),
+            offset: 0,
+            reason,
+        };
+        if b.len() < SEGMENT_HEADER_LEN {
+            return Err(corrupt(format!(
+                "file is {} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte segment header",
+                b.len()
+            )));
+        }
+        if b[SH_MAGIC..SH_MAGIC + 8] != SEGMENT_MAGIC {
+            return Err(corrupt("not a flin segment (bad magic)".into()));
+        }
+        let crc = get_u32(b, SH_CRC);
+        if crc != crc32fast::hash(&b[..SH_CRC]) {
+            return Err(corrupt("segment header checksum mismatch".into()));
+        }
+        let version = get_u32(b, SH_VERSION);
+        if version != FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads version {FORMAT_VERSION}"
+            )));
+        }
+        let kind = match get_u32(b, SH_KIND) {
+            1 => SegmentKind::Log,
+            2 => SegmentKind::Compacted,
+            k => return Err(corrupt(format!("unknown segment kind {k}"))),
+        };
+        let id = get_u64(b, SH_SEGMENT_ID);
+        let segment_id = u32::try_from(id)
+            .ok()
+            .filter(|&id| id != 0)
+            .ok_or_else(|| corrupt(format!("segment id {id} out of range")))?;
+        Ok(SegmentHeader { kind, segment_id })
+    }
+}
+
+/// The fixed part of a record. `key_len` and `value_len` are checked against the limits on
+/// decode, so a verified header never asks for more than [`RECORD_LEN_MAX`] bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub seq: u64,
+    pub expire_at_ms: u64,
+    pub key_len: u32,
+    pub value_len: u32,
+    pub flags: u8,
+}
+
+/// Why the bytes at an offset are not a valid record header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than [`RECORD_HEADER_LEN`] bytes remain.
+    Short,
+    /// The header bytes are all zero: preallocated space never written.
+    Zero,
+    /// The header checksum does not match, or a field is out of range.
+    Bad(&'static str),
+}
+
+impl RecordHeader {
+    pub fn is_tombstone(&self) -> bool {
+        self.flags & FLAG_TOMBSTONE != 0
+    }
+
+    pub fn is_flush(&self) -> bool {
+        self.flags & FLAG_FLUSH != 0
+    }
+
+    /// Header plus key plus value, in bytes.
+    pub fn record_len(&self) -> usize {
+        RECORD_HEADER_LEN + self.key_len as usize + self.value_len as usize
+    }
+
+    /// Writes the whole record (header, key, value) into `out`, which must be exactly
+    /// `record_len()` bytes long.
+    pub fn encode_record(&self, key: &[u8], value: &[u8], out: &mut [u8]) {
+        assert_eq!(key.len(), self.key_len as usize);
+        assert_eq!(value.len(), self.value_len as usize);
+        assert_eq!(out.len(), self.record_len());
+        let (h, body) = out.split_at_mut(RECORD_HEADER_LEN);
+        put_u64(h, RH_SEQ, self.seq);
+        put_u64(h, RH_EXPIRE_AT_MS, self.expire_at_ms);
+        put_u32(h, RH_KEY_LEN, self.key_len);
+        put_u32(h, RH_VALUE_LEN, self.value_len);
+        h[RH_FLAGS] = self.flags;
+        h[RH_RESERVED..RECORD_HEADER_LEN].fill(0);
+        let header_crc = crc32fast::hash(&h[RH_SEQ..]);
+        put_u32(h, RH_HEADER_CRC, header_crc);
+        body[..key.len()].copy_from_slice(key);
+        body[key.len()..].copy_from_slice(value);
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&h[RH_HEADER_CRC..]);
+        hasher.update(body);
+        put_u32(h, RH_RECORD_CRC, hasher.finalize());
+    }
+
+    /// Decodes the header at the start of `b` and verifies its own checksum and ranges. The key
+    /// and value are not checked here: see [`verify_record`].
+    pub fn decode(b: &[u8]) -> std::result::Result<RecordHeader, HeaderError> {
+        if b.len() < RECORD_HEADER_LEN {
+            return Err(HeaderError::Short);
+        }
+        let h = &b[..RECORD_HEADER_LEN];
+        if h.iter().all(|&x| x == 0) {
+            return Err(HeaderError::Zero);
+        }
+        if get_u32(h, RH_HEADER_CRC) != crc32fast::hash(&h[RH_SEQ..]) {
+            return Err(HeaderError::Bad("record header checksum mismatch"));
+        }
+        let header = RecordHeader {
+            seq: get_u64(h, RH_SEQ),
+            expire_at_ms: get_u64(h, RH_EXPIRE_AT_MS),
+            key_len: get_u32(h, RH_KEY_LEN),
+            value_len: get_u32(h, RH_VALUE_LEN),
+            flags: h[RH_FLAGS],
+        };
+        if header.flags & !FLAGS_KNOWN != 0 {
+            return Err(HeaderError::Bad("unknown record flags"));
+        }
+        if h[RH_RESERVED..].iter().any(|&x| x != 0) {
+            return Err(HeaderError::Bad("reserved record header bytes are not zero"));
+        }
+        if header.key_len as usize > KEY_LEN_MAX {
+            return Err(HeaderError::Bad("key length over KEY_LEN_MAX"));
+        }
+        if header.value_len as usize > VALUE_LEN_MAX {
+            return Err(HeaderError::Bad("value length over VALUE_LEN_MAX"));
+        }
+        if header.seq == 0 {
+            return Err(HeaderError::Bad("sequence number 0"));
+        }
+        if (header.is_tombstone() || header.is_flush()) && header.value_len != 0 {
+            return Err(HeaderError::Bad("tombstone with a value"));
+        }
+        if header.is_flush() && (header.key_len != 0 || header.is_tombstone()) {
+            return Err(HeaderError::Bad("flush record with a key"));
+        }
+        Ok(header)
+    }
+}
+
+/// Checks `record_crc` of a whole record whose header already decoded; `b` starts at the
+/// record and holds at least `header.record_len()` bytes.
+pub fn verify_record(header: &RecordHeader, b: &[u8]) -> bool {
+    let len = header.record_len();
+    debug_assert!(b.len() >= len);
+    get_u32(b, RH_RECORD_CRC) == crc32fast::hash(&b[RH_HEADER_CRC..len])
+}
+
+/// The key of a record that starts at `b[0]`.
+pub fn record_key<'a>(header: &RecordHeader, b: &'a [u8]) -> &'a [u8] {
+    &b[RECORD_HEADER_LEN..RECORD_HEADER_LEN + header.key_len as usize]
+}
+
+/// The value of a record that starts at `b[0]`.
+pub fn record_value<'a>(header: &RecordHeader, b: &'a [u8]) -> &'a [u8] {
+    let start = RECORD_HEADER_LEN + header.key_len as usize;
+    &b[start..start + header.value_len as usize]
+}
+
+/// Reads the fields of a record header that was verified when it was written or recovered.
+/// Used on the read path, where the index only points at verified records.
+pub fn trusted_header(b: &[u8]) -> RecordHeader {
+    RecordHeader {
+        seq: get_u64(b, RH_SEQ),
+        expire_at_ms: get_u64(b, RH_EXPIRE_AT_MS),
+        key_len: get_u32(b, RH_KEY_LEN),
+        value_len: get_u32(b, RH_VALUE_LEN),
+        flags: b[RH_FLAGS],
+    }
+}
+
+pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+pub fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// `0000000042.seg`: fixed width so a directory listing sorts by id.
+pub fn segment_file_name(id: u32) -> String {
+    format!("{id:010}.seg")
+}
+
+/// The segment id of a file name made by [`segment_file_name`], or `None`.
+pub fn parse_segment_file_name(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".seg")?;
+    if stem.len() != 10 || !stem.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().filter(|&id| id != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sample() -> (RecordHeader, Vec<u8>) {
+        let key = b"hello";
+        let value = b"world!";
+        let h = RecordHeader {
+            seq: 7,
+            expire_at_ms: 1234,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+            flags: 0,
+        };
+        let mut buf = vec![0u8; h.record_len()];
+        h.encode_record(key, value, &mut buf);
+        (h, buf)
+    }
+
+    #[test]
+    fn record_round_trips() {
+        let (h, buf) = sample();
+        let d = RecordHeader::decode(&buf).unwrap();
+        assert_eq!(d, h);
+        assert!(verify_record(&d, &buf));
+        assert_eq!(record_key(&d, &buf), b"hello");
+        assert_eq!(record_value(&d, &buf), b"world!");
+        assert_eq!(trusted_header(&buf), h);
+    }
+
+    #[test]
+    fn every_header_byte_flip_is_detected() {
+        let (_, buf) = sample();
+        for i in 0..RECORD_HEADER_LEN {
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                let detected = match RecordHeader::decode(&b) {
+                    Err(_) => true,
+                    Ok(h) => !verify_record(&h, &b),
+                };
+                assert!(detected, "flip of bit {bit} in header byte {i} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn body_byte_flip_is_detected_by_record_crc() {
+        let (_, buf) = sample();
+        for i in RECORD_HEADER_LEN..buf.len() {
+            let mut b = buf.clone();
+            b[i] ^= 0x10;
+            let h = RecordHeader::decode(&b).expect("header untouched");
+            assert!(!verify_record(&h, &b), "flip in body byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn zero_and_short_headers_are_told_apart() {
+        assert_eq!(
+            RecordHeader::decode(&[0u8; RECORD_HEADER_LEN]),
+            Err(HeaderError::Zero)
+        );
+        assert_eq!(RecordHeader::decode(&[1u8; 3]), Err(HeaderError::Short));
+    }
+
+    #[test]
+    fn oversized_lengths_are_rejected_even_with_a_valid_checksum() {
+        let mut b = [0u8; RECORD_HEADER_LEN];
+        put_u64(&mut b, RH_SEQ, 1);
+        put_u32(&mut b, RH_KEY_LEN, KEY_LEN_MAX as u32 + 1);
+        let crc = crc32fast::hash(&b[RH_SEQ..]);
+        put_u32(&mut b, RH_HEADER_CRC, crc);
+        assert!(matches!(
+            RecordHeader::decode(&b),
+            Err(HeaderError::Bad("key length over KEY_LEN_MAX"))
+        ));
+    }
+
+    #[test]
+    fn segment_header_round_trips_and_detects_flips() {
+        let h = SegmentHeader {
+            kind: SegmentKind::Compacted,
+            segment_id: 42,
+        };
+        let b = h.encode();
+        let p = Path::new("x.seg");
+        assert_eq!(SegmentHeader::decode(&b, p).unwrap(), h);
+        for i in 0..SEGMENT_HEADER_LEN {
+            let mut c = b;
+            c[i] ^= 0x01;
+            assert!(SegmentHeader::decode(&c, p).is_err(), "flip in byte {i}");
+        }
+        assert!(SegmentHeader::decode(&b[..10], p).is_err());
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(segment_file_name(42), "0000000042.seg");
+        assert_eq!(parse_segment_file_name("0000000042.seg"), Some(42));
+        assert_eq!(parse_segment_file_name("0000000000.seg"), None);
+        assert_eq!(parse_segment_file_name("42.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000042.hint"), None);
+    }
+}

@@ -1,0 +1,436 @@
+//! The in-memory hash index: key hash -> location of the key's newest record.
+//!
+//! Keys are not stored in memory. A slot is 12 bytes: a 32-bit tag taken from the key's xxh3
+//! hash, the segment id and the offset of the record. A lookup compares tags and checks the key
+//! only against records whose tag matches, reading it from the mapped segment (the approach of
+//! FASTER). The top byte of the hash picks one of [`SHARD_COUNT`] shards, each behind its own
+//! `RwLock`, so writers on different keys rarely meet and a table grows one shard at a time: a
+//! resize moves 1/256 of the keys and never doubles the whole index's memory.
+//!
+//! Inside a shard: open addressing with linear probing and backward-shift deletion. The home
+//! slot of a tag is its top bits, so the order of tags follows the order of slots; that keeps
+//! doubling a monotone remap and lets [`crate::Engine::scan`] walk tags in order.
+//!
+//! Memory: at most 80% load, so 12 / 0.8 = 15 bytes per key just before a shard grows and
+//! 30 bytes per key just after.
+
+use parking_lot::RwLock;
+use xxhash_rust::xxh3::xxh3_64;
+
+pub const SHARD_COUNT: usize = 256;
+const SHARD_BITS: u32 = 8;
+/// Smallest table per shard (slots).
+const TABLE_SLOTS_MIN: usize = 8;
+/// Load factor numerator/denominator: a shard grows past 80% full.
+const LOAD_NUM: usize = 4;
+const LOAD_DEN: usize = 5;
+/// Offsets are below 2^31 (see `format::SEGMENT_SIZE_MAX_BYTES`); recovery uses the top bit to
+/// mark a slot that holds a tombstone until the sweep at the end of `open`.
+pub const OFFSET_MARK: u32 = 1 << 31;
+
+/// Where a record lives. `seg == 0` never names a segment: it marks an empty slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub seg: u32,
+    pub off: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct Slot {
+    tag: u32,
+    seg: u32,
+    off: u32,
+}
+const _: () = assert!(std::mem::size_of::<Slot>() == 12);
+
+/// A key's hash, split into shard and tag.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    pub fn of(key: &[u8]) -> KeyHash {
+        KeyHash(xxh3_64(key))
+    }
+    pub fn shard(self) -> usize {
+        (self.0 >> (64 - SHARD_BITS)) as usize
+    }
+    /// The 32 bits below the shard bits.
+    pub fn tag(self) -> u32 {
+        (self.0 >> (64 - SHARD_BITS - 32)) as u32
+    }
+}
+
+pub struct Index {
+    shards: Box<[RwLock<Table>]>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Index {
+    pub fn new() -> Index {
+        Index {
+            shards: (0..SHARD_COUNT)
+                .map(|_| RwLock::new(Table::with_slots(TABLE_SLOTS_MIN)))
+                .collect(),
+        }
+    }
+
+    pub fn shard(&self, i: usize) -> &RwLock<Table> {
+        &self.shards[i]
+    }
+
+    /// Keys in the index (expired keys not yet removed included).
+    pub fn len(&self) -> u64 {
+        self.shards.iter().map(|s| s.read().len() as u64).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of memory held by the tables.
+    pub fn memory_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| (s.read().slots.len() * std::mem::size_of::<Slot>()) as u64)
+            .sum::<u64>()
+            + (SHARD_COUNT * std::mem::size_of::<RwLock<Table>>()) as u64
+    }
+
+    /// Grows every shard up front to hold `keys` keys in all (when recovery knows the count).
+    pub fn reserve(&self, keys: u64) {
+        let per_shard = (keys as usize).div_ceil(SHARD_COUNT);
+        for s in self.shards.iter() {
+            s.write().reserve(per_shard);
+        }
+    }
+}
+
+/// One shard's open-addressed table.
+pub struct Table {
+    slots: Vec<Slot>,
+    len: usize,
+    /// log2 of `slots.len()`.
+    bits: u32,
+}
+
+impl Table {
+    fn with_slots(n: usize) -> Table {
+        assert!(n.is_power_of_two() && n >= TABLE_SLOTS_MIN);
+        Table {
+            slots: vec![Slot::default(); n],
+            len: 0,
+            bits: n.trailing_zeros(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity_slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    fn home(&self, tag: u32) -> usize {
+        (tag >> (32 - self.bits)) as usize
+    }
+
+    /// The slot holding the key, if any. `is_key` is asked only about slots whose tag matches;
+    /// it reads the record at the location and compares keys.
+    pub fn find(&self, tag: u32, mut is_key: impl FnMut(Loc) -> bool) -> Option<usize> {
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        loop {
+            let s = &self.slots[i];
+            if s.seg == 0 {
+                return None;
+            }
+            if s.tag == tag
+                && is_key(Loc {
+                    seg: s.seg,
+                    off: s.off & !OFFSET_MARK,
+                })
+            {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn loc(&self, i: usize) -> Loc {
+        let s = &self.slots[i];
+        debug_assert!(s.seg != 0);
+        Loc {
+            seg: s.seg,
+            off: s.off & !OFFSET_MARK,
+        }
+    }
+
+    /// True when recovery marked the slot as a tombstone.
+    pub fn is_marked(&self, i: usize) -> bool {
+        self.slots[i].off & OFFSET_MARK != 0
+    }
+
+    pub fn set(&mut self, i: usize, loc: Loc, marked: bool) {
+        assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
+        let s = &mut self.slots[i];
+        assert!(s.seg != 0, "set on an empty slot");
+        s.seg = loc.seg;
+        s.off = loc.off | if marked { OFFSET_MARK } else { 0 };
+    }
+
+    /// Inserts a key that [`Table::find`] just reported absent.
+    pub fn insert_absent(&mut self, tag: u32, loc: Loc, marked: bool) {
+        assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
+        if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
+            self.grow_to(self.slots.len() * 2);
+        }
+        let off = loc.off | if marked { OFFSET_MARK } else { 0 };
+        self.place(Slot {
+            tag,
+            seg: loc.seg,
+            off,
+        });
+        self.len += 1;
+    }
+
+    fn place(&mut self, slot: Slot) {
+        let mask = self.mask();
+        let mut i = self.home(slot.tag);
+        while self.slots[i].seg != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+
+    pub fn reserve(&mut self, keys: usize) {
+        let mut n = self.slots.len();
+        while keys * LOAD_DEN > n * LOAD_NUM {
+            n *= 2;
+        }
+        if n > self.slots.len() {
+            self.grow_to(n);
+        }
+    }
+
+    fn grow_to(&mut self, n: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
+        self.bits = n.trailing_zeros();
+        for s in old.into_iter().filter(|s| s.seg != 0) {
+            self.place(s);
+        }
+    }
+
+    /// Removes slot `i`, shifting later members of its probe run back so lookups stay correct.
+    pub fn remove_at(&mut self, i: usize) {
+        assert!(self.slots[i].seg != 0, "remove of an empty slot");
+        let mask = self.mask();
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        loop {
+            let s = self.slots[j];
+            if s.seg == 0 {
+                break;
+            }
+            let home = self.home(s.tag);
+            // Move s into the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.slots[hole] = s;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = Slot::default();
+        self.len -= 1;
+    }
+
+    /// Every occupied slot as (slot number, tag, location, marked).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u32, Loc, bool)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.seg != 0)
+            .map(|(i, s)| {
+                (
+                    i,
+                    s.tag,
+                    Loc {
+                        seg: s.seg,
+                        off: s.off & !OFFSET_MARK,
+                    },
+                    s.off & OFFSET_MARK != 0,
+                )
+            })
+    }
+
+    /// Removes every marked slot (recovery's tombstones); returns how many.
+    pub fn sweep_marked(&mut self) -> usize {
+        let before = self.len;
+        let kept: Vec<Slot> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| s.seg != 0 && s.off & OFFSET_MARK == 0)
+            .collect();
+        let mut n = TABLE_SLOTS_MIN;
+        while kept.len() * LOAD_DEN > n * LOAD_NUM {
+            n *= 2;
+        }
+        // Keep the current size unless the sweep emptied most of it.
+        let n = if n * 4 < self.slots.len() {
+            n
+        } else {
+            self.slots.len()
+        };
+        self.slots = vec![Slot::default(); n];
+        self.bits = n.trailing_zeros();
+        self.len = kept.len();
+        for s in kept {
+            self.place(s);
+        }
+        before - self.len
+    }
+
+    /// Drops every key and shrinks to the minimum size.
+    pub fn clear(&mut self) {
+        *self = Table::with_slots(TABLE_SLOTS_MIN);
+    }
+
+    /// A slot at or after position `from` (wrapping), for RANDOMKEY.
+    pub fn occupied_from(&self, from: usize) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = from & mask;
+        while self.slots[i].seg == 0 {
+            i = (i + 1) & mask;
+        }
+        Some(i)
+    }
+
+    /// Slot numbers and tags of every key whose tag is at least `tag_from`.
+    pub fn tags_from(&self, tag_from: u32) -> Vec<(u32, usize)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.seg != 0 && s.tag >= tag_from)
+            .map(|(i, s)| (s.tag, i))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A model where keys are u64s whose "record" lives at off = key.
+    fn tag_of(k: u64) -> u32 {
+        KeyHash::of(&k.to_le_bytes()).tag()
+    }
+
+    #[test]
+    fn insert_find_remove_match_a_hashmap() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        let mut model = HashMap::new();
+        let mut x: u64 = 12345;
+        for step in 0..20_000u32 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let k = (x >> 33) % 3000;
+            let tag = tag_of(k);
+            let found = t.find(tag, |l| u64::from(l.off) == k);
+            if step % 3 == 0 {
+                if let Some(i) = found {
+                    t.remove_at(i);
+                }
+                model.remove(&k);
+            } else {
+                let loc = Loc {
+                    seg: 1 + step,
+                    off: k as u32,
+                };
+                match found {
+                    Some(i) => t.set(i, loc, false),
+                    None => t.insert_absent(tag, loc, false),
+                }
+                model.insert(k, loc.seg);
+            }
+            assert_eq!(t.len(), model.len());
+        }
+        for k in 0..3000u64 {
+            let got = t.find(tag_of(k), |l| u64::from(l.off) == k).map(|i| t.loc(i).seg);
+            assert_eq!(got, model.get(&k).copied(), "key {k}");
+        }
+    }
+
+    #[test]
+    fn colliding_tags_are_told_apart_by_the_key_check() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        for k in 0..5u32 {
+            t.insert_absent(7, Loc { seg: 1, off: k }, false);
+        }
+        for k in 0..5u32 {
+            let i = t.find(7, |l| l.off == k).expect("present");
+            assert_eq!(t.loc(i).off, k);
+        }
+        let i = t.find(7, |l| l.off == 2).unwrap();
+        t.remove_at(i);
+        assert!(t.find(7, |l| l.off == 2).is_none());
+        for k in [0u32, 1, 3, 4] {
+            assert!(t.find(7, |l| l.off == k).is_some());
+        }
+    }
+
+    #[test]
+    fn marked_slots_are_swept() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        for k in 0..100u32 {
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, k % 2 == 0);
+        }
+        assert_eq!(t.sweep_marked(), 50);
+        assert_eq!(t.len(), 50);
+        for k in 0..100u32 {
+            let found = t.find(tag_of(u64::from(k)), |l| l.off == k).is_some();
+            assert_eq!(found, k % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn load_stays_under_eighty_percent() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        for k in 0..10_000u32 {
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false);
+            assert!(t.len() * 5 <= t.capacity_slots() * 4);
+        }
+    }
+
+    #[test]
+    fn reserve_sizes_up_front() {
+        let idx = Index::new();
+        idx.reserve(1_000_000);
+        let slots: usize = (0..SHARD_COUNT)
+            .map(|i| idx.shard(i).read().capacity_slots())
+            .sum();
+        assert!(slots * 4 >= 1_000_000 * 5, "{slots} slots");
+    }
+}

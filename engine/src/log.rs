@@ -1,0 +1,164 @@
+//! The write-ahead log: the active segment, sequence numbers, and rolling to a new segment.
+//!
+//! One mutex guards the active segment's write position. Appending encodes the record in place
+//! in the preallocated map: the lock is held for a `memcpy` and two CRCs, never for a system
+//! call, except when the segment is full and a new one is created. Sealed segments are handed
+//! to the sync thread, which syncs them in the background.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::error::Result;
+use crate::format::{self, RecordHeader, SegmentKind};
+use crate::index::Loc;
+use crate::segment::{sync_dir, Segment};
+
+pub(crate) struct Log {
+    state: Mutex<LogState>,
+    /// Sequence number of the newest appended record (readable without the lock).
+    last_seq: AtomicU64,
+}
+
+pub(crate) struct LogState {
+    pub(crate) active: Arc<Segment>,
+    pub(crate) next_seq: u64,
+    /// Sealed segments the sync thread has not synced yet.
+    pub(crate) unsynced_sealed: Vec<Arc<Segment>>,
+    pub(crate) bytes_written: u64,
+}
+
+/// A record to append.
+pub(crate) struct Append<'a> {
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    pub expire_at_ms: u64,
+    pub flags: u8,
+}
+
+/// What the caller must do to create a segment when rolling: the engine owns ids and the
+/// registry of segments.
+pub(crate) trait SegmentFactory {
+    /// Creates, registers and returns a new log segment of at least `capacity` bytes.
+    fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>>;
+}
+
+impl Log {
+    pub(crate) fn new(active: Arc<Segment>, next_seq: u64) -> Log {
+        Log {
+            state: Mutex::new(LogState {
+                active,
+                next_seq,
+                unsynced_sealed: Vec::new(),
+                bytes_written: 0,
+            }),
+            last_seq: AtomicU64::new(next_seq - 1),
+        }
+    }
+
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, LogState> {
+        self.state.lock()
+    }
+
+    /// The segments to sync and the sequence number they will make durable.
+    pub(crate) fn unsynced(&self) -> (Vec<Arc<Segment>>, u64) {
+        let mut st = self.state.lock();
+        let mut segs = std::mem::take(&mut st.unsynced_sealed);
+        segs.push(st.active.clone());
+        (segs, st.next_seq - 1)
+    }
+
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.state.lock().bytes_written
+    }
+
+    pub(crate) fn active_id(&self) -> u32 {
+        self.state.lock().active.id
+    }
+
+    /// Appends one record; returns its sequence number and location.
+    pub(crate) fn append(
+        &self,
+        rec: &Append<'_>,
+        segment_size_bytes: u64,
+        factory: &dyn SegmentFactory,
+    ) -> Result<(u64, Loc)> {
+        let mut st = self.state.lock();
+        self.append_locked(&mut st, rec, segment_size_bytes, factory)
+    }
+
+    pub(crate) fn append_locked(
+        &self,
+        st: &mut LogState,
+        rec: &Append<'_>,
+        segment_size_bytes: u64,
+        factory: &dyn SegmentFactory,
+    ) -> Result<(u64, Loc)> {
+        let len = format::RECORD_HEADER_LEN + rec.key.len() + rec.value.len();
+        if st.active.len() + len as u64 > st.active.capacity() {
+            self.roll_locked(st, len as u64, segment_size_bytes, factory)?;
+        }
+        let seq = st.next_seq;
+        let header = RecordHeader {
+            seq,
+            expire_at_ms: rec.expire_at_ms,
+            key_len: rec.key.len() as u32,
+            value_len: rec.value.len() as u32,
+            flags: rec.flags,
+        };
+        let seg = &st.active;
+        let off = seg.len();
+        // SAFETY: we hold the log lock, the only writer of the active segment, and
+        // [off, off + len) is past every published record.
+        let dst = unsafe { seg.slice_mut(off, len) };
+        header.encode_record(rec.key, rec.value, dst);
+        seg.set_len(off + len as u64);
+        seg.note_seq(seq);
+        st.next_seq += 1;
+        st.bytes_written += len as u64;
+        self.last_seq.store(seq, Ordering::Release);
+        Ok((
+            seq,
+            Loc {
+                seg: seg.id,
+                off: u32::try_from(off).expect("segment offsets fit u32"),
+            },
+        ))
+    }
+
+    /// Starts a new active segment with room for at least `need` bytes of records.
+    pub(crate) fn roll_locked(
+        &self,
+        st: &mut LogState,
+        need: u64,
+        segment_size_bytes: u64,
+        factory: &dyn SegmentFactory,
+    ) -> Result<()> {
+        let capacity = segment_size_bytes.max(format::SEGMENT_HEADER_LEN as u64 + need);
+        // Create the new segment first: if the disk is full, the old one stays active and
+        // nothing is lost.
+        let next = factory.new_log_segment(capacity)?;
+        let old = std::mem::replace(&mut st.active, next);
+        old.seal()?;
+        st.unsynced_sealed.push(old);
+        Ok(())
+    }
+}
+
+/// Creates a log segment file `dir/<id>.seg` and makes its name durable.
+pub(crate) fn create_log_segment(dir: &Path, id: u32, capacity: u64) -> Result<Segment> {
+    let seg = Segment::create(
+        dir.join(format::segment_file_name(id)),
+        id,
+        SegmentKind::Log,
+        capacity,
+    )?;
+    sync_dir(dir)?;
+    Ok(seg)
+}

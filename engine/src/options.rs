@@ -1,0 +1,82 @@
+//! Engine options and fsync policies.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::{SEGMENT_SIZE_MAX_BYTES, SEGMENT_SIZE_MIN_BYTES};
+
+/// When appended records reach the disk, as Redis's `appendfsync`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fsync {
+    /// A write is durable before it is acknowledged; concurrent writers share one fdatasync.
+    Always,
+    /// A background thread syncs every second: at most about a second of writes at risk.
+    #[default]
+    EverySec,
+    /// The OS decides; the engine syncs only when sealing a segment and on close.
+    Never,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub fsync: Fsync,
+    /// A segment is sealed and a new one started when the next record would not fit.
+    pub segment_size_bytes: u64,
+    /// On a checksum failure that is not a torn tail, move the damaged segment aside
+    /// (`*.corrupt`) keeping the records before the damage, instead of failing `open`.
+    pub repair: bool,
+    /// Run background compaction.
+    pub compaction: bool,
+    /// A sealed segment whose dead bytes reach this share of its size is compacted.
+    pub compaction_dead_ratio: f64,
+    /// Compact whenever disk bytes exceed this multiple of live bytes.
+    pub compaction_space_amplification_max: f64,
+    /// How often the compaction thread looks for work.
+    pub compaction_interval: Duration,
+    /// Bytes per second compaction may write; 0 = unlimited.
+    pub compaction_rate_bytes_per_sec: u64,
+    /// Write a hint file beside each sealed segment and use it at open.
+    pub hints: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fsync: Fsync::EverySec,
+            segment_size_bytes: 64 * 1024 * 1024,
+            repair: false,
+            compaction: true,
+            compaction_dead_ratio: 0.5,
+            compaction_space_amplification_max: 1.5,
+            compaction_interval: Duration::from_millis(500),
+            compaction_rate_bytes_per_sec: 0,
+            hints: true,
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(SEGMENT_SIZE_MIN_BYTES..=SEGMENT_SIZE_MAX_BYTES).contains(&self.segment_size_bytes) {
+            return Err(Error::InvalidOptions(format!(
+                "segment size {} bytes is outside {SEGMENT_SIZE_MIN_BYTES}..={SEGMENT_SIZE_MAX_BYTES}",
+                self.segment_size_bytes
+            )));
+        }
+        if !(self.compaction_dead_ratio > 0.0 && self.compaction_dead_ratio <= 1.0) {
+            return Err(Error::InvalidOptions(format!(
+                "compaction dead ratio {} is outside (0, 1]",
+                self.compaction_dead_ratio
+            )));
+        }
+        if self.compaction_space_amplification_max.is_nan()
+            || self.compaction_space_amplification_max < 1.0
+        {
+            return Err(Error::InvalidOptions(format!(
+                "space amplification {} is below 1.0",
+                self.compaction_space_amplification_max
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! One segment file: created preallocated, written through a shared writable map, read through
+//! the same map, sealed (truncated to its written length and synced).
+//!
+//! Writes go straight into the page cache through the map: no system call per record, and a
+//! killed process loses nothing the map received. Space is reserved with `posix_fallocate` when
+//! the file is created, so a full disk is an error at creation, never a SIGBUS on a later store.
+//!
+//! Records are immutable once written. The single writer of a segment (the log, under its lock,
+//! or the compaction thread that owns an output) writes only past every published record, and
+//! readers read only records the index or a scan has published, so the raw map is never read and
+//! written at the same place at once.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+use crate::format::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
+
+pub struct Segment {
+    pub id: u32,
+    pub kind: SegmentKind,
+    path: PathBuf,
+    file: File,
+    map: MmapRaw,
+    /// Bytes of the file that hold the header and complete records.
+    len: AtomicU64,
+    /// Bytes of records that no index entry points at any more.
+    dead_bytes: AtomicU64,
+    /// Lowest and highest sequence number of a record in the segment (0 when none).
+    min_seq: AtomicU64,
+    max_seq: AtomicU64,
+    sealed: AtomicBool,
+    /// Set when compaction or FLUSHALL retires the segment: the file is removed on drop, once no
+    /// reader holds the segment any more.
+    obsolete: AtomicBool,
+}
+
+impl Segment {
+    /// Creates `dir/<id>.seg` (or `path` as given) with room for `capacity_bytes`, and writes the
+    /// header.
+    ///
+    /// # Errors
+    /// I/O errors, including a full disk when preallocating.
+    pub fn create(path: PathBuf, id: u32, kind: SegmentKind, capacity_bytes: u64) -> Result<Self> {
+        assert!(capacity_bytes >= SEGMENT_HEADER_LEN as u64);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io("create segment", &path, e))?;
+        let built = (|| {
+            preallocate(&file, capacity_bytes).map_err(|e| Error::io("fallocate", &path, e))?;
+            let map = MmapOptions::new()
+                .len(capacity_bytes as usize)
+                .map_raw(&file)
+                .map_err(|e| Error::io("mmap", &path, e))?;
+            let seg = Segment::from_parts(path.clone(), file, map, id, kind, 0);
+            let header = SegmentHeader {
+                kind,
+                segment_id: id,
+            }
+            .encode();
+            // SAFETY: nothing is published yet; we are the only user of the map.
+            unsafe { seg.write_at(0, &header) };
+            seg.len.store(SEGMENT_HEADER_LEN as u64, Ordering::Release);
+            Ok(seg)
+        })();
+        if built.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        built
+    }
+
+    /// Maps an existing segment file of `file_len` bytes for recovery; the caller checks the
+    /// header and scans the records.
+    pub fn open_existing(path: &Path) -> Result<(File, MmapRaw, u64)> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("open segment", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat segment", path, e))?
+            .len();
+        if len == 0 {
+            return Err(Error::Corrupt {
+                path: path.to_path_buf(),
+                offset: 0,
+                reason: "empty segment file".into(),
+            });
+        }
+        let map = MmapOptions::new()
+            .len(len as usize)
+            .map_raw(&file)
+            .map_err(|e| Error::io("mmap", path, e))?;
+        Ok((file, map, len))
+    }
+
+    pub fn from_parts(
+        path: PathBuf,
+        file: File,
+        map: MmapRaw,
+        id: u32,
+        kind: SegmentKind,
+        len: u64,
+    ) -> Segment {
+        Segment {
+            id,
+            kind,
+            path,
+            file,
+            map,
+            len: AtomicU64::new(len),
+            dead_bytes: AtomicU64::new(0),
+            min_seq: AtomicU64::new(0),
+            max_seq: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
+            obsolete: AtomicBool::new(false),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes the map covers.
+    pub fn capacity(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() <= SEGMENT_HEADER_LEN as u64
+    }
+
+    pub fn set_len(&self, len: u64) {
+        assert!(len <= self.capacity());
+        self.len.store(len, Ordering::Release);
+    }
+
+    pub fn dead_bytes(&self) -> u64 {
+        self.dead_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn add_dead(&self, bytes: u64) {
+        self.dead_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn note_seq(&self, seq: u64) {
+        let _ = self
+            .min_seq
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (m == 0 || seq < m).then_some(seq)
+            });
+        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    pub fn min_seq(&self) -> u64 {
+        self.min_seq.load(Ordering::Relaxed)
+    }
+
+    pub fn max_seq(&self) -> u64 {
+        self.max_seq.load(Ordering::Relaxed)
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
+    pub fn is_obsolete(&self) -> bool {
+        self.obsolete.load(Ordering::Acquire)
+    }
+
+    /// The bytes from `offset` to the written length.
+    pub fn bytes_from(&self, offset: u64) -> &[u8] {
+        let len = self.len();
+        assert!(offset <= len, "offset {offset} past segment length {len}");
+        // SAFETY: [offset, len) lies inside the map and holds published records, which nobody
+        // writes again (see the module comment).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.as_ptr().add(offset as usize),
+                (len - offset) as usize,
+            )
+        }
+    }
+
+    /// The `n` bytes at `offset`, which must lie inside the written length.
+    pub fn bytes(&self, offset: u64, n: usize) -> &[u8] {
+        let len = self.len();
+        assert!(
+            offset + n as u64 <= len,
+            "read of {n} bytes at {offset} past segment length {len}"
+        );
+        // SAFETY: as in `bytes_from`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset as usize), n) }
+    }
+
+    /// The whole map, including bytes past the written length (recovery only: nobody writes).
+    pub fn mapped_bytes(&self) -> &[u8] {
+        // SAFETY: recovery scans before any writer exists.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
+    }
+
+    /// Copies `bytes` into the map at `offset`.
+    ///
+    /// # Safety
+    /// The caller is the segment's only writer and `[offset, offset + len)` is past every
+    /// published byte, so no reader looks at it.
+    pub unsafe fn write_at(&self, offset: u64, bytes: &[u8]) {
+        let dst = self.slice_mut(offset, bytes.len());
+        dst.copy_from_slice(bytes);
+    }
+
+    /// A mutable view of unpublished map space, to encode a record in place.
+    ///
+    /// # Safety
+    /// As for [`Segment::write_at`]; the slice must be dropped before the range is published.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice_mut(&self, offset: u64, n: usize) -> &mut [u8] {
+        assert!(
+            offset + n as u64 <= self.capacity(),
+            "write of {n} bytes at {offset} past segment capacity {}",
+            self.capacity()
+        );
+        std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(offset as usize), n)
+    }
+
+    /// Flushes written data to disk (`fdatasync`, which covers pages dirtied through the map).
+    ///
+    /// # Errors
+    /// The fdatasync error; the caller must treat it as fatal for writes.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &self.path, e))
+    }
+
+    /// Cuts the file to its written length and marks it sealed. Sync it afterwards.
+    ///
+    /// # Errors
+    /// The ftruncate error.
+    pub fn seal(&self) -> Result<()> {
+        let len = self.len();
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("truncate segment", &self.path, e))?;
+        self.sealed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Marks a recovered segment sealed without touching the file.
+    pub fn mark_sealed(&self) {
+        self.sealed.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.is_obsolete() {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => tracing::debug!(path = %self.path.display(), "removed retired segment"),
+                Err(e) => tracing::warn!(
+                    path = %self.path.display(),
+                    error = %e,
+                    "could not remove retired segment; it will be removed at next open"
+                ),
+            }
+        }
+    }
+}
+
+fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    // SAFETY: plain system call on a descriptor we own.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate (tmpfs has it; some FUSE ones do not): fall back to a
+        // sized file. A later full disk can then surface as SIGBUS, so warn.
+        libc::EOPNOTSUPP => {
+            tracing::warn!("fallocate unsupported here; a full disk may crash the server");
+            file.set_len(len)
+        }
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Syncs a directory so a created, renamed or removed file name is durable.
+///
+/// # Errors
+/// The open or fsync error.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
+    f.sync_all()
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}

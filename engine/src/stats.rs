@@ -1,0 +1,76 @@
+//! Engine statistics: cheap to read, no counter touched per read on the hot path.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A snapshot of the engine's state, from [`crate::Engine::stats`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Keys in the index (expired keys not yet removed included, as Redis's DBSIZE).
+    pub keys: u64,
+    pub segments: u64,
+    /// Bytes of records that the index points at (plus tombstones still needed).
+    pub live_bytes: u64,
+    /// Bytes of records superseded, deleted or expired, waiting for compaction.
+    pub dead_bytes: u64,
+    /// Bytes of segment files on disk.
+    pub disk_bytes: u64,
+    /// Bytes the index's tables hold in memory.
+    pub index_bytes: u64,
+    /// Record bytes appended since open (user writes).
+    pub bytes_written: u64,
+    /// Record bytes written by compaction since open.
+    pub compaction_bytes_written: u64,
+    pub compactions: u64,
+    pub compaction_bytes_reclaimed: u64,
+    pub compaction_running: bool,
+    pub fsyncs: u64,
+    /// Unix time of the last successful fsync, in milliseconds; 0 before the first.
+    pub last_fsync_unix_ms: u64,
+    pub last_fsync_duration_us: u64,
+    /// Failed writes and fsyncs since open.
+    pub write_errors: u64,
+    /// Why writes are refused, when they are.
+    pub poisoned: Option<String>,
+    /// Highest sequence number written, and the highest known durable.
+    pub last_seq: u64,
+    pub durable_seq: u64,
+    /// What `open` found.
+    pub recovery: RecoveryStats,
+}
+
+/// What [`crate::Engine::open`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecoveryStats {
+    pub segments: u64,
+    pub records: u64,
+    pub keys: u64,
+    /// Bytes of a torn tail cut from the newest log segment.
+    pub torn_bytes_truncated: u64,
+    /// Bytes moved aside by repair.
+    pub quarantined_bytes: u64,
+    pub segments_from_hints: u64,
+    pub duration_ms: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub fsyncs: AtomicU64,
+    pub last_fsync_unix_ms: AtomicU64,
+    pub last_fsync_duration_us: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_bytes_written: AtomicU64,
+    pub compaction_bytes_reclaimed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn note_fsync(&self, took: Duration) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.last_fsync_unix_ms
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+        self.last_fsync_duration_us
+            .store(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,237 @@
+//! Durability: the sync thread, group commit, and poisoning after a failed write or fsync.
+//!
+//! Every record has a sequence number. `durable_seq` says how far the log is on disk. A writer
+//! that needs durability asks for its sequence number ([`Syncer::request`]) and waits: blocking
+//! on the condition variable, or as a future woken by the sync thread. The sync thread syncs
+//! whatever has been written when it starts, so every writer that arrived during one
+//! `fdatasync` shares the next one (group commit). With `EverySec` it also syncs once a second
+//! when anything is unsynced.
+//!
+//! A failed fsync poisons the engine: the error is kept, every later write fails with it, and
+//! waiters for writes that were not yet durable get it too. An fsync is never retried and
+//! reported as a success (see "fsyncgate").
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::engine::Shared;
+use crate::error::{Error, Result};
+use crate::options::Fsync;
+
+pub(crate) struct Syncer {
+    pub(crate) durable_seq: AtomicU64,
+    requested_seq: AtomicU64,
+    mutex: Mutex<()>,
+    cond: Condvar,
+    waiters: Mutex<Vec<(u64, Waker)>>,
+    shutdown: AtomicBool,
+    /// Separate from `cond` so group-commit traffic does not wake the compaction thread.
+    stop_mutex: Mutex<()>,
+    stop_cond: Condvar,
+}
+
+impl Syncer {
+    pub(crate) fn new(durable_seq: u64) -> Syncer {
+        Syncer {
+            durable_seq: AtomicU64::new(durable_seq),
+            requested_seq: AtomicU64::new(durable_seq),
+            mutex: Mutex::new(()),
+            cond: Condvar::new(),
+            waiters: Mutex::new(Vec::new()),
+            shutdown: AtomicBool::new(false),
+            stop_mutex: Mutex::new(()),
+            stop_cond: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn durable(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Asks the sync thread to make everything up to `seq` durable.
+    pub(crate) fn request(&self, seq: u64) {
+        if self.requested_seq.fetch_max(seq, Ordering::AcqRel) < seq {
+            let _g = self.mutex.lock();
+            self.cond.notify_all();
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        {
+            let _g = self.mutex.lock();
+            self.cond.notify_all();
+        }
+        let _g = self.stop_mutex.lock();
+        self.stop_cond.notify_all();
+    }
+
+    /// Waits up to `timeout` for shutdown; true once the engine is shutting down.
+    pub(crate) fn wait_shutdown(&self, timeout: Duration) -> bool {
+        let mut g = self.stop_mutex.lock();
+        if !self.shutdown.load(Ordering::Acquire) {
+            self.stop_cond.wait_for(&mut g, timeout);
+        }
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// Blocks until `seq` is durable or the engine is poisoned.
+pub(crate) fn wait_durable(shared: &Shared, seq: u64) -> Result<()> {
+    let s = &shared.syncer;
+    if s.durable() >= seq {
+        return Ok(());
+    }
+    s.request(seq);
+    let mut g = s.mutex.lock();
+    loop {
+        if s.durable() >= seq {
+            return Ok(());
+        }
+        shared.check_poison()?;
+        if s.shutdown.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        s.cond.wait(&mut g);
+    }
+}
+
+/// A future that resolves when a write is durable; see [`crate::Engine::durable`].
+pub struct Durable {
+    shared: Arc<Shared>,
+    seq: u64,
+    registered: bool,
+}
+
+impl Durable {
+    pub(crate) fn new(shared: Arc<Shared>, seq: u64) -> Durable {
+        Durable {
+            shared,
+            seq,
+            registered: false,
+        }
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let seq = self.seq;
+        let syncer = &self.shared.syncer;
+        if syncer.durable() >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = self.shared.check_poison() {
+            return Poll::Ready(Err(e));
+        }
+        if syncer.shutdown.load(Ordering::Acquire) {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        syncer.waiters.lock().push((seq, cx.waker().clone()));
+        if !self.registered {
+            syncer.request(seq);
+        }
+        // The sync thread may have finished between the first check and the push.
+        if syncer.durable() >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        self.registered = true;
+        Poll::Pending
+    }
+}
+
+/// The sync thread's body. Runs until [`Syncer::shutdown`], then syncs once more.
+pub(crate) fn run(shared: Arc<Shared>) {
+    let s = &shared.syncer;
+    let tick = Duration::from_secs(1);
+    let mut next_tick = Instant::now() + tick;
+    loop {
+        let stopping = {
+            let mut g = s.mutex.lock();
+            loop {
+                if s.shutdown.load(Ordering::Acquire) {
+                    break true;
+                }
+                if s.requested_seq.load(Ordering::Acquire) > s.durable() {
+                    break false;
+                }
+                if shared.options.fsync == Fsync::EverySec {
+                    let now = Instant::now();
+                    if now >= next_tick {
+                        next_tick = now + tick;
+                        if shared.log.last_seq() > s.durable() {
+                            break false;
+                        }
+                        continue;
+                    }
+                    s.cond.wait_until(&mut g, next_tick);
+                } else {
+                    s.cond.wait(&mut g);
+                }
+            }
+        };
+        if shared.is_poisoned() {
+            wake_all(&shared);
+            if stopping {
+                return;
+            }
+            // Nothing more can become durable; sleep until shutdown.
+            let mut g = s.mutex.lock();
+            while !s.shutdown.load(Ordering::Acquire) {
+                s.cond.wait(&mut g);
+            }
+            return;
+        }
+        if let Err(e) = sync_now(&shared) {
+            tracing::error!(error = %e, "fsync failed; the engine refuses writes from now on");
+            shared.poison(&e);
+        }
+        wake_all(&shared);
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Syncs every segment with unsynced writes and advances `durable_seq`.
+pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
+    let (segments, seq) = shared.log.unsynced();
+    let started = Instant::now();
+    for seg in &segments {
+        seg.sync()?;
+    }
+    shared
+        .syncer
+        .durable_seq
+        .fetch_max(seq, Ordering::AcqRel);
+    shared.counters.note_fsync(started.elapsed());
+    Ok(())
+}
+
+fn wake_all(shared: &Shared) {
+    let s = &shared.syncer;
+    let durable = s.durable();
+    let poisoned = shared.is_poisoned();
+    let ready: Vec<Waker> = {
+        let mut w = s.waiters.lock();
+        if poisoned || s.shutdown.load(Ordering::Acquire) {
+            w.drain(..).map(|(_, w)| w).collect()
+        } else {
+            let (ready, wait): (Vec<_>, Vec<_>) = w.drain(..).partition(|(q, _)| *q <= durable);
+            *w = wait;
+            ready.into_iter().map(|(_, w)| w).collect()
+        }
+    };
+    for w in ready {
+        w.wake();
+    }
+    let _g = s.mutex.lock();
+    s.cond.notify_all();
+}

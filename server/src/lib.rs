@@ -1,0 +1,1 @@
+//! flin-server (being laid out).
