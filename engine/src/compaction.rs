@@ -30,7 +30,10 @@ use crate::segment::{sync_dir, Segment};
 const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
 
 pub(crate) fn run(shared: Arc<Shared>) {
-    while !shared.syncer.wait_shutdown(shared.options.compaction_interval) {
+    while !shared
+        .syncer
+        .wait_shutdown(shared.options.compaction_interval)
+    {
         if shared.is_poisoned() {
             continue;
         }
@@ -172,56 +175,24 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
     let made = (|| -> Result<()> {
         for seg in inputs {
             report.bytes_in += seg.len();
-            let bytes = seg.bytes_from(0);
-            let mut failure = None;
-            let end = scan_records(bytes, SEGMENT_HEADER_LEN as u64, |off, h, rec| {
-                if failure.is_some() {
-                    return;
+            for_each_record(seg, &mut |off, h, rec| {
+                if !keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
+                    return Ok(());
                 }
-                let keep = keep_record(shared, seg, off, h, rec, oldest_elsewhere, now);
-                if !keep {
-                    return;
-                }
-                match append(shared, &mut outputs, rec) {
-                    Ok(to) => {
-                        limiter.spent(rec.len() as u64);
-                        copied.push(Copied {
-                            key_hash: KeyHash::of(format::record_key(h, rec)),
-                            from: Loc {
-                                seg: seg.id,
-                                off: off as u32,
-                            },
-                            to,
-                            len: rec.len() as u64,
-                            tombstone: h.is_tombstone() || h.is_flush(),
-                        });
-                    }
-                    Err(e) => failure = Some(e),
-                }
-            });
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            if let ScanEnd::Corrupt { .. } | ScanEnd::Torn { .. } = end {
-                // Records past repaired damage: scan_records stops at it; the bytes after were
-                // accepted by recovery, so resume there.
-                resume_after_damage(shared, seg, end, &mut |off, h, rec| {
-                    if keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
-                        let to = append(shared, &mut outputs, rec)?;
-                        copied.push(Copied {
-                            key_hash: KeyHash::of(format::record_key(h, rec)),
-                            from: Loc {
-                                seg: seg.id,
-                                off: off as u32,
-                            },
-                            to,
-                            len: rec.len() as u64,
-                            tombstone: h.is_tombstone() || h.is_flush(),
-                        });
-                    }
-                    Ok(())
-                })?;
-            }
+                let to = append(shared, &mut outputs, rec)?;
+                limiter.spent(rec.len() as u64);
+                copied.push(Copied {
+                    key_hash: KeyHash::of(format::record_key(h, rec)),
+                    from: Loc {
+                        seg: seg.id,
+                        off: off as u32,
+                    },
+                    to,
+                    len: rec.len() as u64,
+                    tombstone: h.is_tombstone() || h.is_flush(),
+                });
+                Ok(())
+            })?;
         }
         for out in &outputs {
             out.seg.seal()?;
@@ -244,7 +215,14 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
     for out in outputs {
         let final_path = shared.dir.join(format::segment_file_name(out.seg.id));
         let (file, map, len) = Segment::open_existing(&final_path)?;
-        let seg = Segment::from_parts(final_path, file, map, out.seg.id, SegmentKind::Compacted, len);
+        let seg = Segment::from_parts(
+            final_path,
+            file,
+            map,
+            out.seg.id,
+            SegmentKind::Compacted,
+            len,
+        );
         seg.mark_sealed();
         seg.note_seq(out.seg.min_seq());
         seg.note_seq(out.seg.max_seq());
@@ -274,30 +252,26 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
     Ok(report)
 }
 
-/// Continues a compaction scan past damage that recovery's repair already skipped.
-fn resume_after_damage(
-    _shared: &Shared,
-    seg: &Segment,
-    mut end: ScanEnd,
-    f: &mut dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()>,
-) -> Result<()> {
+type RecordFn<'a> = dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()> + 'a;
+
+/// Calls `f` for every valid record of a sealed segment, stepping over damage that recovery's
+/// repair already quarantined; stops at the first error `f` returns.
+fn for_each_record(seg: &Segment, f: &mut RecordFn<'_>) -> Result<()> {
     let bytes = seg.bytes_from(0);
+    let mut start = SEGMENT_HEADER_LEN as u64;
     loop {
-        match end {
-            ScanEnd::Clean { .. } | ScanEnd::Torn { .. } => return Ok(()),
-            ScanEnd::Corrupt { next_valid, .. } => {
-                let mut failure = None;
-                end = scan_records(bytes, next_valid, |off, h, rec| {
-                    if failure.is_none() {
-                        if let Err(e) = f(off, h, rec) {
-                            failure = Some(e);
-                        }
-                    }
-                });
-                if let Some(e) = failure {
-                    return Err(e);
-                }
+        let mut failure = None;
+        let end = scan_records(bytes, start, |off, h, rec| {
+            if failure.is_none() {
+                failure = f(off, h, rec).err();
             }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        match end {
+            ScanEnd::Corrupt { next_valid, .. } => start = next_valid,
+            ScanEnd::Clean { .. } | ScanEnd::Torn { .. } => return Ok(()),
         }
     }
 }
@@ -326,13 +300,17 @@ fn keep_record(
         seg: seg.id,
         off: off as u32,
     };
-    let shard = shared.index.shard(kh.shard()).read();
-    let pointed_at = shard.find(kh.tag(), |l| l == here).is_some();
-    if !pointed_at {
+    let mut shard = shared.index.shard(kh.shard()).write();
+    let Some(i) = shard.find(kh.tag(), |l| l == here) else {
         return false;
+    };
+    if !is_expired(h.expire_at_ms, now) || older_may_exist {
+        return true;
     }
-    // An expired record the index still holds: drop it only if nothing older can resurface.
-    !is_expired(h.expire_at_ms, now) || older_may_exist
+    // Expired, and nothing older can resurface: forget it here, so the index never points
+    // into a retired segment.
+    shard.remove_at(i);
+    false
 }
 
 /// Appends a whole record to the current output, opening a new one when it is full.

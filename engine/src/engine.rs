@@ -11,8 +11,8 @@ use parking_lot::Mutex;
 use crate::clock::{is_expired, now_ms};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, trusted_header, RecordHeader, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX,
-    RECORD_HEADER_LEN, VALUE_LEN_MAX,
+    self, trusted_header, RecordHeader, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN,
+    VALUE_LEN_MAX,
 };
 use crate::index::{Index, KeyHash, Loc, SHARD_COUNT};
 use crate::lock::DirLock;
@@ -451,11 +451,7 @@ impl Engine {
                 add_dead(&segs, loc, hdr.record_len());
                 // The tombstone is dead weight from birth; compaction keeps it only while an
                 // older segment may still hold the key.
-                add_dead(
-                    &sh.segments.load(),
-                    tomb,
-                    RECORD_HEADER_LEN + key.len(),
-                );
+                add_dead(&sh.segments.load(), tomb, RECORD_HEADER_LEN + key.len());
                 return Ok((result, Some(WriteToken(seq))));
             }
         };
@@ -614,7 +610,12 @@ impl Engine {
             let mut st = sh.log.lock();
             // The flush record opens a fresh segment, so every older segment can go.
             sh.log
-                .roll_locked(&mut st, RECORD_HEADER_LEN as u64, sh.options.segment_size_bytes, &**sh)
+                .roll_locked(
+                    &mut st,
+                    RECORD_HEADER_LEN as u64,
+                    sh.options.segment_size_bytes,
+                    &**sh,
+                )
                 .map_err(|e| sh.note_write_error(e))?;
             let (seq, _) = sh
                 .log

@@ -24,11 +24,21 @@ pub enum Error {
         reason: String,
     },
     /// Another process holds the data directory.
-    Locked { path: PathBuf },
-    KeyTooLarge { len: usize, max: usize },
-    ValueTooLarge { len: usize, max: usize },
+    Locked {
+        path: PathBuf,
+    },
+    KeyTooLarge {
+        len: usize,
+        max: usize,
+    },
+    ValueTooLarge {
+        len: usize,
+        max: usize,
+    },
     /// An earlier write or fsync failed; the engine no longer accepts writes (reads go on).
-    Poisoned { cause: String },
+    Poisoned {
+        cause: String,
+    },
     /// The options passed to `open` are out of range.
     InvalidOptions(String),
     /// The engine was closed.
@@ -88,10 +98,16 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::KeyTooLarge { len, max } => {
-                write!(f, "key is {len} bytes, longer than the limit of {max} bytes")
+                write!(
+                    f,
+                    "key is {len} bytes, longer than the limit of {max} bytes"
+                )
             }
             Error::ValueTooLarge { len, max } => {
-                write!(f, "value is {len} bytes, longer than the limit of {max} bytes")
+                write!(
+                    f,
+                    "value is {len} bytes, longer than the limit of {max} bytes"
+                )
             }
             Error::Poisoned { cause } => write!(
                 f,

@@ -209,7 +209,9 @@ impl RecordHeader {
             return Err(HeaderError::Bad("unknown record flags"));
         }
         if h[RH_RESERVED..].iter().any(|&x| x != 0) {
-            return Err(HeaderError::Bad("reserved record header bytes are not zero"));
+            return Err(HeaderError::Bad(
+                "reserved record header bytes are not zero",
+            ));
         }
         if header.key_len as usize > KEY_LEN_MAX {
             return Err(HeaderError::Bad("key length over KEY_LEN_MAX"));
@@ -333,7 +335,10 @@ mod tests {
                     Err(_) => true,
                     Ok(h) => !verify_record(&h, &b),
                 };
-                assert!(detected, "flip of bit {bit} in header byte {i} went unnoticed");
+                assert!(
+                    detected,
+                    "flip of bit {bit} in header byte {i} went unnoticed"
+                );
             }
         }
     }
@@ -345,7 +350,10 @@ mod tests {
             let mut b = buf.clone();
             b[i] ^= 0x10;
             let h = RecordHeader::decode(&b).expect("header untouched");
-            assert!(!verify_record(&h, &b), "flip in body byte {i} went unnoticed");
+            assert!(
+                !verify_record(&h, &b),
+                "flip in body byte {i} went unnoticed"
+            );
         }
     }
 

@@ -355,7 +355,9 @@ mod tests {
         let mut model = HashMap::new();
         let mut x: u64 = 12345;
         for step in 0..20_000u32 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let k = (x >> 33) % 3000;
             let tag = tag_of(k);
             let found = t.find(tag, |l| u64::from(l.off) == k);
@@ -378,7 +380,9 @@ mod tests {
             assert_eq!(t.len(), model.len());
         }
         for k in 0..3000u64 {
-            let got = t.find(tag_of(k), |l| u64::from(l.off) == k).map(|i| t.loc(i).seg);
+            let got = t
+                .find(tag_of(k), |l| u64::from(l.off) == k)
+                .map(|i| t.loc(i).seg);
             assert_eq!(got, model.get(&k).copied(), "key {k}");
         }
     }

@@ -23,8 +23,7 @@ use crate::clock::{is_expired, now_ms};
 use crate::engine::{record_at, SegmentMap};
 use crate::error::{Error, Result};
 use crate::format::{
-    self, verify_record, HeaderError, RecordHeader, SegmentHeader, SegmentKind,
-    SEGMENT_HEADER_LEN,
+    self, verify_record, HeaderError, RecordHeader, SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN,
 };
 use crate::index::{Index, KeyHash, Loc};
 use crate::options::Options;
@@ -232,7 +231,10 @@ impl Recovery<'_> {
             return Err(Error::Corrupt {
                 path: f.path.clone(),
                 offset: 0,
-                reason: format!("header says segment {}, file name says {}", header.segment_id, f.id),
+                reason: format!(
+                    "header says segment {}, file name says {}",
+                    header.segment_id, f.id
+                ),
             });
         }
         let seg = Arc::new(Segment::from_parts(
@@ -260,7 +262,9 @@ impl Recovery<'_> {
                         return Err(Error::Corrupt {
                             path: f.path.clone(),
                             offset: at,
-                            reason: format!("{reason}; {dropped} bytes to the end of a sealed segment"),
+                            reason: format!(
+                                "{reason}; {dropped} bytes to the end of a sealed segment"
+                            ),
                         });
                     }
                     if !newest_log {
@@ -344,8 +348,12 @@ impl Recovery<'_> {
                 self.index.shard(i).write().clear();
             }
             self.flush_seq = h.seq;
-            self.retired
-                .extend(self.segments.iter().map(|s| s.id).filter(|&id| id != seg.id));
+            self.retired.extend(
+                self.segments
+                    .iter()
+                    .map(|s| s.id)
+                    .filter(|&id| id != seg.id),
+            );
             seg.add_dead(len);
             return;
         }

@@ -207,10 +207,7 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
     for seg in &segments {
         seg.sync()?;
     }
-    shared
-        .syncer
-        .durable_seq
-        .fetch_max(seq, Ordering::AcqRel);
+    shared.syncer.durable_seq.fetch_max(seq, Ordering::AcqRel);
     shared.counters.note_fsync(started.elapsed());
     Ok(())
 }
