@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{is_expired, now_ms};
 use crate::engine::Shared;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
@@ -139,11 +139,6 @@ pub(crate) fn compact(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunRep
     result
 }
 
-struct Output {
-    seg: Arc<Segment>,
-    tmp_path: std::path::PathBuf,
-}
-
 struct Copied {
     key_hash: KeyHash,
     from: Loc,
@@ -165,7 +160,7 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
         .min()
         .unwrap_or(u64::MAX);
     let now = now_ms();
-    let mut outputs: Vec<Output> = Vec::new();
+    let mut outputs: Vec<Arc<Segment>> = Vec::new();
     let mut copied: Vec<Copied> = Vec::new();
     let mut report = RunReport {
         segments_in: inputs.len() as u64,
@@ -195,41 +190,23 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
             })?;
         }
         for out in &outputs {
-            out.seg.seal()?;
-            out.seg.sync()?;
-            let final_path = shared.dir.join(format::segment_file_name(out.seg.id));
-            std::fs::rename(&out.tmp_path, &final_path)
-                .map_err(|e| Error::io("rename compaction output", &out.tmp_path, e))?;
+            out.seal()?;
+            out.sync()?;
+            out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
         }
         sync_dir(&shared.dir)
     })();
     if let Err(e) = made {
         for out in &outputs {
-            out.seg.mark_obsolete();
+            out.mark_obsolete();
         }
         return Err(e);
     }
-    // Renamed segments keep their old path inside `Segment`; reopen them under the final name
-    // so later removal and stats name the right file.
-    let mut final_outputs = Vec::new();
-    for out in outputs {
-        let final_path = shared.dir.join(format::segment_file_name(out.seg.id));
-        let (file, map, len) = Segment::open_existing(&final_path)?;
-        let seg = Segment::from_parts(
-            final_path,
-            file,
-            map,
-            out.seg.id,
-            SegmentKind::Compacted,
-            len,
-        );
-        seg.mark_sealed();
-        seg.note_seq(out.seg.min_seq());
-        seg.note_seq(out.seg.max_seq());
-        report.bytes_out += len;
-        final_outputs.push(Arc::new(seg));
+    for out in &outputs {
+        out.mark_sealed();
+        report.bytes_out += out.len();
     }
-    for seg in &final_outputs {
+    for seg in &outputs {
         shared.register(seg.clone());
     }
     let segs = shared.segments.load();
@@ -314,14 +291,12 @@ fn keep_record(
 }
 
 /// Appends a whole record to the current output, opening a new one when it is full.
-fn append(shared: &Shared, outputs: &mut Vec<Output>, rec: &[u8]) -> Result<Loc> {
+fn append(shared: &Shared, outputs: &mut Vec<Arc<Segment>>, rec: &[u8]) -> Result<Loc> {
     let need = rec.len() as u64;
-    let full = outputs
-        .last()
-        .is_none_or(|o| o.seg.len() + need > o.seg.capacity());
+    let full = outputs.last().is_none_or(|o| o.len() + need > o.capacity());
     if full {
         if let Some(last) = outputs.last() {
-            last.seg.seal()?;
+            last.seal()?;
         }
         let id = shared.allocate_segment_id();
         let tmp_path = shared
@@ -331,22 +306,20 @@ fn append(shared: &Shared, outputs: &mut Vec<Output>, rec: &[u8]) -> Result<Loc>
             .options
             .segment_size_bytes
             .max(SEGMENT_HEADER_LEN as u64 + need);
-        let seg = Segment::create(tmp_path.clone(), id, SegmentKind::Compacted, capacity)?;
-        let seg = Arc::new(seg);
-        // Readers may need it once the index switches; register it only then (see below), but
-        // reads of records copied here happen only after the switch.
-        outputs.push(Output { seg, tmp_path });
+        let seg = Segment::create(tmp_path, id, SegmentKind::Compacted, capacity)?;
+        // Registered only after the copy is complete and renamed; nothing reads it before.
+        outputs.push(Arc::new(seg));
     }
     let out = outputs.last().expect("an output exists");
-    let off = out.seg.len();
+    let off = out.len();
     // SAFETY: the compaction thread is the only writer of its outputs, and nothing reads them
     // before they are registered.
-    unsafe { out.seg.write_at(off, rec) };
-    out.seg.set_len(off + need);
+    unsafe { out.write_at(off, rec) };
+    out.set_len(off + need);
     let h = crate::format::trusted_header(rec);
-    out.seg.note_seq(h.seq);
+    out.note_seq(h.seq);
     Ok(Loc {
-        seg: out.seg.id,
+        seg: out.id,
         off: off as u32,
     })
 }

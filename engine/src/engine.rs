@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::clock::{is_expired, now_ms};
 use crate::error::{Error, Result};
@@ -122,6 +122,10 @@ pub(crate) struct Shared {
     /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
+    /// The next log segment, created and faulted in ahead of need by the prealloc thread, so
+    /// rolling is a rename and appends never wait for page faults.
+    spare: Mutex<Option<Arc<Segment>>>,
+    spare_cond: Condvar,
     _dir_lock: DirLock,
 }
 
@@ -200,6 +204,43 @@ impl Shared {
 
 impl SegmentFactory for Shared {
     fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>> {
+        if capacity <= self.options.segment_size_bytes {
+            let spare = self.spare.lock().take();
+            self.spare_cond.notify_all();
+            // Log segments must be numbered in the order they are used (recovery and FLUSHALL
+            // rely on it): a spare numbered before a segment created meanwhile is discarded.
+            let newest = self
+                .segments
+                .load()
+                .iter()
+                .filter(|s| s.kind == format::SegmentKind::Log)
+                .map(|s| s.id)
+                .max()
+                .unwrap_or(0);
+            let spare = spare.filter(|s| {
+                let usable = s.id > newest;
+                if !usable {
+                    s.mark_obsolete();
+                }
+                usable
+            });
+            if let Some(seg) = spare {
+                let path = self.dir.join(format::segment_file_name(seg.id));
+                match seg
+                    .rename(path)
+                    .and_then(|()| crate::segment::sync_dir(&self.dir))
+                {
+                    Ok(()) => {
+                        self.register(seg.clone());
+                        return Ok(seg);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "prepared segment unusable; creating one");
+                        seg.mark_obsolete();
+                    }
+                }
+            }
+        }
         let id = self.allocate_segment_id();
         let seg = Arc::new(create_log_segment(&self.dir, id, capacity)?);
         self.register(seg.clone());
@@ -289,6 +330,8 @@ impl Engine {
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
+            spare: Mutex::new(None),
+            spare_cond: Condvar::new(),
             options,
             _dir_lock: dir_lock,
         });
@@ -299,6 +342,13 @@ impl Engine {
                 .name("flin-sync".into())
                 .spawn(move || sync::run(s))
                 .map_err(|e| Error::io("spawn sync thread", &shared.dir, e))?,
+        );
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("flin-prealloc".into())
+                .spawn(move || prepare_segments(s))
+                .map_err(|e| Error::io("spawn prealloc thread", &shared.dir, e))?,
         );
         if shared.options.compaction {
             let s = shared.clone();
@@ -606,7 +656,7 @@ impl Engine {
             .map(|i| sh.index.shard(i).write())
             .collect();
         sh.check_poison()?;
-        let seq = {
+        let (seq, old) = {
             let mut st = sh.log.lock();
             // The flush record opens a fresh segment, so every older segment can go.
             sh.log
@@ -631,21 +681,22 @@ impl Engine {
                     &**sh,
                 )
                 .map_err(|e| sh.note_write_error(e))?;
-            seq
+            // Every segment but the one holding the flush record predates it.
+            let active = st.active.id;
+            let old: Vec<u32> = sh
+                .segments
+                .load()
+                .iter()
+                .filter(|s| s.id != active)
+                .map(|s| s.id)
+                .collect();
+            (seq, old)
         };
         for s in shards.iter_mut() {
             s.clear();
         }
         drop(shards);
         sync::wait_durable(sh, seq)?;
-        let active = sh.log.active_id();
-        let old: Vec<u32> = sh
-            .segments
-            .load()
-            .iter()
-            .map(|s| s.id)
-            .filter(|&id| id < active)
-            .collect();
         sh.retire(&old);
         crate::segment::sync_dir(&sh.dir)?;
         Ok(())
@@ -709,8 +760,15 @@ impl Engine {
             return Ok(());
         }
         self.shared.syncer.shutdown();
+        {
+            let _spare = self.shared.spare.lock();
+            self.shared.spare_cond.notify_all();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if let Some(spare) = self.shared.spare.lock().take() {
+            spare.mark_obsolete();
         }
         let sh = &self.shared;
         if sh.is_poisoned() {
@@ -736,6 +794,46 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shutdown();
+    }
+}
+
+/// The prealloc thread: keeps one log segment created, preallocated and faulted in, named
+/// `<id>.seg.tmp` until the log takes it (an unused one is removed at the next open).
+fn prepare_segments(shared: Arc<Shared>) {
+    loop {
+        {
+            let mut spare = shared.spare.lock();
+            while spare.is_some() && !shared.syncer.is_shutdown() {
+                shared.spare_cond.wait(&mut spare);
+            }
+        }
+        if shared.syncer.is_shutdown() {
+            return;
+        }
+        let id = shared.allocate_segment_id();
+        let path = shared
+            .dir
+            .join(format!("{}.tmp", format::segment_file_name(id)));
+        match Segment::create(
+            path,
+            id,
+            format::SegmentKind::Log,
+            shared.options.segment_size_bytes,
+        ) {
+            Ok(seg) => {
+                seg.populate_for_write();
+                *shared.spare.lock() = Some(Arc::new(seg));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare the next segment; will retry");
+                if shared
+                    .syncer
+                    .wait_shutdown(std::time::Duration::from_secs(1))
+                {
+                    return;
+                }
+            }
+        }
     }
 }
 

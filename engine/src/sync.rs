@@ -72,6 +72,10 @@ impl Syncer {
         self.stop_cond.notify_all();
     }
 
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
     /// Waits up to `timeout` for shutdown; true once the engine is shutting down.
     pub(crate) fn wait_shutdown(&self, timeout: Duration) -> bool {
         let mut g = self.stop_mutex.lock();
