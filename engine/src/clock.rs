@@ -13,3 +13,8 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) fn is_expired(expire_at_ms: u64, now_ms: u64) -> bool {
     expire_at_ms != 0 && expire_at_ms <= now_ms
 }
+
+/// [`is_expired`] against the current time, reading the clock only for records with an expiry.
+pub(crate) fn expired_now(expire_at_ms: u64) -> bool {
+    expire_at_ms != 0 && expire_at_ms <= now_ms()
+}

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwap;
 use parking_lot::{Condvar, Mutex};
 
-use crate::clock::{is_expired, now_ms};
+use crate::clock::{expired_now, is_expired, now_ms};
 use crate::error::{Error, Result};
 use crate::format::{
     self, trusted_header, RecordHeader, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN,
@@ -388,7 +388,7 @@ impl Engine {
             same
         });
         match hit {
-            Some((hdr, rec)) if !is_expired(hdr.expire_at_ms, now_ms()) => f(Some(Entry {
+            Some((hdr, rec)) if !expired_now(hdr.expire_at_ms) => f(Some(Entry {
                 value: format::record_value(&hdr, rec),
                 expire_at_ms: hdr.expire_at_ms,
             })),
@@ -458,13 +458,12 @@ impl Engine {
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
         let slot = shard.find(h.tag(), |loc| key_matches(&segs, loc, key));
-        let now = now_ms();
         let current = slot.map(|i| {
             let loc = shard.loc(i);
             let (hdr, rec) = record_at(&segs, loc);
             (loc, hdr, rec)
         });
-        let live = current.filter(|(_, hdr, _)| !is_expired(hdr.expire_at_ms, now));
+        let live = current.filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms));
         let entry = live.map(|(_, hdr, rec)| Entry {
             value: format::record_value(&hdr, rec),
             expire_at_ms: hdr.expire_at_ms,
