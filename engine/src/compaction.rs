@@ -29,12 +29,18 @@ use crate::segment::{sync_dir, Segment};
 /// Most input bytes one run takes, in segment sizes.
 const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
 
+/// The maintenance thread: writes missing hint files, checks segments loaded from hints
+/// against their checksums, and compacts.
 pub(crate) fn run(shared: Arc<Shared>) {
     while !shared
         .syncer
         .wait_shutdown(shared.options.compaction_interval)
     {
-        if shared.is_poisoned() {
+        if shared.options.hints {
+            write_missing_hints(&shared);
+        }
+        verify_hinted_segments(&shared);
+        if !shared.options.compaction || shared.is_poisoned() {
             continue;
         }
         let plan = pick(&shared);
@@ -43,6 +49,102 @@ pub(crate) fn run(shared: Arc<Shared>) {
         }
         if let Err(e) = compact(&shared, &plan) {
             tracing::error!(error = %e, "compaction failed; the input segments are kept");
+        }
+    }
+}
+
+/// Writes a hint file for every sealed segment that lacks one.
+pub(crate) fn write_missing_hints(shared: &Shared) {
+    write_hints(shared, Some(shared.log.active_id()));
+}
+
+/// At close, when the active segment is sealed too.
+pub(crate) fn write_missing_hints_including_active(shared: &Shared) {
+    write_hints(shared, None);
+}
+
+fn write_hints(shared: &Shared, skip: Option<u32>) {
+    let segs = shared.segments.load();
+    for seg in segs.iter() {
+        if seg.is_hinted() || !seg.is_sealed() || Some(seg.id) == skip || seg.is_obsolete() {
+            continue;
+        }
+        if skip.is_some() && shared.syncer.is_shutdown() {
+            return;
+        }
+        match crate::hint::write_hint(&shared.dir, seg) {
+            Ok(()) => seg.mark_hinted(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not write hint file; open will scan the segment");
+                return;
+            }
+        }
+    }
+}
+
+/// Checks every segment loaded from a hint: each record's checksum, and that the hint agrees
+/// with the records. Until then reads verify each record of the segment themselves.
+pub(crate) fn verify_hinted_segments(shared: &Shared) {
+    let segs = shared.segments.load();
+    for seg in segs.iter().filter(|s| !s.is_verified() && !s.is_obsolete()) {
+        if shared.syncer.is_shutdown() {
+            return;
+        }
+        match check_against_hint(shared, seg) {
+            Ok(()) => seg.mark_verified(),
+            Err(why) => {
+                tracing::error!(
+                    path = %seg.path().display(),
+                    why,
+                    "segment disagrees with its checksums or hint; reads keep verifying each \
+                     record, and the next open scans it (restart with repair to quarantine)"
+                );
+                let _ = std::fs::remove_file(crate::hint::hint_path(&shared.dir, seg.id));
+                // Stop checking it again and again; reads still verify every record.
+                seg.mark_hinted();
+                return;
+            }
+        }
+    }
+}
+
+fn check_against_hint(shared: &Shared, seg: &Segment) -> std::result::Result<(), String> {
+    let hint = crate::hint::Hint::load(&shared.dir, seg.id, seg.len())
+        .map_err(|e| e.to_string())?
+        .ok_or("hint file missing")?;
+    let mut entries = hint.entries();
+    let mut mismatch = None;
+    let end = scan_records(
+        seg.bytes_from(0),
+        SEGMENT_HEADER_LEN as u64,
+        |off, h, rec| {
+            if mismatch.is_some() {
+                return;
+            }
+            match entries.next() {
+                Some(Ok(e))
+                    if u64::from(e.offset) == off
+                        && e.header == *h
+                        && e.key == format::record_key(h, rec) => {}
+                _ => {
+                    mismatch = Some(format!(
+                        "hint entry differs from the record at offset {off}"
+                    ))
+                }
+            }
+        },
+    );
+    if let Some(m) = mismatch {
+        return Err(m);
+    }
+    if entries.next().is_some() {
+        return Err("hint lists records the segment does not hold".into());
+    }
+    match end {
+        ScanEnd::Clean { end } if end == seg.len() => Ok(()),
+        ScanEnd::Clean { end } => Err(format!("records end at {end}, the file at {}", seg.len())),
+        ScanEnd::Torn { at, reason } | ScanEnd::Corrupt { at, reason, .. } => {
+            Err(format!("{reason} at offset {at}"))
         }
     }
 }

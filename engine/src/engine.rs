@@ -248,22 +248,42 @@ impl SegmentFactory for Shared {
     }
 }
 
-/// The record at `loc`: header and the whole record's bytes.
+/// The record at `loc`: header and the whole record's bytes. Records of segments whose
+/// checksums have not been checked since open (loaded from a hint) are verified here; a
+/// damaged one reads as absent, is counted and logged, and is never served.
 ///
 /// # Panics
 /// When the index points at a segment the registry does not hold: an engine bug.
-pub(crate) fn record_at(segs: &SegmentMap, loc: Loc) -> (RecordHeader, &[u8]) {
+pub(crate) fn record_at(segs: &SegmentMap, loc: Loc) -> Option<(RecordHeader, &[u8])> {
     let seg = segs
         .get(loc.seg)
         .unwrap_or_else(|| panic!("index points at unknown segment {}", loc.seg));
     let off = u64::from(loc.off);
-    let header = trusted_header(seg.bytes(off, RECORD_HEADER_LEN));
-    (header, seg.bytes(off, header.record_len()))
+    if seg.is_verified() {
+        let header = trusted_header(seg.bytes(off, RECORD_HEADER_LEN));
+        return Some((header, seg.bytes(off, header.record_len())));
+    }
+    let rest = seg.bytes_from(off.min(seg.len()));
+    match RecordHeader::decode(rest) {
+        Ok(h) if h.record_len() <= rest.len() && format::verify_record(&h, rest) => {
+            Some((h, &rest[..h.record_len()]))
+        }
+        _ => {
+            if seg.note_corrupt_read() {
+                tracing::error!(
+                    path = %seg.path().display(),
+                    offset = off,
+                    "damaged record not served (checksum mismatch); restore the file or \
+                     restart with repair"
+                );
+            }
+            None
+        }
+    }
 }
 
 fn key_matches(segs: &SegmentMap, loc: Loc, key: &[u8]) -> bool {
-    let (h, rec) = record_at(segs, loc);
-    format::record_key(&h, rec) == key
+    record_at(segs, loc).is_some_and(|(h, rec)| format::record_key(&h, rec) == key)
 }
 
 fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
@@ -350,15 +370,13 @@ impl Engine {
                 .spawn(move || prepare_segments(s))
                 .map_err(|e| Error::io("spawn prealloc thread", &shared.dir, e))?,
         );
-        if shared.options.compaction {
-            let s = shared.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("flin-compact".into())
-                    .spawn(move || crate::compaction::run(s))
-                    .map_err(|e| Error::io("spawn compaction thread", &shared.dir, e))?,
-            );
-        }
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("flin-maint".into())
+                .spawn(move || crate::compaction::run(s))
+                .map_err(|e| Error::io("spawn maintenance thread", &shared.dir, e))?,
+        );
         Ok(Engine { shared, threads })
     }
 
@@ -380,7 +398,9 @@ impl Engine {
         let segs = self.shared.segments.load();
         let mut hit = None;
         shard.find(h.tag(), |loc| {
-            let (hdr, rec) = record_at(&segs, loc);
+            let Some((hdr, rec)) = record_at(&segs, loc) else {
+                return false;
+            };
             let same = format::record_key(&hdr, rec) == key;
             if same {
                 hit = Some((hdr, rec));
@@ -458,10 +478,9 @@ impl Engine {
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
         let slot = shard.find(h.tag(), |loc| key_matches(&segs, loc, key));
-        let current = slot.map(|i| {
+        let current = slot.and_then(|i| {
             let loc = shard.loc(i);
-            let (hdr, rec) = record_at(&segs, loc);
-            (loc, hdr, rec)
+            record_at(&segs, loc).map(|(hdr, rec)| (loc, hdr, rec))
         });
         let live = current.filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms));
         let entry = live.map(|(_, hdr, rec)| Entry {
@@ -634,11 +653,12 @@ impl Engine {
                     continue;
                 };
                 let segs = self.shared.segments.load();
-                let (hdr, rec) = record_at(&segs, shard.loc(i));
-                if !is_expired(hdr.expire_at_ms, now) {
-                    return Some(format::record_key(&hdr, rec).to_vec());
+                match record_at(&segs, shard.loc(i)) {
+                    Some((hdr, rec)) if !is_expired(hdr.expire_at_ms, now) => {
+                        return Some(format::record_key(&hdr, rec).to_vec());
+                    }
+                    _ => break,
                 }
-                break;
             }
         }
         None
@@ -742,6 +762,8 @@ impl Engine {
             st.disk_bytes += if s.is_sealed() { len } else { s.capacity() };
             st.dead_bytes += dead;
             st.live_bytes += len - dead;
+            st.corrupt_reads += s.corrupt_reads();
+            st.segments_unverified += u64::from(!s.is_verified());
         }
         st
     }
@@ -778,6 +800,10 @@ impl Engine {
         let res = st.active.seal().and_then(|()| st.active.sync());
         drop(st);
         let res = res.and_then(|()| sync::sync_now(sh));
+        if res.is_ok() && sh.options.hints {
+            // So the next open reads hints for everything but the newest segment.
+            crate::compaction::write_missing_hints_including_active(sh);
+        }
         if let Err(e) = &res {
             tracing::error!(error = %e, "final sync at close failed");
         }
@@ -849,7 +875,9 @@ fn emit(
     now: u64,
     f: &mut impl FnMut(&[u8], Entry<'_>),
 ) {
-    let (hdr, rec) = record_at(segs, shard.loc(i));
+    let Some((hdr, rec)) = record_at(segs, shard.loc(i)) else {
+        return;
+    };
     if !is_expired(hdr.expire_at_ms, now) {
         f(
             format::record_key(&hdr, rec),

@@ -1,2 +1,254 @@
-//! Hint files: a compact index of a sealed segment, so `open` need not read every value.
-//! (Written and read in a later change; recovery scans segments until then.)
+//! Hint files: for each sealed segment, the key, location, sequence number, expiry and flags
+//! of every record, without the values, so `open` need not read the data.
+//!
+//! ```text
+//! header (40 bytes)
+//! 0   8  magic "FLINHNT\x01"
+//! 8   4  format version (1)
+//! 12  4  segment id
+//! 16  8  segment length in bytes (the hint describes exactly this many bytes)
+//! 24  8  entry count
+//! 32  4  reserved, 0
+//! 36  4  CRC32 of bytes 0..36
+//! entries, back to back (29 bytes + key)
+//! 0   8  seq
+//! 8   8  expire_at_ms
+//! 16  4  record offset in the segment
+//! 20  4  value length
+//! 24  4  key length
+//! 28  1  flags
+//! 29  .. key
+//! trailer
+//! 0   4  CRC32 of all entry bytes
+//! ```
+//!
+//! A hint is written to `<id>.hint.tmp`, synced and renamed, so a hint file is complete or
+//! absent. It is used only when the header, the trailer checksum, the segment id and the segment
+//! length all match; anything else falls back to scanning the segment, and says so in the log.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::format::{self, get_u32, get_u64, put_u32, put_u64, RecordHeader, KEY_LEN_MAX};
+use crate::recovery::{scan_records, ScanEnd};
+use crate::segment::Segment;
+
+pub const HINT_MAGIC: [u8; 8] = *b"FLINHNT\x01";
+pub const HINT_VERSION: u32 = 1;
+pub const HINT_HEADER_LEN: usize = 40;
+pub const HINT_ENTRY_FIXED_LEN: usize = 29;
+pub const HINT_TRAILER_LEN: usize = 4;
+const HH_VERSION: usize = 8;
+const HH_SEGMENT_ID: usize = 12;
+const HH_SEGMENT_LEN: usize = 16;
+const HH_COUNT: usize = 24;
+const HH_CRC: usize = 36;
+const _: () = assert!(HH_CRC + 4 == HINT_HEADER_LEN);
+
+pub fn hint_file_name(id: u32) -> String {
+    format!("{id:010}.hint")
+}
+
+pub fn hint_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(hint_file_name(id))
+}
+
+/// One record as a hint describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HintEntry<'a> {
+    pub offset: u32,
+    pub header: RecordHeader,
+    pub key: &'a [u8],
+}
+
+/// Writes the hint file of a sealed segment. The segment's records are read through its map.
+///
+/// # Errors
+/// I/O errors; the temporary file is removed then.
+pub fn write_hint(dir: &Path, seg: &Segment) -> Result<()> {
+    let path = hint_path(dir, seg.id);
+    let tmp = dir.join(format!("{}.tmp", hint_file_name(seg.id)));
+    let result = write_hint_to(&tmp, seg).and_then(|()| {
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename hint file", &tmp, e))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_hint_to(tmp: &Path, seg: &Segment) -> Result<()> {
+    let io = |e| Error::io("write hint file", tmp, e);
+    let file = File::create(tmp).map_err(io)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let bytes = seg.bytes_from(0);
+    let seg_len = bytes.len() as u64;
+    w.write_all(&[0u8; HINT_HEADER_LEN]).map_err(io)?;
+    let mut crc = crc32fast::Hasher::new();
+    let mut count = 0u64;
+    let mut failure = None;
+    let mut start = format::SEGMENT_HEADER_LEN as u64;
+    loop {
+        let end = scan_records(bytes, start, |off, h, rec| {
+            if failure.is_some() {
+                return;
+            }
+            let key = format::record_key(h, rec);
+            let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];
+            put_u64(&mut fixed, 0, h.seq);
+            put_u64(&mut fixed, 8, h.expire_at_ms);
+            put_u32(&mut fixed, 16, off as u32);
+            put_u32(&mut fixed, 20, h.value_len);
+            put_u32(&mut fixed, 24, h.key_len);
+            fixed[28] = h.flags;
+            crc.update(&fixed);
+            crc.update(key);
+            count += 1;
+            if let Err(e) = w.write_all(&fixed).and_then(|()| w.write_all(key)) {
+                failure = Some(e);
+            }
+        });
+        if let Some(e) = failure {
+            return Err(io(e));
+        }
+        match end {
+            ScanEnd::Corrupt { next_valid, .. } => start = next_valid,
+            ScanEnd::Clean { .. } | ScanEnd::Torn { .. } => break,
+        }
+    }
+    w.write_all(&crc.finalize().to_le_bytes()).map_err(io)?;
+    let mut header = [0u8; HINT_HEADER_LEN];
+    header[..8].copy_from_slice(&HINT_MAGIC);
+    put_u32(&mut header, HH_VERSION, HINT_VERSION);
+    put_u32(&mut header, HH_SEGMENT_ID, seg.id);
+    put_u64(&mut header, HH_SEGMENT_LEN, seg_len);
+    put_u64(&mut header, HH_COUNT, count);
+    let hcrc = crc32fast::hash(&header[..HH_CRC]);
+    put_u32(&mut header, HH_CRC, hcrc);
+    let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    file.write_all(&header).map_err(io)?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync hint file", tmp, e))
+}
+
+/// A hint file read into memory and verified as a whole.
+pub struct Hint {
+    bytes: Vec<u8>,
+    pub count: u64,
+}
+
+impl Hint {
+    /// Reads and verifies the hint of segment `id`, which must describe `segment_len` bytes.
+    ///
+    /// # Errors
+    /// `Ok(None)` when there is no hint file; `Err` with the reason when it is unusable.
+    pub fn load(dir: &Path, id: u32, segment_len: u64) -> Result<Option<Hint>> {
+        let path = hint_path(dir, id);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read hint file", &path, e)),
+        };
+        let bad = |reason: String| Error::Corrupt {
+            path: path.clone(),
+            offset: 0,
+            reason,
+        };
+        if bytes.len() < HINT_HEADER_LEN + HINT_TRAILER_LEN {
+            return Err(bad(format!(
+                "{} bytes is too short for a hint file",
+                bytes.len()
+            )));
+        }
+        let h = &bytes[..HINT_HEADER_LEN];
+        if h[..8] != HINT_MAGIC || get_u32(h, HH_CRC) != crc32fast::hash(&h[..HH_CRC]) {
+            return Err(bad("bad hint header (magic or checksum)".into()));
+        }
+        if get_u32(h, HH_VERSION) != HINT_VERSION {
+            return Err(bad(format!("hint version {}", get_u32(h, HH_VERSION))));
+        }
+        if get_u32(h, HH_SEGMENT_ID) != id {
+            return Err(bad("hint names another segment".into()));
+        }
+        if get_u64(h, HH_SEGMENT_LEN) != segment_len {
+            return Err(bad(format!(
+                "hint describes {} bytes, the segment has {segment_len}",
+                get_u64(h, HH_SEGMENT_LEN)
+            )));
+        }
+        let body_end = bytes.len() - HINT_TRAILER_LEN;
+        let crc = get_u32(&bytes, body_end);
+        if crc != crc32fast::hash(&bytes[HINT_HEADER_LEN..body_end]) {
+            return Err(bad("hint entries checksum mismatch".into()));
+        }
+        let count = get_u64(h, HH_COUNT);
+        let hint = Hint { bytes, count };
+        // Walk once so later iteration can rely on well-formed entries.
+        let mut n = 0u64;
+        for e in hint.entries() {
+            let e = e.map_err(|(at, why)| Error::Corrupt {
+                path: path.clone(),
+                offset: at,
+                reason: why.into(),
+            })?;
+            if u64::from(e.offset) + e.header.record_len() as u64 > segment_len {
+                return Err(bad("hint entry points past the end of the segment".into()));
+            }
+            n += 1;
+        }
+        if n != count {
+            return Err(bad(format!("hint header says {count} entries, found {n}")));
+        }
+        Ok(Some(hint))
+    }
+
+    /// The entries in order; an entry that does not fit yields its offset and the reason.
+    pub fn entries(
+        &self,
+    ) -> impl Iterator<Item = std::result::Result<HintEntry<'_>, (u64, &'static str)>> {
+        let body = &self.bytes[..self.bytes.len() - HINT_TRAILER_LEN];
+        let mut at = HINT_HEADER_LEN;
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed || at >= body.len() {
+                return None;
+            }
+            let pos = at as u64;
+            if body.len() - at < HINT_ENTRY_FIXED_LEN {
+                failed = true;
+                return Some(Err((pos, "truncated hint entry")));
+            }
+            let f = &body[at..at + HINT_ENTRY_FIXED_LEN];
+            let key_len = get_u32(f, 24) as usize;
+            let header = RecordHeader {
+                seq: get_u64(f, 0),
+                expire_at_ms: get_u64(f, 8),
+                key_len: key_len as u32,
+                value_len: get_u32(f, 20),
+                flags: f[28],
+            };
+            let key_start = at + HINT_ENTRY_FIXED_LEN;
+            if key_len > KEY_LEN_MAX || body.len() - key_start < key_len {
+                failed = true;
+                return Some(Err((pos, "hint entry key runs past the end")));
+            }
+            if header.value_len as usize > format::VALUE_LEN_MAX
+                || header.flags & !format::FLAGS_KNOWN != 0
+                || header.seq == 0
+            {
+                failed = true;
+                return Some(Err((pos, "hint entry out of range")));
+            }
+            at = key_start + key_len;
+            Some(Ok(HintEntry {
+                offset: get_u32(f, 16),
+                header,
+                key: &body[key_start..key_start + key_len],
+            }))
+        })
+    }
+}

@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::clock::{is_expired, now_ms};
-use crate::engine::{record_at, SegmentMap};
+use crate::engine::SegmentMap;
 use crate::error::{Error, Result};
 use crate::format::{
     self, verify_record, HeaderError, RecordHeader, SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN,
 };
+use crate::hint::{hint_path, Hint};
 use crate::index::{Index, KeyHash, Loc};
 use crate::options::Options;
 use crate::segment::Segment;
@@ -140,42 +141,100 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let found = list_segments(dir)?;
     let next_segment_id = found.last().map_or(1, |f| f.id + 1);
     let newest_log = newest_log_segment(&found);
-    let mut r = Recovery {
-        dir,
-        options,
-        index: Index::new(),
-        map: SegmentMap::default(),
-        segments: Vec::new(),
-        max_seq: 0,
-        flush_seq: 0,
-        retired: Vec::new(),
-        stats: RecoveryStats::default(),
-        now: now_ms(),
-    };
+    remove_orphan_hints(dir, &found)?;
+    let mut stats = RecoveryStats::default();
+
+    // Phase 1: open every segment and decide which records it holds: from its hint file, or by
+    // scanning (checksums verified), split over the cores.
+    let mut loaded = Vec::new();
     for f in &found {
-        r.load_segment(f, Some(f.id) == newest_log)?;
+        if let Some(l) = open_segment(dir, f, Some(f.id) == newest_log, options)? {
+            loaded.push(l);
+        }
     }
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let scans: Vec<Result<()>> = parallel_map(&mut loaded, threads, |l| l.scan());
+    for r in scans {
+        r?;
+    }
+    for l in &mut loaded {
+        l.settle(dir, options, &mut stats)?;
+    }
+    stats.segments_from_hints = loaded.iter().filter(|l| l.hint.is_some()).count() as u64;
+
+    // Phase 2: build the index, each thread owning a share of the shards.
+    let index = Index::new();
+    let hinted: u64 = loaded
+        .iter()
+        .filter_map(|l| l.hint.as_ref())
+        .map(|h| h.count)
+        .sum();
+    index.reserve(hinted);
+    let map = SegmentMap::from_segments(loaded.iter().map(|l| l.seg.clone()));
+    let now = now_ms();
+    let parts: Vec<Part> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (loaded, map, index) = (&loaded, &map, &index);
+                s.spawn(move || {
+                    let mut part = Part::new(t, threads, now);
+                    for l in loaded {
+                        l.for_each_record(|off, h, key| {
+                            part.apply(index, map, &l.seg, off, h, key)
+                        });
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("recovery thread"))
+            .collect()
+    });
+    let max_seq = parts.iter().map(|p| p.max_seq).max().unwrap_or(0);
+    stats.records = parts.iter().map(|p| p.records).sum();
+    // Every thread sees every flush record: segments holding only older records are void.
+    let flush_seq = parts.first().map_or(0, |p| p.flush_seq);
     for i in 0..crate::index::SHARD_COUNT {
-        r.index.shard(i).write().sweep_marked();
+        index.shard(i).write().sweep_marked();
     }
     // Files emptied by a FLUSHALL, and segments with no records, go now.
     let mut keep = Vec::new();
-    for seg in r.segments {
-        if r.retired.contains(&seg.id) || seg.is_empty() {
+    for l in loaded {
+        let seg = l.seg;
+        let flushed = flush_seq > 0 && seg.max_seq() < flush_seq;
+        if flushed || seg.is_empty() {
             seg.mark_obsolete();
+            let _ = std::fs::remove_file(hint_path(dir, seg.id));
         } else {
+            if l.hint.is_some() {
+                seg.mark_hinted();
+            } else {
+                seg.mark_verified();
+            }
             keep.push(seg);
         }
     }
-    r.stats.segments = keep.len() as u64;
-    r.stats.keys = r.index.len();
-    r.stats.duration_ms = started.elapsed().as_millis() as u64;
+    stats.segments = keep.len() as u64;
+    stats.keys = index.len();
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(
+        keys = stats.keys,
+        segments = stats.segments,
+        from_hints = stats.segments_from_hints,
+        records = stats.records,
+        ms = stats.duration_ms,
+        "recovery finished"
+    );
     Ok(Recovered {
-        index: r.index,
+        index,
         segments: keep,
-        next_seq: r.max_seq + 1,
+        next_seq: max_seq + 1,
         next_segment_id,
-        stats: r.stats,
+        stats,
     })
 }
 
@@ -194,189 +253,330 @@ fn newest_log_segment(found: &[Found]) -> Option<u32> {
     })
 }
 
-struct Recovery<'a> {
-    dir: &'a Path,
-    options: &'a Options,
-    index: Index,
-    map: SegmentMap,
-    segments: Vec<Arc<Segment>>,
-    max_seq: u64,
-    flush_seq: u64,
-    retired: Vec<u32>,
-    stats: RecoveryStats,
-    now: u64,
+/// Runs `f` over `items` on up to `threads` threads, results in order.
+fn parallel_map<T: Send, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks_mut(chunk)
+            .map(|c| {
+                let f = &f;
+                s.spawn(move || c.iter_mut().map(f).collect::<Vec<R>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("recovery thread"))
+            .collect()
+    })
 }
 
-impl Recovery<'_> {
-    fn load_segment(&mut self, f: &Found, newest_log: bool) -> Result<()> {
-        let (file, map, file_len) = match Segment::open_existing(&f.path) {
-            Ok(x) => x,
-            Err(Error::Corrupt { .. }) if newest_log => {
-                return remove_stillborn(&f.path, "empty file");
-            }
-            Err(e) => return Err(e),
+/// Hint files whose segment is gone (a crash between retiring a segment and removing its hint).
+fn remove_orphan_hints(dir: &Path, found: &[Found]) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(".hint") else {
+            continue;
         };
-        let head_len = (file_len as usize).min(SEGMENT_HEADER_LEN);
-        // SAFETY: nothing writes this map during recovery; the slice dies with this block.
-        let head = unsafe { std::slice::from_raw_parts(map.as_ptr(), head_len) }.to_vec();
-        let header = match SegmentHeader::decode(&head, &f.path) {
-            Ok(h) => h,
-            Err(_) if newest_log && head.iter().all(|&b| b == 0) => {
-                drop(map);
-                return remove_stillborn(&f.path, "header never written");
-            }
-            Err(e) => return Err(e),
-        };
-        if header.segment_id != f.id {
-            return Err(Error::Corrupt {
-                path: f.path.clone(),
-                offset: 0,
-                reason: format!(
-                    "header says segment {}, file name says {}",
-                    header.segment_id, f.id
-                ),
-            });
+        let id = format::parse_segment_file_name(&format!("{stem}.seg"));
+        if id.is_some_and(|id| !found.iter().any(|f| f.id == id)) || id.is_none() {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| Error::io("remove orphan hint", &p, e))?;
         }
-        let seg = Arc::new(Segment::from_parts(
-            f.path.clone(),
-            file,
-            map,
-            f.id,
-            header.kind,
-            file_len,
-        ));
-        self.map = SegmentMap::from_segments(self.map.iter().cloned().chain(Some(seg.clone())));
-        self.segments.push(seg.clone());
+    }
+    Ok(())
+}
+
+/// One segment during recovery.
+struct Loaded {
+    seg: Arc<Segment>,
+    newest_log: bool,
+    hint: Option<Hint>,
+    /// Verified runs of records `[start, end)` when scanned.
+    spans: Vec<(u64, u64)>,
+    /// How the scan ended after the last span.
+    damage: Vec<ScanEnd>,
+}
+
+fn open_segment(
+    dir: &Path,
+    f: &Found,
+    newest_log: bool,
+    options: &Options,
+) -> Result<Option<Loaded>> {
+    let (file, map, file_len) = match Segment::open_existing(&f.path) {
+        Ok(x) => x,
+        Err(Error::Corrupt { .. }) if newest_log => {
+            remove_stillborn(&f.path, "empty file")?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let head_len = (file_len as usize).min(SEGMENT_HEADER_LEN);
+    // SAFETY: nothing writes this map during recovery; the copy is taken at once.
+    let head = unsafe { std::slice::from_raw_parts(map.as_ptr(), head_len) }.to_vec();
+    let header = match SegmentHeader::decode(&head, &f.path) {
+        Ok(h) => h,
+        Err(_) if newest_log && head.iter().all(|&b| b == 0) => {
+            drop(map);
+            remove_stillborn(&f.path, "header never written")?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    if header.segment_id != f.id {
+        return Err(Error::Corrupt {
+            path: f.path.clone(),
+            offset: 0,
+            reason: format!(
+                "header says segment {}, file name says {}",
+                header.segment_id, f.id
+            ),
+        });
+    }
+    let seg = Arc::new(Segment::from_parts(
+        f.path.clone(),
+        file,
+        map,
+        f.id,
+        header.kind,
+        file_len,
+    ));
+    let hint = if options.hints && !newest_log {
+        match Hint::load(dir, f.id, file_len) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "hint file unusable; scanning the segment instead");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Some(Loaded {
+        seg,
+        newest_log,
+        hint,
+        spans: Vec::new(),
+        damage: Vec::new(),
+    }))
+}
+
+impl Loaded {
+    /// Finds the verified runs of records of a segment without a hint.
+    fn scan(&mut self) -> Result<()> {
+        if self.hint.is_some() {
+            return Ok(());
+        }
+        let bytes = self.seg.mapped_bytes();
         let mut start = SEGMENT_HEADER_LEN as u64;
         loop {
-            let bytes = seg.mapped_bytes();
-            let end = scan_records(bytes, start, |off, h, rec| self.apply(&seg, off, h, rec));
+            let mut end_of_run = start;
+            let end = scan_records(bytes, start, |off, h, _| {
+                end_of_run = off + h.record_len() as u64;
+            });
+            self.spans.push((start, end_of_run));
             match end {
-                ScanEnd::Clean { end } => {
-                    self.finish_segment(&seg, end, file_len)?;
+                ScanEnd::Corrupt { next_valid, .. } => {
+                    self.damage.push(end);
+                    start = next_valid;
+                }
+                other => {
+                    self.damage.push(other);
                     return Ok(());
                 }
-                ScanEnd::Torn { at, reason } => {
-                    let dropped = file_len - at;
-                    if !newest_log && !self.options.repair {
-                        return Err(Error::Corrupt {
-                            path: f.path.clone(),
-                            offset: at,
-                            reason: format!(
-                                "{reason}; {dropped} bytes to the end of a sealed segment"
-                            ),
-                        });
-                    }
-                    if !newest_log {
-                        self.quarantine(&seg, at, file_len)?;
-                    }
-                    tracing::warn!(
-                        path = %f.path.display(),
-                        offset = at,
-                        bytes = dropped,
-                        reason,
-                        "torn tail cut from segment (a write cut short by a crash)"
-                    );
-                    self.stats.torn_bytes_truncated += dropped;
-                    self.finish_segment(&seg, at, file_len)?;
-                    return Ok(());
-                }
+            }
+        }
+    }
+
+    /// Applies the verdict on damage found by `scan`: errors, quarantine, truncation.
+    fn settle(&mut self, dir: &Path, options: &Options, stats: &mut RecoveryStats) -> Result<()> {
+        let file_len = self.seg.len();
+        let path = self.seg.path();
+        if self.hint.is_some() {
+            self.seg.mark_sealed();
+            return Ok(());
+        }
+        let mut valid_end = file_len;
+        let damage = std::mem::take(&mut self.damage);
+        for d in &damage {
+            match *d {
+                ScanEnd::Clean { end } => valid_end = end,
                 ScanEnd::Corrupt {
                     at,
                     next_valid,
                     reason,
                 } => {
-                    if !self.options.repair {
+                    if !options.repair {
                         return Err(Error::Corrupt {
-                            path: f.path.clone(),
+                            path,
                             offset: at,
                             reason: format!(
                                 "{reason}; valid records resume at offset {next_valid}"
                             ),
                         });
                     }
-                    self.quarantine(&seg, at, next_valid)?;
-                    seg.add_dead(next_valid - at);
-                    start = next_valid;
+                    stats.quarantined_bytes += quarantine(dir, &self.seg, at, next_valid)?;
+                    self.seg.add_dead(next_valid - at);
+                }
+                ScanEnd::Torn { at, reason } => {
+                    let dropped = file_len - at;
+                    if !self.newest_log && !options.repair {
+                        return Err(Error::Corrupt {
+                            path,
+                            offset: at,
+                            reason: format!(
+                                "{reason}; {dropped} bytes to the end of a sealed segment"
+                            ),
+                        });
+                    }
+                    if !self.newest_log {
+                        stats.quarantined_bytes += quarantine(dir, &self.seg, at, file_len)?;
+                    }
+                    tracing::warn!(
+                        path = %path.display(),
+                        offset = at,
+                        bytes = dropped,
+                        reason,
+                        "torn tail cut from segment (a write cut short by a crash)"
+                    );
+                    stats.torn_bytes_truncated += dropped;
+                    valid_end = at;
                 }
             }
         }
-    }
-
-    fn finish_segment(&mut self, seg: &Segment, end: u64, file_len: u64) -> Result<()> {
-        seg.set_len(end);
-        if end < file_len {
-            seg.seal()?;
-            seg.sync()?;
+        self.seg.set_len(valid_end);
+        if valid_end < file_len {
+            self.seg.seal()?;
+            self.seg.sync()?;
+            // A hint written for the longer file no longer applies.
+            let _ = std::fs::remove_file(hint_path(dir, self.seg.id));
         } else {
-            seg.mark_sealed();
+            self.seg.mark_sealed();
         }
-        self.stats.segments += 1;
         Ok(())
     }
 
-    /// Copies bytes `[from, to)` of a damaged segment into `quarantine/` and reports the loss.
-    fn quarantine(&mut self, seg: &Segment, from: u64, to: u64) -> Result<()> {
-        let qdir = self.dir.join("quarantine");
-        std::fs::create_dir_all(&qdir).map_err(|e| Error::io("create directory", &qdir, e))?;
-        let name = format!("{}.{from}-{to}.bad", format::segment_file_name(seg.id));
-        let path = qdir.join(name);
-        let bytes = &seg.mapped_bytes()[from as usize..to as usize];
-        std::fs::write(&path, bytes).map_err(|e| Error::io("write quarantine file", &path, e))?;
-        tracing::error!(
-            segment = %seg.path().display(),
-            from,
-            to,
-            copy = %path.display(),
-            "repair: damaged bytes skipped; any records in them are lost"
-        );
-        self.stats.quarantined_bytes += to - from;
-        Ok(())
-    }
-
-    fn apply(&mut self, seg: &Arc<Segment>, off: u64, h: &RecordHeader, rec: &[u8]) {
-        self.stats.records += 1;
-        self.max_seq = self.max_seq.max(h.seq);
-        seg.note_seq(h.seq);
-        let loc = Loc {
-            seg: seg.id,
-            off: off as u32,
-        };
-        let len = h.record_len() as u64;
-        if h.is_flush() {
-            for i in 0..crate::index::SHARD_COUNT {
-                self.index.shard(i).write().clear();
+    /// Every record: offset, header, key.
+    fn for_each_record(&self, mut f: impl FnMut(u64, &RecordHeader, &[u8])) {
+        if let Some(hint) = &self.hint {
+            for e in hint.entries().flatten() {
+                f(u64::from(e.offset), &e.header, e.key);
             }
-            self.flush_seq = h.seq;
-            self.retired.extend(
-                self.segments
-                    .iter()
-                    .map(|s| s.id)
-                    .filter(|&id| id != seg.id),
-            );
-            seg.add_dead(len);
+            return;
+        }
+        let bytes = self.seg.mapped_bytes();
+        for &(start, end) in &self.spans {
+            let mut off = start;
+            while off < end {
+                let h = format::trusted_header(&bytes[off as usize..]);
+                let rec = &bytes[off as usize..off as usize + h.record_len()];
+                f(off, &h, format::record_key(&h, rec));
+                off += h.record_len() as u64;
+            }
+        }
+    }
+}
+
+/// Copies bytes `[from, to)` of a damaged segment into `quarantine/`; returns the byte count.
+fn quarantine(dir: &Path, seg: &Segment, from: u64, to: u64) -> Result<u64> {
+    let qdir = dir.join("quarantine");
+    std::fs::create_dir_all(&qdir).map_err(|e| Error::io("create directory", &qdir, e))?;
+    let name = format!("{}.{from}-{to}.bad", format::segment_file_name(seg.id));
+    let path = qdir.join(name);
+    let bytes = &seg.mapped_bytes()[from as usize..to as usize];
+    std::fs::write(&path, bytes).map_err(|e| Error::io("write quarantine file", &path, e))?;
+    tracing::error!(
+        segment = %seg.path().display(),
+        from,
+        to,
+        copy = %path.display(),
+        "repair: damaged bytes skipped; any records in them are lost"
+    );
+    Ok(to - from)
+}
+
+/// The index-building state of one recovery thread, which owns shards `t`, `t + n`, ...
+struct Part {
+    thread: usize,
+    threads: usize,
+    now: u64,
+    max_seq: u64,
+    flush_seq: u64,
+    records: u64,
+}
+
+impl Part {
+    fn new(thread: usize, threads: usize, now: u64) -> Part {
+        Part {
+            thread,
+            threads,
+            now,
+            max_seq: 0,
+            flush_seq: 0,
+            records: 0,
+        }
+    }
+
+    fn apply(
+        &mut self,
+        index: &Index,
+        map: &SegmentMap,
+        seg: &Segment,
+        off: u64,
+        h: &RecordHeader,
+        key: &[u8],
+    ) {
+        self.max_seq = self.max_seq.max(h.seq);
+        let mine = |shard: usize| shard % self.threads == self.thread;
+        let len = h.record_len() as u64;
+        let first = self.thread == 0;
+        if first {
+            self.records += 1;
+            seg.note_seq(h.seq);
+        }
+        if h.is_flush() {
+            for i in (0..crate::index::SHARD_COUNT).filter(|&i| mine(i)) {
+                index.shard(i).write().clear();
+            }
+            self.flush_seq = self.flush_seq.max(h.seq);
+            if first {
+                seg.add_dead(len);
+            }
+            return;
+        }
+        let kh = KeyHash::of(key);
+        if !mine(kh.shard()) {
             return;
         }
         if h.seq < self.flush_seq {
             seg.add_dead(len);
             return;
         }
-        let key = format::record_key(h, rec);
         let gone = h.is_tombstone() || is_expired(h.expire_at_ms, self.now);
-        let kh = KeyHash::of(key);
-        let mut shard = self.index.shard(kh.shard()).write();
-        let map = &self.map;
+        let loc = Loc {
+            seg: seg.id,
+            off: off as u32,
+        };
+        let mut shard = index.shard(kh.shard()).write();
         let slot = shard.find(kh.tag(), |l| {
-            let (oh, orec) = record_at(map, l);
-            format::record_key(&oh, orec) == key
+            checked_key(map, l).is_some_and(|(_, k)| k == key)
         });
         match slot {
             Some(i) => {
                 let old = shard.loc(i);
-                let (oh, _) = record_at(map, old);
-                if h.seq > oh.seq {
+                let old_seq = checked_key(map, old).map_or(0, |(oh, _)| oh.seq);
+                if h.seq > old_seq {
                     if !shard.is_marked(i) {
-                        add_dead(map, old, oh.record_len() as u64);
+                        if let Some((oh, _)) = checked_key(map, old) {
+                            add_dead(map, old, oh.record_len() as u64);
+                        }
                     }
                     shard.set(i, loc, gone);
                     if gone {
@@ -394,6 +594,17 @@ impl Recovery<'_> {
             }
         }
     }
+}
+
+/// The header and key of the record at `loc`, checked (a hint may point anywhere).
+fn checked_key(map: &SegmentMap, loc: Loc) -> Option<(RecordHeader, &[u8])> {
+    let seg = map.get(loc.seg)?;
+    let bytes = seg.mapped_bytes().get(..seg.len() as usize)?;
+    let rest = bytes.get(loc.off as usize..)?;
+    let h = RecordHeader::decode(rest).ok()?;
+    let key =
+        rest.get(format::RECORD_HEADER_LEN..format::RECORD_HEADER_LEN + h.key_len as usize)?;
+    Some((h, key))
 }
 
 fn add_dead(map: &SegmentMap, loc: Loc, bytes: u64) {

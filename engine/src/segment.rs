@@ -38,6 +38,12 @@ pub struct Segment {
     /// Set when compaction or FLUSHALL retires the segment: the file is removed on drop, once no
     /// reader holds the segment any more.
     obsolete: AtomicBool,
+    /// False for a segment loaded from a hint file until its records were checked against
+    /// their checksums (and the hint against the records); reads verify records until then.
+    verified: AtomicBool,
+    /// A hint file describes this segment as it is.
+    hinted: AtomicBool,
+    corrupt_reads: AtomicU64,
 }
 
 impl Segment {
@@ -61,6 +67,7 @@ impl Segment {
                 .map_raw(&file)
                 .map_err(|e| Error::io("mmap", &path, e))?;
             let seg = Segment::from_parts(path.clone(), file, map, id, kind, 0);
+            seg.mark_verified();
             let header = SegmentHeader {
                 kind,
                 segment_id: id,
@@ -123,6 +130,9 @@ impl Segment {
             max_seq: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
             obsolete: AtomicBool::new(false),
+            verified: AtomicBool::new(false),
+            hinted: AtomicBool::new(false),
+            corrupt_reads: AtomicU64::new(0),
         }
     }
 
@@ -203,6 +213,31 @@ impl Segment {
 
     pub fn is_sealed(&self) -> bool {
         self.sealed.load(Ordering::Acquire)
+    }
+
+    pub fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Acquire)
+    }
+
+    pub fn mark_verified(&self) {
+        self.verified.store(true, Ordering::Release);
+    }
+
+    pub fn is_hinted(&self) -> bool {
+        self.hinted.load(Ordering::Acquire)
+    }
+
+    pub fn mark_hinted(&self) {
+        self.hinted.store(true, Ordering::Release);
+    }
+
+    /// Counts a read that found a damaged record; true for the first few, worth a log line.
+    pub fn note_corrupt_read(&self) -> bool {
+        self.corrupt_reads.fetch_add(1, Ordering::Relaxed) < 16
+    }
+
+    pub fn corrupt_reads(&self) -> u64 {
+        self.corrupt_reads.load(Ordering::Relaxed)
     }
 
     pub fn mark_obsolete(&self) {
@@ -301,6 +336,7 @@ impl Drop for Segment {
     fn drop(&mut self) {
         if self.is_obsolete() {
             let path = self.path();
+            let _ = std::fs::remove_file(path.with_extension("hint"));
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::debug!(path = %path.display(), "removed retired segment"),
                 Err(e) => tracing::warn!(

@@ -31,6 +31,10 @@ pub struct Stats {
     pub last_fsync_duration_us: u64,
     /// Failed writes and fsyncs since open.
     pub write_errors: u64,
+    /// Reads that found a damaged record (not served).
+    pub corrupt_reads: u64,
+    /// Sealed segments not yet checked against their checksums since open (loaded from hints).
+    pub segments_unverified: u64,
     /// Why writes are refused, when they are.
     pub poisoned: Option<String>,
     /// Highest sequence number written, and the highest known durable.
