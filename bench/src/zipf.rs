@@ -35,7 +35,7 @@ impl std::fmt::Display for ZipfError {
 
 impl std::error::Error for ZipfError {}
 
-/// A zipfian distribution over `0..items`; cheap to clone, one per connection is fine.
+/// A zipfian distribution over `0..items`; immutable once built, so threads share one.
 #[derive(Clone, Debug)]
 pub struct Zipf {
     items: u64,
@@ -82,7 +82,7 @@ impl Zipf {
 
     /// The next item, in `0..items`.
     #[inline]
-    pub fn next(&mut self, rng: &mut Rng) -> u64 {
+    pub fn next(&self, rng: &mut Rng) -> u64 {
         let u = rng.next_f64();
         let uz = u * self.zeta_n;
         if uz < 1.0 {
@@ -128,7 +128,7 @@ mod tests {
     fn most_popular_key_gets_the_largest_share() {
         const ITEMS: u64 = 1_000;
         const DRAWS: usize = 200_000;
-        let mut zipf = Zipf::new(ITEMS, 0.99).unwrap();
+        let zipf = Zipf::new(ITEMS, 0.99).unwrap();
         let mut rng = Rng::new(12345);
         let mut counts = vec![0u64; ITEMS as usize];
         for _ in 0..DRAWS {
@@ -137,13 +137,19 @@ mod tests {
             counts[item as usize] += 1;
         }
         let top = counts[0];
-        assert!(counts.iter().all(|&c| c <= top), "item 0 is not the most popular");
+        assert!(
+            counts.iter().all(|&c| c <= top),
+            "item 0 is not the most popular"
+        );
         // Popularity falls with rank.
         assert!(counts[0] > counts[1] && counts[1] > counts[9] && counts[9] > counts[99]);
         // Item 0's share is close to its probability 1 / zeta(n).
         let expected = DRAWS as f64 / zeta(ITEMS, 0.99);
         let share = top as f64 / expected;
-        assert!((0.95..1.05).contains(&share), "item 0 share {share} of expected");
+        assert!(
+            (0.95..1.05).contains(&share),
+            "item 0 share {share} of expected"
+        );
         // A zipf over 1000 keys still reaches the tail.
         assert!(counts[500..].iter().any(|&c| c > 0));
     }
@@ -151,7 +157,7 @@ mod tests {
     #[test]
     fn tiny_keyspaces_stay_in_range() {
         for items in [1u64, 2, 3] {
-            let mut zipf = Zipf::new(items, 0.5).unwrap();
+            let zipf = Zipf::new(items, 0.5).unwrap();
             let mut rng = Rng::new(1);
             for _ in 0..10_000 {
                 assert!(zipf.next(&mut rng) < items);
@@ -164,6 +170,9 @@ mod tests {
         let n = ZETA_EXACT_TERMS + 500_000;
         let exact: f64 = (1..=n).map(|i| (i as f64).powf(-0.99)).sum();
         let approx = zeta(n, 0.99);
-        assert!(((exact - approx) / exact).abs() < 1e-9, "{exact} vs {approx}");
+        assert!(
+            ((exact - approx) / exact).abs() < 1e-9,
+            "{exact} vs {approx}"
+        );
     }
 }

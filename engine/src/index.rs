@@ -149,6 +149,21 @@ impl Table {
         (tag >> (32 - self.bits)) as usize
     }
 
+    /// Asks the CPU to fetch the home slot of `tag` into cache ahead of a lookup.
+    pub fn prefetch(&self, tag: u32) {
+        let slot = &self.slots[self.home(tag)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint; it reads nothing architecturally and cannot fault.
+        #[allow(unused_unsafe)]
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (slot as *const Slot).cast(),
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = slot;
+    }
+
     /// The slot holding the key, if any. `is_key` is asked only about slots whose tag matches;
     /// it reads the record at the location and compares keys.
     pub fn find(&self, tag: u32, mut is_key: impl FnMut(Loc) -> bool) -> Option<usize> {
@@ -284,6 +299,13 @@ impl Table {
 
     /// Removes every marked slot (recovery's tombstones); returns how many.
     pub fn sweep_marked(&mut self) -> usize {
+        if !self
+            .slots
+            .iter()
+            .any(|s| s.seg != 0 && s.off & OFFSET_MARK != 0)
+        {
+            return 0;
+        }
         let before = self.len;
         let kept: Vec<Slot> = self
             .slots

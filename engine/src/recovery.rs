@@ -148,14 +148,14 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     // scanning (checksums verified), split over the cores.
     let mut loaded = Vec::new();
     for f in &found {
-        if let Some(l) = open_segment(dir, f, Some(f.id) == newest_log, options)? {
+        if let Some(l) = open_segment(f, Some(f.id) == newest_log, options)? {
             loaded.push(l);
         }
     }
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8);
-    let scans: Vec<Result<()>> = parallel_map(&mut loaded, threads, |l| l.scan());
+    let scans: Vec<Result<()>> = parallel_map(&mut loaded, threads, |l| l.scan(dir));
     for r in scans {
         r?;
     }
@@ -179,11 +179,33 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             .map(|t| {
                 let (loaded, map, index) = (&loaded, &map, &index);
                 s.spawn(move || {
-                    let mut part = Part::new(t, threads, now);
+                    // This thread owns its shards for the whole phase: lock them once.
+                    let mut guards: Vec<Option<_>> = (0..crate::index::SHARD_COUNT)
+                        .map(|i| (i % threads == t).then(|| index.shard(i).write()))
+                        .collect();
+                    let mut part = Part::new(t, now);
+                    let mut batch: Vec<Pending<'_>> = Vec::with_capacity(PREFETCH_BATCH);
                     for l in loaded {
                         l.for_each_record(|off, h, key| {
-                            part.apply(index, map, &l.seg, off, h, key)
+                            let kh = KeyHash::of(key);
+                            if let Some(g) = &guards[kh.shard()] {
+                                g.prefetch(kh.tag());
+                            }
+                            batch.push(Pending {
+                                off,
+                                header: *h,
+                                key,
+                                kh,
+                            });
+                            if batch.len() == PREFETCH_BATCH {
+                                for p in batch.drain(..) {
+                                    part.apply(&mut guards, map, &l.seg, p);
+                                }
+                            }
                         });
+                        for p in batch.drain(..) {
+                            part.apply(&mut guards, map, &l.seg, p);
+                        }
                     }
                     part
                 })
@@ -297,6 +319,7 @@ fn remove_orphan_hints(dir: &Path, found: &[Found]) -> Result<()> {
 struct Loaded {
     seg: Arc<Segment>,
     newest_log: bool,
+    use_hint: bool,
     hint: Option<Hint>,
     /// Verified runs of records `[start, end)` when scanned.
     spans: Vec<(u64, u64)>,
@@ -304,12 +327,7 @@ struct Loaded {
     damage: Vec<ScanEnd>,
 }
 
-fn open_segment(
-    dir: &Path,
-    f: &Found,
-    newest_log: bool,
-    options: &Options,
-) -> Result<Option<Loaded>> {
+fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option<Loaded>> {
     let (file, map, file_len) = match Segment::open_existing(&f.path) {
         Ok(x) => x,
         Err(Error::Corrupt { .. }) if newest_log => {
@@ -348,31 +366,31 @@ fn open_segment(
         header.kind,
         file_len,
     ));
-    let hint = if options.hints && !newest_log {
-        match Hint::load(dir, f.id, file_len) {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::warn!(error = %e, "hint file unusable; scanning the segment instead");
-                None
-            }
-        }
-    } else {
-        None
-    };
     Ok(Some(Loaded {
         seg,
         newest_log,
-        hint,
+        use_hint: options.hints && !newest_log,
+        hint: None,
         spans: Vec::new(),
         damage: Vec::new(),
     }))
 }
 
 impl Loaded {
-    /// Finds the verified runs of records of a segment without a hint.
-    fn scan(&mut self) -> Result<()> {
-        if self.hint.is_some() {
-            return Ok(());
+    /// Loads the segment's hint, or else finds its verified runs of records.
+    fn scan(&mut self, dir: &Path) -> Result<()> {
+        if self.use_hint {
+            let file_len = self.seg.len();
+            match Hint::load(dir, self.seg.id, file_len) {
+                Ok(Some(h)) => {
+                    self.hint = Some(h);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "hint file unusable; scanning the segment instead");
+                }
+            }
         }
         let bytes = self.seg.mapped_bytes();
         let mut start = SEGMENT_HEADER_LEN as u64;
@@ -464,7 +482,7 @@ impl Loaded {
     }
 
     /// Every record: offset, header, key.
-    fn for_each_record(&self, mut f: impl FnMut(u64, &RecordHeader, &[u8])) {
+    fn for_each_record<'a>(&'a self, mut f: impl FnMut(u64, &RecordHeader, &'a [u8])) {
         if let Some(hint) = &self.hint {
             for e in hint.entries().flatten() {
                 f(u64::from(e.offset), &e.header, e.key);
@@ -505,7 +523,6 @@ fn quarantine(dir: &Path, seg: &Segment, from: u64, to: u64) -> Result<u64> {
 /// The index-building state of one recovery thread, which owns shards `t`, `t + n`, ...
 struct Part {
     thread: usize,
-    threads: usize,
     now: u64,
     max_seq: u64,
     flush_seq: u64,
@@ -513,10 +530,9 @@ struct Part {
 }
 
 impl Part {
-    fn new(thread: usize, threads: usize, now: u64) -> Part {
+    fn new(thread: usize, now: u64) -> Part {
         Part {
             thread,
-            threads,
             now,
             max_seq: 0,
             flush_seq: 0,
@@ -526,15 +542,13 @@ impl Part {
 
     fn apply(
         &mut self,
-        index: &Index,
+        guards: &mut [Option<ShardGuard<'_>>],
         map: &SegmentMap,
         seg: &Segment,
-        off: u64,
-        h: &RecordHeader,
-        key: &[u8],
+        p: Pending<'_>,
     ) {
+        let h = &p.header;
         self.max_seq = self.max_seq.max(h.seq);
-        let mine = |shard: usize| shard % self.threads == self.thread;
         let len = h.record_len() as u64;
         let first = self.thread == 0;
         if first {
@@ -542,8 +556,8 @@ impl Part {
             seg.note_seq(h.seq);
         }
         if h.is_flush() {
-            for i in (0..crate::index::SHARD_COUNT).filter(|&i| mine(i)) {
-                index.shard(i).write().clear();
+            for g in guards.iter_mut().flatten() {
+                g.clear();
             }
             self.flush_seq = self.flush_seq.max(h.seq);
             if first {
@@ -551,10 +565,9 @@ impl Part {
             }
             return;
         }
-        let kh = KeyHash::of(key);
-        if !mine(kh.shard()) {
+        let Some(shard) = guards[p.kh.shard()].as_mut() else {
             return;
-        }
+        };
         if h.seq < self.flush_seq {
             seg.add_dead(len);
             return;
@@ -562,10 +575,10 @@ impl Part {
         let gone = h.is_tombstone() || is_expired(h.expire_at_ms, self.now);
         let loc = Loc {
             seg: seg.id,
-            off: off as u32,
+            off: p.off as u32,
         };
-        let mut shard = index.shard(kh.shard()).write();
-        let slot = shard.find(kh.tag(), |l| {
+        let key = p.key;
+        let slot = shard.find(p.kh.tag(), |l| {
             checked_key(map, l).is_some_and(|(_, k)| k == key)
         });
         match slot {
@@ -587,13 +600,26 @@ impl Part {
                 }
             }
             None => {
-                shard.insert_absent(kh.tag(), loc, gone);
+                shard.insert_absent(p.kh.tag(), loc, gone);
                 if gone {
                     seg.add_dead(len);
                 }
             }
         }
     }
+}
+
+/// Records are applied in batches: the home slots of a batch are prefetched first, so the
+/// cache misses of a batch overlap instead of queueing.
+const PREFETCH_BATCH: usize = 16;
+
+type ShardGuard<'a> = parking_lot::RwLockWriteGuard<'a, crate::index::Table>;
+
+struct Pending<'a> {
+    off: u64,
+    header: RecordHeader,
+    key: &'a [u8],
+    kh: KeyHash,
 }
 
 /// The header and key of the record at `loc`, checked (a hint may point anywhere).

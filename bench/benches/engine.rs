@@ -1,0 +1,218 @@
+//! Engine benchmarks (no network): put, get-hit, get-miss, delete with 16-byte keys and
+//! 16 B / 100 B / 1 KiB / 16 KiB values, on one and two threads, fsync never; put with fsync
+//! always from 16 concurrent writers; open time at 1M keys (10M with FLIN_BENCH_10M=1).
+//!
+//! Run: `cargo bench -p flin-bench --bench engine` (add `-- put` etc. to filter).
+//! Memory per key is printed by `cargo run --release -p flin-bench --bin flin-engine-scale`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flin_engine::{Engine, Fsync, Options};
+
+const VALUE_SIZES: [usize; 4] = [16, 100, 1024, 16 * 1024];
+/// Keys per keyspace; larger values use fewer keys so the data set stays a few hundred MB.
+fn keyspace(value_size: usize) -> u64 {
+    (256 * 1024 * 1024 / (value_size as u64 + 52)).clamp(10_000, 1_000_000)
+}
+
+fn key(i: u64) -> [u8; 16] {
+    // 16-byte keys, as in the targets: "k" + 15 digits.
+    let mut k = *b"k000000000000000";
+    let mut n = i;
+    for b in k[1..].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    k
+}
+
+/// A cheap, well-spread permutation of 0..n so accesses are not sequential.
+fn spread(i: u64, n: u64) -> u64 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % n
+}
+
+fn open(dir: &std::path::Path, fsync: Fsync) -> Engine {
+    Engine::open(
+        dir,
+        Options {
+            fsync,
+            compaction: false,
+            ..Options::default()
+        },
+    )
+    .expect("open engine")
+}
+
+fn filled(value_size: usize) -> (tempfile::TempDir, Arc<Engine>, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), Fsync::Never);
+    let n = keyspace(value_size);
+    let value = vec![b'v'; value_size];
+    for i in 0..n {
+        engine.put(&key(i), &value, 0).expect("put");
+    }
+    (dir, Arc::new(engine), n)
+}
+
+/// Runs `op(thread, i)` `iters` times split over `threads` threads; returns wall time.
+fn on_threads(threads: u64, iters: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let op = &op;
+            s.spawn(move || {
+                for i in 0..iters / threads {
+                    op(t, i);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn bench_put(c: &mut Criterion) {
+    let mut g = c.benchmark_group("put");
+    g.throughput(Throughput::Elements(1));
+    for &vs in &VALUE_SIZES {
+        for threads in [1u64, 2] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let engine = open(dir.path(), Fsync::Never);
+            let n = keyspace(vs);
+            let value = vec![b'v'; vs];
+            g.bench_function(
+                BenchmarkId::new(format!("{vs}B"), format!("{threads}t")),
+                |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(threads, iters.max(threads), |t, i| {
+                            let k = key(spread(i * threads + t, n));
+                            engine.put(&k, &value, 0).expect("put");
+                        })
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn bench_get(c: &mut Criterion) {
+    let mut g = c.benchmark_group("get");
+    g.throughput(Throughput::Elements(1));
+    for &vs in &VALUE_SIZES {
+        let (_dir, engine, n) = filled(vs);
+        for threads in [1u64, 2] {
+            g.bench_function(
+                BenchmarkId::new(format!("hit/{vs}B"), format!("{threads}t")),
+                |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(threads, iters.max(threads), |t, i| {
+                            let k = key(spread(i * threads + t, n));
+                            let len = engine.get_with(&k, |e| e.map(|e| e.value.len()));
+                            assert_eq!(len, Some(vs));
+                        })
+                    })
+                },
+            );
+            g.bench_function(
+                BenchmarkId::new(format!("miss/{vs}B"), format!("{threads}t")),
+                |b| {
+                    b.iter_custom(|iters| {
+                        on_threads(threads, iters.max(threads), |t, i| {
+                            let k = key(n + spread(i * threads + t, n));
+                            assert!(engine.get_with(&k, |e| e.is_none()));
+                        })
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+fn bench_delete(c: &mut Criterion) {
+    let mut g = c.benchmark_group("delete");
+    g.throughput(Throughput::Elements(1));
+    for &vs in &VALUE_SIZES {
+        let (_dir, engine, n) = filled(vs);
+        let value = vec![b'v'; vs];
+        g.bench_function(BenchmarkId::new(format!("{vs}B"), "1t"), |b| {
+            // Each measured delete removes a present key; the puts that refill it run outside
+            // the timed section.
+            b.iter_custom(|iters| {
+                let mut took = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let batch = (iters - done).min(n);
+                    let start = Instant::now();
+                    for i in 0..batch {
+                        let gone = engine.delete(&key(i)).expect("delete");
+                        assert!(gone.is_some());
+                    }
+                    took += start.elapsed();
+                    for i in 0..batch {
+                        engine.put(&key(i), &value, 0).expect("refill");
+                    }
+                    done += batch;
+                }
+                took
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_fsync_always(c: &mut Criterion) {
+    let mut g = c.benchmark_group("put_fsync_always");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = open(dir.path(), Fsync::Always);
+    let value = vec![b'v'; 100];
+    g.bench_function("16_writers/100B", |b| {
+        b.iter_custom(|iters| {
+            on_threads(16, iters.max(16), |t, i| {
+                let token = engine.put(&key(t * 1_000_000 + i), &value, 0).expect("put");
+                engine.wait_durable(token).expect("durable");
+            })
+        })
+    });
+    g.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let mut g = c.benchmark_group("open");
+    g.sample_size(10);
+    let mut sizes = vec![1_000_000u64];
+    if std::env::var_os("FLIN_BENCH_10M").is_some() {
+        sizes.push(10_000_000);
+    }
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let engine = open(dir.path(), Fsync::Never);
+            let value = [b'v'; 100];
+            for i in 0..n {
+                engine.put(&key(i), &value, 0).expect("put");
+            }
+        }
+        g.throughput(Throughput::Elements(n));
+        g.bench_function(BenchmarkId::new("keys", n), |b| {
+            b.iter(|| {
+                let e = open(dir.path(), Fsync::Never);
+                assert_eq!(e.len(), n);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench_put, bench_get, bench_delete, bench_fsync_always, bench_open
+}
+criterion_main!(benches);

@@ -1,0 +1,145 @@
+//! Loads N keys into a fresh engine and prints what the engine issues' targets are about:
+//! anonymous memory per key, open time with and without hints, disk bytes per key, load rate.
+//!
+//! `cargo run --release -p flin-bench --bin flin-engine-scale -- --keys 10000000`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Parser;
+use flin_engine::{Engine, Fsync, Options};
+
+#[derive(Parser)]
+#[command(about = "Engine scale figures: memory per key, open time, disk per key")]
+struct Args {
+    /// Keys to load (16-byte keys).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Data directory (must not exist or be empty); a temporary one by default.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// RssAnon of this process in bytes (anonymous memory actually resident).
+fn rss_anon_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = *b"k000000000000000";
+    let mut n = i;
+    for b in k[1..].iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    k
+}
+
+fn disk_bytes(dir: &std::path::Path, ext: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let opts = Options {
+        fsync: Fsync::Never,
+        compaction: false,
+        ..Options::default()
+    };
+    let value = vec![b'v'; args.value_size];
+    let started = Instant::now();
+    {
+        let engine = Engine::open(&dir, opts.clone())?;
+        for i in 0..args.keys {
+            engine.put(&key(i), &value, 0)?;
+        }
+        engine.close()?;
+    }
+    let load_s = started.elapsed().as_secs_f64();
+
+    let measure = |hints: bool| -> Result<(f64, u64, Engine), Box<dyn std::error::Error>> {
+        let before = rss_anon_bytes();
+        let t = Instant::now();
+        let engine = Engine::open(
+            &dir,
+            Options {
+                hints,
+                ..opts.clone()
+            },
+        )?;
+        let open_s = t.elapsed().as_secs_f64();
+        let anon = rss_anon_bytes().saturating_sub(before);
+        assert_eq!(engine.len(), args.keys, "every key recovered");
+        Ok((open_s, anon, engine))
+    };
+    let (open_scan_s, _, e) = measure(false)?;
+    e.close()?;
+    let (open_hints_s, anon, engine) = measure(true)?;
+    let stats = engine.stats();
+    let per_key = |b: u64| b as f64 / args.keys.max(1) as f64;
+    let seg_bytes = disk_bytes(&dir, "seg");
+    let hint_bytes = disk_bytes(&dir, "hint");
+    if args.json {
+        println!(
+            "{{\"keys\":{},\"value_size\":{},\"load_s\":{load_s:.3},\"open_scan_s\":{open_scan_s:.3},\
+             \"open_hints_s\":{open_hints_s:.3},\"anon_bytes_per_key\":{:.2},\"index_bytes_per_key\":{:.2},\
+             \"segment_bytes_per_key\":{:.2},\"hint_bytes_per_key\":{:.2}}}",
+            args.keys,
+            args.value_size,
+            per_key(anon),
+            per_key(stats.index_bytes),
+            per_key(seg_bytes),
+            per_key(hint_bytes)
+        );
+    } else {
+        println!("keys                      {}", args.keys);
+        println!("value size                {} B", args.value_size);
+        println!(
+            "load                      {load_s:.2} s ({:.0} puts/s)",
+            args.keys as f64 / load_s
+        );
+        println!("open, scanning segments   {open_scan_s:.3} s");
+        println!(
+            "open, with hints          {open_hints_s:.3} s ({} of {} segments from hints)",
+            stats.recovery.segments_from_hints, stats.segments
+        );
+        println!(
+            "anonymous memory per key  {:.1} B (RssAnon growth across open)",
+            per_key(anon)
+        );
+        println!(
+            "index bytes per key       {:.1} B",
+            per_key(stats.index_bytes)
+        );
+        println!("segment bytes per key     {:.1} B", per_key(seg_bytes));
+        println!("hint bytes per key        {:.1} B", per_key(hint_bytes));
+    }
+    Ok(())
+}

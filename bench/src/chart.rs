@@ -1,0 +1,246 @@
+//! `flin-bench chart`: the table `compare.sh --json` writes, drawn as a grouped bar chart
+//! (ops/s per test and cell, redis beside flin) in SVG.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::{Deserialize, Serialize};
+
+use crate::error::BenchError;
+
+/// Pixels per group of two bars; the chart widens with the table.
+pub const GROUP_WIDTH_PX: u32 = 110;
+/// Narrowest and tallest chart.
+pub const CHART_WIDTH_MIN_PX: u32 = 800;
+pub const CHART_HEIGHT_PX: u32 = 520;
+/// Most rows drawn: past this the labels would not fit any screen.
+pub const CHART_ROWS_MAX: usize = 200;
+
+/// What `compare.sh --json` writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareTable {
+    /// `redis-benchmark` or `flin-bench`: what generated the load.
+    pub tool: String,
+    pub requests: u64,
+    pub rows: Vec<CompareRow>,
+}
+
+/// One test in one cell of the matrix, on both servers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    /// `SET` or `GET`.
+    pub test: String,
+    /// `c16 P1` and the like.
+    pub cell: String,
+    #[serde(default)]
+    pub fsync: String,
+    pub redis_ops_per_sec: f64,
+    pub flin_ops_per_sec: f64,
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    #[serde(default)]
+    pub redis_cpu_us_per_op: Option<f64>,
+    #[serde(default)]
+    pub flin_cpu_us_per_op: Option<f64>,
+}
+
+impl CompareRow {
+    fn label(&self) -> String {
+        let fsync = match self.fsync.as_str() {
+            "" | "everysec" => String::new(),
+            other => format!(" fsync={other}"),
+        };
+        format!("{} {}{fsync}", self.test, self.cell)
+    }
+}
+
+/// Reads a compare table from `path`.
+///
+/// # Errors
+/// [`BenchError::Read`] or [`BenchError::Json`] with the path.
+pub fn read_table(path: &Path) -> Result<CompareTable, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| BenchError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Draws `table` into the SVG file `out`.
+///
+/// # Errors
+/// [`BenchError::Chart`] when the table is empty or too long, or drawing/writing fails.
+pub fn draw(table: &CompareTable, out: &Path) -> Result<(), BenchError> {
+    let chart_error = |message: String| BenchError::Chart {
+        path: out.to_path_buf(),
+        message,
+    };
+    if table.rows.is_empty() {
+        return Err(chart_error("the table has no rows".to_string()));
+    }
+    if table.rows.len() > CHART_ROWS_MAX {
+        return Err(chart_error(format!(
+            "{} rows, more than the {CHART_ROWS_MAX} a chart can show",
+            table.rows.len()
+        )));
+    }
+    draw_svg(table, out).map_err(|e| chart_error(e.to_string()))
+}
+
+const REDIS_COLOR: RGBColor = RGBColor(0xD8, 0x2C, 0x20);
+const FLIN_COLOR: RGBColor = RGBColor(0x1F, 0x6F, 0xB4);
+
+fn draw_svg(table: &CompareTable, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let groups = table.rows.len();
+    let width = (GROUP_WIDTH_PX * groups as u32 + 160).max(CHART_WIDTH_MIN_PX);
+    let root = SVGBackend::new(out, (width, CHART_HEIGHT_PX)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = table
+        .rows
+        .iter()
+        .map(|row| row.redis_ops_per_sec.max(row.flin_ops_per_sec))
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "ops/s, redis vs flin ({}, {} requests)",
+                table.tool, table.requests
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(20)
+        .margin_right(60)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..groups as f64, 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(0)
+        .y_desc("ops/s")
+        .y_label_formatter(&|ops| short_number(*ops))
+        .draw()?;
+    let bars = |value: fn(&CompareRow) -> f64, left: f64, color: RGBColor| {
+        table.rows.iter().enumerate().map(move |(i, row)| {
+            let x = i as f64 + left;
+            Rectangle::new([(x, 0.0), (x + 0.38, value(row))], color.filled())
+        })
+    };
+    chart
+        .draw_series(bars(|row| row.redis_ops_per_sec, 0.1, REDIS_COLOR))?
+        .label("redis")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], REDIS_COLOR.filled()));
+    chart
+        .draw_series(bars(|row| row.flin_ops_per_sec, 0.52, FLIN_COLOR))?
+        .label("flin")
+        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], FLIN_COLOR.filled()));
+    let value_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    for (i, row) in table.rows.iter().enumerate() {
+        for (offset, ops) in [(0.29, row.redis_ops_per_sec), (0.71, row.flin_ops_per_sec)] {
+            chart.draw_series(std::iter::once(Text::new(
+                short_number(ops),
+                (i as f64 + offset, ops),
+                value_style.clone(),
+            )))?;
+        }
+    }
+    let label_style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, row) in table.rows.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(row.label(), (x, y + 8), label_style.clone()))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// `1234567.0` as `1.23M`, `45600.0` as `45.6k`.
+fn short_number(value: f64) -> String {
+    match value {
+        v if v >= 1e6 => format!("{:.2}M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(test: &str, cell: &str, redis: f64, flin: f64) -> CompareRow {
+        CompareRow {
+            test: test.into(),
+            cell: cell.into(),
+            fsync: "everysec".into(),
+            redis_ops_per_sec: redis,
+            flin_ops_per_sec: flin,
+            ratio: Some(flin / redis),
+            redis_cpu_us_per_op: Some(3.0),
+            flin_cpu_us_per_op: None,
+        }
+    }
+
+    #[test]
+    fn draws_an_svg_with_every_group() {
+        let table = CompareTable {
+            tool: "redis-benchmark".into(),
+            requests: 1000,
+            rows: vec![
+                row("SET", "c1 P1", 40_000.0, 50_000.0),
+                row("GET", "c16 P16", 1.2e6, 0.9e6),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("t.json");
+        std::fs::write(&json, serde_json::to_string(&table).unwrap()).unwrap();
+        let back = read_table(&json).unwrap();
+        assert_eq!(back, table);
+        let svg_path = dir.path().join("t.svg");
+        draw(&back, &svg_path).unwrap();
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
+        for text in ["SET c1 P1", "GET c16 P16", "redis", "flin", "1.20M"] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+    }
+
+    #[test]
+    fn empty_or_bad_tables_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = CompareTable {
+            tool: "x".into(),
+            requests: 1,
+            rows: vec![],
+        };
+        let err = draw(&table, &dir.path().join("e.svg"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no rows"), "{err}");
+        let json = dir.path().join("bad.json");
+        std::fs::write(&json, "{").unwrap();
+        assert!(matches!(read_table(&json), Err(BenchError::Json { .. })));
+        assert!(matches!(
+            read_table(&dir.path().join("missing.json")),
+            Err(BenchError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn short_numbers() {
+        assert_eq!(short_number(1_234_567.0), "1.23M");
+        assert_eq!(short_number(45_600.0), "45.6k");
+        assert_eq!(short_number(12.0), "12");
+    }
+}
