@@ -86,23 +86,33 @@ impl Syncer {
     }
 }
 
-/// Blocks until `seq` is durable or the engine is poisoned.
-pub(crate) fn wait_durable(shared: &Shared, seq: u64) -> Result<()> {
-    let s = &shared.syncer;
-    if s.durable() >= seq {
+/// Blocks until `seq` is durable or the engine is poisoned. The thread parks and the sync
+/// thread unparks exactly the waiters it made durable: no herd on a shared mutex, which on a
+/// 2-core machine with 16 writers cost more than the fsync itself.
+pub(crate) fn wait_durable(shared: &Arc<Shared>, seq: u64) -> Result<()> {
+    if shared.syncer.durable() >= seq {
         return Ok(());
     }
-    s.request(seq);
-    let mut g = s.mutex.lock();
+    let mut fut = std::pin::pin!(Durable::new(shared.clone(), seq));
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
     loop {
-        if s.durable() >= seq {
-            return Ok(());
+        if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            return r;
         }
-        shared.check_poison()?;
-        if s.shutdown.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        s.cond.wait(&mut g);
+        std::thread::park();
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -156,6 +166,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let s = &shared.syncer;
     let tick = Duration::from_secs(1);
     let mut next_tick = Instant::now() + tick;
+    let mut last_batch = 0usize;
     loop {
         let stopping = {
             let mut g = s.mutex.lock();
@@ -193,11 +204,14 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
             return;
         }
+        if !stopping {
+            gather(&shared, last_batch);
+        }
         if let Err(e) = sync_now(&shared) {
             tracing::error!(error = %e, "fsync failed; the engine refuses writes from now on");
             shared.poison(&e);
         }
-        wake_all(&shared);
+        last_batch = wake_all(&shared);
         if stopping {
             return;
         }
@@ -216,7 +230,35 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-fn wake_all(shared: &Shared) {
+/// Group commit's gathering step: the writers woken by the last fsync come back within
+/// microseconds with their next write; an fsync started at the first of them would leave the
+/// rest a whole fsync behind. So wait until as many writers as last time are waiting, for at
+/// most half an fsync (capped at [`GATHER_MAX`]). A lone writer never waits.
+fn gather(shared: &Shared, last_batch: usize) {
+    if last_batch <= 1 {
+        return;
+    }
+    let s = &shared.syncer;
+    let fsync_us = shared
+        .counters
+        .last_fsync_duration_us
+        .load(Ordering::Relaxed);
+    let window = Duration::from_micros(fsync_us / 2).min(GATHER_MAX);
+    let deadline = Instant::now() + window;
+    let mut g = s.mutex.lock();
+    while s.waiters.lock().len() < last_batch && !s.shutdown.load(Ordering::Acquire) {
+        if s.cond.wait_until(&mut g, deadline).timed_out() {
+            break;
+        }
+    }
+}
+
+/// Longest a sync waits for more writers to join it.
+const GATHER_MAX: Duration = Duration::from_micros(200);
+
+/// Wakes the waiters whose writes are durable (all of them when poisoned or closing); returns
+/// how many were woken.
+fn wake_all(shared: &Shared) -> usize {
     let s = &shared.syncer;
     let durable = s.durable();
     let poisoned = shared.is_poisoned();
@@ -230,9 +272,11 @@ fn wake_all(shared: &Shared) {
             ready.into_iter().map(|(_, w)| w).collect()
         }
     };
+    let woken = ready.len();
     for w in ready {
         w.wake();
     }
     let _g = s.mutex.lock();
     s.cond.notify_all();
+    woken
 }

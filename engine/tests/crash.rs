@@ -145,7 +145,8 @@ fn sigkill_loses_no_acknowledged_write() {
                 assert_eq!(
                     got,
                     v,
-                    "round {round}: thread {t} key {} after ack of op {last}",
+                    "round {round} (child started at op {next_start}, acks {acked:?}): thread {t} \
+                     key {} after ack of op {last}",
                     String::from_utf8_lossy(&k)
                 );
             }
