@@ -294,9 +294,14 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
         for out in &outputs {
             out.seal()?;
             out.sync()?;
+        }
+        failpoint("compaction-before-rename");
+        for out in &outputs {
             out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
         }
-        sync_dir(&shared.dir)
+        sync_dir(&shared.dir)?;
+        failpoint("compaction-after-rename");
+        Ok(())
     })();
     if let Err(e) = made {
         for out in &outputs {
@@ -327,8 +332,22 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
             None => out.add_dead(c.len),
         }
     }
+    failpoint("compaction-after-switch");
     shared.retire(&input_ids);
+    drop(segs);
+    failpoint("compaction-after-retire");
     Ok(report)
+}
+
+/// Crash injection for tests: when the environment variable `FLIN_FAILPOINT` names this point,
+/// the process aborts here, as a SIGKILL would stop it. Read once; costs a comparison.
+fn failpoint(name: &str) {
+    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let point = POINT.get_or_init(|| std::env::var("FLIN_FAILPOINT").ok());
+    if point.as_deref() == Some(name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
 }
 
 type RecordFn<'a> = dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()> + 'a;

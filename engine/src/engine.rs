@@ -730,6 +730,31 @@ impl Engine {
         crate::compaction::compact_all(&self.shared)
     }
 
+    /// Compacts exactly these segments (tests of partial compaction). Active or unknown ids are
+    /// skipped.
+    ///
+    /// # Errors
+    /// As for [`Engine::compact_now`].
+    #[doc(hidden)]
+    pub fn compact_segments(&self, ids: &[u32]) -> Result<crate::compaction::RunReport> {
+        let active = self.shared.log.active_id();
+        let segs = self.shared.segments.load();
+        let plan: Vec<Arc<Segment>> = segs
+            .iter()
+            .filter(|s| ids.contains(&s.id) && s.id != active && s.is_sealed())
+            .cloned()
+            .collect();
+        crate::compaction::compact(&self.shared, &plan)
+    }
+
+    /// Ids of the registered segments, oldest first, and which one is active.
+    #[doc(hidden)]
+    pub fn segment_ids(&self) -> (Vec<u32>, u32) {
+        let mut ids: Vec<u32> = self.shared.segments.load().iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        (ids, self.shared.log.active_id())
+    }
+
     /// A snapshot of counters and sizes.
     pub fn stats(&self) -> Stats {
         let sh = &self.shared;
