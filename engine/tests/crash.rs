@@ -66,7 +66,9 @@ fn crash_child() {
                         engine.wait_durable(token).unwrap();
                     }
                     let mut o = out.lock().unwrap();
-                    writeln!(o, "{t} {i}").unwrap();
+                    // A marker, because the test harness prints "test crash_child ... " without a
+                    // newline just before the first line.
+                    writeln!(o, "ACK {t} {i}").unwrap();
                     o.flush().unwrap();
                 }
             })
@@ -75,6 +77,15 @@ fn crash_child() {
     for h in handles {
         h.join().unwrap();
     }
+}
+
+/// "ACK t i" anywhere in a line (the harness may have printed before it).
+fn parse_ack(line: &str) -> Option<(usize, u64)> {
+    let rest = &line[line.find("ACK ")? + 4..];
+    let mut parts = rest.split(' ');
+    let t = parts.next()?.parse().ok()?;
+    let i = parts.next()?.trim().parse().ok()?;
+    Some((t, i))
 }
 
 #[test]
@@ -97,12 +108,8 @@ fn sigkill_loses_no_acknowledged_write() {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut seen = 0;
         while let Some(Ok(line)) = lines.next() {
-            let mut parts = line.split(' ');
-            let (Some(t), Some(i)) = (parts.next(), parts.next()) else {
+            let Some((t, i)) = parse_ack(&line) else {
                 continue; // test harness chatter
-            };
-            let (Ok(t), Ok(i)) = (t.parse::<usize>(), i.parse::<u64>()) else {
-                continue;
             };
             acked[t] = Some(i);
             seen += 1;
@@ -115,11 +122,7 @@ fn sigkill_loses_no_acknowledged_write() {
         // Lines acknowledged after our last read were acknowledged too, but we do not count on
         // them: drain what the pipe still holds.
         for line in lines.map_while(Result::ok) {
-            let mut parts = line.split(' ');
-            if let (Some(Ok(t)), Some(Ok(i))) = (
-                parts.next().map(str::parse::<usize>),
-                parts.next().map(str::parse::<u64>),
-            ) {
+            if let Some((t, i)) = parse_ack(&line) {
                 acked[t] = Some(i);
             }
         }
