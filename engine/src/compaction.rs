@@ -26,6 +26,9 @@ use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
 use crate::segment::{sync_dir, Segment};
 
+/// Under space pressure, the least dead share a segment must have to be rewritten.
+const AMP_PICK_DEAD_RATIO_MIN: f64 = 0.2;
+
 /// Most input bytes one run takes, in segment sizes.
 const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
 
@@ -43,12 +46,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if !shared.options.compaction || shared.is_poisoned() {
             continue;
         }
-        let plan = pick(&shared);
-        if plan.is_empty() {
-            continue;
-        }
-        if let Err(e) = compact(&shared, &plan) {
-            tracing::error!(error = %e, "compaction failed; the input segments are kept");
+        // Keep going while there is work: under heavy overwrites, waiting an interval between
+        // runs lets the dead bytes pile up.
+        loop {
+            let plan = pick(&shared);
+            if plan.is_empty() || shared.syncer.is_shutdown() {
+                break;
+            }
+            if let Err(e) = compact(&shared, &plan) {
+                tracing::error!(error = %e, "compaction failed; the input segments are kept");
+                break;
+            }
         }
     }
 }
@@ -173,7 +181,11 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let mut plan = Vec::new();
     for s in sealed {
         let r = ratio(&s);
-        let wanted = r >= shared.options.compaction_dead_ratio || (over_amp && r > 0.0);
+        // Under space pressure take any segment worth the rewrite, but never one that is
+        // mostly live: rewriting it would reclaim little and could repeat forever when the
+        // bound cannot be met (a small store beside a preallocated segment).
+        let wanted =
+            r >= shared.options.compaction_dead_ratio || (over_amp && r >= AMP_PICK_DEAD_RATIO_MIN);
         if !wanted || (taken > 0 && taken + s.len() > budget) {
             break;
         }
@@ -428,6 +440,7 @@ fn append(shared: &Shared, outputs: &mut Vec<Arc<Segment>>, rec: &[u8]) -> Resul
             .segment_size_bytes
             .max(SEGMENT_HEADER_LEN as u64 + need);
         let seg = Segment::create(tmp_path, id, SegmentKind::Compacted, capacity)?;
+        seg.populate_for_write();
         // Registered only after the copy is complete and renamed; nothing reads it before.
         outputs.push(Arc::new(seg));
     }

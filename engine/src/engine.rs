@@ -204,6 +204,10 @@ impl Shared {
 
 impl SegmentFactory for Shared {
     fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>> {
+        // The segment being sealed goes to the sync thread; under every policy it is synced
+        // and released soon, so retired files do not linger (Never would otherwise wait
+        // forever).
+        self.syncer.request(self.log.last_seq());
         if capacity <= self.options.segment_size_bytes {
             let spare = self.spare.lock().take();
             self.spare_cond.notify_all();
