@@ -518,6 +518,7 @@ impl Engine {
                     value: &[],
                     expire_at_ms: 0,
                     flags: FLAG_TOMBSTONE,
+                    body_crc: format::body_crc(key, &[]),
                 })?;
                 shard.remove_at(i);
                 add_dead(&segs, loc, hdr.record_len());
@@ -533,6 +534,7 @@ impl Engine {
             value,
             expire_at_ms,
             flags: 0,
+            body_crc: format::body_crc(key, value),
         })?;
         match (slot, current) {
             (Some(i), Some((old, hdr, _))) => {
@@ -699,6 +701,7 @@ impl Engine {
                         value: &[],
                         expire_at_ms: 0,
                         flags: FLAG_FLUSH,
+                        body_crc: format::body_crc(&[], &[]),
                     },
                     sh.options.segment_size_bytes,
                     &**sh,

@@ -3,10 +3,11 @@
 //! All integers are little-endian. A segment file is a 32-byte [`SegmentHeader`] followed by
 //! records. A record is a 36-byte [`RecordHeader`] followed by the key and the value.
 //!
-//! Two checksums protect a record: `header_crc` covers the header after itself (so the lengths
-//! are verified before they are used to find anything), and `record_crc` covers everything after
-//! itself: header, key and value. A scan never trusts a length that `header_crc` has not
-//! verified.
+//! Two checksums protect a record: `body_crc` covers the key and the value, and `header_crc`
+//! covers every other header byte, `body_crc` included, so the chain covers the whole record and
+//! the lengths are verified before they are used to find anything. A scan never trusts a length
+//! that `header_crc` has not verified. `body_crc` depends only on the key and value, so writers
+//! compute it before taking the log lock.
 
 use crate::error::{Error, Result};
 
@@ -28,7 +29,7 @@ const _: () = assert!(SH_RESERVED + 4 == SH_CRC);
 
 pub const RECORD_HEADER_LEN: usize = 36;
 /// Offsets inside the record header.
-pub const RH_RECORD_CRC: usize = 0;
+pub const RH_BODY_CRC: usize = 0;
 pub const RH_HEADER_CRC: usize = 4;
 pub const RH_SEQ: usize = 8;
 pub const RH_EXPIRE_AT_MS: usize = 16;
@@ -165,6 +166,11 @@ impl RecordHeader {
     /// Writes the whole record (header, key, value) into `out`, which must be exactly
     /// `record_len()` bytes long.
     pub fn encode_record(&self, key: &[u8], value: &[u8], out: &mut [u8]) {
+        self.encode_record_with(body_crc(key, value), key, value, out);
+    }
+
+    /// As [`RecordHeader::encode_record`], with `body_crc(key, value)` computed beforehand.
+    pub fn encode_record_with(&self, body_crc: u32, key: &[u8], value: &[u8], out: &mut [u8]) {
         assert_eq!(key.len(), self.key_len as usize);
         assert_eq!(value.len(), self.value_len as usize);
         assert_eq!(out.len(), self.record_len());
@@ -175,14 +181,12 @@ impl RecordHeader {
         put_u32(h, RH_VALUE_LEN, self.value_len);
         h[RH_FLAGS] = self.flags;
         h[RH_RESERVED..RECORD_HEADER_LEN].fill(0);
-        let header_crc = crc32fast::hash(&h[RH_SEQ..]);
+        put_u32(h, RH_BODY_CRC, body_crc);
+        let header_crc = header_crc(h);
         put_u32(h, RH_HEADER_CRC, header_crc);
         body[..key.len()].copy_from_slice(key);
         body[key.len()..].copy_from_slice(value);
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&h[RH_HEADER_CRC..]);
-        hasher.update(body);
-        put_u32(h, RH_RECORD_CRC, hasher.finalize());
+        debug_assert_eq!(crc32fast::hash(body), body_crc);
     }
 
     /// Decodes the header at the start of `b` and verifies its own checksum and ranges. The key
@@ -195,7 +199,7 @@ impl RecordHeader {
         if h.iter().all(|&x| x == 0) {
             return Err(HeaderError::Zero);
         }
-        if get_u32(h, RH_HEADER_CRC) != crc32fast::hash(&h[RH_SEQ..]) {
+        if get_u32(h, RH_HEADER_CRC) != header_crc(h) {
             return Err(HeaderError::Bad("record header checksum mismatch"));
         }
         let header = RecordHeader {
@@ -232,12 +236,28 @@ impl RecordHeader {
     }
 }
 
-/// Checks `record_crc` of a whole record whose header already decoded; `b` starts at the
+/// Checks `body_crc` of a whole record whose header already decoded; `b` starts at the
 /// record and holds at least `header.record_len()` bytes.
 pub fn verify_record(header: &RecordHeader, b: &[u8]) -> bool {
     let len = header.record_len();
     debug_assert!(b.len() >= len);
-    get_u32(b, RH_RECORD_CRC) == crc32fast::hash(&b[RH_HEADER_CRC..len])
+    get_u32(b, RH_BODY_CRC) == crc32fast::hash(&b[RECORD_HEADER_LEN..len])
+}
+
+/// CRC32 of a record's key followed by its value.
+pub fn body_crc(key: &[u8], value: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(key);
+    h.update(value);
+    h.finalize()
+}
+
+/// CRC32 of the header bytes other than `header_crc` itself: `body_crc`, then bytes 8..36.
+fn header_crc(h: &[u8]) -> u32 {
+    let mut c = crc32fast::Hasher::new();
+    c.update(&h[RH_BODY_CRC..RH_HEADER_CRC]);
+    c.update(&h[RH_SEQ..RECORD_HEADER_LEN]);
+    c.finalize()
 }
 
 /// The key of a record that starts at `b[0]`.
@@ -344,7 +364,7 @@ mod tests {
     }
 
     #[test]
-    fn body_byte_flip_is_detected_by_record_crc() {
+    fn body_byte_flip_is_detected_by_body_crc() {
         let (_, buf) = sample();
         for i in RECORD_HEADER_LEN..buf.len() {
             let mut b = buf.clone();
@@ -371,7 +391,7 @@ mod tests {
         let mut b = [0u8; RECORD_HEADER_LEN];
         put_u64(&mut b, RH_SEQ, 1);
         put_u32(&mut b, RH_KEY_LEN, KEY_LEN_MAX as u32 + 1);
-        let crc = crc32fast::hash(&b[RH_SEQ..]);
+        let crc = header_crc(&b);
         put_u32(&mut b, RH_HEADER_CRC, crc);
         assert!(matches!(
             RecordHeader::decode(&b),

@@ -36,6 +36,8 @@ pub(crate) struct Append<'a> {
     pub value: &'a [u8],
     pub expire_at_ms: u64,
     pub flags: u8,
+    /// `format::body_crc(key, value)`, computed before the log lock is taken.
+    pub body_crc: u32,
 }
 
 /// What the caller must do to create a segment when rolling: the engine owns ids and the
@@ -117,9 +119,9 @@ impl Log {
         // SAFETY: we hold the log lock, the only writer of the active segment, and
         // [off, off + len) is past every published record.
         let dst = unsafe { seg.slice_mut(off, len) };
-        header.encode_record(rec.key, rec.value, dst);
+        header.encode_record_with(rec.body_crc, rec.key, rec.value, dst);
         seg.set_len(off + len as u64);
-        seg.note_seq(seq);
+        seg.note_seq_exclusive(seq);
         st.next_seq += 1;
         st.bytes_written += len as u64;
         self.last_seq.store(seq, Ordering::Release);

@@ -203,6 +203,15 @@ impl Segment {
         self.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
+    /// [`Segment::note_seq`] for the segment's only writer, which appends in sequence order:
+    /// plain stores instead of read-modify-write atomics on the hot path.
+    pub fn note_seq_exclusive(&self, seq: u64) {
+        if self.min_seq.load(Ordering::Relaxed) == 0 {
+            self.min_seq.store(seq, Ordering::Relaxed);
+        }
+        self.max_seq.store(seq, Ordering::Relaxed);
+    }
+
     pub fn min_seq(&self) -> u64 {
         self.min_seq.load(Ordering::Relaxed)
     }
