@@ -198,21 +198,80 @@ fn bench_open(c: &mut Criterion) {
             }
         }
         g.throughput(Throughput::Elements(n));
-        g.bench_function(BenchmarkId::new("keys", n), |b| {
-            b.iter(|| {
-                let e = open(dir.path(), Fsync::Never);
-                assert_eq!(e.len(), n);
-            })
-        });
+        for hints in [true, false] {
+            let name = if hints { "hints" } else { "scan" };
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    let e = Engine::open(
+                        dir.path(),
+                        Options {
+                            fsync: Fsync::Never,
+                            compaction: false,
+                            hints,
+                            ..Options::default()
+                        },
+                    )
+                    .expect("open");
+                    assert_eq!(e.len(), n);
+                })
+            });
+        }
     }
     g.finish();
 }
+
+/// Compaction throughput: a store of 200K keys overwritten twice (two thirds dead), compacted
+/// whole; reported in input bytes per second.
+fn bench_compaction(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compaction");
+    g.sample_size(10);
+    let n = 200_000u64;
+    let value = [b'v'; 100];
+    g.throughput(Throughput::Bytes(COMPACTION_BYTES_NOMINAL));
+    g.bench_function("200k_keys_2_overwrites", |b| {
+        b.iter_custom(|iters| {
+            let mut took = Duration::ZERO;
+            let mut bytes = 0u64;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let engine = Engine::open(
+                    dir.path(),
+                    Options {
+                        fsync: Fsync::Never,
+                        compaction: false,
+                        segment_size_bytes: 8 << 20,
+                        ..Options::default()
+                    },
+                )
+                .expect("open");
+                for round in 0..3 {
+                    for i in 0..n {
+                        engine
+                            .put(&key(spread(i + round, n)), &value, 0)
+                            .expect("put");
+                    }
+                }
+                let start = Instant::now();
+                let report = engine.compact_now().expect("compact");
+                took += start.elapsed();
+                bytes += report.bytes_in;
+            }
+            // Scale so criterion's per-iteration throughput reads as input bytes per second.
+            let per_iter = bytes / iters.max(1);
+            took.mul_f64(COMPACTION_BYTES_NOMINAL as f64 / per_iter.max(1) as f64)
+        })
+    });
+    g.finish();
+}
+
+/// The byte count criterion divides by for the compaction group (times are scaled to it).
+const COMPACTION_BYTES_NOMINAL: u64 = 64 << 20;
 
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_put, bench_get, bench_delete, bench_fsync_always, bench_open
+    targets = bench_put, bench_get, bench_delete, bench_fsync_always, bench_open, bench_compaction
 }
 criterion_main!(benches);
