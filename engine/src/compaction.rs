@@ -431,7 +431,7 @@ fn append(shared: &Shared, outputs: &mut Vec<Arc<Segment>>, rec: &[u8]) -> Resul
         if let Some(last) = outputs.last() {
             last.seal()?;
         }
-        let id = shared.allocate_segment_id();
+        let id = shared.allocate_segment_id()?;
         let tmp_path = shared
             .dir
             .join(format!("{}.tmp", format::segment_file_name(id)));

@@ -62,38 +62,37 @@ pub type ScanCursor = u64;
 /// retired; readers load it without a lock.
 #[derive(Default)]
 pub(crate) struct SegmentMap {
-    base: u32,
-    slots: Vec<Option<Arc<Segment>>>,
+    /// Sorted by id. Ids are untrusted (file names), so they index nothing directly.
+    segs: Vec<Arc<Segment>>,
 }
 
 impl SegmentMap {
     pub(crate) fn get(&self, id: u32) -> Option<&Arc<Segment>> {
-        let i = id.checked_sub(self.base)? as usize;
-        self.slots.get(i)?.as_ref()
+        // Most lookups are for the newest segments, at the end.
+        if let Some(last) = self.segs.last() {
+            if last.id == id {
+                return Some(last);
+            }
+        }
+        self.segs
+            .binary_search_by_key(&id, |s| s.id)
+            .ok()
+            .map(|i| &self.segs[i])
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Segment>> {
-        self.slots.iter().flatten()
+        self.segs.iter()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.iter().count()
+        self.segs.len()
     }
 
     pub(crate) fn from_segments(segs: impl IntoIterator<Item = Arc<Segment>>) -> SegmentMap {
-        let mut all: Vec<Arc<Segment>> = segs.into_iter().collect();
-        all.sort_by_key(|s| s.id);
-        let Some(first) = all.first() else {
-            return SegmentMap::default();
-        };
-        let base = first.id;
-        let span = all.last().map_or(0, |s| s.id - base) as usize + 1;
-        let mut slots = vec![None; span];
-        for s in all {
-            let i = (s.id - base) as usize;
-            slots[i] = Some(s);
-        }
-        SegmentMap { base, slots }
+        let mut segs: Vec<Arc<Segment>> = segs.into_iter().collect();
+        segs.sort_by_key(|s| s.id);
+        segs.dedup_by_key(|s| s.id);
+        SegmentMap { segs }
     }
 
     fn with(&self, seg: Arc<Segment>) -> SegmentMap {
@@ -174,8 +173,17 @@ impl Shared {
         self.segments.store(Arc::new(next));
     }
 
-    pub(crate) fn allocate_segment_id(&self) -> u32 {
-        self.next_segment_id.fetch_add(1, Ordering::AcqRel)
+    /// The next segment id. Ids found at open are at most `SEGMENT_ID_MAX`, so the counter
+    /// cannot wrap in any realistic life of a store; if it ever passes the bound, writes fail
+    /// with a clear error instead of reusing ids.
+    pub(crate) fn allocate_segment_id(&self) -> Result<u32> {
+        let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
+        if id == 0 || id > format::SEGMENT_ID_MAX {
+            return Err(Error::InvalidOptions(format!(
+                "segment ids exhausted (next would be {id}); compact into a new directory"
+            )));
+        }
+        Ok(id)
     }
 
     /// Appends a record, turning failures of writes already begun into poison.
@@ -245,7 +253,7 @@ impl SegmentFactory for Shared {
                 }
             }
         }
-        let id = self.allocate_segment_id();
+        let id = self.allocate_segment_id()?;
         let seg = Arc::new(create_log_segment(&self.dir, id, capacity)?);
         self.register(seg.clone());
         Ok(seg)
@@ -327,6 +335,12 @@ impl Engine {
         let dir_lock = DirLock::acquire(&dir)?;
         let recovered = crate::recovery::recover(&dir, &options)?;
         let next_id = recovered.next_segment_id;
+        if next_id > format::SEGMENT_ID_MAX {
+            return Err(Error::InvalidOptions(format!(
+                "segment ids exhausted in {} (next would be {next_id})",
+                dir.display()
+            )));
+        }
         let active = Arc::new(create_log_segment(
             &dir,
             next_id,
@@ -867,7 +881,13 @@ fn prepare_segments(shared: Arc<Shared>) {
         if shared.syncer.is_shutdown() {
             return;
         }
-        let id = shared.allocate_segment_id();
+        let id = match shared.allocate_segment_id() {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot prepare the next segment");
+                return;
+            }
+        };
         let path = shared
             .dir
             .join(format!("{}.tmp", format::segment_file_name(id)));

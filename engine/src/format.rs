@@ -58,6 +58,12 @@ pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
 pub const SEGMENT_SIZE_MIN_BYTES: u64 = 4096;
 const _: () = assert!(SEGMENT_SIZE_MAX_BYTES as usize + RECORD_LEN_MAX < u32::MAX as usize);
 
+/// Highest segment id. Ids come from file names and headers, untrusted: anything above is
+/// damage, and the id counter can never wrap (2^30 segments of even 4 KiB is 4 TiB written).
+pub const SEGMENT_ID_MAX: u32 = 1 << 30;
+/// Highest sequence number a record may carry; above is damage, so `seq + 1` never wraps.
+pub const SEQ_MAX: u64 = 1 << 62;
+
 /// What wrote a segment: the write-ahead log, or compaction (which copies older records).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -121,7 +127,7 @@ impl SegmentHeader {
         let id = get_u64(b, SH_SEGMENT_ID);
         let segment_id = u32::try_from(id)
             .ok()
-            .filter(|&id| id != 0)
+            .filter(|&id| id != 0 && id <= SEGMENT_ID_MAX)
             .ok_or_else(|| corrupt(format!("segment id {id} out of range")))?;
         Ok(SegmentHeader { kind, segment_id })
     }
@@ -145,8 +151,11 @@ pub enum HeaderError {
     Short,
     /// The header bytes are all zero: preallocated space never written.
     Zero,
-    /// The header checksum does not match, or a field is out of range.
+    /// The header checksum does not match: torn or damaged bytes.
     Bad(&'static str),
+    /// The checksum matches but a field is out of range: not something flin writes, and not
+    /// what a torn write leaves, so it is damage even at the end of the newest segment.
+    Invalid(&'static str),
 }
 
 impl RecordHeader {
@@ -210,27 +219,27 @@ impl RecordHeader {
             flags: h[RH_FLAGS],
         };
         if header.flags & !FLAGS_KNOWN != 0 {
-            return Err(HeaderError::Bad("unknown record flags"));
+            return Err(HeaderError::Invalid("unknown record flags"));
         }
         if h[RH_RESERVED..].iter().any(|&x| x != 0) {
-            return Err(HeaderError::Bad(
+            return Err(HeaderError::Invalid(
                 "reserved record header bytes are not zero",
             ));
         }
         if header.key_len as usize > KEY_LEN_MAX {
-            return Err(HeaderError::Bad("key length over KEY_LEN_MAX"));
+            return Err(HeaderError::Invalid("key length over KEY_LEN_MAX"));
         }
         if header.value_len as usize > VALUE_LEN_MAX {
-            return Err(HeaderError::Bad("value length over VALUE_LEN_MAX"));
+            return Err(HeaderError::Invalid("value length over VALUE_LEN_MAX"));
         }
-        if header.seq == 0 {
-            return Err(HeaderError::Bad("sequence number 0"));
+        if header.seq == 0 || header.seq > SEQ_MAX {
+            return Err(HeaderError::Invalid("sequence number out of range"));
         }
         if (header.is_tombstone() || header.is_flush()) && header.value_len != 0 {
-            return Err(HeaderError::Bad("tombstone with a value"));
+            return Err(HeaderError::Invalid("tombstone with a value"));
         }
         if header.is_flush() && (header.key_len != 0 || header.is_tombstone()) {
-            return Err(HeaderError::Bad("flush record with a key"));
+            return Err(HeaderError::Invalid("flush record with a key"));
         }
         Ok(header)
     }
@@ -310,7 +319,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<u32> {
     if stem.len() != 10 || !stem.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok().filter(|&id| id != 0)
+    stem.parse()
+        .ok()
+        .filter(|&id| id != 0 && id <= SEGMENT_ID_MAX)
 }
 
 #[cfg(test)]
@@ -395,7 +406,7 @@ mod tests {
         put_u32(&mut b, RH_HEADER_CRC, crc);
         assert!(matches!(
             RecordHeader::decode(&b),
-            Err(HeaderError::Bad("key length over KEY_LEN_MAX"))
+            Err(HeaderError::Invalid("key length over KEY_LEN_MAX"))
         ));
     }
 

@@ -239,6 +239,7 @@ impl Hint {
             if header.value_len as usize > format::VALUE_LEN_MAX
                 || header.flags & !format::FLAGS_KNOWN != 0
                 || header.seq == 0
+                || header.seq > format::SEQ_MAX
             {
                 failed = true;
                 return Some(Err((pos, "hint entry out of range")));

@@ -82,6 +82,15 @@ pub fn scan_records(
             Err(HeaderError::Zero) => "zeroed record header before later data",
             Err(HeaderError::Short) => "partial record header at the end of the file",
             Err(HeaderError::Bad(reason)) => reason,
+            Err(HeaderError::Invalid(reason)) => {
+                // Verified bytes that flin never writes: damage, wherever it is.
+                let next_valid = find_valid_record(bytes, off + 1).unwrap_or(len);
+                return ScanEnd::Corrupt {
+                    at: off,
+                    next_valid,
+                    reason,
+                };
+            }
         };
         return match find_valid_record(bytes, off + 1) {
             Some(next_valid) => ScanEnd::Corrupt {
@@ -129,6 +138,16 @@ fn list_segments(dir: &Path) -> Result<Vec<Found>> {
             found.push(Found {
                 id,
                 path: entry.path(),
+            });
+        } else if name.ends_with(".seg") {
+            // Looks like ours but names no valid id: refuse rather than silently skip data.
+            return Err(Error::Corrupt {
+                path: entry.path(),
+                offset: 0,
+                reason: format!(
+                    "segment file name is not a valid id (1..={})",
+                    format::SEGMENT_ID_MAX
+                ),
             });
         }
     }

@@ -1,0 +1,181 @@
+//! Reproducers of what the fuzz targets in `fuzz/` found, one test each, so a fixed bug stays
+//! fixed without running a fuzzer. A test marked `` fails today: it names
+//! an engine bug not fixed yet (the fuzzers skip such inputs, see `fuzz/src/known_bugs.rs`);
+//! remove the `ignore` with the fix.
+//!
+//! This test binary refuses any single allocation above [`ALLOCATION_MAX_BYTES`] (the process
+//! aborts with "memory allocation of N bytes failed"), as the fuzzers do: no length or id read
+//! from disk may size an allocation.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+
+use flin_engine::format::{segment_file_name, RecordHeader, SegmentHeader, SegmentKind};
+use flin_engine::{Engine, Error, Fsync, Options};
+
+const ALLOCATION_MAX_BYTES: usize = 64 << 20;
+
+struct CappedAlloc;
+
+// SAFETY: forwards to the system allocator; an oversized request gets null, which the caller
+// reports as an allocation failure.
+unsafe impl GlobalAlloc for CappedAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > ALLOCATION_MAX_BYTES {
+            return std::ptr::null_mut();
+        }
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > ALLOCATION_MAX_BYTES {
+            return std::ptr::null_mut();
+        }
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > ALLOCATION_MAX_BYTES {
+            return std::ptr::null_mut();
+        }
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: CappedAlloc = CappedAlloc;
+
+fn options(repair: bool) -> Options {
+    Options {
+        fsync: Fsync::Never,
+        segment_size_bytes: 4096,
+        repair,
+        compaction: false,
+        ..Options::default()
+    }
+}
+
+/// A segment file as the engine writes it: header, then `(seq, key, value)` records.
+fn segment(id: u32, kind: SegmentKind, records: &[(u64, &[u8], &[u8])]) -> Vec<u8> {
+    let mut b = SegmentHeader {
+        kind,
+        segment_id: id,
+    }
+    .encode()
+    .to_vec();
+    for &(seq, key, value) in records {
+        let h = RecordHeader {
+            seq,
+            expire_at_ms: 0,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+            flags: 0,
+        };
+        let at = b.len();
+        b.resize(at + h.record_len(), 0);
+        h.encode_record(key, value, &mut b[at..]);
+    }
+    b
+}
+
+fn write_segment(dir: &Path, id: u32, kind: SegmentKind, records: &[(u64, &[u8], &[u8])]) {
+    std::fs::write(dir.join(segment_file_name(id)), segment(id, kind, records)).unwrap();
+}
+
+/// `open` either refuses the directory with an error about its files, or returns a store that
+/// serves `expected`, takes a write, and still holds both after a reopen.
+fn opens_cleanly_or_refuses(dir: &Path, expected: &[(&[u8], &[u8])]) {
+    for repair in [false, true] {
+        let engine = match Engine::open(dir, options(repair)) {
+            Ok(e) => e,
+            Err(e) => {
+                assert!(
+                    matches!(e, Error::Corrupt { .. } | Error::Io { .. }),
+                    "unexpected error: {e:?}"
+                );
+                continue;
+            }
+        };
+        // Repair may quarantine records it finds invalid (reported); it never serves them wrong.
+        let quarantined = engine.stats().recovery.quarantined_bytes > 0;
+        for (k, v) in expected {
+            let got = engine.get(k);
+            assert!(
+                got.as_deref() == Some(*v) || (repair && quarantined && got.is_none()),
+                "{:?} served {got:?}",
+                String::from_utf8_lossy(k)
+            );
+        }
+        let expected: Vec<_> = expected
+            .iter()
+            .filter(|(k, _)| engine.get(k).is_some())
+            .copied()
+            .collect();
+        engine.put(b"after", b"open", 0).unwrap();
+        engine.close().unwrap();
+        let engine = Engine::open(dir, options(repair)).unwrap();
+        for (k, v) in expected {
+            assert_eq!(engine.get(k).as_deref(), Some(v));
+        }
+        assert_eq!(
+            engine.get(b"after").as_deref(),
+            Some(&b"open"[..]),
+            "a write after open was lost at reopen"
+        );
+        engine.close().unwrap();
+    }
+}
+
+/// Found by `engine_open`: recovery takes the next segment id as the highest id found plus one,
+/// and `Engine::open` the one after as plain `u32` additions (recovery.rs `f.id + 1`,
+/// engine.rs `next_id + 1`; `allocate_segment_id` wraps too). A segment named `4294967295.seg`
+/// or `4294967294.seg` panics with "attempt to add with overflow" in a debug build. A release
+/// build wraps the active segment's id to 0, then asks for a 32 GB registry spanning ids 0 to
+/// 4294967295 (see the next test) and aborts; were that fixed, the active segment would be
+/// `0000000000.seg`, a name the next open ignores, losing every write made after this open.
+#[test]
+
+fn segment_ids_near_u32_max_do_not_overflow() {
+    for id in [u32::MAX, u32::MAX - 1] {
+        let dir = tempfile::tempdir().unwrap();
+        write_segment(dir.path(), id, SegmentKind::Log, &[(1, b"k", b"v")]);
+        opens_cleanly_or_refuses(dir.path(), &[(b"k", b"v")]);
+    }
+}
+
+/// Found by `engine_open`: the segment registry (`SegmentMap` in engine.rs) holds one slot per
+/// id from the lowest to the highest segment id, sized by `from_segments` as
+/// `vec![None; last - first + 1]`. Two segment files with ids 1 and 4,000,000,000 make `open`
+/// ask for 32 GB. The ids come from file names and headers, which are untrusted input; a map
+/// keyed by id (or a sorted `Vec` searched by id) does not care how far apart they are.
+#[test]
+
+fn far_apart_segment_ids_do_not_size_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_segment(dir.path(), 1, SegmentKind::Log, &[(1, b"a", b"1")]);
+    write_segment(
+        dir.path(),
+        4_000_000_000,
+        SegmentKind::Log,
+        &[(2, b"b", b"2")],
+    );
+    opens_cleanly_or_refuses(dir.path(), &[(b"a", b"1"), (b"b", b"2")]);
+}
+
+/// Found by `engine_open`: recovery sets the next sequence number to the highest one found plus
+/// one (recovery.rs `max_seq + 1`). A record whose checksums verify but whose sequence number
+/// is `u64::MAX` panics with "attempt to add with overflow" in a debug build. A release build
+/// wraps to 0: the log then writes records with sequence number 0, which recovery rejects
+/// ("sequence number 0"), so every write after this open is silently cut at the next open as
+/// a torn tail. Recovery could refuse such a record as corrupt (no store writes 2^64 records).
+#[test]
+
+fn sequence_number_u64_max_does_not_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    write_segment(dir.path(), 1, SegmentKind::Log, &[(u64::MAX, b"k", b"v")]);
+    opens_cleanly_or_refuses(dir.path(), &[(b"k", b"v")]);
+}
