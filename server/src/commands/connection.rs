@@ -1,0 +1,236 @@
+//! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, CLIENT, QUIT.
+
+use super::{arity_error, eq_ignore_case, parse_i64, unknown_subcommand, Ctx};
+use crate::protocol::reply;
+
+pub fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    match args.len() {
+        1 => reply::simple(ctx.out, b"PONG"),
+        2 => reply::bulk(ctx.out, args[1]),
+        _ => arity_error(ctx.out, "ping"),
+    }
+}
+
+pub fn echo(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    reply::bulk(ctx.out, args[1]);
+}
+
+pub fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    reply::ok(ctx.out);
+    ctx.close = true;
+}
+
+pub fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    match parse_i64(args[1]) {
+        Some(0) => reply::ok(ctx.out),
+        Some(n) if i32::try_from(n).is_ok() => reply::err(ctx.out, "DB index is out of range"),
+        _ => reply::err(ctx.out, "value is not an integer or out of range"),
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was
+/// right (the length still shows).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+enum AuthOutcome {
+    Ok,
+    WrongPass,
+}
+
+/// Checks a (username, password) pair against `--requirepass`; only the `default` user exists.
+fn check(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> AuthOutcome {
+    let ok = match &ctx.server.config.requirepass {
+        None => user == b"default",
+        Some(p) => user == b"default" && constant_time_eq(pass, p.as_bytes()),
+    };
+    if ok {
+        AuthOutcome::Ok
+    } else {
+        AuthOutcome::WrongPass
+    }
+}
+
+const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
+
+pub fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() > 3 {
+        return super::syntax_error(ctx.out);
+    }
+    if args.len() == 2 && ctx.server.config.requirepass.is_none() {
+        return reply::err(
+            ctx.out,
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        );
+    }
+    let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
+        (b"default", args[1])
+    } else {
+        (args[1], args[2])
+    };
+    match check(ctx, user, pass) {
+        AuthOutcome::Ok => {
+            ctx.client.authenticated = true;
+            reply::ok(ctx.out);
+        }
+        AuthOutcome::WrongPass => reply::error(ctx.out, WRONGPASS),
+    }
+}
+
+pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let mut j = 1;
+    if args.len() >= 2 {
+        match parse_i64(args[1]) {
+            Some(2) => {}
+            Some(_) => return reply::error(ctx.out, b"NOPROTO unsupported protocol version"),
+            None => {
+                return reply::err(
+                    ctx.out,
+                    "Protocol version is not an integer or out of range",
+                )
+            }
+        }
+        j = 2;
+    }
+    let mut credentials = None;
+    let mut name = None;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if eq_ignore_case(args[j], "auth") && more >= 2 {
+            credentials = Some((args[j + 1], args[j + 2]));
+            j += 3;
+        } else if eq_ignore_case(args[j], "setname") && more >= 1 {
+            name = Some(args[j + 1]);
+            j += 2;
+        } else {
+            let mut msg = b"ERR Syntax error in HELLO option '".to_vec();
+            msg.extend_from_slice(args[j]);
+            msg.push(b'\'');
+            return reply::error(ctx.out, &msg);
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        match check(ctx, user, pass) {
+            AuthOutcome::Ok => ctx.client.authenticated = true,
+            AuthOutcome::WrongPass => return reply::error(ctx.out, WRONGPASS),
+        }
+    }
+    if !ctx.client.authenticated {
+        return reply::error(
+            ctx.out,
+            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        );
+    }
+    if let Some(name) = name {
+        if !set_name(ctx, name) {
+            return;
+        }
+    }
+    let out = &mut *ctx.out;
+    reply::array_len(out, 14);
+    reply::bulk(out, b"server");
+    reply::bulk(out, b"redis");
+    reply::bulk(out, b"version");
+    reply::bulk(out, super::server::REDIS_VERSION.as_bytes());
+    reply::bulk(out, b"proto");
+    reply::integer(out, 2);
+    reply::bulk(out, b"id");
+    reply::integer(out, ctx.client.id as i64);
+    reply::bulk(out, b"mode");
+    reply::bulk(out, b"standalone");
+    reply::bulk(out, b"role");
+    reply::bulk(out, b"master");
+    reply::bulk(out, b"modules");
+    reply::array_len(out, 0);
+}
+
+/// Sets the client name (empty clears it); false after replying with Redis's error.
+fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> bool {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        reply::err(
+            ctx.out,
+            "Client names cannot contain spaces, newlines or special characters.",
+        );
+        return false;
+    }
+    ctx.client.name = (!name.is_empty()).then(|| name.into());
+    true
+}
+
+const CLIENT_HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Accepted for client libraries; the value is not kept.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let sub = args[1];
+    let want = |n: usize, name: &str, ctx: &mut Ctx<'_>| {
+        if args.len() != n {
+            arity_error(ctx.out, &format!("client|{name}"));
+            false
+        } else {
+            true
+        }
+    };
+    if eq_ignore_case(sub, "id") {
+        if want(2, "id", ctx) {
+            reply::integer(ctx.out, ctx.client.id as i64);
+        }
+    } else if eq_ignore_case(sub, "getname") {
+        if want(2, "getname", ctx) {
+            match &ctx.client.name {
+                Some(n) => reply::bulk(ctx.out, n),
+                None => reply::null(ctx.out),
+            }
+        }
+    } else if eq_ignore_case(sub, "setname") {
+        if want(3, "setname", ctx) && set_name(ctx, args[2]) {
+            reply::ok(ctx.out);
+        }
+    } else if eq_ignore_case(sub, "setinfo") {
+        if want(4, "setinfo", ctx) {
+            if eq_ignore_case(args[2], "lib-name") || eq_ignore_case(args[2], "lib-ver") {
+                reply::ok(ctx.out);
+            } else {
+                let mut msg = b"ERR Unrecognized option '".to_vec();
+                msg.extend_from_slice(args[2]);
+                msg.push(b'\'');
+                reply::error(ctx.out, &msg);
+            }
+        }
+    } else if eq_ignore_case(sub, "help") {
+        reply::array_len(ctx.out, CLIENT_HELP.len());
+        for line in CLIENT_HELP {
+            reply::simple(ctx.out, line.as_bytes());
+        }
+    } else {
+        unknown_subcommand(ctx.out, sub, "client");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn password_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret1"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

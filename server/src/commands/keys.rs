@@ -1,0 +1,365 @@
+//! Keyspace commands: DEL/UNLINK, EXISTS/TOUCH, EXPIRE family (NX/XX/GT/LT), TTL family,
+//! PERSIST, TYPE, RENAME, RENAMENX, RANDOMKEY, KEYS, SCAN, FLUSHALL/FLUSHDB.
+
+use std::cell::Cell;
+
+use flin_engine::Update;
+
+use super::{eq_ignore_case, not_integer, now_ms, parse_i64, syntax_error, Ctx};
+use crate::glob;
+use crate::protocol::reply;
+
+pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let mut deleted = 0;
+    for key in &args[1..] {
+        match ctx.engine.delete(key) {
+            Ok(Some(token)) => {
+                deleted += 1;
+                ctx.wrote(Some(token));
+            }
+            Ok(None) => {}
+            Err(e) => return ctx.write_error(&e),
+        }
+    }
+    reply::integer(ctx.out, deleted);
+}
+
+/// EXISTS and TOUCH: how many of the keys (repeats counted) exist.
+pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let n = args[1..].iter().filter(|k| ctx.engine.contains(k)).count();
+    reply::integer(ctx.out, n as i64);
+}
+
+pub fn expire(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    expire_generic(ctx, args, now_ms(), 1000);
+}
+
+pub fn pexpire(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    expire_generic(ctx, args, now_ms(), 1);
+}
+
+pub fn expireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    expire_generic(ctx, args, 0, 1000);
+}
+
+pub fn pexpireat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    expire_generic(ctx, args, 0, 1);
+}
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+/// Redis's `expireGenericCommand`: `basetime` 0 for the absolute forms, `unit_ms` 1000 for
+/// seconds.
+fn expire_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], basetime: i64, unit_ms: i64) {
+    let mut f = ExpireFlags::default();
+    for opt in &args[3..] {
+        if eq_ignore_case(opt, "nx") {
+            f.nx = true;
+        } else if eq_ignore_case(opt, "xx") {
+            f.xx = true;
+        } else if eq_ignore_case(opt, "gt") {
+            f.gt = true;
+        } else if eq_ignore_case(opt, "lt") {
+            f.lt = true;
+        } else {
+            let mut msg = b"ERR Unsupported option ".to_vec();
+            msg.extend_from_slice(opt);
+            return reply::error(ctx.out, &msg);
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return reply::err(
+            ctx.out,
+            "NX and XX, GT or LT options at the same time are not compatible",
+        );
+    }
+    if f.gt && f.lt {
+        return reply::err(
+            ctx.out,
+            "GT and LT options at the same time are not compatible",
+        );
+    }
+    let Some(when) = parse_i64(args[2]) else {
+        return not_integer(ctx.out);
+    };
+    let cmd = std::str::from_utf8(args[0])
+        .unwrap_or("expire")
+        .to_ascii_lowercase();
+    let Some(when) = when
+        .checked_mul(unit_ms)
+        .and_then(|w| w.checked_add(basetime))
+    else {
+        return reply::err(ctx.out, &format!("invalid expire time in '{cmd}' command"));
+    };
+    let now = now_ms();
+    let res = ctx.engine.update(args[1], |cur| {
+        let Some(e) = cur else {
+            return (Update::Keep, 0);
+        };
+        // Redis's view: -1 = no expiry (an infinite TTL).
+        let current = if e.expire_at_ms == 0 {
+            -1
+        } else {
+            e.expire_at_ms as i64
+        };
+        let refused = (f.nx && current != -1)
+            || (f.xx && current == -1)
+            || (f.gt && (current == -1 || when <= current))
+            || (f.lt && current != -1 && when >= current);
+        if refused {
+            return (Update::Keep, 0);
+        }
+        if when <= now {
+            return (Update::Delete, 1);
+        }
+        (
+            Update::SetExpiry {
+                expire_at_ms: when as u64,
+            },
+            1,
+        )
+    });
+    match res {
+        Ok((n, token)) => {
+            if n == 1 && when > now {
+                ctx.track_expiry(args[1], when as u64);
+            }
+            reply::integer(ctx.out, n);
+            ctx.wrote(token);
+        }
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+pub fn ttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    ttl_generic(ctx, args[1], false, false);
+}
+
+pub fn pttl(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    ttl_generic(ctx, args[1], true, false);
+}
+
+pub fn expiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    ttl_generic(ctx, args[1], false, true);
+}
+
+pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    ttl_generic(ctx, args[1], true, true);
+}
+
+/// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry, else the TTL (or the absolute
+/// expiry), in ms or rounded to seconds.
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output_ms: bool, output_abs: bool) {
+    let expire = ctx.engine.get_with(key, |e| e.map(|e| e.expire_at_ms));
+    let n = match expire {
+        None => -2,
+        Some(0) => -1,
+        Some(at) => {
+            let at = at as i64;
+            let t = if output_abs {
+                at
+            } else {
+                (at - now_ms()).max(0)
+            };
+            if output_ms {
+                t
+            } else {
+                (t + 500) / 1000
+            }
+        }
+    };
+    reply::integer(ctx.out, n);
+}
+
+pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let res = ctx.engine.update(args[1], |cur| match cur {
+        Some(e) if e.expire_at_ms != 0 => (Update::SetExpiry { expire_at_ms: 0 }, 1),
+        _ => (Update::Keep, 0),
+    });
+    match res {
+        Ok((n, token)) => {
+            reply::integer(ctx.out, n);
+            ctx.wrote(token);
+        }
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+pub fn type_(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if ctx.engine.contains(args[1]) {
+        reply::simple(ctx.out, b"string");
+    } else {
+        reply::simple(ctx.out, b"none");
+    }
+}
+
+pub fn rename(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    rename_generic(ctx, args, false);
+}
+
+pub fn renamenx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    rename_generic(ctx, args, true);
+}
+
+/// RENAME copies the value and expiry to the new key, then deletes the old one. Each step is
+/// atomic; the pair is not isolated from concurrent writers of the same keys.
+fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) {
+    let (src, dst) = (args[1], args[2]);
+    let Some((value, expire_at_ms)) = ctx
+        .engine
+        .get_with(src, |e| e.map(|e| (e.value.to_vec(), e.expire_at_ms)))
+    else {
+        return reply::err(ctx.out, "no such key");
+    };
+    if src == dst {
+        return if nx {
+            reply::integer(ctx.out, 0)
+        } else {
+            reply::ok(ctx.out)
+        };
+    }
+    if nx && ctx.engine.contains(dst) {
+        return reply::integer(ctx.out, 0);
+    }
+    if let Err(e) = ctx
+        .engine
+        .put(dst, &value, expire_at_ms)
+        .map(|t| ctx.wrote(Some(t)))
+    {
+        return ctx.write_error(&e);
+    }
+    ctx.track_expiry(dst, expire_at_ms);
+    match ctx.engine.delete(src) {
+        Ok(token) => ctx.wrote(token),
+        Err(e) => return ctx.write_error(&e),
+    }
+    if nx {
+        reply::integer(ctx.out, 1);
+    } else {
+        reply::ok(ctx.out);
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (std::process::id() as u64).rotate_left(32)) | 1
+}
+
+/// xorshift64*: fast, not for secrets.
+fn next_random() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+pub fn randomkey(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    match ctx.engine.random_key(next_random) {
+        Some(k) => reply::bulk(ctx.out, &k),
+        None => reply::null(ctx.out),
+    }
+}
+
+/// Keys visited per engine scan call while KEYS walks the whole keyspace.
+const KEYS_SCAN_BATCH: usize = 4096;
+
+pub fn keys(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let pattern = args[1];
+    let all = pattern == b"*";
+    let mut body = Vec::new();
+    let mut n = 0usize;
+    let mut cursor = 0;
+    loop {
+        cursor = ctx.engine.scan(cursor, KEYS_SCAN_BATCH, |key, _| {
+            if all || glob::matches(pattern, key, false) {
+                reply::bulk(&mut body, key);
+                n += 1;
+            }
+        });
+        if cursor == 0 {
+            break;
+        }
+    }
+    reply::array_len(ctx.out, n);
+    ctx.out.extend_from_slice(&body);
+}
+
+/// SCAN's COUNT default, as Redis.
+const SCAN_COUNT_DEFAULT: usize = 10;
+/// COUNT is capped so one call stays short.
+const SCAN_COUNT_MAX: usize = 100_000;
+
+pub fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let Some(cursor) = std::str::from_utf8(args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return reply::err(ctx.out, "invalid cursor");
+    };
+    let mut count = SCAN_COUNT_DEFAULT;
+    let mut pattern: Option<&[u8]> = None;
+    let mut type_ok = true;
+    let mut j = 2;
+    while j < args.len() {
+        let Some(value) = args.get(j + 1) else {
+            return syntax_error(ctx.out);
+        };
+        if eq_ignore_case(args[j], "count") {
+            match parse_i64(value) {
+                Some(c) if c >= 1 => count = (c as usize).min(SCAN_COUNT_MAX),
+                Some(_) => return syntax_error(ctx.out),
+                None => return not_integer(ctx.out),
+            }
+        } else if eq_ignore_case(args[j], "match") {
+            pattern = Some(*value).filter(|p| *p != b"*");
+        } else if eq_ignore_case(args[j], "type") {
+            type_ok = eq_ignore_case(value, "string");
+        } else {
+            return syntax_error(ctx.out);
+        }
+        j += 2;
+    }
+    let mut body = Vec::new();
+    let mut n = 0usize;
+    let next = ctx.engine.scan(cursor, count, |key, _| {
+        if type_ok && pattern.is_none_or(|p| glob::matches(p, key, false)) {
+            reply::bulk(&mut body, key);
+            n += 1;
+        }
+    });
+    reply::array_len(ctx.out, 2);
+    reply::bulk(ctx.out, next.to_string().as_bytes());
+    reply::array_len(ctx.out, n);
+    ctx.out.extend_from_slice(&body);
+}
+
+/// FLUSHALL and FLUSHDB [ASYNC | SYNC]: both synchronous, durable on return.
+pub fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() > 2
+        || (args.len() == 2
+            && !eq_ignore_case(args[1], "async")
+            && !eq_ignore_case(args[1], "sync"))
+    {
+        return syntax_error(ctx.out);
+    }
+    match ctx.engine.clear() {
+        Ok(()) => reply::ok(ctx.out),
+        Err(e) => ctx.write_error(&e),
+    }
+}

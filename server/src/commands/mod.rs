@@ -1,0 +1,221 @@
+//! Commands: the table ([`table`]), dispatch ([`execute`]) and one file per group:
+//! [`strings`] (GET, SET, counters...), [`keys`] (DEL, EXISTS, expiry, SCAN...),
+//! [`connection`] (PING, AUTH, HELLO, CLIENT, SELECT, QUIT) and [`server`] (INFO, CONFIG,
+//! COMMAND, DBSIZE, SHUTDOWN...).
+//!
+//! A command runs inline on the connection's thread. It reads and writes the engine and
+//! appends its reply to [`Ctx::out`]; reads copy values straight from the engine's map into
+//! `out` under the shard lock. Writes record their [`WriteToken`] so that, under
+//! `--fsync always`, the connection holds the batch's replies until the token is durable.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+
+use std::net::SocketAddr;
+
+use flin_engine::{Engine, WriteToken};
+
+use crate::protocol::reply;
+use crate::server::Shared;
+
+pub use table::{lookup, CommandSpec, COMMANDS};
+
+/// One client's session state.
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub name: Option<Box<[u8]>>,
+    /// True once AUTH succeeded, or from the start when no password is set.
+    pub authenticated: bool,
+}
+
+/// What a command works with. Built once per batch of requests, reused for each command.
+pub struct Ctx<'a> {
+    pub engine: &'a Engine,
+    pub server: &'a Shared,
+    pub client: &'a mut Client,
+    pub out: &'a mut Vec<u8>,
+    /// The worker's active-expiry queue: commands that set an expiry record it here.
+    pub expiry: &'a crate::expiry::ExpiryQueue,
+    /// The latest write of this batch: its replies leave once it is durable under
+    /// `--fsync always`.
+    pub token: Option<WriteToken>,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Set by QUIT: close the connection after this reply.
+    pub close: bool,
+    /// Set by SHUTDOWN: stop the server (and close this connection without a reply).
+    pub shutdown: bool,
+}
+
+impl Ctx<'_> {
+    pub fn wrote(&mut self, token: Option<WriteToken>) {
+        if token > self.token {
+            self.token = token;
+        }
+    }
+
+    /// Replies with an engine write error: `-MISCONF` when the engine refuses writes for
+    /// good, `-ERR` otherwise.
+    pub fn write_error(&mut self, e: &flin_engine::Error) {
+        let msg = e.to_string();
+        if e.is_poisoned() {
+            reply::error(self.out, format!("MISCONF {msg}").as_bytes());
+        } else {
+            reply::err(self.out, &msg);
+        }
+    }
+
+    /// Notes a key given an expiry (absolute Unix ms), for active expiry.
+    pub fn track_expiry(&self, key: &[u8], at_ms: u64) {
+        if at_ms != 0 {
+            self.expiry.track(key, at_ms);
+        }
+    }
+
+    pub fn hit(&mut self, found: bool) {
+        if found {
+            self.keyspace_hits += 1;
+        } else {
+            self.keyspace_misses += 1;
+        }
+    }
+}
+
+/// Runs one command: lookup, arity, authentication, then the handler.
+pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    debug_assert!(!args.is_empty());
+    let Some(spec) = lookup(args[0]) else {
+        unknown_command(ctx.out, args);
+        return;
+    };
+    if !spec.arity_ok(args.len()) {
+        arity_error(ctx.out, spec.name);
+        return;
+    }
+    if !ctx.client.authenticated && !spec.no_auth() {
+        reply::error(ctx.out, b"NOAUTH Authentication required.");
+        return;
+    }
+    (spec.handler)(ctx, args);
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 builds it: each
+/// argument cut so the list stays near 128 bytes, C-string semantics (a NUL ends a string).
+pub fn unknown_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    let mut msg = Vec::with_capacity(96);
+    msg.extend_from_slice(b"ERR unknown command '");
+    msg.extend_from_slice(c_str(args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let mut listed = 0usize;
+    for a in &args[1..] {
+        if listed >= 128 {
+            break;
+        }
+        let part = c_str(a, 128 - listed);
+        msg.push(b'\'');
+        msg.extend_from_slice(part);
+        msg.extend_from_slice(b"' ");
+        listed += part.len() + 3;
+    }
+    reply::error(out, &msg);
+}
+
+/// `-ERR wrong number of arguments for 'get' command`
+pub fn arity_error(out: &mut Vec<u8>, name: &str) {
+    reply::err(
+        out,
+        &format!("wrong number of arguments for '{name}' command"),
+    );
+}
+
+/// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
+pub fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], container: &str) {
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(c_str(sub, 128));
+    msg.extend_from_slice(format!("'. Try {} HELP.", container.to_ascii_uppercase()).as_bytes());
+    reply::error(out, &msg);
+}
+
+/// `-ERR syntax error`
+pub fn syntax_error(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"-ERR syntax error\r\n");
+}
+
+/// `-ERR value is not an integer or out of range`
+pub fn not_integer(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"-ERR value is not an integer or out of range\r\n");
+}
+
+/// What C's `printf("%.*s", max, s)` prints of `s`.
+fn c_str(s: &[u8], max: usize) -> &[u8] {
+    let s = match memchr::memchr(0, s) {
+        Some(nul) => &s[..nul],
+        None => s,
+    };
+    &s[..s.len().min(max)]
+}
+
+/// ASCII case-insensitive equality of a client argument with a keyword.
+pub fn eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// An argument as a Redis integer (strict `string2ll`).
+pub fn parse_i64(arg: &[u8]) -> Option<i64> {
+    crate::protocol::parse::string_to_i64(arg)
+}
+
+/// Unix time now in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unknown(args: &[&[u8]]) -> String {
+        let mut out = Vec::new();
+        unknown_command(&mut out, args);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn unknown_command_matches_redis() {
+        assert_eq!(
+            unknown(&[b"foo", b"a", b"b"]),
+            "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"
+        );
+        assert_eq!(
+            unknown(&[b"foo"]),
+            "-ERR unknown command 'foo', with args beginning with: \r\n"
+        );
+        assert_eq!(
+            unknown(&[b"f\r\no", b"x\0y"]),
+            "-ERR unknown command 'f  o', with args beginning with: 'x' \r\n"
+        );
+        let long = vec![b'a'; 200];
+        let s = unknown(&[b"x", &long, b"b"]);
+        assert_eq!(
+            s,
+            format!(
+                "-ERR unknown command 'x', with args beginning with: '{}' \r\n",
+                "a".repeat(128)
+            )
+        );
+    }
+
+    #[test]
+    fn arity_message() {
+        let mut out = Vec::new();
+        arity_error(&mut out, "get");
+        assert_eq!(out, b"-ERR wrong number of arguments for 'get' command\r\n");
+    }
+}

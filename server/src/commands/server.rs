@@ -1,0 +1,398 @@
+//! Server commands: INFO, CONFIG (GET, SET of nothing, RESETSTAT, HELP), COMMAND (COUNT,
+//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN.
+
+use std::fmt::Write as _;
+
+use super::table::{CommandSpec, COMMANDS};
+use super::{arity_error, eq_ignore_case, lookup, unknown_subcommand, Ctx};
+use crate::glob;
+use crate::protocol::reply;
+
+/// The Redis version flin reports to clients that check it (RESP2 string commands of 7.0).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    reply::integer(ctx.out, ctx.engine.len() as i64);
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: stops the server; like Redis, the client
+/// gets no reply, its connection closes. Every write is synced either way.
+pub fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    for a in &args[1..] {
+        if eq_ignore_case(a, "abort") {
+            return reply::err(ctx.out, "No shutdown in progress.");
+        }
+        if !["nosave", "save", "now", "force"]
+            .iter()
+            .any(|k| eq_ignore_case(a, k))
+        {
+            return super::syntax_error(ctx.out);
+        }
+    }
+    ctx.shutdown = true;
+}
+
+/// INFO's default sections, in Redis's order.
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "keyspace",
+];
+
+pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let wanted = |name: &str| {
+        args.len() == 1
+            || args[1..].iter().any(|a| {
+                eq_ignore_case(a, name)
+                    || eq_ignore_case(a, "all")
+                    || eq_ignore_case(a, "default")
+                    || eq_ignore_case(a, "everything")
+            })
+    };
+    let stats = ctx.server.stats();
+    let mut s = String::with_capacity(2048);
+    for section in SECTIONS.iter().filter(|s| wanted(s)) {
+        if !s.is_empty() {
+            s.push_str("\r\n");
+        }
+        match *section {
+            "server" => info_server(ctx, &stats, &mut s),
+            "clients" => info_clients(ctx, &stats, &mut s),
+            "memory" => info_memory(&stats, &mut s),
+            "persistence" => info_persistence(ctx, &stats, &mut s),
+            "stats" => info_stats(&stats, &mut s),
+            _ => info_keyspace(&stats, &mut s),
+        }
+    }
+    reply::bulk(ctx.out, s.as_bytes());
+}
+
+macro_rules! line {
+    ($s:expr, $($arg:tt)*) => {{
+        let _ = write!($s, $($arg)*);
+        $s.push_str("\r\n");
+    }};
+}
+
+fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
+    let sh = ctx.server;
+    line!(s, "# Server");
+    line!(s, "redis_version:{REDIS_VERSION}");
+    line!(s, "flin_version:{}", env!("CARGO_PKG_VERSION"));
+    line!(s, "redis_mode:standalone");
+    line!(s, "os:{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    line!(s, "arch_bits:{}", usize::BITS);
+    line!(s, "multiplexing_api:{}", sh.driver.name());
+    line!(s, "process_id:{}", std::process::id());
+    line!(s, "tcp_port:{}", sh.local_addr.port());
+    line!(s, "server_threads:{}", sh.threads);
+    line!(s, "uptime_in_seconds:{}", st.uptime_secs);
+    line!(s, "uptime_in_days:{}", st.uptime_secs / 86_400);
+    line!(
+        s,
+        "executable:{}",
+        std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    line!(s, "config_file:");
+}
+
+fn info_clients(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
+    line!(s, "# Clients");
+    line!(s, "connected_clients:{}", st.active_connections);
+    line!(s, "maxclients:{}", ctx.server.config.maxclients);
+    line!(s, "blocked_clients:0");
+    line!(s, "client_output_queued_bytes:{}", st.output_queued_bytes);
+    line!(
+        s,
+        "client_output_queued_bytes_peak:{}",
+        st.output_queued_bytes_peak
+    );
+}
+
+/// Resident set size from /proc, in bytes (0 where unavailable).
+fn rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf reads a constant; no memory is touched.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
+}
+
+fn human(bytes: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.2}{}", units[i])
+    }
+}
+
+fn info_memory(st: &crate::stats::ServerStats, s: &mut String) {
+    let rss = rss_bytes();
+    // The index is what the keyspace costs in memory; values live in the mapped segments.
+    let used = st.engine.index_bytes + st.output_queued_bytes;
+    line!(s, "# Memory");
+    line!(s, "used_memory:{used}");
+    line!(s, "used_memory_human:{}", human(used));
+    line!(s, "used_memory_rss:{rss}");
+    line!(s, "used_memory_rss_human:{}", human(rss));
+    line!(s, "index_bytes:{}", st.engine.index_bytes);
+    line!(s, "maxmemory:0");
+    line!(s, "maxmemory_human:0B");
+    line!(s, "maxmemory_policy:noeviction");
+}
+
+fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
+    let e = &st.engine;
+    let ok = if e.poisoned.is_some() { "err" } else { "ok" };
+    line!(s, "# Persistence");
+    line!(s, "loading:0");
+    line!(s, "aof_enabled:1");
+    line!(s, "aof_last_write_status:{ok}");
+    line!(s, "rdb_bgsave_in_progress:0");
+    line!(s, "rdb_last_bgsave_status:ok");
+    line!(s, "fsync_policy:{}", ctx.server.config.fsync.name());
+    line!(s, "engine_keys:{}", e.keys);
+    line!(s, "engine_segments:{}", e.segments);
+    line!(s, "engine_live_bytes:{}", e.live_bytes);
+    line!(s, "engine_dead_bytes:{}", e.dead_bytes);
+    line!(s, "engine_disk_bytes:{}", e.disk_bytes);
+    line!(s, "engine_bytes_written:{}", e.bytes_written);
+    line!(s, "engine_fsyncs:{}", e.fsyncs);
+    line!(s, "engine_last_fsync_unix_ms:{}", e.last_fsync_unix_ms);
+    line!(
+        s,
+        "engine_last_fsync_duration_us:{}",
+        e.last_fsync_duration_us
+    );
+    line!(s, "engine_write_errors:{}", e.write_errors);
+    line!(s, "engine_compactions:{}", e.compactions);
+    line!(s, "engine_poisoned:{}", e.poisoned.as_deref().unwrap_or(""));
+    line!(s, "recovery_keys:{}", e.recovery.keys);
+    line!(s, "recovery_segments:{}", e.recovery.segments);
+    line!(s, "recovery_duration_ms:{}", e.recovery.duration_ms);
+}
+
+fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
+    line!(s, "# Stats");
+    line!(s, "total_connections_received:{}", st.total_connections);
+    line!(s, "total_commands_processed:{}", st.ops_processed);
+    line!(
+        s,
+        "instantaneous_ops_per_sec:{}",
+        st.instantaneous_ops_per_sec
+    );
+    line!(s, "total_net_input_bytes:{}", st.net_input_bytes);
+    line!(s, "total_net_output_bytes:{}", st.net_output_bytes);
+    line!(s, "rejected_connections:{}", st.rejected_connections);
+    line!(s, "expired_keys:{}", st.expired_keys);
+    line!(s, "keyspace_hits:{}", st.keyspace_hits);
+    line!(s, "keyspace_misses:{}", st.keyspace_misses);
+    line!(s, "total_error_replies:0");
+    line!(s, "protocol_errors:{}", st.protocol_errors);
+    line!(s, "idle_timeouts:{}", st.idle_closed);
+}
+
+fn info_keyspace(st: &crate::stats::ServerStats, s: &mut String) {
+    line!(s, "# Keyspace");
+    if st.engine.keys > 0 {
+        line!(s, "db0:keys={},expires=0,avg_ttl=0", st.engine.keys);
+    }
+}
+
+/// CONFIG GET parameters and their values.
+fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
+    let c = &ctx.server.config;
+    vec![
+        ("appendfsync", c.fsync.name().to_string()),
+        ("appendonly", "yes".into()),
+        ("bind", c.bind.to_string()),
+        ("client-output-limit", c.client_output_limit.to_string()),
+        ("databases", "1".into()),
+        ("dir", c.dir.display().to_string()),
+        ("io-threads", ctx.server.threads.to_string()),
+        ("maxclients", c.maxclients.to_string()),
+        ("maxmemory", "0".into()),
+        ("maxmemory-policy", "noeviction".into()),
+        ("port", ctx.server.local_addr.port().to_string()),
+        (
+            "protected-mode",
+            if c.protected_mode { "yes" } else { "no" }.into(),
+        ),
+        ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
+        ("requirepass", String::new()),
+        ("save", String::new()),
+        ("segment-size", c.segment_size.to_string()),
+        ("timeout", c.timeout.to_string()),
+    ]
+}
+
+const CONFIG_HELP: &[&str] = &[
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "RESETSTAT",
+    "    Accepted; flin's counters are not reset.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let sub = args[1];
+    if eq_ignore_case(sub, "get") {
+        if args.len() < 3 {
+            return arity_error(ctx.out, "config|get");
+        }
+        let params = config_params(ctx);
+        let hits: Vec<&(&str, String)> = params
+            .iter()
+            .filter(|(name, _)| {
+                args[2..]
+                    .iter()
+                    .any(|p| glob::matches(p, name.as_bytes(), true))
+            })
+            .collect();
+        reply::array_len(ctx.out, hits.len() * 2);
+        for (name, value) in hits {
+            reply::bulk(ctx.out, name.as_bytes());
+            reply::bulk(ctx.out, value.as_bytes());
+        }
+    } else if eq_ignore_case(sub, "set") {
+        if args.len() < 4 || args.len() % 2 != 0 {
+            return arity_error(ctx.out, "config|set");
+        }
+        let mut msg = b"ERR Unknown option or number of arguments for CONFIG SET - '".to_vec();
+        msg.extend_from_slice(args[2]);
+        msg.push(b'\'');
+        reply::error(ctx.out, &msg);
+    } else if eq_ignore_case(sub, "resetstat") {
+        reply::ok(ctx.out);
+    } else if eq_ignore_case(sub, "help") {
+        help(ctx.out, CONFIG_HELP);
+    } else {
+        unknown_subcommand(ctx.out, sub, "config");
+    }
+}
+
+fn help(out: &mut Vec<u8>, lines: &[&str]) {
+    reply::array_len(out, lines.len());
+    for l in lines {
+        reply::simple(out, l.as_bytes());
+    }
+}
+
+const COMMAND_HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all commands.",
+    "COUNT",
+    "    Return the total number of commands.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple commands.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple commands.",
+    "LIST",
+    "    Return a list of all commands.",
+    "HELP",
+    "    Print this help.",
+];
+
+pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() == 1 {
+        reply::array_len(ctx.out, COMMANDS.len());
+        for c in COMMANDS {
+            command_info(ctx.out, c);
+        }
+        return;
+    }
+    let sub = args[1];
+    if eq_ignore_case(sub, "count") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "command|count");
+        }
+        reply::integer(ctx.out, COMMANDS.len() as i64);
+    } else if eq_ignore_case(sub, "list") {
+        reply::array_len(ctx.out, COMMANDS.len());
+        for c in COMMANDS {
+            reply::bulk(ctx.out, c.name.as_bytes());
+        }
+    } else if eq_ignore_case(sub, "info") {
+        if args.len() == 2 {
+            reply::array_len(ctx.out, COMMANDS.len());
+            for c in COMMANDS {
+                command_info(ctx.out, c);
+            }
+            return;
+        }
+        reply::array_len(ctx.out, args.len() - 2);
+        for name in &args[2..] {
+            match lookup(name) {
+                Some(c) => command_info(ctx.out, c),
+                None => reply::null_array(ctx.out),
+            }
+        }
+    } else if eq_ignore_case(sub, "docs") {
+        let specs: Vec<&CommandSpec> = if args.len() == 2 {
+            COMMANDS.iter().collect()
+        } else {
+            args[2..].iter().filter_map(|n| lookup(n)).collect()
+        };
+        reply::array_len(ctx.out, specs.len() * 2);
+        for c in specs {
+            command_docs(ctx.out, c);
+        }
+    } else if eq_ignore_case(sub, "help") {
+        help(ctx.out, COMMAND_HELP);
+    } else {
+        unknown_subcommand(ctx.out, sub, "command");
+    }
+}
+
+/// One COMMAND entry, Redis 7's ten fields.
+fn command_info(out: &mut Vec<u8>, c: &CommandSpec) {
+    reply::array_len(out, 10);
+    reply::bulk(out, c.name.as_bytes());
+    reply::integer(out, i64::from(c.arity));
+    let flags: Vec<&str> = c.flag_names().collect();
+    reply::array_len(out, flags.len());
+    for f in flags {
+        reply::simple(out, f.as_bytes());
+    }
+    reply::integer(out, i64::from(c.keys.0));
+    reply::integer(out, i64::from(c.keys.1));
+    reply::integer(out, i64::from(c.keys.2));
+    reply::array_len(out, 1);
+    reply::simple(out, format!("@{}", c.group).as_bytes());
+    reply::array_len(out, 0); // tips
+    reply::array_len(out, 0); // key specs
+    reply::array_len(out, 0); // subcommands
+}
+
+/// One COMMAND DOCS entry: name, then a map (as a flat array) of summary, since, group.
+fn command_docs(out: &mut Vec<u8>, c: &CommandSpec) {
+    reply::bulk(out, c.name.as_bytes());
+    reply::array_len(out, 6);
+    reply::bulk(out, b"summary");
+    reply::bulk(out, c.summary.as_bytes());
+    reply::bulk(out, b"since");
+    reply::bulk(out, c.since.as_bytes());
+    reply::bulk(out, b"group");
+    reply::bulk(out, c.group.as_bytes());
+}

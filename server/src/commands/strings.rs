@@ -1,0 +1,661 @@
+//! String commands: GET, SET (EX/PX/EXAT/PXAT/KEEPTTL, NX/XX, GET), SETNX, SETEX, PSETEX,
+//! GETDEL, GETSET, GETEX, MGET, MSET, MSETNX, APPEND, STRLEN, GETRANGE, SETRANGE and the
+//! counters INCR, DECR, INCRBY, DECRBY, INCRBYFLOAT.
+//!
+//! Read-modify-write commands go through [`flin_engine::Engine::update`], atomic per key.
+//! Replies written inside an update closure are rolled back when the write then fails.
+
+use flin_engine::{Entry, Update};
+
+use super::{arity_error, eq_ignore_case, not_integer, now_ms, parse_i64, syntax_error, Ctx};
+use crate::protocol::reply;
+
+/// Longest string value (Redis's proto-max-bulk-len default, and the engine's limit).
+const STRING_LEN_MAX: usize = 512 * 1024 * 1024;
+
+pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let out = &mut *ctx.out;
+    let found = ctx.engine.get_with(args[1], |e| match e {
+        Some(e) => {
+            reply::bulk(out, e.value);
+            true
+        }
+        None => {
+            reply::null(out);
+            false
+        }
+    });
+    ctx.hit(found);
+}
+
+/// Expiry options shared by SET and GETEX.
+#[derive(Default, Clone, Copy)]
+struct ExpiryOpts {
+    /// Absolute Unix ms, when EX/PX/EXAT/PXAT was given.
+    at_ms: Option<i64>,
+    keep_ttl: bool,
+    persist: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpiryUnit {
+    Seconds,
+    Millis,
+}
+
+/// Redis's `getExpireMillisecondsOrReply`: the option's value as absolute Unix ms, or the
+/// error reply.
+fn expire_at(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    unit: ExpiryUnit,
+    relative: bool,
+    cmd: &str,
+) -> Option<i64> {
+    let Some(mut ms) = parse_i64(raw) else {
+        not_integer(out);
+        return None;
+    };
+    if ms <= 0 || (unit == ExpiryUnit::Seconds && ms > i64::MAX / 1000) {
+        invalid_expire(out, cmd);
+        return None;
+    }
+    if unit == ExpiryUnit::Seconds {
+        ms *= 1000;
+    }
+    if relative {
+        let Some(at) = ms.checked_add(now_ms()) else {
+            invalid_expire(out, cmd);
+            return None;
+        };
+        ms = at;
+    }
+    Some(ms)
+}
+
+fn invalid_expire(out: &mut Vec<u8>, cmd: &str) {
+    reply::err(out, &format!("invalid expire time in '{cmd}' command"));
+}
+
+/// The expiry SET/GETEX writes: `None` when the key must be deleted (already expired).
+fn resolve_expiry(opts: ExpiryOpts, current: Option<Entry<'_>>) -> Option<u64> {
+    match opts.at_ms {
+        Some(at) if at <= now_ms() => None,
+        Some(at) => Some(at as u64),
+        None if opts.keep_ttl => Some(current.map_or(0, |e| e.expire_at_ms)),
+        None => Some(0),
+    }
+}
+
+pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut opts = ExpiryOpts::default();
+    // Which of EX/PX/EXAT/PXAT was given, and its raw value.
+    let mut expiry: Option<(ExpiryUnit, bool, &[u8])> = None;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = args[j];
+        let next = args.get(j + 1).copied();
+        let timed = expiry.is_some();
+        if eq_ignore_case(opt, "nx") && !xx {
+            nx = true;
+        } else if eq_ignore_case(opt, "xx") && !nx {
+            xx = true;
+        } else if eq_ignore_case(opt, "get") {
+            get = true;
+        } else if eq_ignore_case(opt, "keepttl") && !timed {
+            opts.keep_ttl = true;
+        } else if let (Some(v), false, false) = (next, opts.keep_ttl, timed) {
+            expiry = Some(match () {
+                _ if eq_ignore_case(opt, "ex") => (ExpiryUnit::Seconds, true, v),
+                _ if eq_ignore_case(opt, "px") => (ExpiryUnit::Millis, true, v),
+                _ if eq_ignore_case(opt, "exat") => (ExpiryUnit::Seconds, false, v),
+                _ if eq_ignore_case(opt, "pxat") => (ExpiryUnit::Millis, false, v),
+                _ => return syntax_error(ctx.out),
+            });
+            j += 1;
+        } else {
+            return syntax_error(ctx.out);
+        }
+        j += 1;
+    }
+    if let Some((unit, relative, raw)) = expiry {
+        match expire_at(ctx.out, raw, unit, relative, "set") {
+            Some(at) => opts.at_ms = Some(at),
+            None => return,
+        }
+    }
+    let (key, value) = (args[1], args[2]);
+    let mark = ctx.out.len();
+    let out = &mut *ctx.out;
+    let res = ctx.engine.update(key, |cur| {
+        if get {
+            match cur {
+                Some(e) => reply::bulk(out, e.value),
+                None => reply::null(out),
+            }
+        }
+        if (nx && cur.is_some()) || (xx && cur.is_none()) {
+            if !get {
+                reply::null(out);
+            }
+            return (Update::Keep, ());
+        }
+        if !get {
+            reply::ok(out);
+        }
+        match resolve_expiry(opts, cur) {
+            Some(expire_at_ms) => (
+                Update::Put {
+                    value,
+                    expire_at_ms,
+                },
+                (),
+            ),
+            None => (Update::Delete, ()),
+        }
+    });
+    if res.is_ok() {
+        if let Some(at) = opts.at_ms {
+            ctx.track_expiry(key, at as u64);
+        }
+    }
+    finish(ctx, mark, res.map(|(_, t)| t));
+}
+
+/// Records the write's token, or replaces whatever the command replied with the write error.
+fn finish(
+    ctx: &mut Ctx<'_>,
+    mark: usize,
+    res: flin_engine::Result<Option<flin_engine::WriteToken>>,
+) {
+    match res {
+        Ok(token) => ctx.wrote(token),
+        Err(e) => {
+            ctx.out.truncate(mark);
+            ctx.write_error(&e);
+        }
+    }
+}
+
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let value = args[2];
+    let mark = ctx.out.len();
+    let res = ctx.engine.update(args[1], |cur| match cur {
+        Some(_) => (Update::Keep, 0),
+        None => (
+            Update::Put {
+                value,
+                expire_at_ms: 0,
+            },
+            1,
+        ),
+    });
+    match res {
+        Ok((n, token)) => {
+            reply::integer(ctx.out, n);
+            ctx.wrote(token);
+        }
+        Err(e) => finish(ctx, mark, Err(e)),
+    }
+}
+
+pub fn setex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    set_with_expiry(ctx, args, ExpiryUnit::Seconds, "setex");
+}
+
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    set_with_expiry(ctx, args, ExpiryUnit::Millis, "psetex");
+}
+
+fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[&[u8]], unit: ExpiryUnit, cmd: &str) {
+    let Some(at) = expire_at(ctx.out, args[2], unit, true, cmd) else {
+        return;
+    };
+    let res = ctx.engine.put(args[1], args[3], at as u64);
+    if res.is_ok() {
+        ctx.track_expiry(args[1], at as u64);
+    }
+    let mark = ctx.out.len();
+    reply::ok(ctx.out);
+    finish(ctx, mark, res.map(Some));
+}
+
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let mark = ctx.out.len();
+    let out = &mut *ctx.out;
+    let res = ctx.engine.update(args[1], |cur| match cur {
+        Some(e) => {
+            reply::bulk(out, e.value);
+            (Update::Delete, true)
+        }
+        None => {
+            reply::null(out);
+            (Update::Keep, false)
+        }
+    });
+    if let Ok((found, _)) = &res {
+        ctx.hit(*found);
+    }
+    finish(ctx, mark, res.map(|(_, t)| t));
+}
+
+pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let value = args[2];
+    let mark = ctx.out.len();
+    let out = &mut *ctx.out;
+    let res = ctx.engine.update(args[1], |cur| {
+        match cur {
+            Some(e) => reply::bulk(out, e.value),
+            None => reply::null(out),
+        }
+        (
+            Update::Put {
+                value,
+                expire_at_ms: 0,
+            },
+            (),
+        )
+    });
+    finish(ctx, mark, res.map(|(_, t)| t));
+}
+
+pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let mut opts = ExpiryOpts::default();
+    let mut expiry: Option<(ExpiryUnit, bool, &[u8])> = None;
+    let mut j = 2;
+    while j < args.len() {
+        let opt = args[j];
+        let next = args.get(j + 1).copied();
+        if eq_ignore_case(opt, "persist") && expiry.is_none() {
+            opts.persist = true;
+        } else if let (Some(v), false, None) = (next, opts.persist, expiry) {
+            expiry = Some(match () {
+                _ if eq_ignore_case(opt, "ex") => (ExpiryUnit::Seconds, true, v),
+                _ if eq_ignore_case(opt, "px") => (ExpiryUnit::Millis, true, v),
+                _ if eq_ignore_case(opt, "exat") => (ExpiryUnit::Seconds, false, v),
+                _ if eq_ignore_case(opt, "pxat") => (ExpiryUnit::Millis, false, v),
+                _ => return syntax_error(ctx.out),
+            });
+            j += 1;
+        } else {
+            return syntax_error(ctx.out);
+        }
+        j += 1;
+    }
+    if let Some((unit, relative, raw)) = expiry {
+        match expire_at(ctx.out, raw, unit, relative, "getex") {
+            Some(at) => opts.at_ms = Some(at),
+            None => return,
+        }
+    }
+    let mark = ctx.out.len();
+    let out = &mut *ctx.out;
+    let res = ctx.engine.update(args[1], |cur| {
+        let Some(e) = cur else {
+            reply::null(out);
+            return (Update::Keep, false);
+        };
+        reply::bulk(out, e.value);
+        let decision = if opts.persist {
+            if e.expire_at_ms == 0 {
+                Update::Keep
+            } else {
+                Update::SetExpiry { expire_at_ms: 0 }
+            }
+        } else if opts.at_ms.is_some() {
+            match resolve_expiry(opts, cur) {
+                Some(at) => Update::SetExpiry { expire_at_ms: at },
+                None => Update::Delete,
+            }
+        } else {
+            Update::Keep
+        };
+        (decision, true)
+    });
+    if let Ok((found, _)) = &res {
+        ctx.hit(*found);
+        if let (true, Some(at)) = (*found, opts.at_ms) {
+            ctx.track_expiry(args[1], at as u64);
+        }
+    }
+    finish(ctx, mark, res.map(|(_, t)| t));
+}
+
+pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    reply::array_len(ctx.out, args.len() - 1);
+    for key in &args[1..] {
+        let out = &mut *ctx.out;
+        let found = ctx.engine.get_with(key, |e| match e {
+            Some(e) => {
+                reply::bulk(out, e.value);
+                true
+            }
+            None => {
+                reply::null(out);
+                false
+            }
+        });
+        ctx.hit(found);
+    }
+}
+
+/// MSET writes key by key: each write is atomic, the whole is not (the engine has no
+/// multi-key transaction).
+pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() % 2 == 0 {
+        return arity_error(ctx.out, "mset");
+    }
+    for pair in args[1..].chunks_exact(2) {
+        match ctx.engine.put(pair[0], pair[1], 0) {
+            Ok(token) => ctx.wrote(Some(token)),
+            Err(e) => return ctx.write_error(&e),
+        }
+    }
+    reply::ok(ctx.out);
+}
+
+/// MSETNX checks that no key exists, then writes them; not isolated from concurrent writers
+/// of the same keys on other connections.
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() % 2 == 0 {
+        return arity_error(ctx.out, "msetnx");
+    }
+    if args[1..].chunks_exact(2).any(|p| ctx.engine.contains(p[0])) {
+        return reply::integer(ctx.out, 0);
+    }
+    for pair in args[1..].chunks_exact(2) {
+        match ctx.engine.put(pair[0], pair[1], 0) {
+            Ok(token) => ctx.wrote(Some(token)),
+            Err(e) => return ctx.write_error(&e),
+        }
+    }
+    reply::integer(ctx.out, 1);
+}
+
+fn string_too_long(out: &mut Vec<u8>) {
+    reply::err(
+        out,
+        "string exceeds maximum allowed size (proto-max-bulk-len)",
+    );
+}
+
+pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let suffix = args[2];
+    let mut joined: Vec<u8> = Vec::new();
+    let joined_ref = &mut joined;
+    let res = ctx.engine.update(args[1], |cur| {
+        let old = cur.map_or(&[][..], |e| e.value);
+        if old.len() + suffix.len() > STRING_LEN_MAX {
+            return (Update::Keep, None);
+        }
+        joined_ref.reserve_exact(old.len() + suffix.len());
+        joined_ref.extend_from_slice(old);
+        joined_ref.extend_from_slice(suffix);
+        let len = joined_ref.len() as i64;
+        let value: &[u8] = joined_ref;
+        (
+            Update::Put {
+                value,
+                expire_at_ms: cur.map_or(0, |e| e.expire_at_ms),
+            },
+            Some(len),
+        )
+    });
+    match res {
+        Ok((Some(len), token)) => {
+            reply::integer(ctx.out, len);
+            ctx.wrote(token);
+        }
+        Ok((None, _)) => string_too_long(ctx.out),
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let len = ctx
+        .engine
+        .get_with(args[1], |e| e.map_or(0, |e| e.value.len()));
+    reply::integer(ctx.out, len as i64);
+}
+
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let (Some(start), Some(end)) = (parse_i64(args[2]), parse_i64(args[3])) else {
+        return not_integer(ctx.out);
+    };
+    let out = &mut *ctx.out;
+    ctx.engine.get_with(args[1], |e| {
+        let s = e.map_or(&[][..], |e| e.value);
+        match range(start, end, s.len()) {
+            Some((a, b)) => reply::bulk(out, &s[a..=b]),
+            None => reply::bulk(out, b""),
+        }
+    });
+}
+
+/// GETRANGE's index rules: negative counts from the end, clamped; `None` for empty.
+fn range(mut start: i64, mut end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let Some(offset) = parse_i64(args[2]) else {
+        return not_integer(ctx.out);
+    };
+    if offset < 0 {
+        return reply::err(ctx.out, "offset is out of range");
+    }
+    let offset = offset as usize;
+    let patch = args[3];
+    if !patch.is_empty() && offset.saturating_add(patch.len()) > STRING_LEN_MAX {
+        return string_too_long(ctx.out);
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    let buf_ref = &mut buf;
+    let res = ctx.engine.update(args[1], |cur| {
+        let old = cur.map_or(&[][..], |e| e.value);
+        if patch.is_empty() {
+            return (Update::Keep, old.len() as i64);
+        }
+        let new_len = old.len().max(offset + patch.len());
+        buf_ref.reserve_exact(new_len);
+        buf_ref.extend_from_slice(old);
+        buf_ref.resize(new_len, 0);
+        buf_ref[offset..offset + patch.len()].copy_from_slice(patch);
+        let value: &[u8] = buf_ref;
+        (
+            Update::Put {
+                value,
+                expire_at_ms: cur.map_or(0, |e| e.expire_at_ms),
+            },
+            new_len as i64,
+        )
+    });
+    match res {
+        Ok((len, token)) => {
+            reply::integer(ctx.out, len);
+            ctx.wrote(token);
+        }
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+pub fn incr(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    incr_by(ctx, args[1], 1);
+}
+
+pub fn decr(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    incr_by(ctx, args[1], -1);
+}
+
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    match parse_i64(args[2]) {
+        Some(n) => incr_by(ctx, args[1], n),
+        None => not_integer(ctx.out),
+    }
+}
+
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    match parse_i64(args[2]) {
+        Some(i64::MIN) => reply::err(ctx.out, "decrement would overflow"),
+        Some(n) => incr_by(ctx, args[1], -n),
+        None => not_integer(ctx.out),
+    }
+}
+
+enum CounterError {
+    NotInteger,
+    Overflow,
+}
+
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) {
+    let mut digits = Vec::with_capacity(24);
+    let digits_ref = &mut digits;
+    let res = ctx.engine.update(key, |cur| {
+        let old = match cur {
+            None => 0,
+            Some(e) => match parse_i64(e.value) {
+                Some(v) => v,
+                None => return (Update::Keep, Err(CounterError::NotInteger)),
+            },
+        };
+        let Some(new) = old.checked_add(delta) else {
+            return (Update::Keep, Err(CounterError::Overflow));
+        };
+        reply::push_i64(digits_ref, new);
+        let value: &[u8] = digits_ref;
+        (
+            Update::Put {
+                value,
+                expire_at_ms: cur.map_or(0, |e| e.expire_at_ms),
+            },
+            Ok(new),
+        )
+    });
+    match res {
+        Ok((Ok(n), token)) => {
+            reply::integer(ctx.out, n);
+            ctx.wrote(token);
+        }
+        Ok((Err(CounterError::NotInteger), _)) => not_integer(ctx.out),
+        Ok((Err(CounterError::Overflow), _)) => {
+            reply::err(ctx.out, "increment or decrement would overflow")
+        }
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+/// Redis's `string2ld` for INCRBYFLOAT: a finite decimal or exponent number, no blanks.
+fn parse_float(s: &[u8]) -> Option<f64> {
+    if s.is_empty()
+        || s.len() > 5 * 1024
+        || s[0].is_ascii_whitespace()
+        || s[s.len() - 1].is_ascii_whitespace()
+    {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    // Rust accepts "inf" and "nan" spellings that strtold would too; Redis rejects NaN only,
+    // but an infinite operand can only produce an infinite result, which is refused below.
+    let v: f64 = text.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Redis's human float format: plain decimal, no exponent, no trailing zeros.
+fn format_float(v: f64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(out, "{v}");
+}
+
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let Some(incr) = parse_float(args[2]) else {
+        return reply::err(ctx.out, "value is not a valid float");
+    };
+    let mut text = Vec::with_capacity(32);
+    let text_ref = &mut text;
+    let res = ctx.engine.update(args[1], |cur| {
+        let old = match cur {
+            None => 0.0,
+            Some(e) => match parse_float(e.value) {
+                Some(v) => v,
+                None => return (Update::Keep, Err("value is not a valid float")),
+            },
+        };
+        let new = old + incr;
+        if !new.is_finite() {
+            return (Update::Keep, Err("increment would produce NaN or Infinity"));
+        }
+        format_float(new, text_ref);
+        let value: &[u8] = text_ref;
+        (
+            Update::Put {
+                value,
+                expire_at_ms: cur.map_or(0, |e| e.expire_at_ms),
+            },
+            Ok(()),
+        )
+    });
+    match res {
+        Ok((Ok(()), token)) => {
+            reply::bulk(ctx.out, &text);
+            ctx.wrote(token);
+        }
+        Ok((Err(msg), _)) => reply::err(ctx.out, msg),
+        Err(e) => ctx.write_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn getrange_rules() {
+        assert_eq!(range(0, 3, 10), Some((0, 3)));
+        assert_eq!(range(-3, -1, 10), Some((7, 9)));
+        assert_eq!(range(0, -1, 10), Some((0, 9)));
+        assert_eq!(range(5, 100, 10), Some((5, 9)));
+        assert_eq!(range(-1, -5, 10), None);
+        assert_eq!(range(5, 3, 10), None);
+        assert_eq!(range(0, 0, 0), None);
+        assert_eq!(range(-100, 2, 10), Some((0, 2)));
+    }
+
+    #[test]
+    fn floats() {
+        let f = |v: f64| {
+            let mut o = Vec::new();
+            format_float(v, &mut o);
+            String::from_utf8(o).unwrap()
+        };
+        assert_eq!(f(10.5 + 0.1), "10.6");
+        assert_eq!(f(3.0), "3");
+        assert_eq!(f(1e20), "100000000000000000000");
+        assert_eq!(f(-0.5), "-0.5");
+        assert_eq!(parse_float(b"1.5e2"), Some(150.0));
+        assert_eq!(parse_float(b" 1"), None);
+        assert_eq!(parse_float(b"abc"), None);
+        assert_eq!(parse_float(b"nan"), None);
+    }
+}

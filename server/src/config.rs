@@ -1,0 +1,225 @@
+//! Command-line flags and their `FLIN_*` environment variables.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::protocol::parse::BULK_LEN_MAX_DEFAULT;
+
+/// When writes reach the disk, as Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FsyncPolicy {
+    /// Reply to a write only once it is on disk; concurrent writers share one fdatasync.
+    Always,
+    /// Sync once a second: a crash loses at most about a second of writes.
+    Everysec,
+    /// Leave it to the OS (segments are synced when sealed and at shutdown).
+    Never,
+}
+
+impl FsyncPolicy {
+    pub fn engine(self) -> flin_engine::Fsync {
+        match self {
+            FsyncPolicy::Always => flin_engine::Fsync::Always,
+            FsyncPolicy::Everysec => flin_engine::Fsync::EverySec,
+            FsyncPolicy::Never => flin_engine::Fsync::Never,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Everysec => "everysec",
+            FsyncPolicy::Never => "no",
+        }
+    }
+}
+
+/// The I/O driver of each worker's monoio runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverChoice {
+    /// io_uring when the kernel allows it, else epoll.
+    Auto,
+    /// io_uring; fails to start when the kernel refuses it.
+    IoUring,
+    /// epoll (monoio's "legacy" driver).
+    Epoll,
+}
+
+/// flin-server: a Redis-protocol (RESP2) key-value server on flin's log-structured engine.
+///
+/// Every flag can also be set through the environment variable shown beside it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flin-server", version)]
+pub struct Config {
+    /// Data directory: the engine's segment files live here. Created if missing; one server
+    /// at a time may use it.
+    #[arg(long, env = "FLIN_DIR", default_value = "./data")]
+    pub dir: PathBuf,
+
+    /// Address to listen on. Use 0.0.0.0 (or ::) to accept remote clients; then set
+    /// --requirepass, or protected mode refuses non-loopback clients.
+    #[arg(long, env = "FLIN_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// TCP port; 0 picks a free one (printed in the startup log).
+    #[arg(long, env = "FLIN_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Worker threads, each with its own event loop and listener; 0 = one per CPU core.
+    #[arg(long, env = "FLIN_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// When writes are made durable: `always` (acknowledged only once on disk, group commit),
+    /// `everysec` (at most ~1 s lost in a crash), `never` (the OS decides).
+    #[arg(long, env = "FLIN_FSYNC", value_enum, default_value = "everysec")]
+    pub fsync: FsyncPolicy,
+
+    /// Size of one log segment file, e.g. 64MiB. Suffixes K, M, G (alone or with B or iB)
+    /// are powers of 1024.
+    #[arg(long, env = "FLIN_SEGMENT_SIZE", default_value = "64MiB", value_parser = parse_bytes)]
+    pub segment_size: u64,
+
+    /// Password clients must give with AUTH (or HELLO ... AUTH) before other commands.
+    /// Compared in constant time. Unset = no authentication.
+    #[arg(long, env = "FLIN_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+
+    /// Most simultaneous client connections; the next one gets
+    /// "-ERR max number of clients reached" and is closed.
+    #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
+    pub maxclients: usize,
+
+    /// Close a client idle for this many seconds; 0 = never.
+    #[arg(long, env = "FLIN_TIMEOUT", default_value_t = 0)]
+    pub timeout: u64,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing-subscriber directive.
+    #[arg(long, env = "FLIN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Longest bulk argument a client may send (Redis's proto-max-bulk-len), e.g. 512MiB.
+    #[arg(long, env = "FLIN_PROTO_MAX_BULK_LEN", default_value = "512MiB", value_parser = parse_bytes)]
+    pub proto_max_bulk_len: u64,
+
+    /// Unsent reply bytes after which the server stops reading a client's requests until it
+    /// reads its replies: a client that pipelines without reading cannot grow memory.
+    #[arg(long, env = "FLIN_CLIENT_OUTPUT_LIMIT", default_value = "1MiB", value_parser = parse_bytes)]
+    pub client_output_limit: u64,
+
+    /// I/O driver for the worker event loops. The default was chosen by measurement with
+    /// redis-benchmark on a 2-core machine (see README).
+    #[arg(long, env = "FLIN_DRIVER", value_enum, default_value = "epoll")]
+    pub driver: DriverChoice,
+
+    /// With no password and a non-loopback --bind, refuse clients that are not on loopback
+    /// (as Redis's protected mode). `no` turns that off.
+    #[arg(long, env = "FLIN_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no)]
+    pub protected_mode: bool,
+
+    /// Pin worker thread i to CPU core i (modulo the cores this process may use).
+    #[arg(long, env = "FLIN_PIN_CORES", default_value = "yes", value_parser = parse_yes_no)]
+    pub pin_cores: bool,
+}
+
+impl Config {
+    /// The defaults, with `dir` as data directory: what `flin-server --dir DIR` would use
+    /// (environment variables are not read).
+    pub fn with_dir(dir: impl Into<PathBuf>) -> Config {
+        let mut c = Config::parse_from_defaults();
+        c.dir = dir.into();
+        c
+    }
+
+    fn parse_from_defaults() -> Config {
+        Config {
+            dir: PathBuf::from("./data"),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 6379,
+            threads: 0,
+            fsync: FsyncPolicy::Everysec,
+            segment_size: 64 << 20,
+            requirepass: None,
+            maxclients: 10_000,
+            timeout: 0,
+            log_level: "info".into(),
+            proto_max_bulk_len: BULK_LEN_MAX_DEFAULT as u64,
+            client_output_limit: 1 << 20,
+            driver: DriverChoice::Epoll,
+            protected_mode: true,
+            pin_cores: true,
+        }
+    }
+
+    /// Worker threads to run: `--threads`, or the cores available.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Parses `64MiB`, `1G`, `4096`, `16k`: suffixes are powers of 1024.
+///
+/// # Errors
+/// A message naming the accepted forms.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 4096, 64KiB, 64MiB, 1G)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => {
+            return Err(format!(
+                "unknown size unit in '{s}' (use K, M, G or T, optionally with B or iB)"
+            ))
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parses yes/no (also true/false, on/off, 1/0).
+///
+/// # Errors
+/// Anything else.
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("'{s}' is not yes or no")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("64mb"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("16k"), Ok(16 << 10));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_flags() {
+        let parsed = Config::try_parse_from(["flin-server"]).unwrap();
+        let built = Config::with_dir("./data");
+        assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+}

@@ -1,0 +1,372 @@
+//! One client connection: a read loop and a write loop, the only code that touches sockets.
+//!
+//! The read loop reads into one reused buffer, parses every complete request in it, runs each
+//! command inline and appends the replies to the connection's pending buffer; it never waits
+//! for a write. The write loop takes the whole pending buffer at once (swapping it with its
+//! own empty one, so both keep their capacity) and writes it with as few system calls as the
+//! socket allows. Under `--fsync always` the write loop first awaits durability of the
+//! latest write whose reply is in that buffer: group commit across connections and threads.
+//!
+//! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
+//! executing (and reading) until the write loop has drained below half the limit, so a client
+//! that pipelines and never reads holds at most about the limit plus one reply.
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bumpalo::Bump;
+use flin_engine::WriteToken;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+
+use crate::commands::{self, Client, Ctx};
+use crate::protocol::{Frame, Limits, Parser};
+use crate::stats;
+use crate::worker::Worker;
+
+/// Read buffer size to start with; it grows only while a large request really arrives.
+pub const READ_BUF_INITIAL_BYTES: usize = 32 * 1024;
+/// Read at least this much per call: grow the buffer when less room is left.
+const READ_ROOM_MIN_BYTES: usize = 4 * 1024;
+/// A read buffer this large is given back once it is empty.
+const READ_BUF_SHRINK_OVER_BYTES: usize = 1024 * 1024;
+/// The most a client's unparsed requests may occupy: a bulk at the limit, plus framing.
+const QUERY_BUF_LEN_MAX_EXTRA: usize = 64 * 1024;
+/// Reply buffers start this large and are given back when they grew past the shrink size.
+const WRITE_BUF_INITIAL_BYTES: usize = 16 * 1024;
+const WRITE_BUF_SHRINK_OVER_BYTES: usize = 4 * 1024 * 1024;
+
+/// State the read loop, the write loop and the worker's cron share.
+pub struct ConnShared {
+    fd: RawFd,
+    /// Replies not yet taken by the write loop.
+    pending: RefCell<Vec<u8>>,
+    /// The latest write whose reply is in `pending`.
+    pending_token: Cell<Option<WriteToken>>,
+    /// Bytes the write loop is writing now.
+    in_flight: Cell<usize>,
+    writer_waker: Cell<Option<Waker>>,
+    reader_waker: Cell<Option<Waker>>,
+    /// The read loop is done: the write loop flushes what is left and ends.
+    closing: Cell<bool>,
+    /// The write loop failed (peer gone, durability failed): the read loop ends.
+    failed: Cell<bool>,
+    last_active_tick: Cell<u64>,
+}
+
+impl ConnShared {
+    pub fn new(stream: &TcpStream, tick: u64) -> ConnShared {
+        ConnShared {
+            fd: stream.as_raw_fd(),
+            pending: RefCell::new(Vec::with_capacity(WRITE_BUF_INITIAL_BYTES)),
+            pending_token: Cell::new(None),
+            in_flight: Cell::new(0),
+            writer_waker: Cell::new(None),
+            reader_waker: Cell::new(None),
+            closing: Cell::new(false),
+            failed: Cell::new(false),
+            last_active_tick: Cell::new(tick),
+        }
+    }
+
+    pub fn last_active_tick(&self) -> u64 {
+        self.last_active_tick.get()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.get() || self.failed.get()
+    }
+
+    /// Ends the read side: the read loop sees end of input, the replies still go out.
+    pub fn shut_read(&self) {
+        // SAFETY: shutdown(2) on the connection's descriptor, which stays open until both
+        // loops have ended (they own the stream); it touches no memory of ours.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RD) };
+    }
+
+    /// Ends both directions: reads see end of input, pending writes fail.
+    pub fn shut_both(&self) {
+        // SAFETY: as in `shut_read`.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
+    }
+
+    fn queued(&self) -> usize {
+        self.pending.borrow().len() + self.in_flight.get()
+    }
+
+    fn wake_writer(&self) {
+        if let Some(w) = self.writer_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn wake_reader(&self) {
+        if let Some(w) = self.reader_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Serves one client until it leaves, fails, or the server stops.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    conn: Rc<ConnShared>,
+    w: Rc<Worker>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
+    let client = Client {
+        id,
+        addr: peer,
+        name: None,
+        authenticated: w.shared.config.requirepass.is_none(),
+    };
+    read_loop(rd, &conn, &w, client).await;
+    conn.closing.set(true);
+    conn.wake_writer();
+    writer.await;
+    w.unregister(id);
+}
+
+/// What processing the buffered input ended with.
+enum Step {
+    /// Everything complete was executed: read more.
+    NeedInput,
+    /// Unsent replies are over the limit: wait for the writer.
+    Blocked,
+    /// Close the connection once the replies are out (QUIT, SHUTDOWN, a protocol error).
+    Close,
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf<TcpStream>,
+    conn: &ConnShared,
+    w: &Worker,
+    mut client: Client,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
+    let mut parser = Parser::new();
+    let mut arena = Bump::new();
+    let output_limit = w.shared.config.client_output_limit as usize;
+    let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
+    loop {
+        match process(&mut buf, &mut parser, &mut arena, conn, w, &mut client) {
+            Step::NeedInput => {}
+            Step::Close => return,
+            Step::Blocked => {
+                wait_drained(conn, output_limit / 2).await;
+                if conn.failed.get() {
+                    return;
+                }
+                continue;
+            }
+        }
+        if conn.failed.get() {
+            return;
+        }
+        if buf.capacity() - buf.len() < READ_ROOM_MIN_BYTES {
+            if buf.len() >= query_len_max {
+                tracing::debug!(
+                    client = client.id,
+                    "closing client over the query buffer limit"
+                );
+                return;
+            }
+            // Doubles: growth follows the bytes that really arrived.
+            buf.reserve(buf.capacity());
+        }
+        let len = buf.len();
+        let (res, slice) = rd.read(buf.slice_mut(len..)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                stats::add(&w.counters().net_input_bytes, n as u64);
+                conn.last_active_tick.set(w.tick());
+            }
+        }
+    }
+}
+
+/// Parses and runs every complete request in `buf`, then drops the consumed bytes.
+fn process(
+    buf: &mut Vec<u8>,
+    parser: &mut Parser,
+    arena: &mut Bump,
+    conn: &ConnShared,
+    w: &Worker,
+    client: &mut Client,
+) -> Step {
+    if buf.is_empty() || parser.frame_len_hint().is_some_and(|need| buf.len() < need) {
+        return Step::NeedInput;
+    }
+    let shared = &*w.shared;
+    let output_limit = shared.config.client_output_limit as usize;
+    let bulk_len_max = shared.config.proto_max_bulk_len as usize;
+    let mut out = conn.pending.borrow_mut();
+    let out_before = out.len();
+    let in_flight = conn.in_flight.get();
+    let mut ctx = Ctx {
+        engine: &shared.engine,
+        server: shared,
+        client,
+        out: &mut out,
+        expiry: &w.expiry,
+        token: None,
+        keyspace_hits: 0,
+        keyspace_misses: 0,
+        close: false,
+        shutdown: false,
+    };
+    let mut pos = 0;
+    let mut commands_run = 0u64;
+    let mut step = Step::NeedInput;
+    loop {
+        if ctx.out.len() + in_flight > output_limit {
+            step = Step::Blocked;
+            break;
+        }
+        let limits = Limits {
+            bulk_len_max,
+            authenticated: ctx.client.authenticated,
+        };
+        match parser.parse(&buf[pos..], arena, limits) {
+            Ok(Some(Frame::Command { args, consumed })) => {
+                pos += consumed;
+                commands_run += 1;
+                commands::execute(&mut ctx, args);
+                if ctx.close || ctx.shutdown {
+                    step = Step::Close;
+                    break;
+                }
+            }
+            Ok(Some(Frame::Empty { consumed })) => pos += consumed,
+            Ok(None) => break,
+            Err(e) => {
+                e.write_reply(ctx.out);
+                stats::add(&w.counters().protocol_errors, 1);
+                step = Step::Close;
+                break;
+            }
+        }
+    }
+    let (token, hits, misses, shutdown) = (
+        ctx.token,
+        ctx.keyspace_hits,
+        ctx.keyspace_misses,
+        ctx.shutdown,
+    );
+    let produced = out.len() - out_before;
+    let queued = out.len() + in_flight;
+    drop(out);
+    if shutdown {
+        shared.request_shutdown();
+    }
+    // Only `--fsync always` holds replies for the disk; `durable` would force an fsync.
+    if token > conn.pending_token.get() && shared.engine.acks_wait_for_disk() {
+        conn.pending_token.set(token);
+    }
+    let c = w.counters();
+    stats::add(&c.commands, commands_run);
+    if hits > 0 {
+        stats::add(&c.keyspace_hits, hits);
+    }
+    if misses > 0 {
+        stats::add(&c.keyspace_misses, misses);
+    }
+    if produced > 0 {
+        stats::add(&c.output_queued_bytes, produced as u64);
+        stats::raise(&c.output_queued_bytes_peak, queued as u64);
+        conn.wake_writer();
+    }
+    arena.reset();
+    if pos == buf.len() {
+        buf.clear();
+        if buf.capacity() > READ_BUF_SHRINK_OVER_BYTES {
+            *buf = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
+        }
+    } else if pos > 0 {
+        buf.drain(..pos);
+    }
+    step
+}
+
+/// Waits until the unsent replies fall to `low_water` bytes, or the writer failed.
+async fn wait_drained(conn: &ConnShared, low_water: usize) {
+    poll_fn(|cx| {
+        if conn.failed.get() || conn.queued() <= low_water {
+            Poll::Ready(())
+        } else {
+            conn.reader_waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: Rc<Worker>) {
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
+    loop {
+        poll_fn(|cx| {
+            if !conn.pending.borrow().is_empty() || conn.closing.get() || conn.failed.get() {
+                Poll::Ready(())
+            } else {
+                conn.writer_waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        if conn.pending.borrow().is_empty() || conn.failed.get() {
+            break;
+        }
+        std::mem::swap(&mut buf, &mut *conn.pending.borrow_mut());
+        let n = buf.len();
+        conn.in_flight.set(n);
+        let ok = match conn.pending_token.take() {
+            Some(token) => match w.shared.engine.durable(token).await {
+                Ok(()) => true,
+                Err(e) => {
+                    // The replies claim success for writes that are not durable: send none of
+                    // them; the client sees the connection close instead of a false OK.
+                    tracing::error!(error = %e, "write not durable; closing the client");
+                    false
+                }
+            },
+            None => true,
+        };
+        let ok = ok && {
+            let (res, b) = wr.write_all(buf).await;
+            buf = b;
+            res.is_ok()
+        };
+        let c = w.counters();
+        stats::sub(&c.output_queued_bytes, n as u64);
+        conn.in_flight.set(0);
+        if !ok {
+            conn.failed.set(true);
+            conn.shut_read();
+            conn.wake_reader();
+            break;
+        }
+        stats::add(&c.net_output_bytes, n as u64);
+        buf.clear();
+        if buf.capacity() > WRITE_BUF_SHRINK_OVER_BYTES {
+            buf = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
+        }
+        conn.wake_reader();
+    }
+    // Replies that will never be sent leave the queued gauge.
+    let left = conn.pending.borrow().len() as u64;
+    if left > 0 {
+        stats::sub(&w.counters().output_queued_bytes, left);
+        conn.pending.borrow_mut().clear();
+    }
+}

@@ -1,0 +1,79 @@
+//! Active expiry: each worker remembers the keys its clients gave an expiry (a min-heap by
+//! expiry time) and its cron removes those that are due, a bounded number per tick, so
+//! expired keys leave memory (and DBSIZE) without being read, and compaction can reclaim
+//! their records.
+//!
+//! A heap entry is only a hint: removal goes through `Engine::update`, which sees `None` for
+//! an expired key and deletes only then (a key written again since keeps its new value).
+//! Keys that came back from disk with an expiry are not in any heap: they expire lazily, on
+//! access (the engine offers no way to list expired keys).
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use flin_engine::{Engine, Update};
+
+/// Entries one worker remembers at most; beyond, new expiries are left to lazy expiry.
+pub const EXPIRY_QUEUE_LEN_MAX: usize = 1_000_000;
+/// Keys one cron tick may remove (Redis samples 20 keys a round for up to 25 ms).
+const EXPIRE_PER_TICK_MAX: usize = 2_000;
+
+/// (expiry in Unix ms, key), earliest first.
+type Due = Reverse<(u64, Box<[u8]>)>;
+
+#[derive(Default)]
+pub struct ExpiryQueue {
+    heap: RefCell<BinaryHeap<Due>>,
+}
+
+impl ExpiryQueue {
+    /// Remembers that `key` expires at `at_ms` (Unix ms).
+    pub fn track(&self, key: &[u8], at_ms: u64) {
+        let mut heap = self.heap.borrow_mut();
+        if heap.len() < EXPIRY_QUEUE_LEN_MAX {
+            heap.push(Reverse((at_ms, key.into())));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes due keys, at most a tick's budget; returns how many were expired.
+    pub fn run(&self, engine: &Engine, now_ms: u64) -> u64 {
+        if self
+            .heap
+            .borrow()
+            .peek()
+            .is_none_or(|Reverse((at, _))| *at > now_ms)
+        {
+            return 0;
+        }
+        let before = engine.len();
+        for _ in 0..EXPIRE_PER_TICK_MAX {
+            let key = {
+                let mut heap = self.heap.borrow_mut();
+                match heap.peek() {
+                    Some(Reverse((at, _))) if *at <= now_ms => heap.pop().map(|Reverse((_, k))| k),
+                    _ => None,
+                }
+            };
+            let Some(key) = key else {
+                break;
+            };
+            // `None` = absent or expired: Delete drops an expired key from memory without
+            // writing; a live key (written again since) is kept.
+            let _ = engine.update(&key, |cur| match cur {
+                None => (Update::Delete, ()),
+                Some(_) => (Update::Keep, ()),
+            });
+        }
+        // Approximate under concurrent writes; exact when this worker is alone.
+        before.saturating_sub(engine.len())
+    }
+}

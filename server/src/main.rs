@@ -1,0 +1,67 @@
+//! The `flin-server` binary: flags, logging, signals; the server itself is the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use flin_server::{Config, Server};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(&config.log_level);
+    // Block SIGINT and SIGTERM before any thread starts, so every thread inherits the mask and
+    // only the signal thread below receives them.
+    let signals = block_shutdown_signals();
+    let handle = match Server::start(config) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("flin-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let trigger = handle.shutdown_trigger();
+    std::thread::Builder::new()
+        .name("flin-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `signals` is an initialised set and `sig` outlives the call.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                tracing::info!(signal = sig, "signal received");
+                trigger.trigger();
+            }
+        })
+        .expect("spawn the signal thread");
+    match handle.wait() {
+        Ok(()) => {
+            tracing::info!("stopped; every write is synced");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "final sync failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set before it is read; pthread_sigmask changes only
+    // this thread's mask (inherited by the threads it spawns later).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}

@@ -1,0 +1,11 @@
+//! RESP2 as bytes: [`parse`] turns request bytes into argument lists, [`inline`] splits
+//! hand-typed inline lines with Redis's quoting rules, [`reply`] encodes replies. Nothing here
+//! does I/O or knows about sockets or monoio.
+
+pub mod inline;
+pub mod parse;
+pub mod reply;
+
+/// The arena type the parser builds inline arguments in (re-exported for benches and tests).
+pub use bumpalo::Bump;
+pub use parse::{Frame, Limits, Parser, ProtocolError};

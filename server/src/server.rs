@@ -1,0 +1,330 @@
+//! [`Server::start`]: opens the engine, binds the listeners, starts the workers; the
+//! [`ServerHandle`] it returns reports the address and [`ServerStats`], and stops the server.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use flin_engine::{Engine, Options};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, DriverChoice};
+use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
+use crate::worker;
+
+/// Why the server could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The engine could not open the data directory.
+    Engine(flin_engine::Error),
+    /// The address could not be bound (in use, not local, no permission).
+    Bind { addr: SocketAddr, source: io::Error },
+    /// A worker's event loop could not start (e.g. `--driver io-uring` on a kernel without it).
+    Runtime {
+        driver: &'static str,
+        source: io::Error,
+    },
+    /// The configuration is not usable.
+    Config(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Engine(e) => write!(f, "cannot open the data directory: {e}"),
+            StartError::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: the port is already in use (is another flin-server \
+                 or redis-server running? choose another --port)"
+                )
+            }
+            StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Runtime { driver, source } => {
+                write!(
+                    f,
+                    "cannot start a {driver} event loop: {source} (try --driver epoll)"
+                )
+            }
+            StartError::Config(msg) => write!(f, "invalid configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Engine(e) => Some(e),
+            StartError::Bind { source, .. } | StartError::Runtime { source, .. } => Some(source),
+            StartError::Config(_) => None,
+        }
+    }
+}
+
+/// The I/O driver the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
+/// State every worker shares (one per server).
+pub struct Shared {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub workers: Box<[WorkerCounters]>,
+    pub driver: Driver,
+    pub local_addr: SocketAddr,
+    pub threads: usize,
+    /// Set to stop the server (SHUTDOWN, a signal, [`ServerHandle::shutdown`]).
+    pub shutdown: AtomicBool,
+    /// Clients connected now, for --maxclients (touched once per connect and disconnect).
+    pub clients: AtomicUsize,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub ops: Mutex<OpsSampler>,
+    /// True when protected mode refuses non-loopback clients.
+    pub protected: bool,
+}
+
+impl Shared {
+    pub fn stats(&self) -> ServerStats {
+        let mut s = ServerStats::sum(&self.workers);
+        s.instantaneous_ops_per_sec = self.ops.lock().map_or(0, |o| o.per_sec());
+        s.uptime_secs = self.started.elapsed().as_secs();
+        s.engine = self.engine.stats();
+        s
+    }
+
+    pub fn request_shutdown(&self) {
+        if !self.shutdown.swap(true, Ordering::AcqRel) {
+            tracing::info!("shutting down: no new connections, answering what was read");
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// The server.
+pub struct Server;
+
+impl Server {
+    /// Opens the engine in `config.dir`, binds `config.bind:config.port` (port 0 picks one)
+    /// and starts the worker threads. Returns once every worker is accepting.
+    ///
+    /// # Errors
+    /// [`StartError`]: the directory is locked or corrupt, the port is in use, the event loop
+    /// cannot start.
+    pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+        if config.maxclients == 0 {
+            return Err(StartError::Config("--maxclients must be at least 1".into()));
+        }
+        let threads = config.worker_threads();
+        let driver = resolve_driver(config.driver);
+        let options = Options {
+            fsync: config.fsync.engine(),
+            segment_size_bytes: config.segment_size,
+            ..Options::default()
+        };
+        let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
+        let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: SocketAddr::new(config.bind, config.port),
+                source,
+            })?;
+        let protected =
+            config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback();
+        let shared = Arc::new(Shared {
+            engine: Arc::new(engine),
+            workers: (0..threads).map(|_| WorkerCounters::default()).collect(),
+            driver,
+            local_addr,
+            threads,
+            shutdown: AtomicBool::new(false),
+            clients: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            ops: Mutex::new(OpsSampler::default()),
+            protected,
+            config,
+        });
+        let threads = worker::spawn_all(&shared, listeners)?;
+        log_startup(&shared);
+        Ok(ServerHandle { shared, threads })
+    }
+}
+
+fn log_startup(shared: &Shared) {
+    let rec = &shared.engine.stats().recovery;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %shared.local_addr,
+        threads = shared.threads,
+        driver = shared.driver.name(),
+        dir = %shared.config.dir.display(),
+        fsync = shared.config.fsync.name(),
+        recovered_keys = rec.keys,
+        recovered_segments = rec.segments,
+        recovery_ms = rec.duration_ms,
+        "flin-server ready"
+    );
+    if shared.protected {
+        tracing::warn!(
+            "protected mode: no --requirepass and a non-loopback --bind; clients from other \
+             hosts will be refused"
+        );
+    }
+}
+
+/// `auto` becomes io_uring when the kernel lets this process create a ring.
+fn resolve_driver(choice: DriverChoice) -> Driver {
+    match choice {
+        DriverChoice::IoUring => Driver::IoUring,
+        DriverChoice::Epoll => Driver::Epoll,
+        DriverChoice::Auto if monoio::utils::detect_uring() => Driver::IoUring,
+        DriverChoice::Auto => Driver::Epoll,
+    }
+}
+
+/// Binds one listener per worker with SO_REUSEPORT, after checking that nobody else listens
+/// on the address: SO_REUSEPORT would otherwise let a second server silently share the port.
+fn bind_listeners(addr: SocketAddr, n: usize) -> Result<Vec<std::net::TcpListener>, StartError> {
+    let err = |source| StartError::Bind { addr, source };
+    // The probe: a plain socket (no SO_REUSEPORT) fails with EADDRINUSE if anyone listens.
+    let probe = new_socket(addr, false).map_err(err)?;
+    probe.bind(&addr.into()).map_err(err)?;
+    let port = probe
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map_or(addr.port(), |a| a.port());
+    drop(probe);
+    let addr = SocketAddr::new(addr.ip(), port);
+    let err = |source| StartError::Bind { addr, source };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = new_socket(addr, true).map_err(err)?;
+        s.bind(&addr.into()).map_err(err)?;
+        s.listen(1024).map_err(err)?;
+        s.set_nonblocking(true).map_err(err)?;
+        out.push(s.into());
+    }
+    Ok(out)
+}
+
+fn new_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let domain = match addr.ip() {
+        IpAddr::V4(_) => Domain::IPV4,
+        IpAddr::V6(_) => Domain::IPV6,
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    Ok(s)
+}
+
+/// A running server. Dropping it shuts the server down.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on (with the port chosen when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.shared.driver
+    }
+
+    /// Counters summed over the workers, and the engine's.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// Asks the server to stop, from any thread; [`ServerHandle::wait`] returns once it has.
+    pub fn request_shutdown(&self) {
+        self.shared.request_shutdown();
+    }
+
+    /// A handle other threads (a signal handler) can use to request shutdown.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.shared.clone())
+    }
+
+    /// Stops the server: no new connections, replies to what was read, engine synced.
+    ///
+    /// # Errors
+    /// The engine's final sync error.
+    pub fn shutdown(self) -> Result<(), flin_engine::Error> {
+        self.shared.request_shutdown();
+        self.wait()
+    }
+
+    /// Blocks until the server stops (SHUTDOWN, a signal, [`ServerHandle::request_shutdown`]),
+    /// then closes the engine.
+    ///
+    /// # Errors
+    /// The engine's final sync error.
+    pub fn wait(mut self) -> Result<(), flin_engine::Error> {
+        self.join_workers();
+        let shared = self.shared.clone();
+        drop(self);
+        // Workers are gone; the last references to the engine are ours.
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => match Arc::try_unwrap(shared.engine) {
+                Ok(engine) => engine.close(),
+                Err(engine) => engine.sync(),
+            },
+            Err(shared) => shared.engine.sync(),
+        }
+    }
+
+    fn join_workers(&mut self) {
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shared.request_shutdown();
+            self.join_workers();
+        }
+    }
+}
+
+/// Requests shutdown from another thread.
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<Shared>);
+
+impl ShutdownTrigger {
+    pub fn trigger(&self) {
+        self.0.request_shutdown();
+    }
+}

@@ -1,0 +1,350 @@
+//! Worker threads: each runs its own monoio runtime (io_uring or epoll, chosen at start),
+//! pinned to a core where possible, accepts on its own SO_REUSEPORT listener, and serves its
+//! connections for their whole life. A once-every-100-ms cron task per worker closes idle
+//! clients, samples the ops rate, and carries out shutdown.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use monoio::io::{AsyncWriteRentExt, Canceller};
+use monoio::net::{TcpListener, TcpStream};
+use monoio::time::TimeDriver;
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+use crate::connection::{self, ConnShared};
+use crate::expiry::ExpiryQueue;
+use crate::server::{Driver, Shared, StartError};
+use crate::stats::{self, WorkerCounters};
+
+/// How often the cron task runs.
+pub const CRON_INTERVAL: Duration = Duration::from_millis(100);
+/// After a shutdown request, connections get this long to flush before they are cut.
+const SHUTDOWN_GRACE_TICKS: u64 = 50;
+/// Entries of each io_uring submission queue.
+const URING_ENTRIES: u32 = 1024;
+
+/// One worker's state, shared by its tasks (never leaves its thread).
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    conns: RefCell<HashMap<u64, Rc<ConnShared>>>,
+    /// Cron ticks since start: the coarse clock connections stamp their activity with.
+    tick: Cell<u64>,
+    /// The tick at which shutdown began, once it has.
+    stopping_since: Cell<Option<u64>>,
+    accept_canceller: RefCell<Canceller>,
+    drained_waker: Cell<Option<Waker>>,
+    /// Keys this worker's clients gave an expiry, for active expiry.
+    pub expiry: ExpiryQueue,
+}
+
+impl Worker {
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.shared.workers[self.id]
+    }
+
+    pub fn tick(&self) -> u64 {
+        self.tick.get()
+    }
+
+    fn register(&self, id: u64, conn: Rc<ConnShared>) {
+        self.conns.borrow_mut().insert(id, conn);
+        stats::add(&self.counters().active_connections, 1);
+        if self.stopping_since.get().is_some() {
+            // Accepted just as shutdown began: serve nothing new.
+            if let Some(c) = self.conns.borrow().get(&id) {
+                c.shut_read();
+            }
+        }
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.conns.borrow_mut().remove(&id);
+        stats::sub(&self.counters().active_connections, 1);
+        self.shared
+            .clients
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if self.conns.borrow().is_empty() {
+            if let Some(w) = self.drained_waker.take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Starts one worker thread per listener; returns once all of them accept.
+pub(crate) fn spawn_all(
+    shared: &Arc<Shared>,
+    listeners: Vec<std::net::TcpListener>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cpus = allowed_cpus();
+    let mut threads = Vec::with_capacity(listeners.len());
+    for (id, listener) in listeners.into_iter().enumerate() {
+        let for_thread = shared.clone();
+        let tx = tx.clone();
+        let cpu = (shared.config.pin_cores && !cpus.is_empty()).then(|| cpus[id % cpus.len()]);
+        let spawned = std::thread::Builder::new()
+            .name(format!("flin-worker-{id}"))
+            .spawn(move || run(id, for_thread, listener, cpu, tx));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(source) => {
+                let driver = shared.driver.name();
+                stop_and_join(shared.clone(), threads);
+                return Err(StartError::Runtime { driver, source });
+            }
+        }
+    }
+    drop(tx);
+    let mut first_error = None;
+    for _ in 0..threads.len() {
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
+            Err(_) => {
+                first_error =
+                    first_error.or(Some(io::Error::other("a worker thread died at start")))
+            }
+        }
+    }
+    if let Some(source) = first_error {
+        stop_and_join(shared.clone(), threads);
+        return Err(StartError::Runtime {
+            driver: shared.driver.name(),
+            source,
+        });
+    }
+    Ok(threads)
+}
+
+fn stop_and_join(shared: Arc<Shared>, threads: Vec<JoinHandle<()>>) {
+    shared.request_shutdown();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `set` is a plain bit set that sched_getaffinity fills; zeroed is a valid value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer and size describe `set`, which lives across the call.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    // SAFETY: CPU_ISSET only reads the bit set for an index below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+type Ready = std::sync::mpsc::Sender<io::Result<()>>;
+
+fn run(
+    id: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    cpu: Option<usize>,
+    ready: Ready,
+) {
+    if let Some(cpu) = cpu {
+        if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
+            tracing::debug!(worker = id, cpu, error = ?e, "could not pin worker to its core");
+        }
+    }
+    match shared.driver {
+        Driver::IoUring => {
+            match RuntimeBuilder::<IoUringDriver>::new()
+                .with_entries(URING_ENTRIES)
+                .enable_timer()
+                .build()
+            {
+                Ok(mut rt) => rt.block_on(worker_main(id, shared, listener, ready)),
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        }
+        Driver::Epoll => {
+            let built: io::Result<monoio::Runtime<TimeDriver<LegacyDriver>>> =
+                RuntimeBuilder::<LegacyDriver>::new().enable_timer().build();
+            match built {
+                Ok(mut rt) => rt.block_on(worker_main(id, shared, listener, ready)),
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+async fn worker_main(
+    id: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    ready: Ready,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let w = Rc::new(Worker {
+        id,
+        shared,
+        conns: RefCell::new(HashMap::new()),
+        tick: Cell::new(0),
+        stopping_since: Cell::new(None),
+        accept_canceller: RefCell::new(Canceller::new()),
+        drained_waker: Cell::new(None),
+        expiry: ExpiryQueue::default(),
+    });
+    // The cron holds a Weak: a task still asleep when the runtime ends must not keep the
+    // worker (and through it the engine) alive.
+    monoio::spawn(cron(Rc::downgrade(&w)));
+    accept_loop(&w, &listener).await;
+    // Closing the listener makes the kernel refuse new connections to this worker.
+    drop(listener);
+    poll_fn(|cx| {
+        if w.conns.borrow().is_empty() {
+            Poll::Ready(())
+        } else {
+            w.drained_waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        }
+    })
+    .await;
+    tracing::debug!(worker = id, "worker stopped");
+}
+
+async fn accept_loop(w: &Rc<Worker>, listener: &TcpListener) {
+    while !w.shared.is_shutting_down() {
+        let handle = w.accept_canceller.borrow().handle();
+        match listener.cancelable_accept(handle).await {
+            Ok((stream, peer)) => admit(w, stream, peer),
+            Err(_) if w.shared.is_shutting_down() => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // Out of file descriptors and the like: do not spin.
+                monoio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+const MAXCLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+const DENIED_REPLY: &[u8] = b"-DENIED flin is running in protected mode because protected mode is \
+enabled and no password is set. In this mode connections are only accepted from the loopback \
+interface. If you want to connect from external computers to flin you may adopt one of the \
+following solutions: 1) Set a password with --requirepass (FLIN_REQUIREPASS) and restart the \
+server. 2) If the network is trusted, restart the server with '--protected-mode no'. 3) Bind \
+to a loopback address only (--bind 127.0.0.1).\r\n";
+
+fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let shared = &w.shared;
+    let now = shared
+        .clients
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    stats::add(&w.counters().connections, 1);
+    let refusal = if now > shared.config.maxclients {
+        Some(MAXCLIENTS_REPLY)
+    } else if shared.protected && !is_loopback(peer) {
+        Some(DENIED_REPLY)
+    } else {
+        None
+    };
+    if let Some(reply) = refusal {
+        shared
+            .clients
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        stats::add(&w.counters().rejected_connections, 1);
+        monoio::spawn(refuse(stream, reply));
+        return;
+    }
+    let id = shared
+        .next_client_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let conn = Rc::new(ConnShared::new(&stream, w.tick()));
+    w.register(id, conn.clone());
+    monoio::spawn(connection::serve(stream, peer, id, conn, w.clone()));
+}
+
+fn is_loopback(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+async fn refuse(mut stream: TcpStream, reply: &'static [u8]) {
+    let _ = stream.write_all(reply).await;
+}
+
+/// Every [`CRON_INTERVAL`]: advance the tick, close idle clients, sample ops/s (worker 0),
+/// and carry out shutdown.
+async fn cron(worker: Weak<Worker>) {
+    loop {
+        monoio::time::sleep(CRON_INTERVAL).await;
+        let Some(w) = worker.upgrade() else {
+            return;
+        };
+        let timeout_ticks = w.shared.config.timeout.saturating_mul(10);
+        let tick = w.tick.get() + 1;
+        w.tick.set(tick);
+        if w.id == 0 {
+            let total = crate::stats::ServerStats::sum(&w.shared.workers).ops_processed;
+            if let Ok(mut s) = w.shared.ops.lock() {
+                s.record(total, crate::commands::now_ms() as u64);
+            }
+        }
+        let expired = w
+            .expiry
+            .run(&w.shared.engine, crate::commands::now_ms() as u64);
+        if expired > 0 {
+            stats::add(&w.counters().expired_keys, expired);
+        }
+        if timeout_ticks > 0 {
+            for c in w.conns.borrow().values() {
+                if tick.saturating_sub(c.last_active_tick()) > timeout_ticks && !c.is_closing() {
+                    stats::add(&w.counters().idle_closed, 1);
+                    c.shut_both();
+                }
+            }
+        }
+        if w.shared.is_shutting_down() {
+            match w.stopping_since.get() {
+                None => {
+                    w.stopping_since.set(Some(tick));
+                    let c = w.accept_canceller.replace(Canceller::new());
+                    c.cancel();
+                    for c in w.conns.borrow().values() {
+                        c.shut_read();
+                    }
+                }
+                Some(since) if tick - since > SHUTDOWN_GRACE_TICKS => {
+                    for c in w.conns.borrow().values() {
+                        c.shut_both();
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Guards against behaviour that differs between the io_uring and epoll drivers: pipelining,
+//! backpressure wake-ups, idle close and shutdown through shutdown(2) on the socket.
+
+mod common;
+
+use common::{cmd, start_with};
+use flin_server::config::DriverChoice;
+use flin_server::Driver;
+
+fn exercise(choice: DriverChoice, want: Driver) {
+    let mut srv = start_with(|c| {
+        c.driver = choice;
+        c.timeout = 1;
+        c.client_output_limit = 64 * 1024;
+    });
+    assert_eq!(srv.handle().driver(), want);
+    let mut raw = srv.raw();
+    let value = vec![b'z'; 10_000];
+    raw.expect(&cmd(&[b"SET", b"k", &value]), b"+OK\r\n");
+    // 300 GETs of 10 KB: 3 MB of replies through a 64 KiB output limit.
+    let get = cmd(&[b"GET", b"k"]);
+    raw.send(&get.repeat(300));
+    let mut one = b"$10000\r\n".to_vec();
+    one.extend_from_slice(&value);
+    one.extend_from_slice(b"\r\n");
+    let got = raw.read_n(one.len() * 300);
+    assert!(got == one.repeat(300));
+    // Idle close.
+    assert_eq!(raw.read_to_close(), b"");
+    // Shutdown closes clients blocked in a read.
+    let mut waiting = srv.raw();
+    waiting.expect(b"PING\r\n", b"+PONG\r\n");
+    srv.stop();
+    assert_eq!(waiting.read_to_close(), b"");
+}
+
+#[test]
+fn epoll_driver() {
+    exercise(DriverChoice::Epoll, Driver::Epoll);
+}
+
+#[test]
+fn io_uring_driver() {
+    if !monoio::utils::detect_uring() {
+        eprintln!("io_uring is not available here; skipped");
+        return;
+    }
+    exercise(DriverChoice::IoUring, Driver::IoUring);
+}
