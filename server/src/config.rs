@@ -115,11 +115,25 @@ pub struct Config {
 
     /// With no password and a non-loopback --bind, refuse clients that are not on loopback
     /// (as Redis's protected mode). `no` turns that off.
-    #[arg(long, env = "FLIN_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no)]
+    #[arg(
+        long,
+        env = "FLIN_PROTECTED_MODE",
+        default_value = "yes",
+        value_parser = parse_yes_no,
+        action = clap::ArgAction::Set
+    )]
     pub protected_mode: bool,
 
-    /// Pin worker thread i to CPU core i (modulo the cores this process may use).
-    #[arg(long, env = "FLIN_PIN_CORES", default_value = "yes", value_parser = parse_yes_no)]
+    /// Pin worker thread i to CPU core i (modulo the cores this process may use). Pinning is
+    /// skipped when --threads is below the usable cores, so several small servers on one
+    /// machine do not all land on core 0.
+    #[arg(
+        long,
+        env = "FLIN_PIN_CORES",
+        default_value = "yes",
+        value_parser = parse_yes_no,
+        action = clap::ArgAction::Set
+    )]
     pub pin_cores: bool,
 }
 
@@ -221,5 +235,15 @@ mod tests {
         let parsed = Config::try_parse_from(["flin-server"]).unwrap();
         let built = Config::with_dir("./data");
         assert_eq!(format!("{parsed:?}"), format!("{built:?}"));
+    }
+
+    #[test]
+    fn yes_no_flags_take_a_value() {
+        let c = Config::try_parse_from(["flin-server", "--protected-mode", "no", "--pin-cores=no"])
+            .unwrap();
+        assert!(!c.protected_mode && !c.pin_cores);
+        let c = Config::try_parse_from(["flin-server", "--protected-mode", "yes"]).unwrap();
+        assert!(c.protected_mode);
+        assert!(Config::try_parse_from(["flin-server", "--pin-cores", "maybe"]).is_err());
     }
 }
