@@ -26,6 +26,10 @@ use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
 use crate::segment::{sync_dir, Segment};
 
+/// Index slots the active-expiry sweep examines per maintenance cycle (all 10M slots of a big
+/// store in about a minute at the default interval).
+const EXPIRE_SLOTS_PER_CYCLE: usize = 64 * 1024;
+
 /// Under space pressure, the least dead share a segment must have to be rewritten.
 const AMP_PICK_DEAD_RATIO_MIN: f64 = 0.2;
 
@@ -35,10 +39,12 @@ const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
 /// The maintenance thread: writes missing hint files, checks segments loaded from hints
 /// against their checksums, and compacts.
 pub(crate) fn run(shared: Arc<Shared>) {
+    let mut expire_cursor = 0u64;
     while !shared
         .syncer
         .wait_shutdown(shared.options.compaction_interval)
     {
+        crate::engine::expire_sweep(&shared, &mut expire_cursor, EXPIRE_SLOTS_PER_CYCLE);
         if shared.options.hints {
             write_missing_hints(&shared);
         }

@@ -121,6 +121,8 @@ pub(crate) struct Shared {
     /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
+    /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
+    pub(crate) has_expiring: AtomicBool,
     /// The next log segment, created and faulted in ahead of need by the prealloc thread, so
     /// rolling is a rename and appends never wait for page faults.
     spare: Mutex<Option<Arc<Segment>>>,
@@ -368,6 +370,7 @@ impl Engine {
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
+            has_expiring: AtomicBool::new(recovered.has_expiring),
             spare: Mutex::new(None),
             spare_cond: Condvar::new(),
             options,
@@ -543,6 +546,9 @@ impl Engine {
             }
         };
         check_sizes(key, value)?;
+        if expire_at_ms != 0 && !sh.has_expiring.load(Ordering::Relaxed) {
+            sh.has_expiring.store(true, Ordering::Relaxed);
+        }
         let (seq, loc) = sh.append(&Append {
             key,
             value,
@@ -768,6 +774,13 @@ impl Engine {
         crate::compaction::compact(&self.shared, &plan)
     }
 
+    /// Runs the active-expiry sweep over about `budget` index slots now (the maintenance
+    /// thread does this by itself every interval); returns the keys removed.
+    pub fn expire_now(&self, budget: usize) -> u64 {
+        let mut cursor = 0;
+        expire_sweep(&self.shared, &mut cursor, budget)
+    }
+
     /// Ids of the registered segments, oldest first, and which one is active.
     #[doc(hidden)]
     pub fn segment_ids(&self) -> (Vec<u32>, u32) {
@@ -790,6 +803,7 @@ impl Engine {
             last_fsync_duration_us: sh.counters.last_fsync_duration_us.load(Ordering::Relaxed),
             write_errors: sh.counters.write_errors.load(Ordering::Relaxed),
             compactions: sh.counters.compactions.load(Ordering::Relaxed),
+            expired_keys: sh.counters.expired_keys.load(Ordering::Relaxed),
             compaction_bytes_written: sh.counters.compaction_bytes_written.load(Ordering::Relaxed),
             compaction_bytes_reclaimed: sh
                 .counters
@@ -912,6 +926,56 @@ fn prepare_segments(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// Slots examined under one shard lock by the expiry sweep (about 0.1 ms of cache misses).
+const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
+
+/// Active expiry: examines about `budget` index slots from `cursor` onward and removes the
+/// entries whose records have expired, so they leave memory (and DBSIZE) without being read and
+/// compaction reclaims their records. No tombstone is needed: an expired record stays invisible
+/// on disk. Returns how many keys were removed.
+pub(crate) fn expire_sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
+    if !shared.has_expiring.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let now = now_ms();
+    let mut removed = 0u64;
+    let mut examined = 0usize;
+    while examined < budget {
+        let shard_no = ((*cursor >> 32) as usize) % SHARD_COUNT;
+        let pos = (*cursor as u32) as usize;
+        let mut shard = shared.index.shard(shard_no).write();
+        let segs = shared.segments.load();
+        let cap = shard.capacity_slots();
+        let start = pos.min(cap);
+        let end = (start + EXPIRE_SLOTS_PER_LOCK).min(cap);
+        let expired: Vec<(u32, Loc, usize)> = (start..end)
+            .filter_map(|i| shard.slot_at(i))
+            .filter_map(|(tag, loc)| {
+                let (h, _) = record_at(&segs, loc)?;
+                is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
+            })
+            .collect();
+        for (tag, loc, len) in expired {
+            if let Some(i) = shard.find(tag, |l| l == loc) {
+                shard.remove_at(i);
+                add_dead(&segs, loc, len);
+                removed += 1;
+            }
+        }
+        examined += (end - start).max(1);
+        *cursor = if end >= cap {
+            (((shard_no + 1) % SHARD_COUNT) as u64) << 32
+        } else {
+            (shard_no as u64) << 32 | end as u64
+        };
+    }
+    shared
+        .counters
+        .expired_keys
+        .fetch_add(removed, Ordering::Relaxed);
+    removed
 }
 
 fn add_dead(segs: &SegmentMap, loc: Loc, bytes: usize) {

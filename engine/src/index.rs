@@ -337,6 +337,18 @@ impl Table {
         *self = Table::with_slots(TABLE_SLOTS_MIN);
     }
 
+    /// The tag and location held by slot `i`, if it is occupied.
+    pub fn slot_at(&self, i: usize) -> Option<(u32, Loc)> {
+        let s = self.slots.get(i)?;
+        (s.seg != 0).then_some((
+            s.tag,
+            Loc {
+                seg: s.seg,
+                off: s.off & !OFFSET_MARK,
+            },
+        ))
+    }
+
     /// A slot at or after position `from` (wrapping), for RANDOMKEY.
     pub fn occupied_from(&self, from: usize) -> Option<usize> {
         if self.len == 0 {

@@ -37,6 +37,8 @@ pub(crate) struct Recovered {
     pub next_seq: u64,
     pub next_segment_id: u32,
     pub stats: RecoveryStats,
+    /// Some live record carries an expiry.
+    pub has_expiring: bool,
 }
 
 /// How a scan of one segment ended.
@@ -275,6 +277,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         segments: keep,
         next_seq: max_seq + 1,
         next_segment_id,
+        has_expiring: parts.iter().any(|p| p.saw_expiring),
         stats,
     })
 }
@@ -546,6 +549,7 @@ struct Part {
     max_seq: u64,
     flush_seq: u64,
     records: u64,
+    saw_expiring: bool,
 }
 
 impl Part {
@@ -556,6 +560,7 @@ impl Part {
             max_seq: 0,
             flush_seq: 0,
             records: 0,
+            saw_expiring: false,
         }
     }
 
@@ -592,6 +597,7 @@ impl Part {
             return;
         }
         let gone = h.is_tombstone() || is_expired(h.expire_at_ms, self.now);
+        self.saw_expiring |= !gone && h.expire_at_ms != 0;
         let loc = Loc {
             seg: seg.id,
             off: p.off as u32,

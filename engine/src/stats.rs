@@ -24,6 +24,8 @@ pub struct Stats {
     pub compaction_bytes_written: u64,
     pub compactions: u64,
     pub compaction_bytes_reclaimed: u64,
+    /// Keys removed by the active-expiry sweep since open.
+    pub expired_keys: u64,
     pub compaction_running: bool,
     pub fsyncs: u64,
     /// Unix time of the last successful fsync, in milliseconds; 0 before the first.
@@ -67,6 +69,7 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
     pub compaction_bytes_written: AtomicU64,
     pub compaction_bytes_reclaimed: AtomicU64,
+    pub expired_keys: AtomicU64,
 }
 
 impl Counters {

@@ -208,3 +208,43 @@ fn clear_survives_reopen_and_scan_covers_a_growing_index() {
     assert_eq!(engine.get(b"b1").as_deref(), Some(&b"y"[..]));
     assert_eq!(engine.len(), 1000 + u64::from(extra));
 }
+
+#[test]
+fn active_expiry_removes_expired_keys_also_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let soon = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + 50
+    };
+    let opts = || Options {
+        fsync: Fsync::Never,
+        compaction: false,
+        ..Options::default()
+    };
+    {
+        let engine = Engine::open(dir.path(), opts()).unwrap();
+        for i in 0..100u32 {
+            engine
+                .put(format!("ttl{i}").as_bytes(), b"v", soon())
+                .unwrap();
+            engine.put(format!("keep{i}").as_bytes(), b"v", 0).unwrap();
+        }
+        assert_eq!(engine.len(), 200);
+    }
+    let engine = Engine::open(dir.path(), opts()).unwrap();
+    // Wait (bounded) until the expiry time has passed, by the clock, not by sleeping blindly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine.get(b"ttl0").is_some() {
+        assert!(std::time::Instant::now() < deadline, "key never expired");
+        std::thread::yield_now();
+    }
+    // Keys that came back from disk with an expiry are removed without being read.
+    // (The maintenance thread may have swept some of them already.)
+    engine.expire_now(1 << 20);
+    assert_eq!(engine.len(), 100);
+    assert_eq!(engine.stats().expired_keys, 100);
+    assert_eq!(engine.get(b"keep5").as_deref(), Some(&b"v"[..]));
+}

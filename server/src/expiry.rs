@@ -5,8 +5,8 @@
 //!
 //! A heap entry is only a hint: removal goes through `Engine::update`, which sees `None` for
 //! an expired key and deletes only then (a key written again since keeps its new value).
-//! Keys that came back from disk with an expiry are not in any heap: they expire lazily, on
-//! access (the engine offers no way to list expired keys).
+//! Keys that came back from disk with an expiry are not in any heap: the engine's own sweep
+//! (its maintenance thread) removes those, and any this queue dropped past its bound.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
