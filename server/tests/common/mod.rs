@@ -101,7 +101,13 @@ impl Raw {
     pub fn read_n(&mut self, n: usize) -> Vec<u8> {
         while self.pending.len() < n {
             let mut buf = vec![0u8; 64 * 1024];
-            let got = self.stream.read(&mut buf).expect("read");
+            // The io_uring runtime in this process can interrupt a blocking read: retry.
+            let got = loop {
+                match self.stream.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r.expect("read"),
+                }
+            };
             assert!(
                 got > 0,
                 "connection closed after {:?}",
@@ -133,6 +139,7 @@ impl Raw {
             match self.stream.read(&mut buf) {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
                 Err(e) => panic!(
                     "waiting for close: {e} (got {:?})",
