@@ -265,6 +265,7 @@ done
 
 if [[ -n $json_out || -n $chart_out ]]; then
     json_file=${json_out:-$WORK/table.json}
+    mkdir -p "$(dirname "$json_file")"
     {
         printf '{"tool":"%s","requests":%s,"repeat":%s,"value_size_bytes":%s,"keyspace":%s,"rows":[' \
             "$tool" "$requests" "$repeat" "$VALUE_SIZE_BYTES" "$KEYSPACE"
