@@ -1,0 +1,87 @@
+//! A full disk (simulated with RLIMIT_FSIZE, which makes growing a file fail with EFBIG): writes
+//! get a clear, retryable error, reads keep working, the engine is not poisoned, and once space
+//! returns writes resume and every acknowledged write survives a reopen.
+//!
+//! One test per binary: the file-size limit applies to the whole process.
+
+use flin_engine::{Engine, Fsync, Options};
+
+fn set_fsize_limit(bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain system calls with valid arguments.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+    }
+}
+
+#[test]
+fn full_disk_refuses_writes_clearly_and_recovers() {
+    // SAFETY: ignoring SIGXFSZ turns "file too large" into an EFBIG error instead of a kill.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options {
+        fsync: Fsync::Always,
+        segment_size_bytes: 64 * 1024,
+        compaction: false,
+        hints: false,
+        ..Options::default()
+    };
+    let engine = Engine::open(dir.path(), opts()).unwrap();
+    engine.put(b"before", b"the disk filled", 0).unwrap();
+    // No new 64 KiB segment can be created from now on.
+    set_fsize_limit(16 * 1024);
+    let mut acked = Vec::new();
+    let mut failure = None;
+    for i in 0..10_000u32 {
+        let k = format!("k{i}");
+        match engine.put(k.as_bytes(), &[b'x'; 500], 0) {
+            Ok(t) => {
+                engine.wait_durable(t).unwrap();
+                acked.push(k);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let e = failure.expect("writes must fail once no segment can be created");
+    assert!(e.is_disk_full(), "{e}");
+    assert!(!e.is_poisoned());
+    let msg = e.to_string();
+    assert!(
+        msg.contains(".seg") && msg.contains("free disk space"),
+        "{msg}"
+    );
+    // Reads keep working, and a retry fails the same clear way rather than poisoning.
+    assert_eq!(
+        engine.get(b"before").as_deref(),
+        Some(&b"the disk filled"[..])
+    );
+    assert!(engine
+        .put(b"again", &[b'x'; 500], 0)
+        .unwrap_err()
+        .is_disk_full());
+    assert!(engine.stats().poisoned.is_none());
+    assert!(engine.stats().write_errors >= 2);
+
+    set_fsize_limit(libc::RLIM_INFINITY as u64);
+    let t = engine.put(b"after", b"space returned", 0).unwrap();
+    engine.wait_durable(t).unwrap();
+    engine.close().unwrap();
+
+    let engine = Engine::open(dir.path(), opts()).unwrap();
+    for k in &acked {
+        assert!(engine.get(k.as_bytes()).is_some(), "acknowledged {k} lost");
+    }
+    assert_eq!(
+        engine.get(b"after").as_deref(),
+        Some(&b"space returned"[..])
+    );
+    assert_eq!(engine.get(b"again"), None);
+}
