@@ -70,7 +70,7 @@ fn full_disk_refuses_writes_clearly_and_recovers() {
     assert!(engine.stats().poisoned.is_none());
     assert!(engine.stats().write_errors >= 2);
 
-    set_fsize_limit(libc::RLIM_INFINITY as u64);
+    set_fsize_limit(libc::RLIM_INFINITY);
     let t = engine.put(b"after", b"space returned", 0).unwrap();
     engine.wait_durable(t).unwrap();
     engine.close().unwrap();
