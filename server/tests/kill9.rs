@@ -2,68 +2,19 @@
 //! (`FLIN_KILL9_ROUNDS` for a longer soak): with `--fsync always` no acknowledged write is lost
 //! and no value is wrong; with `--fsync everysec` no value is ever corrupted or resurrected.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::binary::{get, resp, start};
+
 const CLIENTS: usize = 4;
 const KEYS_PER_CLIENT: u64 = 40;
-
-struct Running {
-    child: Child,
-    addr: String,
-}
-
-/// Starts the binary on a free port and waits (bounded) for its "ready" log line.
-fn start(dir: &std::path::Path, fsync: &str) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flin-server"))
-        .args([
-            "--dir",
-            dir.to_str().unwrap(),
-            "--port",
-            "0",
-            "--fsync",
-            fsync,
-        ])
-        .args(["--threads", "2", "--pin-cores", "no", "--log-level", "info"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flin-server");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(rest) = line.split("address=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
-            }
-            // Keep draining so the server never blocks on a full pipe.
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("flin-server printed its address");
-    Running { child, addr }
-}
-
-fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut b = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        b.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        b.extend_from_slice(a);
-        b.extend_from_slice(b"\r\n");
-    }
-    b
-}
 
 fn key(c: usize, n: u64) -> String {
     format!("c{c}:k{}", n % KEYS_PER_CLIENT)
@@ -92,24 +43,6 @@ fn client(addr: String, c: usize, start: u64, acks: Arc<AtomicU64>) -> Option<u6
     last
 }
 
-fn get(s: &mut TcpStream, k: &str) -> Option<String> {
-    s.write_all(&resp(&[b"GET", k.as_bytes()])).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut head = String::new();
-    r.read_line(&mut head).unwrap();
-    if head == "$-1\r\n" {
-        return None;
-    }
-    let len: usize = head
-        .strip_prefix('$')
-        .and_then(|x| x.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("bad reply to GET {k}: {head:?}"));
-    let mut v = vec![0u8; len + 2];
-    r.read_exact(&mut v).unwrap();
-    v.truncate(len);
-    Some(String::from_utf8(v).unwrap())
-}
-
 #[test]
 fn kill9_loses_no_acknowledged_write() {
     let rounds: usize = std::env::var("FLIN_KILL9_ROUNDS")
@@ -124,7 +57,7 @@ fn kill9_loses_no_acknowledged_write() {
     let started = Instant::now();
     for round in 0..rounds {
         let fsync = if round % 2 == 0 { "always" } else { "everysec" };
-        let mut srv = start(dir.path(), fsync);
+        let mut srv = start(dir.path(), &["--fsync", fsync]);
         let acks = Arc::new(AtomicU64::new(0));
         let handles: Vec<_> = (0..CLIENTS)
             .map(|c| {
@@ -145,7 +78,7 @@ fn kill9_loses_no_acknowledged_write() {
         srv.child.wait().unwrap();
         let lasts: Vec<Option<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
 
-        let srv2 = start(dir.path(), fsync);
+        let srv2 = start(dir.path(), &["--fsync", fsync]);
         let mut s = TcpStream::connect(&srv2.addr).unwrap();
         for (c, last) in lasts.iter().enumerate() {
             let from = next[c];

@@ -2,6 +2,8 @@
 //! directory, talk to it with raw sockets (exact bytes) or the `redis` crate.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};

@@ -1,0 +1,79 @@
+//! The real `flin-server` binary as a child process, for tests that kill it or limit it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+}
+
+/// Starts the binary on a free port with extra flags, and waits (bounded) for its "ready" log
+/// line. SIGXFSZ is ignored in the child, so a file-size limit set later (prlimit) makes writes
+/// fail with EFBIG as a full disk would, instead of killing the server.
+pub fn start(dir: &std::path::Path, flags: &[&str]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flin-server"));
+    cmd.args(["--dir", dir.to_str().unwrap(), "--port", "0"])
+        .args(["--threads", "2", "--pin-cores", "no", "--log-level", "info"])
+        .args(flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn flin-server");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(rest) = line.split("address=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+            // Keep draining so the server never blocks on a full pipe.
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("flin-server printed its address");
+    Running { child, addr }
+}
+
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut b = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        b.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        b.extend_from_slice(a);
+        b.extend_from_slice(b"\r\n");
+    }
+    b
+}
+
+pub fn get(s: &mut TcpStream, k: &str) -> Option<String> {
+    s.write_all(&resp(&[b"GET", k.as_bytes()])).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut head = String::new();
+    r.read_line(&mut head).unwrap();
+    if head == "$-1\r\n" {
+        return None;
+    }
+    let len: usize = head
+        .strip_prefix('$')
+        .and_then(|x| x.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("bad reply to GET {k}: {head:?}"));
+    let mut v = vec![0u8; len + 2];
+    r.read_exact(&mut v).unwrap();
+    v.truncate(len);
+    Some(String::from_utf8(v).unwrap())
+}
