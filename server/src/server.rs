@@ -134,6 +134,7 @@ impl Server {
         if config.maxclients == 0 {
             return Err(StartError::Config("--maxclients must be at least 1".into()));
         }
+        raise_open_file_limit(config.maxclients);
         let threads = config.worker_threads();
         let driver = resolve_driver(config.driver);
         let options = Options {
@@ -168,6 +169,41 @@ impl Server {
         let threads = worker::spawn_all(&shared, listeners)?;
         log_startup(&shared);
         Ok(ServerHandle { shared, threads })
+    }
+}
+
+/// Descriptors the server needs beyond one per client: listeners, segment files, the log.
+const FD_RESERVE: u64 = 64;
+
+/// Raises the soft open-file limit so --maxclients clients fit, as Redis does; says so in the
+/// log when the hard limit does not allow it.
+fn raise_open_file_limit(maxclients: usize) {
+    let want = maxclients as u64 + FD_RESERVE;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with a valid struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let current = lim.rlim_cur;
+    if current >= want {
+        return;
+    }
+    let target = want.min(lim.rlim_max);
+    lim.rlim_cur = target;
+    // SAFETY: as above; raising the soft limit up to the hard one needs no privilege.
+    let raised = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0;
+    let now = if raised { target } else { current };
+    if now < want {
+        tracing::warn!(
+            open_files = now,
+            maxclients,
+            "the open-file limit allows only about {} clients; raise it (ulimit -n) or lower \
+             --maxclients",
+            now.saturating_sub(FD_RESERVE)
+        );
     }
 }
 
