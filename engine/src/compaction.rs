@@ -211,7 +211,7 @@ pub struct RunReport {
 }
 
 /// Compacts every sealed segment with dead bytes now, whatever the thresholds (tests, tools).
-pub(crate) fn compact_all(shared: &Shared) -> Result<RunReport> {
+pub(crate) fn compact_all(shared: &Arc<Shared>) -> Result<RunReport> {
     let segs = shared.segments.load();
     let active = shared.log.active_id();
     let plan: Vec<Arc<Segment>> = segs
@@ -222,7 +222,7 @@ pub(crate) fn compact_all(shared: &Shared) -> Result<RunReport> {
     compact(shared, &plan)
 }
 
-pub(crate) fn compact(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunReport> {
     if inputs.is_empty() {
         return Ok(RunReport::default());
     }
@@ -267,7 +267,7 @@ struct Copied {
     tombstone: bool,
 }
 
-fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunReport> {
     let input_ids: Vec<u32> = inputs.iter().map(|s| s.id).collect();
     // A tombstone may go only if no segment outside this run holds anything older than it.
     let oldest_elsewhere = shared
@@ -351,6 +351,11 @@ fn compact_locked(shared: &Shared, inputs: &[Arc<Segment>]) -> Result<RunReport>
         }
     }
     failpoint("compaction-after-switch");
+    // The inputs hold older versions of keys whose newest version may still be only in the page
+    // cache (not yet synced under EverySec or Never, or in flight under Always). Deleting the
+    // inputs first would let a power cut lose the key entirely, a state it never had. So the log
+    // is made durable up to now before any input file goes (found by the engine_damage fuzzer).
+    crate::sync::wait_durable(shared, shared.log.last_seq())?;
     shared.retire(&input_ids);
     drop(segs);
     failpoint("compaction-after-retire");

@@ -179,3 +179,33 @@ fn sequence_number_u64_max_does_not_overflow() {
     write_segment(dir.path(), 1, SegmentKind::Log, &[(u64::MAX, b"k", b"v")]);
     opens_cleanly_or_refuses(dir.path(), &[(b"k", b"v")]);
 }
+
+/// Found by `engine_damage`: compaction drops a key's older record because the index points at
+/// a newer one, and deletes the old segment, without first making the log durable up to that
+/// newer record. A power cut then loses both: `k = v1` was written and synced long before, `k =
+/// v2` was still only in the page cache, and after the restart `k` is absent, a value that `k`
+/// never had. Under `Fsync::EverySec` the window is up to a second after every overwrite; under
+/// `Fsync::Always` it is the instant between the append and its group commit, in which an
+/// acknowledged write (v1) can be lost although only an unacknowledged one (v2) was in flight.
+/// Syncing the log (up to its last sequence number) before retiring a run's inputs closes it.
+///
+/// The test checks the ordering the fix relies on: when compaction has removed v1's segment,
+/// the log is durable at least up to v2 (a power cut can then only lose writes after v2).
+#[test]
+fn compaction_does_not_drop_the_synced_value_of_an_unsynced_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), options(false)).unwrap();
+    engine.put(b"k", b"v1", 0).unwrap();
+    engine.close().unwrap(); // v1 is on disk; its segment is sealed.
+    let engine = Engine::open(dir.path(), options(false)).unwrap();
+    let v2 = engine.put(b"k", b"v2", 0).unwrap(); // v2 is in the active segment, not synced.
+    let report = engine.compact_now().unwrap(); // drops v1 and retires its segment
+    assert!(report.segments_in >= 1, "{report:?}");
+    assert!(
+        engine.stats().durable_seq >= v2.seq(),
+        "v1's segment was retired while v2 (seq {}) was not durable (durable_seq {})",
+        v2.seq(),
+        engine.stats().durable_seq
+    );
+    assert_eq!(engine.get(b"k").as_deref(), Some(&b"v2"[..]));
+}
