@@ -3,7 +3,7 @@
 # on any error they report; then stops the server with SHUTDOWN and checks it exits 0.
 # Installs redis-tools when missing. Bounded waits throughout; the trap cleans up.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
     echo "installing redis-tools"
