@@ -9,23 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flin_bench::engine_tools::key16 as key;
 use flin_engine::{Engine, Fsync, Options};
 
 const VALUE_SIZES: [usize; 4] = [16, 100, 1024, 16 * 1024];
 /// Keys per keyspace; larger values use fewer keys so the data set stays a few hundred MB.
 fn keyspace(value_size: usize) -> u64 {
     (256 * 1024 * 1024 / (value_size as u64 + 52)).clamp(10_000, 1_000_000)
-}
-
-fn key(i: u64) -> [u8; 16] {
-    // 16-byte keys, as in the targets: "k" + 15 digits.
-    let mut k = *b"k000000000000000";
-    let mut n = i;
-    for b in k[1..].iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
 }
 
 /// A cheap, well-spread permutation of 0..n so accesses are not sequential.

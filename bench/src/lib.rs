@@ -27,6 +27,7 @@
 
 pub mod chart;
 pub mod conn;
+pub mod engine_tools;
 pub mod epoll;
 pub mod error;
 pub mod keys;

@@ -4,12 +4,12 @@
 //!
 //! `cargo run --release -p flin-bench --bin flin-engine-churn -- --keys 1000000 --passes 5`
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use flin_bench::engine_tools::{dir_bytes as file_bytes, key16 as key};
 use flin_engine::{Engine, Fsync, Options};
 
 #[derive(Parser)]
@@ -37,16 +37,6 @@ struct Args {
     measure_s: f64,
 }
 
-fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"k000000000000000";
-    let mut n = i;
-    for b in k[1..].iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
-
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -56,18 +46,6 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-}
-
-fn file_bytes(dir: &Path, ext: &str) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == ext))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn options(segment_mib: u64, compaction: bool) -> Options {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
+use flin_bench::engine_tools::{dir_bytes as disk_bytes, key16 as key};
 use flin_engine::{Engine, Fsync, Options};
 
 #[derive(Parser)]
@@ -34,28 +35,6 @@ fn rss_anon_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
-}
-
-fn key(i: u64) -> [u8; 16] {
-    let mut k = *b"k000000000000000";
-    let mut n = i;
-    for b in k[1..].iter_mut().rev() {
-        *b = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k
-}
-
-fn disk_bytes(dir: &std::path::Path, ext: &str) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == ext))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
