@@ -62,22 +62,17 @@ pub type ScanCursor = u64;
 /// retired; readers load it without a lock.
 #[derive(Default)]
 pub(crate) struct SegmentMap {
-    /// Sorted by id. Ids are untrusted (file names), so they index nothing directly.
+    /// Sorted by id. Ids are untrusted (file names), so they index nothing directly; they are
+    /// kept apart from the segments so a lookup searches one small array without touching
+    /// each segment's memory.
+    ids: Vec<u32>,
     segs: Vec<Arc<Segment>>,
 }
 
 impl SegmentMap {
     pub(crate) fn get(&self, id: u32) -> Option<&Arc<Segment>> {
-        // Most lookups are for the newest segments, at the end.
-        if let Some(last) = self.segs.last() {
-            if last.id == id {
-                return Some(last);
-            }
-        }
-        self.segs
-            .binary_search_by_key(&id, |s| s.id)
-            .ok()
-            .map(|i| &self.segs[i])
+        let i = self.ids.binary_search(&id).ok()?;
+        Some(&self.segs[i])
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<Segment>> {
@@ -92,7 +87,8 @@ impl SegmentMap {
         let mut segs: Vec<Arc<Segment>> = segs.into_iter().collect();
         segs.sort_by_key(|s| s.id);
         segs.dedup_by_key(|s| s.id);
-        SegmentMap { segs }
+        let ids = segs.iter().map(|s| s.id).collect();
+        SegmentMap { ids, segs }
     }
 
     fn with(&self, seg: Arc<Segment>) -> SegmentMap {

@@ -11,6 +11,14 @@ pub struct Running {
     pub addr: String,
 }
 
+/// A failing test must not leave its server running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts the binary on a free port with extra flags, and waits (bounded) for its "ready" log
 /// line. SIGXFSZ is ignored in the child, so a file-size limit set later (prlimit) makes writes
 /// fail with EFBIG as a full disk would, instead of killing the server.
