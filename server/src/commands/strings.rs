@@ -106,13 +106,10 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         } else if eq_ignore_case(opt, "keepttl") && !timed {
             opts.keep_ttl = true;
         } else if let (Some(v), false, false) = (next, opts.keep_ttl, timed) {
-            expiry = Some(match () {
-                _ if eq_ignore_case(opt, "ex") => (ExpiryUnit::Seconds, true, v),
-                _ if eq_ignore_case(opt, "px") => (ExpiryUnit::Millis, true, v),
-                _ if eq_ignore_case(opt, "exat") => (ExpiryUnit::Seconds, false, v),
-                _ if eq_ignore_case(opt, "pxat") => (ExpiryUnit::Millis, false, v),
-                _ => return syntax_error(ctx.out),
-            });
+            let Some((unit, relative)) = expiry_option(opt) else {
+                return syntax_error(ctx.out);
+            };
+            expiry = Some((unit, relative, v));
             j += 1;
         } else {
             return syntax_error(ctx.out);
@@ -270,13 +267,10 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if eq_ignore_case(opt, "persist") && expiry.is_none() {
             opts.persist = true;
         } else if let (Some(v), false, None) = (next, opts.persist, expiry) {
-            expiry = Some(match () {
-                _ if eq_ignore_case(opt, "ex") => (ExpiryUnit::Seconds, true, v),
-                _ if eq_ignore_case(opt, "px") => (ExpiryUnit::Millis, true, v),
-                _ if eq_ignore_case(opt, "exat") => (ExpiryUnit::Seconds, false, v),
-                _ if eq_ignore_case(opt, "pxat") => (ExpiryUnit::Millis, false, v),
-                _ => return syntax_error(ctx.out),
-            });
+            let Some((unit, relative)) = expiry_option(opt) else {
+                return syntax_error(ctx.out);
+            };
+            expiry = Some((unit, relative, v));
             j += 1;
         } else {
             return syntax_error(ctx.out);
@@ -623,6 +617,17 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         Ok((Err(msg), _)) => reply::err(ctx.out, msg),
         Err(e) => ctx.write_error(&e),
+    }
+}
+
+/// The unit of an EX / PX / EXAT / PXAT option and whether it is relative to now (SET, GETEX).
+fn expiry_option(opt: &[u8]) -> Option<(ExpiryUnit, bool)> {
+    match () {
+        _ if eq_ignore_case(opt, "ex") => Some((ExpiryUnit::Seconds, true)),
+        _ if eq_ignore_case(opt, "px") => Some((ExpiryUnit::Millis, true)),
+        _ if eq_ignore_case(opt, "exat") => Some((ExpiryUnit::Seconds, false)),
+        _ if eq_ignore_case(opt, "pxat") => Some((ExpiryUnit::Millis, false)),
+        _ => None,
     }
 }
 
