@@ -192,6 +192,14 @@ impl Shared {
             .map_err(|e| self.note_write_error(e))
     }
 
+    /// Appends records as one atomic batch (see [`Log::append_batch`]).
+    fn append_batch(&self, recs: &[Append<'_>]) -> Result<Vec<(u64, Loc)>> {
+        self.check_poison()?;
+        self.log
+            .append_batch(recs, self.options.segment_size_bytes, self)
+            .map_err(|e| self.note_write_error(e))
+    }
+
     pub(crate) fn note_write_error(&self, e: Error) -> Error {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         // Creating, preallocating or mapping a new segment fails before anything is written:
@@ -560,6 +568,183 @@ impl Engine {
             _ => shard.insert_absent(h.tag(), loc, false),
         }
         Ok((result, Some(WriteToken(seq))))
+    }
+
+    /// Calls `f` with the live values of several keys, read at one instant: no write of any of
+    /// them is seen halfway (MGET beside MSET). `f` must not call back into the engine.
+    pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
+        let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+        let shard_nos = distinct_shards(&hashes);
+        // Ascending shard order, as every holder of several shard locks takes them.
+        let guards: Vec<_> = shard_nos
+            .iter()
+            .map(|&i| self.shared.index.shard(i).read())
+            .collect();
+        let segs = self.shared.segments.load();
+        let entries: Vec<Option<Entry<'_>>> = keys
+            .iter()
+            .zip(&hashes)
+            .map(|(key, h)| {
+                let shard = &guards[guard_of(&shard_nos, h)];
+                let (_, current) = find_current(shard, &segs, key, *h);
+                current
+                    .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
+                    .map(|(_, hdr, rec)| Entry {
+                        value: format::record_value(&hdr, rec),
+                        expire_at_ms: hdr.expire_at_ms,
+                    })
+            })
+            .collect();
+        f(&entries)
+    }
+
+    /// Reads several keys and decides what to write to each, as one atomic step (MSET, MSETNX,
+    /// RENAME, DEL of several keys): `f` sees every key's live value (`None` when absent or
+    /// expired) and returns one [`Update`] per key, in the order of `keys`. No reader sees some
+    /// of the writes without the others, and the records are appended as one batch, so after
+    /// a crash either all of them are recovered or none. When a key appears more than once,
+    /// its last decision is the one applied. `f` must not call back into the engine.
+    ///
+    /// Returns `f`'s result and the token of the batch (covering all its records), if anything
+    /// was written.
+    ///
+    /// # Errors
+    /// As for [`Engine::put`], and [`Error::BatchTooLarge`] when the records would take more
+    /// than [`format::BATCH_LEN_MAX`] bytes; nothing is written then.
+    ///
+    /// # Panics
+    /// When `f` returns a different number of decisions than there are keys.
+    pub fn update_many<'v, R>(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
+    ) -> Result<(R, Option<WriteToken>)> {
+        if let Some(key) = keys.iter().find(|k| k.len() > KEY_LEN_MAX) {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: KEY_LEN_MAX,
+            });
+        }
+        let sh = &self.shared;
+        let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+        let shard_nos = distinct_shards(&hashes);
+        let mut guards: Vec<_> = shard_nos
+            .iter()
+            .map(|&i| sh.index.shard(i).write())
+            .collect();
+        let segs = sh.segments.load();
+        let current: Vec<_> = keys
+            .iter()
+            .zip(&hashes)
+            .map(|(key, h)| find_current(&guards[guard_of(&shard_nos, h)], &segs, key, *h).1)
+            .collect();
+        let entries: Vec<Option<Entry<'_>>> = current
+            .iter()
+            .map(|c| {
+                c.filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
+                    .map(|(_, hdr, rec)| Entry {
+                        value: format::record_value(&hdr, rec),
+                        expire_at_ms: hdr.expire_at_ms,
+                    })
+            })
+            .collect();
+        let (decisions, result) = f(&entries);
+        assert_eq!(
+            decisions.len(),
+            keys.len(),
+            "update_many: one decision per key"
+        );
+
+        // What each key's last decision does: a record to append, or only an index change.
+        let superseded = superseded(keys);
+        let mut appends = Vec::new();
+        let mut changes = Vec::new();
+        for (i, decision) in decisions.iter().enumerate() {
+            let key = keys[i];
+            if superseded[i] {
+                continue;
+            }
+            let (value, expire_at_ms, flags) = match (*decision, entries[i], current[i]) {
+                (Update::Keep, ..) => continue,
+                (
+                    Update::Put {
+                        value,
+                        expire_at_ms,
+                    },
+                    ..,
+                ) => (value, expire_at_ms, 0),
+                (Update::SetExpiry { expire_at_ms }, Some(e), _) => (e.value, expire_at_ms, 0),
+                (Update::SetExpiry { .. }, None, _) | (Update::Delete, None, None) => continue,
+                (Update::Delete, Some(_), _) => (&[][..], 0, FLAG_TOMBSTONE),
+                (Update::Delete, None, Some(_)) => {
+                    // Expired: drop it from memory; its record stays invisible on disk.
+                    changes.push((i, None));
+                    continue;
+                }
+            };
+            check_sizes(key, value)?;
+            changes.push((i, Some(appends.len())));
+            appends.push(Append {
+                key,
+                value,
+                expire_at_ms,
+                flags,
+                body_crc: format::body_crc(key, value),
+            });
+        }
+        let total: usize = appends
+            .iter()
+            .map(|a| RECORD_HEADER_LEN + a.key.len() + a.value.len())
+            .sum();
+        if total > format::BATCH_LEN_MAX {
+            return Err(Error::BatchTooLarge {
+                len: total,
+                max: format::BATCH_LEN_MAX,
+            });
+        }
+        if appends.iter().any(|a| a.expire_at_ms != 0) {
+            sh.has_expiring.store(true, Ordering::Relaxed);
+        }
+        let written = if appends.is_empty() {
+            Vec::new()
+        } else {
+            sh.append_batch(&appends)?
+        };
+
+        // The batch may have rolled to a segment registered since `segs` was loaded, and
+        // earlier changes may have moved slots: look each key up again.
+        let segs_now = sh.segments.load();
+        for (i, append) in changes {
+            let (key, h) = (keys[i], hashes[i]);
+            let shard = &mut guards[guard_of(&shard_nos, &h)];
+            let (slot, old) = find_current(shard, &segs_now, key, h);
+            let old = slot.zip(old);
+            let new = append.map(|a| (appends[a].flags, written[a].1));
+            match (old, new) {
+                (Some((slot, (loc, hdr, _))), Some((flags, new)))
+                    if flags & FLAG_TOMBSTONE != 0 =>
+                {
+                    shard.remove_at(slot);
+                    add_dead(&segs_now, loc, hdr.record_len());
+                    add_dead(&segs_now, new, RECORD_HEADER_LEN + key.len());
+                }
+                (Some((slot, (loc, hdr, _))), Some((_, new))) => {
+                    shard.set(slot, new, false);
+                    add_dead(&segs_now, loc, hdr.record_len());
+                }
+                (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
+                    add_dead(&segs_now, new, RECORD_HEADER_LEN + key.len());
+                }
+                (None, Some((_, new))) => shard.insert_absent(h.tag(), new, false),
+                (Some((slot, (loc, hdr, _))), None) => {
+                    shard.remove_at(slot);
+                    add_dead(&segs_now, loc, hdr.record_len());
+                }
+                (None, None) => {}
+            }
+        }
+        let token = written.last().map(|&(seq, _)| WriteToken(seq));
+        Ok((result, token))
     }
 
     /// A future that resolves once the write named by `token` (and every earlier one) is on
@@ -972,6 +1157,49 @@ pub(crate) fn expire_sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> 
         .expired_keys
         .fetch_add(removed, Ordering::Relaxed);
     removed
+}
+
+/// The distinct index shards of `hashes`, ascending: the order in which every holder of
+/// several shard locks takes them, so two such holders never deadlock.
+fn distinct_shards(hashes: &[KeyHash]) -> Vec<usize> {
+    let mut shards: Vec<usize> = hashes.iter().map(|h| h.shard()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
+}
+
+/// For each key, whether the same key appears again later (its later decision wins).
+fn superseded(keys: &[&[u8]]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let mut out = vec![false; keys.len()];
+    for (i, key) in keys.iter().enumerate().rev() {
+        out[i] = !seen.insert(*key);
+    }
+    out
+}
+
+/// Where the guard of `h`'s shard sits among guards taken in `distinct_shards` order.
+fn guard_of(shard_nos: &[usize], h: &KeyHash) -> usize {
+    shard_nos
+        .binary_search(&h.shard())
+        .expect("every key's shard is locked")
+}
+
+type Current<'a> = Option<(Loc, RecordHeader, &'a [u8])>;
+
+/// The key's slot in its shard and the record it points at (live, expired or unreadable).
+fn find_current<'a>(
+    shard: &crate::index::Table,
+    segs: &'a SegmentMap,
+    key: &[u8],
+    h: KeyHash,
+) -> (Option<usize>, Current<'a>) {
+    let slot = shard.find(h.tag(), |loc| key_matches(segs, loc, key));
+    let current = slot.and_then(|i| {
+        let loc = shard.loc(i);
+        record_at(segs, loc).map(|(hdr, rec)| (loc, hdr, rec))
+    });
+    (slot, current)
 }
 
 fn add_dead(segs: &SegmentMap, loc: Loc, bytes: usize) {

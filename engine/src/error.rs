@@ -35,6 +35,11 @@ pub enum Error {
         len: usize,
         max: usize,
     },
+    /// An atomic multi-key write would append more than `max` bytes.
+    BatchTooLarge {
+        len: usize,
+        max: usize,
+    },
     /// An earlier write or fsync failed; the engine no longer accepts writes (reads go on).
     Poisoned {
         cause: String,
@@ -109,6 +114,11 @@ impl fmt::Display for Error {
                     "value is {len} bytes, longer than the limit of {max} bytes"
                 )
             }
+            Error::BatchTooLarge { len, max } => write!(
+                f,
+                "atomic multi-key write of {len} bytes is larger than the limit of {max} bytes; \
+                 split it into smaller commands"
+            ),
             Error::Poisoned { cause } => write!(
                 f,
                 "writes are disabled after an earlier write or fsync failure ({cause}); \

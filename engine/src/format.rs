@@ -44,7 +44,12 @@ const _: () = assert!(RH_HEADER_CRC + 4 == RH_SEQ);
 pub const FLAG_TOMBSTONE: u8 = 1 << 0;
 /// Record flag: every record with a lower sequence number is void (FLUSHALL). No key, no value.
 pub const FLAG_FLUSH: u8 = 1 << 1;
-pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH;
+/// Record flag, in log segments: more records of the same atomic batch (MSET, RENAME...)
+/// follow this one. Recovery applies a batch only when its last record, which lacks the flag,
+/// is present. Compacted segments copy records whole and ignore the flag: every batch they
+/// copy from was complete.
+pub const FLAG_BATCH_NEXT: u8 = 1 << 2;
+pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT;
 
 /// Longest key accepted, in bytes.
 pub const KEY_LEN_MAX: usize = 64 * 1024;
@@ -57,6 +62,10 @@ pub const SEGMENT_SIZE_MAX_BYTES: u64 = 1 << 30;
 /// Segments are at least this large (tests use small segments to exercise rolling).
 pub const SEGMENT_SIZE_MIN_BYTES: u64 = 4096;
 const _: () = assert!(SEGMENT_SIZE_MAX_BYTES as usize + RECORD_LEN_MAX < u32::MAX as usize);
+/// The most bytes one atomic batch may append. A batch lands in one segment, so its offsets
+/// must fit the index's `u32` even when it follows a full segment's worth of records.
+pub const BATCH_LEN_MAX: usize = 1 << 30;
+const _: () = assert!(SEGMENT_SIZE_MAX_BYTES as usize + BATCH_LEN_MAX < u32::MAX as usize);
 
 /// Highest segment id. Ids come from file names and headers, untrusted: anything above is
 /// damage, and the id counter can never wrap (2^30 segments of even 4 KiB is 4 TiB written).
@@ -165,6 +174,11 @@ impl RecordHeader {
 
     pub fn is_flush(&self) -> bool {
         self.flags & FLAG_FLUSH != 0
+    }
+
+    /// More records of the same atomic batch follow (meaningful in log segments only).
+    pub fn batch_continues(&self) -> bool {
+        self.flags & FLAG_BATCH_NEXT != 0
     }
 
     /// Header plus key plus value, in bytes.

@@ -95,6 +95,43 @@ impl Log {
         self.append_locked(&mut st, rec, segment_size_bytes, factory)
     }
 
+    /// Appends records as one atomic batch: all in the same segment, one after another, each
+    /// but the last flagged [`format::FLAG_BATCH_NEXT`], so recovery applies all or none.
+    /// Returns each record's sequence number and location, in order.
+    pub(crate) fn append_batch(
+        &self,
+        recs: &[Append<'_>],
+        segment_size_bytes: u64,
+        factory: &dyn SegmentFactory,
+    ) -> Result<Vec<(u64, Loc)>> {
+        let total: u64 = recs
+            .iter()
+            .map(|r| (format::RECORD_HEADER_LEN + r.key.len() + r.value.len()) as u64)
+            .sum();
+        let mut st = self.state.lock();
+        if st.active.len() + total > st.active.capacity() {
+            self.roll_locked(&mut st, total, segment_size_bytes, factory)?;
+        }
+        let last = recs.len().saturating_sub(1);
+        recs.iter()
+            .enumerate()
+            .map(|(i, rec)| {
+                let flags = if i < last {
+                    rec.flags | format::FLAG_BATCH_NEXT
+                } else {
+                    rec.flags
+                };
+                // The batch fits the active segment now, so no record rolls it.
+                self.append_locked(
+                    &mut st,
+                    &Append { flags, ..*rec },
+                    segment_size_bytes,
+                    factory,
+                )
+            })
+            .collect()
+    }
+
     pub(crate) fn append_locked(
         &self,
         st: &mut LogState,

@@ -415,12 +415,30 @@ impl Loaded {
             }
         }
         let bytes = self.seg.mapped_bytes();
+        let log = self.seg.kind == SegmentKind::Log;
         let mut start = SEGMENT_HEADER_LEN as u64;
         loop {
             let mut end_of_run = start;
+            // Where the batch still open at the current record began, if one is.
+            let mut open_batch = None;
             let end = scan_records(bytes, start, |off, h, _| {
                 end_of_run = off + h.record_len() as u64;
+                if h.batch_continues() {
+                    open_batch.get_or_insert(off);
+                } else {
+                    open_batch = None;
+                }
             });
+            let end = match open_batch {
+                // A batch whose last record never made it to disk: none of it happened, and
+                // its records are cut as part of the damage that follows (a torn tail, as a
+                // crash in the middle of the batch leaves).
+                Some(batch_start) if log => {
+                    end_of_run = batch_start;
+                    drop_open_batch(end, batch_start)
+                }
+                _ => end,
+            };
             self.spans.push((start, end_of_run));
             match end {
                 ScanEnd::Corrupt { next_valid, .. } => {
@@ -521,6 +539,27 @@ impl Loaded {
                 off += h.record_len() as u64;
             }
         }
+    }
+}
+
+/// The scan end once the records of an incomplete batch from `batch_start` count as damage.
+fn drop_open_batch(end: ScanEnd, batch_start: u64) -> ScanEnd {
+    match end {
+        ScanEnd::Clean { .. } => ScanEnd::Torn {
+            at: batch_start,
+            reason: "atomic batch without its last record",
+        },
+        ScanEnd::Torn { reason, .. } => ScanEnd::Torn {
+            at: batch_start,
+            reason,
+        },
+        ScanEnd::Corrupt {
+            next_valid, reason, ..
+        } => ScanEnd::Corrupt {
+            at: batch_start,
+            next_valid,
+            reason,
+        },
     }
 }
 

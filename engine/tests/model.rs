@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use flin_engine::{Engine, Fsync, Options};
+use flin_engine::{Engine, Fsync, Options, Update};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -13,6 +13,8 @@ enum Op {
     PutExpired(u8),
     Delete(u8),
     Get(u8),
+    /// An atomic multi-key write: a value to put, or `None` to delete; repeats allowed.
+    Batch(Vec<(u8, Option<Vec<u8>>)>),
     Reopen,
     Compact,
     Clear,
@@ -24,6 +26,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u8>().prop_map(|k| Op::PutExpired(k % 40)),
         4 => any::<u8>().prop_map(|k| Op::Delete(k % 40)),
         6 => any::<u8>().prop_map(|k| Op::Get(k % 40)),
+        3 => proptest::collection::vec(
+            (any::<u8>(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200))),
+            1..8,
+        )
+        .prop_map(|ops| Op::Batch(ops.into_iter().map(|(k, v)| (k % 40, v)).collect())),
         1 => Just(Op::Reopen),
         1 => Just(Op::Compact),
         1 => (0..30u8).prop_filter("rare", |x| *x == 0).prop_map(|_| Op::Clear),
@@ -95,6 +102,39 @@ proptest! {
                 }
                 Op::Get(k) => {
                     prop_assert_eq!(engine.get(&key(k)), model.get(&key(k)).cloned());
+                }
+                Op::Batch(ops) => {
+                    let keys: Vec<Vec<u8>> = ops.iter().map(|(k, _)| key(*k)).collect();
+                    let key_refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+                    let before: Vec<Option<Vec<u8>>> =
+                        keys.iter().map(|k| model.get(k).cloned()).collect();
+                    let (seen, _) = engine
+                        .update_many(&key_refs, |cur| {
+                            let seen: Vec<Option<Vec<u8>>> =
+                                cur.iter().map(|e| e.map(|e| e.value.to_vec())).collect();
+                            let updates = ops
+                                .iter()
+                                .map(|(_, v)| match v {
+                                    Some(v) => Update::Put { value: v, expire_at_ms: 0 },
+                                    None => Update::Delete,
+                                })
+                                .collect();
+                            (updates, seen)
+                        })
+                        .unwrap();
+                    prop_assert_eq!(seen, before);
+                    for (k, v) in keys.iter().zip(&ops) {
+                        match &v.1 {
+                            Some(v) => model.insert(k.clone(), v.clone()),
+                            None => model.remove(k),
+                        };
+                    }
+                    let read = engine.get_many_with(&key_refs, |cur| {
+                        cur.iter().map(|e| e.map(|e| e.value.to_vec())).collect::<Vec<_>>()
+                    });
+                    let expected: Vec<Option<Vec<u8>>> =
+                        keys.iter().map(|k| model.get(k).cloned()).collect();
+                    prop_assert_eq!(read, expected);
                 }
                 Op::Reopen => {
                     engine.close().unwrap();
