@@ -20,6 +20,19 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::error::{Error, Result};
 use crate::format::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
 
+/// The fields an append writes.
+struct Written {
+    /// Bytes of the file that hold the header and complete records.
+    len: AtomicU64,
+    /// Lowest and highest sequence number of a record in the segment (0 when none).
+    min_seq: AtomicU64,
+    max_seq: AtomicU64,
+}
+
+/// Aligns its content to its own pair of cache lines (adjacent-line prefetch included).
+#[repr(align(128))]
+struct Padded<T>(T);
+
 pub struct Segment {
     pub id: u32,
     pub kind: SegmentKind,
@@ -27,13 +40,12 @@ pub struct Segment {
     path: parking_lot::Mutex<PathBuf>,
     file: File,
     map: MmapRaw,
-    /// Bytes of the file that hold the header and complete records.
-    len: AtomicU64,
-    /// Bytes of records that no index entry points at any more.
-    dead_bytes: AtomicU64,
-    /// Lowest and highest sequence number of a record in the segment (0 when none).
-    min_seq: AtomicU64,
-    max_seq: AtomicU64,
+    /// Written by every append to the active segment: kept off the cache line of the fields
+    /// readers load, so two writers and the readers do not pass that line around.
+    written: Padded<Written>,
+    /// Bytes of records that no index entry points at any more (added to by overwrites from
+    /// any thread).
+    dead_bytes: Padded<AtomicU64>,
     sealed: AtomicBool,
     /// Set when compaction or FLUSHALL retires the segment: the file is removed on drop, once no
     /// reader holds the segment any more.
@@ -75,7 +87,10 @@ impl Segment {
             .encode();
             // SAFETY: nothing is published yet; we are the only user of the map.
             unsafe { seg.write_at(0, &header) };
-            seg.len.store(SEGMENT_HEADER_LEN as u64, Ordering::Release);
+            seg.written
+                .0
+                .len
+                .store(SEGMENT_HEADER_LEN as u64, Ordering::Release);
             Ok(seg)
         })();
         if built.is_err() {
@@ -124,10 +139,12 @@ impl Segment {
             path: parking_lot::Mutex::new(path),
             file,
             map,
-            len: AtomicU64::new(len),
-            dead_bytes: AtomicU64::new(0),
-            min_seq: AtomicU64::new(0),
-            max_seq: AtomicU64::new(0),
+            written: Padded(Written {
+                len: AtomicU64::new(len),
+                min_seq: AtomicU64::new(0),
+                max_seq: AtomicU64::new(0),
+            }),
+            dead_bytes: Padded(AtomicU64::new(0)),
             sealed: AtomicBool::new(false),
             obsolete: AtomicBool::new(false),
             verified: AtomicBool::new(false),
@@ -174,7 +191,7 @@ impl Segment {
     }
 
     pub fn len(&self) -> u64 {
-        self.len.load(Ordering::Acquire)
+        self.written.0.len.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -183,41 +200,43 @@ impl Segment {
 
     pub fn set_len(&self, len: u64) {
         assert!(len <= self.capacity());
-        self.len.store(len, Ordering::Release);
+        self.written.0.len.store(len, Ordering::Release);
     }
 
     pub fn dead_bytes(&self) -> u64 {
-        self.dead_bytes.load(Ordering::Relaxed)
+        self.dead_bytes.0.load(Ordering::Relaxed)
     }
 
     pub fn add_dead(&self, bytes: u64) {
-        self.dead_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.dead_bytes.0.fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn note_seq(&self, seq: u64) {
         let _ = self
+            .written
+            .0
             .min_seq
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
                 (m == 0 || seq < m).then_some(seq)
             });
-        self.max_seq.fetch_max(seq, Ordering::Relaxed);
+        self.written.0.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// [`Segment::note_seq`] for the segment's only writer, which appends in sequence order:
     /// plain stores instead of read-modify-write atomics on the hot path.
     pub fn note_seq_exclusive(&self, seq: u64) {
-        if self.min_seq.load(Ordering::Relaxed) == 0 {
-            self.min_seq.store(seq, Ordering::Relaxed);
+        if self.written.0.min_seq.load(Ordering::Relaxed) == 0 {
+            self.written.0.min_seq.store(seq, Ordering::Relaxed);
         }
-        self.max_seq.store(seq, Ordering::Relaxed);
+        self.written.0.max_seq.store(seq, Ordering::Relaxed);
     }
 
     pub fn min_seq(&self) -> u64 {
-        self.min_seq.load(Ordering::Relaxed)
+        self.written.0.min_seq.load(Ordering::Relaxed)
     }
 
     pub fn max_seq(&self) -> u64 {
-        self.max_seq.load(Ordering::Relaxed)
+        self.written.0.max_seq.load(Ordering::Relaxed)
     }
 
     pub fn is_sealed(&self) -> bool {
@@ -272,13 +291,17 @@ impl Segment {
     }
 
     /// The `n` bytes at `offset`, which must lie inside the written length.
+    ///
+    /// Bounded by the mapping, not by the written length: callers reach here through an index
+    /// entry, which points only at published records (the shard lock orders the read after the
+    /// write), so the active segment's hot length need not be loaded.
     pub fn bytes(&self, offset: u64, n: usize) -> &[u8] {
-        let len = self.len();
+        let cap = self.capacity();
         assert!(
-            offset + n as u64 <= len,
-            "read of {n} bytes at {offset} past segment length {len}"
+            offset + n as u64 <= cap,
+            "read of {n} bytes at {offset} past segment capacity {cap}"
         );
-        // SAFETY: as in `bytes_from`.
+        // SAFETY: inside the map, and holding a published record (see above).
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset as usize), n) }
     }
 
