@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::clock::{is_expired, now_ms};
 use crate::engine::Shared;
 use crate::error::Result;
+use crate::failpoint;
 use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
@@ -313,12 +314,12 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             out.seal()?;
             out.sync()?;
         }
-        failpoint("compaction-before-rename");
+        failpoint::crash("compaction-before-rename");
         for out in &outputs {
             out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
         }
         sync_dir(&shared.dir)?;
-        failpoint("compaction-after-rename");
+        failpoint::crash("compaction-after-rename");
         Ok(())
     })();
     if let Err(e) = made {
@@ -350,7 +351,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             None => out.add_dead(c.len),
         }
     }
-    failpoint("compaction-after-switch");
+    failpoint::crash("compaction-after-switch");
     // The inputs hold older versions of keys whose newest version may still be only in the page
     // cache (not yet synced under EverySec or Never, or in flight under Always). Deleting the
     // inputs first would let a power cut lose the key entirely, a state it never had. So the log
@@ -358,19 +359,8 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
     crate::sync::wait_durable(shared, shared.log.last_seq())?;
     shared.retire(&input_ids);
     drop(segs);
-    failpoint("compaction-after-retire");
+    failpoint::crash("compaction-after-retire");
     Ok(report)
-}
-
-/// Crash injection for tests: when the environment variable `FLIN_FAILPOINT` names this point,
-/// the process aborts here, as a SIGKILL would stop it. Read once; costs a comparison.
-fn failpoint(name: &str) {
-    static POINT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let point = POINT.get_or_init(|| std::env::var("FLIN_FAILPOINT").ok());
-    if point.as_deref() == Some(name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
 }
 
 type RecordFn<'a> = dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()> + 'a;

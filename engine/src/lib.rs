@@ -11,6 +11,8 @@
 //! - [`recovery`]: `open`: directory lock, segment scan, torn-tail truncation, corruption errors.
 //! - [`compaction`] and [`hint`]: space reclamation and fast start.
 //! - [`error`], [`stats`], [`options`].
+//! - `failpoint`: fault injection for tests (`FLIN_FAILPOINT`: crashes in compaction, a failing
+//!   fdatasync).
 //!
 //! # Data flow
 //! A write takes its key's index shard lock, appends a record to the active segment under the
@@ -35,6 +37,7 @@ pub mod sync;
 
 mod clock;
 mod engine;
+mod failpoint;
 mod lock;
 
 pub use engine::{Engine, Entry, ScanCursor, Update, WriteToken};

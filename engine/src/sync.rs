@@ -9,7 +9,8 @@
 //!
 //! A failed fsync poisons the engine: the error is kept, every later write fails with it, and
 //! waiters for writes that were not yet durable get it too. An fsync is never retried and
-//! reported as a success (see "fsyncgate").
+//! reported as a success (see "fsyncgate"). `FLIN_FAILPOINT=fsync-eio[:N]` injects that failure
+//! into [`sync_now`] for tests (see `failpoint.rs`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +39,8 @@ pub(crate) struct Syncer {
 
 impl Syncer {
     pub(crate) fn new(durable_seq: u64) -> Syncer {
+        // A malformed FLIN_FAILPOINT panics here, in the opening thread, not in the sync thread.
+        crate::failpoint::init();
         Syncer {
             durable_seq: AtomicU64::new(durable_seq),
             requested_seq: AtomicU64::new(durable_seq),
@@ -209,6 +212,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         }
         if let Err(e) = sync_now(&shared) {
             tracing::error!(error = %e, "fsync failed; the engine refuses writes from now on");
+            shared.counters.write_errors.fetch_add(1, Ordering::Relaxed);
             shared.poison(&e);
         }
         last_batch = wake_all(&shared);
@@ -223,6 +227,7 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
     let (segments, seq) = shared.log.unsynced();
     let started = Instant::now();
     for seg in &segments {
+        crate::failpoint::fsync(seg)?;
         seg.sync()?;
     }
     shared.syncer.durable_seq.fetch_max(seq, Ordering::AcqRel);

@@ -1,0 +1,311 @@
+//! A failing `fdatasync` (injected with `FLIN_FAILPOINT=fsync-eio:N`: the first N segment syncs
+//! succeed, every later one fails with EIO) poisons the engine. A child process writes from
+//! several threads with `Fsync::Always`, waiting for durability both blocking and through the
+//! `durable()` future, and prints each write whose durability was confirmed. In the child:
+//! every write whose sync failed gets `Error::Poisoned` naming the fdatasync, the file and EIO,
+//! never `Ok`; a write is confirmed exactly when its sequence number is within the durable
+//! watermark; later writes fail the same way; reads keep serving; `close` (or drop) returns
+//! without hanging. The parent then reopens the directory without the failpoint and finds every
+//! confirmed write.
+//!
+//! Guards against: a false durability confirmation after a failed fsync (the "fsyncgate"
+//! retry), writers or `close` hanging on a poisoned engine, reads failing with writes, and
+//! confirmed writes lost.
+
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use flin_engine::{Engine, Error, Fsync, Options, WriteToken};
+
+const CHILD_ENV: &str = "FLIN_FSYNC_CHILD_DIR";
+const END_ENV: &str = "FLIN_FSYNC_CHILD_END";
+const THREADS: usize = 4;
+/// Writes appended before each wait for durability.
+const ROUND: usize = 3;
+/// Segment fdatasyncs that succeed before the injected failure.
+const SYNCS_BEFORE_FAILURE: u32 = 40;
+/// Longest the child may take (it takes well under a second when nothing hangs).
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn options() -> Options {
+    Options {
+        fsync: Fsync::Always,
+        // Small segments, so a sync may cover a sealed segment and the active one.
+        segment_size_bytes: 64 * 1024,
+        compaction: false,
+        ..Options::default()
+    }
+}
+
+fn key(t: usize, i: u64) -> Vec<u8> {
+    format!("t{t}-k{i}").into_bytes()
+}
+
+fn value(t: usize, i: u64) -> Vec<u8> {
+    let mut v = format!("t{t}-i{i}-").into_bytes();
+    v.resize(50 + (i as usize * 37) % 400, b'a' + (i % 26) as u8);
+    v
+}
+
+/// Checks that `e` is the poison of an injected fdatasync failure and says what to do.
+fn assert_poisoned_by_fsync(e: &Error, context: &str) {
+    let msg = e.to_string();
+    assert!(e.is_poisoned(), "{context}: not poisoned: {msg}");
+    for part in ["fdatasync failed on", ".seg", "os error 5", "restart"] {
+        assert!(msg.contains(part), "{context}: {msg:?} lacks {part:?}");
+    }
+}
+
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls every future until all are ready, parking the thread in between (woken by the
+/// engine's sync thread).
+fn block_on_all<F: Future + Unpin>(mut futures: Vec<F>) -> Vec<F::Output> {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    while out.iter().any(Option::is_none) {
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                if let Poll::Ready(r) = Pin::new(f).poll(&mut cx) {
+                    *slot = Some(r);
+                }
+            }
+        }
+        if out.iter().any(Option::is_none) {
+            std::thread::park();
+        }
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+/// What one writer thread saw.
+#[derive(Default)]
+struct Seen {
+    confirmed: Vec<(u64, WriteToken)>,
+    refused: Vec<(u64, WriteToken)>,
+}
+
+/// One writer: rounds of ROUND puts, then a wait for their durability (blocking on even
+/// rounds, through the futures on odd ones), until the engine refuses.
+fn writer(engine: &Engine, t: usize, out: &std::sync::Mutex<std::io::Stdout>) -> Seen {
+    use std::io::Write;
+    let mut seen = Seen::default();
+    let mut i = 0u64;
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        assert!(
+            round < 2_000,
+            "no fsync failed: is FLIN_FAILPOINT=fsync-eio:N still injected?"
+        );
+        let mut tokens = Vec::new();
+        for _ in 0..ROUND {
+            match engine.put(&key(t, i), &value(t, i), 0) {
+                Ok(token) => tokens.push((i, token)),
+                Err(e) => {
+                    // Another writer's sync failed first.
+                    assert_poisoned_by_fsync(&e, &format!("put t{t} i{i}"));
+                    return seen;
+                }
+            }
+            i += 1;
+        }
+        let results: Vec<_> = if round % 2 == 0 {
+            tokens
+                .iter()
+                .map(|(_, token)| engine.wait_durable(*token))
+                .collect()
+        } else {
+            block_on_all(
+                tokens
+                    .iter()
+                    .map(|(_, token)| engine.durable(*token))
+                    .collect(),
+            )
+        };
+        for ((i, token), result) in tokens.into_iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    assert!(
+                        seen.refused.is_empty(),
+                        "t{t} i{i} confirmed after an earlier write of this thread was refused"
+                    );
+                    let mut o = out.lock().unwrap();
+                    // A marker: the test harness prints "test ... " without a newline first.
+                    writeln!(o, "ACK {t} {i}").unwrap();
+                    o.flush().unwrap();
+                    seen.confirmed.push((i, token));
+                }
+                Err(e) => {
+                    assert_poisoned_by_fsync(&e, &format!("durability of t{t} i{i}"));
+                    seen.refused.push((i, token));
+                }
+            }
+        }
+        if !seen.refused.is_empty() {
+            // Every later write is refused too.
+            let e = engine.put(b"after", b"poison", 0).unwrap_err();
+            assert_poisoned_by_fsync(&e, "put after the failure");
+            let e = engine.delete(&key(t, 0)).unwrap_err();
+            assert_poisoned_by_fsync(&e, "delete after the failure");
+            return seen;
+        }
+    }
+}
+
+/// The child: writes until the injected fsync failure, checks the poisoned engine, then closes
+/// or drops it and prints DONE.
+#[test]
+fn fsync_failure_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return; // Only runs when the parent starts it.
+    };
+    let end = std::env::var(END_ENV).unwrap();
+    let engine = Arc::new(Engine::open(&dir, options()).unwrap());
+    let out = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let engine = engine.clone();
+            let out = out.clone();
+            std::thread::spawn(move || writer(&engine, t, &out))
+        })
+        .collect();
+    let seen: Vec<Seen> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let stats = engine.stats();
+    let cause = stats.poisoned.clone().expect("the engine reports why");
+    assert!(cause.contains("fdatasync failed on"), "{cause}");
+    assert!(stats.write_errors >= 1, "{stats:?}");
+    assert!(stats.durable_seq < stats.last_seq, "{stats:?}");
+    assert!(
+        seen.iter().any(|s| !s.refused.is_empty()),
+        "no writer saw the failure"
+    );
+    for (t, s) in seen.iter().enumerate() {
+        // Confirmed exactly when within the durable watermark, which no longer moves.
+        for (i, token) in &s.confirmed {
+            assert!(token.seq() <= stats.durable_seq, "t{t} i{i} {stats:?}");
+            // A fresh wait on a confirmed write is still Ok.
+            engine.wait_durable(*token).unwrap();
+            // Reads keep working.
+            assert_eq!(engine.get(&key(t, *i)), Some(value(t, *i)), "t{t} i{i}");
+        }
+        for (i, token) in &s.refused {
+            assert!(token.seq() > stats.durable_seq, "t{t} i{i} {stats:?}");
+            // Waiting again, blocking or not, gives the error again, never Ok.
+            let e = engine.wait_durable(*token).unwrap_err();
+            assert_poisoned_by_fsync(&e, "second wait");
+            let e = block_on_all(vec![engine.durable(*token)])
+                .pop()
+                .unwrap()
+                .unwrap_err();
+            assert_poisoned_by_fsync(&e, "second future");
+        }
+    }
+    assert_poisoned_by_fsync(&engine.sync().unwrap_err(), "sync");
+    assert_eq!(engine.stats().durable_seq, stats.durable_seq);
+
+    let engine = Arc::into_inner(engine).expect("writers are done");
+    match end.as_str() {
+        "close" => assert_poisoned_by_fsync(&engine.close().unwrap_err(), "close"),
+        "drop" => drop(engine),
+        other => panic!("{END_ENV}={other:?}"),
+    }
+    println!("DONE");
+}
+
+/// "ACK t i" anywhere in a line (the harness may have printed before it).
+fn parse_ack(line: &str) -> Option<(usize, u64)> {
+    let rest = &line[line.find("ACK ")? + 4..];
+    let mut parts = rest.split(' ');
+    let t = parts.next()?.parse().ok()?;
+    let i = parts.next()?.trim().parse().ok()?;
+    Some((t, i))
+}
+
+/// Runs the child with the failpoint, then reopens its directory without it.
+fn run(end: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fsync_failure_child", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .env(END_ENV, end)
+        .env(
+            "FLIN_FAILPOINT",
+            format!("fsync-eio:{SYNCS_BEFORE_FAILURE}"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        let _ = tx.send(lines);
+    });
+    // The pipe closes when the child exits (or hangs forever if close/drop hangs).
+    let lines = match rx.recv_timeout(CHILD_TIMEOUT) {
+        Ok(lines) => lines,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child ({end}) did not finish within {CHILD_TIMEOUT:?}: hung after the fsync failure");
+        }
+    };
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "child ({end}) failed: {status}; output {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("DONE")),
+        "child ({end}) did not finish its checks: {lines:?}"
+    );
+    let acked: Vec<(usize, u64)> = lines.iter().filter_map(|l| parse_ack(l)).collect();
+    assert!(
+        acked.len() >= 10,
+        "only {} writes confirmed before the failure",
+        acked.len()
+    );
+
+    let engine = Engine::open(dir.path(), options()).unwrap();
+    for (t, i) in &acked {
+        assert_eq!(
+            engine.get(&key(*t, *i)),
+            Some(value(*t, *i)),
+            "confirmed write t{t} i{i} lost or changed ({end})"
+        );
+    }
+    // Without the failpoint the store takes writes again.
+    let token = engine.put(b"after-restart", b"ok", 0).unwrap();
+    engine.wait_durable(token).unwrap();
+    engine.close().unwrap();
+}
+
+#[test]
+fn failed_fsync_poisons_and_close_returns_the_error() {
+    run("close");
+}
+
+#[test]
+fn failed_fsync_poisons_and_drop_returns() {
+    run("drop");
+}
