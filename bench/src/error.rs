@@ -37,6 +37,8 @@ pub enum BenchError {
     },
     /// Drawing the chart failed.
     Chart { path: PathBuf, message: String },
+    /// Setting up the `--stalled-clients` failed.
+    Stalled(String),
 }
 
 impl fmt::Display for BenchError {
@@ -71,6 +73,7 @@ impl fmt::Display for BenchError {
             Self::Chart { path, message } => {
                 write!(f, "cannot draw chart {}: {message}", path.display())
             }
+            Self::Stalled(message) => write!(f, "--stalled-clients: {message}"),
         }
     }
 }

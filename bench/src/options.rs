@@ -117,6 +117,28 @@ pub struct RunArgs {
     /// Seed for keys and values (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Extra connections, open for the whole run and not measured, that write pipelined GETs
+    /// of one large value and never read a reply: the measured clients' latency beside them
+    /// is what the run then reports.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(CLIENTS_MAX)))]
+    pub stalled_clients: u32,
+    /// Bytes of the value the stalled clients GET (SET once before the run, as key
+    /// `flin-bench:stalled`).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = parse_value_size)]
+    pub stalled_value_size: usize,
+    /// GETs each stalled client writes. A server that buffers every reply (Redis's default for
+    /// normal clients) holds stalled-clients x this x the value size.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(PIPELINE_MAX)))]
+    pub stalled_requests: u32,
+}
+
+/// The connections that never read (`--stalled-clients`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stalled {
+    pub clients: u32,
+    pub value_size_bytes: usize,
+    /// Pipelined GETs per connection.
+    pub requests: u32,
 }
 
 /// How keys are chosen.
@@ -228,6 +250,8 @@ pub struct Config {
     pub warmup: Duration,
     pub timeout: Duration,
     pub seed: u64,
+    /// None without `--stalled-clients`.
+    pub stalled: Option<Stalled>,
 }
 
 /// Requests measured when neither --requests nor --duration is given.
@@ -259,6 +283,17 @@ impl RunArgs {
             ));
         }
         let seed = self.seed.unwrap_or_else(seed_from_clock);
+        if self.clients + self.stalled_clients > CLIENTS_MAX {
+            return Err(format!(
+                "--clients {} plus --stalled-clients {} exceed {CLIENTS_MAX} connections",
+                self.clients, self.stalled_clients
+            ));
+        }
+        let stalled = (self.stalled_clients > 0).then_some(Stalled {
+            clients: self.stalled_clients,
+            value_size_bytes: self.stalled_value_size,
+            requests: self.stalled_requests,
+        });
         Ok(Config {
             addr: self.addr.clone(),
             clients: self.clients,
@@ -273,6 +308,7 @@ impl RunArgs {
             warmup: self.warmup,
             timeout: self.timeout,
             seed,
+            stalled,
         })
     }
 }
@@ -308,6 +344,31 @@ mod tests {
         assert_eq!(config.distribution, Distribution::Uniform);
         assert_eq!(config.zipf_theta, 0.99);
         assert!(config.warmup.is_zero());
+        assert_eq!(config.stalled, None);
+    }
+
+    #[test]
+    fn stalled_clients() {
+        let config = parse(&["--stalled-clients", "4", "--stalled-value-size", "1000"])
+            .unwrap()
+            .run
+            .to_config()
+            .unwrap();
+        assert_eq!(
+            config.stalled,
+            Some(Stalled {
+                clients: 4,
+                value_size_bytes: 1000,
+                requests: 64
+            })
+        );
+        assert!(parse(&["--stalled-requests", "0"]).is_err());
+        let err = parse(&["--clients", "10000", "--stalled-clients", "1"])
+            .unwrap()
+            .run
+            .to_config()
+            .unwrap_err();
+        assert!(err.contains("--stalled-clients"), "{err}");
     }
 
     #[test]

@@ -93,6 +93,14 @@ pub struct Report {
     /// Requests answered wrongly or not at all; non-zero fails the run.
     pub errors: u64,
     pub first_error: Option<String>,
+    /// `--stalled-clients`: connections beside the measured ones that never read.
+    #[serde(default)]
+    pub stalled_clients: u32,
+    #[serde(default)]
+    pub stalled_value_size_bytes: usize,
+    /// Pipelined GETs each stalled connection wrote.
+    #[serde(default)]
+    pub stalled_requests: u32,
 }
 
 impl Report {
@@ -130,6 +138,9 @@ impl Report {
             get_misses: tally.get_misses,
             errors: tally.errors,
             first_error: tally.first_error.clone(),
+            stalled_clients: config.stalled.map_or(0, |s| s.clients),
+            stalled_value_size_bytes: config.stalled.map_or(0, |s| s.value_size_bytes),
+            stalled_requests: config.stalled.map_or(0, |s| s.requests),
         }
     }
 
@@ -168,6 +179,13 @@ impl Report {
             self.addr, self.clients, self.threads, self.pipeline, self.value_size_bytes,
             self.keyspace, distribution, self.ratio, self.seed
         )?;
+        if self.stalled_clients > 0 {
+            writeln!(
+                out,
+                "beside {} stalled clients: each wrote {} pipelined GETs of a {}-byte value and read nothing",
+                self.stalled_clients, self.stalled_requests, self.stalled_value_size_bytes
+            )?;
+        }
         writeln!(
             out,
             "{} requests in {:.3} s{}",

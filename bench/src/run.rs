@@ -1,5 +1,8 @@
 //! One load-generator run: resolve and connect, spread the connections over threads, show
-//! progress, merge what the threads measured into a [`Report`].
+//! progress, merge what the threads measured into a [`Report`]. `run/stalled.rs`: the
+//! `--stalled-clients` that never read, open beside the measured ones.
+
+pub mod stalled;
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -40,6 +43,11 @@ pub enum Progress {
 pub fn run(config: &Config, progress: Progress) -> Result<Report, BenchError> {
     let addr = resolve(&config.addr)?;
     let streams = connect_all(addr, config.clients)?;
+    // Closed (and their writers joined) when this returns.
+    let _stalled = config
+        .stalled
+        .map(|s| stalled::start(addr, &s, CONNECT_TIMEOUT, config.timeout))
+        .transpose()?;
     let start = Instant::now();
     let shared =
         Arc::new(Shared::new(config, start).map_err(|e| BenchError::Option(e.to_string()))?);
