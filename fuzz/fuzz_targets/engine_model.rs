@@ -59,11 +59,21 @@ enum Change {
 }
 
 #[derive(Arbitrary, Debug, Clone)]
+enum BatchChange {
+    Keep,
+    Put(Value, Expiry),
+    SetExpiry(Expiry),
+    Delete,
+}
+
+#[derive(Arbitrary, Debug, Clone)]
 enum Op {
     Put(u8, Value, Expiry),
     Delete(u8),
     Get(u8),
     Update(u8, Change),
+    /// An atomic multi-key write (MSET, RENAME, DEL k1 k2...); keys may repeat.
+    Batch(Vec<(u8, BatchChange)>),
     Scan(u8),
     Reopen,
     Compact,
@@ -144,6 +154,7 @@ fuzz_target!(|ops: Ops| {
                 assert_eq!(got.as_ref(), model.get(&k), "get of {k:?}");
             }
             Op::Update(k, change) => update(&engine, &mut model, key(k), change, now),
+            Op::Batch(changes) => batch(&engine, &mut model, &changes, now),
             Op::Scan(batch) => scan(&engine, &model, usize::from(batch % 9)),
             Op::Reopen => {
                 engine.close().expect("close");
@@ -244,6 +255,71 @@ fn update(engine: &Engine, model: &mut Model, k: Vec<u8>, change: Change, now: u
         Change::Delete => {
             assert_eq!(token.is_some(), before.is_some());
             model.remove(&k);
+        }
+    }
+}
+
+/// `update_many` sees every key as the model has it, and applies each key's last decision,
+/// taken against the state before the batch.
+fn batch(engine: &Engine, model: &mut Model, changes: &[(u8, BatchChange)], now: u64) {
+    let keys: Vec<Vec<u8>> = changes.iter().map(|(k, _)| key(*k)).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let values: Vec<Option<Vec<u8>>> = changes
+        .iter()
+        .map(|(_, c)| match c {
+            BatchChange::Put(v, _) => Some(v.bytes()),
+            _ => None,
+        })
+        .collect();
+    let before: Vec<Option<Served>> = keys.iter().map(|k| model.get(k).cloned()).collect();
+    let (seen, _) = engine
+        .update_many(&refs, |entries| {
+            let seen: Vec<Option<Served>> = entries
+                .iter()
+                .map(|e| {
+                    e.map(|e| Served {
+                        value: e.value.to_vec(),
+                        expire_at_ms: e.expire_at_ms,
+                    })
+                })
+                .collect();
+            let decisions = changes
+                .iter()
+                .zip(&values)
+                .map(|((_, c), v)| match c {
+                    BatchChange::Keep => Update::Keep,
+                    BatchChange::Put(_, e) => Update::Put {
+                        value: v.as_deref().expect("a put has a value"),
+                        expire_at_ms: expire_at_ms(*e, now),
+                    },
+                    BatchChange::SetExpiry(e) => Update::SetExpiry {
+                        expire_at_ms: expire_at_ms(*e, now),
+                    },
+                    BatchChange::Delete => Update::Delete,
+                })
+                .collect();
+            (decisions, seen)
+        })
+        .expect("update_many");
+    assert_eq!(seen, before, "update_many saw the wrong values");
+    for (i, (k, (_, change))) in keys.iter().zip(changes).enumerate() {
+        if keys[i + 1..].contains(k) {
+            continue;
+        }
+        match change {
+            BatchChange::Keep => {}
+            BatchChange::Put(_, e) => {
+                let v = values[i].clone().expect("a put has a value");
+                set(model, k.clone(), v, expire_at_ms(*e, now));
+            }
+            BatchChange::SetExpiry(e) => {
+                if let Some(s) = before[i].clone() {
+                    set(model, k.clone(), s.value, expire_at_ms(*e, now));
+                }
+            }
+            BatchChange::Delete => {
+                model.remove(k);
+            }
         }
     }
 }
