@@ -6,6 +6,8 @@
 //! own empty one, so both keep their capacity) and writes it with as few system calls as the
 //! socket allows. Under `--fsync always` the write loop first awaits durability of the
 //! latest write whose reply is in that buffer: group commit across connections and threads.
+//! When that fails (a failed fsync poisons the engine), none of the buffer is sent: the client
+//! gets one `-MISCONF` error saying why, and the connection closes.
 //!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
@@ -335,8 +337,13 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
                 Ok(()) => true,
                 Err(e) => {
                     // The replies claim success for writes that are not durable: send none of
-                    // them; the client sees the connection close instead of a false OK.
+                    // them. One error says why, then the connection closes (the client cannot
+                    // match the replies it expected any more), as after a protocol error.
                     tracing::error!(error = %e, "write not durable; closing the client");
+                    buf.clear();
+                    not_durable_reply(&mut buf, &e);
+                    let (_, b) = wr.write_all(buf).await;
+                    buf = b;
                     false
                 }
             },
@@ -368,5 +375,20 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
     if left > 0 {
         stats::sub(&w.counters().output_queued_bytes, left);
         conn.pending.borrow_mut().clear();
+    }
+}
+
+/// The one reply a connection gets in place of replies withheld because their writes did not
+/// reach the disk: `-MISCONF` when the engine refuses writes for good (Redis's reply when it
+/// cannot persist), `-ERR` otherwise (the server is stopping).
+fn not_durable_reply(out: &mut Vec<u8>, e: &flin_engine::Error) {
+    let msg = format!(
+        "{e}; the replies to this connection's last commands were withheld because their writes \
+         may not be on disk, and the connection is closed"
+    );
+    if e.is_poisoned() {
+        crate::protocol::reply::error(out, format!("MISCONF {msg}").as_bytes());
+    } else {
+        crate::protocol::reply::err(out, &msg);
     }
 }

@@ -23,10 +23,18 @@ impl Drop for Running {
 /// line. SIGXFSZ is ignored in the child, so a file-size limit set later (prlimit) makes writes
 /// fail with EFBIG as a full disk would, instead of killing the server.
 pub fn start(dir: &std::path::Path, flags: &[&str]) -> Running {
+    start_with_env(dir, flags, &[])
+}
+
+/// [`start`] with extra environment variables for the server, e.g. `FLIN_FAILPOINT`. The
+/// server never inherits `FLIN_FAILPOINT` from the test process.
+pub fn start_with_env(dir: &std::path::Path, flags: &[&str], env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flin-server"));
     cmd.args(["--dir", dir.to_str().unwrap(), "--port", "0"])
         .args(["--threads", "2", "--pin-cores", "no", "--log-level", "info"])
         .args(flags)
+        .env_remove("FLIN_FAILPOINT")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // SAFETY: only an async-signal-safe call between fork and exec.
