@@ -15,6 +15,8 @@
 //! - `tally.rs`: one thread's histograms and counts; `report.rs`: the merged result (text,
 //!   JSON, redis-benchmark style CSV).
 //! - `chart.rs`: `flin-bench chart`, the SVG bar chart; `error.rs`: [`BenchError`].
+//! - `compat.rs`: `flin-compat`, which sends the case files of `compat/` to flin and to
+//!   redis-server and compares the replies byte for byte.
 //!
 //! Data flow: [`run::run`] connects `--clients` sockets and hands them to `--threads` workers.
 //! A worker's connection claims up to `--pipeline` requests from the shared budget (or checks
@@ -26,6 +28,7 @@
 //! per-thread tallies merge into a [`report::Report`]; any failed request fails the run.
 
 pub mod chart;
+pub mod compat;
 pub mod conn;
 pub mod engine_tools;
 pub mod epoll;

@@ -21,7 +21,8 @@ fn requirepass_gates_commands() {
         b"AUTH other s3cret\r\n",
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     );
-    raw.expect(b"HELLO 2\r\n", b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n");
+    // Redis 7.0.15's wording (7.2 added "<proto>" after HELLO).
+    raw.expect(b"HELLO 2\r\n", b"-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n");
     raw.expect(b"PING\r\n", b"-NOAUTH Authentication required.\r\n");
     raw.expect(b"AUTH s3cret\r\n", b"+OK\r\n");
     raw.expect(b"SET k v\r\n", b"+OK\r\n");

@@ -69,7 +69,7 @@ fn protocol_errors_reply_then_close() {
             "-ERR Protocol error: invalid multibulk length\r\n",
         ),
         (
-            b"*1048577\r\n".to_vec(),
+            b"*2147483648\r\n".to_vec(),
             "-ERR Protocol error: invalid multibulk length\r\n",
         ),
         (

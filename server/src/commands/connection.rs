@@ -1,6 +1,6 @@
 //! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, CLIENT, QUIT.
 
-use super::{arity_error, eq_ignore_case, parse_i64, unknown_subcommand, Ctx};
+use super::{arity_error, eq_ignore_case, eq_subcommand, parse_i64, unknown_subcommand, Ctx};
 use crate::protocol::reply;
 
 pub fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
@@ -21,10 +21,15 @@ pub fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
 }
 
 pub fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    // Redis's getIntFromObjectOrReply, then the database range (flin has only database 0).
     match parse_i64(args[1]) {
         Some(0) => reply::ok(ctx.out),
         Some(n) if i32::try_from(n).is_ok() => reply::err(ctx.out, "DB index is out of range"),
-        _ => reply::err(ctx.out, "value is not an integer or out of range"),
+        Some(_) => reply::err(
+            ctx.out,
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ),
+        None => super::not_integer(ctx.out),
     }
 }
 
@@ -123,7 +128,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if !ctx.client.authenticated {
         return reply::error(
             ctx.out,
-            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         );
     }
     if let Some(name) = name {
@@ -186,7 +191,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             true
         }
     };
-    if eq_ignore_case(sub, "id") {
+    if eq_subcommand(sub, "id") {
         if want(2, "id", ctx) {
             reply::integer(ctx.out, ctx.client.id as i64);
         }
@@ -197,11 +202,11 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 None => reply::null(ctx.out),
             }
         }
-    } else if eq_ignore_case(sub, "setname") {
+    } else if eq_subcommand(sub, "setname") {
         if want(3, "setname", ctx) && set_name(ctx, args[2]) {
             reply::ok(ctx.out);
         }
-    } else if eq_ignore_case(sub, "setinfo") {
+    } else if eq_subcommand(sub, "setinfo") {
         if want(4, "setinfo", ctx) {
             if eq_ignore_case(args[2], "lib-name") || eq_ignore_case(args[2], "lib-ver") {
                 reply::ok(ctx.out);

@@ -170,7 +170,8 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output_ms: bool, output_abs: bool)
             if output_ms {
                 t
             } else {
-                (t + 500) / 1000
+                // Redis rounds (ttl + 500) / 1000 without overflowing near i64::MAX.
+                ((i128::from(t) + 500) / 1000) as i64
             }
         }
     };
@@ -305,11 +306,34 @@ const SCAN_COUNT_DEFAULT: usize = 10;
 /// COUNT is capped so one call stays short.
 const SCAN_COUNT_MAX: usize = 100_000;
 
+/// Redis's `parseScanCursorOrReply`: C `strtoul(arg, &end, 10)` that must reach the end of
+/// the argument (a NUL ends it), no leading blank, no overflow. So `""` is 0, `+5` is 5 and
+/// `-1` is 2^64 - 1, as in Redis.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let arg = match memchr::memchr(0, arg) {
+        Some(nul) => &arg[..nul],
+        None => arg,
+    };
+    if arg.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 pub fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let Some(cursor) = std::str::from_utf8(args[1])
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(cursor) = parse_cursor(args[1]) else {
         return reply::err(ctx.out, "invalid cursor");
     };
     let mut count = SCAN_COUNT_DEFAULT;
@@ -361,5 +385,39 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     match ctx.engine.clear() {
         Ok(()) => reply::ok(ctx.out),
         Err(e) => ctx.write_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cursor;
+
+    #[test]
+    fn cursors_parse_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Some(0));
+        assert_eq!(parse_cursor(b"42"), Some(42));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"+7"), Some(7));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"007"), Some(7));
+        assert_eq!(parse_cursor(b"5\0junk"), Some(5));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b" 1",
+            b"1 ",
+            b"+",
+            b"-",
+            b"abc",
+            b"0x1",
+            b"1.5",
+        ] {
+            assert_eq!(
+                parse_cursor(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

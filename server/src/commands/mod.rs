@@ -9,6 +9,7 @@
 //! `--fsync always`, the connection holds the batch's replies until the token is durable.
 
 pub mod connection;
+pub mod float80;
 pub mod keys;
 pub mod server;
 pub mod strings;
@@ -160,9 +161,16 @@ fn c_str(s: &[u8], max: usize) -> &[u8] {
     &s[..s.len().min(max)]
 }
 
-/// ASCII case-insensitive equality of a client argument with a keyword.
+/// ASCII case-insensitive equality of a client argument with an option keyword. Like Redis's
+/// `strcasecmp` on the argument, a NUL byte ends it (`"NX\0junk"` is NX).
 pub fn eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
-    arg.eq_ignore_ascii_case(keyword.as_bytes())
+    c_str(arg, usize::MAX).eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// ASCII case-insensitive equality of a whole argument with a subcommand name (CLIENT ID,
+/// CONFIG GET, COMMAND DOCS): Redis 7 finds subcommands in a table, by every byte.
+pub fn eq_subcommand(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
 }
 
 /// An argument as a Redis integer (strict `string2ll`).

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::table::{CommandSpec, COMMANDS};
-use super::{arity_error, eq_ignore_case, lookup, unknown_subcommand, Ctx};
+use super::{arity_error, eq_ignore_case, eq_subcommand, lookup, unknown_subcommand, Ctx};
 use crate::glob;
 use crate::protocol::reply;
 
@@ -256,38 +256,64 @@ const CONFIG_HELP: &[&str] = &[
 
 pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let sub = args[1];
-    if eq_ignore_case(sub, "get") {
+    if eq_subcommand(sub, "get") {
         if args.len() < 3 {
             return arity_error(ctx.out, "config|get");
         }
-        let params = config_params(ctx);
-        let hits: Vec<&(&str, String)> = params
-            .iter()
-            .filter(|(name, _)| {
-                args[2..]
-                    .iter()
-                    .any(|p| glob::matches(p, name.as_bytes(), true))
-            })
-            .collect();
-        reply::array_len(ctx.out, hits.len() * 2);
-        for (name, value) in hits {
-            reply::bulk(ctx.out, name.as_bytes());
-            reply::bulk(ctx.out, value.as_bytes());
-        }
-    } else if eq_ignore_case(sub, "set") {
-        if args.len() < 4 || args.len() % 2 != 0 {
+        config_get(ctx, &args[2..]);
+    } else if eq_subcommand(sub, "set") {
+        if args.len() < 4 {
             return arity_error(ctx.out, "config|set");
+        }
+        if args.len() % 2 != 0 {
+            return super::syntax_error(ctx.out);
         }
         let mut msg = b"ERR Unknown option or number of arguments for CONFIG SET - '".to_vec();
         msg.extend_from_slice(args[2]);
         msg.push(b'\'');
         reply::error(ctx.out, &msg);
-    } else if eq_ignore_case(sub, "resetstat") {
+    } else if eq_subcommand(sub, "resetstat") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "config|resetstat");
+        }
         reply::ok(ctx.out);
-    } else if eq_ignore_case(sub, "help") {
+    } else if eq_subcommand(sub, "help") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "config|help");
+        }
         help(ctx.out, CONFIG_HELP);
     } else {
         unknown_subcommand(ctx.out, sub, "config");
+    }
+}
+
+/// CONFIG GET as Redis 7: a name without glob characters is looked up as given (any case)
+/// and answered under the name as the client wrote it; a pattern matches the canonical names.
+/// A parameter is listed once however many arguments find it.
+fn config_get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) {
+    let params = config_params(ctx);
+    let mut hits: Vec<(&[u8], usize)> = Vec::new();
+    for &p in patterns {
+        let before_nul = p.split(|&b| b == 0).next().unwrap_or_default();
+        if !before_nul.iter().any(|b| matches!(b, b'[' | b'*' | b'?')) {
+            let found = params
+                .iter()
+                .position(|(name, _)| p.eq_ignore_ascii_case(name.as_bytes()));
+            if let Some(i) = found.filter(|i| hits.iter().all(|(_, j)| j != i)) {
+                hits.push((p, i));
+            }
+            continue;
+        }
+        for (i, (name, _)) in params.iter().enumerate() {
+            if hits.iter().all(|(_, j)| *j != i) && glob::matches(p, name.as_bytes(), true) {
+                hits.push((name.as_bytes(), i));
+            }
+        }
+    }
+    reply::array_len(ctx.out, hits.len() * 2);
+    for (shown, i) in hits {
+        reply::bulk(ctx.out, shown);
+        reply::bulk(ctx.out, params[i].1.as_bytes());
     }
 }
 
@@ -323,17 +349,14 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     let sub = args[1];
-    if eq_ignore_case(sub, "count") {
+    if eq_subcommand(sub, "count") {
         if args.len() != 2 {
             return arity_error(ctx.out, "command|count");
         }
         reply::integer(ctx.out, COMMANDS.len() as i64);
-    } else if eq_ignore_case(sub, "list") {
-        reply::array_len(ctx.out, COMMANDS.len());
-        for c in COMMANDS {
-            reply::bulk(ctx.out, c.name.as_bytes());
-        }
-    } else if eq_ignore_case(sub, "info") {
+    } else if eq_subcommand(sub, "list") {
+        command_list(ctx, &args[2..]);
+    } else if eq_subcommand(sub, "info") {
         if args.len() == 2 {
             reply::array_len(ctx.out, COMMANDS.len());
             for c in COMMANDS {
@@ -345,10 +368,11 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         for name in &args[2..] {
             match lookup(name) {
                 Some(c) => command_info(ctx.out, c),
-                None => reply::null_array(ctx.out),
+                // Redis 7 answers an unknown name with a null (bulk, in RESP2).
+                None => reply::null(ctx.out),
             }
         }
-    } else if eq_ignore_case(sub, "docs") {
+    } else if eq_subcommand(sub, "docs") {
         let specs: Vec<&CommandSpec> = if args.len() == 2 {
             COMMANDS.iter().collect()
         } else {
@@ -358,10 +382,48 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         for c in specs {
             command_docs(ctx.out, c);
         }
-    } else if eq_ignore_case(sub, "help") {
+    } else if eq_subcommand(sub, "help") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "command|help");
+        }
         help(ctx.out, COMMAND_HELP);
     } else {
         unknown_subcommand(ctx.out, sub, "command");
+    }
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
+fn command_list(ctx: &mut Ctx<'_>, filter: &[&[u8]]) {
+    let names: Vec<&str> = match filter {
+        [] => COMMANDS.iter().map(|c| c.name).collect(),
+        [by, kind, value] if eq_ignore_case(by, "filterby") => {
+            if eq_ignore_case(kind, "module") {
+                // flin has no modules.
+                Vec::new()
+            } else if eq_ignore_case(kind, "aclcat") {
+                COMMANDS
+                    .iter()
+                    .filter(|c| {
+                        c.acl_categories()
+                            .any(|cat| value.eq_ignore_ascii_case(cat.as_bytes()))
+                    })
+                    .map(|c| c.name)
+                    .collect()
+            } else if eq_ignore_case(kind, "pattern") {
+                COMMANDS
+                    .iter()
+                    .filter(|c| glob::matches(value, c.name.as_bytes(), true))
+                    .map(|c| c.name)
+                    .collect()
+            } else {
+                return super::syntax_error(ctx.out);
+            }
+        }
+        _ => return super::syntax_error(ctx.out),
+    };
+    reply::array_len(ctx.out, names.len());
+    for n in names {
+        reply::bulk(ctx.out, n.as_bytes());
     }
 }
 
@@ -378,8 +440,11 @@ fn command_info(out: &mut Vec<u8>, c: &CommandSpec) {
     reply::integer(out, i64::from(c.keys.0));
     reply::integer(out, i64::from(c.keys.1));
     reply::integer(out, i64::from(c.keys.2));
-    reply::array_len(out, 1);
-    reply::simple(out, format!("@{}", c.group).as_bytes());
+    let categories: Vec<&str> = c.acl_categories().collect();
+    reply::array_len(out, categories.len());
+    for cat in categories {
+        reply::simple(out, format!("@{cat}").as_bytes());
+    }
     reply::array_len(out, 0); // tips
     reply::array_len(out, 0); // key specs
     reply::array_len(out, 0); // subcommands

@@ -7,7 +7,9 @@
 
 use flin_engine::{Entry, Update};
 
-use super::{arity_error, eq_ignore_case, not_integer, now_ms, parse_i64, syntax_error, Ctx};
+use super::{
+    arity_error, eq_ignore_case, float80, not_integer, now_ms, parse_i64, syntax_error, Ctx,
+};
 use crate::protocol::reply;
 
 /// Longest string value (Redis's proto-max-bulk-len default, and the engine's limit).
@@ -87,36 +89,63 @@ fn resolve_expiry(opts: ExpiryOpts, current: Option<Entry<'_>>) -> Option<u64> {
     }
 }
 
-pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    let mut opts = ExpiryOpts::default();
-    // Which of EX/PX/EXAT/PXAT was given, and its raw value.
-    let mut expiry: Option<(ExpiryUnit, bool, &[u8])> = None;
-    let mut j = 3;
+/// The options of SET (`is_set`) or GETEX, as Redis 7.0's
+/// `parseExtendedStringArgumentsOrReply` accepts them.
+#[derive(Default, Clone, Copy)]
+struct ExtendedArgs<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keep_ttl: bool,
+    persist: bool,
+    /// EX/PX/EXAT/PXAT: unit, relative to now, raw value (the last one given).
+    expiry: Option<(ExpiryUnit, bool, &'a [u8])>,
+}
+
+/// `None` for Redis's `-ERR syntax error`. Like Redis, an expiry option excludes the other
+/// kinds but may be repeated (the last value wins); KEEPTTL (SET) and PERSIST (GETEX) exclude
+/// every expiry option; NX and XX exclude each other; any option may repeat.
+fn parse_extended<'a>(args: &[&'a [u8]], is_set: bool) -> Option<ExtendedArgs<'a>> {
+    let mut a = ExtendedArgs::default();
+    let mut j = if is_set { 3 } else { 2 };
     while j < args.len() {
         let opt = args[j];
         let next = args.get(j + 1).copied();
-        let timed = expiry.is_some();
-        if eq_ignore_case(opt, "nx") && !xx {
-            nx = true;
-        } else if eq_ignore_case(opt, "xx") && !nx {
-            xx = true;
-        } else if eq_ignore_case(opt, "get") {
-            get = true;
-        } else if eq_ignore_case(opt, "keepttl") && !timed {
-            opts.keep_ttl = true;
-        } else if let (Some(v), false, false) = (next, opts.keep_ttl, timed) {
-            let Some((unit, relative)) = expiry_option(opt) else {
-                return syntax_error(ctx.out);
-            };
-            expiry = Some((unit, relative, v));
-            j += 1;
+        if is_set && eq_ignore_case(opt, "nx") && !a.xx {
+            a.nx = true;
+        } else if is_set && eq_ignore_case(opt, "xx") && !a.nx {
+            a.xx = true;
+        } else if is_set && eq_ignore_case(opt, "get") {
+            a.get = true;
+        } else if is_set && eq_ignore_case(opt, "keepttl") && a.expiry.is_none() {
+            a.keep_ttl = true;
+        } else if !is_set && eq_ignore_case(opt, "persist") && a.expiry.is_none() {
+            a.persist = true;
         } else {
-            return syntax_error(ctx.out);
+            let (unit, relative) = expiry_option(opt)?;
+            let v = next?;
+            let same_kind = a.expiry.is_none_or(|(u, r, _)| (u, r) == (unit, relative));
+            if a.keep_ttl || a.persist || !same_kind {
+                return None;
+            }
+            a.expiry = Some((unit, relative, v));
+            j += 1;
         }
         j += 1;
     }
-    if let Some((unit, relative, raw)) = expiry {
+    Some(a)
+}
+
+pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let Some(ext) = parse_extended(args, true) else {
+        return syntax_error(ctx.out);
+    };
+    let (nx, xx, get) = (ext.nx, ext.xx, ext.get);
+    let mut opts = ExpiryOpts {
+        keep_ttl: ext.keep_ttl,
+        ..ExpiryOpts::default()
+    };
+    if let Some((unit, relative, raw)) = ext.expiry {
         match expire_at(ctx.out, raw, unit, relative, "set") {
             Some(at) => opts.at_ms = Some(at),
             None => return,
@@ -258,30 +287,18 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let mut opts = ExpiryOpts::default();
-    let mut expiry: Option<(ExpiryUnit, bool, &[u8])> = None;
-    let mut j = 2;
-    while j < args.len() {
-        let opt = args[j];
-        let next = args.get(j + 1).copied();
-        if eq_ignore_case(opt, "persist") && expiry.is_none() {
-            opts.persist = true;
-        } else if let (Some(v), false, None) = (next, opts.persist, expiry) {
-            let Some((unit, relative)) = expiry_option(opt) else {
-                return syntax_error(ctx.out);
-            };
-            expiry = Some((unit, relative, v));
-            j += 1;
-        } else {
-            return syntax_error(ctx.out);
-        }
-        j += 1;
-    }
-    if let Some((unit, relative, raw)) = expiry {
-        match expire_at(ctx.out, raw, unit, relative, "getex") {
-            Some(at) => opts.at_ms = Some(at),
-            None => return,
-        }
+    let Some(ext) = parse_extended(args, false) else {
+        return syntax_error(ctx.out);
+    };
+    let mut opts = ExpiryOpts {
+        persist: ext.persist,
+        ..ExpiryOpts::default()
+    };
+    // Like Redis, a missing key answers nil before the expiry value is checked: the error
+    // (if any) is kept aside until the key is found.
+    let mut invalid: Vec<u8> = Vec::new();
+    if let Some((unit, relative, raw)) = ext.expiry {
+        opts.at_ms = expire_at(&mut invalid, raw, unit, relative, "getex");
     }
     let mark = ctx.out.len();
     let out = &mut *ctx.out;
@@ -290,6 +307,10 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             reply::null(out);
             return (Update::Keep, false);
         };
+        if !invalid.is_empty() {
+            out.extend_from_slice(&invalid);
+            return (Update::Keep, true);
+        }
         reply::bulk(out, e.value);
         let decision = if opts.persist {
             if e.expire_at_ms == 0 {
@@ -557,50 +578,25 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) {
     }
 }
 
-/// Redis's `string2ld` for INCRBYFLOAT: a finite decimal or exponent number, no blanks.
-fn parse_float(s: &[u8]) -> Option<f64> {
-    if s.is_empty()
-        || s.len() > 5 * 1024
-        || s[0].is_ascii_whitespace()
-        || s[s.len() - 1].is_ascii_whitespace()
-    {
-        return None;
-    }
-    let text = std::str::from_utf8(s).ok()?;
-    // Rust accepts "inf" and "nan" spellings that strtold would too; Redis rejects NaN only,
-    // but an infinite operand can only produce an infinite result, which is refused below.
-    let v: f64 = text.parse().ok()?;
-    if v.is_nan() {
-        return None;
-    }
-    Some(v)
-}
-
-/// Redis's human float format: plain decimal, no exponent, no trailing zeros.
-fn format_float(v: f64, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let _ = write!(out, "{v}");
-}
-
+/// INCRBYFLOAT in C `long double` arithmetic, as Redis on x86-64 (see [`float80`]).
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let Some(incr) = parse_float(args[2]) else {
-        return reply::err(ctx.out, "value is not a valid float");
-    };
+    let incr = float80::parse(args[2]);
     let mut text = Vec::with_capacity(32);
     let text_ref = &mut text;
     let res = ctx.engine.update(args[1], |cur| {
+        // Like Redis, the stored value is checked before the increment.
         let old = match cur {
-            None => 0.0,
-            Some(e) => match parse_float(e.value) {
-                Some(v) => v,
-                None => return (Update::Keep, Err("value is not a valid float")),
-            },
+            None => Some(float80::F80::ZERO),
+            Some(e) => float80::parse(e.value),
         };
-        let new = old + incr;
+        let (Some(old), Some(incr)) = (old, incr) else {
+            return (Update::Keep, Err("value is not a valid float"));
+        };
+        let new = float80::add(old, incr);
         if !new.is_finite() {
             return (Update::Keep, Err("increment would produce NaN or Infinity"));
         }
-        format_float(new, text_ref);
+        text_ref.extend_from_slice(float80::format_human(new).as_bytes());
         let value: &[u8] = text_ref;
         (
             Update::Put {
@@ -645,22 +641,5 @@ mod tests {
         assert_eq!(range(5, 3, 10), None);
         assert_eq!(range(0, 0, 0), None);
         assert_eq!(range(-100, 2, 10), Some((0, 2)));
-    }
-
-    #[test]
-    fn floats() {
-        let f = |v: f64| {
-            let mut o = Vec::new();
-            format_float(v, &mut o);
-            String::from_utf8(o).unwrap()
-        };
-        assert_eq!(f(10.5 + 0.1), "10.6");
-        assert_eq!(f(3.0), "3");
-        assert_eq!(f(1e20), "100000000000000000000");
-        assert_eq!(f(-0.5), "-0.5");
-        assert_eq!(parse_float(b"1.5e2"), Some(150.0));
-        assert_eq!(parse_float(b" 1"), None);
-        assert_eq!(parse_float(b"abc"), None);
-        assert_eq!(parse_float(b"nan"), None);
     }
 }

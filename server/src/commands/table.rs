@@ -57,6 +57,37 @@ impl CommandSpec {
         self.flags & NO_AUTH != 0
     }
 
+    /// ACL categories, as Redis 7 derives them (`setImplicitACLCategories` plus the group's
+    /// own), in Redis's category order, without the `@`.
+    pub fn acl_categories(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let f = self.flags;
+        let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
+        let container = matches!(self.name, "client" | "config");
+        [
+            (
+                self.group == "generic" || dangerous_keyspace || self.name == "dbsize",
+                "keyspace",
+            ),
+            (f & READONLY != 0, "read"),
+            (f & WRITE != 0, "write"),
+            (self.group == "string", "string"),
+            (f & ADMIN != 0, "admin"),
+            (f & FAST != 0, "fast"),
+            (f & FAST == 0, "slow"),
+            (
+                f & ADMIN != 0 || dangerous_keyspace || self.name == "info",
+                "dangerous",
+            ),
+            (
+                (self.group == "connection" && !container) || self.name == "command",
+                "connection",
+            ),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name)
+    }
+
     pub fn flag_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         FLAG_NAMES
             .iter()
@@ -135,6 +166,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("setrange", 4, WRITE | DENYOOM, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
     cmd!("shutdown", -1, ADMIN | LOADING | STALE, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
     cmd!("strlen", 2, READONLY | FAST, KEY1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
+    cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
     cmd!("touch", -2, READONLY | FAST, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
     cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),
     cmd!("type", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
@@ -191,6 +223,28 @@ mod tests {
         assert!(lookup(b"lpush").is_none());
         assert!(lookup(b"").is_none());
         assert!(lookup(&[b'a'; 40]).is_none());
+    }
+
+    #[test]
+    fn acl_categories_as_redis() {
+        let cats = |n: &str| {
+            lookup(n.as_bytes())
+                .unwrap()
+                .acl_categories()
+                .collect::<Vec<_>>()
+        };
+        // COMMAND INFO of redis-server 7.0.15.
+        assert_eq!(cats("get"), ["read", "string", "fast"]);
+        assert_eq!(cats("set"), ["write", "string", "slow"]);
+        assert_eq!(cats("del"), ["keyspace", "write", "slow"]);
+        assert_eq!(cats("expire"), ["keyspace", "write", "fast"]);
+        assert_eq!(cats("scan"), ["keyspace", "read", "slow"]);
+        assert_eq!(cats("ping"), ["fast", "connection"]);
+        assert_eq!(cats("auth"), ["fast", "connection"]);
+        assert_eq!(cats("info"), ["slow", "dangerous"]);
+        assert_eq!(cats("client"), ["slow"]);
+        assert_eq!(cats("command"), ["slow", "connection"]);
+        assert_eq!(cats("incrbyfloat"), ["write", "string", "fast"]);
     }
 
     #[test]

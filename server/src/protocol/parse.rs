@@ -18,8 +18,9 @@ use super::inline;
 pub const INLINE_LEN_MAX: usize = 64 * 1024;
 /// Default longest bulk argument (Redis's proto-max-bulk-len); `--proto-max-bulk-len` changes it.
 pub const BULK_LEN_MAX_DEFAULT: usize = 512 * 1024 * 1024;
-/// Most arguments in one multibulk request.
-pub const ARRAY_LEN_MAX: usize = 1024 * 1024;
+/// Most arguments in one multibulk request: Redis 7's limit (`INT_MAX`). Nothing is sized
+/// from it: argument spans grow as arguments really arrive, within the query buffer limit.
+pub const ARRAY_LEN_MAX: usize = i32::MAX as usize;
 /// Before AUTH (when a password is set): most arguments in one request.
 pub const UNAUTH_ARRAY_LEN_MAX: usize = 10;
 /// Before AUTH (when a password is set): longest bulk argument.
@@ -536,9 +537,12 @@ mod tests {
             Some(ProtocolError::InvalidMultibulkLength)
         );
         assert_eq!(
-            e(b"*1048577\r\n", d),
+            e(b"*2147483648\r\n", d),
             Some(ProtocolError::InvalidMultibulkLength)
         );
+        // Redis 7 accepts up to INT_MAX arguments (Redis 6 stopped at 1024 * 1024).
+        assert_eq!(e(b"*2147483647\r\n", d), None);
+        assert_eq!(e(b"*1048577\r\n", d), None);
         assert_eq!(
             e(b"*99999999999999999999\r\n", d),
             Some(ProtocolError::InvalidMultibulkLength)
