@@ -9,24 +9,42 @@ use super::{eq_ignore_case, not_integer, now_ms, parse_i64, syntax_error, Ctx};
 use crate::glob;
 use crate::protocol::reply;
 
+/// DEL and UNLINK: several keys are deleted as one atomic batch; repeats count once.
 pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let mut deleted = 0;
-    for key in &args[1..] {
-        match ctx.engine.delete(key) {
-            Ok(Some(token)) => {
-                deleted += 1;
-                ctx.wrote(Some(token));
-            }
-            Ok(None) => {}
-            Err(e) => return ctx.write_error(&e),
+    let keys = &args[1..];
+    let res = if let [key] = keys {
+        ctx.engine
+            .delete(key)
+            .map(|token| (i64::from(token.is_some()), token))
+    } else {
+        ctx.engine.update_many(keys, |cur| {
+            let mut seen = std::collections::HashSet::new();
+            let live = cur
+                .iter()
+                .zip(keys)
+                .filter(|(e, key)| e.is_some() && seen.insert(**key))
+                .count();
+            (vec![Update::Delete; keys.len()], live as i64)
+        })
+    };
+    match res {
+        Ok((deleted, token)) => {
+            ctx.wrote(token);
+            reply::integer(ctx.out, deleted);
         }
+        Err(e) => ctx.write_error(&e),
     }
-    reply::integer(ctx.out, deleted);
 }
 
 /// EXISTS and TOUCH: how many of the keys (repeats counted) exist.
+/// Several keys are read at one instant.
 pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let n = args[1..].iter().filter(|k| ctx.engine.contains(k)).count();
+    let n = match &args[1..] {
+        [key] => usize::from(ctx.engine.contains(key)),
+        keys => ctx
+            .engine
+            .get_many_with(keys, |cur| cur.iter().filter(|e| e.is_some()).count()),
+    };
     reply::integer(ctx.out, n as i64);
 }
 
@@ -208,42 +226,59 @@ pub fn renamenx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     rename_generic(ctx, args, true);
 }
 
-/// RENAME copies the value and expiry to the new key, then deletes the old one. Each step is
-/// atomic; the pair is not isolated from concurrent writers of the same keys.
+/// What RENAME found.
+enum Renamed {
+    NoSuchKey,
+    TargetExists,
+    Done { expire_at_ms: u64 },
+}
+
+/// RENAME moves the value and expiry to the new key and deletes the old one, as one atomic
+/// batch: no reader, concurrent writer or restart sees the value under both names or neither.
 fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) {
     let (src, dst) = (args[1], args[2]);
-    let Some((value, expire_at_ms)) = ctx
-        .engine
-        .get_with(src, |e| e.map(|e| (e.value.to_vec(), e.expire_at_ms)))
-    else {
-        return reply::err(ctx.out, "no such key");
-    };
     if src == dst {
-        return if nx {
-            reply::integer(ctx.out, 0)
-        } else {
-            reply::ok(ctx.out)
+        return match (ctx.engine.contains(src), nx) {
+            (false, _) => reply::err(ctx.out, "no such key"),
+            (true, true) => reply::integer(ctx.out, 0),
+            (true, false) => reply::ok(ctx.out),
         };
     }
-    if nx && ctx.engine.contains(dst) {
-        return reply::integer(ctx.out, 0);
-    }
-    if let Err(e) = ctx
-        .engine
-        .put(dst, &value, expire_at_ms)
-        .map(|t| ctx.wrote(Some(t)))
-    {
-        return ctx.write_error(&e);
-    }
-    ctx.track_expiry(dst, expire_at_ms);
-    match ctx.engine.delete(src) {
-        Ok(token) => ctx.wrote(token),
-        Err(e) => return ctx.write_error(&e),
-    }
-    if nx {
-        reply::integer(ctx.out, 1);
-    } else {
-        reply::ok(ctx.out);
+    let mut moved = Vec::new();
+    let moved = &mut moved;
+    let res = ctx.engine.update_many(&[src, dst], move |cur| {
+        let keep = vec![Update::Keep; 2];
+        let Some(e) = cur[0] else {
+            return (keep, Renamed::NoSuchKey);
+        };
+        if nx && cur[1].is_some() {
+            return (keep, Renamed::TargetExists);
+        }
+        moved.extend_from_slice(e.value);
+        let value: &[u8] = moved;
+        let expire_at_ms = e.expire_at_ms;
+        let updates = vec![
+            Update::Delete,
+            Update::Put {
+                value,
+                expire_at_ms,
+            },
+        ];
+        (updates, Renamed::Done { expire_at_ms })
+    });
+    match res {
+        Err(e) => ctx.write_error(&e),
+        Ok((Renamed::NoSuchKey, _)) => reply::err(ctx.out, "no such key"),
+        Ok((Renamed::TargetExists, _)) => reply::integer(ctx.out, 0),
+        Ok((Renamed::Done { expire_at_ms }, token)) => {
+            ctx.wrote(token);
+            ctx.track_expiry(dst, expire_at_ms);
+            if nx {
+                reply::integer(ctx.out, 1);
+            } else {
+                reply::ok(ctx.out);
+            }
+        }
     }
 }
 

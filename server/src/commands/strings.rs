@@ -338,54 +338,81 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    reply::array_len(ctx.out, args.len() - 1);
-    for key in &args[1..] {
-        let out = &mut *ctx.out;
-        let found = ctx.engine.get_with(key, |e| match e {
-            Some(e) => {
-                reply::bulk(out, e.value);
-                true
+    let keys = &args[1..];
+    reply::array_len(ctx.out, keys.len());
+    let out = &mut *ctx.out;
+    let hits = ctx.engine.get_many_with(keys, |entries| {
+        let mut hits = 0u64;
+        for e in entries {
+            match e {
+                Some(e) => {
+                    reply::bulk(out, e.value);
+                    hits += 1;
+                }
+                None => reply::null(out),
             }
-            None => {
-                reply::null(out);
-                false
-            }
-        });
-        ctx.hit(found);
-    }
+        }
+        hits
+    });
+    ctx.keyspace_hits += hits;
+    ctx.keyspace_misses += keys.len() as u64 - hits;
 }
 
-/// MSET writes key by key: each write is atomic, the whole is not (the engine has no
-/// multi-key transaction).
+/// The keys of MSET/MSETNX's key-value pairs.
+fn pair_keys<'a>(pairs: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    pairs.iter().step_by(2).copied().collect()
+}
+
+/// The puts of MSET/MSETNX's key-value pairs, without expiry (MSET clears a TTL, as Redis).
+fn pair_puts<'a>(pairs: &[&'a [u8]]) -> Vec<Update<'a>> {
+    pairs
+        .chunks_exact(2)
+        .map(|p| Update::Put {
+            value: p[1],
+            expire_at_ms: 0,
+        })
+        .collect()
+}
+
+/// MSET writes every pair as one atomic batch: readers and a restart see all or none.
 pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if args.len() % 2 == 0 {
         return arity_error(ctx.out, "mset");
     }
-    for pair in args[1..].chunks_exact(2) {
-        match ctx.engine.put(pair[0], pair[1], 0) {
-            Ok(token) => ctx.wrote(Some(token)),
-            Err(e) => return ctx.write_error(&e),
+    let pairs = &args[1..];
+    match ctx
+        .engine
+        .update_many(&pair_keys(pairs), |_| (pair_puts(pairs), ()))
+    {
+        Ok(((), token)) => {
+            ctx.wrote(token);
+            reply::ok(ctx.out);
         }
+        Err(e) => ctx.write_error(&e),
     }
-    reply::ok(ctx.out);
 }
 
-/// MSETNX checks that no key exists, then writes them; not isolated from concurrent writers
-/// of the same keys on other connections.
+/// MSETNX checks that no key exists and writes them all, in one atomic step.
 pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if args.len() % 2 == 0 {
         return arity_error(ctx.out, "msetnx");
     }
-    if args[1..].chunks_exact(2).any(|p| ctx.engine.contains(p[0])) {
-        return reply::integer(ctx.out, 0);
-    }
-    for pair in args[1..].chunks_exact(2) {
-        match ctx.engine.put(pair[0], pair[1], 0) {
-            Ok(token) => ctx.wrote(Some(token)),
-            Err(e) => return ctx.write_error(&e),
+    let pairs = &args[1..];
+    let keys = pair_keys(pairs);
+    let res = ctx.engine.update_many(&keys, |cur| {
+        if cur.iter().any(Option::is_some) {
+            (vec![Update::Keep; cur.len()], 0)
+        } else {
+            (pair_puts(pairs), 1)
         }
+    });
+    match res {
+        Ok((set, token)) => {
+            ctx.wrote(token);
+            reply::integer(ctx.out, set);
+        }
+        Err(e) => ctx.write_error(&e),
     }
-    reply::integer(ctx.out, 1);
 }
 
 fn string_too_long(out: &mut Vec<u8>) {
