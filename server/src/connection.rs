@@ -18,6 +18,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use bumpalo::Bump;
@@ -26,6 +27,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
+use crate::clients::ClientEntry;
 use crate::commands::{self, Client, Ctx};
 use crate::protocol::{Frame, Limits, Parser};
 use crate::stats;
@@ -59,10 +61,12 @@ pub struct ConnShared {
     /// The write loop failed (peer gone, durability failed): the read loop ends.
     failed: Cell<bool>,
     last_active_tick: Cell<u64>,
+    /// The client as the registry shows it; a kill mark set there is acted on by the cron.
+    pub entry: Arc<ClientEntry>,
 }
 
 impl ConnShared {
-    pub fn new(stream: &TcpStream, tick: u64) -> ConnShared {
+    pub fn new(stream: &TcpStream, tick: u64, entry: Arc<ClientEntry>) -> ConnShared {
         ConnShared {
             fd: stream.as_raw_fd(),
             pending: RefCell::new(Vec::with_capacity(WRITE_BUF_INITIAL_BYTES)),
@@ -73,6 +77,7 @@ impl ConnShared {
             closing: Cell::new(false),
             failed: Cell::new(false),
             last_active_tick: Cell::new(tick),
+            entry,
         }
     }
 
@@ -118,20 +123,22 @@ impl ConnShared {
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    id: u64,
+    entry: Arc<ClientEntry>,
     conn: Rc<ConnShared>,
     w: Rc<Worker>,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
+    let id = entry.id;
     let client = Client {
         id,
         addr: peer,
-        name: None,
+        entry,
         authenticated: w.shared.config.requirepass.is_none(),
     };
     read_loop(rd, &conn, &w, client).await;
+    w.shared.registry.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
     writer.await;
@@ -193,6 +200,7 @@ async fn read_loop(
             Ok(n) => {
                 stats::add(&w.counters().net_input_bytes, n as u64);
                 conn.last_active_tick.set(w.tick());
+                client.entry.touch(crate::commands::now_ms() as u64);
             }
         }
     }

@@ -23,6 +23,7 @@
 //! the reader. Under `--fsync always` the write loop first awaits the engine's durability of
 //! the batch's last write, so one fdatasync covers every connection's writes (group commit).
 
+pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod connection;

@@ -93,6 +93,8 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Clients connected now, for --maxclients (touched once per connect and disconnect).
     pub clients: AtomicUsize,
+    /// Every connected client, for CLIENT LIST / INFO / KILL.
+    pub registry: crate::clients::Registry,
     pub next_client_id: AtomicU64,
     pub started: Instant,
     pub ops: Mutex<OpsSampler>,
@@ -160,6 +162,7 @@ impl Server {
             threads,
             shutdown: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
+            registry: crate::clients::Registry::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             ops: Mutex::new(OpsSampler::default()),
@@ -288,6 +291,12 @@ impl ServerHandle {
     /// The address the server listens on (with the port chosen when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// True when protected mode is in force: no password, a non-loopback bind, and
+    /// `--protected-mode yes`; clients from other hosts are refused.
+    pub fn is_protected(&self) -> bool {
+        self.shared.protected
     }
 
     pub fn driver(&self) -> Driver {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
@@ -19,6 +20,7 @@ use monoio::net::{TcpListener, TcpStream};
 use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
+use crate::clients::ClientEntry;
 use crate::connection::{self, ConnShared};
 use crate::expiry::ExpiryQueue;
 use crate::server::{Driver, Shared, StartError};
@@ -264,13 +266,7 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
     stats::add(&w.counters().connections, 1);
-    let refusal = if now > shared.config.maxclients {
-        Some(MAXCLIENTS_REPLY)
-    } else if shared.protected && !is_loopback(peer) {
-        Some(DENIED_REPLY)
-    } else {
-        None
-    };
+    let refusal = refusal(now, shared.config.maxclients, shared.protected, peer);
     if let Some(reply) = refusal {
         shared
             .clients
@@ -282,9 +278,35 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let id = shared
         .next_client_id
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let conn = Rc::new(ConnShared::new(&stream, w.tick()));
+    let laddr = stream.local_addr().unwrap_or(shared.local_addr);
+    let entry = Arc::new(ClientEntry::new(
+        id,
+        peer,
+        laddr,
+        stream.as_raw_fd(),
+        crate::commands::now_ms() as u64,
+    ));
+    shared.registry.add(entry.clone());
+    let conn = Rc::new(ConnShared::new(&stream, w.tick(), entry.clone()));
     w.register(id, conn.clone());
-    monoio::spawn(connection::serve(stream, peer, id, conn, w.clone()));
+    monoio::spawn(connection::serve(stream, peer, entry, conn, w.clone()));
+}
+
+/// Why a new connection, the `clients`-th open one, is refused, if it is: over maxclients, or
+/// from another host while protected mode is on (as Redis checks, in that order).
+fn refusal(
+    clients: usize,
+    maxclients: usize,
+    protected: bool,
+    peer: SocketAddr,
+) -> Option<&'static [u8]> {
+    if clients > maxclients {
+        Some(MAXCLIENTS_REPLY)
+    } else if protected && !is_loopback(peer) {
+        Some(DENIED_REPLY)
+    } else {
+        None
+    }
 }
 
 fn is_loopback(peer: SocketAddr) -> bool {
@@ -323,6 +345,11 @@ async fn cron(worker: Weak<Worker>) {
         if expired > 0 {
             stats::add(&w.counters().expired_keys, expired);
         }
+        for c in w.conns.borrow().values() {
+            if c.entry.is_killed() && !c.is_closing() {
+                c.shut_both();
+            }
+        }
         if timeout_ticks > 0 {
             for c in w.conns.borrow().values() {
                 if tick.saturating_sub(c.last_active_tick()) > timeout_ticks && !c.is_closing() {
@@ -349,5 +376,49 @@ async fn cron(worker: Weak<Worker>) {
                 Some(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn protected_mode_refuses_other_hosts_only() {
+        for local in [
+            "127.0.0.1:5000",
+            "127.8.9.10:5000",
+            "[::1]:5000",
+            "[::ffff:127.0.0.1]:5000",
+        ] {
+            assert_eq!(refusal(1, 10, true, addr(local)), None, "{local}");
+        }
+        for remote in [
+            "192.0.2.7:5000",
+            "10.0.0.1:1",
+            "[2001:db8::1]:5000",
+            "[::ffff:192.0.2.7]:1",
+        ] {
+            assert_eq!(
+                refusal(1, 10, true, addr(remote)),
+                Some(DENIED_REPLY),
+                "{remote}"
+            );
+            assert_eq!(refusal(1, 10, false, addr(remote)), None, "{remote}");
+        }
+        // maxclients is answered first, as Redis does.
+        assert_eq!(
+            refusal(11, 10, true, addr("192.0.2.7:1")),
+            Some(MAXCLIENTS_REPLY)
+        );
+        assert_eq!(
+            refusal(11, 10, false, addr("127.0.0.1:1")),
+            Some(MAXCLIENTS_REPLY)
+        );
+        assert_eq!(refusal(10, 10, false, addr("127.0.0.1:1")), None);
     }
 }

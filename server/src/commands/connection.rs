@@ -163,7 +163,9 @@ fn set_name(ctx: &mut Ctx<'_>, name: &[u8]) -> bool {
         );
         return false;
     }
-    ctx.client.name = (!name.is_empty()).then(|| name.into());
+    ctx.client
+        .entry
+        .set_name((!name.is_empty()).then(|| name.into()));
     true
 }
 
@@ -173,6 +175,30 @@ const CLIENT_HELP: &[&str] = &[
     "    Return the name of the current connection.",
     "ID",
     "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR <ip:port>",
+    "      Kill connections made from the specified address",
+    "    * LADDR <ip:port>",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "    * ID <client-id> [<client-id> ...]",
+    "      Return clients of specified IDs only.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -195,9 +221,9 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if want(2, "id", ctx) {
             reply::integer(ctx.out, ctx.client.id as i64);
         }
-    } else if eq_ignore_case(sub, "getname") {
+    } else if eq_subcommand(sub, "getname") {
         if want(2, "getname", ctx) {
-            match &ctx.client.name {
+            match &ctx.client.entry.name() {
                 Some(n) => reply::bulk(ctx.out, n),
                 None => reply::null(ctx.out),
             }
@@ -217,7 +243,22 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 reply::error(ctx.out, &msg);
             }
         }
-    } else if eq_ignore_case(sub, "help") {
+    } else if eq_subcommand(sub, "list") {
+        super::client_list::list(ctx, args);
+    } else if eq_subcommand(sub, "info") {
+        if want(2, "info", ctx) {
+            super::client_list::info(ctx);
+        }
+    } else if eq_subcommand(sub, "kill") {
+        if args.len() < 3 {
+            arity_error(ctx.out, "client|kill");
+        } else {
+            super::client_list::kill(ctx, args);
+        }
+    } else if eq_subcommand(sub, "help") {
+        if !want(2, "help", ctx) {
+            return;
+        }
         reply::array_len(ctx.out, CLIENT_HELP.len());
         for line in CLIENT_HELP {
             reply::simple(ctx.out, line.as_bytes());

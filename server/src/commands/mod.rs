@@ -8,6 +8,7 @@
 //! `out` under the shard lock. Writes record their [`WriteToken`] so that, under
 //! `--fsync always`, the connection holds the batch's replies until the token is durable.
 
+pub mod client_list;
 pub mod connection;
 pub mod float80;
 pub mod keys;
@@ -29,7 +30,8 @@ pub use table::{lookup, CommandSpec, COMMANDS};
 pub struct Client {
     pub id: u64,
     pub addr: SocketAddr,
-    pub name: Option<Box<[u8]>>,
+    /// What other connections see of this one (CLIENT LIST), and its name.
+    pub entry: std::sync::Arc<crate::clients::ClientEntry>,
     /// True once AUTH succeeded, or from the start when no password is set.
     pub authenticated: bool,
 }
@@ -102,6 +104,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         reply::error(ctx.out, b"NOAUTH Authentication required.");
         return;
     }
+    ctx.client.entry.note_command(spec);
     (spec.handler)(ctx, args);
 }
 

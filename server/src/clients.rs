@@ -1,0 +1,133 @@
+//! The registry of connected clients, across workers: what CLIENT LIST / CLIENT INFO show and
+//! what CLIENT KILL acts on.
+//!
+//! A connection registers when admitted and leaves when its read loop ends. The hot path only
+//! does relaxed stores into its own entry (last activity per read, last command per command);
+//! the registry's mutex is taken on connect, disconnect and by the CLIENT commands. A kill only
+//! marks the entry: the owning worker's cron closes the connection within a tick, because
+//! another thread can neither wake a connection's task nor safely touch its socket.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::commands::table::CommandSpec;
+
+/// One connected client, as other threads may see it.
+pub struct ClientEntry {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: i32,
+    created_ms: u64,
+    last_active_ms: AtomicU64,
+    last_cmd: AtomicPtr<CommandSpec>,
+    name: Mutex<Option<Box<[u8]>>>,
+    killed: AtomicBool,
+}
+
+impl std::fmt::Debug for ClientEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientEntry")
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientEntry {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, fd: i32, now_ms: u64) -> Self {
+        ClientEntry {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now_ms,
+            last_active_ms: AtomicU64::new(now_ms),
+            last_cmd: AtomicPtr::new(std::ptr::null_mut()),
+            name: Mutex::new(None),
+            killed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn touch(&self, now_ms: u64) {
+        self.last_active_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn note_command(&self, spec: &'static CommandSpec) {
+        self.last_cmd.store(
+            spec as *const CommandSpec as *mut CommandSpec,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn name(&self) -> Option<Box<[u8]>> {
+        lock(&self.name).clone()
+    }
+
+    pub fn set_name(&self, name: Option<Box<[u8]>>) {
+        *lock(&self.name) = name;
+    }
+
+    /// Asks the owning worker to close the connection.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// One line of CLIENT LIST, in Redis 7.0's field order, without the newline. flin keeps no
+    /// per-client buffer accounting across threads, so the buffer and memory fields read 0.
+    pub fn describe(&self, now_ms: u64, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let age = now_ms.saturating_sub(self.created_ms) / 1000;
+        let idle = now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
+        let cmd = self.last_cmd.load(Ordering::Relaxed);
+        // SAFETY: only ever set from a `&'static CommandSpec`.
+        let cmd = unsafe { cmd.as_ref() }.map_or("NULL", |c| c.name);
+        let _ = write!(
+            out,
+            "id={} addr={} laddr={} fd={} name=",
+            self.id, self.addr, self.laddr, self.fd
+        );
+        if let Some(name) = &*lock(&self.name) {
+            out.extend_from_slice(name);
+        }
+        let _ = write!(
+            out,
+            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \
+             qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
+             events=r cmd={cmd} user=default redir=-1 resp=2"
+        );
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientEntry>>>,
+}
+
+impl Registry {
+    pub fn add(&self, entry: Arc<ClientEntry>) {
+        lock(&self.clients).insert(entry.id, entry);
+    }
+
+    pub fn remove(&self, id: u64) {
+        lock(&self.clients).remove(&id);
+    }
+
+    /// The clients, in id order (the order of connection, as Redis lists them).
+    pub fn all(&self) -> Vec<Arc<ClientEntry>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+}
+
+/// Poisoning cannot leave these maps half-updated (every critical section is one call), so a
+/// panic elsewhere must not take CLIENT LIST down with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
