@@ -100,6 +100,13 @@ impl SegmentMap {
     }
 }
 
+/// What the prealloc thread hands over and is asked for.
+#[derive(Default)]
+struct Prepared {
+    spare: Option<Arc<Segment>>,
+    populate: Option<Arc<Segment>>,
+}
+
 /// State shared by the engine handle, the sync thread and the compaction thread.
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
@@ -119,9 +126,10 @@ pub(crate) struct Shared {
     pub(crate) compaction_running: AtomicBool,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
-    /// The next log segment, created and faulted in ahead of need by the prealloc thread, so
-    /// rolling is a rename and appends never wait for page faults.
-    spare: Mutex<Option<Arc<Segment>>>,
+    /// Work for the prealloc thread: the next log segment, created ahead of need so rolling is
+    /// a rename, and the active segment when its writer nears the end of its faulted-in pages,
+    /// so appends do not wait for page faults.
+    spare: Mutex<Prepared>,
     spare_cond: Condvar,
     _dir_lock: DirLock,
 }
@@ -217,13 +225,18 @@ impl Shared {
 }
 
 impl SegmentFactory for Shared {
+    fn request_populate(&self, seg: &Arc<Segment>) {
+        self.spare.lock().populate = Some(seg.clone());
+        self.spare_cond.notify_all();
+    }
+
     fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>> {
         // The segment being sealed goes to the sync thread; under every policy it is synced
         // and released soon, so retired files do not linger (Never would otherwise wait
         // forever).
         self.syncer.request(self.log.last_seq());
         if capacity <= self.options.segment_size_bytes {
-            let spare = self.spare.lock().take();
+            let spare = self.spare.lock().spare.take();
             self.spare_cond.notify_all();
             // Log segments must be numbered in the order they are used (recovery and FLUSHALL
             // rely on it): a spare numbered before a segment created meanwhile is discarded.
@@ -365,7 +378,7 @@ impl Engine {
             index: recovered.index,
             segments: ArcSwap::from_pointee(map),
             registry_lock: Mutex::new(()),
-            log: Log::new(active, recovered.next_seq),
+            log: Log::new(active, recovered.next_seq, options.fsync != Fsync::Always),
             syncer: Syncer::new(last_seq),
             poisoned: AtomicBool::new(false),
             poison_cause: Mutex::new(None),
@@ -375,7 +388,7 @@ impl Engine {
             compaction_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
             has_expiring: AtomicBool::new(recovered.has_expiring),
-            spare: Mutex::new(None),
+            spare: Mutex::new(Prepared::default()),
             spare_cond: Condvar::new(),
             options,
             _dir_lock: dir_lock,
@@ -1029,7 +1042,8 @@ impl Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        if let Some(spare) = self.shared.spare.lock().take() {
+        let prepared = std::mem::take(&mut *self.shared.spare.lock());
+        if let Some(spare) = prepared.spare {
             spare.mark_obsolete();
         }
         let sh = &self.shared;
@@ -1063,18 +1077,25 @@ impl Drop for Engine {
     }
 }
 
-/// The prealloc thread: keeps one log segment created, preallocated and faulted in, named
-/// `<id>.seg.tmp` until the log takes it (an unused one is removed at the next open).
+/// The prealloc thread: keeps one log segment created and preallocated, named
+/// `<id>.seg.tmp` until the log takes it (an unused one is removed at the next open), and
+/// faults the active segment's pages in a chunk ahead of its writer.
 fn prepare_segments(shared: Arc<Shared>) {
+    let ahead = shared.options.fsync != Fsync::Always;
     loop {
-        {
-            let mut spare = shared.spare.lock();
-            while spare.is_some() && !shared.syncer.is_shutdown() {
-                shared.spare_cond.wait(&mut spare);
+        let populate = {
+            let mut p = shared.spare.lock();
+            while p.spare.is_some() && p.populate.is_none() && !shared.syncer.is_shutdown() {
+                shared.spare_cond.wait(&mut p);
             }
-        }
+            p.populate.take()
+        };
         if shared.syncer.is_shutdown() {
             return;
+        }
+        if let Some(seg) = populate {
+            seg.populate_to(seg.len() + 2 * crate::segment::POPULATE_CHUNK);
+            continue;
         }
         let id = match shared.allocate_segment_id() {
             Ok(id) => id,
@@ -1093,8 +1114,10 @@ fn prepare_segments(shared: Arc<Shared>) {
             shared.options.segment_size_bytes,
         ) {
             Ok(seg) => {
-                seg.populate_for_write();
-                *shared.spare.lock() = Some(Arc::new(seg));
+                if ahead {
+                    seg.populate_to(2 * crate::segment::POPULATE_CHUNK);
+                }
+                shared.spare.lock().spare = Some(Arc::new(seg));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not prepare the next segment; will retry");

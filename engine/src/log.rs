@@ -20,6 +20,10 @@ pub(crate) struct Log {
     state: Mutex<LogState>,
     /// Sequence number of the newest appended record (readable without the lock).
     last_seq: AtomicU64,
+    /// Fault the active segment's pages in ahead of the writer. Off under `Fsync::Always`,
+    /// where every sync would write the faulted-in pages back as zeros and write-protect them
+    /// again, and where appends are few enough that their own page faults do not matter.
+    populate_ahead: bool,
 }
 
 pub(crate) struct LogState {
@@ -45,10 +49,13 @@ pub(crate) struct Append<'a> {
 pub(crate) trait SegmentFactory {
     /// Creates, registers and returns a new log segment of at least `capacity` bytes.
     fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>>;
+
+    /// Asks for the next pages of the active segment to be faulted in ahead of the writer.
+    fn request_populate(&self, seg: &Arc<Segment>);
 }
 
 impl Log {
-    pub(crate) fn new(active: Arc<Segment>, next_seq: u64) -> Log {
+    pub(crate) fn new(active: Arc<Segment>, next_seq: u64, populate_ahead: bool) -> Log {
         Log {
             state: Mutex::new(LogState {
                 active,
@@ -57,6 +64,7 @@ impl Log {
                 bytes_written: 0,
             }),
             last_seq: AtomicU64::new(next_seq - 1),
+            populate_ahead,
         }
     }
 
@@ -159,6 +167,9 @@ impl Log {
         header.encode_record_with(rec.body_crc, rec.key, rec.value, dst);
         seg.set_len(off + len as u64);
         seg.note_seq_exclusive(seq);
+        if self.populate_ahead && seg.wants_populate(off + len as u64) {
+            factory.request_populate(seg);
+        }
         st.next_seq += 1;
         st.bytes_written += len as u64;
         self.last_seq.store(seq, Ordering::Release);
