@@ -417,7 +417,9 @@ impl Segment {
         }
         .min(self.capacity() / page * page);
         let start = self.released.load(Ordering::Relaxed);
-        if end <= start {
+        // Under fsync always a sync finds a page or two complete: one madvise and its flush
+        // would cost more than the shootdowns it saves. Wait for a batch worth a call.
+        if end <= start || (end - start < RELEASE_MIN_BYTES && !self.is_sealed()) {
             return;
         }
         // SAFETY: advice on our own shared file mapping, page-aligned and inside it. On a shared
@@ -508,6 +510,9 @@ fn page_size() -> u64 {
         _ => 4096,
     })
 }
+
+/// The fewest bytes of complete pages of an active segment worth dropping before a sync.
+const RELEASE_MIN_BYTES: u64 = 1 << 20;
 
 /// How far ahead of a log segment's writer the prealloc thread faults pages in.
 pub const POPULATE_CHUNK: u64 = 2 << 20;
