@@ -21,14 +21,19 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
+/// Sends a request and reads the first line of its reply.
+fn request_line(raw: &mut Raw, args: &[&[u8]]) -> String {
+    raw.send(&cmd(args));
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        line.extend(raw.read_n(1));
+    }
+    String::from_utf8(line).unwrap()
+}
+
 /// Sends a request whose reply is a bulk string; returns the string.
 fn bulk(raw: &mut Raw, args: &[&[u8]]) -> String {
-    raw.send(&cmd(args));
-    let mut header = Vec::new();
-    while !header.ends_with(b"\r\n") {
-        header.extend(raw.read_n(1));
-    }
-    let header = String::from_utf8(header).unwrap();
+    let header = request_line(raw, args);
     let len: usize = header
         .strip_prefix('$')
         .unwrap_or_else(|| panic!("not a bulk reply: {header:?}"))
@@ -40,12 +45,7 @@ fn bulk(raw: &mut Raw, args: &[&[u8]]) -> String {
 }
 
 fn integer(raw: &mut Raw, args: &[&[u8]]) -> i64 {
-    raw.send(&cmd(args));
-    let mut line = Vec::new();
-    while !line.ends_with(b"\r\n") {
-        line.extend(raw.read_n(1));
-    }
-    let line = String::from_utf8(line).unwrap();
+    let line = request_line(raw, args);
     line.strip_prefix(':')
         .unwrap_or_else(|| panic!("not an integer reply: {line:?}"))
         .trim_end()
