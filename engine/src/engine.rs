@@ -515,16 +515,8 @@ impl Engine {
         let sh = &self.shared;
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
-        let slot = shard.find(h.tag(), |loc| key_matches(&segs, loc, key));
-        let current = slot.and_then(|i| {
-            let loc = shard.loc(i);
-            record_at(&segs, loc).map(|(hdr, rec)| (loc, hdr, rec))
-        });
-        let live = current.filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms));
-        let entry = live.map(|(_, hdr, rec)| Entry {
-            value: format::record_value(&hdr, rec),
-            expire_at_ms: hdr.expire_at_ms,
-        });
+        let (slot, current) = find_current(&shard, &segs, key, h);
+        let entry = live_entry(current);
         let (decision, result) = f(entry);
         let (value, expire_at_ms) = match decision {
             Update::Keep => return Ok((result, None)),
@@ -541,7 +533,7 @@ impl Engine {
                     return Ok((result, None));
                 };
                 let (loc, hdr, _) = current.expect("slot found");
-                if live.is_none() {
+                if entry.is_none() {
                     // Expired: drop it from memory; its record stays invisible on disk.
                     shard.remove_at(i);
                     add_dead(&segs, loc, hdr.record_len());
@@ -599,13 +591,7 @@ impl Engine {
             .zip(&hashes)
             .map(|(key, h)| {
                 let shard = &guards[guard_of(&shard_nos, h)];
-                let (_, current) = find_current(shard, &segs, key, *h);
-                current
-                    .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
-                    .map(|(_, hdr, rec)| Entry {
-                        value: format::record_value(&hdr, rec),
-                        expire_at_ms: hdr.expire_at_ms,
-                    })
+                live_entry(find_current(shard, &segs, key, *h).1)
             })
             .collect();
         f(&entries)
@@ -651,16 +637,7 @@ impl Engine {
             .zip(&hashes)
             .map(|(key, h)| find_current(&guards[guard_of(&shard_nos, h)], &segs, key, *h).1)
             .collect();
-        let entries: Vec<Option<Entry<'_>>> = current
-            .iter()
-            .map(|c| {
-                c.filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
-                    .map(|(_, hdr, rec)| Entry {
-                        value: format::record_value(&hdr, rec),
-                        expire_at_ms: hdr.expire_at_ms,
-                    })
-            })
-            .collect();
+        let entries: Vec<Option<Entry<'_>>> = current.iter().map(|&c| live_entry(c)).collect();
         let (decisions, result) = f(&entries);
         assert_eq!(
             decisions.len(),
@@ -1223,6 +1200,16 @@ fn find_current<'a>(
         record_at(segs, loc).map(|(hdr, rec)| (loc, hdr, rec))
     });
     (slot, current)
+}
+
+/// The value a read sees in `current`: none when absent, expired or unreadable.
+fn live_entry(current: Current<'_>) -> Option<Entry<'_>> {
+    current
+        .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
+        .map(|(_, hdr, rec)| Entry {
+            value: format::record_value(&hdr, rec),
+            expire_at_ms: hdr.expire_at_ms,
+        })
 }
 
 fn add_dead(segs: &SegmentMap, loc: Loc, bytes: usize) {

@@ -181,18 +181,7 @@ impl Segment {
     /// Faults every page of the map in for writing ahead of use, so appends do not pay for page
     /// faults and page zeroing. Best effort: kernels before 5.14 lack MADV_POPULATE_WRITE.
     pub fn populate_for_write(&self) {
-        const MADV_POPULATE_WRITE: libc::c_int = 23;
-        // SAFETY: advice on our own mapping; it changes no contents.
-        let rc = unsafe {
-            libc::madvise(
-                self.map.as_mut_ptr().cast(),
-                self.map.len(),
-                MADV_POPULATE_WRITE,
-            )
-        };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "MADV_POPULATE_WRITE failed");
-        }
+        self.populate_to(self.capacity());
     }
 
     /// Faults in the pages of `[populated, end)` writable (as `populate_for_write`, for part of
@@ -200,7 +189,9 @@ impl Segment {
     pub fn populate_to(&self, end: u64) {
         const MADV_POPULATE_WRITE: libc::c_int = 23;
         let page = page_size();
-        let end = end.min(self.capacity()) / page * page;
+        // Page-aligned, so the next call starts on a page; the map's end may be mid-page.
+        let cap = self.capacity();
+        let end = if end >= cap { cap } else { end / page * page };
         let start = self.written.0.populated.load(Ordering::Acquire);
         if end > start {
             // SAFETY: advice on our own mapping, page-aligned and inside it; it changes no
