@@ -55,6 +55,11 @@ impl ClientEntry {
         self.last_active_ms.store(now_ms, Ordering::Relaxed);
     }
 
+    /// Milliseconds since the client last sent bytes (CLIENT LIST's idle, `--timeout`).
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed))
+    }
+
     pub fn note_command(&self, spec: &'static CommandSpec) {
         self.last_cmd.store(
             spec as *const CommandSpec as *mut CommandSpec,
@@ -84,7 +89,7 @@ impl ClientEntry {
     pub fn describe(&self, now_ms: u64, out: &mut Vec<u8>) {
         use std::io::Write;
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
-        let idle = now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed)) / 1000;
+        let idle = self.idle_ms(now_ms) / 1000;
         let cmd = self.last_cmd.load(Ordering::Relaxed);
         // SAFETY: only ever set from a `&'static CommandSpec`.
         let cmd = unsafe { cmd.as_ref() }.map_or("NULL", |c| c.name);

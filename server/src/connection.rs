@@ -60,13 +60,12 @@ pub struct ConnShared {
     closing: Cell<bool>,
     /// The write loop failed (peer gone, durability failed): the read loop ends.
     failed: Cell<bool>,
-    last_active_tick: Cell<u64>,
     /// The client as the registry shows it; a kill mark set there is acted on by the cron.
     pub entry: Arc<ClientEntry>,
 }
 
 impl ConnShared {
-    pub fn new(stream: &TcpStream, tick: u64, entry: Arc<ClientEntry>) -> ConnShared {
+    pub fn new(stream: &TcpStream, entry: Arc<ClientEntry>) -> ConnShared {
         ConnShared {
             fd: stream.as_raw_fd(),
             pending: RefCell::new(Vec::with_capacity(WRITE_BUF_INITIAL_BYTES)),
@@ -76,13 +75,8 @@ impl ConnShared {
             reader_waker: Cell::new(None),
             closing: Cell::new(false),
             failed: Cell::new(false),
-            last_active_tick: Cell::new(tick),
             entry,
         }
-    }
-
-    pub fn last_active_tick(&self) -> u64 {
-        self.last_active_tick.get()
     }
 
     pub fn is_closing(&self) -> bool {
@@ -199,7 +193,6 @@ async fn read_loop(
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 stats::add(&w.counters().net_input_bytes, n as u64);
-                conn.last_active_tick.set(w.tick());
                 client.entry.touch(crate::commands::now_ms() as u64);
             }
         }

@@ -38,7 +38,7 @@ pub struct Worker {
     pub id: usize,
     pub shared: Arc<Shared>,
     conns: RefCell<HashMap<u64, Rc<ConnShared>>>,
-    /// Cron ticks since start: the coarse clock connections stamp their activity with.
+    /// Cron ticks since start: the clock of the shutdown grace period.
     tick: Cell<u64>,
     /// The tick at which shutdown began, once it has.
     stopping_since: Cell<Option<u64>>,
@@ -51,10 +51,6 @@ pub struct Worker {
 impl Worker {
     pub fn counters(&self) -> &WorkerCounters {
         &self.shared.workers[self.id]
-    }
-
-    pub fn tick(&self) -> u64 {
-        self.tick.get()
     }
 
     fn register(&self, id: u64, conn: Rc<ConnShared>) {
@@ -287,7 +283,7 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         crate::commands::now_ms() as u64,
     ));
     shared.registry.add(entry.clone());
-    let conn = Rc::new(ConnShared::new(&stream, w.tick(), entry.clone()));
+    let conn = Rc::new(ConnShared::new(&stream, entry.clone()));
     w.register(id, conn.clone());
     monoio::spawn(connection::serve(stream, peer, entry, conn, w.clone()));
 }
@@ -330,7 +326,7 @@ async fn cron(worker: Weak<Worker>) {
         let Some(w) = worker.upgrade() else {
             return;
         };
-        let timeout_ticks = w.shared.config.timeout.saturating_mul(10);
+        let timeout_ms = w.shared.config.timeout.saturating_mul(1000);
         let tick = w.tick.get() + 1;
         w.tick.set(tick);
         if w.id == 0 {
@@ -350,9 +346,10 @@ async fn cron(worker: Weak<Worker>) {
                 c.shut_both();
             }
         }
-        if timeout_ticks > 0 {
+        if timeout_ms > 0 {
+            let now = crate::commands::now_ms() as u64;
             for c in w.conns.borrow().values() {
-                if tick.saturating_sub(c.last_active_tick()) > timeout_ticks && !c.is_closing() {
+                if c.entry.idle_ms(now) > timeout_ms && !c.is_closing() {
                     stats::add(&w.counters().idle_closed, 1);
                     c.shut_both();
                 }
