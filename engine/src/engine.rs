@@ -211,11 +211,13 @@ impl Shared {
     pub(crate) fn note_write_error(&self, e: Error) -> Error {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         // Creating, preallocating or mapping a new segment fails before anything is written:
-        // the write can be retried (a full disk). A failed truncate or sync cannot.
+        // the write can be retried (a full disk). So does running out of sequence numbers
+        // (nothing is written; it is permanent, but the log is intact). A failed truncate or
+        // sync cannot.
         let retryable = matches!(
             &e,
             Error::Io { op, .. } if matches!(*op, "create segment" | "fallocate" | "mmap")
-        );
+        ) || matches!(e, Error::SeqExhausted { .. });
         if !retryable && !e.is_poisoned() {
             tracing::error!(error = %e, "write failed; the engine refuses writes from now on");
             self.poison(&e);

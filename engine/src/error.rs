@@ -44,6 +44,12 @@ pub enum Error {
     Poisoned {
         cause: String,
     },
+    /// The store's records already use the highest sequence number the format allows
+    /// ([`crate::format::SEQ_MAX`]), so no record can be newer. Nothing writes 2^62 records;
+    /// only files with a forged or damaged (but checksummed) sequence number get here.
+    SeqExhausted {
+        last_seq: u64,
+    },
     /// The options passed to `open` are out of range.
     InvalidOptions(String),
     /// The engine was closed.
@@ -123,6 +129,12 @@ impl fmt::Display for Error {
                 f,
                 "writes are disabled after an earlier write or fsync failure ({cause}); \
                  restart the server once the disk is healthy"
+            ),
+            Error::SeqExhausted { last_seq } => write!(
+                f,
+                "writes are refused: the data files already hold sequence number {last_seq}, \
+                 the highest the format allows (such a number comes from damaged files, not \
+                 from writes); copy the keys into a new data directory"
             ),
             Error::InvalidOptions(msg) => write!(f, "invalid engine options: {msg}"),
             Error::Closed => write!(f, "the engine is closed"),

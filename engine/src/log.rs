@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{self, RecordHeader, SegmentKind};
 use crate::index::Loc;
 use crate::segment::{sync_dir, Segment};
@@ -117,6 +117,9 @@ impl Log {
             .map(|r| (format::RECORD_HEADER_LEN + r.key.len() + r.value.len()) as u64)
             .sum();
         let mut st = self.state.lock();
+        // Checked for the whole batch before any record is appended: a batch cut short by
+        // the limit would be an open batch, which recovery drops as torn.
+        check_seqs(&st, recs.len() as u64)?;
         if st.active.len() + total > st.active.capacity() {
             self.roll_locked(&mut st, total, segment_size_bytes, factory)?;
         }
@@ -147,6 +150,7 @@ impl Log {
         segment_size_bytes: u64,
         factory: &dyn SegmentFactory,
     ) -> Result<(u64, Loc)> {
+        check_seqs(st, 1)?;
         let len = format::RECORD_HEADER_LEN + rec.key.len() + rec.value.len();
         if st.active.len() + len as u64 > st.active.capacity() {
             self.roll_locked(st, len as u64, segment_size_bytes, factory)?;
@@ -199,6 +203,17 @@ impl Log {
         st.unsynced_sealed.push(old);
         Ok(())
     }
+}
+
+/// Fails unless `count` more records can take sequence numbers no higher than
+/// [`format::SEQ_MAX`]: recovery treats a higher one as damage, so writing it would lose it.
+fn check_seqs(st: &LogState, count: u64) -> Result<()> {
+    if st.next_seq.saturating_add(count.saturating_sub(1)) > format::SEQ_MAX {
+        return Err(Error::SeqExhausted {
+            last_seq: st.next_seq - 1,
+        });
+    }
+    Ok(())
 }
 
 /// Creates a log segment file `dir/<id>.seg` and makes its name durable.

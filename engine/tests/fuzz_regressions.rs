@@ -10,8 +10,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 
-use flin_engine::format::{segment_file_name, RecordHeader, SegmentHeader, SegmentKind};
-use flin_engine::{Engine, Error, Fsync, Options};
+use flin_engine::format::{segment_file_name, RecordHeader, SegmentHeader, SegmentKind, SEQ_MAX};
+use flin_engine::{Engine, Error, Fsync, Options, Update};
 
 const ALLOCATION_MAX_BYTES: usize = 64 << 20;
 
@@ -208,4 +208,57 @@ fn compaction_does_not_drop_the_synced_value_of_an_unsynced_overwrite() {
         engine.stats().durable_seq
     );
     assert_eq!(engine.get(b"k").as_deref(), Some(&b"v2"[..]));
+}
+
+/// Found by `engine_open` (CI, 2026-11-30): a record whose checksums verify may carry the
+/// highest sequence number recovery accepts, `SEQ_MAX`. The log then numbered the next write
+/// `SEQ_MAX + 1` and acknowledged it; the next open rejected that record as damage, so the
+/// acknowledged write was gone (repair quarantined it). The log now refuses a write it could
+/// not number within the format, before appending anything, single or batch.
+#[test]
+fn writes_past_the_highest_sequence_number_are_refused_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    write_segment(
+        dir.path(),
+        1,
+        SegmentKind::Log,
+        &[(SEQ_MAX - 2, b"k", b"v")],
+    );
+    let engine = Engine::open(dir.path(), options(false)).unwrap();
+    // Two numbers are left: a two-key batch fits, then nothing does.
+    let (_, token) = engine
+        .update_many(&[b"a", b"b"], |_| {
+            let put = Update::Put {
+                value: b"1",
+                expire_at_ms: 0,
+            };
+            (vec![put, put], ())
+        })
+        .unwrap();
+    assert!(token.is_some());
+    assert_eq!(engine.stats().last_seq, SEQ_MAX);
+    let refused = engine.put(b"c", b"2", 0).unwrap_err();
+    assert!(
+        matches!(refused, Error::SeqExhausted { last_seq } if last_seq == SEQ_MAX),
+        "{refused:?}"
+    );
+    assert!(
+        refused.to_string().contains("new data directory"),
+        "{refused}"
+    );
+    assert!(matches!(
+        engine.delete(b"k"),
+        Err(Error::SeqExhausted { .. })
+    ));
+    engine.close().unwrap();
+
+    for repair in [false, true] {
+        let engine = Engine::open(dir.path(), options(repair)).unwrap();
+        assert_eq!(engine.stats().recovery.quarantined_bytes, 0);
+        for (k, v) in [(&b"k"[..], &b"v"[..]), (b"a", b"1"), (b"b", b"1")] {
+            assert_eq!(engine.get(k).as_deref(), Some(v), "{k:?} after reopen");
+        }
+        assert_eq!(engine.get(b"c"), None);
+        engine.close().unwrap();
+    }
 }
