@@ -89,34 +89,40 @@ fn write_hint_to(tmp: &Path, seg: &Segment) -> Result<()> {
     let mut crc = crc32fast::Hasher::new();
     let mut count = 0u64;
     let mut failure = None;
-    let mut start = format::SEGMENT_HEADER_LEN as u64;
-    loop {
-        let end = scan_records(bytes, start, |off, h, rec| {
-            if failure.is_some() {
-                return;
-            }
-            let key = format::record_key(h, rec);
-            let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];
-            put_u64(&mut fixed, 0, h.seq);
-            put_u64(&mut fixed, 8, h.expire_at_ms);
-            put_u32(&mut fixed, 16, off as u32);
-            put_u32(&mut fixed, 20, h.value_len);
-            put_u32(&mut fixed, 24, h.key_len);
-            fixed[28] = h.flags;
-            crc.update(&fixed);
-            crc.update(key);
-            count += 1;
-            if let Err(e) = w.write_all(&fixed).and_then(|()| w.write_all(key)) {
-                failure = Some(e);
-            }
-        });
-        if let Some(e) = failure {
-            return Err(io(e));
+    let end = scan_records(bytes, format::SEGMENT_HEADER_LEN as u64, |off, h, rec| {
+        if failure.is_some() {
+            return;
         }
-        match end {
-            ScanEnd::Corrupt { next_valid, .. } => start = next_valid,
-            ScanEnd::Clean { .. } | ScanEnd::Torn { .. } => break,
+        let key = format::record_key(h, rec);
+        let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];
+        put_u64(&mut fixed, 0, h.seq);
+        put_u64(&mut fixed, 8, h.expire_at_ms);
+        put_u32(&mut fixed, 16, off as u32);
+        put_u32(&mut fixed, 20, h.value_len);
+        put_u32(&mut fixed, 24, h.key_len);
+        fixed[28] = h.flags;
+        crc.update(&fixed);
+        crc.update(key);
+        count += 1;
+        if let Err(e) = w.write_all(&fixed).and_then(|()| w.write_all(key)) {
+            failure = Some(e);
         }
+    });
+    if let Some(e) = failure {
+        return Err(io(e));
+    }
+    match end {
+        // Recovery rewrites a repaired segment without its damage, so a sealed segment
+        // has none unless it was damaged since; then it gets no hint, and the next open
+        // scans it and finds the damage itself.
+        ScanEnd::Corrupt { at, reason, .. } | ScanEnd::Torn { at, reason } => {
+            return Err(Error::Corrupt {
+                path: seg.path(),
+                offset: at,
+                reason: format!("{reason}; no hint file written for this segment"),
+            })
+        }
+        ScanEnd::Clean { .. } => {}
     }
     w.write_all(&crc.finalize().to_le_bytes()).map_err(io)?;
     let mut header = [0u8; HINT_HEADER_LEN];

@@ -15,6 +15,8 @@
 //!   `Options::repair` the damaged bytes are copied to `quarantine/` and skipped, and the loss
 //!   is reported; compaction later rewrites the segment without them.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -462,6 +464,8 @@ impl Loaded {
             return Ok(());
         }
         let mut valid_end = file_len;
+        // Damage between valid records was quarantined: the file is written again without it.
+        let mut rewrite = false;
         let damage = std::mem::take(&mut self.damage);
         for d in &damage {
             match *d {
@@ -481,7 +485,7 @@ impl Loaded {
                         });
                     }
                     stats.quarantined_bytes += quarantine(dir, &self.seg, at, next_valid)?;
-                    self.seg.add_dead(next_valid - at);
+                    rewrite = true;
                 }
                 ScanEnd::Torn { at, reason } => {
                     let dropped = file_len - at;
@@ -509,6 +513,9 @@ impl Loaded {
                 }
             }
         }
+        if rewrite {
+            return self.rewrite_without_damage(dir);
+        }
         self.seg.set_len(valid_end);
         if valid_end < file_len {
             self.seg.seal()?;
@@ -518,6 +525,58 @@ impl Loaded {
         } else {
             self.seg.mark_sealed();
         }
+        Ok(())
+    }
+
+    /// After repair quarantined damage between valid records: writes the segment again as its
+    /// header and its verified runs back to back, and replaces the file with it (a temporary
+    /// file, synced, renamed over the old one). The damage is then gone from the store, not
+    /// only skipped: the next open needs no repair, and a hint file written later lists
+    /// exactly the records recovery serves now. A crash before the rename leaves the damaged
+    /// file and a `.tmp` file that the next open removes; repair then runs again.
+    fn rewrite_without_damage(&mut self, dir: &Path) -> Result<()> {
+        let path = self.seg.path();
+        let tmp = path.with_extension("seg.tmp");
+        let bytes = self.seg.mapped_bytes();
+        let io = |op, e| Error::io(op, &tmp, e);
+        let file = File::create(&tmp).map_err(|e| io("create segment", e))?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        // The header was verified when the segment was opened.
+        let mut runs = vec![&bytes[..SEGMENT_HEADER_LEN]];
+        runs.extend(
+            self.spans
+                .iter()
+                .map(|&(start, end)| &bytes[start as usize..end as usize]),
+        );
+        for run in &runs {
+            w.write_all(run).map_err(|e| io("write segment", e))?;
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| io("write segment", e.into_error()))?;
+        file.sync_data().map_err(|e| io("fdatasync", e))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(|e| io("rename segment", e))?;
+        crate::segment::sync_dir(dir)?;
+        // A hint written for the damaged file no longer applies.
+        let _ = std::fs::remove_file(hint_path(dir, self.seg.id));
+
+        let kept: u64 = runs.iter().map(|r| r.len() as u64).sum();
+        tracing::warn!(
+            path = %path.display(),
+            bytes_before = self.seg.len(),
+            bytes_after = kept,
+            "repair: segment rewritten without its damaged parts (copies in quarantine/)"
+        );
+        let (file, map, len) = Segment::open_existing(&path)?;
+        let seg = Segment::from_parts(path, file, map, self.seg.id, self.seg.kind, len);
+        seg.mark_sealed();
+        self.seg = Arc::new(seg);
+        self.spans = if len > SEGMENT_HEADER_LEN as u64 {
+            vec![(SEGMENT_HEADER_LEN as u64, len)]
+        } else {
+            Vec::new()
+        };
         Ok(())
     }
 

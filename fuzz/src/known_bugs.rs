@@ -3,9 +3,8 @@
 //! bug instead of stopping at the same one. Delete a filter when its bug is fixed (and
 //! un-ignore its test): the fuzzers then check the fix too.
 //!
-//! None today. The four bugs found so far (segment ids near `u32::MAX`, far-apart segment ids
-//! sizing the registry, sequence number `u64::MAX`, compaction deleting a synced value whose
-//! overwrite was not synced) are fixed, and their tests run in the normal suite.
+//! None today. The bugs found so far (listed in `docs/ROBUSTNESS.md`, "Fuzzing") are fixed,
+//! and their tests run in the normal suite.
 
 use crate::files::DirSpec;
 
