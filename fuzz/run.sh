@@ -25,6 +25,8 @@ fi
 
 cargo +nightly fuzz build --debug-assertions --sanitizer "$sanitizer"
 
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
 failed=()
 for target in $(cargo +nightly fuzz list); do
     mkdir -p "corpus/$target"
@@ -36,15 +38,28 @@ for target in $(cargo +nightly fuzz list); do
     dict=()
     [ "$target" = resp_parse ] && dict=(-dict=resp.dict)
     echo "== fuzz $target for ${seconds}s"
+    log="$logs/$target.log"
     if ! cargo +nightly fuzz run --debug-assertions --sanitizer "$sanitizer" "$target" \
         "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
-        ${dict[@]+"${dict[@]}"}; then
+        ${dict[@]+"${dict[@]}"} 2>&1 | tee "$log"; then
         failed+=("$target")
     fi
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
+    # The fuzzers' progress lines push a failure's report far up the log; repeat what is
+    # needed to reproduce it here, at the end, including the input itself (base64), since
+    # a CI machine's fuzz/artifacts/ is gone once the run ends.
+    for target in "${failed[@]}"; do
+        echo "== $target failed; its report:"
+        grep -E -A 12 "panicked at|ERROR: libFuzzer|SUMMARY:" "$logs/$target.log" | head -60 || true
+        for input in artifacts/"$target"/*; do
+            [ -e "$input" ] || continue
+            echo "== input $input (base64; replay: base64 -d > x && cargo +nightly fuzz run $target x):"
+            base64 -w 100 "$input" | head -200
+        done
+    done
     echo "== crashes in: ${failed[*]} (inputs in fuzz/artifacts/)"
     exit 1
 fi
