@@ -4,12 +4,16 @@
 //!
 //! `cargo run --release -p flin-bench --bin flin-engine-churn -- --keys 1000000 --passes 5`
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use flin_bench::engine_tools::{dir_bytes as file_bytes, key16 as key};
+
+/// How often the disk-use sampler looks at the directory.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 use flin_engine::{Engine, Fsync, Options};
 
 #[derive(Parser)]
@@ -76,9 +80,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         engine.put(&key(i), &value, 0)?;
     }
     println!(
-        "{:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10}",
-        "pass", "live MB", "seg MB", "hint MB", "space", "+hints", "write amp"
+        "{:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>12}",
+        "pass",
+        "live MB",
+        "seg MB",
+        "hint MB",
+        "space",
+        "+hints",
+        "write amp",
+        "engine live",
+        "engine disk"
     );
+    let sampler = Sampler::start(dir.to_path_buf());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let step = (args.keys / args.reports_per_pass).max(1);
     let mut written = 0u64;
@@ -99,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         written += step;
         let st = engine.stats();
         let live = args.keys * record;
-        let seg = file_bytes(dir, "seg");
+        let seg = data_bytes(dir);
         let hint = file_bytes(dir, "hint");
         let user = (args.keys + written) * record;
         let wamp = (st.bytes_written + st.compaction_bytes_written) as f64 / user as f64;
@@ -107,23 +120,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The first pass fills the first segments; judge the steady state after it.
         if written > args.keys {
             worst_space = worst_space.max(space);
+            sampler.judging.store(true, Ordering::Relaxed);
         }
         last_wamp = wamp;
         println!(
-            "{:>8.2} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>8.2} {:>10.2}",
+            "{:>8.2} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>8.2} {:>10.2} {:>12.1} {:>12.1}",
             written as f64 / args.keys as f64,
             live as f64 / 1e6,
             seg as f64 / 1e6,
             hint as f64 / 1e6,
             space,
             (seg + hint) as f64 / live as f64,
-            wamp
+            wamp,
+            st.live_bytes as f64 / 1e6,
+            st.disk_bytes as f64 / 1e6
         );
     }
+    let peak = sampler.stop();
+    let live = args.keys * record;
     let st = engine.stats();
     println!(
-        "steady state: worst space amplification {worst_space:.2} (segment files / live data), \
-         write amplification {last_wamp:.2}; compactions {}, reclaimed {:.1} MB",
+        "steady state: worst space amplification {worst_space:.2} at the reports, {:.2} at the \
+         peak sampled every {} ms (segment files, with the preallocated spare and unfinished \
+         compaction outputs, / live data), write amplification {last_wamp:.2}; compactions {}, \
+         reclaimed {:.1} MB",
+        peak as f64 / live as f64,
+        SAMPLE_EVERY.as_millis(),
         st.compactions,
         st.compaction_bytes_reclaimed as f64 / 1e6
     );
@@ -166,6 +188,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("note: compaction finished before the measurement ended; use more keys");
     }
     Ok(())
+}
+
+/// Bytes of the store's data files: segments (`.seg`), including the preallocated active one,
+/// and `.seg.tmp` files (the prepared spare segment, compaction outputs not yet renamed).
+fn data_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".seg") || name.ends_with(".seg.tmp")
+        })
+        // A file removed since the listing counts nothing.
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Watches the peak of [`data_bytes`] on a thread of its own, so a compaction run's transient
+/// (outputs written before the inputs go) is seen, not only the state at report time.
+struct Sampler {
+    judging: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl Sampler {
+    fn start(dir: PathBuf) -> Sampler {
+        let judging = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (judging, stop) = (judging.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if judging.load(Ordering::Relaxed) {
+                        peak = data_bytes(&dir).max(peak);
+                    }
+                    // Sampling period, not synchronisation.
+                    std::thread::sleep(SAMPLE_EVERY);
+                }
+                peak
+            })
+        };
+        Sampler {
+            judging,
+            stop,
+            thread,
+        }
+    }
+
+    /// The highest disk use seen while judging.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("sampler thread")
+    }
 }
 
 struct Figures {
