@@ -25,7 +25,7 @@ use crate::failpoint;
 use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
-use crate::segment::{sync_dir, Segment};
+use crate::segment::{sync_dir, Segment, ALLOC_CHUNK};
 
 /// Index slots the active-expiry sweep examines per maintenance cycle (all 10M slots of a big
 /// store in about a minute at the default interval).
@@ -37,13 +37,21 @@ const AMP_PICK_DEAD_RATIO_MIN: f64 = 0.2;
 /// Most input bytes one run takes, in segment sizes.
 const RUN_INPUT_SEGMENTS_MAX: u64 = 8;
 
+/// Under the space bound, the room kept free for a run's outputs and for what the log writes
+/// while the run goes, in segment sizes.
+const RUN_OUTPUT_RESERVE_SEGMENTS: f64 = 1.0;
+
+/// Most live bytes one run copies, in segment sizes (a run takes at least one segment): half
+/// the reserve, leaving the other half for the log's growth during the run.
+const RUN_OUTPUT_MAX_SEGMENTS: f64 = 0.5;
+
 /// The maintenance thread: writes missing hint files, checks segments loaded from hints
 /// against their checksums, and compacts.
 pub(crate) fn run(shared: Arc<Shared>) {
     let mut expire_cursor = 0u64;
     while !shared
         .syncer
-        .wait_shutdown(shared.options.compaction_interval)
+        .wait_maintenance(shared.options.compaction_interval)
     {
         crate::engine::expire_sweep(&shared, &mut expire_cursor, EXPIRE_SLOTS_PER_CYCLE);
         if shared.options.hints {
@@ -165,6 +173,12 @@ fn check_against_hint(shared: &Shared, seg: &Segment) -> std::result::Result<(),
 }
 
 /// Sealed segments worth compacting, most dead first.
+///
+/// Disk use counts what the files take (the active segment's and the spare's allocated chunks
+/// too). Space amplification is a bound on that, so a run starts *before* the bound, early
+/// enough that its outputs, which exist beside its inputs until the run ends, fit under it:
+/// a run's inputs hold at most `headroom` live bytes (at least one segment is taken), and
+/// pressure starts when the headroom falls below [`RUN_OUTPUT_RESERVE_SEGMENTS`] of a segment.
 pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let segs = shared.segments.load();
     let active = shared.log.active_id();
@@ -173,18 +187,25 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
         .filter(|s| s.is_sealed() && s.id != active)
         .cloned()
         .collect();
-    let (mut disk, mut dead) = (0u64, 0u64);
+    let (mut disk, mut live) = (shared.spare_allocated(), 0u64);
     for s in segs.iter() {
-        disk += s.len();
-        dead += s.dead_bytes().min(s.len());
+        disk += s.allocated();
+        live += live_bytes(s);
     }
-    let live = disk - dead;
-    let over_amp =
-        disk as f64 > shared.options.compaction_space_amplification_max * live.max(1) as f64;
+    let segment = shared.options.segment_size_bytes as f64;
+    let limit = shared.options.compaction_space_amplification_max * live.max(1) as f64;
+    // What may appear on disk during a run besides its outputs: a chunk of output slack, and
+    // the next spare segment's first chunk if the log rolls meanwhile.
+    let slack = 2.0 * ALLOC_CHUNK.min(shared.options.segment_size_bytes) as f64;
+    let headroom = limit - disk as f64 - slack;
+    let over_amp = headroom < RUN_OUTPUT_RESERVE_SEGMENTS * segment;
+    // Small runs: the log keeps growing while one runs, and its outputs stand beside its
+    // inputs until it ends.
+    let output_budget = headroom.min(RUN_OUTPUT_MAX_SEGMENTS * segment);
     let ratio = |s: &Segment| s.dead_bytes().min(s.len()) as f64 / s.len().max(1) as f64;
     sealed.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
     let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
-    let mut taken = 0u64;
+    let (mut taken, mut taken_live) = (0u64, 0u64);
     let mut plan = Vec::new();
     for s in sealed {
         let r = ratio(&s);
@@ -193,13 +214,20 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
         // bound cannot be met (a small store beside a preallocated segment).
         let wanted =
             r >= shared.options.compaction_dead_ratio || (over_amp && r >= AMP_PICK_DEAD_RATIO_MIN);
-        if !wanted || (taken > 0 && taken + s.len() > budget) {
+        let fits =
+            taken + s.len() <= budget && (taken_live + live_bytes(&s)) as f64 <= output_budget;
+        if !wanted || (!plan.is_empty() && !fits) {
             break;
         }
         taken += s.len();
+        taken_live += live_bytes(&s);
         plan.push(s);
     }
     plan
+}
+
+fn live_bytes(s: &Segment) -> u64 {
+    s.len() - s.dead_bytes().min(s.len())
 }
 
 /// What a run did.
@@ -441,12 +469,16 @@ fn append(shared: &Shared, outputs: &mut Vec<Arc<Segment>>, rec: &[u8]) -> Resul
             .segment_size_bytes
             .max(SEGMENT_HEADER_LEN as u64 + need);
         let seg = Segment::create(tmp_path, id, SegmentKind::Compacted, capacity)?;
-        seg.populate_for_write();
         // Registered only after the copy is complete and renamed; nothing reads it before.
         outputs.push(Arc::new(seg));
     }
     let out = outputs.last().expect("an output exists");
     let off = out.len();
+    // Grown a chunk at a time (so the output takes about the disk its records need while the
+    // run's inputs still exist), each chunk faulted in at once rather than page by page.
+    if out.reserve(off + need)? {
+        out.populate_to(out.allocated());
+    }
     // SAFETY: the compaction thread is the only writer of its outputs, and nothing reads them
     // before they are registered.
     unsafe { out.write_at(off, rec) };

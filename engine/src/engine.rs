@@ -182,6 +182,15 @@ impl Shared {
     /// The next segment id. Ids found at open are at most `SEGMENT_ID_MAX`, so the counter
     /// cannot wrap in any realistic life of a store; if it ever passes the bound, writes fail
     /// with a clear error instead of reusing ids.
+    /// Disk taken by the prepared spare segment, if there is one.
+    pub(crate) fn spare_allocated(&self) -> u64 {
+        self.spare
+            .lock()
+            .spare
+            .as_ref()
+            .map_or(0, |s| s.allocated())
+    }
+
     pub(crate) fn allocate_segment_id(&self) -> Result<u32> {
         let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
         if id == 0 || id > format::SEGMENT_ID_MAX {
@@ -227,6 +236,12 @@ impl Shared {
 }
 
 impl SegmentFactory for Shared {
+    fn log_grew(&self) {
+        if self.options.compaction {
+            self.syncer.kick_maintenance();
+        }
+    }
+
     fn request_populate(&self, seg: &Arc<Segment>) {
         self.spare.lock().populate = Some(seg.clone());
         self.spare_cond.notify_all();
@@ -989,10 +1004,11 @@ impl Engine {
             recovery: sh.recovery.clone(),
             ..Stats::default()
         };
+        st.disk_bytes = sh.spare_allocated();
         for s in segs.iter() {
             let len = s.len();
             let dead = s.dead_bytes().min(len);
-            st.disk_bytes += if s.is_sealed() { len } else { s.capacity() };
+            st.disk_bytes += s.allocated();
             st.dead_bytes += dead;
             st.live_bytes += len - dead;
             st.corrupt_reads += s.corrupt_reads();
@@ -1073,7 +1089,17 @@ fn prepare_segments(shared: Arc<Shared>) {
             return;
         }
         if let Some(seg) = populate {
-            seg.populate_to(seg.len() + 2 * crate::segment::POPULATE_CHUNK);
+            let end = (seg.len() + 2 * crate::segment::POPULATE_CHUNK).min(seg.capacity());
+            // Grow the file first (pages past its end cannot be faulted in). On failure (a
+            // full disk) the writer meets the error itself when it gets there.
+            match seg.reserve(end) {
+                Ok(true) => shared.log_grew(),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "could not grow the active segment ahead of its writer")
+                }
+            }
+            seg.populate_to(end);
             continue;
         }
         let id = match shared.allocate_segment_id() {

@@ -52,6 +52,9 @@ pub(crate) trait SegmentFactory {
 
     /// Asks for the next pages of the active segment to be faulted in ahead of the writer.
     fn request_populate(&self, seg: &Arc<Segment>);
+
+    /// The log's files grew (a chunk or a new segment): disk use moved.
+    fn log_grew(&self);
 }
 
 impl Log {
@@ -165,6 +168,10 @@ impl Log {
         };
         let seg = &st.active;
         let off = seg.len();
+        // Usually a no-op: the prealloc thread grows the file ahead of the writer.
+        if seg.reserve(off + len as u64)? {
+            factory.log_grew();
+        }
         // SAFETY: we hold the log lock, the only writer of the active segment, and
         // [off, off + len) is past every published record.
         let dst = unsafe { seg.slice_mut(off, len) };
@@ -201,6 +208,7 @@ impl Log {
         let old = std::mem::replace(&mut st.active, next);
         old.seal()?;
         st.unsynced_sealed.push(old);
+        factory.log_grew();
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
-//! One segment file: created preallocated, written through a shared writable map, read through
-//! the same map, sealed (truncated to its written length and synced).
+//! One segment file: mapped at its full capacity, written through the shared writable map, read
+//! through the same map, sealed (truncated to its written length and synced).
 //!
 //! Writes go straight into the page cache through the map: no system call per record, and a
-//! killed process loses nothing the map received. Space is reserved with `posix_fallocate` when
-//! the file is created, so a full disk is an error at creation, never a SIGBUS on a later store.
+//! killed process loses nothing the map received. The file itself grows with `posix_fallocate`
+//! a chunk ([`ALLOC_CHUNK`]) at a time, always before a writer stores past its end
+//! ([`Segment::reserve`]): a full disk is an error returned to that write, never a SIGBUS on a
+//! store, and an empty or half-full segment takes a chunk or two of disk, not its capacity.
 //!
 //! Records are immutable once written. The single writer of a segment (the log, under its lock,
 //! or the compaction thread that owns an output) writes only past every published record, and
@@ -24,6 +26,8 @@ use crate::format::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
 struct Written {
     /// Bytes of the file that hold the header and complete records.
     len: AtomicU64,
+    /// Bytes the file has on disk (its size): the writer stores only below this.
+    allocated: AtomicU64,
     /// Lowest and highest sequence number of a record in the segment (0 when none).
     min_seq: AtomicU64,
     max_seq: AtomicU64,
@@ -63,14 +67,16 @@ pub struct Segment {
     /// The map's pages below this offset were dropped from the page tables before a sync
     /// (see [`Segment::sync`]); only the syncing thread moves it.
     released: AtomicU64,
+    /// Serialises growing the file (the writer and the prealloc thread may both ask).
+    growing: parking_lot::Mutex<()>,
 }
 
 impl Segment {
-    /// Creates `dir/<id>.seg` (or `path` as given) with room for `capacity_bytes`, and writes the
-    /// header.
+    /// Creates `dir/<id>.seg` (or `path` as given) mapped for `capacity_bytes`, with its first
+    /// chunk allocated, and writes the header.
     ///
     /// # Errors
-    /// I/O errors, including a full disk when preallocating.
+    /// I/O errors, including a full disk when allocating.
     pub fn create(path: PathBuf, id: u32, kind: SegmentKind, capacity_bytes: u64) -> Result<Self> {
         assert!(capacity_bytes >= SEGMENT_HEADER_LEN as u64);
         let file = OpenOptions::new()
@@ -80,12 +86,14 @@ impl Segment {
             .open(&path)
             .map_err(|e| Error::io("create segment", &path, e))?;
         let built = (|| {
-            preallocate(&file, capacity_bytes).map_err(|e| Error::io("fallocate", &path, e))?;
+            let first = capacity_bytes.min(ALLOC_CHUNK);
+            allocate(&file, 0, first).map_err(|e| Error::io("fallocate", &path, e))?;
             let map = MmapOptions::new()
                 .len(capacity_bytes as usize)
                 .map_raw(&file)
                 .map_err(|e| Error::io("mmap", &path, e))?;
             let seg = Segment::from_parts(path.clone(), file, map, id, kind, 0);
+            seg.written.0.allocated.store(first, Ordering::Release);
             seg.mark_verified();
             let header = SegmentHeader {
                 kind,
@@ -140,6 +148,7 @@ impl Segment {
         kind: SegmentKind,
         len: u64,
     ) -> Segment {
+        let mapped = map.len() as u64;
         Segment {
             id,
             kind,
@@ -148,6 +157,7 @@ impl Segment {
             map,
             written: Padded(Written {
                 len: AtomicU64::new(len),
+                allocated: AtomicU64::new(mapped),
                 min_seq: AtomicU64::new(0),
                 max_seq: AtomicU64::new(0),
                 populated: AtomicU64::new(0),
@@ -160,6 +170,7 @@ impl Segment {
             hinted: AtomicBool::new(false),
             corrupt_reads: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            growing: parking_lot::Mutex::new(()),
         }
     }
 
@@ -178,19 +189,13 @@ impl Segment {
         Ok(())
     }
 
-    /// Faults every page of the map in for writing ahead of use, so appends do not pay for page
-    /// faults and page zeroing. Best effort: kernels before 5.14 lack MADV_POPULATE_WRITE.
-    pub fn populate_for_write(&self) {
-        self.populate_to(self.capacity());
-    }
-
-    /// Faults in the pages of `[populated, end)` writable (as `populate_for_write`, for part of
-    /// the map), so appends there take no page fault.
+    /// Faults in the pages of `[populated, end)` writable, so appends there take no page fault;
+    /// only pages the file already holds (see [`Segment::reserve`]).
     pub fn populate_to(&self, end: u64) {
         const MADV_POPULATE_WRITE: libc::c_int = 23;
         let page = page_size();
-        // Page-aligned, so the next call starts on a page; the map's end may be mid-page.
-        let cap = self.capacity();
+        // Page-aligned, so the next call starts on a page; the file's end may be mid-page.
+        let cap = self.allocated();
         let end = if end >= cap { cap } else { end / page * page };
         let start = self.written.0.populated.load(Ordering::Acquire);
         if end > start {
@@ -232,6 +237,36 @@ impl Segment {
     /// Bytes the map covers.
     pub fn capacity(&self) -> u64 {
         self.map.len() as u64
+    }
+
+    /// Bytes the file takes on disk: its written length once sealed, up to a chunk or two more
+    /// while written.
+    pub fn allocated(&self) -> u64 {
+        self.written.0.allocated.load(Ordering::Acquire)
+    }
+
+    /// Grows the file so that it holds at least `end` bytes (at most the capacity), a whole
+    /// [`ALLOC_CHUNK`] at a time; true when it grew. Every writer calls it before storing past
+    /// [`Segment::allocated`], so a store never lands beyond the end of the file (a SIGBUS).
+    ///
+    /// # Errors
+    /// The fallocate error (a full disk): nothing was written, the write can be retried.
+    pub fn reserve(&self, end: u64) -> Result<bool> {
+        if end <= self.allocated() {
+            return Ok(false);
+        }
+        let _g = self.growing.lock();
+        let have = self.allocated();
+        if end <= have {
+            return Ok(false);
+        }
+        let cap = self.capacity();
+        assert!(end <= cap, "reserve to {end} past segment capacity {cap}");
+        let want = (end.div_ceil(ALLOC_CHUNK) * ALLOC_CHUNK).min(cap);
+        allocate(&self.file, have, want - have)
+            .map_err(|e| Error::io("fallocate", self.path(), e))?;
+        self.written.0.allocated.store(want, Ordering::Release);
+        Ok(true)
     }
 
     pub fn len(&self) -> u64 {
@@ -440,6 +475,7 @@ impl Segment {
         self.file
             .set_len(len)
             .map_err(|e| Error::io("truncate segment", self.path(), e))?;
+        self.written.0.allocated.store(len, Ordering::Release);
         self.sealed.store(true, Ordering::Release);
         Ok(())
     }
@@ -467,16 +503,19 @@ impl Drop for Segment {
     }
 }
 
-fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+/// Reserves `[offset, offset + len)` of the file on disk, growing its size to cover it.
+fn allocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     // SAFETY: plain system call on a descriptor we own.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    let rc = unsafe {
+        libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t)
+    };
     match rc {
         0 => Ok(()),
         // Filesystems without fallocate (tmpfs has it; some FUSE ones do not): fall back to a
         // sized file. A later full disk can then surface as SIGBUS, so warn.
         libc::EOPNOTSUPP => {
             tracing::warn!("fallocate unsupported here; a full disk may crash the server");
-            file.set_len(len)
+            file.set_len(offset + len)
         }
         e => Err(std::io::Error::from_raw_os_error(e)),
     }
@@ -507,3 +546,7 @@ const RELEASE_MIN_BYTES: u64 = 1 << 20;
 
 /// How far ahead of a log segment's writer the prealloc thread faults pages in.
 pub const POPULATE_CHUNK: u64 = 2 << 20;
+
+/// How much a segment file grows at a time. Twice [`POPULATE_CHUNK`], so the prealloc thread,
+/// which reserves as far ahead as it faults pages in, grows the file before the writer needs it.
+pub const ALLOC_CHUNK: u64 = 2 * POPULATE_CHUNK;

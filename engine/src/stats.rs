@@ -14,7 +14,7 @@ pub struct Stats {
     pub live_bytes: u64,
     /// Bytes of records superseded, deleted or expired, waiting for compaction.
     pub dead_bytes: u64,
-    /// Bytes of segment files on disk.
+    /// Bytes the segment files take on disk, the prepared spare segment included.
     pub disk_bytes: u64,
     /// Bytes the index's tables hold in memory.
     pub index_bytes: u64,

@@ -35,6 +35,8 @@ pub(crate) struct Syncer {
     /// Separate from `cond` so group-commit traffic does not wake the compaction thread.
     stop_mutex: Mutex<()>,
     stop_cond: Condvar,
+    /// Set by [`Syncer::kick_maintenance`] until the maintenance thread takes it.
+    kicked: AtomicBool,
 }
 
 impl Syncer {
@@ -50,6 +52,7 @@ impl Syncer {
             shutdown: AtomicBool::new(false),
             stop_mutex: Mutex::new(()),
             stop_cond: Condvar::new(),
+            kicked: AtomicBool::new(false),
         }
     }
 
@@ -76,6 +79,26 @@ impl Syncer {
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Wakes the maintenance thread before its interval ends: the log's files grew, so disk
+    /// use moved and compaction should look again. Cheap when repeated before it wakes.
+    pub(crate) fn kick_maintenance(&self) {
+        if !self.kicked.swap(true, Ordering::AcqRel) {
+            let _g = self.stop_mutex.lock();
+            self.stop_cond.notify_all();
+        }
+    }
+
+    /// The maintenance thread's wait: up to `timeout`, or until a kick or shutdown; true once
+    /// the engine is shutting down.
+    pub(crate) fn wait_maintenance(&self, timeout: Duration) -> bool {
+        let mut g = self.stop_mutex.lock();
+        if !self.shutdown.load(Ordering::Acquire) && !self.kicked.swap(false, Ordering::AcqRel) {
+            self.stop_cond.wait_for(&mut g, timeout);
+            self.kicked.store(false, Ordering::Release);
+        }
         self.shutdown.load(Ordering::Acquire)
     }
 

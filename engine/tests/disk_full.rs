@@ -23,18 +23,28 @@ fn full_disk_refuses_writes_clearly_and_recovers() {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // No new 64 KiB segment can be created.
+    fills_and_recovers(64 * 1024, 16 * 1024);
+    // The 16 MiB active segment, whose file grows a 4 MiB chunk at a time, cannot grow past
+    // its first chunk (the next segment's first chunk still fits: the writer meets the
+    // error inside the segment, not at a roll).
+    fills_and_recovers(16 << 20, 6 << 20);
+}
+
+/// Writes until the file-size limit stops them, then checks the error, the reads, the retry,
+/// and that writes resume and survive a reopen once the limit is lifted.
+fn fills_and_recovers(segment_size_bytes: u64, fsize_limit: u64) {
     let dir = tempfile::tempdir().unwrap();
     let opts = || Options {
         fsync: Fsync::Always,
-        segment_size_bytes: 64 * 1024,
+        segment_size_bytes,
         compaction: false,
         hints: false,
         ..Options::default()
     };
     let engine = Engine::open(dir.path(), opts()).unwrap();
     engine.put(b"before", b"the disk filled", 0).unwrap();
-    // No new 64 KiB segment can be created from now on.
-    set_fsize_limit(16 * 1024);
+    set_fsize_limit(fsize_limit);
     let mut acked = Vec::new();
     let mut failure = None;
     for i in 0..10_000u32 {
@@ -50,7 +60,7 @@ fn full_disk_refuses_writes_clearly_and_recovers() {
             }
         }
     }
-    let e = failure.expect("writes must fail once no segment can be created");
+    let e = failure.expect("writes must fail once the disk is full");
     assert!(e.is_disk_full(), "{e}");
     assert!(!e.is_poisoned());
     let msg = e.to_string();
