@@ -77,7 +77,8 @@ pub struct Config {
     pub fsync: FsyncPolicy,
 
     /// Size of one log segment file, e.g. 64MiB. Suffixes K, M, G (alone or with B or iB)
-    /// are powers of 1024.
+    /// are powers of 1024. Compaction works a segment at a time: keeping disk use within 1.5x
+    /// of the live data needs a store of ten segments or more (16MiB suits small stores).
     #[arg(long, env = "FLIN_SEGMENT_SIZE", default_value = "64MiB", value_parser = parse_bytes)]
     pub segment_size: u64,
 
