@@ -43,7 +43,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             fsync: Fsync::EverySec,
-            segment_size_bytes: 64 * 1024 * 1024,
+            segment_size_bytes: 16 * 1024 * 1024,
             repair: false,
             compaction: true,
             compaction_dead_ratio: 0.5,
