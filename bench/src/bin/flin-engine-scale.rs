@@ -22,6 +22,9 @@ struct Args {
     /// Data directory (must not exist or be empty); a temporary one by default.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Segment size in MiB (the engine's default when not given).
+    #[arg(long)]
+    segment_mib: Option<u64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -47,10 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tmp.path().to_path_buf()
         }
     };
+    let defaults = Options::default();
     let opts = Options {
         fsync: Fsync::Never,
         compaction: false,
-        ..Options::default()
+        segment_size_bytes: args
+            .segment_mib
+            .map_or(defaults.segment_size_bytes, |m| m << 20),
+        ..defaults
     };
     let value = vec![b'v'; args.value_size];
     let started = Instant::now();
@@ -106,8 +113,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!("open, scanning segments   {open_scan_s:.3} s");
         println!(
-            "open, with hints          {open_hints_s:.3} s ({} of {} segments from hints)",
-            stats.recovery.segments_from_hints, stats.segments
+            "open, with hints          {open_hints_s:.3} s ({} of {} segments from hints; \
+             recovery itself {} ms)",
+            stats.recovery.segments_from_hints, stats.segments, stats.recovery.duration_ms
         );
         println!(
             "anonymous memory per key  {:.1} B (RssAnon growth across open)",
