@@ -103,6 +103,12 @@ fn write_hints(shared: &Shared, skip: Option<u32>) {
         }
         match crate::hint::write_hint(&shared.dir, seg) {
             Ok(()) => seg.mark_hinted(),
+            Err(e @ crate::Error::Corrupt { .. }) => {
+                // Damaged since it was written or opened: it never gets a hint (open scans it
+                // and reports the damage), and the segments after it still get theirs.
+                tracing::error!(error = %e, "segment damaged; no hint file for it");
+                seg.mark_hinted();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not write hint file; open will scan the segment");
                 return;

@@ -268,3 +268,42 @@ fn a_damaged_value_behind_a_hint_is_never_served() {
         assert_eq!(e.get(format!("k{i}").as_bytes()), Some(value(i)), "k{i}");
     }
 }
+
+/// A sealed segment damaged while the store is open (a bad disk) gets no hint file, so the
+/// next open scans it and reports the damage instead of trusting a hint that skips it; and
+/// the segments after it still get their hints.
+#[test]
+fn a_segment_damaged_while_open_gets_no_hint_and_later_ones_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options {
+        // Hints are written at close only: no maintenance cycle runs during the test.
+        compaction_interval: std::time::Duration::from_secs(3600),
+        ..with_hints()
+    };
+    let e = Engine::open(dir.path(), opts()).unwrap();
+    for i in 0..300 {
+        e.put(format!("k{i}").as_bytes(), &value(i), 0).unwrap();
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // A byte in the middle of the first record's value: its checksum fails, records follow.
+    let mut b = std::fs::read(&segs[0]).unwrap();
+    b[32 + 36 + 4] ^= 0x40;
+    std::fs::write(&segs[0], &b).unwrap();
+    e.close().unwrap();
+
+    let hinted: Vec<PathBuf> = hints(dir.path());
+    assert!(
+        !hinted.contains(&segs[0].with_extension("hint")),
+        "damaged segment got a hint: {hinted:?}"
+    );
+    assert!(
+        hinted.contains(&segs[1].with_extension("hint")),
+        "segments after the damaged one lost their hints: {hinted:?}"
+    );
+    match Engine::open(dir.path(), opts()) {
+        Err(Error::Corrupt { path, .. }) => assert_eq!(path, segs[0]),
+        Err(other) => panic!("expected the damage reported, got {other}"),
+        Ok(_) => panic!("a damaged segment opened without repair"),
+    }
+}
