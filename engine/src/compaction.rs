@@ -189,8 +189,9 @@ fn check_against_hint(shared: &Shared, seg: &Segment) -> std::result::Result<(),
 /// Disk use counts what the files take (the active segment's and the spare's allocated chunks
 /// too). Space amplification is a bound on that, so a run starts *before* the bound, early
 /// enough that its outputs, which exist beside its inputs until the run ends, fit under it:
-/// a run's inputs hold at most `headroom` live bytes (at least one segment is taken), and
-/// pressure starts when the headroom falls below [`RUN_OUTPUT_RESERVE_SEGMENTS`] of a segment.
+/// a run's inputs hold at most the headroom's live bytes, and never more than
+/// [`RUN_OUTPUT_MAX_SEGMENTS`] of a segment (at least one segment is taken), and pressure
+/// starts when the headroom falls below [`RUN_OUTPUT_RESERVE_SEGMENTS`] of a segment.
 pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let segs = shared.segments.load();
     let active = shared.log.active_id();
@@ -202,7 +203,7 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let (mut disk, mut live) = (shared.spare_allocated(), 0u64);
     for s in segs.iter() {
         disk += s.allocated();
-        live += live_bytes(s);
+        live += s.live_bytes();
     }
     let segment = shared.options.segment_size_bytes as f64;
     let limit = shared.options.compaction_space_amplification_max * live.max(1) as f64;
@@ -214,7 +215,7 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     // Small runs: the log keeps growing while one runs, and its outputs stand beside its
     // inputs until it ends.
     let output_budget = headroom.min(RUN_OUTPUT_MAX_SEGMENTS * segment);
-    let ratio = |s: &Segment| s.dead_bytes().min(s.len()) as f64 / s.len().max(1) as f64;
+    let ratio = |s: &Segment| (s.len() - s.live_bytes()) as f64 / s.len().max(1) as f64;
     sealed.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
     let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
     let (mut taken, mut taken_live) = (0u64, 0u64);
@@ -227,19 +228,15 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
         let wanted =
             r >= shared.options.compaction_dead_ratio || (over_amp && r >= AMP_PICK_DEAD_RATIO_MIN);
         let fits =
-            taken + s.len() <= budget && (taken_live + live_bytes(&s)) as f64 <= output_budget;
+            taken + s.len() <= budget && (taken_live + s.live_bytes()) as f64 <= output_budget;
         if !wanted || (!plan.is_empty() && !fits) {
             break;
         }
         taken += s.len();
-        taken_live += live_bytes(&s);
+        taken_live += s.live_bytes();
         plan.push(s);
     }
     plan
-}
-
-fn live_bytes(s: &Segment) -> u64 {
-    s.len() - s.dead_bytes().min(s.len())
 }
 
 /// What a run did.
@@ -405,8 +402,9 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
 
 type RecordFn<'a> = dyn FnMut(u64, &RecordHeader, &[u8]) -> Result<()> + 'a;
 
-/// Calls `f` for every valid record of a sealed segment, stepping over damage that recovery's
-/// repair already quarantined; stops at the first error `f` returns.
+/// Calls `f` for every valid record of a sealed segment, stepping over damage (recovery's
+/// repair rewrites segments without theirs, so only a segment damaged since open has any);
+/// stops at the first error `f` returns.
 fn for_each_record(seg: &Segment, f: &mut RecordFn<'_>) -> Result<()> {
     let bytes = seg.bytes_from(0);
     let mut start = SEGMENT_HEADER_LEN as u64;

@@ -179,9 +179,6 @@ impl Shared {
         self.segments.store(Arc::new(next));
     }
 
-    /// The next segment id. Ids found at open are at most `SEGMENT_ID_MAX`, so the counter
-    /// cannot wrap in any realistic life of a store; if it ever passes the bound, writes fail
-    /// with a clear error instead of reusing ids.
     /// Disk taken by the prepared spare segment, if there is one.
     pub(crate) fn spare_allocated(&self) -> u64 {
         self.spare
@@ -191,6 +188,9 @@ impl Shared {
             .map_or(0, |s| s.allocated())
     }
 
+    /// The next segment id. Ids found at open are at most `SEGMENT_ID_MAX`, so the counter
+    /// cannot wrap in any realistic life of a store; if it ever passes the bound, writes fail
+    /// with a clear error instead of reusing ids.
     pub(crate) fn allocate_segment_id(&self) -> Result<u32> {
         let id = self.next_segment_id.fetch_add(1, Ordering::AcqRel);
         if id == 0 || id > format::SEGMENT_ID_MAX {
@@ -1006,11 +1006,10 @@ impl Engine {
         };
         st.disk_bytes = sh.spare_allocated();
         for s in segs.iter() {
-            let len = s.len();
-            let dead = s.dead_bytes().min(len);
+            let live = s.live_bytes();
             st.disk_bytes += s.allocated();
-            st.dead_bytes += dead;
-            st.live_bytes += len - dead;
+            st.dead_bytes += s.len() - live;
+            st.live_bytes += live;
             st.corrupt_reads += s.corrupt_reads();
             st.segments_unverified += u64::from(!s.is_verified());
         }

@@ -12,8 +12,8 @@
 //!   cut off and reported;
 //! - zero bytes to the end: preallocated space never written, not damage;
 //! - anything else: corruption. `open` fails naming the file and offset, or with
-//!   `Options::repair` the damaged bytes are copied to `quarantine/` and skipped, and the loss
-//!   is reported; compaction later rewrites the segment without them.
+//!   `Options::repair` the damaged bytes are copied to `quarantine/`, the loss is reported,
+//!   and the segment is written again without them (`Loaded::rewrite_without_damage`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -286,6 +286,13 @@ impl Segment {
         self.dead_bytes.0.load(Ordering::Relaxed)
     }
 
+    /// Bytes of records still live: the written length less the dead bytes (which can run
+    /// ahead of it briefly, counted from other threads).
+    pub fn live_bytes(&self) -> u64 {
+        let len = self.len();
+        len - self.dead_bytes().min(len)
+    }
+
     pub fn add_dead(&self, bytes: u64) {
         self.dead_bytes.0.fetch_add(bytes, Ordering::Relaxed);
     }
