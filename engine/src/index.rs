@@ -101,14 +101,6 @@ impl Index {
             .sum::<u64>()
             + (SHARD_COUNT * std::mem::size_of::<RwLock<Table>>()) as u64
     }
-
-    /// Grows every shard up front to hold `keys` keys in all (when recovery knows the count).
-    pub fn reserve(&self, keys: u64) {
-        let per_shard = (keys as usize).div_ceil(SHARD_COUNT);
-        for s in self.shards.iter() {
-            s.write().reserve(per_shard);
-        }
-    }
 }
 
 /// One shard's open-addressed table.
@@ -464,11 +456,13 @@ mod tests {
 
     #[test]
     fn reserve_sizes_up_front() {
-        let idx = Index::new();
-        idx.reserve(1_000_000);
-        let slots: usize = (0..SHARD_COUNT)
-            .map(|i| idx.shard(i).read().capacity_slots())
-            .sum();
-        assert!(slots * 4 >= 1_000_000 * 5, "{slots} slots");
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        t.reserve(40_000);
+        let slots = t.capacity_slots();
+        assert!(slots * 4 >= 40_000 * 5, "{slots} slots");
+        for k in 0..40_000u32 {
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false);
+        }
+        assert_eq!(t.capacity_slots(), slots, "no growth after reserving");
     }
 }

@@ -186,6 +186,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         l.settle(dir, options, &mut stats)?;
     }
     stats.segments_from_hints = loaded.iter().filter(|l| l.hint.is_some()).count() as u64;
+    let read_ms = started.elapsed().as_millis() as u64;
 
     // Phase 2: build the index, each thread owning a share of the shards.
     let index = Index::new();
@@ -194,7 +195,8 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         .filter_map(|l| l.hint.as_ref())
         .map(|h| h.count)
         .sum();
-    index.reserve(hinted);
+    // Each thread sizes its own shards below: zeroing the tables is a good share of the work.
+    let per_shard = (hinted as usize).div_ceil(crate::index::SHARD_COUNT);
     let map = SegmentMap::from_segments(loaded.iter().map(|l| l.seg.clone()));
     let now = now_ms();
     let parts: Vec<Part> = std::thread::scope(|s| {
@@ -206,6 +208,9 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     let mut guards: Vec<Option<_>> = (0..crate::index::SHARD_COUNT)
                         .map(|i| (i % threads == t).then(|| index.shard(i).write()))
                         .collect();
+                    for g in guards.iter_mut().flatten() {
+                        g.reserve(per_shard);
+                    }
                     let mut part = Part::new(t, now);
                     let mut batch: Vec<Pending<'_>> = Vec::with_capacity(PREFETCH_BATCH);
                     for l in loaded {
@@ -230,6 +235,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                             part.apply(&mut guards, map, &l.seg, p);
                         }
                     }
+                    // Every record is in: the tombstones kept to shadow older versions go.
+                    for g in guards.iter_mut().flatten() {
+                        g.sweep_marked();
+                    }
                     part
                 })
             })
@@ -239,13 +248,11 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             .map(|h| h.join().expect("recovery thread"))
             .collect()
     });
+    let index_ms = started.elapsed().as_millis() as u64 - read_ms;
     let max_seq = parts.iter().map(|p| p.max_seq).max().unwrap_or(0);
     stats.records = parts.iter().map(|p| p.records).sum();
     // Every thread sees every flush record: segments holding only older records are void.
     let flush_seq = parts.first().map_or(0, |p| p.flush_seq);
-    for i in 0..crate::index::SHARD_COUNT {
-        index.shard(i).write().sweep_marked();
-    }
     // Files emptied by a FLUSHALL, and segments with no records, go now.
     let mut keep = Vec::new();
     for l in loaded {
@@ -272,6 +279,8 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         from_hints = stats.segments_from_hints,
         records = stats.records,
         ms = stats.duration_ms,
+        read_ms,
+        index_ms,
         "recovery finished"
     );
     Ok(Recovered {
