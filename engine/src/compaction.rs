@@ -31,6 +31,27 @@ use crate::segment::{sync_dir, Segment, ALLOC_CHUNK};
 /// store in about a minute at the default interval).
 const EXPIRE_SLOTS_PER_CYCLE: usize = 64 * 1024;
 
+/// Gives the calling thread niceness `nice` (Linux schedules threads, so this touches no
+/// other thread of the process). 0 leaves the thread as it is.
+///
+/// # Errors
+/// The `setpriority` error.
+pub fn set_current_thread_nice(nice: i32) -> std::io::Result<()> {
+    if nice == 0 {
+        return Ok(());
+    }
+    // SAFETY: gettid and setpriority take and return plain integers.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Under space pressure, the least dead share a segment must have to be rewritten.
 const AMP_PICK_DEAD_RATIO_MIN: f64 = 0.2;
 
@@ -49,6 +70,18 @@ const RUN_OUTPUT_MAX_SEGMENTS: f64 = 0.5;
 
 /// The maintenance thread: writes missing hint files, checks segments loaded from hints
 /// against their checksums, and compacts.
+/// Gives the calling (maintenance) thread the configured niceness.
+pub(crate) fn lower_priority(shared: &Shared) {
+    if let Err(e) = set_current_thread_nice(shared.options.background_nice) {
+        tracing::warn!(
+            nice = shared.options.background_nice,
+            error = %e,
+            "could not lower the maintenance thread's priority; compaction competes with \
+             clients for the CPU at normal priority"
+        );
+    }
+}
+
 pub(crate) fn run(shared: Arc<Shared>) {
     let mut expire_cursor = 0u64;
     let mut next_sweep = Instant::now();

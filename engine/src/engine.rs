@@ -426,12 +426,19 @@ impl Engine {
                 .map_err(|e| Error::io("spawn prealloc thread", &shared.dir, e))?,
         );
         let s = shared.clone();
+        let (niced_tx, niced) = std::sync::mpsc::channel();
         threads.push(
             std::thread::Builder::new()
                 .name("flin-maint".into())
-                .spawn(move || crate::compaction::run(s))
+                .spawn(move || {
+                    crate::compaction::lower_priority(&s);
+                    let _ = niced_tx.send(());
+                    crate::compaction::run(s)
+                })
                 .map_err(|e| Error::io("spawn maintenance thread", &shared.dir, e))?,
         );
+        // So background work never starts at the clients' priority.
+        let _ = niced.recv();
         Ok(Engine { shared, threads })
     }
 

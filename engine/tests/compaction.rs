@@ -181,3 +181,56 @@ fn crash_at_every_compaction_step_loses_nothing() {
         check(dir.path(), &model, &format!("{point}, then compacted"));
     }
 }
+
+/// Niceness of every thread of this process named `name`, from /proc.
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let path = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        if comm.trim() != name {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised name start at field 3 (state); nice is field 19.
+        let after = stat.rsplit_once(')').unwrap().1;
+        nices.push(after.split_whitespace().nth(16).unwrap().parse().unwrap());
+    }
+    nices
+}
+
+#[test]
+fn maintenance_thread_runs_at_the_configured_niceness() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(
+        dir.path(),
+        Options {
+            background_nice: 7,
+            ..options()
+        },
+    )
+    .unwrap();
+    // Other tests' engines run beside this one at the default; none of them uses 7.
+    let nices = nice_of_threads("flin-maint");
+    assert!(
+        nices.contains(&7),
+        "maintenance threads' niceness: {nices:?}"
+    );
+    e.close().unwrap();
+
+    let bad = Engine::open(
+        dir.path(),
+        Options {
+            background_nice: 20,
+            ..options()
+        },
+    );
+    assert!(
+        matches!(bad, Err(flin_engine::Error::InvalidOptions(_))),
+        "niceness 20 accepted"
+    );
+}

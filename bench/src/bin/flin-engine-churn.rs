@@ -39,6 +39,10 @@ struct Args {
     /// Seconds for each foreground-impact measurement.
     #[arg(long, default_value_t = 2.0)]
     measure_s: f64,
+    /// Idle/during-compaction measurement pairs (each after one more overwrite pass); the
+    /// ratios printed are the medians, as one pair on a shared machine is mostly noise.
+    #[arg(long, default_value_t = 3)]
+    impact_rounds: usize,
 }
 
 struct Rng(u64);
@@ -154,38 +158,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Foreground impact: the same store with background compaction off; measure idle, then
     // again while a full compaction runs on another thread.
     let engine = Arc::new(Engine::open(dir, options(args.segment_mib, false))?);
-    for _ in 0..args.keys {
-        engine.put(&key(rng.next() % args.keys), &value, 0)?;
+    let mut rounds = Vec::new();
+    for round in 1..=args.impact_rounds.max(1) {
+        for _ in 0..args.keys {
+            engine.put(&key(rng.next() % args.keys), &value, 0)?;
+        }
+        let idle = measure(&engine, &args, &value, &mut rng, None);
+        let busy = Arc::new(AtomicBool::new(true));
+        let compactor = {
+            let (e, busy) = (engine.clone(), busy.clone());
+            std::thread::spawn(move || {
+                // At the priority the engine's own maintenance thread runs at.
+                flin_engine::compaction::set_current_thread_nice(e.options().background_nice)
+                    .expect("lower the compaction thread's priority");
+                let r = e.compact_now();
+                busy.store(false, Ordering::Release);
+                r
+            })
+        };
+        let during = measure(&engine, &args, &value, &mut rng, Some(&busy));
+        let report = compactor.join().expect("compaction thread")?;
+        println!(
+            "round {round}: compaction {:.1} MB in, {:.1} MB out; put {:.0} -> {:.0} ops/s, \
+             get {:.0} -> {:.0} ops/s, get p99 {:.1} -> {:.1} us{}",
+            report.bytes_in as f64 / 1e6,
+            report.bytes_out as f64 / 1e6,
+            idle.put_ops,
+            during.put_ops,
+            idle.get_ops,
+            during.get_ops,
+            idle.get_p99_us,
+            during.get_p99_us,
+            if during.overlapped {
+                ""
+            } else {
+                " (compaction finished before the measurement ended; use more keys)"
+            }
+        );
+        rounds.push((idle, during));
     }
-    let idle = measure(&engine, &args, &value, &mut rng, None);
-    let busy = Arc::new(AtomicBool::new(true));
-    let compactor = {
-        let (e, busy) = (engine.clone(), busy.clone());
-        std::thread::spawn(move || {
-            let r = e.compact_now();
-            busy.store(false, Ordering::Release);
-            r
-        })
+    let median = |f: &dyn Fn(&Figures) -> f64| {
+        let mut r: Vec<f64> = rounds.iter().map(|(i, d)| f(d) / f(i)).collect();
+        r.sort_by(f64::total_cmp);
+        (r[r.len() / 2], r[0], r[r.len() - 1])
     };
-    let during = measure(&engine, &args, &value, &mut rng, Some(&busy));
-    let report = compactor.join().expect("compaction thread")?;
-    println!(
-        "compaction: {:.1} MB in, {:.1} MB out",
-        report.bytes_in as f64 / 1e6,
-        report.bytes_out as f64 / 1e6
-    );
-    for (name, i, d) in [
-        ("put ops/s", idle.put_ops, during.put_ops),
-        ("get ops/s", idle.get_ops, during.get_ops),
-        ("get p99 us", idle.get_p99_us, during.get_p99_us),
+    for (name, (m, lo, hi)) in [
+        ("put ops/s", median(&|f| f.put_ops)),
+        ("get ops/s", median(&|f| f.get_ops)),
+        ("get p99 us", median(&|f| f.get_p99_us)),
     ] {
         println!(
-            "{name:<12} idle {i:>12.1}  during compaction {d:>12.1}  ratio {:.2}",
-            d / i
+            "{name:<12} during compaction / idle: median {m:.2} over {} rounds ({lo:.2}-{hi:.2})",
+            rounds.len()
         );
-    }
-    if !during.overlapped {
-        println!("note: compaction finished before the measurement ended; use more keys");
     }
     Ok(())
 }
