@@ -14,7 +14,7 @@
 //!
 //! A crash before step 3 leaves `.tmp` files, which `open` removes.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,10 +26,114 @@ use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
 use crate::segment::{sync_dir, Segment, ALLOC_CHUNK};
+use crate::stats::Counters;
 
 /// Index slots the active-expiry sweep examines per maintenance cycle (all 10M slots of a big
 /// store in about a minute at the default interval).
 const EXPIRE_SLOTS_PER_CYCLE: usize = 64 * 1024;
+
+/// Backpressure for writers that outrun compaction. When the log grows (a new segment or a
+/// new chunk of one) past the space bound, less a chunk and a run's output, the store holds at least
+/// [`STALL_MIN_LIVE_SEGMENTS`] of live data, and some sealed segment holds enough dead bytes
+/// to be worth rewriting, writes wait before they append until the
+/// maintenance thread's next run brings disk use back under the bound (or finds nothing
+/// left to do). A write waits at most [`WRITE_STALL_MAX`]; then the stall is lifted until
+/// the log next grows, so a compaction that cannot keep up slows writers by at most that
+/// much per chunk of log growth instead of stopping them.
+#[derive(Default)]
+pub(crate) struct WriteStall {
+    active: AtomicBool,
+    mutex: parking_lot::Mutex<()>,
+    cond: parking_lot::Condvar,
+}
+
+/// Longest one write waits for compaction.
+const WRITE_STALL_MAX: Duration = Duration::from_secs(1);
+
+impl WriteStall {
+    pub(crate) fn wait_if_active(&self, counters: &Counters) {
+        if !self.active.load(Ordering::Acquire) {
+            return;
+        }
+        let started = Instant::now();
+        let deadline = started + WRITE_STALL_MAX;
+        let mut timed_out = false;
+        {
+            let mut g = self.mutex.lock();
+            while self.active.load(Ordering::Acquire) {
+                if self.cond.wait_until(&mut g, deadline).timed_out() {
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        if timed_out && self.lift() {
+            tracing::warn!(
+                waited_ms = WRITE_STALL_MAX.as_millis() as u64,
+                "writes outran compaction and it did not catch up in time; letting writes \
+                 through, so disk use may pass the space bound (see the engine stats)"
+            );
+        }
+        counters.write_stalls.fetch_add(1, Ordering::Relaxed);
+        counters
+            .write_stall_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Lets waiting writers go; true if a stall was on.
+    pub(crate) fn lift(&self) -> bool {
+        if !self.active.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let _g = self.mutex.lock();
+        self.cond.notify_all();
+        true
+    }
+
+    fn set(&self) {
+        self.active.store(true, Ordering::Release);
+    }
+}
+
+/// True when disk use is within one chunk of the space bound (or past it) and some sealed
+/// segment is dead enough for compaction to take under pressure.
+fn over_bound_with_work(shared: &Shared) -> bool {
+    let segs = shared.segments.load();
+    let (mut disk, mut live, mut work) = (shared.spare_allocated(), 0u64, false);
+    for s in segs.iter() {
+        disk += s.allocated();
+        live += s.live_bytes();
+        work |= s.is_sealed()
+            && (s.len() - s.live_bytes()) as f64 >= AMP_PICK_DEAD_RATIO_MIN * s.len() as f64;
+    }
+    let segment = shared.options.segment_size_bytes as f64;
+    let chunk = ALLOC_CHUNK.min(shared.options.segment_size_bytes) as f64;
+    let limit = shared.options.compaction_space_amplification_max * live.max(1) as f64;
+    // Room for the chunk a writer may add before it sees the stall, and for the output of
+    // the run in progress (up to a segment's live bytes when a run takes its one segment),
+    // which the segment map does not list until the run ends.
+    let room = chunk + segment;
+    work && live as f64 >= STALL_MIN_LIVE_SEGMENTS * segment && disk as f64 + room > limit
+}
+
+/// Writers are held back only for stores of at least this many segments of live data. In a
+/// smaller one the active segment, the spare and one compaction output alone can exceed the
+/// bound, and stalling would make every write wait for rewrites that cannot meet it.
+const STALL_MIN_LIVE_SEGMENTS: f64 = 8.0;
+
+/// Called as the log grows (with the log lock held: takes no lock the log's writers wait on).
+pub(crate) fn stall_writers_if_over_bound(shared: &Shared) {
+    if over_bound_with_work(shared) {
+        shared.write_stall.set();
+    }
+}
+
+/// Called by the maintenance thread after a run, and when it finds no run worth doing.
+fn lift_stall_unless_over_bound(shared: &Shared, work_left: bool) {
+    if !work_left || !over_bound_with_work(shared) {
+        shared.write_stall.lift();
+    }
+}
 
 /// Gives the calling thread niceness `nice` (Linux schedules threads, so this touches no
 /// other thread of the process). 0 leaves the thread as it is.
@@ -68,8 +172,6 @@ const RUN_OUTPUT_RESERVE_SEGMENTS: f64 = 1.25;
 /// the reserve, leaving the other half for the log's growth during the run.
 const RUN_OUTPUT_MAX_SEGMENTS: f64 = 0.5;
 
-/// The maintenance thread: writes missing hint files, checks segments loaded from hints
-/// against their checksums, and compacts.
 /// Gives the calling (maintenance) thread the configured niceness.
 pub(crate) fn lower_priority(shared: &Shared) {
     if let Err(e) = set_current_thread_nice(shared.options.background_nice) {
@@ -82,6 +184,8 @@ pub(crate) fn lower_priority(shared: &Shared) {
     }
 }
 
+/// The maintenance thread: writes missing hint files, checks segments loaded from hints
+/// against their checksums, and compacts.
 pub(crate) fn run(shared: Arc<Shared>) {
     let mut expire_cursor = 0u64;
     let mut next_sweep = Instant::now();
@@ -107,12 +211,15 @@ pub(crate) fn run(shared: Arc<Shared>) {
         loop {
             let plan = pick(&shared);
             if plan.is_empty() || shared.syncer.is_shutdown() {
+                lift_stall_unless_over_bound(&shared, false);
                 break;
             }
             if let Err(e) = compact(&shared, &plan) {
                 tracing::error!(error = %e, "compaction failed; the input segments are kept");
+                lift_stall_unless_over_bound(&shared, false);
                 break;
             }
+            lift_stall_unless_over_bound(&shared, true);
         }
     }
 }

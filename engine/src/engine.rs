@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
+    /// Backpressure: writers wait here while the log outgrows what compaction reclaims.
+    pub(crate) write_stall: crate::compaction::WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
     /// Work for the prealloc thread: the next log segment, created ahead of need so rolling is
@@ -238,6 +240,7 @@ impl Shared {
 impl SegmentFactory for Shared {
     fn log_grew(&self) {
         if self.options.compaction {
+            crate::compaction::stall_writers_if_over_bound(self);
             self.syncer.kick_maintenance();
         }
     }
@@ -404,6 +407,7 @@ impl Engine {
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
+            write_stall: crate::compaction::WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
             spare: Mutex::new(Prepared::default()),
             spare_cond: Condvar::new(),
@@ -537,6 +541,8 @@ impl Engine {
         }
         let h = KeyHash::of(key);
         let sh = &self.shared;
+        // Before any lock: compaction needs the shard locks to catch up.
+        sh.write_stall.wait_if_active(&sh.counters);
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
         let (slot, current) = find_current(&shard, &segs, key, h);
@@ -649,6 +655,8 @@ impl Engine {
             });
         }
         let sh = &self.shared;
+        // Before any lock: compaction needs the shard locks to catch up.
+        sh.write_stall.wait_if_active(&sh.counters);
         let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
         let shard_nos = distinct_shards(&hashes);
         let mut guards: Vec<_> = shard_nos
@@ -1005,6 +1013,8 @@ impl Engine {
                 .compaction_bytes_reclaimed
                 .load(Ordering::Relaxed),
             compaction_running: sh.compaction_running.load(Ordering::Relaxed),
+            write_stalls: sh.counters.write_stalls.load(Ordering::Relaxed),
+            write_stall_ms: sh.counters.write_stall_us.load(Ordering::Relaxed) / 1000,
             poisoned: sh.poison_cause.lock().clone(),
             last_seq: sh.log.last_seq(),
             durable_seq: sh.syncer.durable(),
@@ -1036,6 +1046,7 @@ impl Engine {
             return Ok(());
         }
         self.shared.syncer.shutdown();
+        self.shared.write_stall.lift();
         {
             let _spare = self.shared.spare.lock();
             self.shared.spare_cond.notify_all();

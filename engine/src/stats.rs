@@ -27,6 +27,10 @@ pub struct Stats {
     /// Keys removed by the active-expiry sweep since open.
     pub expired_keys: u64,
     pub compaction_running: bool,
+    /// Writes that waited for compaction because the log outgrew the space bound, and the
+    /// milliseconds they waited in all.
+    pub write_stalls: u64,
+    pub write_stall_ms: u64,
     pub fsyncs: u64,
     /// Unix time of the last successful fsync, in milliseconds; 0 before the first.
     pub last_fsync_unix_ms: u64,
@@ -70,6 +74,8 @@ pub(crate) struct Counters {
     pub compaction_bytes_written: AtomicU64,
     pub compaction_bytes_reclaimed: AtomicU64,
     pub expired_keys: AtomicU64,
+    pub write_stalls: AtomicU64,
+    pub write_stall_us: AtomicU64,
 }
 
 impl Counters {

@@ -140,6 +140,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             st.disk_bytes as f64 / 1e6
         );
     }
+    let churn_s = churn_start.elapsed().as_secs_f64();
     let peak = sampler.stop();
     let live = args.keys * record;
     let st = engine.stats();
@@ -147,11 +148,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "steady state: worst space amplification {worst_space:.2} at the reports, {:.2} at the \
          peak sampled every {} ms (segment files, with the preallocated spare and unfinished \
          compaction outputs, / live data), write amplification {last_wamp:.2}; compactions {}, \
-         reclaimed {:.1} MB",
+         reclaimed {:.1} MB; {:.0} overwrites/s, {} writes waited for compaction ({} ms)",
         peak as f64 / live as f64,
         SAMPLE_EVERY.as_millis(),
         st.compactions,
-        st.compaction_bytes_reclaimed as f64 / 1e6
+        st.compaction_bytes_reclaimed as f64 / 1e6,
+        written as f64 / churn_s,
+        st.write_stalls,
+        st.write_stall_ms
     );
     drop(engine);
 

@@ -184,6 +184,8 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     );
     line!(s, "engine_write_errors:{}", e.write_errors);
     line!(s, "engine_compactions:{}", e.compactions);
+    line!(s, "engine_write_stalls:{}", e.write_stalls);
+    line!(s, "engine_write_stall_ms:{}", e.write_stall_ms);
     line!(s, "engine_poisoned:{}", e.poisoned.as_deref().unwrap_or(""));
     line!(s, "recovery_keys:{}", e.recovery.keys);
     line!(s, "recovery_segments:{}", e.recovery.segments);
