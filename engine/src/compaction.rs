@@ -15,7 +15,7 @@
 //! A crash before step 3 leaves `.tmp` files, which `open` removes.
 //!
 //! The thread runs at `Options::background_nice`, and writers that outrun it past the space
-//! bound wait for it ([`WriteStall`]).
+//! bound wait for it (`WriteStall`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
