@@ -15,9 +15,9 @@
 //! A crash before step 3 leaves `.tmp` files, which `open` removes.
 //!
 //! The thread runs at `Options::background_nice`, and writers that outrun it past the space
-//! bound wait for it (`WriteStall`).
+//! bound wait for it (see [`crate::stall`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,77 +29,15 @@ use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
 use crate::recovery::{scan_records, ScanEnd};
 use crate::segment::{sync_dir, Segment, ALLOC_CHUNK};
-use crate::stats::Counters;
 
 /// Index slots the active-expiry sweep examines per maintenance cycle (all 10M slots of a big
 /// store in about a minute at the default interval).
 const EXPIRE_SLOTS_PER_CYCLE: usize = 64 * 1024;
 
-/// Backpressure for writers that outrun compaction. When the log grows (a new segment or a
-/// new chunk of one) past the space bound, less a chunk and a run's output, the store holds at least
-/// [`STALL_MIN_LIVE_SEGMENTS`] of live data, and some sealed segment holds enough dead bytes
-/// to be worth rewriting, writes wait before they append until the
-/// maintenance thread's next run brings disk use back under the bound (or finds nothing
-/// left to do). A write waits at most [`WRITE_STALL_MAX`]; then the stall is lifted until
-/// the log next grows, so a compaction that cannot keep up slows writers by at most that
-/// much per chunk of log growth instead of stopping them.
-#[derive(Default)]
-pub(crate) struct WriteStall {
-    active: AtomicBool,
-    mutex: parking_lot::Mutex<()>,
-    cond: parking_lot::Condvar,
-}
-
-/// Longest one write waits for compaction.
-const WRITE_STALL_MAX: Duration = Duration::from_secs(1);
-
-impl WriteStall {
-    pub(crate) fn wait_if_active(&self, counters: &Counters) {
-        if !self.active.load(Ordering::Acquire) {
-            return;
-        }
-        let started = Instant::now();
-        let deadline = started + WRITE_STALL_MAX;
-        let mut timed_out = false;
-        {
-            let mut g = self.mutex.lock();
-            while self.active.load(Ordering::Acquire) {
-                if self.cond.wait_until(&mut g, deadline).timed_out() {
-                    timed_out = true;
-                    break;
-                }
-            }
-        }
-        if timed_out && self.lift() {
-            tracing::warn!(
-                waited_ms = WRITE_STALL_MAX.as_millis() as u64,
-                "writes outran compaction and it did not catch up in time; letting writes \
-                 through, so disk use may pass the space bound (see the engine stats)"
-            );
-        }
-        counters.write_stalls.fetch_add(1, Ordering::Relaxed);
-        counters
-            .write_stall_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Lets waiting writers go; true if a stall was on.
-    pub(crate) fn lift(&self) -> bool {
-        if !self.active.swap(false, Ordering::AcqRel) {
-            return false;
-        }
-        let _g = self.mutex.lock();
-        self.cond.notify_all();
-        true
-    }
-
-    fn set(&self) {
-        self.active.store(true, Ordering::Release);
-    }
-}
-
-/// True when disk use is within one chunk of the space bound (or past it) and some sealed
-/// segment is dead enough for compaction to take under pressure.
+/// When writers are held back (see [`crate::stall`]): disk use is within a chunk and a run's
+/// output of the space bound (or past it), the store holds at least
+/// [`STALL_MIN_LIVE_SEGMENTS`] of live data, and some sealed segment is dead enough for
+/// compaction to take under pressure.
 fn over_bound_with_work(shared: &Shared) -> bool {
     let segs = shared.segments.load();
     let (mut disk, mut live, mut work) = (shared.spare_allocated(), 0u64, false);

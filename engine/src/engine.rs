@@ -125,7 +125,7 @@ pub(crate) struct Shared {
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
     /// Backpressure: writers wait here while the log outgrows what compaction reclaims.
-    pub(crate) write_stall: crate::compaction::WriteStall,
+    pub(crate) write_stall: crate::stall::WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
     /// Work for the prealloc thread: the next log segment, created ahead of need so rolling is
@@ -407,7 +407,7 @@ impl Engine {
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
-            write_stall: crate::compaction::WriteStall::default(),
+            write_stall: crate::stall::WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
             spare: Mutex::new(Prepared::default()),
             spare_cond: Condvar::new(),
@@ -542,7 +542,9 @@ impl Engine {
         let h = KeyHash::of(key);
         let sh = &self.shared;
         // Before any lock: compaction needs the shard locks to catch up.
-        sh.write_stall.wait_if_active(&sh.counters);
+        if sh.options.blocking_write_stalls {
+            sh.write_stall.wait_if_active(&sh.counters);
+        }
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
         let (slot, current) = find_current(&shard, &segs, key, h);
@@ -656,7 +658,9 @@ impl Engine {
         }
         let sh = &self.shared;
         // Before any lock: compaction needs the shard locks to catch up.
-        sh.write_stall.wait_if_active(&sh.counters);
+        if sh.options.blocking_write_stalls {
+            sh.write_stall.wait_if_active(&sh.counters);
+        }
         let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
         let shard_nos = distinct_shards(&hashes);
         let mut guards: Vec<_> = shard_nos
@@ -767,6 +771,18 @@ impl Engine {
         }
         let token = written.last().map(|&(seq, _)| WriteToken(seq));
         Ok((result, token))
+    }
+
+    /// How long the current write stall may still last, if one is on: writers are outrunning
+    /// compaction past the space bound (see [`crate::stall`]). Cheap: one atomic load.
+    pub fn write_stall(&self) -> Option<std::time::Duration> {
+        self.shared.write_stall.remaining()
+    }
+
+    /// Resolves when the write stall is lifted. A stall that runs out wakes nobody: await this
+    /// with [`Engine::write_stall`]'s time as a timeout.
+    pub fn write_stall_lifted(&self) -> crate::stall::StallLifted {
+        crate::stall::StallLifted::new(self.shared.clone())
     }
 
     /// A future that resolves once the write named by `token` (and every earlier one) is on

@@ -9,7 +9,8 @@
 //! - [`log`]: the active segment, sequence numbers and rolling to a new segment.
 //! - [`sync`]: fsync policies and group commit (one `fdatasync` shared by concurrent writers).
 //! - [`recovery`]: `open`: directory lock, segment scan, torn-tail truncation, corruption errors.
-//! - [`compaction`] and [`hint`]: space reclamation and fast start.
+//! - [`compaction`] and [`hint`]: space reclamation and fast start; [`stall`]: writers wait
+//!   for compaction when they outrun it past the space bound.
 //! - [`error`], [`stats`], [`options`].
 //! - `failpoint`: fault injection for tests (`FLIN_FAILPOINT`: crashes in compaction, a failing
 //!   fdatasync).
@@ -32,6 +33,7 @@ pub mod log;
 pub mod options;
 pub mod recovery;
 pub mod segment;
+pub mod stall;
 pub mod stats;
 pub mod sync;
 

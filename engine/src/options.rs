@@ -42,6 +42,11 @@ pub struct Options {
     /// clients, and compaction still gets a share (about a tenth of a core at 10 against one
     /// busy thread), so it falls behind only under saturation. 0 keeps normal priority.
     pub background_nice: i32,
+    /// When writers outrun compaction past the space bound, writes wait inside `put`,
+    /// `delete` and the other write calls (true), or never block and leave the waiting to
+    /// the caller through `Engine::write_stall` and `Engine::write_stall_lifted` (false: an
+    /// async server, whose threads must not block). See [`crate::stall`].
+    pub blocking_write_stalls: bool,
 }
 
 impl Default for Options {
@@ -57,6 +62,7 @@ impl Default for Options {
             compaction_rate_bytes_per_sec: 0,
             hints: true,
             background_nice: 10,
+            blocking_write_stalls: true,
         }
     }
 }

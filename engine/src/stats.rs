@@ -27,8 +27,9 @@ pub struct Stats {
     /// Keys removed by the active-expiry sweep since open.
     pub expired_keys: u64,
     pub compaction_running: bool,
-    /// Writes that waited for compaction because the log outgrew the space bound, and the
-    /// milliseconds they waited in all.
+    /// Waits for compaction because writers outran it past the space bound (by writes, or by
+    /// the callers of `Engine::write_stall_lifted`), and the milliseconds waited, summed over
+    /// the waiters.
     pub write_stalls: u64,
     pub write_stall_ms: u64,
     pub fsyncs: u64,

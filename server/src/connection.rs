@@ -9,6 +9,10 @@
 //! When that fails (a failed fsync poisons the engine), none of the buffer is sent: the client
 //! gets one `-MISCONF` error saying why, and the connection closes.
 //!
+//! Write stalls: when writers outrun compaction past the space bound, the engine does not
+//! block the worker; each connection waits before its next batch instead (see
+//! `flin_engine::stall`).
+//!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
 //! that pipelines and never reads holds at most about the limit plus one reply.
@@ -161,6 +165,13 @@ async fn read_loop(
     let output_limit = w.shared.config.client_output_limit as usize;
     let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
     loop {
+        // Writers are outrunning compaction past the space bound: hold this connection's next
+        // batch (not the worker) until compaction catches up or the stall runs out.
+        if !buf.is_empty() {
+            if let Some(left) = w.shared.engine.write_stall() {
+                let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
+            }
+        }
         match process(&mut buf, &mut parser, &mut arena, conn, w, &mut client) {
             Step::NeedInput => {}
             Step::Close => return,

@@ -142,6 +142,9 @@ impl Server {
         let options = Options {
             fsync: config.fsync.engine(),
             segment_size_bytes: config.segment_size,
+            // A worker must not block: connections wait for a write stall between batches
+            // (see `connection::read_loop`).
+            blocking_write_stalls: false,
             ..Options::default()
         };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
