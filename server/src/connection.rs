@@ -10,8 +10,8 @@
 //! gets one `-MISCONF` error saying why, and the connection closes.
 //!
 //! Write stalls: when writers outrun compaction past the space bound, the engine does not
-//! block the worker; each connection waits before its next batch instead (see
-//! `flin_engine::stall`).
+//! block the worker; a connection stops at its next write command and waits for the stall
+//! to end, while reads (and other connections' reads) go on (see `flin_engine::stall`).
 //!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
@@ -151,6 +151,8 @@ enum Step {
     Blocked,
     /// Close the connection once the replies are out (QUIT, SHUTDOWN, a protocol error).
     Close,
+    /// The next request writes while writers outrun compaction: wait for the stall to end.
+    Stalled,
 }
 
 async fn read_loop(
@@ -165,16 +167,20 @@ async fn read_loop(
     let output_limit = w.shared.config.client_output_limit as usize;
     let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
     loop {
-        // Writers are outrunning compaction past the space bound: hold this connection's next
-        // batch (not the worker) until compaction catches up or the stall runs out.
-        if !buf.is_empty() {
-            if let Some(left) = w.shared.engine.write_stall() {
-                let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
-            }
-        }
         match process(&mut buf, &mut parser, &mut arena, conn, w, &mut client) {
             Step::NeedInput => {}
             Step::Close => return,
+            Step::Stalled => {
+                // Hold this connection (not the worker) until compaction catches up or the
+                // stall runs out, then run the write that stopped the batch.
+                if let Some(left) = w.shared.engine.write_stall() {
+                    let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
+                }
+                if conn.failed.get() {
+                    return;
+                }
+                continue;
+            }
             Step::Blocked => {
                 wait_drained(conn, output_limit / 2).await;
                 if conn.failed.get() {
@@ -254,6 +260,11 @@ fn process(
         };
         match parser.parse(&buf[pos..], arena, limits) {
             Ok(Some(Frame::Command { args, consumed })) => {
+                // Left unconsumed: parsed again, and run, once the stall is over.
+                if shared.engine.write_stall().is_some() && commands::writes(args[0]) {
+                    step = Step::Stalled;
+                    break;
+                }
                 pos += consumed;
                 commands_run += 1;
                 commands::execute(&mut ctx, args);

@@ -89,6 +89,11 @@ impl Ctx<'_> {
     }
 }
 
+/// True for a command that writes (Redis's `write` flag): it waits out a write stall.
+pub fn writes(name: &[u8]) -> bool {
+    lookup(name).is_some_and(|s| s.flags & table::WRITE != 0)
+}
+
 /// Runs one command: lookup, arity, authentication, then the handler.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
