@@ -83,6 +83,12 @@ pub struct Config {
     #[arg(long, env = "FLIN_SEGMENT_SIZE", default_value = "16MiB", value_parser = parse_bytes)]
     pub segment_size: u64,
 
+    /// Most bytes per second compaction may write, e.g. 32MiB; 0 = no limit. A limit leaves
+    /// more disk bandwidth to clients; if writes then outrun compaction past the space bound,
+    /// each connection's next write waits for it (reads go on), for at most a second at a time.
+    #[arg(long, env = "FLIN_COMPACTION_RATE", default_value = "0", value_parser = parse_bytes)]
+    pub compaction_rate: u64,
+
     /// Password clients must give with AUTH (or HELLO ... AUTH) before other commands.
     /// Compared in constant time. Unset = no authentication.
     #[arg(long, env = "FLIN_REQUIREPASS", hide_env_values = true)]
@@ -156,6 +162,7 @@ impl Config {
             threads: 0,
             fsync: FsyncPolicy::Everysec,
             segment_size: 16 << 20,
+            compaction_rate: 0,
             requirepass: None,
             maxclients: 10_000,
             timeout: 0,

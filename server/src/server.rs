@@ -142,6 +142,7 @@ impl Server {
         let options = Options {
             fsync: config.fsync.engine(),
             segment_size_bytes: config.segment_size,
+            compaction_rate_bytes_per_sec: config.compaction_rate,
             // A worker must not block: connections wait for a write stall between batches
             // (see `connection::read_loop`).
             blocking_write_stalls: false,
