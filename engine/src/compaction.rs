@@ -40,21 +40,49 @@ const EXPIRE_SLOTS_PER_CYCLE: usize = 64 * 1024;
 /// compaction to take under pressure.
 fn over_bound_with_work(shared: &Shared) -> bool {
     let segs = shared.segments.load();
-    let (mut disk, mut live, mut work) = (shared.spare_allocated(), 0u64, false);
-    for s in segs.iter() {
-        disk += s.allocated();
-        live += s.live_bytes();
-        work |= s.is_sealed()
-            && (s.len() - s.live_bytes()) as f64 >= AMP_PICK_DEAD_RATIO_MIN * s.len() as f64;
-    }
+    let space = SpaceUse::of(shared, &segs);
+    let work = segs
+        .iter()
+        .any(|s| s.is_sealed() && dead_ratio(s) >= AMP_PICK_DEAD_RATIO_MIN);
     let segment = shared.options.segment_size_bytes as f64;
-    let chunk = ALLOC_CHUNK.min(shared.options.segment_size_bytes) as f64;
-    let limit = shared.options.compaction_space_amplification_max * live.max(1) as f64;
     // Room for the chunk a writer may add before it sees the stall, and for the output of
     // the run in progress (up to a segment's live bytes when a run takes its one segment),
     // which the segment map does not list until the run ends.
-    let room = chunk + segment;
-    work && live as f64 >= STALL_MIN_LIVE_SEGMENTS * segment && disk as f64 + room > limit
+    let room = alloc_chunk(shared) + segment;
+    work && space.live >= STALL_MIN_LIVE_SEGMENTS * segment && space.disk + room > space.limit
+}
+
+/// What the store takes on disk (every segment's allocated chunks and the prepared spare's)
+/// and holds live, and the space bound that sets: as both [`pick`] and the write stall see it.
+struct SpaceUse {
+    disk: f64,
+    live: f64,
+    limit: f64,
+}
+
+impl SpaceUse {
+    fn of(shared: &Shared, segs: &crate::engine::SegmentMap) -> SpaceUse {
+        let (mut disk, mut live) = (shared.spare_allocated(), 0u64);
+        for s in segs.iter() {
+            disk += s.allocated();
+            live += s.live_bytes();
+        }
+        SpaceUse {
+            disk: disk as f64,
+            live: live as f64,
+            limit: shared.options.compaction_space_amplification_max * live.max(1) as f64,
+        }
+    }
+}
+
+/// The share of a segment's bytes that is dead.
+fn dead_ratio(s: &Segment) -> f64 {
+    (s.len() - s.live_bytes()) as f64 / s.len().max(1) as f64
+}
+
+/// How much a segment file grows at a time.
+fn alloc_chunk(shared: &Shared) -> f64 {
+    ALLOC_CHUNK.min(shared.options.segment_size_bytes) as f64
 }
 
 /// Writers are held back only for stores of at least this many segments of live data. In a
@@ -283,28 +311,22 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
         .filter(|s| s.is_sealed() && s.id != active)
         .cloned()
         .collect();
-    let (mut disk, mut live) = (shared.spare_allocated(), 0u64);
-    for s in segs.iter() {
-        disk += s.allocated();
-        live += s.live_bytes();
-    }
+    let space = SpaceUse::of(shared, &segs);
     let segment = shared.options.segment_size_bytes as f64;
-    let limit = shared.options.compaction_space_amplification_max * live.max(1) as f64;
     // What may appear on disk during a run besides its outputs: a chunk of output slack, and
     // the next spare segment's first chunk if the log rolls meanwhile.
-    let slack = 2.0 * ALLOC_CHUNK.min(shared.options.segment_size_bytes) as f64;
-    let headroom = limit - disk as f64 - slack;
+    let slack = 2.0 * alloc_chunk(shared);
+    let headroom = space.limit - space.disk - slack;
     let over_amp = headroom < RUN_OUTPUT_RESERVE_SEGMENTS * segment;
     // Small runs: the log keeps growing while one runs, and its outputs stand beside its
     // inputs until it ends.
     let output_budget = headroom.min(RUN_OUTPUT_MAX_SEGMENTS * segment);
-    let ratio = |s: &Segment| (s.len() - s.live_bytes()) as f64 / s.len().max(1) as f64;
-    sealed.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
+    sealed.sort_by(|a, b| dead_ratio(b).total_cmp(&dead_ratio(a)));
     let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
     let (mut taken, mut taken_live) = (0u64, 0u64);
     let mut plan = Vec::new();
     for s in sealed {
-        let r = ratio(&s);
+        let r = dead_ratio(&s);
         // Under space pressure take any segment worth the rewrite, but never one that is
         // mostly live: rewriting it would reclaim little and could repeat forever when the
         // bound cannot be met (a small store beside a preallocated segment).

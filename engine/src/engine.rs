@@ -181,6 +181,14 @@ impl Shared {
         self.segments.store(Arc::new(next));
     }
 
+    /// Under `Options::blocking_write_stalls`, waits while writers outrun compaction. Called
+    /// before a write takes any lock: compaction needs the index locks to catch up.
+    fn wait_out_write_stall(&self) {
+        if self.options.blocking_write_stalls {
+            self.write_stall.wait_if_active(&self.counters);
+        }
+    }
+
     /// Disk taken by the prepared spare segment, if there is one.
     pub(crate) fn spare_allocated(&self) -> u64 {
         self.spare
@@ -541,10 +549,7 @@ impl Engine {
         }
         let h = KeyHash::of(key);
         let sh = &self.shared;
-        // Before any lock: compaction needs the shard locks to catch up.
-        if sh.options.blocking_write_stalls {
-            sh.write_stall.wait_if_active(&sh.counters);
-        }
+        sh.wait_out_write_stall();
         let mut shard = sh.index.shard(h.shard()).write();
         let segs = sh.segments.load();
         let (slot, current) = find_current(&shard, &segs, key, h);
@@ -657,10 +662,7 @@ impl Engine {
             });
         }
         let sh = &self.shared;
-        // Before any lock: compaction needs the shard locks to catch up.
-        if sh.options.blocking_write_stalls {
-            sh.write_stall.wait_if_active(&sh.counters);
-        }
+        sh.wait_out_write_stall();
         let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
         let shard_nos = distinct_shards(&hashes);
         let mut guards: Vec<_> = shard_nos

@@ -143,8 +143,8 @@ impl Server {
             fsync: config.fsync.engine(),
             segment_size_bytes: config.segment_size,
             compaction_rate_bytes_per_sec: config.compaction_rate,
-            // A worker must not block: connections wait for a write stall between batches
-            // (see `connection::read_loop`).
+            // A worker must not block: a connection waits out a write stall at its next write
+            // command (see `connection::process`).
             blocking_write_stalls: false,
             ..Options::default()
         };
