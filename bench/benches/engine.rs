@@ -121,6 +121,28 @@ fn bench_get(c: &mut Criterion) {
     g.finish();
 }
 
+/// Reads of 16 keys at once (`get_many_with`, as MGET runs), which prefetches each chunk's
+/// index slots and records so their memory reads overlap; per key, against `get/hit`.
+fn bench_get_batched(c: &mut Criterion) {
+    const BATCH: u64 = 16;
+    let mut g = c.benchmark_group("get_batched");
+    g.throughput(Throughput::Elements(BATCH));
+    let vs = 100;
+    let (_dir, engine, n) = filled(vs);
+    g.bench_function(BenchmarkId::new(format!("hit{BATCH}/{vs}B"), "1t"), |b| {
+        b.iter_custom(|iters| {
+            on_threads(1, iters, |_, i| {
+                let keys: [[u8; 16]; BATCH as usize] =
+                    std::array::from_fn(|j| key(spread(i * BATCH + j as u64, n)));
+                let refs: [&[u8]; BATCH as usize] = std::array::from_fn(|j| &keys[j][..]);
+                let found = engine.get_many_with(&refs, |es| es.iter().flatten().count());
+                assert_eq!(found, BATCH as usize);
+            })
+        })
+    });
+    g.finish();
+}
+
 fn bench_delete(c: &mut Criterion) {
     let mut g = c.benchmark_group("delete");
     g.throughput(Throughput::Elements(1));
@@ -262,6 +284,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_put, bench_get, bench_delete, bench_fsync_always, bench_open, bench_compaction
+    targets = bench_put, bench_get, bench_get_batched, bench_delete, bench_fsync_always, bench_open, bench_compaction
 }
 criterion_main!(benches);

@@ -61,6 +61,19 @@ impl KeyHash {
     }
 }
 
+/// Asks the CPU to bring the cache line holding `p` closer. A hint: it reads nothing
+/// architecturally and cannot fault, whatever `p` points at.
+pub fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` never faults and has no architectural effect.
+    #[allow(unused_unsafe)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 pub struct Index {
     shards: Box<[RwLock<Table>]>,
 }
@@ -143,17 +156,27 @@ impl Table {
 
     /// Asks the CPU to fetch the home slot of `tag` into cache ahead of a lookup.
     pub fn prefetch(&self, tag: u32) {
-        let slot = &self.slots[self.home(tag)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is a hint; it reads nothing architecturally and cannot fault.
-        #[allow(unused_unsafe)]
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (slot as *const Slot).cast(),
-            );
+        prefetch_line((&self.slots[self.home(tag)] as *const Slot).cast());
+    }
+
+    /// The location in the first slot, from the home slot of `tag` on, whose tag matches: the
+    /// record most likely to hold the key (unchecked; for prefetching).
+    pub fn first_match(&self, tag: u32) -> Option<Loc> {
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        loop {
+            let s = &self.slots[i];
+            if s.seg == 0 {
+                return None;
+            }
+            if s.tag == tag {
+                return Some(Loc {
+                    seg: s.seg,
+                    off: s.off & !OFFSET_MARK,
+                });
+            }
+            i = (i + 1) & mask;
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
     }
 
     /// The slot holding the key, if any. `is_key` is asked only about slots whose tag matches;

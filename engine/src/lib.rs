@@ -42,7 +42,7 @@ mod engine;
 mod failpoint;
 mod lock;
 
-pub use engine::{Engine, Entry, ScanCursor, Update, WriteToken};
+pub use engine::{Engine, Entry, ScanCursor, Update, WriteToken, PREFETCH_BATCH};
 pub use error::{Error, Result};
 pub use options::{Fsync, Options};
 pub use stats::Stats;

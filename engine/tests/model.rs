@@ -101,6 +101,10 @@ proptest! {
                     prop_assert_eq!(existed, model.remove(&key(k)).is_some());
                 }
                 Op::Get(k) => {
+                    // A prefetch is a hint: it must change nothing, whatever it is given.
+                    let ahead: Vec<Vec<u8>> = (0..40u8).map(|i| key(k.wrapping_add(i))).collect();
+                    let ahead: Vec<&[u8]> = ahead.iter().map(|k| &k[..]).collect();
+                    engine.prefetch(&ahead);
                     prop_assert_eq!(engine.get(&key(k)), model.get(&key(k)).cloned());
                 }
                 Op::Batch(ops) => {
