@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use bumpalo::Bump;
-use flin_engine::WriteToken;
+use flin_engine::{WriteToken, PREFETCH_BATCH};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
@@ -163,11 +163,19 @@ async fn read_loop(
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
     let mut parser = Parser::new();
+    let mut lookahead = Parser::new();
     let mut arena = Bump::new();
     let output_limit = w.shared.config.client_output_limit as usize;
     let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
     loop {
-        match process(&mut buf, &mut parser, &mut arena, conn, w, &mut client) {
+        match process(
+            &mut buf,
+            [&mut parser, &mut lookahead],
+            &mut arena,
+            conn,
+            w,
+            &mut client,
+        ) {
             Step::NeedInput => {}
             Step::Close => return,
             Step::Stalled => {
@@ -217,9 +225,10 @@ async fn read_loop(
 }
 
 /// Parses and runs every complete request in `buf`, then drops the consumed bytes.
+/// `parsers`: the connection's parser, and a second one that looks ahead for keys to prefetch.
 fn process(
     buf: &mut Vec<u8>,
-    parser: &mut Parser,
+    [parser, lookahead]: [&mut Parser; 2],
     arena: &mut Bump,
     conn: &ConnShared,
     w: &Worker,
@@ -247,6 +256,8 @@ fn process(
         shutdown: false,
     };
     let mut pos = 0;
+    // Requests up to here had their keys prefetched.
+    let mut prefetched_to = 0;
     let mut commands_run = 0u64;
     let mut step = Step::NeedInput;
     loop {
@@ -258,6 +269,9 @@ fn process(
             bulk_len_max,
             authenticated: ctx.client.authenticated,
         };
+        if pos >= prefetched_to && !parser.in_frame() {
+            prefetched_to = pos + prefetch_ahead(&buf[pos..], lookahead, arena, limits, ctx.engine);
+        }
         match parser.parse(&buf[pos..], arena, limits) {
             Ok(Some(Frame::Command { args, consumed })) => {
                 // Left unconsumed: parsed again, and run, once the stall is over.
@@ -322,6 +336,40 @@ fn process(
         buf.drain(..pos);
     }
     step
+}
+
+/// Parses ahead of the request about to run (a pipelined batch) and prefetches the keys of
+/// the next few requests (see `Engine::prefetch`): their index slots and records then arrive
+/// from memory together instead of one miss after another. Returns how many bytes of
+/// requests it covered; 0 when `buf` holds a single request, which has nothing to overlap.
+fn prefetch_ahead(
+    buf: &[u8],
+    lookahead: &mut Parser,
+    arena: &Bump,
+    limits: Limits,
+    engine: &flin_engine::Engine,
+) -> usize {
+    let mut keys = bumpalo::collections::Vec::with_capacity_in(PREFETCH_BATCH, arena);
+    let mut pos = 0;
+    while keys.len() < PREFETCH_BATCH {
+        match lookahead.parse(&buf[pos..], arena, limits) {
+            Ok(Some(Frame::Command { args, consumed })) => {
+                if pos == 0 && consumed == buf.len() {
+                    break;
+                }
+                pos += consumed;
+                commands::keys_of(args, |k| keys.push(k));
+            }
+            Ok(Some(Frame::Empty { consumed })) => pos += consumed,
+            // Incomplete or bad: the main parser meets it and deals with it.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    lookahead.reset();
+    if keys.len() > 1 {
+        engine.prefetch(&keys);
+    }
+    pos
 }
 
 /// Waits until the unsent replies fall to `low_water` bytes, or the writer failed.

@@ -94,6 +94,28 @@ pub fn writes(name: &[u8]) -> bool {
     lookup(name).is_some_and(|s| s.flags & table::WRITE != 0)
 }
 
+/// Calls `each` with every key `args` names, by its command's key positions; nothing for an
+/// unknown command or a wrong number of arguments.
+pub fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
+    let Some(spec) = lookup(args[0]) else {
+        return;
+    };
+    let (first, last, step) = spec.keys;
+    if !spec.arity_ok(args.len()) || first <= 0 || step <= 0 {
+        return;
+    }
+    let last = if last < 0 {
+        args.len() as i64 + i64::from(last)
+    } else {
+        i64::from(last)
+    };
+    let mut i = i64::from(first);
+    while i <= last && (i as usize) < args.len() {
+        each(args[i as usize]);
+        i += i64::from(step);
+    }
+}
+
 /// Runs one command: lookup, arity, authentication, then the handler.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
@@ -226,6 +248,24 @@ mod tests {
                 "a".repeat(128)
             )
         );
+    }
+
+    fn keys(args: &[&'static [u8]]) -> Vec<&'static [u8]> {
+        let mut v = Vec::new();
+        keys_of(args, |k| v.push(k));
+        v
+    }
+
+    #[test]
+    fn keys_follow_each_commands_key_positions() {
+        assert_eq!(keys(&[b"GET", b"k"]), [b"k"]);
+        assert_eq!(keys(&[b"set", b"k", b"v", b"EX", b"10"]), [b"k"]);
+        assert_eq!(keys(&[b"MGET", b"a", b"b", b"c"]), [b"a", b"b", b"c"]);
+        assert_eq!(keys(&[b"MSET", b"a", b"1", b"b", b"2"]), [b"a", b"b"]);
+        assert_eq!(keys(&[b"RENAME", b"a", b"b"]), [b"a", b"b"]);
+        assert!(keys(&[b"PING"]).is_empty());
+        assert!(keys(&[b"NOSUCH", b"k"]).is_empty());
+        assert!(keys(&[b"GET"]).is_empty(), "wrong arity names no keys");
     }
 
     #[test]

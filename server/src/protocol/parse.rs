@@ -180,7 +180,8 @@ impl Parser {
         res
     }
 
-    fn reset(&mut self) {
+    /// Forgets any partly parsed frame: the next call starts at a frame boundary.
+    pub fn reset(&mut self) {
         self.multibulk = None;
         self.spans.clear();
         self.inline_scanned = 0;
