@@ -528,16 +528,32 @@ impl Engine {
     /// # Errors
     /// Oversized key or value, a full disk, or [`Error::Poisoned`] after an earlier failure.
     pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
-        let (_, token) = self.update(key, |_| {
-            (
-                Update::Put {
-                    value,
-                    expire_at_ms,
-                },
-                (),
-            )
+        // What `update` does for a decision known in advance, reordered so the two memory
+        // reads a put waits on (the key's slot, then its old record) overlap with work that
+        // does not need them: the checksum, then the append.
+        check_sizes(key, value)?;
+        let h = KeyHash::of(key);
+        let sh = &self.shared;
+        sh.wait_out_write_stall();
+        let mut shard = sh.index.shard(h.shard()).write();
+        shard.prefetch(h.tag());
+        let body_crc = format::body_crc(key, value);
+        let segs = sh.segments.load();
+        prefetch_record(&shard, &segs, h);
+        if expire_at_ms != 0 && !sh.has_expiring.load(Ordering::Relaxed) {
+            sh.has_expiring.store(true, Ordering::Relaxed);
+        }
+        let (seq, loc) = sh.append(&Append {
+            key,
+            value,
+            expire_at_ms,
+            flags: 0,
+            body_crc,
         })?;
-        Ok(token.expect("a put always writes"))
+        // `segs` predates the append: it holds every record the shard points at.
+        let found = find_current(&shard, &segs, key, h);
+        point_at(&mut shard, &segs, found, h, loc);
+        Ok(WriteToken(seq))
     }
 
     /// Deletes `key`. Returns `None` when it had no live value (nothing is written).
@@ -621,13 +637,7 @@ impl Engine {
             flags: 0,
             body_crc: format::body_crc(key, value),
         })?;
-        match (slot, current) {
-            (Some(i), Some((old, hdr, _))) => {
-                shard.set(i, loc, false);
-                add_dead(&segs, old, hdr.record_len());
-            }
-            _ => shard.insert_absent(h.tag(), loc, false),
-        }
+        point_at(&mut shard, &segs, (slot, current), h, loc);
         Ok((result, Some(WriteToken(seq))))
     }
 
@@ -1288,6 +1298,24 @@ fn prefetch_record(shard: &crate::index::Table, segs: &SegmentMap, h: KeyHash) {
         if let Some(seg) = segs.get(loc.seg) {
             seg.prefetch(u64::from(loc.off));
         }
+    }
+}
+
+/// Points the key's slot (found by `find_current`) at its new record `loc`, counting the old
+/// record dead, or adds a slot when the key had none.
+fn point_at(
+    shard: &mut crate::index::Table,
+    segs: &SegmentMap,
+    found: (Option<usize>, Current<'_>),
+    h: KeyHash,
+    loc: Loc,
+) {
+    match found {
+        (Some(i), Some((old, hdr, _))) => {
+            shard.set(i, loc, false);
+            add_dead(segs, old, hdr.record_len());
+        }
+        _ => shard.insert_absent(h.tag(), loc, false),
     }
 }
 
