@@ -652,25 +652,10 @@ impl Engine {
             .map(|&i| self.shared.index.shard(i).read())
             .collect();
         let segs = self.shared.segments.load();
-        let mut entries: Vec<Option<Entry<'_>>> = Vec::with_capacity(keys.len());
-        for (keys, hashes) in keys
-            .chunks(PREFETCH_BATCH)
-            .zip(hashes.chunks(PREFETCH_BATCH))
-        {
-            // As in `prefetch`, under the locks already held: the chunk's memory reads overlap.
-            if keys.len() > 1 {
-                for h in hashes {
-                    guards[guard_of(&shard_nos, h)].prefetch(h.tag());
-                }
-                for h in hashes {
-                    prefetch_record(&guards[guard_of(&shard_nos, h)], &segs, *h);
-                }
-            }
-            entries.extend(keys.iter().zip(hashes).map(|(key, h)| {
-                let shard = &guards[guard_of(&shard_nos, h)];
-                live_entry(find_current(shard, &segs, key, *h).1)
-            }));
-        }
+        let entries: Vec<Option<Entry<'_>>> = find_all(&guards, &shard_nos, keys, &hashes, &segs)
+            .into_iter()
+            .map(live_entry)
+            .collect();
         f(&entries)
     }
 
@@ -710,11 +695,7 @@ impl Engine {
             .map(|&i| sh.index.shard(i).write())
             .collect();
         let segs = sh.segments.load();
-        let current: Vec<_> = keys
-            .iter()
-            .zip(&hashes)
-            .map(|(key, h)| find_current(&guards[guard_of(&shard_nos, h)], &segs, key, *h).1)
-            .collect();
+        let current = find_all(&guards, &shard_nos, keys, &hashes, &segs);
         let entries: Vec<Option<Entry<'_>>> = current.iter().map(|&c| live_entry(c)).collect();
         let (decisions, result) = f(&entries);
         assert_eq!(
@@ -1317,6 +1298,38 @@ fn point_at(
         }
         _ => shard.insert_absent(h.tag(), loc, false),
     }
+}
+
+/// The current record of every key (see `find_current`), each shard locked in `guards`. Each
+/// chunk of keys has its slots, then its records, prefetched first (as in
+/// [`Engine::prefetch`]) so their memory reads overlap.
+fn find_all<'a, G: std::ops::Deref<Target = crate::index::Table>>(
+    guards: &[G],
+    shard_nos: &[usize],
+    keys: &[&[u8]],
+    hashes: &[KeyHash],
+    segs: &'a SegmentMap,
+) -> Vec<Current<'a>> {
+    let mut found = Vec::with_capacity(keys.len());
+    for (keys, hashes) in keys
+        .chunks(PREFETCH_BATCH)
+        .zip(hashes.chunks(PREFETCH_BATCH))
+    {
+        if keys.len() > 1 {
+            for h in hashes {
+                guards[guard_of(shard_nos, h)].prefetch(h.tag());
+            }
+            for h in hashes {
+                prefetch_record(&guards[guard_of(shard_nos, h)], segs, *h);
+            }
+        }
+        found.extend(
+            keys.iter()
+                .zip(hashes)
+                .map(|(key, h)| find_current(&guards[guard_of(shard_nos, h)], segs, key, *h).1),
+        );
+    }
+    found
 }
 
 type Current<'a> = Option<(Loc, RecordHeader, &'a [u8])>;
