@@ -219,6 +219,26 @@ impl Shared {
             .map_err(|e| self.note_write_error(e))
     }
 
+    /// Appends a value record (not a tombstone), noting that some key may now expire.
+    fn append_value(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: u64,
+        body_crc: u32,
+    ) -> Result<(u64, Loc)> {
+        if expire_at_ms != 0 && !self.has_expiring.load(Ordering::Relaxed) {
+            self.has_expiring.store(true, Ordering::Relaxed);
+        }
+        self.append(&Append {
+            key,
+            value,
+            expire_at_ms,
+            flags: 0,
+            body_crc,
+        })
+    }
+
     /// Appends records as one atomic batch (see [`Log::append_batch`]).
     fn append_batch(&self, recs: &[Append<'_>]) -> Result<Vec<(u64, Loc)>> {
         self.check_poison()?;
@@ -540,16 +560,7 @@ impl Engine {
         let body_crc = format::body_crc(key, value);
         let segs = sh.segments.load();
         prefetch_record(&shard, &segs, h);
-        if expire_at_ms != 0 && !sh.has_expiring.load(Ordering::Relaxed) {
-            sh.has_expiring.store(true, Ordering::Relaxed);
-        }
-        let (seq, loc) = sh.append(&Append {
-            key,
-            value,
-            expire_at_ms,
-            flags: 0,
-            body_crc,
-        })?;
+        let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
         // `segs` predates the append: it holds every record the shard points at.
         let found = find_current(&shard, &segs, key, h);
         point_at(&mut shard, &segs, found, h, loc);
@@ -627,16 +638,8 @@ impl Engine {
             }
         };
         check_sizes(key, value)?;
-        if expire_at_ms != 0 && !sh.has_expiring.load(Ordering::Relaxed) {
-            sh.has_expiring.store(true, Ordering::Relaxed);
-        }
-        let (seq, loc) = sh.append(&Append {
-            key,
-            value,
-            expire_at_ms,
-            flags: 0,
-            body_crc: format::body_crc(key, value),
-        })?;
+        let body_crc = format::body_crc(key, value);
+        let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
         point_at(&mut shard, &segs, (slot, current), h, loc);
         Ok((result, Some(WriteToken(seq))))
     }

@@ -162,21 +162,12 @@ impl Table {
     /// The location in the first slot, from the home slot of `tag` on, whose tag matches: the
     /// record most likely to hold the key (unchecked; for prefetching).
     pub fn first_match(&self, tag: u32) -> Option<Loc> {
-        let mask = self.mask();
-        let mut i = self.home(tag);
-        loop {
-            let s = &self.slots[i];
-            if s.seg == 0 {
-                return None;
-            }
-            if s.tag == tag {
-                return Some(Loc {
-                    seg: s.seg,
-                    off: s.off & !OFFSET_MARK,
-                });
-            }
-            i = (i + 1) & mask;
-        }
+        let mut first = None;
+        self.find(tag, |loc| {
+            first = Some(loc);
+            true
+        });
+        first
     }
 
     /// The slot holding the key, if any. `is_key` is asked only about slots whose tag matches;
