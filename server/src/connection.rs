@@ -224,8 +224,8 @@ async fn read_loop(
     }
 }
 
-/// Parses and runs every complete request in `buf`, then drops the consumed bytes.
-/// `parsers`: the connection's parser, and a second one that looks ahead for keys to prefetch.
+/// Parses and runs every complete request in `buf`, then drops the consumed bytes. Takes the
+/// connection's parser and a second one that looks ahead for keys to prefetch.
 fn process(
     buf: &mut Vec<u8>,
     [parser, lookahead]: [&mut Parser; 2],
@@ -351,7 +351,10 @@ fn prefetch_ahead(
 ) -> usize {
     let mut keys = bumpalo::collections::Vec::with_capacity_in(PREFETCH_BATCH, arena);
     let mut pos = 0;
-    while keys.len() < PREFETCH_BATCH {
+    // Bounded in frames too, so requests without keys (PING...) are not parsed far ahead.
+    let mut frames = 0;
+    while keys.len() < PREFETCH_BATCH && frames < 2 * PREFETCH_BATCH {
+        frames += 1;
         match lookahead.parse(&buf[pos..], arena, limits) {
             Ok(Some(Frame::Command { args, consumed })) => {
                 if pos == 0 && consumed == buf.len() {
