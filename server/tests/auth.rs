@@ -71,3 +71,25 @@ fn unauthenticated_requests_are_small() {
     let big = vec![b'v'; 20_000];
     raw.expect(&cmd(&[b"SET", b"k", &big]), b"+OK\r\n");
 }
+
+#[test]
+fn auth_in_a_pipeline_lifts_the_limits_for_the_requests_after_it() {
+    // One write: AUTH, then requests over the pre-auth limits (11 arguments, a 20,000-byte
+    // bulk). Each is parsed with the limits in force when it runs, not when the buffer
+    // arrived, as on Redis; the look-ahead that prefetches keys must not change that.
+    let srv = start_with(|c| c.requirepass = Some("pw".into()));
+    let mut raw = srv.raw();
+    let big = vec![b'v'; 20_000];
+    let mut mset: Vec<&[u8]> = vec![b"MSET"];
+    let pairs: Vec<Vec<u8>> = (0..5).map(|i| format!("k{i}").into_bytes()).collect();
+    for p in &pairs {
+        mset.push(p);
+        mset.push(b"1");
+    }
+    assert_eq!(mset.len(), 11);
+    let mut req = b"AUTH pw\r\n".to_vec();
+    req.extend_from_slice(&cmd(&[b"SET", b"big", &big]));
+    req.extend_from_slice(&cmd(&mset));
+    req.extend_from_slice(&cmd(&[b"STRLEN", b"big"]));
+    raw.expect(&req, b"+OK\r\n+OK\r\n+OK\r\n:20000\r\n");
+}
