@@ -1,10 +1,11 @@
 //! Durability: the sync thread, group commit, and poisoning after a failed write or fsync.
 //!
 //! Every record has a sequence number. `durable_seq` says how far the log is on disk. A writer
-//! that needs durability asks for its sequence number ([`Syncer::request`]) and waits: blocking
-//! on the condition variable, or as a future woken by the sync thread. The sync thread syncs
-//! whatever has been written when it starts, so every writer that arrived during one
-//! `fdatasync` shares the next one (group commit). With `EverySec` it also syncs once a second
+//! that needs durability asks for its sequence number ([`Syncer::request`]) and waits: a thread
+//! sleeps on the `epoch` futex, a future's task is woken by the sync thread. The sync thread
+//! syncs whatever has been written when it starts, so every writer that arrived during one
+//! `fdatasync` shares the next one (group commit); before it starts, it waits briefly for as
+//! many writers as its last group had (`gather`). With `EverySec` it also syncs once a second
 //! when anything is unsynced.
 //!
 //! A failed fsync poisons the engine: the error is kept, every later write fails with it, and
