@@ -518,15 +518,14 @@ impl Engine {
     /// key. At most [`PREFETCH_BATCH`] keys are looked at; the rest are ignored.
     pub fn prefetch(&self, keys: &[&[u8]]) {
         let mut hashes = [KeyHash::of(b""); PREFETCH_BATCH];
-        let keys = &keys[..keys.len().min(PREFETCH_BATCH)];
+        let n = keys.len().min(PREFETCH_BATCH);
         for (h, key) in hashes.iter_mut().zip(keys) {
             *h = KeyHash::of(key);
-            self.shared.index.shard(h.shard()).read().prefetch(h.tag());
         }
         let segs = self.shared.segments.load();
-        for h in &hashes[..keys.len()] {
-            prefetch_record(&self.shared.index.shard(h.shard()).read(), &segs, *h);
-        }
+        prefetch_keys(&hashes[..n], &segs, |h| {
+            self.shared.index.shard(h.shard()).read()
+        });
     }
 
     /// The key's live value, copied.
@@ -1196,11 +1195,11 @@ fn prepare_segments(shared: Arc<Shared>) {
     }
 }
 
-/// Slots examined under one shard lock by the expiry sweep (about 0.1 ms of cache misses).
 /// Most keys one [`Engine::prefetch`] call looks at: enough to keep a core's outstanding
 /// memory reads busy, few enough that the first prefetched lines are still in cache when used.
 pub const PREFETCH_BATCH: usize = 32;
 
+/// Slots examined under one shard lock by the expiry sweep (about 0.1 ms of cache misses).
 const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
 
 /// Active expiry: examines about `budget` index slots from `cursor` onward and removes the
@@ -1285,6 +1284,21 @@ fn prefetch_record(shard: &crate::index::Table, segs: &SegmentMap, h: KeyHash) {
     }
 }
 
+/// Prefetches every key's home slot, then every key's record, so the misses of a batch
+/// overlap. `table_of` gives the shard table of a hash (a fresh read lock, or one held).
+fn prefetch_keys<T: std::ops::Deref<Target = crate::index::Table>>(
+    hashes: &[KeyHash],
+    segs: &SegmentMap,
+    table_of: impl Fn(&KeyHash) -> T,
+) {
+    for h in hashes {
+        table_of(h).prefetch(h.tag());
+    }
+    for h in hashes {
+        prefetch_record(&table_of(h), segs, *h);
+    }
+}
+
 /// Points the key's slot (found by `find_current`) at its new record `loc`, counting the old
 /// record dead, or adds a slot when the key had none.
 fn point_at(
@@ -1319,12 +1333,7 @@ fn find_all<'a, G: std::ops::Deref<Target = crate::index::Table>>(
         .zip(hashes.chunks(PREFETCH_BATCH))
     {
         if keys.len() > 1 {
-            for h in hashes {
-                guards[guard_of(shard_nos, h)].prefetch(h.tag());
-            }
-            for h in hashes {
-                prefetch_record(&guards[guard_of(shard_nos, h)], segs, *h);
-            }
+            prefetch_keys(hashes, segs, |h| &*guards[guard_of(shard_nos, h)]);
         }
         found.extend(
             keys.iter()

@@ -165,18 +165,7 @@ enum Waiter {
 /// fsync, during which the sync thread could not gather the next group.
 pub(crate) fn wait_durable(shared: &Shared, seq: u64) -> Result<()> {
     let s = &shared.syncer;
-    let done = || -> Option<Result<()>> {
-        if s.durable() >= seq {
-            Some(Ok(()))
-        } else if let Err(e) = shared.check_poison() {
-            Some(Err(e))
-        } else if s.shutdown.load(Ordering::Acquire) {
-            Some(Err(Error::Closed))
-        } else {
-            None
-        }
-    };
-    if let Some(r) = done() {
+    if let Some(r) = settled(shared, seq) {
         return r;
     }
     let mut epoch = s.epoch.load(Ordering::SeqCst);
@@ -185,11 +174,25 @@ pub(crate) fn wait_durable(shared: &Shared, seq: u64) -> Result<()> {
     loop {
         // The sync thread advances `durable_seq` (or poisons, or shuts down) before it bumps
         // `epoch`: a bump missed here makes the futex wait return at once.
-        if let Some(r) = done() {
+        if let Some(r) = settled(shared, seq) {
             return r;
         }
         futex_wait(&s.epoch, epoch);
         epoch = s.epoch.load(Ordering::SeqCst);
+    }
+}
+
+/// How a wait for `seq` ends, if it is over: durable, or the error that makes it impossible
+/// (the engine is poisoned or shutting down).
+fn settled(shared: &Shared, seq: u64) -> Option<Result<()>> {
+    if shared.syncer.durable() >= seq {
+        Some(Ok(()))
+    } else if let Err(e) = shared.check_poison() {
+        Some(Err(e))
+    } else if shared.syncer.shutdown.load(Ordering::Acquire) {
+        Some(Err(Error::Closed))
+    } else {
+        None
     }
 }
 
@@ -243,16 +246,10 @@ impl Future for Durable {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let seq = self.seq;
+        if let Some(r) = settled(&self.shared, seq) {
+            return Poll::Ready(r);
+        }
         let syncer = &self.shared.syncer;
-        if syncer.durable() >= seq {
-            return Poll::Ready(Ok(()));
-        }
-        if let Err(e) = self.shared.check_poison() {
-            return Poll::Ready(Err(e));
-        }
-        if syncer.shutdown.load(Ordering::Acquire) {
-            return Poll::Ready(Err(Error::Closed));
-        }
         syncer.push_waiter(seq, Waiter::Task(cx.waker().clone()));
         if !self.registered {
             syncer.request(seq);

@@ -1,6 +1,6 @@
 //! Worker threads: each runs its own monoio runtime (io_uring or epoll, chosen at start),
-//! pinned to a core when `--pin-cores yes` asks for it, accepts on its own SO_REUSEPORT listener, and serves its
-//! connections for their whole life. A once-every-100-ms cron task per worker closes idle
+//! pinned to a core when `--pin-cores yes` asks for it, accepts on its own SO_REUSEPORT
+//! listener, and serves its connections for their whole life. A once-every-100-ms cron task per worker closes idle
 //! clients, samples the ops rate, and carries out shutdown.
 
 use std::cell::{Cell, RefCell};
