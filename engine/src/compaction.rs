@@ -454,12 +454,14 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
         }
         for out in &outputs {
             out.seal()?;
+            failpoint::eio("compaction-sync-eio", "fdatasync", &out.path())?;
             out.sync()?;
         }
         failpoint::crash("compaction-before-rename");
         for out in &outputs {
             out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
         }
+        failpoint::eio("compaction-dir-sync-eio", "fsync directory", &shared.dir)?;
         sync_dir(&shared.dir)?;
         failpoint::crash("compaction-after-rename");
         Ok(())

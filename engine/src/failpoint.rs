@@ -8,7 +8,11 @@
 //!   after N successful ones (0 when N is not given), and so does every later one, as on a
 //!   failing disk ([`fsync`]). The real `fdatasync` is not called for an injected failure.
 //!   Counted per process.
+//! - `compaction-sync-eio`, `compaction-dir-sync-eio`: a compaction run's fdatasync of its
+//!   output segments, or its fsync of the directory after renaming them into place, fails with
+//!   EIO, every time ([`eio`]).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -23,6 +27,8 @@ enum Point {
     None,
     /// Abort the process where [`crash`] is called with this name.
     Crash(String),
+    /// Fail with EIO where [`eio`] is called with this name (a name ending in `-eio`).
+    Eio(String),
     /// Fail every segment fdatasync after this many successful ones.
     FsyncEio {
         after: u64,
@@ -34,6 +40,9 @@ fn parse(value: Option<&str>) -> std::result::Result<Point, String> {
         return Ok(Point::None);
     };
     let Some(rest) = value.strip_prefix("fsync-eio") else {
+        if value.ends_with("-eio") {
+            return Ok(Point::Eio(value.to_string()));
+        }
         return Ok(Point::Crash(value.to_string()));
     };
     if rest.is_empty() {
@@ -72,6 +81,19 @@ pub(crate) fn crash(name: &str) {
     }
 }
 
+/// Before the file operation `op` on `path`: an injected EIO when the failpoint names `name`.
+pub(crate) fn eio(name: &str, op: &'static str, path: &Path) -> Result<()> {
+    if matches!(point(), Point::Eio(p) if p == name) {
+        tracing::warn!(path = %path.display(), "failpoint {name}: injecting EIO");
+        return Err(Error::io(
+            op,
+            path,
+            std::io::Error::from_raw_os_error(libc::EIO),
+        ));
+    }
+    Ok(())
+}
+
 /// Before a segment's `fdatasync`: an injected EIO naming the file when `fsync-eio` is due.
 pub(crate) fn fsync(seg: &Segment) -> Result<()> {
     if let Point::FsyncEio { after } = point() {
@@ -101,6 +123,10 @@ mod tests {
             Ok(Point::Crash("compaction-after-switch".into()))
         );
         assert_eq!(parse(Some("fsync-eio")), Ok(Point::FsyncEio { after: 0 }));
+        assert_eq!(
+            parse(Some("compaction-sync-eio")),
+            Ok(Point::Eio("compaction-sync-eio".into()))
+        );
         assert_eq!(
             parse(Some("fsync-eio:25")),
             Ok(Point::FsyncEio { after: 25 })

@@ -1,7 +1,8 @@
 //! Compaction: a deleted key never comes back (after partial compactions and restarts), space
 //! is reclaimed, and a crash at every step of a compaction run loses nothing and resurrects
 //! nothing. Guards against Bitcask's issue #82 (deleted keys returning after merge) and against
-//! half-finished compactions.
+//! half-finished compactions. A compaction whose fsyncs fail keeps its inputs, leaves no
+//! output behind, and does not stop user writes.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -179,6 +180,84 @@ fn crash_at_every_compaction_step_loses_nothing() {
             e.compact_now().unwrap();
         }
         check(dir.path(), &model, &format!("{point}, then compacted"));
+    }
+}
+
+const EIO_CHILD_ENV: &str = "FLIN_COMPACTION_EIO_CHILD_DIR";
+
+/// The segment files in `dir`, sorted.
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The child: compacts while the failpoint fails one of the run's fsyncs with EIO. Every run
+/// must fail with the error, leave the segment files as they were, and leave the engine
+/// serving reads and taking writes.
+#[test]
+fn compaction_io_error_child() {
+    let Ok(dir) = std::env::var(EIO_CHILD_ENV) else {
+        return;
+    };
+    let dir = std::path::Path::new(&dir);
+    let e = Engine::open(dir, options()).unwrap();
+    let before = segment_files(dir);
+    for run in 0..2 {
+        let err = e.compact_now().expect_err("the failpoint fails the run");
+        let msg = err.to_string();
+        assert!(msg.contains("os error 5"), "run {run}: {msg}");
+        assert!(!err.is_poisoned(), "run {run}: {msg}");
+        assert_eq!(segment_files(dir), before, "run {run}: outputs left behind");
+        assert!(!e.stats().compaction_running, "run {run}");
+    }
+    e.put(b"after-failure", b"written", 0).unwrap();
+    assert_eq!(e.get(b"after-failure"), Some(b"written".to_vec()));
+    e.close().unwrap();
+}
+
+#[test]
+fn failed_compaction_fsyncs_keep_every_key_and_writes_going() {
+    for point in ["compaction-sync-eio", "compaction-dir-sync-eio"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = build(dir.path());
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "compaction_io_error_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(EIO_CHILD_ENV, dir.path())
+            .env("FLIN_FAILPOINT", point)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{point}: child failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // `check` reads key0..key96 and counts keys; the child's write is read here.
+        model.insert(b"after-failure".to_vec(), b"written".to_vec());
+        check(dir.path(), &model, point);
+        // Without the failure, the same store compacts.
+        let e = Engine::open(dir.path(), options()).unwrap();
+        let report = e.compact_now().unwrap();
+        assert!(report.segments_in > 0, "{point}: nothing to compact");
+        e.close().unwrap();
+        check(dir.path(), &model, &format!("{point}, then compacted"));
+        let e = Engine::open(dir.path(), options()).unwrap();
+        assert_eq!(
+            e.get(b"after-failure"),
+            Some(b"written".to_vec()),
+            "{point}"
+        );
+        e.close().unwrap();
     }
 }
 
