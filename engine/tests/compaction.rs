@@ -5,9 +5,10 @@
 //! output behind, and does not stop user writes.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use flin_engine::{Engine, Fsync, Options};
+
+mod common;
 
 fn options() -> Options {
     Options {
@@ -156,13 +157,7 @@ fn crash_at_every_compaction_step_loses_nothing() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let model = build(dir.path());
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "compaction_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let status = common::child("compaction_child")
             .env(CHILD_ENV, dir.path())
             .env("FLIN_FAILPOINT", point)
             .stdout(std::process::Stdio::null())
@@ -225,13 +220,7 @@ fn failed_compaction_fsyncs_keep_every_key_and_writes_going() {
     for point in ["compaction-sync-eio", "compaction-dir-sync-eio"] {
         let dir = tempfile::tempdir().unwrap();
         let mut model = build(dir.path());
-        let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "compaction_io_error_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        let out = common::child("compaction_io_error_child")
             .env(EIO_CHILD_ENV, dir.path())
             .env("FLIN_FAILPOINT", point)
             .output()

@@ -5,10 +5,13 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use flin_engine::{Engine, Fsync, Options};
 use rand::Rng;
+
+mod common;
+use common::parse_ack;
 
 const CHILD_ENV: &str = "FLIN_CRASH_CHILD_DIR";
 const THREADS: usize = 4;
@@ -42,6 +45,18 @@ fn op(t: usize, i: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     }
 }
 
+/// Applies thread `t`'s op `i` and waits until it is durable.
+fn apply(engine: &Engine, t: usize, i: u64) {
+    let (k, v) = op(t, i);
+    let token = match v {
+        Some(v) => Some(engine.put(&k, &v, 0).unwrap()),
+        None => engine.delete(&k).unwrap(),
+    };
+    if let Some(token) = token {
+        engine.wait_durable(token).unwrap();
+    }
+}
+
 /// The child: writes forever, printing "t i" after op i of thread t is durable.
 #[test]
 fn crash_child() {
@@ -57,14 +72,7 @@ fn crash_child() {
             let out = out.clone();
             std::thread::spawn(move || {
                 for i in start.. {
-                    let (k, v) = op(t, i);
-                    let token = match v {
-                        Some(v) => Some(engine.put(&k, &v, 0).unwrap()),
-                        None => engine.delete(&k).unwrap(),
-                    };
-                    if let Some(token) = token {
-                        engine.wait_durable(token).unwrap();
-                    }
+                    apply(&engine, t, i);
                     let mut o = out.lock().unwrap();
                     // A marker, because the test harness prints "test crash_child ... " without a
                     // newline just before the first line.
@@ -79,15 +87,6 @@ fn crash_child() {
     }
 }
 
-/// "ACK t i" anywhere in a line (the harness may have printed before it).
-fn parse_ack(line: &str) -> Option<(usize, u64)> {
-    let rest = &line[line.find("ACK ")? + 4..];
-    let mut parts = rest.split(' ');
-    let t = parts.next()?.parse().ok()?;
-    let i = parts.next()?.trim().parse().ok()?;
-    Some((t, i))
-}
-
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,8 +95,7 @@ fn sigkill_loses_no_acknowledged_write() {
     let mut acked: Vec<Option<u64>> = vec![None; THREADS];
     let mut next_start = 0u64;
     for round in 0..ROUNDS {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        let mut child = common::child("crash_child")
             .env(CHILD_ENV, dir.path())
             .env("FLIN_CRASH_START", next_start.to_string())
             .stdout(Stdio::piped())
@@ -162,14 +160,7 @@ fn sigkill_loses_no_acknowledged_write() {
         for (t, acked_t) in acked.iter_mut().enumerate() {
             let from = acked_t.map_or(0, |a| a + 1);
             for i in from..restart {
-                let (k, v) = op(t, i);
-                let token = match v {
-                    Some(v) => Some(engine.put(&k, &v, 0).unwrap()),
-                    None => engine.delete(&k).unwrap(),
-                };
-                if let Some(token) = token {
-                    engine.wait_durable(token).unwrap();
-                }
+                apply(&engine, t, i);
             }
             *acked_t = restart.checked_sub(1);
         }

@@ -15,13 +15,16 @@
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::pin::Pin;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use flin_engine::{Engine, Error, Fsync, Options, WriteToken};
+
+mod common;
+use common::parse_ack;
 
 const CHILD_ENV: &str = "FLIN_FSYNC_CHILD_DIR";
 const END_ENV: &str = "FLIN_FSYNC_CHILD_END";
@@ -227,21 +230,10 @@ fn fsync_failure_child() {
     println!("DONE");
 }
 
-/// "ACK t i" anywhere in a line (the harness may have printed before it).
-fn parse_ack(line: &str) -> Option<(usize, u64)> {
-    let rest = &line[line.find("ACK ")? + 4..];
-    let mut parts = rest.split(' ');
-    let t = parts.next()?.parse().ok()?;
-    let i = parts.next()?.trim().parse().ok()?;
-    Some((t, i))
-}
-
 /// Runs the child with the failpoint, then reopens its directory without it.
 fn run(end: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fsync_failure_child", "--nocapture"])
-        .args(["--test-threads=1"])
+    let mut child = common::child("fsync_failure_child")
         .env(CHILD_ENV, dir.path())
         .env(END_ENV, end)
         .env(
