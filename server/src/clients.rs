@@ -2,7 +2,8 @@
 //! what CLIENT KILL acts on.
 //!
 //! A connection registers when admitted and leaves when its read loop ends. The hot path only
-//! does relaxed stores into its own entry (last activity per read, last command per command);
+//! does relaxed stores into its own entry (last activity per read, last command per command,
+//! buffer sizes per batch of requests and per write);
 //! the registry's mutex is taken on connect, disconnect and by the CLIENT commands. A kill only
 //! marks the entry: the owning worker's cron closes the connection within a tick, because
 //! another thread can neither wake a connection's task nor safely touch its socket.
@@ -25,6 +26,30 @@ pub struct ClientEntry {
     last_cmd: AtomicPtr<CommandSpec>,
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
+    buffers: Buffers,
+}
+
+/// A connection's buffers, as its loops last published them (CLIENT LIST's buffer fields).
+#[derive(Default)]
+struct Buffers {
+    /// Bytes of requests read and not yet run (a partial request, or a batch held back).
+    query: AtomicU64,
+    /// Capacity of the read buffer. It grows only as requests arrive and shrinks back once
+    /// drained, so it is also its recent peak.
+    read_capacity: AtomicU64,
+    /// Memory the read loop holds besides the buffer (the arena arguments are parsed into).
+    read_other: AtomicU64,
+    /// Reply bytes not yet written to the socket: what `--client-output-limit` bounds.
+    unsent: AtomicU64,
+    /// Capacity of the write loop's buffers.
+    write_capacity: AtomicU64,
+}
+
+/// What the read loop publishes after each batch.
+pub struct ReadBuffers {
+    pub query: usize,
+    pub capacity: usize,
+    pub other: usize,
 }
 
 impl std::fmt::Debug for ClientEntry {
@@ -48,7 +73,28 @@ impl ClientEntry {
             last_cmd: AtomicPtr::new(std::ptr::null_mut()),
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
+            buffers: Buffers::default(),
         }
+    }
+
+    /// The read loop's buffers, after a batch of requests.
+    pub fn note_read_buffers(&self, b: ReadBuffers) {
+        let r = &self.buffers;
+        r.query.store(b.query as u64, Ordering::Relaxed);
+        r.read_capacity.store(b.capacity as u64, Ordering::Relaxed);
+        r.read_other.store(b.other as u64, Ordering::Relaxed);
+    }
+
+    /// Reply bytes not yet written, after a batch of requests queued replies or a write ended.
+    pub fn note_unsent(&self, unsent: usize) {
+        self.buffers.unsent.store(unsent as u64, Ordering::Relaxed);
+    }
+
+    /// Capacity of the buffers replies wait in, after a write ended.
+    pub fn note_write_capacity(&self, capacity: usize) {
+        self.buffers
+            .write_capacity
+            .store(capacity as u64, Ordering::Relaxed);
     }
 
     pub fn touch(&self, now_ms: u64) {
@@ -84,8 +130,11 @@ impl ClientEntry {
         self.killed.load(Ordering::Acquire)
     }
 
-    /// One line of CLIENT LIST, in Redis 7.0's field order, without the newline. flin keeps no
-    /// per-client buffer accounting across threads, so the buffer and memory fields read 0.
+    /// One line of CLIENT LIST, in Redis 7.0's field order, without the newline. The buffer
+    /// fields map onto flin's buffers: `qbuf` requests read and not yet run, `qbuf-free` the
+    /// rest of the read buffer, `rbs` and `rbp` its size (see [`Buffers`]), `argv-mem` the
+    /// parse arena, `omem` the unsent replies (all in one buffer, so `obl` and `oll` are 0),
+    /// `tot-mem` all of these buffers' memory.
     pub fn describe(&self, now_ms: u64, out: &mut Vec<u8>) {
         use std::io::Write;
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
@@ -101,11 +150,18 @@ impl ClientEntry {
         if let Some(name) = &*lock(&self.name) {
             out.extend_from_slice(name);
         }
+        let b = &self.buffers;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (qbuf, rbs, argv_mem) = (load(&b.query), load(&b.read_capacity), load(&b.read_other));
+        let (omem, write_capacity) = (load(&b.unsent), load(&b.write_capacity));
+        let qbuf_free = rbs.saturating_sub(qbuf);
+        let tot_mem = rbs + argv_mem + write_capacity;
         let _ = write!(
             out,
-            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 \
-             qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 \
-             events=r cmd={cmd} user=default redir=-1 resp=2"
+            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
+             qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
+             oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
+             resp=2"
         );
     }
 }

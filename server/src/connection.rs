@@ -31,7 +31,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
-use crate::clients::ClientEntry;
+use crate::clients::{ClientEntry, ReadBuffers};
 use crate::commands::{self, Client, Ctx};
 use crate::protocol::{Frame, Limits, Parser};
 use crate::stats;
@@ -168,14 +168,20 @@ async fn read_loop(
     let output_limit = w.shared.config.client_output_limit as usize;
     let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
     loop {
-        match process(
+        let step = process(
             &mut buf,
             [&mut parser, &mut lookahead],
             &mut arena,
             conn,
             w,
             &mut client,
-        ) {
+        );
+        client.entry.note_read_buffers(ReadBuffers {
+            query: buf.len(),
+            capacity: buf.capacity(),
+            other: arena.allocated_bytes(),
+        });
+        match step {
             Step::NeedInput => {}
             Step::Close => return,
             Step::Stalled => {
@@ -324,6 +330,7 @@ fn process(
     if produced > 0 {
         stats::add(&c.output_queued_bytes, produced as u64);
         stats::raise(&c.output_queued_bytes_peak, queued as u64);
+        conn.entry.note_unsent(queued);
         conn.wake_writer();
     }
     arena.reset();
@@ -441,6 +448,12 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
         buf.clear();
         if buf.capacity() > WRITE_BUF_SHRINK_OVER_BYTES {
             buf = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
+        }
+        {
+            let pending = conn.pending.borrow();
+            conn.entry.note_unsent(pending.len());
+            conn.entry
+                .note_write_capacity(buf.capacity() + pending.capacity());
         }
         conn.wake_reader();
     }

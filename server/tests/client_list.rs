@@ -172,3 +172,89 @@ fn kill_closes_the_named_connection_and_only_it() {
     ]));
     assert_eq!(admin.read_to_close(), b":1\r\n");
 }
+
+/// CLIENT LIST's line for the client with this id, as fields.
+fn line_of(admin: &mut Raw, id: i64) -> Vec<(String, String)> {
+    let list = bulk(
+        admin,
+        &[b"CLIENT", b"LIST", b"ID", id.to_string().as_bytes()],
+    );
+    let line = list
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no client {id}"));
+    fields(line)
+}
+
+fn number(f: &[(String, String)], name: &str) -> u64 {
+    field(f, name)
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number in {f:?}"))
+}
+
+/// The buffer fields say what each connection holds: a half-sent request shows in `qbuf`,
+/// replies a client does not read show in `omem`, and both count in `tot-mem`; once the
+/// request completes and the replies are read, they go back down.
+#[test]
+fn buffer_fields_show_what_a_connection_holds() {
+    const LIMIT: u64 = 256 * 1024;
+    const VALUE_LEN: usize = 100 * 1024;
+    let srv = common::start_with(|c| c.client_output_limit = LIMIT);
+    let mut admin = srv.raw();
+
+    // A SET whose 200 KB value has only half arrived.
+    let mut partial = srv.raw();
+    let id = integer(&mut partial, &[b"CLIENT", b"ID"]);
+    let idle = line_of(&mut admin, id);
+    assert_eq!(number(&idle, "qbuf"), 0, "{idle:?}");
+    assert_eq!(number(&idle, "omem"), 0, "{idle:?}");
+    let request = cmd(&[b"SET", b"k", &vec![b'v'; 200_000]]);
+    let half = request.len() / 2;
+    partial.send(&request[..half]);
+    common::wait_for(
+        "the half request to show in qbuf",
+        std::time::Duration::from_secs(10),
+        || number(&line_of(&mut admin, id), "qbuf") == half as u64,
+    );
+    let f = line_of(&mut admin, id);
+    assert!(number(&f, "rbs") >= half as u64, "{f:?}");
+    assert_eq!(
+        number(&f, "qbuf-free"),
+        number(&f, "rbs") - half as u64,
+        "{f:?}"
+    );
+    assert!(number(&f, "tot-mem") >= number(&f, "rbs"), "{f:?}");
+    partial.send(&request[half..]);
+    assert_eq!(partial.read_n(5), b"+OK\r\n");
+    common::wait_for(
+        "qbuf to empty once the request ran",
+        std::time::Duration::from_secs(10),
+        || number(&line_of(&mut admin, id), "qbuf") == 0,
+    );
+
+    // A client that pipelines GETs of a 100 KiB value and reads nothing.
+    admin.expect(&cmd(&[b"SET", b"big", &vec![b'x'; VALUE_LEN]]), b"+OK\r\n");
+    let mut slow = srv.raw();
+    let slow_id = integer(&mut slow, &[b"CLIENT", b"ID"]);
+    let gets: Vec<u8> = cmd(&[b"GET", b"big"]).repeat(200);
+    slow.send(&gets);
+    common::wait_for(
+        "unsent replies to show in omem",
+        std::time::Duration::from_secs(20),
+        || number(&line_of(&mut admin, slow_id), "omem") > 0,
+    );
+    let f = line_of(&mut admin, slow_id);
+    let bound = LIMIT + VALUE_LEN as u64 + 64 * 1024;
+    assert!(number(&f, "omem") <= bound, "omem over the limit: {f:?}");
+    assert!(number(&f, "tot-mem") >= number(&f, "omem"), "{f:?}");
+    // Reading every reply drains it.
+    let reply_len = format!("${VALUE_LEN}\r\n").len() + VALUE_LEN + 2;
+    for _ in 0..200 {
+        slow.read_n(reply_len);
+    }
+    common::wait_for(
+        "omem to drain once the replies are read",
+        std::time::Duration::from_secs(20),
+        || number(&line_of(&mut admin, slow_id), "omem") == 0,
+    );
+}
