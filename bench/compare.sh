@@ -24,6 +24,8 @@
 #                     FLIN_SERVER_CMD="redis-server --bind 127.0.0.1 --port {port} --dir {dir} \
 #                       --appendonly yes --appendfsync {fsync} --save ''"
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # die, free_port, wait_ping, stop_pids, ...
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
@@ -33,8 +35,8 @@ readonly HOST=127.0.0.1
 readonly VALUE_SIZE_BYTES=16
 readonly KEYSPACE=100000
 readonly PIPELINED_FACTOR=5
-readonly PING_ATTEMPTS_MAX=100     # x PING_INTERVAL_SECS = longest wait for a server to start
-readonly PING_INTERVAL_SECS=0.1
+readonly START_TIMEOUT_SECS=10     # longest wait for a server to answer PING
+readonly POLL_INTERVAL_SECS=0.1
 readonly PORT_ATTEMPTS_MAX=100
 readonly WARMUP_REQUESTS=20000     # unmeasured SETs sent to each server after it starts
 # The matrix: clients:pipeline.
@@ -46,8 +48,6 @@ loadgen=0
 fsync_always=0
 json_out=""
 chart_out=""
-
-die() { echo "compare.sh: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -68,10 +68,7 @@ done
 # --- tools ------------------------------------------------------------------------------------
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null \
     || ! command -v redis-cli >/dev/null; then
-    echo "compare.sh: installing redis-server and redis-tools" >&2
-    apt-get install -y redis-server redis-tools >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y redis-server redis-tools >/dev/null; } \
-        || die "cannot install redis-server/redis-tools"
+    apt_install redis-server redis-tools
 fi
 
 packages=(-p flin-bench)
@@ -87,14 +84,11 @@ readonly CLK_TCK
 WORK=$(mktemp -d -t flin-compare.XXXXXX)
 redis_pid=""
 flin_pid=""
-taken_ports=""
+redis_port=""
+flin_port=""
 
 stop_servers() {
-    local pid
-    for pid in $redis_pid $flin_pid; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "$redis_pid" "$flin_pid"
     redis_pid=""
     flin_pid=""
 }
@@ -102,42 +96,13 @@ cleanup() { stop_servers; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on (a connect to it fails) and that this run has not handed out.
-free_port() {
-    local port attempt
-    for ((attempt = 0; attempt < PORT_ATTEMPTS_MAX; attempt++)); do
-        port=$((20000 + RANDOM % 40000))
-        [[ " $taken_ports " == *" $port "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
-            taken_ports+=" $port"
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found in $PORT_ATTEMPTS_MAX attempts"
-}
-
-# wait_ping NAME PID PORT LOG: polls PING until PONG, the process dies, or attempts run out.
-wait_ping() {
-    local name=$1 pid=$2 port=$3 log=$4 attempt
-    for ((attempt = 0; attempt < PING_ATTEMPTS_MAX; attempt++)); do
-        if [[ $(redis-cli -h "$HOST" -p "$port" ping 2>/dev/null) == PONG ]]; then
-            return
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -20 "$log" >&2; die "$name exited at start"; }
-        sleep "$PING_INTERVAL_SECS"
-    done
-    tail -20 "$log" >&2
-    die "$name did not answer PING on port $port"
-}
-
 # start_servers FSYNC: fresh data directories, both servers up and answering PING.
 start_servers() {
     local fsync=$1
     local redis_dir=$WORK/redis-$fsync flin_dir=$WORK/flin-$fsync
     mkdir -p "$redis_dir" "$flin_dir"
-    redis_port=$(free_port)
-    flin_port=$(free_port)
+    free_port redis_port
+    free_port flin_port
     redis-server --bind "$HOST" --port "$redis_port" --appendonly yes --appendfsync "$fsync" \
         --save '' --dir "$redis_dir" >"$redis_dir.log" 2>&1 &
     redis_pid=$!
@@ -158,15 +123,6 @@ start_servers() {
     run_load "$redis_port" set 16 1 "$WARMUP_REQUESTS" >/dev/null
     run_load "$flin_port" set 16 1 "$WARMUP_REQUESTS" >/dev/null
     echo "compare.sh: redis pid $redis_pid port $redis_port, flin pid $flin_pid port $flin_port, fsync $fsync" >&2
-}
-
-# CPU ticks (utime + stime) the process has used; fields 14 and 15 of /proc/PID/stat, counted
-# after the ")" that ends the command name (which may hold spaces).
-cpu_ticks() {
-    local stat
-    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
-    stat=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$stat"
 }
 
 # --- one measurement --------------------------------------------------------------------------
@@ -201,11 +157,6 @@ measure() {
 }
 
 rows=()   # "test|cell|fsync|redis_ops|flin_ops|redis_cpu|flin_cpu"
-
-# median VALUES...: the middle value (the lower middle for an even count).
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
 
 # run_cell INDEX CLIENTS PIPELINE FSYNC TESTS...: both servers, alternating who goes first
 # (by cell and by repetition), medians of --repeat measurements.

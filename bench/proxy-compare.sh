@@ -17,6 +17,8 @@
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # die, free_port, wait_ping, stop_pids, ...
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
@@ -28,8 +30,8 @@ readonly VALUE_SIZE_BYTES=16
 readonly KEYSPACE=100000
 readonly PIPELINED_FACTOR=5
 readonly WARMUP_REQUESTS=100000    # unmeasured SETs through each proxy (fills the keyspace)
-readonly PING_ATTEMPTS_MAX=100     # x PING_INTERVAL_SECS = longest wait for a process to start
-readonly PING_INTERVAL_SECS=0.1
+readonly START_TIMEOUT_SECS=10     # longest wait for a process to answer PING
+readonly POLL_INTERVAL_SECS=0.1
 readonly PORT_ATTEMPTS_MAX=100
 readonly RUN_TIMEOUT_SECS=600      # one redis-benchmark run
 # The matrix: clients:pipeline.
@@ -37,8 +39,6 @@ readonly CELLS=("50:16" "16:1")
 
 requests=200000
 repeat=3
-
-die() { echo "proxy-compare.sh: $*" >&2; exit 1; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -58,10 +58,7 @@ command -v nutcracker >/dev/null || missing+=(nutcracker)
 command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v redis-benchmark >/dev/null && command -v redis-cli >/dev/null; } || missing+=(redis-tools)
 if ((${#missing[@]})); then
-    echo "proxy-compare.sh: installing ${missing[*]}" >&2
-    apt-get install -y "${missing[@]}" >/dev/null 2>&1 \
-        || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; } \
-        || die "cannot install ${missing[*]}"
+    apt_install "${missing[@]}"
 fi
 
 echo "proxy-compare.sh: cargo build --release -p flin-server (target $TARGET)" >&2
@@ -74,54 +71,22 @@ readonly CLK_TCK
 # --- processes --------------------------------------------------------------------------------
 WORK=$(mktemp -d -t flin-proxy-compare.XXXXXX)
 pids=()
-taken_ports=""
 
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    stop_pids "${pids[@]}"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on (a connect to it fails) and that this run has not handed out.
-free_port() {
-    local port attempt
-    for ((attempt = 0; attempt < PORT_ATTEMPTS_MAX; attempt++)); do
-        port=$((20000 + RANDOM % 40000))
-        [[ " $taken_ports " == *" $port "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
-            taken_ports+=" $port"
-            echo "$port"
-            return
-        fi
-    done
-    die "no free port found in $PORT_ATTEMPTS_MAX attempts"
-}
-
-# wait_ping NAME PID PORT LOG: polls PING until PONG, the process dies, or attempts run out.
-wait_ping() {
-    local name=$1 pid=$2 port=$3 log=$4 attempt
-    for ((attempt = 0; attempt < PING_ATTEMPTS_MAX; attempt++)); do
-        if [[ $(timeout 5 redis-cli -h "$HOST" -p "$port" ping 2>/dev/null) == PONG ]]; then
-            return
-        fi
-        kill -0 "$pid" 2>/dev/null || { tail -20 "$log" >&2; die "$name exited at start"; }
-        sleep "$PING_INTERVAL_SECS"
-    done
-    tail -20 "$log" >&2
-    die "$name did not answer PING on port $port"
-}
-
 declare -A server_pids proxy_pid proxy_port   # by set: flin | redis
 
 # start_set SET: three servers of SET and a nutcracker in front of them.
 start_set() {
-    local set=$1 s port dir pid servers=""
+    local set=$1 s port dir pid stats_port servers=""
     server_pids[$set]=""
     for ((s = 1; s <= SHARDS; s++)); do
-        port=$(free_port)
+        free_port port
         dir=$WORK/$set$s
         mkdir -p "$dir"
         if [[ $set == flin ]]; then
@@ -139,7 +104,8 @@ start_set() {
         server_pids[$set]+=" $pid"
         servers+="   - $HOST:$port:1 $set$s"$'\n'
     done
-    proxy_port[$set]=$(free_port)
+    free_port "proxy_port[$set]"
+    free_port stats_port
     cat >"$WORK/$set.yml" <<EOF
 $set:
   listen: $HOST:${proxy_port[$set]}
@@ -152,25 +118,13 @@ $set:
   servers:
 $servers
 EOF
-    nutcracker --conf-file "$WORK/$set.yml" --stats-addr "$HOST" --stats-port "$(free_port)" \
+    nutcracker --conf-file "$WORK/$set.yml" --stats-addr "$HOST" --stats-port "$stats_port" \
         --output "$WORK/$set-nutcracker.log" &
     proxy_pid[$set]=$!
     pids+=("$!")
     wait_ping "nutcracker ($set)" "${proxy_pid[$set]}" "${proxy_port[$set]}" "$WORK/$set-nutcracker.log"
     run_load "${proxy_port[$set]}" set 50 16 "$WARMUP_REQUESTS" >/dev/null
     echo "proxy-compare.sh: $set: servers${server_pids[$set]}, nutcracker ${proxy_pid[$set]} on port ${proxy_port[$set]}" >&2
-}
-
-# CPU ticks (utime + stime) the processes have used; fields 14 and 15 of /proc/PID/stat,
-# counted after the ")" that ends the command name.
-cpu_ticks() {
-    local pid stat total=0
-    for pid in "$@"; do
-        stat=$(<"/proc/$pid/stat") || die "process $pid is gone"
-        stat=${stat##*) }
-        total=$((total + $(awk '{ print $12 + $13 }' <<<"$stat")))
-    done
-    echo "$total"
 }
 
 # run_load PORT TEST CLIENTS PIPELINE N: prints the ops/s of TEST (set|get).
@@ -197,11 +151,6 @@ measure() {
     awk -v rps="$rps" -v s="$(($(cpu_ticks ${server_pids[$set]}) - servers_before))" \
         -v p="$(($(cpu_ticks "${proxy_pid[$set]}") - proxy_before))" -v hz="$CLK_TCK" -v n="$n" \
         'BEGIN { printf "%s %.3f %.3f\n", rps, s * 1e6 / hz / n, p * 1e6 / hz / n }'
-}
-
-# median VALUES...: the middle value (the lower middle for an even count).
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # --- the matrix -------------------------------------------------------------------------------

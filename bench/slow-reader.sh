@@ -25,13 +25,15 @@
 # Environment: CARGO_TARGET_DIR (default <repo>/target); FLIN_SERVER_BIN to use an already
 # built flin-server instead of building one.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # die, free_port, wait_ping, stop_pids, ...
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 readonly TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 readonly HOST=127.0.0.1
-readonly PING_ATTEMPTS_MAX=100     # x PING_INTERVAL_SECS = longest wait for a server to start
-readonly PING_INTERVAL_SECS=0.1
+readonly START_TIMEOUT_SECS=10     # longest wait for a server to answer PING
+readonly POLL_INTERVAL_SECS=0.1
 readonly PORT_ATTEMPTS_MAX=100
 readonly WARMUP_REQUESTS=50000
 readonly RSS_SAMPLE_SECS=0.02
@@ -44,7 +46,6 @@ stalled_requests=64
 stalled_value_size=1048576
 json_out=""
 
-die() { echo "slow-reader.sh: $*" >&2; exit 1; }
 count() { [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive count"; }
 
 while [[ $# -gt 0 ]]; do
@@ -77,51 +78,19 @@ readonly FLIN_SERVER=${FLIN_SERVER_BIN:-$TARGET/release/flin-server}
 WORK=$(mktemp -d -t flin-slow-reader.XXXXXX)
 pids=()
 cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${pids[@]}"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# free_port NAME: sets port[NAME] to a port nothing listens on, below the kernel's ephemeral
-# range (so no outgoing connection of another program holds it) and not handed out before.
-declare -A port pid
-free_port() {
-    local candidate attempt low
-    low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    for ((attempt = 0; attempt < PORT_ATTEMPTS_MAX; attempt++)); do
-        candidate=$((10000 + RANDOM % (low - 10000)))
-        [[ " ${port[*]} " == *" $candidate "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/$HOST/$candidate") 2>/dev/null; then
-            port[$1]=$candidate
-            return
-        fi
-    done
-    die "no free port found in $PORT_ATTEMPTS_MAX attempts"
-}
-
-# wait_ping NAME PID PORT LOG: polls PING until PONG, the process dies, or attempts run out.
-wait_ping() {
-    local name=$1 server_pid=$2 server_port=$3 log=$4 attempt
-    for ((attempt = 0; attempt < PING_ATTEMPTS_MAX; attempt++)); do
-        [[ $(redis-cli -h "$HOST" -p "$server_port" ping 2>/dev/null) == PONG ]] && return
-        kill -0 "$server_pid" 2>/dev/null \
-            || { tail -20 "$log" >&2; die "$name exited at start"; }
-        sleep "$PING_INTERVAL_SECS"
-    done
-    tail -20 "$log" >&2
-    die "$name did not answer PING on port $server_port"
-}
+declare -A port pid   # by server: redis | flin
 
 # Anonymous resident memory of a process, KiB (flin's mapped segment files left out).
 anon_kib() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-free_port redis
-free_port flin
+free_port "port[redis]"
+free_port "port[flin]"
 mkdir -p "$WORK/redis" "$WORK/flin"
 redis-server --bind "$HOST" --port "${port[redis]}" --appendonly yes --appendfsync everysec \
     --save '' --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &

@@ -3,38 +3,17 @@
 # and fails on any reply that differs by a byte (flin-compat prints each difference).
 # Installs redis-server when missing. Bounded waits throughout; the trap stops both servers.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../../bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../bench/lib.sh"   # wait_logged_port, stop_pids, ...
 cd "$(dirname "$0")/../.."
 
-if ! command -v redis-server >/dev/null; then
-    echo "installing redis-server"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-fi
-redis_version="$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')"
-case "$redis_version" in
-    7.*) echo "redis-server $redis_version" ;;
-    *)
-        echo "FAIL: the cases describe Redis 7; redis-server is '$redis_version'. Install redis-server 7.x." >&2
-        exit 1
-        ;;
-esac
-
-cargo build --release -p flin-server -p flin-bench
-target="${CARGO_TARGET_DIR:-target}/release"
+readonly START_TIMEOUT_SECS=30   # flin-server logging that it is ready
 
 work="$(mktemp -d)"
 flin_pid=""
 redis_pid=""
-stop() {
-    local pid="$1"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 cleanup() {
-    stop "$flin_pid"
-    stop "$redis_pid"
+    stop_pids "$flin_pid" "$redis_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,6 +25,21 @@ fail() {
     done
     exit 1
 }
+# The helpers of bench/lib.sh fail through die.
+die() { fail "$@"; }
+
+command -v redis-server >/dev/null || apt_install redis-server
+redis_version="$(redis-server --version | sed -n 's/.* v=\([0-9.]*\).*/\1/p')"
+case "$redis_version" in
+    7.*) echo "redis-server $redis_version" ;;
+    *)
+        echo "FAIL: the cases describe Redis 7; redis-server is '$redis_version'. Install redis-server 7.x." >&2
+        exit 1
+        ;;
+esac
+
+cargo build --release -p flin-server -p flin-bench
+target="${CARGO_TARGET_DIR:-target}/release"
 
 # Commands of other data types (and introspection) that flin does not have: redis-server runs
 # without them, so it answers them with the same unknown-command error as flin
@@ -74,7 +68,7 @@ start_servers() {
             redis_port="$port"
             break
         fi
-        stop "$redis_pid"
+        stop_pids "$redis_pid"
         redis_pid=""
     done
     [ -n "$redis_port" ] || fail "redis-server did not start on any of 20 ports"
@@ -86,19 +80,12 @@ start_servers() {
         >"$work/flin.log" 2>&1 &
     flin_pid=$!
     flin_port=""
-    for _ in $(seq 300); do
-        flin_port="$(sed -n 's/.*flin-server ready.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/flin.log" | head -1)"
-        [ -n "$flin_port" ] && break
-        kill -0 "$flin_pid" 2>/dev/null || fail "flin-server exited at start"
-        sleep 0.1
-    done
-    [ -n "$flin_port" ] || fail "flin-server not ready within 30 s"
+    wait_logged_port flin-server "$flin_pid" "$work/flin.log" flin_port
     echo "flin-server pid $flin_pid on port $flin_port $*"
 }
 
 stop_servers() {
-    stop "$flin_pid"
-    stop "$redis_pid"
+    stop_pids "$flin_pid" "$redis_pid"
     flin_pid=""
     redis_pid=""
 }

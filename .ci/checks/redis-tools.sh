@@ -3,47 +3,42 @@
 # on any error they report; then stops the server with SHUTDOWN and checks it exits 0.
 # Installs redis-tools when missing. Bounded waits throughout; the trap cleans up.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../../bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../bench/lib.sh"   # wait_logged_port, stop_pids, ...
 cd "$(dirname "$0")/../.."
 
-if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
-    echo "installing redis-tools"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-tools >/dev/null
-fi
-
-cargo build --release -p flin-server
-bin="${CARGO_TARGET_DIR:-target}/release/flin-server"
+readonly START_TIMEOUT_SECS=30   # the server logging that it is ready
 
 work="$(mktemp -d)"
 pid=""
 cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pids "$pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*" >&2
-    echo "--- server log" >&2
-    cat "$work/log" >&2 || true
+    if [ -s "$work/log" ]; then
+        echo "--- server log" >&2
+        cat "$work/log" >&2
+    fi
     exit 1
 }
+# The helpers of bench/lib.sh fail through die.
+die() { fail "$@"; }
+
+if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    apt_install redis-tools
+fi
+
+cargo build --release -p flin-server
+bin="${CARGO_TARGET_DIR:-target}/release/flin-server"
 
 # Port 0: the server picks a free port and logs it, so there is no race for one.
 FLIN_LOG_LEVEL=info "$bin" --dir "$work/data" --port 0 --threads 2 >"$work/log" 2>&1 &
 pid=$!
-port=""
-for _ in $(seq 300); do
-    port="$(sed -n 's/.*flin-server ready.*address=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/log" | head -1)"
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "server exited at start"
-    sleep 0.1
-done
-[ -n "$port" ] || fail "server not ready within 30 s"
+wait_logged_port server "$pid" "$work/log" port
 echo "flin-server pid $pid on port $port"
 
 cli() { timeout 30 redis-cli -p "$port" "$@"; }

@@ -20,6 +20,8 @@
 #
 # Environment: CARGO_TARGET_DIR (default <repo>/target).
 set -Eeuo pipefail
+# shellcheck source-path=SCRIPTDIR source=../../bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../bench/lib.sh"   # free_port, wait_ping, stop_pids, ...
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly REPO
@@ -47,7 +49,6 @@ WORK=""
 pids=()            # every background process started here, for cleanup
 server_pids=()     # index 1..SERVERS
 server_ports=()
-taken_ports=""
 
 failure=""   # said last, after the logs' tails
 
@@ -56,15 +57,12 @@ fail() {
     echo "twemproxy.sh: FAILED: $failure" >&2
     exit 1
 }
+# The helpers of bench/lib.sh fail through die.
+die() { fail "$@"; }
 
 cleanup() {
-    local status=$? pid log
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    local status=$? log
+    stop_pids "${pids[@]}"
     if [[ -n $WORK ]]; then
         if ((status != 0)); then
             for log in "$WORK"/*.log; do
@@ -89,12 +87,7 @@ command -v nutcracker >/dev/null || missing+=(nutcracker)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then
-    echo "twemproxy.sh: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    timeout "$APT_TIMEOUT_SECS" apt-get install -y "${missing[@]}" >/dev/null 2>&1 \
-        || { timeout "$APT_TIMEOUT_SECS" apt-get update >/dev/null \
-             && timeout "$APT_TIMEOUT_SECS" apt-get install -y "${missing[@]}" >/dev/null; } \
-        || fail "cannot install ${missing[*]} with apt-get"
+    apt_install "${missing[@]}"
 fi
 nutcracker_version=$(nutcracker --version 2>&1) || fail "nutcracker --version"
 nutcracker_version=${nutcracker_version%%$'\n'*}   # "This is nutcracker-0.5.0"
@@ -108,36 +101,10 @@ echo "twemproxy.sh: cargo build --release -p flin-server -p flin-bench (target $
 WORK=$(mktemp -d -t flin-twemproxy.XXXXXX)
 
 # --- helpers ----------------------------------------------------------------------------------
-# A port nothing listens on and this run has not handed out.
-free_port() {
-    local port attempt
-    for ((attempt = 0; attempt < PORT_ATTEMPTS_MAX; attempt++)); do
-        port=$((20000 + RANDOM % 40000))
-        [[ " $taken_ports " == *" $port "* ]] && continue
-        if ! (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
-            taken_ports+=" $port"
-            echo "$port"
-            return
-        fi
-    done
-    fail "no free port found in $PORT_ATTEMPTS_MAX attempts"
-}
-
 cli() {
     local port=$1
     shift
     timeout "$COMMAND_TIMEOUT_SECS" redis-cli -h "$HOST" -p "$port" "$@"
-}
-
-# wait_ping NAME PID PORT: PING until PONG, the process exits, or START_TIMEOUT_SECS pass.
-wait_ping() {
-    local name=$1 pid=$2 port=$3 deadline=$((SECONDS + START_TIMEOUT_SECS))
-    while ((SECONDS < deadline)); do
-        [[ $(cli "$port" ping 2>/dev/null) == PONG ]] && return
-        kill -0 "$pid" 2>/dev/null || fail "$name exited at start"
-        sleep "$POLL_INTERVAL_SECS"
-    done
-    fail "$name did not answer PING on port $port within ${START_TIMEOUT_SECS}s"
 }
 
 # gen MODE FILTER REQ EXP: writes pipelined requests for keys 0..KEYS_TOTAL-1 to REQ and the
@@ -229,16 +196,17 @@ start_server() {
     pids+=("$!")
 }
 for ((s = 1; s <= SERVERS; s++)); do
-    server_ports[s]=$(free_port)
+    free_port "server_ports[$s]"
     start_server "$s"
 done
 for ((s = 1; s <= SERVERS; s++)); do
     wait_ping "flin-server $s" "${server_pids[s]}" "${server_ports[s]}"
 done
 
-eject_port=$(free_port)
-steady_port=$(free_port)
-stats_port=$(free_port)
+eject_port="" steady_port="" stats_port=""
+free_port eject_port
+free_port steady_port
+free_port stats_port
 # pool NAME PORT EJECT: one server pool over the same servers. Same names and weights give
 # the same ketama ring in both pools.
 pool() {
