@@ -839,6 +839,20 @@ impl Engine {
         sync::wait_durable(&self.shared, seq)
     }
 
+    /// Writes a consistent copy of the store into the new directory `dest` while it keeps
+    /// serving: every write made before the call, as of one moment (see [`crate::checkpoint`]).
+    /// Sealed segments are hard-linked, so it is quick and takes little space until compaction
+    /// deletes the originals. Holds off compaction and FLUSHALL meanwhile, not writers.
+    ///
+    /// # Errors
+    /// `dest` exists; an I/O error (nothing is left under `dest` then); the sync's error.
+    pub fn checkpoint(
+        &self,
+        dest: impl AsRef<std::path::Path>,
+    ) -> Result<crate::checkpoint::CheckpointReport> {
+        crate::checkpoint::checkpoint(&self.shared, dest.as_ref())
+    }
+
     /// Keys in the index, including expired keys not yet removed (as Redis's DBSIZE).
     pub fn len(&self) -> u64 {
         self.shared.index.len()

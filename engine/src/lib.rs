@@ -11,6 +11,7 @@
 //! - [`recovery`]: `open`: directory lock, segment scan, torn-tail truncation, corruption errors.
 //! - [`compaction`] and [`hint`]: space reclamation and fast start; [`stall`]: writers wait
 //!   for compaction when they outrun it past the space bound.
+//! - [`checkpoint`]: a consistent copy of the store in another directory, taken online.
 //! - [`error`], [`stats`], [`options`].
 //! - `failpoint`: fault injection for tests (`FLIN_FAILPOINT`: crashes in compaction, a failing
 //!   fdatasync).
@@ -24,6 +25,7 @@
 //! number: [`WriteToken`]s say which writes a caller needs on disk, [`Engine::durable`] waits
 //! for them without blocking an async runtime.
 
+pub mod checkpoint;
 pub mod compaction;
 pub mod error;
 pub mod format;
@@ -42,6 +44,7 @@ mod engine;
 mod failpoint;
 mod lock;
 
+pub use checkpoint::CheckpointReport;
 pub use engine::{Engine, Entry, ScanCursor, Update, WriteToken, PREFETCH_BATCH};
 pub use error::{Error, Result};
 pub use options::{Fsync, Options};
