@@ -58,6 +58,13 @@ pub struct Config {
     #[arg(long, env = "FLIN_DIR", default_value = "./data")]
     pub dir: PathBuf,
 
+    /// Where SAVE and BGSAVE write checkpoints (online backups: a consistent copy of the data
+    /// that `--dir` opens), one directory each. Default: <dir>/checkpoints. On the data
+    /// directory's file system they are hard links: quick, and small until compaction deletes
+    /// the originals.
+    #[arg(long, env = "FLIN_CHECKPOINT_DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
     /// Address to listen on. Use 0.0.0.0 (or ::) to accept remote clients; then set
     /// --requirepass, or protected mode refuses non-loopback clients.
     #[arg(long, env = "FLIN_BIND", default_value = "127.0.0.1")]
@@ -161,6 +168,7 @@ impl Config {
     fn parse_from_defaults() -> Config {
         Config {
             dir: PathBuf::from("./data"),
+            checkpoint_dir: None,
             bind: IpAddr::from([127, 0, 0, 1]),
             port: 6379,
             threads: 0,
@@ -177,6 +185,13 @@ impl Config {
             protected_mode: true,
             pin_cores: false,
         }
+    }
+
+    /// Where checkpoints go: `--checkpoint-dir`, or `<dir>/checkpoints`.
+    pub fn checkpoint_root(&self) -> PathBuf {
+        self.checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.join("checkpoints"))
     }
 
     /// Worker threads to run: `--threads`, or the cores available.

@@ -13,6 +13,7 @@
 //! - [`commands`]: the command table and one file per group (strings, keys, connection,
 //!   server). [`glob`]: Redis's glob patterns. [`stats`]: per-thread counters.
 //!   [`expiry`]: active expiry of keys given a TTL, run by each worker's cron.
+//!   [`checkpoints`]: SAVE / BGSAVE / LASTSAVE as engine checkpoints (online backups).
 //!
 //! # Data flow
 //! A worker accepts a connection and keeps it for life. The connection's read loop reads into
@@ -23,6 +24,7 @@
 //! the reader. Under `--fsync always` the write loop first awaits the engine's durability of
 //! the batch's last write, so one fdatasync covers every connection's writes (group commit).
 
+pub mod checkpoints;
 pub mod clients;
 pub mod commands;
 pub mod config;

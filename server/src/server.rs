@@ -100,6 +100,8 @@ pub struct Shared {
     pub ops: Mutex<OpsSampler>,
     /// True when protected mode refuses non-loopback clients.
     pub protected: bool,
+    /// SAVE / BGSAVE state.
+    pub saves: Arc<crate::checkpoints::Saves>,
 }
 
 impl Shared {
@@ -171,6 +173,7 @@ impl Server {
             started: Instant::now(),
             ops: Mutex::new(OpsSampler::default()),
             protected,
+            saves: Arc::new(crate::checkpoints::Saves::new(config.checkpoint_root())),
             config,
         });
         let threads = worker::spawn_all(&shared, listeners)?;
@@ -338,6 +341,8 @@ impl ServerHandle {
     /// The engine's final sync error.
     pub fn wait(mut self) -> Result<(), flin_engine::Error> {
         self.join_workers();
+        // A BGSAVE still running finishes: it would leave half a checkpoint otherwise.
+        self.shared.saves.join_background();
         let shared = self.shared.clone();
         drop(self);
         // Workers are gone; the last references to the engine are ours.

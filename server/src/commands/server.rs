@@ -1,10 +1,11 @@
 //! Server commands: INFO, CONFIG (GET, SET of nothing, RESETSTAT, HELP), COMMAND (COUNT,
-//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN.
+//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN, SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]).
 
 use std::fmt::Write as _;
 
 use super::table::{CommandSpec, COMMANDS};
 use super::{arity_error, eq_ignore_case, eq_subcommand, lookup, unknown_subcommand, Ctx};
+use crate::checkpoints::BgsaveRefused;
 use crate::glob;
 use crate::protocol::reply;
 
@@ -13,6 +14,41 @@ pub const REDIS_VERSION: &str = "7.0.0";
 
 pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     reply::integer(ctx.out, ctx.engine.len() as i64);
+}
+
+/// SAVE: a checkpoint now, on this worker; `+OK` once it is on disk.
+pub fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    match ctx.server.saves.save(ctx.engine) {
+        Ok(_) => reply::ok(ctx.out),
+        Err(msg) => reply::err(ctx.out, &msg),
+    }
+}
+
+/// BGSAVE [SCHEDULE]: a checkpoint on a thread of its own. With SCHEDULE, a request made while
+/// one runs is answered as Redis does, without queueing another (the running one is as recent).
+pub fn bgsave(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let schedule = match args {
+        [_] => false,
+        [_, a] if eq_ignore_case(a, "schedule") => true,
+        _ => return super::syntax_error(ctx.out),
+    };
+    match ctx.server.saves.start_background(&ctx.server.engine) {
+        Ok(()) => reply::simple(ctx.out, b"Background saving started"),
+        Err(BgsaveRefused::InProgress) if schedule => {
+            reply::simple(ctx.out, b"Background saving scheduled")
+        }
+        Err(BgsaveRefused::InProgress) => {
+            reply::err(ctx.out, "Background save already in progress")
+        }
+        Err(BgsaveRefused::Spawn(e)) => {
+            reply::err(ctx.out, &format!("cannot start the background save: {e}"))
+        }
+    }
+}
+
+/// LASTSAVE: Unix time of the last successful SAVE or BGSAVE (of the start, before any).
+pub fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    reply::integer(ctx.out, ctx.server.saves.last_save_unix_secs() as i64);
 }
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: stops the server; like Redis, the client
@@ -166,8 +202,16 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     line!(s, "loading:0");
     line!(s, "aof_enabled:1");
     line!(s, "aof_last_write_status:{ok}");
-    line!(s, "rdb_bgsave_in_progress:0");
-    line!(s, "rdb_last_bgsave_status:ok");
+    let saves = &ctx.server.saves;
+    line!(
+        s,
+        "rdb_bgsave_in_progress:{}",
+        u8::from(saves.in_progress())
+    );
+    line!(s, "rdb_last_save_time:{}", saves.last_save_unix_secs());
+    let status = if saves.last_ok() { "ok" } else { "err" };
+    line!(s, "rdb_last_bgsave_status:{status}");
+    line!(s, "checkpoint_dir:{}", saves.root().display());
     line!(s, "fsync_policy:{}", ctx.server.config.fsync.name());
     line!(s, "engine_keys:{}", e.keys);
     line!(s, "engine_segments:{}", e.segments);

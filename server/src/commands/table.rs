@@ -119,6 +119,7 @@ const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 pub static COMMANDS: &[CommandSpec] = &[
     cmd!("append", 3, WRITE | DENYOOM, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
     cmd!("auth", -2, NO_AUTH | LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
+    cmd!("bgsave", -1, ADMIN, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", server::bgsave),
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
     cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", server::command),
     cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", server::config),
@@ -144,6 +145,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("incrbyfloat", 3, WRITE | DENYOOM | FAST, KEY1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
     cmd!("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     cmd!("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
+    cmd!("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
     cmd!("mget", -2, READONLY | FAST, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
@@ -158,6 +160,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    cmd!("save", 1, ADMIN, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
     cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", connection::select),
     cmd!("set", -3, WRITE | DENYOOM, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", strings::set),
@@ -199,8 +202,28 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .map(|i| &COMMANDS[i])
 }
 
-const GET: usize = 16;
-const SET: usize = 43;
+const GET: usize = index_of("get");
+const SET: usize = index_of("set");
+
+/// The position of `name` in [`COMMANDS`], found at compile time (a missing name fails the
+/// build).
+const fn index_of(name: &str) -> usize {
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        let (a, b) = (COMMANDS[i].name.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such command in the table")
+}
 
 #[cfg(test)]
 mod tests {
