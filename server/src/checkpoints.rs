@@ -23,6 +23,8 @@ pub struct Saves {
     root: PathBuf,
     in_progress: AtomicBool,
     last_save_unix_secs: AtomicU64,
+    /// Sequence number of the newest write in the last checkpoint (the store's at start).
+    last_save_seq: AtomicU64,
     last_ok: AtomicBool,
     background: Mutex<Option<JoinHandle<()>>>,
 }
@@ -36,11 +38,14 @@ pub enum BgsaveRefused {
 }
 
 impl Saves {
-    pub fn new(root: PathBuf) -> Saves {
+    /// `last_seq`: the store's newest write at start, which counts as saved (as Redis counts
+    /// the data it loaded).
+    pub fn new(root: PathBuf, last_seq: u64) -> Saves {
         Saves {
             root,
             in_progress: AtomicBool::new(false),
             last_save_unix_secs: AtomicU64::new(now_ms() / 1000),
+            last_save_seq: AtomicU64::new(last_seq),
             last_ok: AtomicBool::new(true),
             background: Mutex::new(None),
         }
@@ -57,6 +62,12 @@ impl Saves {
 
     pub fn last_save_unix_secs(&self) -> u64 {
         self.last_save_unix_secs.load(Ordering::Relaxed)
+    }
+
+    /// Writes since the last checkpoint (INFO's `rdb_changes_since_last_save`), given the
+    /// store's newest sequence number now.
+    pub fn changes_since_last_save(&self, last_seq: u64) -> u64 {
+        last_seq.saturating_sub(self.last_save_seq.load(Ordering::Relaxed))
     }
 
     pub fn last_ok(&self) -> bool {
@@ -131,6 +142,8 @@ impl Saves {
         match engine.checkpoint(&dest) {
             Ok(report) => {
                 self.last_ok.store(true, Ordering::Relaxed);
+                self.last_save_seq
+                    .fetch_max(report.last_seq, Ordering::Relaxed);
                 self.last_save_unix_secs
                     .store(now_ms() / 1000, Ordering::Relaxed);
                 tracing::info!(

@@ -160,6 +160,10 @@ impl Server {
             })?;
         let protected =
             config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback();
+        let saves = Arc::new(crate::checkpoints::Saves::new(
+            config.checkpoint_root(),
+            engine.stats().last_seq,
+        ));
         let shared = Arc::new(Shared {
             engine: Arc::new(engine),
             workers: (0..threads).map(|_| WorkerCounters::default()).collect(),
@@ -173,7 +177,7 @@ impl Server {
             started: Instant::now(),
             ops: Mutex::new(OpsSampler::default()),
             protected,
-            saves: Arc::new(crate::checkpoints::Saves::new(config.checkpoint_root())),
+            saves,
             config,
         });
         let threads = worker::spawn_all(&shared, listeners)?;

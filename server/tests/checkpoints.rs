@@ -43,6 +43,7 @@ fn bgsave_and_save_make_checkpoints_that_restore_their_moment() {
     let root = srv.dir.path().join("checkpoints");
     let mut con = srv.client();
     let started: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     for i in 0..2000 {
         let _: () = con.set(format!("k{i}"), format!("first-{i}")).unwrap();
     }
@@ -56,6 +57,7 @@ fn bgsave_and_save_make_checkpoints_that_restore_their_moment() {
         || info_field(&mut con, "rdb_bgsave_in_progress") == "0",
     );
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     let after_bgsave: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
     assert!(after_bgsave >= started);
     assert_eq!(
@@ -72,6 +74,7 @@ fn bgsave_and_save_make_checkpoints_that_restore_their_moment() {
         let _: () = con.set(format!("k{i}"), format!("second-{i}")).unwrap();
     }
     let _: () = con.set("late", "yes").unwrap();
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "1001");
     let ok: String = redis::cmd("SAVE").query(&mut con).unwrap();
     assert_eq!(ok, "OK");
     let cps = checkpoints(&root);

@@ -205,6 +205,11 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     let saves = &ctx.server.saves;
     line!(
         s,
+        "rdb_changes_since_last_save:{}",
+        saves.changes_since_last_save(e.last_seq)
+    );
+    line!(
+        s,
         "rdb_bgsave_in_progress:{}",
         u8::from(saves.in_progress())
     );
