@@ -3,8 +3,13 @@
 //! Sealed segments never change again (compaction and FLUSHALL delete them whole), so a
 //! checkpoint hard-links them (copies them when the destination is on another file system) with
 //! their hint files, and copies the active segment up to its published length, which always
-//! ends at a record. Compaction and FLUSHALL are held off meanwhile, so no segment in the
-//! snapshot is deleted before it is linked; writers and readers are not.
+//! ends at a record. It works from one snapshot of the segment registry, which holds each
+//! segment open: a segment compaction or FLUSHALL retires meanwhile keeps its file until the
+//! checkpoint drops the snapshot. Nothing waits for it: not writers, readers, compaction.
+//!
+//! A snapshot taken while compaction switches over may hold a run's inputs and its outputs
+//! together, the same records twice: recovery keeps one (the state a crash at that step leaves,
+//! covered by the compaction crash tests).
 //!
 //! The checkpoint holds every write made durable before the call (the log is synced first),
 //! and is itself a store: `Engine::open` on it (or on a copy) finds the data as of the
@@ -87,11 +92,10 @@ pub(crate) fn checkpoint(shared: &Arc<Shared>, dest: &Path) -> Result<Checkpoint
 
 /// Links or copies every segment of the current snapshot into `to`.
 fn fill(shared: &Arc<Shared>, to: &Path) -> Result<CheckpointReport> {
-    // No compaction or FLUSHALL deletes a segment of the snapshot before it is linked.
-    let _no_compaction = shared.compaction_lock.lock();
     let last_seq = shared.log.last_seq();
     crate::sync::wait_durable(shared, last_seq)?;
-    let segments = shared.segments.load();
+    // Holds every segment in it open, so none is deleted before it is linked.
+    let segments = shared.segments.load_full();
     let mut segs: Vec<&Arc<Segment>> = segments.iter().collect();
     segs.sort_by_key(|s| s.id);
     let mut report = CheckpointReport {
@@ -105,11 +109,13 @@ fn fill(shared: &Arc<Shared>, to: &Path) -> Result<CheckpointReport> {
             let copied = link_or_copy(&seg.path(), &target)?;
             report.segments_copied += u64::from(copied.is_some());
             report.bytes_copied += copied.unwrap_or(0);
+            // A hint only speeds up opening; a segment without one is scanned. One may be
+            // written, or removed with a retired segment, meanwhile.
             let hint = hint::hint_path(&shared.dir, seg.id);
-            // A hint only speeds up opening; a segment without one is scanned.
-            if hint.exists() {
-                let copied = link_or_copy(&hint, &to.join(hint::hint_file_name(seg.id)))?;
-                report.bytes_copied += copied.unwrap_or(0);
+            match link_or_copy(&hint, &to.join(hint::hint_file_name(seg.id))) {
+                Ok(copied) => report.bytes_copied += copied.unwrap_or(0),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
         } else {
             // Appended to meanwhile: everything below the length read here is whole records.

@@ -842,7 +842,7 @@ impl Engine {
     /// Writes a consistent copy of the store into the new directory `dest` while it keeps
     /// serving: every write made before the call, as of one moment (see [`crate::checkpoint`]).
     /// Sealed segments are hard-linked, so it is quick and takes little space until compaction
-    /// deletes the originals. Holds off compaction and FLUSHALL meanwhile, not writers.
+    /// deletes the originals. Writers, readers and compaction do not wait for it.
     ///
     /// # Errors
     /// `dest` exists; an I/O error (nothing is left under `dest` then); the sync's error.

@@ -65,6 +65,11 @@ impl Error {
         }
     }
 
+    /// True when an I/O error says the file was not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
     /// True when the disk ran out of space (ENOSPC or EDQUOT, or the file-size limit).
     pub fn is_disk_full(&self) -> bool {
         match self {

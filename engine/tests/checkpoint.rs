@@ -1,7 +1,8 @@
 //! Checkpoints: taken while the store serves, each one opens as the store was at that moment,
 //! whatever happens to the live store afterwards (more writes, deletes, compaction deleting the
 //! segments it linked); concurrent writers see no pause in correctness (the checkpoint holds a
-//! prefix of their writes, never a hole); a destination that exists is refused.
+//! prefix of their writes, never a hole, while compaction runs); a destination that exists is
+//! refused.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,11 +93,12 @@ fn checkpoint_opens_as_the_store_was_whatever_happens_after() {
 }
 
 #[test]
-fn checkpoint_under_concurrent_writes_holds_a_prefix_of_them() {
+fn checkpoint_under_concurrent_writes_and_compaction_holds_a_prefix_of_the_writes() {
     let live_dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let e = Arc::new(Engine::open(live_dir.path(), options()).unwrap());
-    // One writer puts seq0, seq1, ... in order; `done` counts the puts that returned.
+    // One writer puts seq0, hot=0, seq1, hot=1, ... in order (the overwrites of `hot` give
+    // compaction work); `done` counts the seq puts that returned.
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
@@ -106,10 +108,22 @@ fn checkpoint_under_concurrent_writes_holds_a_prefix_of_them() {
             while !stop.load(Ordering::Relaxed) || i < 2000 {
                 e.put(format!("seq{i}").as_bytes(), &i.to_le_bytes(), 0)
                     .unwrap();
+                e.put(b"hot", &i.to_le_bytes(), 0).unwrap();
                 i += 1;
                 done.store(i, Ordering::Release);
             }
             i
+        })
+    };
+    // Compaction runs over and over meanwhile, retiring segments the checkpoints link.
+    let compactor = {
+        let (e, stop) = (e.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut runs = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                runs += e.compact_now().unwrap().segments_in;
+            }
+            runs
         })
     };
     // Checkpoints while it writes.
@@ -125,11 +139,14 @@ fn checkpoint_under_concurrent_writes_holds_a_prefix_of_them() {
     }
     stop.store(true, Ordering::Relaxed);
     let written = writer.join().unwrap();
+    let compacted = compactor.join().unwrap();
+    assert!(compacted > 0, "compaction never ran");
     for (n, (dest, before)) in taken.iter().enumerate() {
         let restored = backups.path().join(format!("restored{n}"));
         copy_dir(dest, &restored);
         let r = Engine::open(&restored, options()).unwrap();
-        let held = r.len();
+        // seq keys plus `hot`.
+        let held = r.len() - 1;
         assert!(
             held >= *before && held <= written,
             "checkpoint {n}: {held} keys; {before} puts had returned before it, {written} in all"
@@ -143,6 +160,12 @@ fn checkpoint_under_concurrent_writes_holds_a_prefix_of_them() {
             r.get(format!("seq{held}").as_bytes()),
             None,
             "checkpoint {n}"
+        );
+        // The prefix ends after seq{held-1}, or after the hot put that followed it.
+        let hot = u64::from_le_bytes(r.get(b"hot").unwrap().try_into().unwrap());
+        assert!(
+            hot + 2 == held || hot + 1 == held,
+            "checkpoint {n}: hot={hot} with {held} seq keys"
         );
         r.close().unwrap();
     }
