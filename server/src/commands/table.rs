@@ -16,16 +16,25 @@ pub const DENYOOM: u32 = 1 << 4;
 pub const ADMIN: u32 = 1 << 5;
 pub const LOADING: u32 = 1 << 6;
 pub const STALE: u32 = 1 << 7;
+pub const NOSCRIPT: u32 = 1 << 8;
+pub const NO_ASYNC_LOADING: u32 = 1 << 9;
+pub const NO_MULTI: u32 = 1 << 10;
+pub const ALLOW_BUSY: u32 = 1 << 11;
 
+/// In the order Redis lists them.
 const FLAG_NAMES: &[(u32, &str)] = &[
     (WRITE, "write"),
     (READONLY, "readonly"),
     (DENYOOM, "denyoom"),
     (ADMIN, "admin"),
+    (NOSCRIPT, "noscript"),
     (LOADING, "loading"),
     (STALE, "stale"),
     (FAST, "fast"),
     (NO_AUTH, "no_auth"),
+    (NO_ASYNC_LOADING, "no_async_loading"),
+    (NO_MULTI, "no_multi"),
+    (ALLOW_BUSY, "allow_busy"),
 ];
 
 pub struct CommandSpec {
@@ -71,11 +80,11 @@ impl CommandSpec {
             (f & READONLY != 0, "read"),
             (f & WRITE != 0, "write"),
             (self.group == "string", "string"),
-            (f & ADMIN != 0, "admin"),
+            (f & ADMIN != 0 || self.name == "lastsave", "admin"),
             (f & FAST != 0, "fast"),
             (f & FAST == 0, "slow"),
             (
-                f & ADMIN != 0 || dangerous_keyspace || self.name == "info",
+                f & ADMIN != 0 || dangerous_keyspace || matches!(self.name, "info" | "lastsave"),
                 "dangerous",
             ),
             (
@@ -117,9 +126,9 @@ const ALLKEYS: (i32, i32, i32) = (1, -1, 1);
 
 /// Every command, sorted by name (binary search; a test keeps it sorted).
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd!("append", 3, WRITE | DENYOOM, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
-    cmd!("auth", -2, NO_AUTH | LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
-    cmd!("bgsave", -1, ADMIN, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", server::bgsave),
+    cmd!("append", 3, WRITE | DENYOOM | FAST, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
+    cmd!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
+    cmd!("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", server::bgsave),
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
     cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", server::command),
     cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", server::config),
@@ -127,7 +136,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
     cmd!("del", -2, WRITE, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
-    cmd!("echo", 2, FAST, NOKEYS, "connection", "1.0.0", "Returns the given string.", connection::echo),
+    cmd!("echo", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Returns the given string.", connection::echo),
     cmd!("exists", -2, READONLY | FAST, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", keys::exists),
     cmd!("expire", -3, WRITE | FAST, KEY1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys::expire),
     cmd!("expireat", -3, WRITE | FAST, KEY1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys::expireat),
@@ -139,7 +148,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("getex", -2, WRITE | FAST, KEY1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", strings::getex),
     cmd!("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
     cmd!("getset", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", strings::getset),
-    cmd!("hello", -1, NO_AUTH | LOADING | STALE | FAST, NOKEYS, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
+    cmd!("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.0.0", "Handshakes with the Redis server.", connection::hello),
     cmd!("incr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::incr),
     cmd!("incrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrby),
     cmd!("incrbyfloat", 3, WRITE | DENYOOM | FAST, KEY1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", strings::incrbyfloat),
@@ -156,18 +165,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("ping", -1, FAST, NOKEYS, "connection", "1.0.0", "Returns the server's liveliness response.", connection::ping),
     cmd!("psetex", 4, WRITE | DENYOOM, KEY1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", strings::psetex),
     cmd!("pttl", 2, READONLY | FAST, KEY1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", keys::pttl),
-    cmd!("quit", -1, NO_AUTH | LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Closes the connection.", connection::quit),
+    cmd!("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Closes the connection.", connection::quit),
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
-    cmd!("save", 1, ADMIN, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
+    cmd!("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
     cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", connection::select),
     cmd!("set", -3, WRITE | DENYOOM, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", strings::set),
     cmd!("setex", 4, WRITE | DENYOOM, KEY1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", strings::setex),
     cmd!("setnx", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
     cmd!("setrange", 4, WRITE | DENYOOM, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
-    cmd!("shutdown", -1, ADMIN | LOADING | STALE, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
+    cmd!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
     cmd!("strlen", 2, READONLY | FAST, KEY1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
     cmd!("touch", -2, READONLY | FAST, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
