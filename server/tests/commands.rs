@@ -309,11 +309,27 @@ fn server_introspection() {
         "instantaneous_ops_per_sec:",
         "keyspace_hits:",
         "total_net_input_bytes:",
+        "# Replication",
+        "role:master",
+        "connected_slaves:0",
+        "# CPU",
+        "used_cpu_sys:",
+        "# Cluster",
+        "cluster_enabled:0",
         "# Keyspace",
         "db0:keys=1,expires=0,avg_ttl=0",
     ] {
         assert!(info.contains(field), "INFO lacks {field}:\n{info}");
     }
+    let role: (String, i64, Vec<String>) = redis::cmd("ROLE").query(&mut con).unwrap();
+    assert_eq!(role, ("master".to_string(), 0, vec![]));
+    let (secs, micros): (u64, u32) = redis::cmd("TIME").query(&mut con).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 5, "TIME says {secs}, the clock {now}");
+    assert!(micros < 1_000_000, "{micros}");
     let only: String = redis::cmd("INFO").arg("keyspace").query(&mut con).unwrap();
     assert_eq!(only, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n");
     let cfg: Vec<String> = redis::cmd("CONFIG")

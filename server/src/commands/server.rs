@@ -1,5 +1,6 @@
 //! Server commands: INFO, CONFIG (GET, SET of nothing, RESETSTAT, HELP), COMMAND (COUNT,
-//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN, SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]).
+//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN, SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]),
+//! ROLE, TIME.
 
 use std::fmt::Write as _;
 
@@ -75,6 +76,9 @@ const SECTIONS: &[&str] = &[
     "memory",
     "persistence",
     "stats",
+    "replication",
+    "cpu",
+    "cluster",
     "keyspace",
 ];
 
@@ -100,6 +104,9 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "memory" => info_memory(&stats, &mut s),
             "persistence" => info_persistence(ctx, &stats, &mut s),
             "stats" => info_stats(&stats, &mut s),
+            "replication" => info_replication(&mut s),
+            "cpu" => info_cpu(&mut s),
+            "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             _ => info_keyspace(&stats, &mut s),
         }
     }
@@ -259,6 +266,81 @@ fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "total_error_replies:0");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);
+}
+
+/// A standalone master, as a lone redis-server reports itself: what load balancer health
+/// checks (`role:master`) and Sentinel-aware clients look for.
+fn info_replication(s: &mut String) {
+    line!(s, "# Replication");
+    line!(s, "role:master");
+    line!(s, "connected_slaves:0");
+    line!(s, "master_failover_state:no-failover");
+    line!(s, "master_replid:{}", replication_id());
+    line!(s, "master_replid2:{}", "0".repeat(40));
+    line!(s, "master_repl_offset:0");
+    line!(s, "second_repl_offset:-1");
+    line!(s, "repl_backlog_active:0");
+    line!(s, "repl_backlog_size:1048576");
+    line!(s, "repl_backlog_first_byte_offset:0");
+    line!(s, "repl_backlog_histlen:0");
+}
+
+/// 40 random hex digits, fixed for the life of the process, as Redis's replication id.
+fn replication_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut id = String::with_capacity(40);
+        for i in 0..3u64 {
+            // RandomState is seeded from the OS's randomness.
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            let _ = write!(id, "{:016x}", h.finish());
+        }
+        id.truncate(40);
+        id
+    })
+}
+
+/// CPU time of the process (and of the calling worker thread, Redis's "main thread").
+fn info_cpu(s: &mut String) {
+    let usage = |who| {
+        // SAFETY: getrusage fills the zeroed struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_THREAD.
+        if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+            return (0.0, 0.0);
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        (secs(ru.ru_stime), secs(ru.ru_utime))
+    };
+    let (sys, user) = usage(libc::RUSAGE_SELF);
+    let (sys_thread, user_thread) = usage(libc::RUSAGE_THREAD);
+    line!(s, "# CPU");
+    line!(s, "used_cpu_sys:{sys:.6}");
+    line!(s, "used_cpu_user:{user:.6}");
+    line!(s, "used_cpu_sys_children:0.000000");
+    line!(s, "used_cpu_user_children:0.000000");
+    line!(s, "used_cpu_sys_main_thread:{sys_thread:.6}");
+    line!(s, "used_cpu_user_main_thread:{user_thread:.6}");
+}
+
+/// ROLE: a standalone master with no replicas.
+pub fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    reply::array_len(ctx.out, 3);
+    reply::bulk(ctx.out, b"master");
+    reply::integer(ctx.out, 0);
+    reply::array_len(ctx.out, 0);
+}
+
+/// TIME: Unix time as seconds and microseconds, two bulk strings.
+pub fn time(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    reply::array_len(ctx.out, 2);
+    reply::bulk(ctx.out, now.as_secs().to_string().as_bytes());
+    reply::bulk(ctx.out, now.subsec_micros().to_string().as_bytes());
 }
 
 fn info_keyspace(st: &crate::stats::ServerStats, s: &mut String) {

@@ -72,6 +72,8 @@ impl CommandSpec {
         let f = self.flags;
         let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
         let container = matches!(self.name, "client" | "config");
+        // Not admin-flagged, but in Redis's @admin and @dangerous categories.
+        let admin_category = matches!(self.name, "lastsave" | "role");
         [
             (
                 self.group == "generic" || dangerous_keyspace || self.name == "dbsize",
@@ -80,11 +82,11 @@ impl CommandSpec {
             (f & READONLY != 0, "read"),
             (f & WRITE != 0, "write"),
             (self.group == "string", "string"),
-            (f & ADMIN != 0 || self.name == "lastsave", "admin"),
+            (f & ADMIN != 0 || admin_category, "admin"),
             (f & FAST != 0, "fast"),
             (f & FAST == 0, "slow"),
             (
-                f & ADMIN != 0 || dangerous_keyspace || matches!(self.name, "info" | "lastsave"),
+                f & ADMIN != 0 || admin_category || dangerous_keyspace || self.name == "info",
                 "dangerous",
             ),
             (
@@ -169,6 +171,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", server::role),
     cmd!("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
     cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", connection::select),
@@ -179,6 +182,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
     cmd!("strlen", 2, READONLY | FAST, KEY1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
+    cmd!("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", server::time),
     cmd!("touch", -2, READONLY | FAST, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
     cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),
     cmd!("type", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
