@@ -98,6 +98,8 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     pub started: Instant,
     pub ops: Mutex<OpsSampler>,
+    /// The counters' sums at the last CONFIG RESETSTAT; [`Shared::stats`] counts from there.
+    pub stats_baseline: Mutex<ServerStats>,
     /// True when protected mode refuses non-loopback clients.
     pub protected: bool,
     /// SAVE / BGSAVE state.
@@ -106,11 +108,24 @@ pub struct Shared {
 
 impl Shared {
     pub fn stats(&self) -> ServerStats {
-        let mut s = ServerStats::sum(&self.workers);
+        let baseline = self
+            .stats_baseline
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        let mut s = ServerStats::sum(&self.workers).since(&baseline);
         s.instantaneous_ops_per_sec = self.ops.lock().map_or(0, |o| o.per_sec());
         s.uptime_secs = self.started.elapsed().as_secs();
         s.engine = self.engine.stats();
         s
+    }
+
+    /// CONFIG RESETSTAT: the counters start again from 0.
+    pub fn reset_stats(&self) {
+        let now = ServerStats::sum(&self.workers);
+        if let Ok(mut b) = self.stats_baseline.lock() {
+            *b = now;
+        }
     }
 
     pub fn request_shutdown(&self) {
@@ -176,6 +191,7 @@ impl Server {
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             ops: Mutex::new(OpsSampler::default()),
+            stats_baseline: Mutex::new(ServerStats::default()),
             protected,
             saves,
             config,

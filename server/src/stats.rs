@@ -109,6 +109,27 @@ impl ServerStats {
         }
         s
     }
+
+    /// These figures counted since `baseline` was taken (CONFIG RESETSTAT): the counters
+    /// start again from 0; gauges (connections now, queued bytes, the peak) are left alone.
+    pub fn since(mut self, baseline: &ServerStats) -> ServerStats {
+        let b = baseline;
+        for (v, base) in [
+            (&mut self.ops_processed, b.ops_processed),
+            (&mut self.total_connections, b.total_connections),
+            (&mut self.rejected_connections, b.rejected_connections),
+            (&mut self.keyspace_hits, b.keyspace_hits),
+            (&mut self.keyspace_misses, b.keyspace_misses),
+            (&mut self.net_input_bytes, b.net_input_bytes),
+            (&mut self.net_output_bytes, b.net_output_bytes),
+            (&mut self.protocol_errors, b.protocol_errors),
+            (&mut self.idle_closed, b.idle_closed),
+            (&mut self.expired_keys, b.expired_keys),
+        ] {
+            *v = v.saturating_sub(base);
+        }
+        self
+    }
 }
 
 /// Samples of the command total, every 100 ms, for instantaneous_ops_per_sec (as Redis).

@@ -321,6 +321,29 @@ fn server_introspection() {
     ] {
         assert!(info.contains(field), "INFO lacks {field}:\n{info}");
     }
+    // CONFIG RESETSTAT starts the counters again: the GET's hit is gone, and the command
+    // count holds at most the RESETSTAT itself.
+    let v: String = con.get("k").unwrap();
+    assert_eq!(v, "v");
+    let field = |info: &str, name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert!(field(&before, "keyspace_hits") >= 1, "{before}");
+    assert!(field(&before, "total_commands_processed") >= 4, "{before}");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .unwrap();
+    let after: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
+    assert_eq!(field(&after, "keyspace_hits"), 0, "{after}");
+    assert!(field(&after, "total_commands_processed") <= 1, "{after}");
+    assert!(field(&after, "total_connections_received") == 0, "{after}");
     let role: (String, i64, Vec<String>) = redis::cmd("ROLE").query(&mut con).unwrap();
     assert_eq!(role, ("master".to_string(), 0, vec![]));
     let (secs, micros): (u64, u32) = redis::cmd("TIME").query(&mut con).unwrap();

@@ -409,6 +409,7 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if args.len() != 2 {
             return arity_error(ctx.out, "config|resetstat");
         }
+        ctx.server.reset_stats();
         reply::ok(ctx.out);
     } else if eq_subcommand(sub, "help") {
         if args.len() != 2 {
