@@ -20,6 +20,17 @@ fn info_field(con: &mut redis::Connection, name: &str) -> String {
         .to_string()
 }
 
+/// BGSAVE, then waits until INFO says it is over.
+fn bgsave_and_wait(con: &mut redis::Connection) {
+    let reply: String = redis::cmd("BGSAVE").query(con).unwrap();
+    assert_eq!(reply, "Background saving started");
+    wait_for(
+        "the background save to end",
+        Duration::from_secs(30),
+        || info_field(con, "rdb_bgsave_in_progress") == "0",
+    );
+}
+
 /// The checkpoint directories under `root`, oldest first.
 fn checkpoints(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
@@ -49,13 +60,7 @@ fn bgsave_and_save_make_checkpoints_that_restore_their_moment() {
     }
     let _: () = con.del("k5").unwrap();
 
-    let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
-    assert_eq!(reply, "Background saving started");
-    wait_for(
-        "the background save to end",
-        Duration::from_secs(30),
-        || info_field(&mut con, "rdb_bgsave_in_progress") == "0",
-    );
+    bgsave_and_wait(&mut con);
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     let after_bgsave: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
@@ -128,13 +133,7 @@ fn a_save_that_cannot_write_fails_clearly_and_serving_goes_on() {
     assert_eq!(after, before, "LASTSAVE moved for a failed save");
 
     // A failed BGSAVE says so in INFO too.
-    let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
-    assert_eq!(reply, "Background saving started");
-    wait_for(
-        "the background save to end",
-        Duration::from_secs(30),
-        || info_field(&mut con, "rdb_bgsave_in_progress") == "0",
-    );
+    bgsave_and_wait(&mut con);
     assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
     let v: String = con.get("k").unwrap();
     assert_eq!(v, "v");
