@@ -414,7 +414,7 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
         let n = buf.len();
         conn.in_flight.set(n);
         let ok = match conn.pending_token.take() {
-            Some(token) => match w.shared.engine.durable(token).await {
+            Some(token) => match durable(&w, token).await {
                 Ok(()) => true,
                 Err(e) => {
                     // The replies claim success for writes that are not durable: send none of
@@ -462,6 +462,16 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
     if left > 0 {
         stats::sub(&w.counters().output_queued_bytes, left);
         conn.pending.borrow_mut().clear();
+    }
+}
+
+/// Waits until the write named by `token` is on disk, through the worker's shared wait.
+async fn durable(w: &Worker, token: WriteToken) -> Result<(), flin_engine::Error> {
+    match w.durability.wait(token).await {
+        Ok(()) => Ok(()),
+        // The engine refused a sync: ask it about this write, to get its error (or to learn
+        // it was on disk before the failure).
+        Err(crate::durability::Refused) => w.shared.engine.durable(token).await,
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`worker`]: one thread per core, each with its own monoio runtime (io_uring or epoll),
 //!   its own SO_REUSEPORT listener and a cron task (idle timeout, ops rate, shutdown).
 //! - [`connection`]: one client's read loop and write loop: the only code touching sockets.
+//!   [`durability`]: under `--fsync always`, a worker's connections share one wait on the
+//!   engine's durability.
 //! - [`protocol`]: bytes only, no I/O: [`protocol::parse`] (RESP2 multibulk and inline
 //!   requests, limits, Redis's error strings), [`protocol::inline`] (inline quoting),
 //!   [`protocol::reply`] (reply encoders).
@@ -29,6 +31,7 @@ pub mod clients;
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod durability;
 pub mod expiry;
 pub mod glob;
 pub mod protocol;

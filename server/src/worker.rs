@@ -46,6 +46,8 @@ pub struct Worker {
     drained_waker: Cell<Option<Waker>>,
     /// Keys this worker's clients gave an expiry, for active expiry.
     pub expiry: ExpiryQueue,
+    /// The connections' shared wait for durability (`--fsync always`).
+    pub durability: crate::durability::DurabilityGate,
 }
 
 impl Worker {
@@ -213,10 +215,12 @@ async fn worker_main(
         accept_canceller: RefCell::new(Canceller::new()),
         drained_waker: Cell::new(None),
         expiry: ExpiryQueue::default(),
+        durability: crate::durability::DurabilityGate::default(),
     });
     // The cron holds a Weak: a task still asleep when the runtime ends must not keep the
     // worker (and through it the engine) alive.
     monoio::spawn(cron(Rc::downgrade(&w)));
+    monoio::spawn(crate::durability::watch(Rc::downgrade(&w)));
     accept_loop(&w, &listener).await;
     // Closing the listener makes the kernel refuse new connections to this worker.
     drop(listener);
