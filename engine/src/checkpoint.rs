@@ -64,6 +64,7 @@ pub(crate) fn checkpoint(shared: &Arc<Shared>, dest: &Path) -> Result<Checkpoint
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let parent_existed = parent.is_dir();
     fs::create_dir_all(&parent)
         .map_err(|e| Error::io("create checkpoint parent directory", &parent, e))?;
     let mut partial_name = dest.file_name().unwrap_or_default().to_os_string();
@@ -80,6 +81,12 @@ pub(crate) fn checkpoint(shared: &Arc<Shared>, dest: &Path) -> Result<Checkpoint
         sync_dir(&partial)?;
         fs::rename(&partial, dest).map_err(|e| Error::io("rename checkpoint", &partial, e))?;
         sync_dir(&parent)?;
+        if !parent_existed {
+            // The first checkpoint made the parent: its own entry must reach the disk too.
+            if let Some(grandparent) = parent.parent().filter(|g| !g.as_os_str().is_empty()) {
+                sync_dir(grandparent)?;
+            }
+        }
         report.dir = dest.to_path_buf();
         report.duration_ms = started.elapsed().as_millis() as u64;
         Ok(report)
