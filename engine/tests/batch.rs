@@ -8,6 +8,9 @@ use std::sync::Arc;
 use flin_engine::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use flin_engine::{Engine, Error, Fsync, Options, Update};
 
+mod common;
+use common::copy_dir;
+
 fn options() -> Options {
     Options {
         fsync: Fsync::Never,
@@ -40,15 +43,6 @@ fn only_segment(dir: &Path) -> PathBuf {
         .collect();
     assert_eq!(segs.len(), 1, "expected one segment in {}", dir.display());
     segs.pop().unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() && p.file_name().unwrap() != "LOCK" {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
 }
 
 const BATCH_KEYS: [&[u8]; 4] = [b"b0", b"b1", b"b2", b"k0"];

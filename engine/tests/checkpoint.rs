@@ -5,11 +5,14 @@
 //! refused.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flin_engine::{Engine, Fsync, Options};
+
+mod common;
+// Restores copy a checkpoint rather than serve it in place.
+use common::copy_dir;
 
 fn options() -> Options {
     Options {
@@ -18,15 +21,6 @@ fn options() -> Options {
         segment_size_bytes: 16 * 1024,
         compaction: false,
         ..Options::default()
-    }
-}
-
-/// A copy of a checkpoint directory (restores copy it rather than serve it in place).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
 

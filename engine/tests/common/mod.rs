@@ -1,10 +1,12 @@
-//! Helpers shared by the tests that run part of themselves in a child process (crash,
-//! failpoint and fsync-failure tests): the child is this same test binary, told by an
-//! environment variable to run one test that does the dangerous part.
+//! Helpers shared by the engine's integration tests. Most serve the tests that run part of
+//! themselves in a child process (crash, failpoint and fsync-failure tests): the child is this
+//! same test binary, told by an environment variable to run one test that does the dangerous
+//! part.
 
 // Each test file uses the helpers it needs.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 
 /// This test binary, set to run only the test named `test`, printing as it goes. The caller
@@ -13,6 +15,18 @@ pub fn child(test: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
     cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
     cmd
+}
+
+/// Copies the files of store directory `from` into `to` (created if missing), leaving out
+/// the directory lock: a copy a test can open as a store of its own.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && p.file_name().unwrap() != "LOCK" {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
 }
 
 /// "ACK t i" anywhere in a line of a child's output (the harness may have printed before it
