@@ -12,12 +12,10 @@ use common::{config, start, start_with, wait_for};
 use flin_server::Server;
 use redis::Commands;
 
+/// A field of INFO persistence, read now.
 fn info_field(con: &mut redis::Connection, name: &str) -> String {
     let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO: {info}"))
-        .to_string()
+    common::info_field(&info, name).to_string()
 }
 
 /// BGSAVE, then waits until INFO says it is over.

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::start;
+use common::{info_field, start};
 use redis::{Commands, Value};
 
 #[test]
@@ -325,14 +325,7 @@ fn server_introspection() {
     // count holds at most the RESETSTAT itself.
     let v: String = con.get("k").unwrap();
     assert_eq!(v, "v");
-    let field = |info: &str, name: &str| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("no {name}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let field = |info: &str, name: &str| -> u64 { info_field(info, name).parse().unwrap() };
     let before: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
     assert!(field(&before, "keyspace_hits") >= 1, "{before}");
     assert!(field(&before, "total_commands_processed") >= 4, "{before}");

@@ -172,3 +172,10 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
         std::thread::park_timeout(Duration::from_millis(5));
     }
 }
+
+/// The value of `name` in INFO's text (its `name:value` lines); panics naming it when absent.
+pub fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in INFO: {info}"))
+}
