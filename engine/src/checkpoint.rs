@@ -138,23 +138,18 @@ fn fill(shared: &Arc<Shared>, to: &Path) -> Result<CheckpointReport> {
 /// Hard-links `from` as `to`, or copies it when they are on different file systems. Returns
 /// the bytes copied, `None` for a link. Either way `to` is on disk when this returns.
 fn link_or_copy(from: &Path, to: &Path) -> Result<Option<u64>> {
-    match fs::hard_link(from, to) {
-        Ok(()) => {
-            // The data may not be synced yet (a segment sealed a moment ago).
-            File::open(to)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io("fsync checkpoint file", to, e))?;
-            Ok(None)
-        }
+    let copied = match fs::hard_link(from, to) {
+        Ok(()) => None,
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let n = fs::copy(from, to).map_err(|e| Error::io("copy into checkpoint", to, e))?;
-            File::open(to)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io("fsync checkpoint file", to, e))?;
-            Ok(Some(n))
+            Some(fs::copy(from, to).map_err(|e| Error::io("copy into checkpoint", to, e))?)
         }
-        Err(e) => Err(Error::io("link into checkpoint", to, e)),
-    }
+        Err(e) => return Err(Error::io("link into checkpoint", to, e)),
+    };
+    // A linked segment's data may not be synced yet either (one sealed a moment ago).
+    File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("fsync checkpoint file", to, e))?;
+    Ok(copied)
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
