@@ -84,14 +84,15 @@ pub(crate) fn crash(name: &str) {
 /// Before the file operation `op` on `path`: an injected EIO when the failpoint names `name`.
 pub(crate) fn eio(name: &str, op: &'static str, path: &Path) -> Result<()> {
     if matches!(point(), Point::Eio(p) if p == name) {
-        tracing::warn!(path = %path.display(), "failpoint {name}: injecting EIO");
-        return Err(Error::io(
-            op,
-            path,
-            std::io::Error::from_raw_os_error(libc::EIO),
-        ));
+        return Err(injected_eio(name, op, path));
     }
     Ok(())
+}
+
+/// The error an injected EIO returns, said in the log first.
+fn injected_eio(name: &str, op: &'static str, path: &Path) -> Error {
+    tracing::warn!(path = %path.display(), "failpoint {name}: injecting EIO");
+    Error::io(op, path, std::io::Error::from_raw_os_error(libc::EIO))
 }
 
 /// Before a segment's `fdatasync`: an injected EIO naming the file when `fsync-eio` is due.
@@ -99,13 +100,7 @@ pub(crate) fn fsync(seg: &Segment) -> Result<()> {
     if let Point::FsyncEio { after } = point() {
         static DONE: AtomicU64 = AtomicU64::new(0);
         if DONE.fetch_add(1, Ordering::Relaxed) >= *after {
-            let path = seg.path();
-            tracing::warn!(path = %path.display(), "failpoint fsync-eio: injecting EIO");
-            return Err(Error::io(
-                "fdatasync",
-                path,
-                std::io::Error::from_raw_os_error(libc::EIO),
-            ));
+            return Err(injected_eio("fsync-eio", "fdatasync", &seg.path()));
         }
     }
     Ok(())
