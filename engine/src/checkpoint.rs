@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::engine::Shared;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::hint;
 use crate::segment::{sync_dir, Segment};
+use crate::shared::Shared;
 
 /// What [`crate::Engine::checkpoint`] made.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,11 +40,13 @@ pub struct CheckpointReport {
     /// Segment files in it, and how many of them were copied rather than linked (the active
     /// segment, and every file when the destination is on another file system).
     pub segments: u64,
+    /// Of those, files copied rather than linked.
     pub segments_copied: u64,
     /// Bytes written by copies.
     pub bytes_copied: u64,
     /// Sequence number of the newest write in the checkpoint.
     pub last_seq: u64,
+    /// How long the checkpoint took, in milliseconds.
     pub duration_ms: u64,
 }
 
@@ -100,9 +102,9 @@ pub(crate) fn checkpoint(shared: &Arc<Shared>, dest: &Path) -> Result<Checkpoint
 /// Links or copies every segment of the current snapshot into `to`.
 fn fill(shared: &Arc<Shared>, to: &Path) -> Result<CheckpointReport> {
     let last_seq = shared.log.last_seq();
-    crate::sync::wait_durable(shared, last_seq)?;
+    crate::wait::wait_durable(shared, last_seq)?;
     // Holds every segment in it open, so none is deleted before it is linked.
-    let segments = shared.segments.load_full();
+    let segments = shared.registry.load_full();
     let mut segs: Vec<&Arc<Segment>> = segments.iter().collect();
     segs.sort_by_key(|s| s.id);
     let mut report = CheckpointReport {

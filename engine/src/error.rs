@@ -5,8 +5,10 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+/// The engine's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What went wrong, with the file and offset where one is involved.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,46 +16,70 @@ pub enum Error {
     Io {
         /// What the engine was doing, e.g. "fdatasync".
         op: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The system's error.
         source: io::Error,
     },
     /// Bytes on disk are not what flin wrote.
     Corrupt {
+        /// The damaged file.
         path: PathBuf,
+        /// Where in it the damage starts.
         offset: u64,
+        /// What is wrong.
         reason: String,
     },
     /// Another process holds the data directory.
     Locked {
+        /// The data directory.
         path: PathBuf,
     },
+    /// A key longer than `KEY_LEN_MAX`.
     KeyTooLarge {
+        /// The key's length.
         len: usize,
+        /// The limit.
         max: usize,
     },
+    /// A value longer than `VALUE_LEN_MAX`.
     ValueTooLarge {
+        /// The value's length.
         len: usize,
+        /// The limit.
         max: usize,
     },
     /// An atomic multi-key write would append more than `max` bytes.
     BatchTooLarge {
+        /// Bytes the batch's records would take.
         len: usize,
+        /// The limit.
         max: usize,
     },
     /// An earlier write or fsync failed; the engine no longer accepts writes (reads go on).
     Poisoned {
+        /// The first failure, as it was reported.
         cause: String,
     },
     /// The store's records already use the highest sequence number the format allows
-    /// ([`crate::format::SEQ_MAX`]), so no record can be newer. Nothing writes 2^62 records;
+    /// (2^62, `SEQ_MAX` in `docs/FORMAT.md`), so no record can be newer. Nothing writes 2^62 records;
     /// only files with a forged or damaged (but checksummed) sequence number get here.
     SeqExhausted {
+        /// The highest sequence number found.
         last_seq: u64,
     },
     /// The options passed to `open` are out of range.
     InvalidOptions(String),
     /// The engine was closed.
     Closed,
+    /// One of the engine's threads panicked: a bug in flin. The engine refuses writes from
+    /// then on (reads go on); the panic's message says where.
+    Panicked {
+        /// The thread's name, e.g. "flin-sync".
+        thread: &'static str,
+        /// What the panic said.
+        message: String,
+    },
 }
 
 impl Error {
@@ -143,6 +169,12 @@ impl fmt::Display for Error {
             ),
             Error::InvalidOptions(msg) => write!(f, "invalid engine options: {msg}"),
             Error::Closed => write!(f, "the engine is closed"),
+            Error::Panicked { thread, message } => write!(
+                f,
+                "the engine's {thread} thread panicked ({message}); this is a bug in flin: \
+                 restart the server, which recovers every acknowledged write, and report the \
+                 panic message from the log"
+            ),
         }
     }
 }

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
-use crate::segment::Segment;
 
 /// The environment variable that names the failpoint.
 pub const ENV: &str = "FLIN_FAILPOINT";
@@ -95,12 +94,13 @@ fn injected_eio(name: &str, op: &'static str, path: &Path) -> Error {
     Error::io(op, path, std::io::Error::from_raw_os_error(libc::EIO))
 }
 
-/// Before a segment's `fdatasync`: an injected EIO naming the file when `fsync-eio` is due.
-pub(crate) fn fsync(seg: &Segment) -> Result<()> {
+/// Before the `fdatasync` of the segment at `path`: an injected EIO naming the file when
+/// `fsync-eio` is due.
+pub(crate) fn fsync(path: &Path) -> Result<()> {
     if let Point::FsyncEio { after } = point() {
         static DONE: AtomicU64 = AtomicU64::new(0);
         if DONE.fetch_add(1, Ordering::Relaxed) >= *after {
-            return Err(injected_eio("fsync-eio", "fdatasync", &seg.path()));
+            return Err(injected_eio("fsync-eio", "fdatasync", path));
         }
     }
     Ok(())

@@ -12,30 +12,45 @@
 use crate::error::{Error, Result};
 
 /// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
+/// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"FLINSEG\x01";
 /// Bumped on any incompatible change to segment or record layout.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Bytes of the segment header at the start of every segment file.
 pub const SEGMENT_HEADER_LEN: usize = 32;
 /// Offsets inside the segment header.
 pub const SH_MAGIC: usize = 0;
+/// Offset of the format version in the segment header.
 pub const SH_VERSION: usize = 8;
+/// Offset of the segment kind in the segment header.
 pub const SH_KIND: usize = 12;
+/// Offset of the segment id in the segment header.
 pub const SH_SEGMENT_ID: usize = 16;
+/// Offset of the reserved (zero) bytes in the segment header.
 pub const SH_RESERVED: usize = 24;
+/// Offset of the CRC32 of the header's other bytes.
 pub const SH_CRC: usize = 28;
 const _: () = assert!(SH_CRC + 4 == SEGMENT_HEADER_LEN);
 const _: () = assert!(SH_RESERVED + 4 == SH_CRC);
 
+/// Bytes of the fixed header before every record's key and value.
 pub const RECORD_HEADER_LEN: usize = 36;
 /// Offsets inside the record header.
 pub const RH_BODY_CRC: usize = 0;
+/// Offset of the CRC32 of the header's other bytes (`body_crc` included).
 pub const RH_HEADER_CRC: usize = 4;
+/// Offset of the sequence number.
 pub const RH_SEQ: usize = 8;
+/// Offset of the expiry (Unix milliseconds, 0 = never).
 pub const RH_EXPIRE_AT_MS: usize = 16;
+/// Offset of the key length.
 pub const RH_KEY_LEN: usize = 24;
+/// Offset of the value length.
 pub const RH_VALUE_LEN: usize = 28;
+/// Offset of the flags byte.
 pub const RH_FLAGS: usize = 32;
+/// Offset of the reserved (zero) bytes.
 pub const RH_RESERVED: usize = 33;
 const _: () = assert!(RH_RESERVED + 3 == RECORD_HEADER_LEN);
 const _: () = assert!(RH_HEADER_CRC + 4 == RH_SEQ);
@@ -49,6 +64,7 @@ pub const FLAG_FLUSH: u8 = 1 << 1;
 /// is present. Compacted segments copy records whole and ignore the flag: every batch they
 /// copy from was complete.
 pub const FLAG_BATCH_NEXT: u8 = 1 << 2;
+/// Every flag flin writes; any other bit set is damage.
 pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT;
 
 /// Longest key accepted, in bytes.
@@ -77,17 +93,23 @@ pub const SEQ_MAX: u64 = 1 << 62;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum SegmentKind {
+    /// Written by the log: records in sequence order.
     Log = 1,
+    /// Written by compaction: older records copied whole.
     Compacted = 2,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The segment header's fields.
 pub struct SegmentHeader {
+    /// Who wrote the segment.
     pub kind: SegmentKind,
+    /// The segment's id, as its file name says too.
     pub segment_id: u32,
 }
 
 impl SegmentHeader {
+    /// The header's bytes, checksum included.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[SH_MAGIC..SH_MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC);
@@ -146,10 +168,15 @@ impl SegmentHeader {
 /// decode, so a verified header never asks for more than [`RECORD_LEN_MAX`] bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
+    /// The record's sequence number: a higher one is newer.
     pub seq: u64,
+    /// Expiry as Unix time in milliseconds; 0 = never.
     pub expire_at_ms: u64,
+    /// Bytes of the key.
     pub key_len: u32,
+    /// Bytes of the value.
     pub value_len: u32,
+    /// `FLAG_*` bits.
     pub flags: u8,
 }
 
@@ -168,10 +195,12 @@ pub enum HeaderError {
 }
 
 impl RecordHeader {
+    /// The record deletes its key.
     pub fn is_tombstone(&self) -> bool {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
+    /// The record voids every older record (FLUSHALL).
     pub fn is_flush(&self) -> bool {
         self.flags & FLAG_FLUSH != 0
     }
@@ -306,18 +335,22 @@ pub fn trusted_header(b: &[u8]) -> RecordHeader {
     }
 }
 
+/// Stores `v` little-endian at `at`.
 pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Stores `v` little-endian at `at`.
 pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Loads a little-endian `u32` from `at`.
 pub fn get_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
+/// Loads a little-endian `u64` from `at`.
 pub fn get_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }

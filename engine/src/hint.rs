@@ -32,13 +32,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{self, get_u32, get_u64, put_u32, put_u64, RecordHeader, KEY_LEN_MAX};
-use crate::recovery::{scan_records, ScanEnd};
+use crate::scan::{scan_records, ScanEnd};
 use crate::segment::Segment;
 
+/// "FLINHNT" and a format byte, the first 8 bytes of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"FLINHNT\x01";
+/// The hint format version.
 pub const HINT_VERSION: u32 = 1;
+/// Bytes of the hint file header.
 pub const HINT_HEADER_LEN: usize = 40;
+/// Bytes of an entry before its key.
 pub const HINT_ENTRY_FIXED_LEN: usize = 29;
+/// Bytes of the trailer (the entries' CRC32).
 pub const HINT_TRAILER_LEN: usize = 4;
 const HH_VERSION: usize = 8;
 const HH_SEGMENT_ID: usize = 12;
@@ -47,6 +52,7 @@ const HH_COUNT: usize = 24;
 const HH_CRC: usize = 36;
 const _: () = assert!(HH_CRC + 4 == HINT_HEADER_LEN);
 
+/// `0000000042.hint`: the hint file of segment 42.
 pub fn hint_file_name(id: u32) -> String {
     format!("{id:010}.hint")
 }

@@ -102,10 +102,6 @@ impl Index {
         self.shards.iter().map(|s| s.read().len() as u64).sum()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Bytes of memory held by the tables.
     pub fn memory_bytes(&self) -> u64 {
         self.shards
@@ -136,10 +132,6 @@ impl Table {
 
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     pub fn capacity_slots(&self) -> usize {
@@ -282,25 +274,6 @@ impl Table {
         }
         self.slots[hole] = Slot::default();
         self.len -= 1;
-    }
-
-    /// Every occupied slot as (slot number, tag, location, marked).
-    pub fn iter(&self) -> impl Iterator<Item = (usize, u32, Loc, bool)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.seg != 0)
-            .map(|(i, s)| {
-                (
-                    i,
-                    s.tag,
-                    Loc {
-                        seg: s.seg,
-                        off: s.off & !OFFSET_MARK,
-                    },
-                    s.off & OFFSET_MARK != 0,
-                )
-            })
     }
 
     /// Removes every marked slot (recovery's tombstones); returns how many.

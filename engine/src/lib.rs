@@ -1,20 +1,25 @@
 //! flin-engine: a log-structured key-value store of the Bitcask family.
 //!
-//! # Layout
-//! - [`format`]: the bytes on disk (segment header, record header), mirrored in `docs/FORMAT.md`.
-//! - [`segment`]: one segment file: create and preallocate, append through a shared writable
-//!   map, read through the same map, seal (truncate, fsync).
-//! - [`index`]: the in-memory hash index: 256 shards of open-addressed 12-byte slots
+//! # Layout, bottom to top
+//! Each module uses only modules listed above it (a test in `tests/layering.rs` holds this).
+//! - `error`, `clock`, `failpoint`, `lock`: errors, time, fault injection, the directory lock.
+//! - `format`: the bytes on disk (segment header, record header), mirrored in `docs/FORMAT.md`;
+//!   `scan`: walking the records of a segment's bytes and classifying damage.
+//! - `options`, `stats`, `testing_hooks`.
+//! - `index`: the in-memory hash index: 256 shards of open-addressed 12-byte slots
 //!   (hash tag, segment id, offset); the key itself is checked against the record in the map.
-//! - [`log`]: the active segment, sequence numbers and rolling to a new segment.
-//! - [`sync`]: fsync policies and group commit (one `fdatasync` shared by concurrent writers).
-//! - [`recovery`]: `open`: directory lock, segment scan, torn-tail truncation, corruption errors.
-//! - [`compaction`] and [`hint`]: space reclamation and fast start; [`stall`]: writers wait
-//!   for compaction when they outrun it past the space bound.
-//! - [`checkpoint`]: a consistent copy of the store in another directory, taken online.
-//! - [`error`], [`stats`], [`options`].
-//! - `failpoint`: fault injection for tests (`FLIN_FAILPOINT`: crashes in compaction, a failing
-//!   fdatasync).
+//! - `segment`: one segment file: create and preallocate, append through a shared writable
+//!   map, read through the same map, seal (truncate, fsync). `hint`: hint files.
+//! - `registry`: which segments exist (copy-on-write map) and new segment ids.
+//! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
+//!   use against the space bound).
+//! - `log`: the active segment, sequence numbers and rolling to a new segment.
+//! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
+//! - `shared`: [`Engine`]'s state as every part above it sees it.
+//! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
+//!   `checkpoint`: the paths that work on `shared`.
+//! - `background`: the sync, prealloc and maintenance threads (a panic in one poisons).
+//! - `engine`: [`Engine`], the public handle.
 //!
 //! # Data flow
 //! A write takes its key's index shard lock, appends a record to the active segment under the
@@ -25,27 +30,56 @@
 //! number: [`WriteToken`]s say which writes a caller needs on disk, [`Engine::durable`] waits
 //! for them without blocking an async runtime.
 
-pub mod checkpoint;
-pub mod compaction;
-pub mod error;
-pub mod format;
-pub mod hint;
-pub mod index;
-pub mod log;
-pub mod options;
-pub mod recovery;
-pub mod segment;
-pub mod stall;
-pub mod stats;
-pub mod sync;
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+mod background;
+mod checkpoint;
 mod clock;
+mod compaction;
 mod engine;
+mod error;
+mod expiry;
 mod failpoint;
+mod format;
+mod hint;
+mod index;
 mod lock;
+mod log;
+mod options;
+mod poison;
+mod read;
+mod recovery;
+mod registry;
+mod scan;
+mod segment;
+mod shared;
+mod space;
+mod stall;
+mod stats;
+mod syncer;
+mod testing_hooks;
+mod wait;
+mod write;
 
+pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
-pub use engine::{Engine, Entry, ScanCursor, Update, WriteToken, PREFETCH_BATCH};
+pub use compaction::RunReport;
+pub use engine::Engine;
 pub use error::{Error, Result};
+pub use format::{BATCH_LEN_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use options::{Fsync, Options};
-pub use stats::Stats;
+pub use read::{Entry, ScanCursor, PREFETCH_BATCH};
+pub use stall::WRITE_STALL_MAX;
+pub use stats::{RecoveryStats, Stats};
+pub use wait::{Durable, StallLifted};
+pub use write::{Update, WriteToken};
+
+/// What the fuzz targets and the engine's own tests reach into: the on-disk format, hint
+/// files and the record scanner, and fault injection. Not part of the API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::format::*;
+    pub use crate::hint::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
+    pub use crate::scan::{scan_records, ScanEnd};
+    pub use crate::testing_hooks::Thread;
+}

@@ -4,17 +4,24 @@
 //! in the preallocated map: the lock is held for a `memcpy` and two CRCs, never for a system
 //! call, except when the segment is full and a new one is created. Sealed segments are handed
 //! to the sync thread, which syncs them in the background.
+//!
+//! The prealloc thread (`background::prealloc`) works for the log through [`Prepared`]: it keeps
+//! the next segment created ahead of need, so rolling is a rename, and faults the active
+//! segment's pages in ahead of its writer. An append says when the log's files grew
+//! ([`Appended::grew`]); its caller reacts (the write stall, compaction), not the log.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHeader, SegmentKind};
 use crate::index::Loc;
+use crate::registry::Registry;
 use crate::segment::{sync_dir, Segment};
+use crate::syncer::Syncer;
 
 pub(crate) struct Log {
     state: Mutex<LogState>,
@@ -44,17 +51,60 @@ pub(crate) struct Append<'a> {
     pub body_crc: u32,
 }
 
-/// What the caller must do to create a segment when rolling: the engine owns ids and the
-/// registry of segments.
-pub(crate) trait SegmentFactory {
-    /// Creates, registers and returns a new log segment of at least `capacity` bytes.
-    fn new_log_segment(&self, capacity: u64) -> Result<Arc<Segment>>;
+/// A record appended: where it went, and whether the log's files grew for it (a new chunk or
+/// a new segment), so disk use moved.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Appended {
+    pub seq: u64,
+    pub loc: Loc,
+    pub grew: bool,
+}
 
-    /// Asks for the next pages of the active segment to be faulted in ahead of the writer.
-    fn request_populate(&self, seg: &Arc<Segment>);
+/// What the prealloc thread hands the log and is asked for by it.
+#[derive(Default)]
+pub(crate) struct PreparedState {
+    /// The next log segment, created and preallocated, named `<id>.seg.tmp`.
+    pub spare: Option<Arc<Segment>>,
+    /// The active segment, when its writer nears the end of its faulted-in pages.
+    pub populate: Option<Arc<Segment>>,
+}
 
-    /// The log's files grew (a chunk or a new segment): disk use moved.
-    fn log_grew(&self);
+/// The prealloc thread's mailbox.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    pub state: Mutex<PreparedState>,
+    pub cond: Condvar,
+}
+
+impl Prepared {
+    fn request_populate(&self, seg: &Arc<Segment>) {
+        self.state.lock().populate = Some(seg.clone());
+        self.cond.notify_all();
+    }
+
+    fn take_spare(&self) -> Option<Arc<Segment>> {
+        let spare = self.state.lock().spare.take();
+        self.cond.notify_all();
+        spare
+    }
+
+    /// Disk taken by the prepared spare segment, if there is one.
+    pub(crate) fn spare_allocated(&self) -> u64 {
+        self.state
+            .lock()
+            .spare
+            .as_ref()
+            .map_or(0, |s| s.allocated())
+    }
+}
+
+/// What rolling to a new segment needs from the rest of the engine.
+pub(crate) struct LogEnv<'a> {
+    pub dir: &'a Path,
+    pub registry: &'a Registry,
+    pub syncer: &'a Syncer,
+    pub prepared: &'a Prepared,
+    pub segment_size_bytes: u64,
 }
 
 impl Log {
@@ -95,26 +145,20 @@ impl Log {
         self.state.lock().active.id
     }
 
-    /// Appends one record; returns its sequence number and location.
-    pub(crate) fn append(
-        &self,
-        rec: &Append<'_>,
-        segment_size_bytes: u64,
-        factory: &dyn SegmentFactory,
-    ) -> Result<(u64, Loc)> {
+    /// Appends one record.
+    pub(crate) fn append(&self, rec: &Append<'_>, env: &LogEnv<'_>) -> Result<Appended> {
         let mut st = self.state.lock();
-        self.append_locked(&mut st, rec, segment_size_bytes, factory)
+        self.append_locked(&mut st, rec, env)
     }
 
     /// Appends records as one atomic batch: all in the same segment, one after another, each
     /// but the last flagged [`format::FLAG_BATCH_NEXT`], so recovery applies all or none.
-    /// Returns each record's sequence number and location, in order.
+    /// Returns each record's sequence number and location, in order, and whether the log grew.
     pub(crate) fn append_batch(
         &self,
         recs: &[Append<'_>],
-        segment_size_bytes: u64,
-        factory: &dyn SegmentFactory,
-    ) -> Result<Vec<(u64, Loc)>> {
+        env: &LogEnv<'_>,
+    ) -> Result<(Vec<(u64, Loc)>, bool)> {
         let total: u64 = recs
             .iter()
             .map(|r| (format::RECORD_HEADER_LEN + r.key.len() + r.value.len()) as u64)
@@ -123,40 +167,39 @@ impl Log {
         // Checked for the whole batch before any record is appended: a batch cut short by
         // the limit would be an open batch, which recovery drops as torn.
         check_seqs(&st, recs.len() as u64)?;
+        let mut grew = false;
         if st.active.len() + total > st.active.capacity() {
-            self.roll_locked(&mut st, total, segment_size_bytes, factory)?;
+            self.roll_locked(&mut st, total, env)?;
+            grew = true;
         }
         let last = recs.len().saturating_sub(1);
-        recs.iter()
-            .enumerate()
-            .map(|(i, rec)| {
-                let flags = if i < last {
-                    rec.flags | format::FLAG_BATCH_NEXT
-                } else {
-                    rec.flags
-                };
-                // The batch fits the active segment now, so no record rolls it.
-                self.append_locked(
-                    &mut st,
-                    &Append { flags, ..*rec },
-                    segment_size_bytes,
-                    factory,
-                )
-            })
-            .collect()
+        let mut written = Vec::with_capacity(recs.len());
+        for (i, rec) in recs.iter().enumerate() {
+            let flags = if i < last {
+                rec.flags | format::FLAG_BATCH_NEXT
+            } else {
+                rec.flags
+            };
+            // The batch fits the active segment now, so no record rolls it.
+            let a = self.append_locked(&mut st, &Append { flags, ..*rec }, env)?;
+            grew |= a.grew;
+            written.push((a.seq, a.loc));
+        }
+        Ok((written, grew))
     }
 
     pub(crate) fn append_locked(
         &self,
         st: &mut LogState,
         rec: &Append<'_>,
-        segment_size_bytes: u64,
-        factory: &dyn SegmentFactory,
-    ) -> Result<(u64, Loc)> {
+        env: &LogEnv<'_>,
+    ) -> Result<Appended> {
         check_seqs(st, 1)?;
         let len = format::RECORD_HEADER_LEN + rec.key.len() + rec.value.len();
+        let mut grew = false;
         if st.active.len() + len as u64 > st.active.capacity() {
-            self.roll_locked(st, len as u64, segment_size_bytes, factory)?;
+            self.roll_locked(st, len as u64, env)?;
+            grew = true;
         }
         let seq = st.next_seq;
         let header = RecordHeader {
@@ -169,9 +212,7 @@ impl Log {
         let seg = &st.active;
         let off = seg.len();
         // Usually a no-op: the prealloc thread grows the file ahead of the writer.
-        if seg.reserve(off + len as u64)? {
-            factory.log_grew();
-        }
+        grew |= seg.reserve(off + len as u64)?;
         // SAFETY: we hold the log lock, the only writer of the active segment, and
         // [off, off + len) is past every published record.
         let dst = unsafe { seg.slice_mut(off, len) };
@@ -179,36 +220,33 @@ impl Log {
         seg.set_len(off + len as u64);
         seg.note_seq_exclusive(seq);
         if self.populate_ahead && seg.wants_populate(off + len as u64) {
-            factory.request_populate(seg);
+            env.prepared.request_populate(seg);
         }
         st.next_seq += 1;
         st.bytes_written += len as u64;
         self.last_seq.store(seq, Ordering::Release);
-        Ok((
+        Ok(Appended {
             seq,
-            Loc {
+            loc: Loc {
                 seg: seg.id,
                 off: u32::try_from(off).expect("segment offsets fit u32"),
             },
-        ))
+            grew,
+        })
     }
 
-    /// Starts a new active segment with room for at least `need` bytes of records.
-    pub(crate) fn roll_locked(
-        &self,
-        st: &mut LogState,
-        need: u64,
-        segment_size_bytes: u64,
-        factory: &dyn SegmentFactory,
-    ) -> Result<()> {
-        let capacity = segment_size_bytes.max(format::SEGMENT_HEADER_LEN as u64 + need);
+    /// Starts a new active segment with room for at least `need` bytes of records. The log's
+    /// files grow: the caller reacts as to [`Appended::grew`].
+    pub(crate) fn roll_locked(&self, st: &mut LogState, need: u64, env: &LogEnv<'_>) -> Result<()> {
+        let capacity = env
+            .segment_size_bytes
+            .max(format::SEGMENT_HEADER_LEN as u64 + need);
         // Create the new segment first: if the disk is full, the old one stays active and
         // nothing is lost.
-        let next = factory.new_log_segment(capacity)?;
+        let next = new_log_segment(env, st.next_seq - 1, capacity)?;
         let old = std::mem::replace(&mut st.active, next);
         old.seal()?;
         st.unsynced_sealed.push(old);
-        factory.log_grew();
         Ok(())
     }
 }
@@ -222,6 +260,44 @@ fn check_seqs(st: &LogState, count: u64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Creates, registers and returns a new log segment of at least `capacity` bytes: the prepared
+/// spare when it fits, else a new file. `last_seq` is the newest record written so far.
+fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<Arc<Segment>> {
+    // The segment being sealed goes to the sync thread; under every policy it is synced and
+    // released soon, so retired files do not linger (Never would otherwise wait forever).
+    env.syncer.request(last_seq);
+    if capacity <= env.segment_size_bytes {
+        let spare = env.prepared.take_spare();
+        // Log segments must be numbered in the order they are used (recovery and FLUSHALL
+        // rely on it): a spare numbered before a segment created meanwhile is discarded.
+        let newest = env.registry.load().newest_log_id();
+        let spare = spare.filter(|s| {
+            let usable = s.id > newest;
+            if !usable {
+                s.mark_obsolete();
+            }
+            usable
+        });
+        if let Some(seg) = spare {
+            let path = env.dir.join(format::segment_file_name(seg.id));
+            match seg.rename(path).and_then(|()| sync_dir(env.dir)) {
+                Ok(()) => {
+                    env.registry.register(seg.clone());
+                    return Ok(seg);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "prepared segment unusable; creating one");
+                    seg.mark_obsolete();
+                }
+            }
+        }
+    }
+    let id = env.registry.allocate_id()?;
+    let seg = Arc::new(create_log_segment(env.dir, id, capacity)?);
+    env.registry.register(seg.clone());
+    Ok(seg)
 }
 
 /// Creates a log segment file `dir/<id>.seg` and makes its name durable.

@@ -17,8 +17,10 @@ pub enum Fsync {
     Never,
 }
 
+/// How an engine runs: see each field; `Options::default()` is what `flin-server` starts from.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// When writes reach the disk.
     pub fsync: Fsync,
     /// A segment is sealed and a new one started when the next record would not fit.
     pub segment_size_bytes: u64,

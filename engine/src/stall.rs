@@ -1,7 +1,7 @@
 //! Write stalls: backpressure for writers that outrun compaction.
 //!
 //! When the log grows past the space bound faster than compaction reclaims it (the rule is in
-//! [`crate::compaction`]), a stall is set. It lasts until compaction lifts it or
+//! `space`), a stall is set. It lasts until compaction lifts it or
 //! [`WRITE_STALL_MAX`] passes, whichever comes first, so a compaction that cannot keep up slows
 //! writers by at most that much each time the log grows instead of stopping them.
 //!
@@ -9,20 +9,16 @@
 //! - blocking (the default, for threads that own their writes): `put`, `delete` and the other
 //!   writes wait inside the call, before they take any lock (compaction needs the index locks
 //!   to catch up);
-//! - async (the server): writes never block; the caller checks [`crate::Engine::write_stall`]
-//!   between batches of requests and awaits [`crate::Engine::write_stall_lifted`] with that
+//! - async (the server): writes never block; the caller checks `Engine::write_stall`
+//!   between batches of requests and awaits `Engine::write_stall_lifted` with that
 //!   time as its timeout, so a monoio worker keeps running its other tasks meanwhile.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::engine::Shared;
 use crate::stats::Counters;
 
 /// Longest one stall lasts.
@@ -92,6 +88,17 @@ impl WriteStall {
         }
     }
 
+    /// Registers a task to wake when the stall is lifted; false (nothing registered) when
+    /// no stall is on any more.
+    pub(crate) fn register(&self, waker: &Waker) -> bool {
+        if self.remaining().is_none() {
+            return false;
+        }
+        self.wakers.lock().push(waker.clone());
+        // Lifted between the check and the registration: its wake may have missed us.
+        self.remaining().is_some()
+    }
+
     /// The blocking wait: returns when the stall is lifted or runs out.
     pub(crate) fn wait_if_active(&self, counters: &Counters) {
         if self.remaining().is_none() {
@@ -107,7 +114,8 @@ impl WriteStall {
         self.note_wait(counters, started);
     }
 
-    fn note_wait(&self, counters: &Counters, started: Instant) {
+    /// Counts a wait that began at `started`.
+    pub(crate) fn note_wait(&self, counters: &Counters, started: Instant) {
         let waited = started.elapsed();
         counters.write_stalls.fetch_add(1, Ordering::Relaxed);
         counters
@@ -127,50 +135,6 @@ impl WriteStall {
                 "writes outran compaction and it did not catch up in time; letting writes \
                  through, so disk use may pass the space bound (see the engine stats)"
             );
-        }
-    }
-}
-
-/// Resolves when the write stall is lifted (or is not on); see [`crate::Engine::write_stall`]
-/// for the time to give it as a timeout, since a stall that runs out wakes nobody. Counted in
-/// the engine's stall statistics when it had to wait.
-pub struct StallLifted {
-    shared: Arc<Shared>,
-    started: Option<Instant>,
-}
-
-impl StallLifted {
-    pub(crate) fn new(shared: Arc<Shared>) -> StallLifted {
-        StallLifted {
-            shared,
-            started: None,
-        }
-    }
-}
-
-impl Future for StallLifted {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let stall = &self.shared.write_stall;
-        if stall.remaining().is_none() {
-            return Poll::Ready(());
-        }
-        stall.wakers.lock().push(cx.waker().clone());
-        // Lifted between the check and the registration: its wake may have missed us.
-        if stall.remaining().is_none() {
-            return Poll::Ready(());
-        }
-        self.started.get_or_insert_with(Instant::now);
-        Poll::Pending
-    }
-}
-
-impl Drop for StallLifted {
-    fn drop(&mut self) {
-        if let Some(started) = self.started {
-            let sh = &self.shared;
-            sh.write_stall.note_wait(&sh.counters, started);
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub struct Stats {
     /// Keys in the index (expired keys not yet removed included, as Redis's DBSIZE).
     pub keys: u64,
+    /// Segment files.
     pub segments: u64,
     /// Bytes of records that the index points at (plus tombstones still needed).
     pub live_bytes: u64,
@@ -22,19 +23,25 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Record bytes written by compaction since open.
     pub compaction_bytes_written: u64,
+    /// Compaction runs since open.
     pub compactions: u64,
+    /// Disk bytes compaction freed since open.
     pub compaction_bytes_reclaimed: u64,
     /// Keys removed by the active-expiry sweep since open.
     pub expired_keys: u64,
+    /// A compaction run is in progress.
     pub compaction_running: bool,
     /// Waits for compaction because writers outran it past the space bound (by writes, or by
     /// the callers of `Engine::write_stall_lifted`), and the milliseconds waited, summed over
     /// the waiters.
     pub write_stalls: u64,
+    /// Milliseconds writers waited in stalls, summed.
     pub write_stall_ms: u64,
+    /// Successful log syncs since open.
     pub fsyncs: u64,
     /// Unix time of the last successful fsync, in milliseconds; 0 before the first.
     pub last_fsync_unix_ms: u64,
+    /// How long the last successful sync took, in microseconds.
     pub last_fsync_duration_us: u64,
     /// Failed writes and fsyncs since open.
     pub write_errors: u64,
@@ -46,6 +53,7 @@ pub struct Stats {
     pub poisoned: Option<String>,
     /// Highest sequence number written, and the highest known durable.
     pub last_seq: u64,
+    /// Highest sequence number known to be on disk.
     pub durable_seq: u64,
     /// What `open` found.
     pub recovery: RecoveryStats,
@@ -54,14 +62,19 @@ pub struct Stats {
 /// What [`crate::Engine::open`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecoveryStats {
+    /// Segments kept.
     pub segments: u64,
+    /// Records read (from hints or scans).
     pub records: u64,
+    /// Live keys found.
     pub keys: u64,
     /// Bytes of a torn tail cut from the newest log segment.
     pub torn_bytes_truncated: u64,
     /// Bytes moved aside by repair.
     pub quarantined_bytes: u64,
+    /// Segments whose hint file was used instead of a scan.
     pub segments_from_hints: u64,
+    /// How long `open` took, in milliseconds.
     pub duration_ms: u64,
 }
 

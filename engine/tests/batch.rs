@@ -5,19 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use flin_engine::format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use flin_engine::testing::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use flin_engine::{Engine, Error, Fsync, Options, Update};
 
 mod common;
 use common::copy_dir;
 
 fn options() -> Options {
-    Options {
-        fsync: Fsync::Never,
-        segment_size_bytes: 1 << 20,
-        compaction: false,
-        ..Options::default()
-    }
+    common::options(Fsync::Never, 1 << 20)
 }
 
 fn put_all<'v>(values: &[&'v [u8]]) -> Vec<Update<'v>> {

@@ -15,13 +15,8 @@ mod common;
 use common::copy_dir;
 
 fn options() -> Options {
-    Options {
-        fsync: Fsync::Never,
-        // Small segments: a checkpoint links many sealed ones and copies the active one.
-        segment_size_bytes: 16 * 1024,
-        compaction: false,
-        ..Options::default()
-    }
+    // Small segments: a checkpoint links many sealed ones and copies the active one.
+    common::options(Fsync::Never, 16 * 1024)
 }
 
 fn assert_holds(e: &Engine, model: &BTreeMap<Vec<u8>, Vec<u8>>, keys: u32, what: &str) {

@@ -11,12 +11,7 @@ use flin_engine::{Engine, Fsync, Options};
 mod common;
 
 fn options() -> Options {
-    Options {
-        fsync: Fsync::Never,
-        segment_size_bytes: 4096,
-        compaction: false,
-        ..Options::default()
-    }
+    common::options(Fsync::Never, 4096)
 }
 
 fn filler(e: &Engine, tag: &str, n: u32) {

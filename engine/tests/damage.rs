@@ -3,18 +3,17 @@
 //! with repair), and a second opener of a locked directory gets a clear error. Guards against
 //! serving wrong data or silently dropping good records after a crash or disk damage.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use flin_engine::{Engine, Error, Fsync, Options};
 
 fn options() -> Options {
     Options {
-        fsync: Fsync::Never,
-        segment_size_bytes: 4096,
-        compaction: false,
         // Scan every segment at open; the hint tests below turn hints on.
         hints: false,
-        ..Options::default()
+        ..common::options(Fsync::Never, 4096)
     }
 }
 
@@ -166,12 +165,12 @@ fn second_opener_of_a_directory_is_refused() {
 fn oversized_keys_and_values_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(dir.path(), options()).unwrap();
-    let big_key = vec![b'k'; flin_engine::format::KEY_LEN_MAX + 1];
+    let big_key = vec![b'k'; flin_engine::KEY_LEN_MAX + 1];
     assert!(matches!(
         e.put(&big_key, b"v", 0),
         Err(Error::KeyTooLarge { .. })
     ));
-    let max_key = vec![b'k'; flin_engine::format::KEY_LEN_MAX];
+    let max_key = vec![b'k'; flin_engine::KEY_LEN_MAX];
     e.put(&max_key, b"v", 0).unwrap();
     assert_eq!(e.get(&max_key).as_deref(), Some(&b"v"[..]));
 }

@@ -37,13 +37,8 @@ const SYNCS_BEFORE_FAILURE: u32 = 40;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn options() -> Options {
-    Options {
-        fsync: Fsync::Always,
-        // Small segments, so a sync may cover a sealed segment and the active one.
-        segment_size_bytes: 64 * 1024,
-        compaction: false,
-        ..Options::default()
-    }
+    // Small segments, so a sync may cover a sealed segment and the active one.
+    common::options(Fsync::Always, 64 * 1024)
 }
 
 fn key(t: usize, i: u64) -> Vec<u8> {

@@ -4,61 +4,31 @@
 //! remove the `ignore` with the fix.
 //!
 //! This test binary refuses any single allocation above [`ALLOCATION_MAX_BYTES`] (the process
-//! aborts with "memory allocation of N bytes failed"), as the fuzzers do: no length or id read
-//! from disk may size an allocation.
+//! aborts saying so), as the fuzzers do: no length or id read from disk may size an allocation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod common;
+
 use std::path::Path;
 
-use flin_engine::format::{
+use flin_engine::testing::{
     segment_file_name, RecordHeader, SegmentHeader, SegmentKind, FLAG_BATCH_NEXT, FLAG_TOMBSTONE,
     SEGMENT_HEADER_LEN, SEQ_MAX,
 };
 use flin_engine::{Engine, Error, Fsync, Options, Update};
 
-const ALLOCATION_MAX_BYTES: usize = 64 << 20;
-
-struct CappedAlloc;
-
-// SAFETY: forwards to the system allocator; an oversized request gets null, which the caller
-// reports as an allocation failure.
-unsafe impl GlobalAlloc for CappedAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > ALLOCATION_MAX_BYTES {
-            return std::ptr::null_mut();
-        }
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > ALLOCATION_MAX_BYTES {
-            return std::ptr::null_mut();
-        }
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > ALLOCATION_MAX_BYTES {
-            return std::ptr::null_mut();
-        }
-        System.realloc(ptr, layout, new_size)
-    }
-}
+// The fuzz targets' allocator, compiled into this test: the same rule for both.
+#[path = "../../fuzz/src/alloc.rs"]
+#[allow(dead_code)]
+mod alloc;
+use alloc::CappedAlloc;
 
 #[global_allocator]
 static ALLOC: CappedAlloc = CappedAlloc;
 
 fn options(repair: bool) -> Options {
     Options {
-        fsync: Fsync::Never,
-        segment_size_bytes: 4096,
         repair,
-        compaction: false,
-        ..Options::default()
+        ..common::options(Fsync::Never, 4096)
     }
 }
 

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use flin_engine::format::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
-use flin_engine::recovery::scan_records;
+use flin_engine::testing::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
+use flin_engine::testing::scan_records;
 use flin_engine::{Engine, Error};
 use flin_fuzz::check::read_all;
 use flin_fuzz::{options, scratch};

@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use flin_engine::format::SEQ_MAX;
+use flin_engine::testing::SEQ_MAX;
 use flin_engine::{Engine, Error};
 use flin_fuzz::check::{lasting, now_ms, read_all, Served, Snapshot};
 use flin_fuzz::files::DirSpec;

@@ -12,12 +12,12 @@ use std::io;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use flin_engine::format::{
+use flin_engine::testing::{
     put_u32, put_u64, segment_file_name, RecordHeader, SegmentHeader, SegmentKind, FLAG_FLUSH,
     FLAG_TOMBSTONE, RECORD_HEADER_LEN, RH_BODY_CRC, RH_FLAGS, RH_HEADER_CRC, RH_KEY_LEN, RH_SEQ,
     RH_VALUE_LEN, SEGMENT_HEADER_LEN, SH_CRC, SH_KIND, SH_SEGMENT_ID,
 };
-use flin_engine::hint::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
+use flin_engine::testing::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
 
 /// Directory entries per input.
 pub const FILES_MAX: usize = 6;

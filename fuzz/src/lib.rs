@@ -8,8 +8,9 @@
 //!   (bit flips, truncation, zeroed ranges, lost files, in segments and hints); a reopened
 //!   store never serves a value that was not written for that key, and a power-cut tail never
 //!   loses a synced write.
-//! - `fuzz_targets/engine_model.rs`: random operations, reopens, compactions and FLUSHALL on
-//!   4 KiB segments, checked against a `BTreeMap`.
+//! - `fuzz_targets/engine_model.rs`: [`model`]: random operations, reopens, compactions and
+//!   FLUSHALL on 4 KiB segments, checked against a `BTreeMap` (also run by proptest in
+//!   `engine/tests/model.rs`).
 //! - `fuzz_targets/resp_parse.rs`: the server's RESP2 parser on arbitrary bytes, whole and
 //!   chunked; same commands either way, limits held, heap bounded, re-encoding round-trips.
 //! - [`files`]: the grammar that turns fuzz input into directory entries (segment headers,
@@ -27,13 +28,14 @@ pub mod alloc;
 pub mod check;
 pub mod files;
 pub mod known_bugs;
+pub mod model;
 pub mod scratch;
 
 use flin_engine::{Fsync, Options};
 
 /// The smallest segment the engine accepts, so a few records roll the log and compaction has
 /// sealed segments to work on.
-pub const SEGMENT_SIZE_BYTES: u64 = flin_engine::format::SEGMENT_SIZE_MIN_BYTES;
+pub const SEGMENT_SIZE_BYTES: u64 = flin_engine::testing::SEGMENT_SIZE_MIN_BYTES;
 
 /// Engine options for fuzzing: no background compaction (runs are deterministic), no fsync
 /// (durability is the crash tests' concern, and fsync would dominate the run time).

@@ -173,7 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (e, busy) = (engine.clone(), busy.clone());
             std::thread::spawn(move || {
                 // At the priority the engine's own maintenance thread runs at.
-                flin_engine::compaction::set_current_thread_nice(e.options().background_nice)
+                flin_engine::set_current_thread_nice(e.options().background_nice)
                     .expect("lower the compaction thread's priority");
                 let r = e.compact_now();
                 busy.store(false, Ordering::Release);

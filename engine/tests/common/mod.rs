@@ -9,6 +9,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use flin_engine::{Fsync, Options};
+
 /// This test binary, set to run only the test named `test`, printing as it goes. The caller
 /// adds the environment that makes that test do its work.
 pub fn child(test: &str) -> Command {
@@ -37,4 +39,16 @@ pub fn parse_ack(line: &str) -> Option<(usize, u64)> {
     let t = parts.next()?.parse().ok()?;
     let i = parts.next()?.trim().parse().ok()?;
     Some((t, i))
+}
+
+/// Options for a test store: `fsync`, segments of `segment_size_bytes` (small ones make the log
+/// roll and give compaction work), and no background compaction: a test compacts when it means
+/// to.
+pub fn options(fsync: Fsync, segment_size_bytes: u64) -> Options {
+    Options {
+        fsync,
+        segment_size_bytes,
+        compaction: false,
+        ..Options::default()
+    }
 }

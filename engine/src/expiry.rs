@@ -1,0 +1,60 @@
+//! Active expiry: removes keys whose expiry has passed from the index without a read asking
+//! for them, so they leave memory (and DBSIZE) and compaction reclaims their records. The
+//! maintenance thread sweeps a slice of the index each interval; reads hide expired keys
+//! on their own (lazy expiry).
+
+use std::sync::atomic::Ordering;
+
+use crate::clock::{is_expired, now_ms};
+use crate::index::{Loc, SHARD_COUNT};
+use crate::shared::Shared;
+
+/// Slots examined under one shard lock by the expiry sweep (about 0.1 ms of cache misses).
+const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
+
+/// Active expiry: examines about `budget` index slots from `cursor` onward and removes the
+/// entries whose records have expired, so they leave memory (and DBSIZE) without being read and
+/// compaction reclaims their records. No tombstone is needed: an expired record stays invisible
+/// on disk. Returns how many keys were removed.
+pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
+    if !shared.has_expiring.load(Ordering::Relaxed) {
+        return 0;
+    }
+    let now = now_ms();
+    let mut removed = 0u64;
+    let mut examined = 0usize;
+    while examined < budget {
+        let shard_no = ((*cursor >> 32) as usize) % SHARD_COUNT;
+        let pos = (*cursor as u32) as usize;
+        let mut shard = shared.index.shard(shard_no).write();
+        let segs = shared.registry.load();
+        let cap = shard.capacity_slots();
+        let start = pos.min(cap);
+        let end = (start + EXPIRE_SLOTS_PER_LOCK).min(cap);
+        let expired: Vec<(u32, Loc, usize)> = (start..end)
+            .filter_map(|i| shard.slot_at(i))
+            .filter_map(|(tag, loc)| {
+                let (h, _) = segs.record(loc)?;
+                is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
+            })
+            .collect();
+        for (tag, loc, len) in expired {
+            if let Some(i) = shard.find(tag, |l| l == loc) {
+                shard.remove_at(i);
+                segs.add_dead(loc, len);
+                removed += 1;
+            }
+        }
+        examined += (end - start).max(1);
+        *cursor = if end >= cap {
+            (((shard_no + 1) % SHARD_COUNT) as u64) << 32
+        } else {
+            (shard_no as u64) << 32 | end as u64
+        };
+    }
+    shared
+        .counters
+        .expired_keys
+        .fetch_add(removed, Ordering::Relaxed);
+    removed
+}

@@ -1,0 +1,162 @@
+//! [`Shared`]: the state every part of the engine works on, the handle's and the background
+//! threads'. It holds the lower layers (index, registry, log, syncer, stall, poison) and the
+//! few steps they take together: appending a record and reacting to the log's growth, and
+//! turning a failed write into poison. The read and write paths, compaction, checkpoints and
+//! the background threads sit above it and take what they need from here.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::index::{Index, Loc};
+use crate::lock::DirLock;
+use crate::log::{Append, Log, LogEnv, Prepared};
+use crate::options::Options;
+use crate::poison::Poison;
+use crate::registry::Registry;
+use crate::stall::WriteStall;
+use crate::stats::{Counters, RecoveryStats};
+use crate::syncer::Syncer;
+use crate::testing_hooks::Hooks;
+
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) options: Options,
+    pub(crate) index: Index,
+    pub(crate) registry: Registry,
+    pub(crate) log: Log,
+    /// The prealloc thread's mailbox: the next log segment, and pages to fault in.
+    pub(crate) prepared: Prepared,
+    pub(crate) syncer: Syncer,
+    pub(crate) poison: Poison,
+    pub(crate) counters: Counters,
+    pub(crate) recovery: RecoveryStats,
+    /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
+    pub(crate) compaction_lock: Mutex<()>,
+    pub(crate) compaction_running: AtomicBool,
+    /// Backpressure: writers wait here while the log outgrows what compaction reclaims.
+    pub(crate) write_stall: WriteStall,
+    /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
+    pub(crate) has_expiring: AtomicBool,
+    /// Faults tests inject into the background threads.
+    pub(crate) hooks: Hooks,
+    pub(crate) _dir_lock: DirLock,
+}
+
+impl Shared {
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        self.poison.check()
+    }
+
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poison.is_set()
+    }
+
+    /// Refuses writes from now on, with `cause`, and lets every waiter go: writers waiting
+    /// for durability get the error at once, stalled writers stop waiting.
+    pub(crate) fn poison(&self, cause: String) {
+        self.poison.set(cause);
+        self.syncer.wake(true);
+        self.write_stall.lift();
+    }
+
+    /// What the log needs to roll to a new segment.
+    pub(crate) fn log_env(&self) -> LogEnv<'_> {
+        LogEnv {
+            dir: &self.dir,
+            registry: &self.registry,
+            syncer: &self.syncer,
+            prepared: &self.prepared,
+            segment_size_bytes: self.options.segment_size_bytes,
+        }
+    }
+
+    /// Under `Options::blocking_write_stalls`, waits while writers outrun compaction. Called
+    /// before a write takes any lock: compaction needs the index locks to catch up.
+    pub(crate) fn wait_out_write_stall(&self) {
+        if self.options.blocking_write_stalls {
+            self.write_stall.wait_if_active(&self.counters);
+        }
+    }
+
+    /// The log's files grew (a chunk or a new segment): disk use moved. Stalls writers that
+    /// outran compaction past the space bound, and wakes compaction. Called with the log lock
+    /// held or not: takes no lock the log's writers wait on.
+    pub(crate) fn on_log_grew(&self) {
+        if self.options.compaction {
+            let segs = self.registry.load();
+            let spare = self.prepared.spare_allocated();
+            if crate::space::over_bound_with_work(&self.options, &segs, spare) {
+                self.write_stall.set();
+            }
+            self.syncer.kick_maintenance();
+        }
+    }
+
+    /// Appends a record, turning failures of writes already begun into poison.
+    pub(crate) fn append(&self, rec: &Append<'_>) -> Result<(u64, Loc)> {
+        self.check_poison()?;
+        let a = self
+            .log
+            .append(rec, &self.log_env())
+            .map_err(|e| self.note_write_error(e))?;
+        if a.grew {
+            self.on_log_grew();
+        }
+        Ok((a.seq, a.loc))
+    }
+
+    /// Appends a value record (not a tombstone), noting that some key may now expire.
+    pub(crate) fn append_value(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: u64,
+        body_crc: u32,
+    ) -> Result<(u64, Loc)> {
+        if expire_at_ms != 0 && !self.has_expiring.load(Ordering::Relaxed) {
+            self.has_expiring.store(true, Ordering::Relaxed);
+        }
+        self.append(&Append {
+            key,
+            value,
+            expire_at_ms,
+            flags: 0,
+            body_crc,
+        })
+    }
+
+    /// Appends records as one atomic batch (see [`Log::append_batch`]).
+    pub(crate) fn append_batch(&self, recs: &[Append<'_>]) -> Result<Vec<(u64, Loc)>> {
+        self.check_poison()?;
+        let (written, grew) = self
+            .log
+            .append_batch(recs, &self.log_env())
+            .map_err(|e| self.note_write_error(e))?;
+        if grew {
+            self.on_log_grew();
+        }
+        Ok(written)
+    }
+
+    /// Counts a failed write and poisons the engine unless the failure left the log intact
+    /// and the write can be retried.
+    pub(crate) fn note_write_error(&self, e: Error) -> Error {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        // Creating, preallocating or mapping a new segment fails before anything is written:
+        // the write can be retried (a full disk). So does running out of sequence numbers
+        // (nothing is written; it is permanent, but the log is intact). A failed truncate or
+        // sync cannot.
+        let retryable = matches!(
+            &e,
+            Error::Io { op, .. } if matches!(*op, "create segment" | "fallocate" | "mmap")
+        ) || matches!(e, Error::SeqExhausted { .. });
+        if !retryable && !e.is_poisoned() {
+            tracing::error!(error = %e, "write failed; the engine refuses writes from now on");
+            self.poison(e.to_string());
+        }
+        e
+    }
+}

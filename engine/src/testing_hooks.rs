@@ -1,0 +1,51 @@
+//! Faults that tests inject into a running engine's background threads (through the hidden
+//! `Engine::inject_panic`), to check that a panicking thread poisons the engine instead of
+//! leaving writers waiting. When nothing is injected a check is one relaxed load.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A background thread of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Thread {
+    /// `flin-sync`: group commit.
+    Sync,
+    /// `flin-prealloc`: prepares log segments.
+    Prealloc,
+    /// `flin-maint`: expiry, hints, compaction.
+    Maintenance,
+}
+
+impl Thread {
+    fn bit(self) -> u8 {
+        match self {
+            Thread::Sync => 1,
+            Thread::Prealloc => 2,
+            Thread::Maintenance => 4,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Hooks {
+    /// Threads asked to panic at their next round of work.
+    panic: AtomicU8,
+}
+
+impl Hooks {
+    pub(crate) fn inject_panic(&self, thread: Thread) {
+        self.panic.fetch_or(thread.bit(), Ordering::SeqCst);
+    }
+
+    pub(crate) fn panic_pending(&self, thread: Thread) -> bool {
+        self.panic.load(Ordering::Relaxed) & thread.bit() != 0
+    }
+
+    /// Panics when a test asked `thread` to.
+    pub(crate) fn maybe_panic(&self, thread: Thread) {
+        if self.panic_pending(thread)
+            && self.panic.fetch_and(!thread.bit(), Ordering::SeqCst) & thread.bit() != 0
+        {
+            panic!("panic injected into the {thread:?} thread by a test");
+        }
+    }
+}

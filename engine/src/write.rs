@@ -1,0 +1,349 @@
+//! The write path: one key ([`put`], [`update`]), several keys as one atomic batch
+//! ([`update_many`]), and FLUSHALL ([`clear`]). A write takes its key's shard write lock,
+//! appends a record to the log (a `memcpy` into the mapped active segment), then points the
+//! index slot at it and counts the record it replaces as dead, before releasing the lock.
+
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN, VALUE_LEN_MAX,
+};
+use crate::index::{KeyHash, Loc, Table, SHARD_COUNT};
+use crate::log::Append;
+use crate::read::{
+    distinct_shards, find_all, find_current, guard_of, live_entry, prefetch_record, Current, Entry,
+};
+use crate::registry::SegmentMap;
+use crate::shared::Shared;
+
+/// What an update's closure (`Engine::update`) decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update<'v> {
+    /// Write nothing.
+    Keep,
+    /// Write this value and expiry.
+    Put {
+        /// The new value.
+        value: &'v [u8],
+        /// Expiry as Unix time in milliseconds; 0 = never.
+        expire_at_ms: u64,
+    },
+    /// Keep the current value, change its expiry. Does nothing when the key is absent.
+    SetExpiry {
+        /// Expiry as Unix time in milliseconds; 0 = never.
+        expire_at_ms: u64,
+    },
+    /// Delete the key. Does nothing when the key is absent.
+    Delete,
+}
+
+/// Names a write for durability: see `Engine::durable` and `Engine::wait_durable`.
+/// Tokens are ordered: waiting for a later token covers every earlier one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WriteToken(pub(crate) u64);
+
+impl WriteToken {
+    /// The record's sequence number.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+/// Writes `value` under `key` (see `Engine::put`).
+pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
+    // What `update` does for a decision known in advance, reordered so the two memory
+    // reads a put waits on (the key's slot, then its old record) overlap with work that
+    // does not need them: the checksum, then the append.
+    check_sizes(key, value)?;
+    let h = KeyHash::of(key);
+    sh.wait_out_write_stall();
+    let mut shard = sh.index.shard(h.shard()).write();
+    shard.prefetch(h.tag());
+    let body_crc = format::body_crc(key, value);
+    let segs = sh.registry.load();
+    prefetch_record(&shard, &segs, h);
+    let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
+    // `segs` predates the append: it holds every record the shard points at.
+    let found = find_current(&shard, &segs, key, h);
+    point_at(&mut shard, &segs, found, h, loc);
+    Ok(WriteToken(seq))
+}
+
+/// Reads the key's live value and applies `f`'s decision atomically (see `Engine::update`).
+pub(crate) fn update<'v, R>(
+    sh: &Shared,
+    key: &[u8],
+    f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
+) -> Result<(R, Option<WriteToken>)> {
+    if key.len() > KEY_LEN_MAX {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: KEY_LEN_MAX,
+        });
+    }
+    let h = KeyHash::of(key);
+    sh.wait_out_write_stall();
+    let mut shard = sh.index.shard(h.shard()).write();
+    let segs = sh.registry.load();
+    let (slot, current) = find_current(&shard, &segs, key, h);
+    let entry = live_entry(current);
+    let (decision, result) = f(entry);
+    let (value, expire_at_ms) = match decision {
+        Update::Keep => return Ok((result, None)),
+        Update::Put {
+            value,
+            expire_at_ms,
+        } => (value, expire_at_ms),
+        Update::SetExpiry { expire_at_ms } => match entry {
+            Some(e) => (e.value, expire_at_ms),
+            None => return Ok((result, None)),
+        },
+        Update::Delete => {
+            let Some(i) = slot else {
+                return Ok((result, None));
+            };
+            let (loc, hdr, _) = current.expect("slot found");
+            if entry.is_none() {
+                // Expired: drop it from memory; its record stays invisible on disk.
+                shard.remove_at(i);
+                segs.add_dead(loc, hdr.record_len());
+                return Ok((result, None));
+            }
+            let (seq, tomb) = sh.append(&Append {
+                key,
+                value: &[],
+                expire_at_ms: 0,
+                flags: FLAG_TOMBSTONE,
+                body_crc: format::body_crc(key, &[]),
+            })?;
+            shard.remove_at(i);
+            segs.add_dead(loc, hdr.record_len());
+            // The tombstone is dead weight from birth; compaction keeps it only while an
+            // older segment may still hold the key.
+            sh.registry
+                .load()
+                .add_dead(tomb, RECORD_HEADER_LEN + key.len());
+            return Ok((result, Some(WriteToken(seq))));
+        }
+    };
+    check_sizes(key, value)?;
+    let body_crc = format::body_crc(key, value);
+    let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
+    point_at(&mut shard, &segs, (slot, current), h, loc);
+    Ok((result, Some(WriteToken(seq))))
+}
+/// Reads several keys and applies `f`'s decisions as one atomic batch (see
+/// `Engine::update_many`).
+pub(crate) fn update_many<'v, R>(
+    sh: &Shared,
+    keys: &[&[u8]],
+    f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
+) -> Result<(R, Option<WriteToken>)> {
+    if let Some(key) = keys.iter().find(|k| k.len() > KEY_LEN_MAX) {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: KEY_LEN_MAX,
+        });
+    }
+    sh.wait_out_write_stall();
+    let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+    let shard_nos = distinct_shards(&hashes);
+    let mut guards: Vec<_> = shard_nos
+        .iter()
+        .map(|&i| sh.index.shard(i).write())
+        .collect();
+    let segs = sh.registry.load();
+    let current = find_all(&guards, &shard_nos, keys, &hashes, &segs);
+    let entries: Vec<Option<Entry<'_>>> = current.iter().map(|&c| live_entry(c)).collect();
+    let (decisions, result) = f(&entries);
+    assert_eq!(
+        decisions.len(),
+        keys.len(),
+        "update_many: one decision per key"
+    );
+
+    // What each key's last decision does: a record to append, or only an index change.
+    let superseded = superseded(keys);
+    let mut appends = Vec::new();
+    let mut changes = Vec::new();
+    for (i, decision) in decisions.iter().enumerate() {
+        let key = keys[i];
+        if superseded[i] {
+            continue;
+        }
+        let (value, expire_at_ms, flags) = match (*decision, entries[i], current[i]) {
+            (Update::Keep, ..) => continue,
+            (
+                Update::Put {
+                    value,
+                    expire_at_ms,
+                },
+                ..,
+            ) => (value, expire_at_ms, 0),
+            (Update::SetExpiry { expire_at_ms }, Some(e), _) => (e.value, expire_at_ms, 0),
+            (Update::SetExpiry { .. }, None, _) | (Update::Delete, None, None) => continue,
+            (Update::Delete, Some(_), _) => (&[][..], 0, FLAG_TOMBSTONE),
+            (Update::Delete, None, Some(_)) => {
+                // Expired: drop it from memory; its record stays invisible on disk.
+                changes.push((i, None));
+                continue;
+            }
+        };
+        check_sizes(key, value)?;
+        changes.push((i, Some(appends.len())));
+        appends.push(Append {
+            key,
+            value,
+            expire_at_ms,
+            flags,
+            body_crc: format::body_crc(key, value),
+        });
+    }
+    let total: usize = appends
+        .iter()
+        .map(|a| RECORD_HEADER_LEN + a.key.len() + a.value.len())
+        .sum();
+    if total > format::BATCH_LEN_MAX {
+        return Err(Error::BatchTooLarge {
+            len: total,
+            max: format::BATCH_LEN_MAX,
+        });
+    }
+    if appends.iter().any(|a| a.expire_at_ms != 0) {
+        sh.has_expiring.store(true, Ordering::Relaxed);
+    }
+    let written = if appends.is_empty() {
+        Vec::new()
+    } else {
+        sh.append_batch(&appends)?
+    };
+
+    // The batch may have rolled to a segment registered since `segs` was loaded, and
+    // earlier changes may have moved slots: look each key up again.
+    let segs_now = sh.registry.load();
+    for (i, append) in changes {
+        let (key, h) = (keys[i], hashes[i]);
+        let shard = &mut guards[guard_of(&shard_nos, &h)];
+        let (slot, old) = find_current(shard, &segs_now, key, h);
+        let old = slot.zip(old);
+        let new = append.map(|a| (appends[a].flags, written[a].1));
+        match (old, new) {
+            (Some((slot, (loc, hdr, _))), Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
+                shard.remove_at(slot);
+                segs_now.add_dead(loc, hdr.record_len());
+                segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
+            }
+            (Some((slot, (loc, hdr, _))), Some((_, new))) => {
+                shard.set(slot, new, false);
+                segs_now.add_dead(loc, hdr.record_len());
+            }
+            (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
+                segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
+            }
+            (None, Some((_, new))) => shard.insert_absent(h.tag(), new, false),
+            (Some((slot, (loc, hdr, _))), None) => {
+                shard.remove_at(slot);
+                segs_now.add_dead(loc, hdr.record_len());
+            }
+            (None, None) => {}
+        }
+    }
+    let token = written.last().map(|&(seq, _)| WriteToken(seq));
+    Ok((result, token))
+}
+
+/// Deletes every key (FLUSHALL), durably.
+pub(crate) fn clear(sh: &Shared) -> Result<()> {
+    let _c = sh.compaction_lock.lock();
+    let mut shards: Vec<_> = (0..SHARD_COUNT)
+        .map(|i| sh.index.shard(i).write())
+        .collect();
+    sh.check_poison()?;
+    let env = sh.log_env();
+    let (seq, old) = {
+        let mut st = sh.log.lock();
+        // The flush record opens a fresh segment, so every older segment can go.
+        sh.log
+            .roll_locked(&mut st, RECORD_HEADER_LEN as u64, &env)
+            .map_err(|e| sh.note_write_error(e))?;
+        let flush = sh
+            .log
+            .append_locked(
+                &mut st,
+                &Append {
+                    key: &[],
+                    value: &[],
+                    expire_at_ms: 0,
+                    flags: FLAG_FLUSH,
+                    body_crc: format::body_crc(&[], &[]),
+                },
+                &env,
+            )
+            .map_err(|e| sh.note_write_error(e))?;
+        // Every segment but the one holding the flush record predates it.
+        let active = st.active.id;
+        let old: Vec<u32> = sh
+            .registry
+            .load()
+            .iter()
+            .filter(|s| s.id != active)
+            .map(|s| s.id)
+            .collect();
+        (flush.seq, old)
+    };
+    sh.on_log_grew();
+    for s in shards.iter_mut() {
+        s.clear();
+    }
+    drop(shards);
+    crate::wait::wait_durable(sh, seq)?;
+    sh.registry.retire(&old);
+    crate::segment::sync_dir(&sh.dir)?;
+    Ok(())
+}
+
+/// Fails for a key or value over the limits.
+pub(crate) fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
+    if key.len() > KEY_LEN_MAX {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: KEY_LEN_MAX,
+        });
+    }
+    if value.len() > VALUE_LEN_MAX {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            max: VALUE_LEN_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// For each key, whether the same key appears again later (its later decision wins).
+fn superseded(keys: &[&[u8]]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let mut out = vec![false; keys.len()];
+    for (i, key) in keys.iter().enumerate().rev() {
+        out[i] = !seen.insert(*key);
+    }
+    out
+}
+
+/// Points the key's slot (found by `find_current`) at its new record `loc`, counting the old
+/// record dead, or adds a slot when the key had none.
+fn point_at(
+    shard: &mut Table,
+    segs: &SegmentMap,
+    found: (Option<usize>, Current<'_>),
+    h: KeyHash,
+    loc: Loc,
+) {
+    match found {
+        (Some(i), Some((old, hdr, _))) => {
+            shard.set(i, loc, false);
+            segs.add_dead(old, hdr.record_len());
+        }
+        _ => shard.insert_absent(h.tag(), loc, false),
+    }
+}
