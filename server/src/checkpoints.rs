@@ -167,5 +167,5 @@ impl Saves {
 }
 
 fn now_ms() -> u64 {
-    crate::commands::now_ms().max(0) as u64
+    crate::clock::now_ms().max(0) as u64
 }

@@ -224,7 +224,7 @@ async fn read_loop(
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 stats::add(&w.counters().net_input_bytes, n as u64);
-                client.entry.touch(crate::commands::now_ms() as u64);
+                client.entry.touch(crate::clock::now_ms() as u64);
             }
         }
     }

@@ -28,6 +28,7 @@
 
 pub mod checkpoints;
 pub mod clients;
+mod clock;
 pub mod commands;
 pub mod config;
 pub mod connection;

@@ -284,7 +284,7 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         peer,
         laddr,
         stream.as_raw_fd(),
-        crate::commands::now_ms() as u64,
+        crate::clock::now_ms() as u64,
     ));
     shared.registry.add(entry.clone());
     let conn = Rc::new(ConnShared::new(&stream, entry.clone()));
@@ -336,12 +336,12 @@ async fn cron(worker: Weak<Worker>) {
         if w.id == 0 {
             let total = crate::stats::ServerStats::sum(&w.shared.workers).ops_processed;
             if let Ok(mut s) = w.shared.ops.lock() {
-                s.record(total, crate::commands::now_ms() as u64);
+                s.record(total, crate::clock::now_ms() as u64);
             }
         }
         let expired = w
             .expiry
-            .run(&w.shared.engine, crate::commands::now_ms() as u64);
+            .run(&w.shared.engine, crate::clock::now_ms() as u64);
         if expired > 0 {
             stats::add(&w.counters().expired_keys, expired);
         }
@@ -351,7 +351,7 @@ async fn cron(worker: Weak<Worker>) {
             }
         }
         if timeout_ms > 0 {
-            let now = crate::commands::now_ms() as u64;
+            let now = crate::clock::now_ms() as u64;
             for c in w.conns.borrow().values() {
                 if c.entry.idle_ms(now) > timeout_ms && !c.is_closing() {
                     stats::add(&w.counters().idle_closed, 1);

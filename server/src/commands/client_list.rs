@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{eq_ignore_case, now_ms, parse_i64, syntax_error, Ctx};
+use super::{eq_ignore_case, parse_i64, syntax_error, Ctx};
 use crate::clients::ClientEntry;
+use crate::clock::now_ms;
 use crate::protocol::reply;
 
 /// Client types Redis knows; flin's clients are all `normal`.

@@ -5,7 +5,8 @@ use std::cell::Cell;
 
 use flin_engine::Update;
 
-use super::{eq_ignore_case, not_integer, now_ms, parse_i64, syntax_error, Ctx};
+use super::{eq_ignore_case, not_integer, parse_i64, syntax_error, Ctx};
+use crate::clock::now_ms;
 use crate::glob;
 use crate::protocol::reply;
 

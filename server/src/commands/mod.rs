@@ -208,13 +208,6 @@ pub fn parse_i64(arg: &[u8]) -> Option<i64> {
     crate::protocol::parse::string_to_i64(arg)
 }
 
-/// Unix time now in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

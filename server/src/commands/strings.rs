@@ -7,9 +7,8 @@
 
 use flin_engine::{Entry, Update};
 
-use super::{
-    arity_error, eq_ignore_case, float80, not_integer, now_ms, parse_i64, syntax_error, Ctx,
-};
+use super::{arity_error, eq_ignore_case, float80, not_integer, parse_i64, syntax_error, Ctx};
+use crate::clock::now_ms;
 use crate::protocol::reply;
 
 /// Longest string value (Redis's proto-max-bulk-len default, and the engine's limit).
