@@ -10,10 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use crate::commands::table::CommandSpec;
 
 /// One connected client, as other threads may see it.
 pub struct ClientEntry {
@@ -23,11 +21,15 @@ pub struct ClientEntry {
     pub fd: i32,
     created_ms: u64,
     last_active_ms: AtomicU64,
-    last_cmd: AtomicPtr<CommandSpec>,
+    /// The last command run, as its index in the command table; [`NO_COMMAND`] before any.
+    last_cmd: AtomicU16,
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
     buffers: Buffers,
 }
+
+/// `last_cmd` before the first command.
+const NO_COMMAND: u16 = u16::MAX;
 
 /// A connection's buffers, as its loops last published them (CLIENT LIST's buffer fields).
 #[derive(Default)]
@@ -70,7 +72,7 @@ impl ClientEntry {
             fd,
             created_ms: now_ms,
             last_active_ms: AtomicU64::new(now_ms),
-            last_cmd: AtomicPtr::new(std::ptr::null_mut()),
+            last_cmd: AtomicU16::new(NO_COMMAND),
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
             buffers: Buffers::default(),
@@ -106,11 +108,17 @@ impl ClientEntry {
         now_ms.saturating_sub(self.last_active_ms.load(Ordering::Relaxed))
     }
 
-    pub fn note_command(&self, spec: &'static CommandSpec) {
-        self.last_cmd.store(
-            spec as *const CommandSpec as *mut CommandSpec,
-            Ordering::Relaxed,
-        );
+    /// Notes the command about to run, by its index in the command table (which holds fewer
+    /// than `u16::MAX` commands: the table asserts it).
+    pub fn note_command(&self, index: usize) {
+        debug_assert!(index < usize::from(NO_COMMAND));
+        self.last_cmd.store(index as u16, Ordering::Relaxed);
+    }
+
+    /// The index in the command table of the last command run, if any.
+    pub fn last_command(&self) -> Option<usize> {
+        let index = self.last_cmd.load(Ordering::Relaxed);
+        (index != NO_COMMAND).then_some(usize::from(index))
     }
 
     pub fn name(&self) -> Option<Box<[u8]>> {
@@ -134,14 +142,12 @@ impl ClientEntry {
     /// fields map onto flin's buffers: `qbuf` requests read and not yet run, `qbuf-free` the
     /// rest of the read buffer, `rbs` and `rbp` its size (see [`Buffers`]), `argv-mem` the
     /// parse arena, `omem` the unsent replies (all in one buffer, so `obl` and `oll` are 0),
-    /// `tot-mem` all of these buffers' memory.
-    pub fn describe(&self, now_ms: u64, out: &mut Vec<u8>) {
+    /// `tot-mem` all of these buffers' memory. `cmd` names the last command (see
+    /// [`ClientEntry::last_command`]), `NULL` before any.
+    pub fn describe(&self, now_ms: u64, cmd: &str, out: &mut Vec<u8>) {
         use std::io::Write;
         let age = now_ms.saturating_sub(self.created_ms) / 1000;
         let idle = self.idle_ms(now_ms) / 1000;
-        let cmd = self.last_cmd.load(Ordering::Relaxed);
-        // SAFETY: only ever set from a `&'static CommandSpec`.
-        let cmd = unsafe { cmd.as_ref() }.map_or("NULL", |c| c.name);
         let _ = write!(
             out,
             "id={} addr={} laddr={} fd={} name=",

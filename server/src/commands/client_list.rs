@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{eq_ignore_case, parse_i64, syntax_error, Ctx};
+use super::{eq_ignore_case, parse_i64, syntax_error, Ctx, COMMANDS};
 use crate::clients::ClientEntry;
 use crate::clock::now_ms;
 use crate::protocol::reply;
@@ -31,7 +31,8 @@ fn lines(clients: &[Arc<ClientEntry>]) -> Vec<u8> {
     let now = now_ms() as u64;
     let mut text = Vec::with_capacity(clients.len() * 300);
     for c in clients {
-        c.describe(now, &mut text);
+        let cmd = c.last_command().map_or("NULL", |i| COMMANDS[i].name);
+        c.describe(now, cmd, &mut text);
         text.push(b'\n');
     }
     text

@@ -23,7 +23,7 @@ use flin_engine::{Engine, WriteToken};
 use crate::protocol::reply;
 use crate::server::Shared;
 
-pub use table::{lookup, CommandSpec, COMMANDS};
+pub use table::{find, lookup, CommandSpec, COMMANDS};
 
 /// One client's session state.
 #[derive(Debug)]
@@ -119,10 +119,11 @@ pub fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
 /// Runs one command: lookup, arity, authentication, then the handler.
 pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
-    let Some(spec) = lookup(args[0]) else {
+    let Some(index) = find(args[0]) else {
         unknown_command(ctx.out, args);
         return;
     };
+    let spec = &COMMANDS[index];
     if !spec.arity_ok(args.len()) {
         arity_error(ctx.out, spec.name);
         return;
@@ -131,7 +132,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         reply::error(ctx.out, b"NOAUTH Authentication required.");
         return;
     }
-    ctx.client.entry.note_command(spec);
+    ctx.client.entry.note_command(index);
     (spec.handler)(ctx, args);
 }
 

@@ -195,6 +195,13 @@ const NAME_LEN_MAX: usize = 16;
 /// Finds a command by name, ignoring ASCII case. No allocation.
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    find(name).map(|i| &COMMANDS[i])
+}
+
+/// The index in [`COMMANDS`] of the command named `name`, ignoring ASCII case: what a client's
+/// entry remembers as its last command. No allocation.
+#[inline]
+pub fn find(name: &[u8]) -> Option<usize> {
     if name.len() > NAME_LEN_MAX {
         return None;
     }
@@ -205,15 +212,17 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     }
     // The two commands that matter most, before the search.
     match &*lower {
-        b"get" => return Some(&COMMANDS[GET]),
-        b"set" => return Some(&COMMANDS[SET]),
+        b"get" => return Some(GET),
+        b"set" => return Some(SET),
         _ => {}
     }
     COMMANDS
         .binary_search_by(|c| c.name.as_bytes().cmp(lower))
         .ok()
-        .map(|i| &COMMANDS[i])
 }
+
+// A client's entry keeps its last command's index in a u16, u16::MAX meaning none.
+const _: () = assert!(COMMANDS.len() < u16::MAX as usize);
 
 const GET: usize = index_of("get");
 const SET: usize = index_of("set");
@@ -250,6 +259,15 @@ mod tests {
         assert_eq!(COMMANDS[GET].name, "get");
         assert_eq!(COMMANDS[SET].name, "set");
         assert!(COMMANDS.iter().all(|c| c.name.len() <= NAME_LEN_MAX));
+    }
+
+    #[test]
+    fn find_gives_the_index_lookup_gives_the_entry() {
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert_eq!(find(c.name.to_ascii_uppercase().as_bytes()), Some(i));
+            assert!(std::ptr::eq(lookup(c.name.as_bytes()).unwrap(), c));
+        }
+        assert_eq!(find(b"nosuch"), None);
     }
 
     #[test]
