@@ -34,6 +34,7 @@ pub mod config;
 pub mod connection;
 pub mod durability;
 pub mod expiry;
+mod float80;
 pub mod glob;
 pub mod protocol;
 pub mod server;

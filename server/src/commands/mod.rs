@@ -10,7 +10,6 @@
 
 pub mod client_list;
 pub mod connection;
-pub mod float80;
 pub mod keys;
 pub mod server;
 pub mod strings;

@@ -7,8 +7,9 @@
 
 use flin_engine::{Entry, Update};
 
-use super::{arity_error, eq_ignore_case, float80, not_integer, parse_i64, syntax_error, Ctx};
+use super::{arity_error, eq_ignore_case, not_integer, parse_i64, syntax_error, Ctx};
 use crate::clock::now_ms;
+use crate::float80;
 use crate::protocol::reply;
 
 /// Longest string value (Redis's proto-max-bulk-len default, and the engine's limit).
