@@ -47,6 +47,25 @@ pub enum DriverChoice {
     Epoll,
 }
 
+/// The I/O driver the workers run: what [`DriverChoice`] resolved to at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Linux io_uring.
+    IoUring,
+    /// epoll (monoio's "legacy" driver).
+    Epoll,
+}
+
+impl Driver {
+    /// The name the log and INFO's `multiplexing_api` give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
 /// flin-server: a Redis-protocol (RESP2) key-value server on flin's log-structured engine.
 ///
 /// Every flag can also be set through the environment variable shown beside it.

@@ -33,9 +33,10 @@ use monoio::net::TcpStream;
 
 use crate::clients::{ClientEntry, ReadBuffers};
 use crate::commands::{self, Client, Ctx};
+use crate::durability::Refused;
 use crate::protocol::{Frame, Limits, Parser};
+use crate::shared::WorkerShared;
 use crate::stats;
-use crate::worker::Worker;
 
 /// Read buffer size to start with; it grows only while a large request really arrives.
 pub const READ_BUF_INITIAL_BYTES: usize = 32 * 1024;
@@ -117,13 +118,14 @@ impl ConnShared {
     }
 }
 
-/// Serves one client until it leaves, fails, or the server stops.
+/// Serves one client until it leaves, fails, or the server stops; it has left the registry
+/// when this returns, and its worker then forgets `conn`.
 pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     entry: Arc<ClientEntry>,
     conn: Rc<ConnShared>,
-    w: Rc<Worker>,
+    w: Rc<WorkerShared>,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
@@ -140,7 +142,6 @@ pub(crate) async fn serve(
     conn.closing.set(true);
     conn.wake_writer();
     writer.await;
-    w.unregister(id);
 }
 
 /// What processing the buffered input ended with.
@@ -158,7 +159,7 @@ enum Step {
 async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
     conn: &ConnShared,
-    w: &Worker,
+    w: &WorkerShared,
     mut client: Client,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
@@ -237,7 +238,7 @@ fn process(
     [parser, lookahead]: [&mut Parser; 2],
     arena: &mut Bump,
     conn: &ConnShared,
-    w: &Worker,
+    w: &WorkerShared,
     client: &mut Client,
 ) -> Step {
     if buf.is_empty() || parser.frame_len_hint().is_some_and(|need| buf.len() < need) {
@@ -395,7 +396,7 @@ async fn wait_drained(conn: &ConnShared, low_water: usize) {
     .await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: Rc<Worker>) {
+async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: Rc<WorkerShared>) {
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
     loop {
         poll_fn(|cx| {
@@ -466,12 +467,12 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
 }
 
 /// Waits until the write named by `token` is on disk, through the worker's shared wait.
-async fn durable(w: &Worker, token: WriteToken) -> Result<(), flin_engine::Error> {
+async fn durable(w: &WorkerShared, token: WriteToken) -> Result<(), flin_engine::Error> {
     match w.durability.wait(token).await {
         Ok(()) => Ok(()),
         // The engine refused a sync: ask it about this write, to get its error (or to learn
         // it was on disk before the failure).
-        Err(crate::durability::Refused) => w.shared.engine.durable(token).await,
+        Err(Refused) => w.shared.engine.durable(token).await,
     }
 }
 

@@ -12,15 +12,14 @@
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::rc::Weak;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
-use flin_engine::WriteToken;
-
-use crate::worker::Worker;
+use flin_engine::{Engine, WriteToken};
 
 /// One worker's view of what is durable and who waits for what.
-#[derive(Default)]
 pub struct DurabilityGate {
+    engine: Arc<Engine>,
     /// The newest write a connection waits for.
     wanted: Cell<Option<WriteToken>>,
     /// The newest write the engine said is durable.
@@ -36,6 +35,18 @@ pub struct DurabilityGate {
 pub struct Refused;
 
 impl DurabilityGate {
+    /// A gate on `engine`'s durability, with nothing durable yet and nobody waiting.
+    pub fn new(engine: Arc<Engine>) -> DurabilityGate {
+        DurabilityGate {
+            engine,
+            wanted: Cell::new(None),
+            durable: Cell::new(None),
+            failed: Cell::new(false),
+            waiters: RefCell::new(Vec::new()),
+            watcher: Cell::new(None),
+        }
+    }
+
     /// Resolves once `token` (and every earlier write) is durable, or with [`Refused`].
     pub fn wait(&self, token: WriteToken) -> impl Future<Output = Result<(), Refused>> + '_ {
         poll_fn(move |cx| {
@@ -69,21 +80,20 @@ impl DurabilityGate {
 }
 
 /// The worker's one waiter on the engine: waits for the newest write its connections want,
-/// again and again. Holds the worker weakly, as the cron does, so a runtime that ends with this
-/// task asleep does not keep the worker alive.
-pub async fn watch(worker: Weak<Worker>) {
+/// again and again. Holds the gate weakly, as the cron holds its worker, so a runtime that ends
+/// with this task asleep does not keep the gate (and through it the engine) alive.
+pub async fn watch(gate: Weak<DurabilityGate>) {
     loop {
         let next = poll_fn(|cx| {
-            let Some(w) = worker.upgrade() else {
+            let Some(g) = gate.upgrade() else {
                 return Poll::Ready(None);
             };
-            let gate = &w.durability;
-            match gate.wanted.get() {
-                Some(t) if gate.durable.get() < Some(t) && !gate.failed.get() => {
-                    Poll::Ready(Some((t, w.shared.engine.clone())))
+            match g.wanted.get() {
+                Some(t) if g.durable.get() < Some(t) && !g.failed.get() => {
+                    Poll::Ready(Some((t, g.engine.clone())))
                 }
                 _ => {
-                    gate.watcher.set(Some(cx.waker().clone()));
+                    g.watcher.set(Some(cx.waker().clone()));
                     Poll::Pending
                 }
             }
@@ -93,10 +103,10 @@ pub async fn watch(worker: Weak<Worker>) {
             return;
         };
         let ok = engine.durable(target).await.is_ok();
-        let Some(w) = worker.upgrade() else {
+        let Some(g) = gate.upgrade() else {
             return;
         };
-        w.durability.settle(target, ok);
+        g.settle(target, ok);
     }
 }
 
@@ -105,7 +115,6 @@ mod tests {
     use super::*;
     use std::pin::pin;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
     use std::task::{Context, Wake};
 
     struct Count(AtomicUsize);
@@ -115,20 +124,19 @@ mod tests {
         }
     }
 
-    fn tokens(n: usize) -> (tempfile::TempDir, Vec<WriteToken>) {
+    /// A gate on a new engine, and the tokens of `n` writes to it.
+    fn gate_and_tokens(n: usize) -> (tempfile::TempDir, DurabilityGate, Vec<WriteToken>) {
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            flin_engine::Engine::open(dir.path(), flin_engine::Options::default()).unwrap();
+        let engine = Engine::open(dir.path(), flin_engine::Options::default()).unwrap();
         let t = (0..n)
             .map(|i| engine.put(format!("k{i}").as_bytes(), b"v", 0).unwrap())
             .collect();
-        (dir, t)
+        (dir, DurabilityGate::new(Arc::new(engine)), t)
     }
 
     #[test]
     fn waiters_resolve_when_their_write_is_settled_and_fail_after_a_refusal() {
-        let (_dir, t) = tokens(3);
-        let gate = DurabilityGate::default();
+        let (_dir, gate, t) = gate_and_tokens(3);
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);

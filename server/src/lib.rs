@@ -38,9 +38,10 @@ mod float80;
 pub mod glob;
 pub mod protocol;
 pub mod server;
+mod shared;
 pub mod stats;
 pub mod worker;
 
-pub use config::Config;
-pub use server::{Driver, Server, ServerHandle, ShutdownTrigger, StartError};
+pub use config::{Config, Driver};
+pub use server::{Server, ServerHandle, ShutdownTrigger, StartError};
 pub use stats::ServerStats;

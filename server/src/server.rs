@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -11,7 +11,10 @@ use std::time::Instant;
 use flin_engine::{Engine, Options};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{Config, DriverChoice};
+use crate::checkpoints::Saves;
+use crate::clients::Registry;
+use crate::config::{Config, Driver, DriverChoice};
+use crate::shared::Shared;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
 use crate::worker;
 
@@ -65,80 +68,6 @@ impl std::error::Error for StartError {
     }
 }
 
-/// The I/O driver the workers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    IoUring,
-    Epoll,
-}
-
-impl Driver {
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::IoUring => "io_uring",
-            Driver::Epoll => "epoll",
-        }
-    }
-}
-
-/// State every worker shares (one per server).
-pub struct Shared {
-    pub config: Config,
-    pub engine: Arc<Engine>,
-    pub workers: Box<[WorkerCounters]>,
-    pub driver: Driver,
-    pub local_addr: SocketAddr,
-    pub threads: usize,
-    /// Set to stop the server (SHUTDOWN, a signal, [`ServerHandle::shutdown`]).
-    pub shutdown: AtomicBool,
-    /// Clients connected now, for --maxclients (touched once per connect and disconnect).
-    pub clients: AtomicUsize,
-    /// Every connected client, for CLIENT LIST / INFO / KILL.
-    pub registry: crate::clients::Registry,
-    pub next_client_id: AtomicU64,
-    pub started: Instant,
-    pub ops: Mutex<OpsSampler>,
-    /// The counters' sums at the last CONFIG RESETSTAT; [`Shared::stats`] counts from there.
-    pub stats_baseline: Mutex<ServerStats>,
-    /// True when protected mode refuses non-loopback clients.
-    pub protected: bool,
-    /// SAVE / BGSAVE state.
-    pub saves: Arc<crate::checkpoints::Saves>,
-}
-
-impl Shared {
-    pub fn stats(&self) -> ServerStats {
-        let baseline = self
-            .stats_baseline
-            .lock()
-            .map(|b| b.clone())
-            .unwrap_or_default();
-        let mut s = ServerStats::sum(&self.workers).since(&baseline);
-        s.instantaneous_ops_per_sec = self.ops.lock().map_or(0, |o| o.per_sec());
-        s.uptime_secs = self.started.elapsed().as_secs();
-        s.engine = self.engine.stats();
-        s
-    }
-
-    /// CONFIG RESETSTAT: the counters start again from 0.
-    pub fn reset_stats(&self) {
-        let now = ServerStats::sum(&self.workers);
-        if let Ok(mut b) = self.stats_baseline.lock() {
-            *b = now;
-        }
-    }
-
-    pub fn request_shutdown(&self) {
-        if !self.shutdown.swap(true, Ordering::AcqRel) {
-            tracing::info!("shutting down: no new connections, answering what was read");
-        }
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
-    }
-}
-
 /// The server.
 pub struct Server;
 
@@ -175,7 +104,7 @@ impl Server {
             })?;
         let protected =
             config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback();
-        let saves = Arc::new(crate::checkpoints::Saves::new(
+        let saves = Arc::new(Saves::new(
             config.checkpoint_root(),
             engine.stats().last_seq,
         ));
@@ -187,7 +116,7 @@ impl Server {
             threads,
             shutdown: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
-            registry: crate::clients::Registry::default(),
+            registry: Registry::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             ops: Mutex::new(OpsSampler::default()),
@@ -196,7 +125,11 @@ impl Server {
             saves,
             config,
         });
-        let threads = worker::spawn_all(&shared, listeners)?;
+        let threads =
+            worker::spawn_all(&shared, listeners).map_err(|source| StartError::Runtime {
+                driver: shared.driver.name(),
+                source,
+            })?;
         log_startup(&shared);
         Ok(ServerHandle { shared, threads })
     }

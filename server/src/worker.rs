@@ -21,10 +21,11 @@ use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use crate::clients::ClientEntry;
+use crate::config::Driver;
 use crate::connection::{self, ConnShared};
-use crate::expiry::ExpiryQueue;
-use crate::server::{Driver, Shared, StartError};
-use crate::stats::{self, WorkerCounters};
+use crate::durability;
+use crate::shared::{Shared, WorkerShared};
+use crate::stats::{self, ServerStats};
 
 /// How often the cron task runs.
 pub const CRON_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,10 +34,10 @@ const SHUTDOWN_GRACE_TICKS: u64 = 50;
 /// Entries of each io_uring submission queue.
 const URING_ENTRIES: u32 = 1024;
 
-/// One worker's state, shared by its tasks (never leaves its thread).
-pub struct Worker {
-    pub id: usize,
-    pub shared: Arc<Shared>,
+/// One worker: what its connections see ([`WorkerShared`]), and what only the worker itself
+/// touches (its connections, the accept loop, the cron's clock). Never leaves its thread.
+struct Worker {
+    local: Rc<WorkerShared>,
     conns: RefCell<HashMap<u64, Rc<ConnShared>>>,
     /// Cron ticks since start: the clock of the shutdown grace period.
     tick: Cell<u64>,
@@ -44,20 +45,16 @@ pub struct Worker {
     stopping_since: Cell<Option<u64>>,
     accept_canceller: RefCell<Canceller>,
     drained_waker: Cell<Option<Waker>>,
-    /// Keys this worker's clients gave an expiry, for active expiry.
-    pub expiry: ExpiryQueue,
-    /// The connections' shared wait for durability (`--fsync always`).
-    pub durability: crate::durability::DurabilityGate,
 }
 
 impl Worker {
-    pub fn counters(&self) -> &WorkerCounters {
-        &self.shared.workers[self.id]
+    fn shared(&self) -> &Shared {
+        &self.local.shared
     }
 
     fn register(&self, id: u64, conn: Rc<ConnShared>) {
         self.conns.borrow_mut().insert(id, conn);
-        stats::add(&self.counters().active_connections, 1);
+        stats::add(&self.local.counters().active_connections, 1);
         if self.stopping_since.get().is_some() {
             // Accepted just as shutdown began: serve nothing new.
             if let Some(c) = self.conns.borrow().get(&id) {
@@ -66,10 +63,10 @@ impl Worker {
         }
     }
 
-    pub(crate) fn unregister(&self, id: u64) {
+    fn unregister(&self, id: u64) {
         self.conns.borrow_mut().remove(&id);
-        stats::sub(&self.counters().active_connections, 1);
-        self.shared
+        stats::sub(&self.local.counters().active_connections, 1);
+        self.shared()
             .clients
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         if self.conns.borrow().is_empty() {
@@ -81,10 +78,14 @@ impl Worker {
 }
 
 /// Starts one worker thread per listener; returns once all of them accept.
+///
+/// # Errors
+/// A thread could not be created or its event loop could not start; the workers already
+/// started are stopped.
 pub(crate) fn spawn_all(
     shared: &Arc<Shared>,
     listeners: Vec<std::net::TcpListener>,
-) -> Result<Vec<JoinHandle<()>>, StartError> {
+) -> io::Result<Vec<JoinHandle<()>>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let cpus = allowed_cpus();
     let mut threads = Vec::with_capacity(listeners.len());
@@ -100,10 +101,9 @@ pub(crate) fn spawn_all(
             .spawn(move || run(id, for_thread, listener, cpu, tx));
         match spawned {
             Ok(t) => threads.push(t),
-            Err(source) => {
-                let driver = shared.driver.name();
+            Err(e) => {
                 stop_and_join(shared.clone(), threads);
-                return Err(StartError::Runtime { driver, source });
+                return Err(e);
             }
         }
     }
@@ -119,12 +119,9 @@ pub(crate) fn spawn_all(
             }
         }
     }
-    if let Some(source) = first_error {
+    if let Some(e) = first_error {
         stop_and_join(shared.clone(), threads);
-        return Err(StartError::Runtime {
-            driver: shared.driver.name(),
-            source,
-        });
+        return Err(e);
     }
     Ok(threads)
 }
@@ -207,20 +204,17 @@ async fn worker_main(
     };
     let _ = ready.send(Ok(()));
     let w = Rc::new(Worker {
-        id,
-        shared,
+        local: Rc::new(WorkerShared::new(id, shared)),
         conns: RefCell::new(HashMap::new()),
         tick: Cell::new(0),
         stopping_since: Cell::new(None),
         accept_canceller: RefCell::new(Canceller::new()),
         drained_waker: Cell::new(None),
-        expiry: ExpiryQueue::default(),
-        durability: crate::durability::DurabilityGate::default(),
     });
     // The cron holds a Weak: a task still asleep when the runtime ends must not keep the
     // worker (and through it the engine) alive.
     monoio::spawn(cron(Rc::downgrade(&w)));
-    monoio::spawn(crate::durability::watch(Rc::downgrade(&w)));
+    monoio::spawn(durability::watch(Rc::downgrade(&w.local.durability)));
     accept_loop(&w, &listener).await;
     // Closing the listener makes the kernel refuse new connections to this worker.
     drop(listener);
@@ -237,11 +231,11 @@ async fn worker_main(
 }
 
 async fn accept_loop(w: &Rc<Worker>, listener: &TcpListener) {
-    while !w.shared.is_shutting_down() {
+    while !w.shared().is_shutting_down() {
         let handle = w.accept_canceller.borrow().handle();
         match listener.cancelable_accept(handle).await {
             Ok((stream, peer)) => admit(w, stream, peer),
-            Err(_) if w.shared.is_shutting_down() => break,
+            Err(_) if w.shared().is_shutting_down() => break,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 // Out of file descriptors and the like: do not spin.
@@ -260,18 +254,19 @@ server. 2) If the network is trusted, restart the server with '--protected-mode 
 to a loopback address only (--bind 127.0.0.1).\r\n";
 
 fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let shared = &w.shared;
+    let shared = w.shared();
+    let counters = w.local.counters();
     let now = shared
         .clients
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
-    stats::add(&w.counters().connections, 1);
+    stats::add(&counters.connections, 1);
     let refusal = refusal(now, shared.config.maxclients, shared.protected, peer);
     if let Some(reply) = refusal {
         shared
             .clients
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-        stats::add(&w.counters().rejected_connections, 1);
+        stats::add(&counters.rejected_connections, 1);
         monoio::spawn(refuse(stream, reply));
         return;
     }
@@ -289,7 +284,11 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     shared.registry.add(entry.clone());
     let conn = Rc::new(ConnShared::new(&stream, entry.clone()));
     w.register(id, conn.clone());
-    monoio::spawn(connection::serve(stream, peer, entry, conn, w.clone()));
+    let w = w.clone();
+    monoio::spawn(async move {
+        connection::serve(stream, peer, entry, conn, w.local.clone()).await;
+        w.unregister(id);
+    });
 }
 
 /// Why a new connection, the `clients`-th open one, is refused, if it is: over maxclients, or
@@ -330,20 +329,21 @@ async fn cron(worker: Weak<Worker>) {
         let Some(w) = worker.upgrade() else {
             return;
         };
-        let timeout_ms = w.shared.config.timeout.saturating_mul(1000);
+        let (local, shared) = (&*w.local, w.shared());
+        let timeout_ms = shared.config.timeout.saturating_mul(1000);
         let tick = w.tick.get() + 1;
         w.tick.set(tick);
-        if w.id == 0 {
-            let total = crate::stats::ServerStats::sum(&w.shared.workers).ops_processed;
-            if let Ok(mut s) = w.shared.ops.lock() {
+        if local.id == 0 {
+            let total = ServerStats::sum(&shared.workers).ops_processed;
+            if let Ok(mut s) = shared.ops.lock() {
                 s.record(total, crate::clock::now_ms() as u64);
             }
         }
-        let expired = w
+        let expired = local
             .expiry
-            .run(&w.shared.engine, crate::clock::now_ms() as u64);
+            .run(&shared.engine, crate::clock::now_ms() as u64);
         if expired > 0 {
-            stats::add(&w.counters().expired_keys, expired);
+            stats::add(&local.counters().expired_keys, expired);
         }
         for c in w.conns.borrow().values() {
             if c.entry.is_killed() && !c.is_closing() {
@@ -354,12 +354,12 @@ async fn cron(worker: Weak<Worker>) {
             let now = crate::clock::now_ms() as u64;
             for c in w.conns.borrow().values() {
                 if c.entry.idle_ms(now) > timeout_ms && !c.is_closing() {
-                    stats::add(&w.counters().idle_closed, 1);
+                    stats::add(&local.counters().idle_closed, 1);
                     c.shut_both();
                 }
             }
         }
-        if w.shared.is_shutting_down() {
+        if shared.is_shutting_down() {
             match w.stopping_since.get() {
                 None => {
                     w.stopping_since.set(Some(tick));

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use flin_engine::{Engine, WriteToken};
 
 use crate::protocol::reply;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub use table::{find, lookup, CommandSpec, COMMANDS};
 

@@ -1,0 +1,111 @@
+//! State the subsystems share, at the bottom of the layers that use it: [`Shared`], one per
+//! server, which every thread reaches through an `Arc`, and [`WorkerShared`], one per worker,
+//! which that worker's tasks (its connections, its cron, its durability watcher) reach through
+//! an `Rc`. The commands, the connections and the workers take what they need from here, never
+//! from the handle or the worker that owns them; this file imports only the modules below it
+//! (configuration, counters, the client registry, saves, expiry, durability).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use flin_engine::Engine;
+
+use crate::checkpoints::Saves;
+use crate::clients::Registry;
+use crate::config::{Config, Driver};
+use crate::durability::DurabilityGate;
+use crate::expiry::ExpiryQueue;
+use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
+
+/// State every thread of the server shares (one per server).
+pub struct Shared {
+    pub config: Config,
+    pub engine: Arc<Engine>,
+    pub workers: Box<[WorkerCounters]>,
+    pub driver: Driver,
+    pub local_addr: SocketAddr,
+    pub threads: usize,
+    /// Set to stop the server (SHUTDOWN, a signal, `ServerHandle::shutdown`).
+    pub shutdown: AtomicBool,
+    /// Clients connected now, for --maxclients (touched once per connect and disconnect).
+    pub clients: AtomicUsize,
+    /// Every connected client, for CLIENT LIST / INFO / KILL.
+    pub registry: Registry,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub ops: Mutex<OpsSampler>,
+    /// The counters' sums at the last CONFIG RESETSTAT; [`Shared::stats`] counts from there.
+    pub stats_baseline: Mutex<ServerStats>,
+    /// True when protected mode refuses non-loopback clients.
+    pub protected: bool,
+    /// SAVE / BGSAVE state.
+    pub saves: Arc<Saves>,
+}
+
+impl Shared {
+    /// The counters summed over the workers since the last CONFIG RESETSTAT, and the engine's.
+    pub fn stats(&self) -> ServerStats {
+        let baseline = self
+            .stats_baseline
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        let mut s = ServerStats::sum(&self.workers).since(&baseline);
+        s.instantaneous_ops_per_sec = self.ops.lock().map_or(0, |o| o.per_sec());
+        s.uptime_secs = self.started.elapsed().as_secs();
+        s.engine = self.engine.stats();
+        s
+    }
+
+    /// CONFIG RESETSTAT: the counters start again from 0.
+    pub fn reset_stats(&self) {
+        let now = ServerStats::sum(&self.workers);
+        if let Ok(mut b) = self.stats_baseline.lock() {
+            *b = now;
+        }
+    }
+
+    /// Asks every worker to stop (they see it at their next cron tick); logs the first ask.
+    pub fn request_shutdown(&self) {
+        if !self.shutdown.swap(true, Ordering::AcqRel) {
+            tracing::info!("shutting down: no new connections, answering what was read");
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+/// What one worker's tasks share (one per worker thread; it never leaves that thread).
+pub struct WorkerShared {
+    /// The worker's index among the server's workers (its counters are `workers[id]`).
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    /// Keys this worker's clients gave an expiry, for active expiry.
+    pub expiry: ExpiryQueue,
+    /// The connections' shared wait for durability (`--fsync always`); its watcher task holds
+    /// it weakly.
+    pub durability: Rc<DurabilityGate>,
+}
+
+impl WorkerShared {
+    /// Worker `id`'s state: no expiry tracked yet, and a durability gate on the engine.
+    pub fn new(id: usize, shared: Arc<Shared>) -> WorkerShared {
+        let durability = Rc::new(DurabilityGate::new(shared.engine.clone()));
+        WorkerShared {
+            id,
+            shared,
+            expiry: ExpiryQueue::default(),
+            durability,
+        }
+    }
+
+    /// This worker's counters, which only its thread writes.
+    pub fn counters(&self) -> &WorkerCounters {
+        &self.shared.workers[self.id]
+    }
+}
