@@ -26,21 +26,34 @@
 //! the reader. Under `--fsync always` the write loop first awaits the engine's durability of
 //! the batch's last write, so one fdatasync covers every connection's writes (group commit).
 
-pub mod checkpoints;
-pub mod clients;
+// Values and bytes: no I/O, no state, nothing of this crate.
 mod clock;
-pub mod commands;
-pub mod config;
-pub mod connection;
-pub mod durability;
-pub mod expiry;
 mod float80;
 pub mod glob;
 pub mod protocol;
-pub mod server;
-mod shared;
+
+// The pieces of state the subsystems share.
+pub mod checkpoints;
+pub mod clients;
+pub mod config;
+pub mod durability;
+pub mod expiry;
 pub mod stats;
+
+// What holds them: one `Shared` per server, one `WorkerShared` per worker.
+mod shared;
+
+// What a request does to the engine, and the reply it gets.
+pub mod commands;
+
+// One client's socket: read, run, write.
+pub mod connection;
+
+// One thread per core, with its connections.
 pub mod worker;
+
+// The public handle: start, stats, shutdown.
+pub mod server;
 
 pub use config::{Config, Driver};
 pub use server::{Server, ServerHandle, ShutdownTrigger, StartError};
