@@ -19,6 +19,7 @@ pub enum FsyncPolicy {
 }
 
 impl FsyncPolicy {
+    /// The engine's setting for this policy.
     pub fn engine(self) -> flin_engine::Fsync {
         match self {
             FsyncPolicy::Always => flin_engine::Fsync::Always,
@@ -27,6 +28,7 @@ impl FsyncPolicy {
         }
     }
 
+    /// The name Redis gives it (`appendfsync`), as INFO and CONFIG GET show it.
     pub fn name(self) -> &'static str {
         match self {
             FsyncPolicy::Always => "always",

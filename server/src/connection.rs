@@ -19,7 +19,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -122,7 +121,6 @@ impl ConnShared {
 /// when this returns, and its worker then forgets `conn`.
 pub(crate) async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
     entry: Arc<ClientEntry>,
     conn: Rc<ConnShared>,
     w: Rc<WorkerShared>,
@@ -133,7 +131,6 @@ pub(crate) async fn serve(
     let id = entry.id;
     let client = Client {
         id,
-        addr: peer,
         entry,
         authenticated: w.shared.config.requirepass.is_none(),
     };

@@ -36,14 +36,6 @@ impl ExpiryQueue {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.heap.borrow().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Removes due keys, at most a tick's budget; returns how many were expired.
     pub fn run(&self, engine: &Engine, now_ms: u64) -> u64 {
         if self

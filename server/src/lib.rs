@@ -1,21 +1,36 @@
 //! flin-server: a Redis-protocol (RESP2) server on flin's storage engine, thread per core.
 //!
-//! # Layout
-//! - [`config`]: command-line flags (clap), each with a `FLIN_*` environment variable.
-//! - [`server`]: [`Server::start`] opens the engine, binds the listeners, starts the workers;
-//!   [`ServerHandle`] gives the address, [`ServerStats`] and shutdown.
-//! - [`worker`]: one thread per core, each with its own monoio runtime (io_uring or epoll),
-//!   its own SO_REUSEPORT listener and a cron task (idle timeout, ops rate, shutdown).
-//! - [`connection`]: one client's read loop and write loop: the only code touching sockets.
-//!   [`durability`]: under `--fsync always`, a worker's connections share one wait on the
-//!   engine's durability.
-//! - [`protocol`]: bytes only, no I/O: [`protocol::parse`] (RESP2 multibulk and inline
-//!   requests, limits, Redis's error strings), [`protocol::inline`] (inline quoting),
-//!   [`protocol::reply`] (reply encoders).
-//! - [`commands`]: the command table and one file per group (strings, keys, connection,
-//!   server). [`glob`]: Redis's glob patterns. [`stats`]: per-thread counters.
-//!   [`expiry`]: active expiry of keys given a TTL, run by each worker's cron.
-//!   [`checkpoints`]: SAVE / BGSAVE / LASTSAVE as engine checkpoints (online backups).
+//! # Public API
+//! [`Server::start`] takes a [`Config`] and returns a [`ServerHandle`] (address, [`ServerStats`],
+//! shutdown); [`protocol`] (request parser, reply encoders) and [`commands::lookup`] are public
+//! for the fuzz targets and the benches. Everything else is private to the crate.
+//!
+//! # Layout, bottom to top
+//! Each module uses only the modules above it in this list (lib.rs declares them in the same
+//! layers, and `tests/module_layers.rs` fails on an import that goes up or round in a circle).
+//! - Values and bytes, no I/O and no state: `clock` (Unix time), `float80` (INCRBYFLOAT's C
+//!   `long double`), `glob` (Redis's glob patterns), [`protocol`] (RESP2 as bytes:
+//!   [`protocol::parse`] cuts requests into argument lists with Redis's limits and error
+//!   strings, `protocol::inline` splits hand-typed lines, [`protocol::reply`] encodes replies).
+//! - The pieces of shared state: `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
+//!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
+//!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
+//!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
+//!   fsync, for `--fsync always`).
+//! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
+//!   the layers above take their state from here, never from the handle or worker that owns it.
+//! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
+//!   and one file per group (strings, keys, connection, server, client_list). A command works
+//!   on a `Ctx`: the engine, `Shared`, the client's session (`commands::Client`) and the
+//!   connection's reply buffer.
+//! - `connection`: one client's read loop and write loop, the only code touching sockets; a
+//!   read loop step says whether to read more, wait (output backpressure, a write stall) or
+//!   close.
+//! - `worker`: one thread per core, each with its own monoio runtime (io_uring or epoll), its
+//!   own SO_REUSEPORT listener, its connections and a cron task (idle timeout, active expiry,
+//!   ops rate, CLIENT KILL, shutdown).
+//! - `server`: [`Server::start`] opens the engine, binds the listeners and starts the workers;
+//!   [`ServerHandle`] gives the address, the stats and shutdown.
 //!
 //! # Data flow
 //! A worker accepts a connection and keeps it for life. The connection's read loop reads into
@@ -26,19 +41,22 @@
 //! the reader. Under `--fsync always` the write loop first awaits the engine's durability of
 //! the batch's last write, so one fdatasync covers every connection's writes (group commit).
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 // Values and bytes: no I/O, no state, nothing of this crate.
 mod clock;
 mod float80;
-pub mod glob;
+mod glob;
 pub mod protocol;
 
 // The pieces of state the subsystems share.
-pub mod checkpoints;
-pub mod clients;
-pub mod config;
-pub mod durability;
-pub mod expiry;
-pub mod stats;
+mod checkpoints;
+mod clients;
+mod config;
+mod durability;
+mod expiry;
+mod stats;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.
 mod shared;
@@ -47,14 +65,14 @@ mod shared;
 pub mod commands;
 
 // One client's socket: read, run, write.
-pub mod connection;
+mod connection;
 
 // One thread per core, with its connections.
-pub mod worker;
+mod worker;
 
 // The public handle: start, stats, shutdown.
-pub mod server;
+mod server;
 
-pub use config::{Config, Driver};
+pub use config::{Config, Driver, DriverChoice, FsyncPolicy};
 pub use server::{Server, ServerHandle, ShutdownTrigger, StartError};
 pub use stats::ServerStats;

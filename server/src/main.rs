@@ -1,5 +1,7 @@
 //! The `flin-server` binary: flags, logging, signals; the server itself is the library.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

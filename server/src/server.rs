@@ -25,10 +25,17 @@ pub enum StartError {
     /// The engine could not open the data directory.
     Engine(flin_engine::Error),
     /// The address could not be bound (in use, not local, no permission).
-    Bind { addr: SocketAddr, source: io::Error },
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it could not be bound.
+        source: io::Error,
+    },
     /// A worker's event loop could not start (e.g. `--driver io-uring` on a kernel without it).
     Runtime {
+        /// The driver's name, `io_uring` or `epoll`.
         driver: &'static str,
+        /// Why the thread or its event loop could not start.
         source: io::Error,
     },
     /// The configuration is not usable.
@@ -259,6 +266,7 @@ impl ServerHandle {
         self.shared.protected
     }
 
+    /// The I/O driver the workers run (what `--driver auto` resolved to).
     pub fn driver(&self) -> Driver {
         self.shared.driver
     }
@@ -331,6 +339,7 @@ impl Drop for ServerHandle {
 pub struct ShutdownTrigger(Arc<Shared>);
 
 impl ShutdownTrigger {
+    /// Asks the server to stop, as [`ServerHandle::request_shutdown`] does.
     pub fn trigger(&self) {
         self.0.request_shutdown();
     }

@@ -69,26 +69,33 @@ pub struct ServerStats {
     pub ops_processed: u64,
     /// Commands per second, averaged over about the last 1.6 s.
     pub instantaneous_ops_per_sec: u64,
+    /// Key lookups that found the key.
     pub keyspace_hits: u64,
+    /// Key lookups that did not.
     pub keyspace_misses: u64,
+    /// Bytes read from clients.
     pub net_input_bytes: u64,
+    /// Bytes written to clients.
     pub net_output_bytes: u64,
     /// Reply bytes queued for clients and not yet written, now.
     pub output_queued_bytes: u64,
     /// The most reply bytes any one client had queued at once since start.
     pub output_queued_bytes_peak: u64,
+    /// Connections closed for broken framing or an exceeded limit.
     pub protocol_errors: u64,
     /// Clients closed by --timeout.
     pub idle_closed: u64,
     /// Keys removed by active expiry.
     pub expired_keys: u64,
+    /// Seconds since the server started.
     pub uptime_secs: u64,
+    /// The engine's own figures.
     pub engine: flin_engine::Stats,
 }
 
 impl ServerStats {
     /// Sums the workers' counters (the engine part is left default).
-    pub fn sum(workers: &[WorkerCounters]) -> ServerStats {
+    pub(crate) fn sum(workers: &[WorkerCounters]) -> ServerStats {
         let mut s = ServerStats::default();
         for w in workers {
             s.ops_processed += get(&w.commands);
@@ -112,7 +119,7 @@ impl ServerStats {
 
     /// These figures counted since `baseline` was taken (CONFIG RESETSTAT): the counters
     /// start again from 0; gauges (connections now, queued bytes, the peak) are left alone.
-    pub fn since(mut self, baseline: &ServerStats) -> ServerStats {
+    pub(crate) fn since(mut self, baseline: &ServerStats) -> ServerStats {
         let b = baseline;
         for (v, base) in [
             (&mut self.ops_processed, b.ops_processed),

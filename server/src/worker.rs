@@ -286,7 +286,7 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     w.register(id, conn.clone());
     let w = w.clone();
     monoio::spawn(async move {
-        connection::serve(stream, peer, entry, conn, w.local.clone()).await;
+        connection::serve(stream, entry, conn, w.local.clone()).await;
         w.unregister(id);
     });
 }

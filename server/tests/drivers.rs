@@ -4,8 +4,7 @@
 mod common;
 
 use common::{cmd, start_with};
-use flin_server::config::DriverChoice;
-use flin_server::Driver;
+use flin_server::{Driver, DriverChoice};
 
 fn exercise(choice: DriverChoice, want: Driver) {
     let mut srv = start_with(|c| {

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{cmd, start_with};
-use flin_server::config::FsyncPolicy;
+use flin_server::FsyncPolicy;
 
 #[test]
 fn replies_to_writes_leave_after_the_fsync() {

@@ -1,34 +1,35 @@
-//! Commands: the table ([`table`]), dispatch ([`execute`]) and one file per group:
-//! [`strings`] (GET, SET, counters...), [`keys`] (DEL, EXISTS, expiry, SCAN...),
-//! [`connection`] (PING, AUTH, HELLO, CLIENT, SELECT, QUIT) and [`server`] (INFO, CONFIG,
-//! COMMAND, DBSIZE, SHUTDOWN...).
+//! Commands: the table (`table`: name, arity, flags, key positions and handler of each),
+//! dispatch (`execute`) and one file per group: `strings` (GET, SET, counters...), `keys` (DEL,
+//! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, SELECT, QUIT),
+//! `client_list` (CLIENT LIST, INFO, KILL) and `server` (INFO, CONFIG, COMMAND, DBSIZE,
+//! SHUTDOWN...). Outside the crate only [`lookup`] is public, for the benches.
 //!
-//! A command runs inline on the connection's thread. It reads and writes the engine and
-//! appends its reply to [`Ctx::out`]; reads copy values straight from the engine's map into
-//! `out` under the shard lock. Writes record their [`WriteToken`] so that, under
-//! `--fsync always`, the connection holds the batch's replies until the token is durable.
+//! A command runs inline on the connection's thread, on a `Ctx`: the engine, the server's
+//! `Shared`, the client's session (`Client`, the per-connection state commands change), and
+//! the connection's reply buffer. It reads and writes the engine and appends its reply to
+//! `Ctx::out`; reads copy values straight from the engine's map into `out` under the shard
+//! lock. Writes record their [`WriteToken`] so that, under `--fsync always`, the connection
+//! holds the batch's replies until the token is durable.
 
-pub mod client_list;
-pub mod connection;
-pub mod keys;
-pub mod server;
-pub mod strings;
-pub mod table;
-
-use std::net::SocketAddr;
+mod client_list;
+mod connection;
+mod keys;
+mod server;
+mod strings;
+mod table;
 
 use flin_engine::{Engine, WriteToken};
 
 use crate::protocol::reply;
 use crate::shared::Shared;
 
-pub use table::{find, lookup, CommandSpec, COMMANDS};
+pub(crate) use table::{find, COMMANDS};
+pub use table::{lookup, CommandSpec};
 
-/// One client's session state.
+/// One client's session: the per-connection state commands read and change.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     pub id: u64,
-    pub addr: SocketAddr,
     /// What other connections see of this one (CLIENT LIST), and its name.
     pub entry: std::sync::Arc<crate::clients::ClientEntry>,
     /// True once AUTH succeeded, or from the start when no password is set.
@@ -36,7 +37,7 @@ pub struct Client {
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub engine: &'a Engine,
     pub server: &'a Shared,
     pub client: &'a mut Client,
@@ -89,13 +90,13 @@ impl Ctx<'_> {
 }
 
 /// True for a command that writes (Redis's `write` flag): it waits out a write stall.
-pub fn writes(name: &[u8]) -> bool {
+pub(crate) fn writes(name: &[u8]) -> bool {
     lookup(name).is_some_and(|s| s.flags & table::WRITE != 0)
 }
 
 /// Calls `each` with every key `args` names, by its command's key positions; nothing for an
 /// unknown command or a wrong number of arguments.
-pub fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
+pub(crate) fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
     let Some(spec) = lookup(args[0]) else {
         return;
     };
@@ -116,7 +117,7 @@ pub fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
 }
 
 /// Runs one command: lookup, arity, authentication, then the handler.
-pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
     let Some(index) = find(args[0]) else {
         unknown_command(ctx.out, args);
@@ -137,7 +138,7 @@ pub fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 builds it: each
 /// argument cut so the list stays near 128 bytes, C-string semantics (a NUL ends a string).
-pub fn unknown_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+pub(crate) fn unknown_command(out: &mut Vec<u8>, args: &[&[u8]]) {
     let mut msg = Vec::with_capacity(96);
     msg.extend_from_slice(b"ERR unknown command '");
     msg.extend_from_slice(c_str(args[0], 128));
@@ -157,7 +158,7 @@ pub fn unknown_command(out: &mut Vec<u8>, args: &[&[u8]]) {
 }
 
 /// `-ERR wrong number of arguments for 'get' command`
-pub fn arity_error(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn arity_error(out: &mut Vec<u8>, name: &str) {
     reply::err(
         out,
         &format!("wrong number of arguments for '{name}' command"),
@@ -165,7 +166,7 @@ pub fn arity_error(out: &mut Vec<u8>, name: &str) {
 }
 
 /// `-ERR unknown subcommand 'x'. Try CLIENT HELP.`
-pub fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], container: &str) {
+pub(crate) fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], container: &str) {
     let mut msg = b"ERR unknown subcommand '".to_vec();
     msg.extend_from_slice(c_str(sub, 128));
     msg.extend_from_slice(format!("'. Try {} HELP.", container.to_ascii_uppercase()).as_bytes());
@@ -173,12 +174,12 @@ pub fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], container: &str) {
 }
 
 /// `-ERR syntax error`
-pub fn syntax_error(out: &mut Vec<u8>) {
+pub(crate) fn syntax_error(out: &mut Vec<u8>) {
     out.extend_from_slice(b"-ERR syntax error\r\n");
 }
 
 /// `-ERR value is not an integer or out of range`
-pub fn not_integer(out: &mut Vec<u8>) {
+pub(crate) fn not_integer(out: &mut Vec<u8>) {
     out.extend_from_slice(b"-ERR value is not an integer or out of range\r\n");
 }
 
@@ -193,18 +194,18 @@ fn c_str(s: &[u8], max: usize) -> &[u8] {
 
 /// ASCII case-insensitive equality of a client argument with an option keyword. Like Redis's
 /// `strcasecmp` on the argument, a NUL byte ends it (`"NX\0junk"` is NX).
-pub fn eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
+pub(crate) fn eq_ignore_case(arg: &[u8], keyword: &str) -> bool {
     c_str(arg, usize::MAX).eq_ignore_ascii_case(keyword.as_bytes())
 }
 
 /// ASCII case-insensitive equality of a whole argument with a subcommand name (CLIENT ID,
 /// CONFIG GET, COMMAND DOCS): Redis 7 finds subcommands in a table, by every byte.
-pub fn eq_subcommand(arg: &[u8], name: &str) -> bool {
+pub(crate) fn eq_subcommand(arg: &[u8], name: &str) -> bool {
     arg.eq_ignore_ascii_case(name.as_bytes())
 }
 
 /// An argument as a Redis integer (strict `string2ll`).
-pub fn parse_i64(arg: &[u8]) -> Option<i64> {
+pub(crate) fn parse_i64(arg: &[u8]) -> Option<i64> {
     crate::protocol::parse::string_to_i64(arg)
 }
 

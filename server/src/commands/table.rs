@@ -37,22 +37,24 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (ALLOW_BUSY, "allow_busy"),
 ];
 
+/// One command of the table: its name, arity, flags, key positions, COMMAND DOCS text and
+/// handler.
 pub struct CommandSpec {
     /// Lowercase, as Redis's `fullname`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Redis convention: `n` exactly n arguments (name included), `-n` at least n.
-    pub arity: i32,
-    pub flags: u32,
+    pub(crate) arity: i32,
+    pub(crate) flags: u32,
     /// First key, last key (-1: the last argument), step; 0, 0, 0 for no keys.
-    pub keys: (i32, i32, i32),
-    pub group: &'static str,
-    pub since: &'static str,
-    pub summary: &'static str,
-    pub handler: Handler,
+    pub(crate) keys: (i32, i32, i32),
+    pub(crate) group: &'static str,
+    pub(crate) since: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) handler: Handler,
 }
 
 impl CommandSpec {
-    pub fn arity_ok(&self, argc: usize) -> bool {
+    pub(crate) fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;
         let a = i64::from(self.arity);
         if a >= 0 {
@@ -62,13 +64,13 @@ impl CommandSpec {
         }
     }
 
-    pub fn no_auth(&self) -> bool {
+    pub(crate) fn no_auth(&self) -> bool {
         self.flags & NO_AUTH != 0
     }
 
     /// ACL categories, as Redis 7 derives them (`setImplicitACLCategories` plus the group's
     /// own), in Redis's category order, without the `@`.
-    pub fn acl_categories(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(crate) fn acl_categories(&self) -> impl Iterator<Item = &'static str> + '_ {
         let f = self.flags;
         let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
         let container = matches!(self.name, "client" | "config");
@@ -99,7 +101,7 @@ impl CommandSpec {
         .map(|(_, name)| name)
     }
 
-    pub fn flag_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub(crate) fn flag_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         FLAG_NAMES
             .iter()
             .filter(move |(bit, _)| self.flags & bit != 0)

@@ -1,8 +1,8 @@
-//! RESP2 as bytes: [`parse`] turns request bytes into argument lists, [`inline`] splits
+//! RESP2 as bytes: [`parse`] turns request bytes into argument lists, `inline` splits
 //! hand-typed inline lines with Redis's quoting rules, [`reply`] encodes replies. Nothing here
 //! does I/O or knows about sockets or monoio.
 
-pub mod inline;
+mod inline;
 pub mod parse;
 pub mod reply;
 

@@ -32,6 +32,7 @@ const SPANS_PREALLOC_MAX: usize = 64;
 /// What the parser enforces for the current client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest bulk argument once authenticated (`--proto-max-bulk-len`).
     pub bulk_len_max: usize,
     /// False while a password is set and the client has not authenticated.
     pub authenticated: bool,
@@ -49,15 +50,23 @@ impl Default for Limits {
 /// A framing error: reply with [`ProtocolError::message`], then close the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolError {
+    /// A `*<n>` count that is no integer, or above [`ARRAY_LEN_MAX`].
     InvalidMultibulkLength,
+    /// A `$<n>` length that is no integer, negative, or above the bulk limit.
     InvalidBulkLength,
+    /// An inline line longer than [`INLINE_LEN_MAX`] without its line feed.
     TooBigInlineRequest,
+    /// A `*<n>` header line longer than [`INLINE_LEN_MAX`].
     TooBigMbulkCountString,
+    /// A `$<n>` header line longer than [`INLINE_LEN_MAX`].
     TooBigBulkCountString,
+    /// An inline line whose quotes do not balance.
     UnbalancedQuotes,
     /// The byte found where a `$` should start a bulk argument.
     ExpectedDollar(u8),
+    /// Before AUTH, a `*<n>` count above [`UNAUTH_ARRAY_LEN_MAX`].
     UnauthenticatedMultibulkLength,
+    /// Before AUTH, a `$<n>` length above [`UNAUTH_BULK_LEN_MAX`].
     UnauthenticatedBulkLength,
 }
 
@@ -90,6 +99,7 @@ impl ProtocolError {
         out.extend_from_slice(b"\r\n");
     }
 
+    /// The error text, as in the reply without its `-` and CRLF.
     pub fn message(&self) -> String {
         let mut v = Vec::new();
         self.write_reply(&mut v);
@@ -102,11 +112,16 @@ impl ProtocolError {
 pub enum Frame<'a> {
     /// A command: `args[0]` is its name. Never empty.
     Command {
+        /// The arguments, borrowed from the input or built in the arena.
         args: &'a [&'a [u8]],
+        /// Bytes of input the request took.
         consumed: usize,
     },
     /// Bytes that make no command (an empty inline line, `*0`, `*-1`): skip them.
-    Empty { consumed: usize },
+    Empty {
+        /// Bytes of input to skip.
+        consumed: usize,
+    },
 }
 
 /// An incomplete multibulk frame being resumed.
@@ -138,6 +153,7 @@ enum Header {
 }
 
 impl Parser {
+    /// A parser at a frame boundary.
     pub fn new() -> Parser {
         Parser::default()
     }
