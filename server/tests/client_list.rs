@@ -21,31 +21,13 @@ fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
         .1
 }
 
-/// Sends a request and reads the first line of its reply.
-fn request_line(raw: &mut Raw, args: &[&[u8]]) -> String {
-    raw.send(&cmd(args));
-    let mut line = Vec::new();
-    while !line.ends_with(b"\r\n") {
-        line.extend(raw.read_n(1));
-    }
-    String::from_utf8(line).unwrap()
-}
-
-/// Sends a request whose reply is a bulk string; returns the string.
-fn bulk(raw: &mut Raw, args: &[&[u8]]) -> String {
-    let header = request_line(raw, args);
-    let len: usize = header
-        .strip_prefix('$')
-        .unwrap_or_else(|| panic!("not a bulk reply: {header:?}"))
-        .trim_end()
-        .parse()
-        .unwrap();
-    let body = raw.read_n(len + 2);
-    String::from_utf8(body[..len].to_vec()).unwrap()
+/// Sends a request and returns its reply (a bulk string's body, or the reply line).
+fn reply(raw: &mut Raw, args: &[&[u8]]) -> String {
+    raw.request(args).expect("a reply")
 }
 
 fn integer(raw: &mut Raw, args: &[&[u8]]) -> i64 {
-    let line = request_line(raw, args);
+    let line = reply(raw, args);
     line.strip_prefix(':')
         .unwrap_or_else(|| panic!("not an integer reply: {line:?}"))
         .trim_end()
@@ -61,7 +43,7 @@ fn list_shows_every_connection_with_its_name_and_address() {
     a.expect(&cmd(&[b"CLIENT", b"SETNAME", b"alpha"]), b"+OK\r\n");
     let a_id = integer(&mut a, &[b"CLIENT", b"ID"]);
     let b_id = integer(&mut b, &[b"CLIENT", b"ID"]);
-    let text = bulk(&mut b, &[b"CLIENT", b"LIST"]);
+    let text = reply(&mut b, &[b"CLIENT", b"LIST"]);
     assert!(text.ends_with('\n'), "{text:?}");
     let lines: Vec<Vec<(String, String)>> = text.lines().map(fields).collect();
     assert_eq!(lines.len(), 2, "{text}");
@@ -83,7 +65,7 @@ fn list_shows_every_connection_with_its_name_and_address() {
     assert_eq!(field(la, "resp"), "2");
     assert_eq!(field(by_id(b_id), "name"), "");
 
-    let info = bulk(&mut b, &[b"CLIENT", b"INFO"]);
+    let info = reply(&mut b, &[b"CLIENT", b"INFO"]);
     let mine = fields(info.trim_end());
     assert_eq!(field(&mine, "id"), b_id.to_string());
     assert_eq!(
@@ -91,14 +73,14 @@ fn list_shows_every_connection_with_its_name_and_address() {
         b.stream.local_addr().unwrap().to_string()
     );
 
-    let only_a = bulk(
+    let only_a = reply(
         &mut b,
         &[b"CLIENT", b"LIST", b"ID", a_id.to_string().as_bytes()],
     );
     assert_eq!(only_a.lines().count(), 1, "{only_a}");
-    assert_eq!(bulk(&mut b, &[b"CLIENT", b"LIST", b"TYPE", b"pubsub"]), "");
+    assert_eq!(reply(&mut b, &[b"CLIENT", b"LIST", b"TYPE", b"pubsub"]), "");
     assert_eq!(
-        bulk(&mut b, &[b"CLIENT", b"LIST", b"TYPE", b"normal"])
+        reply(&mut b, &[b"CLIENT", b"LIST", b"TYPE", b"normal"])
             .lines()
             .count(),
         2
@@ -121,7 +103,7 @@ fn list_shows_every_connection_with_its_name_and_address() {
     common::wait_for(
         "the closed client to leave CLIENT LIST",
         std::time::Duration::from_secs(10),
-        || bulk(&mut b, &[b"CLIENT", b"LIST"]).lines().count() == 1,
+        || reply(&mut b, &[b"CLIENT", b"LIST"]).lines().count() == 1,
     );
 }
 
@@ -175,7 +157,7 @@ fn kill_closes_the_named_connection_and_only_it() {
 
 /// CLIENT LIST's line for the client with this id, as fields.
 fn line_of(admin: &mut Raw, id: i64) -> Vec<(String, String)> {
-    let list = bulk(
+    let list = reply(
         admin,
         &[b"CLIENT", b"LIST", b"ID", id.to_string().as_bytes()],
     );

@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use common::binary::{get, resp, start};
+use common::binary::start;
+use common::Raw;
 
 fn set_child_fsize_limit(pid: u32, bytes: u64) {
     let lim = libc::rlimit {
@@ -28,12 +25,9 @@ fn set_child_fsize_limit(pid: u32, bytes: u64) {
 }
 
 /// Sends one SET and returns the reply line.
-fn set(s: &mut TcpStream, k: &str, v: &[u8]) -> String {
-    s.write_all(&resp(&[b"SET", k.as_bytes(), v])).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    line
+fn set(s: &mut Raw, k: &str, v: &[u8]) -> String {
+    s.request(&[b"SET", k.as_bytes(), v])
+        .expect("a reply to SET")
 }
 
 #[test]
@@ -41,8 +35,7 @@ fn full_disk_gives_clear_errors_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let flags = ["--fsync", "always", "--segment-size", "64KiB"];
     let mut srv = start(dir.path(), &flags);
-    let mut s = TcpStream::connect(&srv.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = Raw::connect(&srv.addr);
     assert_eq!(set(&mut s, "before", b"full"), "+OK\r\n");
 
     set_child_fsize_limit(srv.child.id(), 16 * 1024);
@@ -65,12 +58,9 @@ fn full_disk_gives_clear_errors_and_loses_nothing() {
         "{error:?}"
     );
     // The same connection, and a new one, are still served.
-    assert_eq!(get(&mut s, "before").as_deref(), Some("full"));
-    let mut other = TcpStream::connect(&srv.addr).unwrap();
-    other
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    assert_eq!(get(&mut other, "k0").as_deref().map(str::len), Some(500));
+    assert_eq!(s.get("before").as_deref(), Some("full"));
+    let mut other = Raw::connect(&srv.addr);
+    assert_eq!(other.get("k0").as_deref().map(str::len), Some(500));
 
     set_child_fsize_limit(srv.child.id(), libc::RLIM_INFINITY);
     assert_eq!(set(&mut s, "after", b"space returned"), "+OK\r\n");
@@ -78,11 +68,11 @@ fn full_disk_gives_clear_errors_and_loses_nothing() {
     srv.child.wait().unwrap();
 
     let mut srv = start(dir.path(), &flags);
-    let mut s = TcpStream::connect(&srv.addr).unwrap();
+    let mut s = Raw::connect(&srv.addr);
     for k in &acked {
-        assert!(get(&mut s, k).is_some(), "acknowledged {k} lost");
+        assert!(s.get(k).is_some(), "acknowledged {k} lost");
     }
-    assert_eq!(get(&mut s, "after").as_deref(), Some("space returned"));
+    assert_eq!(s.get("after").as_deref(), Some("space returned"));
     srv.child.kill().unwrap();
     srv.child.wait().unwrap();
 }

@@ -7,41 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
-use common::binary::{get, resp, start, start_with_env};
+use common::binary::{start, start_with_env};
+use common::{info_field, Raw};
 
 const SYNCS_BEFORE_FAILURE: u32 = 30;
-
-fn connect(addr: &str) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
-/// Sends one command and returns its reply: the line of a simple reply, or the body of a bulk
-/// string; None when the server closed the connection instead.
-fn command(s: &mut TcpStream, args: &[&[u8]]) -> Option<String> {
-    s.write_all(&resp(args)).ok()?;
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut head = String::new();
-    match r.read_line(&mut head) {
-        Ok(0) => return None,
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
-        Err(e) => panic!("reading the reply to {:?}: {e}", args[0]),
-    }
-    let Some(len) = head.strip_prefix('$') else {
-        return Some(head);
-    };
-    let len: usize = len.trim_end().parse().unwrap();
-    let mut body = vec![0u8; len + 2];
-    r.read_exact(&mut body).unwrap();
-    body.truncate(len);
-    Some(String::from_utf8(body).unwrap())
-}
 
 fn value(i: u32) -> String {
     format!("{i:05}-{}", "v".repeat(2000))
@@ -70,12 +39,12 @@ fn failed_fsync_refuses_writes_clearly_and_loses_nothing() {
     let mut srv = start_with_env(dir.path(), &flags, &[("FLIN_FAILPOINT", &failpoint)]);
 
     // Unpipelined SETs until one is not acknowledged.
-    let mut s = connect(&srv.addr);
+    let mut s = Raw::connect(&srv.addr);
     let mut acked = Vec::new();
     let mut refusal = None;
     for i in 0..10_000u32 {
         let k = format!("k{i}");
-        match command(&mut s, &[b"SET", k.as_bytes(), value(i).as_bytes()]) {
+        match s.request(&[b"SET", k.as_bytes(), value(i).as_bytes()]) {
             Some(reply) if reply == "+OK\r\n" => acked.push(i),
             other => {
                 refusal = Some(other);
@@ -94,44 +63,36 @@ fn failed_fsync_refuses_writes_clearly_and_loses_nothing() {
         acked.len()
     );
     // That connection is closed.
-    let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest);
+    let rest = s.read_to_close();
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
 
     // Writes on a new connection are refused, each with the cause.
-    let mut c = connect(&srv.addr);
+    let mut c = Raw::connect(&srv.addr);
     for args in [
         &[&b"SET"[..], b"after", b"x"][..],
         &[b"INCR", b"counter"],
         &[b"DEL", b"k0"],
     ] {
-        let reply = command(&mut c, args).expect("refused, not disconnected");
+        let reply = c.request(args).expect("refused, not disconnected");
         assert_names_the_failure(&reply);
     }
     // Reads, PING and INFO go on, on the same connection.
     for i in &acked {
         assert_eq!(
-            get(&mut c, &format!("k{i}")),
+            c.get(&format!("k{i}")),
             Some(value(*i)),
             "GET k{i} after the failure"
         );
     }
-    assert_eq!(command(&mut c, &[b"PING"]).as_deref(), Some("+PONG\r\n"));
-    let info = command(&mut c, &[b"INFO", b"persistence"]).unwrap();
+    assert_eq!(c.request(&[b"PING"]).as_deref(), Some("+PONG\r\n"));
+    let info = c.request(&[b"INFO", b"persistence"]).unwrap();
     assert!(info.contains("aof_last_write_status:err\r\n"), "{info}");
-    let poisoned = info
-        .lines()
-        .find_map(|l| l.strip_prefix("engine_poisoned:"))
-        .unwrap_or_else(|| panic!("no engine_poisoned in {info}"));
+    let poisoned = info_field(&info, "engine_poisoned");
     assert!(
         poisoned.contains("fdatasync failed on") && poisoned.contains("Input/output error"),
         "{poisoned}"
     );
-    let write_errors: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("engine_write_errors:"))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no engine_write_errors in {info}"));
+    let write_errors: u64 = info_field(&info, "engine_write_errors").parse().unwrap();
     assert!(write_errors >= 1, "{info}");
     assert!(
         srv.child.try_wait().unwrap().is_none(),
@@ -142,16 +103,16 @@ fn failed_fsync_refuses_writes_clearly_and_loses_nothing() {
 
     // A restart without the failpoint has every acknowledged SET and takes writes again.
     let mut srv = start(dir.path(), &flags);
-    let mut s = connect(&srv.addr);
+    let mut s = Raw::connect(&srv.addr);
     for i in &acked {
         assert_eq!(
-            get(&mut s, &format!("k{i}")),
+            s.get(&format!("k{i}")),
             Some(value(*i)),
             "acknowledged k{i} lost"
         );
     }
     assert_eq!(
-        command(&mut s, &[b"SET", b"after", b"restart"]).as_deref(),
+        s.request(&[b"SET", b"after", b"restart"]).as_deref(),
         Some("+OK\r\n")
     );
     srv.child.kill().unwrap();

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::binary::{get, resp, start};
+use common::binary::start;
+use common::{cmd, Raw};
 
 const CLIENTS: usize = 4;
 const KEYS_PER_CLIENT: u64 = 40;
@@ -32,7 +33,7 @@ fn client(addr: String, c: usize, start: u64, acks: Arc<AtomicU64>) -> Option<u6
     let mut last = None;
     let mut buf = [0u8; 5];
     for n in start.. {
-        let req = resp(&[b"SET", key(c, n).as_bytes(), value(c, n).as_bytes()]);
+        let req = cmd(&[b"SET", key(c, n).as_bytes(), value(c, n).as_bytes()]);
         if s.write_all(&req).is_err() || s.read_exact(&mut buf).is_err() {
             return last;
         }
@@ -79,7 +80,7 @@ fn kill9_loses_no_acknowledged_write() {
         let lasts: Vec<Option<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
 
         let srv2 = start(dir.path(), &["--fsync", fsync]);
-        let mut s = TcpStream::connect(&srv2.addr).unwrap();
+        let mut s = Raw::connect(&srv2.addr);
         for (c, last) in lasts.iter().enumerate() {
             let from = next[c];
             let acked_to = last.map_or(from, |l| l + 1); // ops [from, acked_to) acknowledged
@@ -90,7 +91,7 @@ fn kill9_loses_no_acknowledged_write() {
             let inflight = acked_to;
             for k in 0..KEYS_PER_CLIENT {
                 let k = format!("c{c}:k{k}");
-                let got = get(&mut s, &k);
+                let got = s.get(&k);
                 let expected = model.get(&k).cloned();
                 let inflight_value = (key(c, inflight) == k).then(|| value(c, inflight));
                 if got.is_some() && got == inflight_value {

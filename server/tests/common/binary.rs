@@ -1,7 +1,6 @@
 //! The real `flin-server` binary as a child process, for tests that kill it or limit it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -64,32 +63,4 @@ pub fn start_with_env(dir: &std::path::Path, flags: &[&str], env: &[(&str, &str)
         .recv_timeout(Duration::from_secs(60))
         .expect("flin-server printed its address");
     Running { child, addr }
-}
-
-pub fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut b = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        b.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        b.extend_from_slice(a);
-        b.extend_from_slice(b"\r\n");
-    }
-    b
-}
-
-pub fn get(s: &mut TcpStream, k: &str) -> Option<String> {
-    s.write_all(&resp(&[b"GET", k.as_bytes()])).unwrap();
-    let mut r = BufReader::new(s.try_clone().unwrap());
-    let mut head = String::new();
-    r.read_line(&mut head).unwrap();
-    if head == "$-1\r\n" {
-        return None;
-    }
-    let len: usize = head
-        .strip_prefix('$')
-        .and_then(|x| x.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("bad reply to GET {k}: {head:?}"));
-    let mut v = vec![0u8; len + 2];
-    r.read_exact(&mut v).unwrap();
-    v.truncate(len);
-    Some(String::from_utf8(v).unwrap())
 }

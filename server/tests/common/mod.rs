@@ -4,8 +4,8 @@
 
 pub mod binary;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use flin_server::{Config, Server, ServerHandle};
@@ -79,11 +79,14 @@ impl Drop for TestServer {
 /// A raw connection for exact bytes.
 pub struct Raw {
     pub stream: TcpStream,
+    /// Bytes read and not yet returned.
     pending: Vec<u8>,
 }
 
 impl Raw {
-    pub fn connect(addr: SocketAddr) -> Raw {
+    /// Connects to `addr`. Reads give up after 30 s: a reply that never comes fails the test
+    /// instead of hanging it.
+    pub fn connect(addr: impl ToSocketAddrs) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -99,26 +102,50 @@ impl Raw {
         self.stream.write_all(bytes).expect("send");
     }
 
+    /// Reads what the server sent next; false once it has closed the connection.
+    fn fill(&mut self) -> bool {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    return true;
+                }
+                // The io_uring runtime in this process can interrupt a blocking read: retry.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return false,
+                Err(e) => panic!(
+                    "read: {e} (after {:?})",
+                    String::from_utf8_lossy(&self.pending)
+                ),
+            }
+        }
+    }
+
     /// Reads exactly `n` bytes.
     pub fn read_n(&mut self, n: usize) -> Vec<u8> {
         while self.pending.len() < n {
-            let mut buf = vec![0u8; 64 * 1024];
-            // The io_uring runtime in this process can interrupt a blocking read: retry.
-            let got = loop {
-                match self.stream.read(&mut buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    r => break r.expect("read"),
-                }
-            };
             assert!(
-                got > 0,
+                self.fill(),
                 "connection closed after {:?}",
                 String::from_utf8_lossy(&self.pending)
             );
-            self.pending.extend_from_slice(&buf[..got]);
         }
         let rest = self.pending.split_off(n);
         std::mem::replace(&mut self.pending, rest)
+    }
+
+    /// Reads one line, with its CRLF; None when the connection closes first.
+    fn read_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                return Some(self.read_n(i + 2));
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
     }
 
     /// Sends `request` and expects exactly `reply` back.
@@ -133,22 +160,34 @@ impl Raw {
         );
     }
 
+    /// Sends one command and returns its reply: the body of a bulk string, or the whole line
+    /// (with its CRLF) of any other reply, `$-1` included; None when the server closed the
+    /// connection instead (or before the command could be sent).
+    pub fn request(&mut self, args: &[&[u8]]) -> Option<String> {
+        self.stream.write_all(&cmd(args)).ok()?;
+        let head = String::from_utf8(self.read_line()?).expect("a UTF-8 reply line");
+        let bulk_len = head
+            .strip_prefix('$')
+            .and_then(|l| l.trim_end().parse().ok());
+        let Some(len) = bulk_len else {
+            return Some(head);
+        };
+        let body = self.read_n(len + 2);
+        Some(String::from_utf8(body[..len].to_vec()).expect("a UTF-8 bulk string"))
+    }
+
+    /// GET `key`: its value, None when it is missing.
+    pub fn get(&mut self, key: &str) -> Option<String> {
+        let reply = self
+            .request(&[b"GET", key.as_bytes()])
+            .unwrap_or_else(|| panic!("the connection closed on GET {key}"));
+        (reply != "$-1\r\n").then_some(reply)
+    }
+
     /// Reads until the server closes the connection; returns what came before.
     pub fn read_to_close(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.pending);
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return out,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-                Err(e) => panic!(
-                    "waiting for close: {e} (got {:?})",
-                    String::from_utf8_lossy(&out)
-                ),
-            }
-        }
+        while self.fill() {}
+        std::mem::take(&mut self.pending)
     }
 }
 
