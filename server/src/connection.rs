@@ -11,7 +11,7 @@
 //!
 //! Write stalls: when writers outrun compaction past the space bound, the engine does not
 //! block the worker; a connection stops at its next write command and waits for the stall
-//! to end, while reads (and other connections' reads) go on (see `flin_engine::stall`).
+//! to end, while reads (and other connections' reads) go on (see `Engine::write_stall`).
 //!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
