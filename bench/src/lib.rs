@@ -15,8 +15,8 @@
 //! - `tally.rs`: one thread's histograms and counts; `report.rs`: the merged result (text,
 //!   JSON, redis-benchmark style CSV).
 //! - `chart.rs`: `flin-bench chart`, the SVG bar chart; `error.rs`: [`BenchError`].
-//! - `compat.rs`: `flin-compat`, which sends the case files of `compat/` to flin and to
-//!   redis-server and compares the replies byte for byte.
+//! - `compat/`: `flin-compat`, which sends the case files of `bench/compat/` to flin and to
+//!   redis-server and compares the replies byte for byte (`compat/mod.rs` lists its files).
 //!
 //! Data flow: [`run::run`] connects `--clients` sockets and hands them to `--threads` workers.
 //! A worker's connection claims up to `--pipeline` requests from the shared budget (or checks
