@@ -2,17 +2,13 @@
 //! replies, per command. The target is at most 50 ns to parse a pipelined SET or GET.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use flin_bench::resp::encode_command;
 use flin_server::commands::lookup;
 use flin_server::protocol::{reply, Bump, Frame, Limits, Parser};
 
+/// `args` as one request; names the element type that mixed array literals need.
 fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-    let mut v = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b"\r\n");
-    }
-    v
+    encode_command(args)
 }
 
 /// Parses every frame of `input`, looking each command up as the server does; returns the

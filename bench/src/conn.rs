@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use crate::epoll::{Epoll, Interest};
 use crate::keys::{value_matches, KEY_DIGITS, KEY_PREFIX};
-use crate::resp::{parse_reply, Reply, BULK_LEN_MAX_BYTES, LINE_LEN_MAX_BYTES};
+use crate::resp::{
+    escape, parse_reply, Reply, BULK_LEN_MAX_BYTES, LINE_LEN_MAX_BYTES, REPLY_SHOWN_MAX_BYTES,
+};
 use crate::rng::{mix64, Rng};
 use crate::shared::Shared;
 use crate::tally::{Op, Tally};
@@ -241,7 +243,10 @@ impl Conn {
             self.consume(shared, tally, now)?;
             if self.answered == self.batch.len() {
                 if self.read_start != self.read_end {
-                    let extra = crate::resp::escape(&self.read_buf[self.read_start..self.read_end]);
+                    let extra = escape(
+                        &self.read_buf[self.read_start..self.read_end],
+                        REPLY_SHOWN_MAX_BYTES,
+                    );
                     return Err(format!(
                         "the server sent bytes no request asked for: {extra}"
                     ));
@@ -291,7 +296,7 @@ impl Conn {
                 Err(e) => {
                     return Err(format!(
                         "protocol error in reply: {e} (bytes: {})",
-                        crate::resp::escape(unparsed)
+                        escape(unparsed, REPLY_SHOWN_MAX_BYTES)
                     ))
                 }
             };

@@ -1,11 +1,15 @@
-//! RESP2 on the client side: encoding the two requests this tool sends, and an incremental
-//! reply parser that allocates nothing.
+//! RESP2 on the client side, for flin-bench and flin-compat alike: encoding requests, and the
+//! one reply parser, which allocates nothing.
 //!
-//! [`parse_reply`] looks at the unconsumed bytes of a connection's read buffer and returns
-//! either one complete reply (borrowing from the buffer) and its length, `Ok(None)` when more
-//! bytes are needed, or an error when the bytes cannot be RESP2. Arrays are validated element by
-//! element but only their length is returned: SET and GET never answer with one, and a reply of
-//! the wrong type is all the caller must report.
+//! [`parse_element`] reads one element at an offset of a buffer: a whole scalar reply, or only
+//! the header of an array (its elements follow it). [`parse_reply`] builds on it: it looks at
+//! the unconsumed bytes of a connection's read buffer and returns either one complete reply
+//! (borrowing from the buffer) and its length, `Ok(None)` when more bytes are needed, or an
+//! error when the bytes cannot be RESP2. Arrays are validated element by element, counting the
+//! elements still expected instead of recursing, so nesting depth costs neither stack nor
+//! heap; only the array's length is returned: SET and GET never answer with one, and a reply
+//! of the wrong type is all flin-bench must report. flin-compat, which looks inside replies,
+//! builds its trees from [`parse_element`] (`compat/value.rs`).
 
 use crate::keys::{push_key, push_value, KEY_LEN_BYTES};
 
@@ -15,8 +19,6 @@ pub const LINE_LEN_MAX_BYTES: usize = 64 * 1024;
 pub const BULK_LEN_MAX_BYTES: usize = 512 * 1024 * 1024;
 /// Most elements accepted in one array.
 pub const ARRAY_LEN_MAX: usize = 1024 * 1024;
-/// Deepest nesting of arrays accepted.
-pub const ARRAY_DEPTH_MAX: usize = 8;
 
 /// One reply, borrowing its bytes from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +33,8 @@ pub enum Reply<'a> {
     Bulk(&'a [u8]),
     /// `$-1`: a GET of a missing key.
     NullBulk,
-    /// `*n`: the element count; elements were checked and skipped.
+    /// `*n`: the element count. From [`parse_reply`], the elements were checked and skipped;
+    /// from [`parse_element`], they follow.
     Array(usize),
     /// `*-1`.
     NullArray,
@@ -41,27 +44,36 @@ impl Reply<'_> {
     /// A short printable rendering for error messages: at most `REPLY_SHOWN_MAX_BYTES` bytes
     /// of payload, non-printable bytes escaped.
     pub fn describe(&self) -> String {
+        let shown = |bytes| escape(bytes, REPLY_SHOWN_MAX_BYTES);
         match self {
-            Self::Simple(line) => format!("+{}", escape(line)),
-            Self::Error(line) => format!("-{}", escape(line)),
+            Self::Simple(line) => format!("+{}", shown(line)),
+            Self::Error(line) => format!("-{}", shown(line)),
             Self::Integer(value) => format!(":{value}"),
-            Self::Bulk(bytes) => format!("${} \"{}\"", bytes.len(), escape(bytes)),
+            Self::Bulk(bytes) => format!("${} \"{}\"", bytes.len(), shown(bytes)),
             Self::NullBulk => "$-1 (nil)".to_string(),
             Self::Array(len) => format!("*{len} (array)"),
             Self::NullArray => "*-1 (nil array)".to_string(),
         }
     }
+
+    /// Elements that follow this one before the reply it starts is complete.
+    fn elements_following(&self) -> u64 {
+        match self {
+            Self::Array(len) => *len as u64,
+            _ => 0,
+        }
+    }
 }
 
-/// Payload bytes shown by [`Reply::describe`] and [`escape`].
+/// Payload bytes shown by [`Reply::describe`].
 pub const REPLY_SHOWN_MAX_BYTES: usize = 80;
 
-/// `bytes` as text, escaped like Rust's byte strings, cut at `REPLY_SHOWN_MAX_BYTES`.
-pub fn escape(bytes: &[u8]) -> String {
-    let shown = &bytes[..bytes.len().min(REPLY_SHOWN_MAX_BYTES)];
+/// `bytes` as text, escaped like Rust's byte strings, cut at `max_bytes`.
+pub fn escape(bytes: &[u8], max_bytes: usize) -> String {
+    let shown = &bytes[..bytes.len().min(max_bytes)];
     let mut text: String = shown.escape_ascii().to_string();
     if bytes.len() > shown.len() {
-        text.push_str(&format!("...({} bytes)", bytes.len()));
+        text.push_str(&format!("...({} bytes in all)", bytes.len()));
     }
     text
 }
@@ -84,8 +96,6 @@ pub enum ParseError {
     BulkTooLong(i64),
     /// An array longer than `ARRAY_LEN_MAX`.
     ArrayTooLong(i64),
-    /// Arrays nested deeper than `ARRAY_DEPTH_MAX`.
-    TooDeep,
 }
 
 impl std::fmt::Display for ParseError {
@@ -104,7 +114,6 @@ impl std::fmt::Display for ParseError {
             Self::ArrayTooLong(len) => {
                 write!(f, "array length {len} exceeds {ARRAY_LEN_MAX}")
             }
-            Self::TooDeep => write!(f, "arrays nested deeper than {ARRAY_DEPTH_MAX}"),
         }
     }
 }
@@ -114,19 +123,36 @@ impl std::error::Error for ParseError {}
 /// Parses one reply from the start of `buf`.
 ///
 /// Returns the reply and the bytes it used, `Ok(None)` if `buf` holds only part of a reply.
+/// An array is returned as its length once every element, at any depth, is complete and valid.
 ///
 /// # Errors
 /// [`ParseError`] when `buf` does not start with a valid RESP2 reply.
 pub fn parse_reply(buf: &[u8]) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
-    parse_at(buf, 0, 0)
+    let Some((reply, mut at)) = parse_element(buf, 0)? else {
+        return Ok(None);
+    };
+    // Elements still expected: each array adds its length. At most one per 4 bytes of `buf`
+    // adds at most `ARRAY_LEN_MAX`, so this cannot overflow.
+    let mut left = reply.elements_following();
+    while left > 0 {
+        let Some((element, next)) = parse_element(buf, at)? else {
+            return Ok(None);
+        };
+        left = left - 1 + element.elements_following();
+        at = next;
+    }
+    Ok(Some((reply, at)))
 }
 
-/// One reply starting at `start`; returns it and the offset after it.
-fn parse_at(
-    buf: &[u8],
-    start: usize,
-    depth: usize,
-) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+/// Parses one element starting at `start`: a whole scalar (simple string, error, integer,
+/// bulk, null), or only the header of an array, whose `n` elements follow it.
+///
+/// Returns the element and the offset after it (after the header, for an array), `Ok(None)`
+/// if `buf` ends first.
+///
+/// # Errors
+/// [`ParseError`] when the bytes at `start` are not a valid RESP2 element.
+pub fn parse_element(buf: &[u8], start: usize) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
     let Some(&kind) = buf.get(start) else {
         return Ok(None);
     };
@@ -138,7 +164,7 @@ fn parse_at(
         b'-' => Ok(Some((Reply::Error(line), after_line))),
         b':' => Ok(Some((Reply::Integer(parse_i64(line)?), after_line))),
         b'$' => parse_bulk(buf, parse_i64(line)?, after_line),
-        b'*' => parse_array(buf, parse_i64(line)?, after_line, depth),
+        b'*' => array_header(parse_i64(line)?, after_line).map(Some),
         other => Err(ParseError::UnknownType(other)),
     }
 }
@@ -167,28 +193,25 @@ fn parse_bulk(
     )))
 }
 
-fn parse_array(
-    buf: &[u8],
-    len: i64,
-    mut at: usize,
-    depth: usize,
-) -> Result<Option<(Reply<'_>, usize)>, ParseError> {
+fn array_header<'a>(len: i64, after_header: usize) -> Result<(Reply<'a>, usize), ParseError> {
     match len {
-        -1 => return Ok(Some((Reply::NullArray, at))),
-        len if len < -1 => return Err(ParseError::BadLength(len)),
-        len if len > ARRAY_LEN_MAX as i64 => return Err(ParseError::ArrayTooLong(len)),
-        _ => {}
+        -1 => Ok((Reply::NullArray, after_header)),
+        len if len < -1 => Err(ParseError::BadLength(len)),
+        len if len > ARRAY_LEN_MAX as i64 => Err(ParseError::ArrayTooLong(len)),
+        len => Ok((Reply::Array(len as usize), after_header)),
     }
-    if depth >= ARRAY_DEPTH_MAX {
-        return Err(ParseError::TooDeep);
+}
+
+/// Encodes `args` as a RESP multibulk request (the shape every command is sent in).
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
     }
-    for _ in 0..len {
-        match parse_at(buf, at, depth + 1)? {
-            Some((_, next)) => at = next,
-            None => return Ok(None),
-        }
-    }
-    Ok(Some((Reply::Array(len as usize), at)))
+    out
 }
 
 /// The line starting at `start` (CRLF excluded) and the offset after its CRLF.
@@ -378,8 +401,41 @@ mod tests {
             parse_reply(b"*1\r\n!\r\n"),
             Err(ParseError::UnknownType(b'!'))
         );
-        let deep = b"*1\r\n".repeat(ARRAY_DEPTH_MAX + 1);
-        assert_eq!(parse_reply(&deep), Err(ParseError::TooDeep));
+    }
+
+    #[test]
+    fn frames_one_reply_at_any_depth() {
+        let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
+        assert_eq!(parse_all(&deep), (Reply::Array(1), deep.len()));
+        let two = b"*2\r\n$3\r\na\r\n\r\n*0\r\n+OK\r\n";
+        assert_eq!(parse_all(two), (Reply::Array(2), two.len() - 5));
+        for cut in 0..two.len() - 5 {
+            assert_eq!(parse_reply(&two[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(
+            parse_reply(b"*2\r\n:1\r\n!\r\n"),
+            Err(ParseError::UnknownType(b'!'))
+        );
+    }
+
+    #[test]
+    fn an_element_is_a_scalar_or_an_array_header() {
+        let nested = b"*2\r\n*1\r\n:7\r\n$-1\r\n";
+        let element = |at| parse_element(nested, at).expect("valid").expect("complete");
+        assert_eq!(element(0), (Reply::Array(2), 4));
+        assert_eq!(element(4), (Reply::Array(1), 8));
+        assert_eq!(element(8), (Reply::Integer(7), 12));
+        assert_eq!(element(12), (Reply::NullBulk, 17));
+        assert_eq!(parse_element(nested, 17), Ok(None));
+    }
+
+    #[test]
+    fn commands_encode_as_multibulk() {
+        assert_eq!(
+            encode_command(&[&b"GET"[..], b"k"]),
+            b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+        );
+        assert_eq!(encode_command(&[b"".to_vec()]), b"*1\r\n$0\r\n\r\n");
     }
 
     #[test]

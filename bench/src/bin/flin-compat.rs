@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use flin_bench::compat::{encode_command, parse_cases, Conn, Outcome, Pair, SHOWN_MAX_BYTES};
+use flin_bench::compat::{parse_cases, Conn, Outcome, Pair, SHOWN_MAX_BYTES};
+use flin_bench::resp::encode_command;
 
 #[derive(Parser)]
 #[command(
@@ -62,9 +63,9 @@ fn flushall(
     let mut conn = connect(what, addr, timeout)?;
     let mut request = Vec::new();
     if let Some(p) = password {
-        request.extend(encode_command(&[b"AUTH".to_vec(), p.as_bytes().to_vec()]));
+        request.extend(encode_command(&[b"AUTH", p.as_bytes()]));
     }
-    request.extend(encode_command(&[b"FLUSHALL".to_vec()]));
+    request.extend(encode_command(&[b"FLUSHALL"]));
     let mut answer = conn.request(&request);
     if password.is_some() {
         if !matches!(&answer, Outcome::Reply(r) if r == b"+OK\r\n") {

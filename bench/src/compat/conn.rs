@@ -5,18 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::value::reply_len;
-
-/// Encodes `args` as a RESP multibulk request.
-pub fn encode_command(args: &[Vec<u8>]) -> Vec<u8> {
-    let mut v = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        v.extend_from_slice(a);
-        v.extend_from_slice(b"\r\n");
-    }
-    v
-}
+use crate::resp::{encode_command, escape, parse_reply};
 
 /// What came back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,16 +42,6 @@ impl Outcome {
     fn connection_lost(&self) -> bool {
         !matches!(self, Outcome::Reply(_))
     }
-}
-
-/// `bytes` escaped like a Rust byte string, cut at `max` bytes.
-pub fn escape(bytes: &[u8], max: usize) -> String {
-    let shown = &bytes[..bytes.len().min(max)];
-    let mut s: String = shown.escape_ascii().to_string();
-    if bytes.len() > shown.len() {
-        s.push_str(&format!("...({} bytes in all)", bytes.len()));
-    }
-    s
 }
 
 /// One connection to one server.
@@ -130,8 +109,8 @@ impl Conn {
 
     fn read_reply(&mut self) -> Outcome {
         loop {
-            match reply_len(&self.pending) {
-                Ok(Some(used)) => {
+            match parse_reply(&self.pending) {
+                Ok(Some((_, used))) => {
                     let rest = self.pending.split_off(used);
                     return Outcome::Reply(std::mem::replace(&mut self.pending, rest));
                 }
@@ -183,7 +162,7 @@ impl Conn {
     /// authentication check, so this works on unauthenticated connections too. A server that
     /// closes the connection or goes quiet first ends the step with that.
     pub fn request_synced(&mut self, bytes: &[u8]) -> Answer {
-        let marker = encode_command(&[SYNC_MARKER.to_vec()]);
+        let marker = encode_command(&[SYNC_MARKER]);
         let is_marker = |r: &[u8]| {
             r.first() == Some(&b'-') && r.windows(SYNC_MARKER.len()).any(|w| w == SYNC_MARKER)
         };

@@ -7,9 +7,10 @@
 //!   request), raw bytes (`!raw "..."`, for inline and malformed input), or `!reconnect`, and
 //!   the [`Mode`] its replies are compared in.
 //! - `conn.rs`: one connection to one server. Each request gets exactly one reply, read with
-//!   [`Conn::request`]: the bytes of one complete RESP2 reply (framed by [`reply_len`], which
-//!   unlike flin-bench's parser takes any nesting: COMMAND DOCS nests deeper than 8), or what
-//!   happened instead (the server closed the connection, or nothing came within the timeout).
+//!   [`Conn::request`]: the bytes of one complete RESP2 reply (framed by flin-bench's parser,
+//!   [`crate::resp::parse_reply`], which takes any nesting: COMMAND DOCS nests deeper than 8),
+//!   or what happened instead (the server closed the connection, or nothing came within the
+//!   timeout).
 //!   [`Conn::request_synced`] collects every reply to one step into an [`Answer`].
 //! - `value.rs`: replies parsed into a [`Value`] tree, for the modes that look inside one.
 //! - `compare.rs`: whether two answers count as the same under a [`Mode`] (the default is
@@ -28,8 +29,6 @@ mod value;
 
 pub use cases::{parse_cases, split_args, Mode, Send, Step};
 pub use compare::{same, same_reply, Difference, SHOWN_MAX_BYTES};
-pub use conn::{
-    encode_command, escape, Answer, Conn, End, Outcome, REPLIES_PER_STEP_MAX, SYNC_MARKER,
-};
+pub use conn::{Answer, Conn, End, Outcome, REPLIES_PER_STEP_MAX, SYNC_MARKER};
 pub use pair::{scan_all, Pair, SCAN_CALLS_MAX};
-pub use value::{head_reply, reply_len, sorted_reply, Value};
+pub use value::{head_reply, sorted_reply, Value};

@@ -5,8 +5,9 @@ use std::io;
 
 use super::cases::{Mode, Send, Step};
 use super::compare::{difference, Difference};
-use super::conn::{encode_command, Answer, Conn, End, Outcome};
+use super::conn::{Answer, Conn, End, Outcome};
 use super::value::Value;
+use crate::resp::encode_command;
 
 /// SCAN calls at most per `?scan` step, so a cursor that never returns to 0 is reported.
 pub const SCAN_CALLS_MAX: usize = 100_000;

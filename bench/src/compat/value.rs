@@ -1,82 +1,8 @@
-//! RESP2 replies as bytes and as trees: [`reply_len`] frames one reply, [`Value`] parses one
-//! for the comparisons that look inside it ([`sorted_reply`], [`head_reply`]).
+//! Replies parsed into [`Value`] trees, for the comparisons that look inside one
+//! ([`sorted_reply`], [`head_reply`], integers within a tolerance). The bytes are read by
+//! flin-bench's parser ([`parse_element`]); this file only assembles its elements into trees.
 
-use super::conn::escape;
-
-/// Bytes of the first complete RESP2 reply in `buf`: `Ok(None)` while incomplete, `Err` when
-/// the bytes are not RESP2. Iterative, so nesting depth is not limited.
-pub fn reply_len(buf: &[u8]) -> Result<Option<usize>, String> {
-    let mut pos = 0;
-    // Elements still expected by each array being read.
-    let mut pending: Vec<i64> = Vec::new();
-    loop {
-        let Some(&kind) = buf.get(pos) else {
-            return Ok(None);
-        };
-        let Some(cr) = buf[pos..].iter().position(|&b| b == b'\r') else {
-            return Ok(None);
-        };
-        let line_end = pos + cr;
-        match buf.get(line_end + 1) {
-            None => return Ok(None),
-            Some(b'\n') => {}
-            Some(_) => return Err(format!("CR without LF at byte {line_end}")),
-        }
-        let line = &buf[pos + 1..line_end];
-        let number = || -> Result<i64, String> {
-            std::str::from_utf8(line)
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .ok_or_else(|| format!("bad length or integer {:?}", escape(line, 40)))
-        };
-        pos = line_end + 2;
-        match kind {
-            b'+' | b'-' => {}
-            b':' => {
-                number()?;
-            }
-            b'$' => {
-                let n = number()?;
-                if n >= 0 {
-                    let end = pos + n as usize;
-                    if buf.len() < end + 2 {
-                        return Ok(None);
-                    }
-                    if &buf[end..end + 2] != b"\r\n" {
-                        return Err(format!("bulk of {n} bytes not followed by CRLF"));
-                    }
-                    pos = end + 2;
-                } else if n != -1 {
-                    return Err(format!("bulk length {n}"));
-                }
-            }
-            b'*' => {
-                let n = number()?;
-                if n > 0 {
-                    pending.push(n);
-                    continue;
-                }
-                if n < -1 {
-                    return Err(format!("array length {n}"));
-                }
-            }
-            other => return Err(format!("unknown reply type byte {:?}", char::from(other))),
-        }
-        // One element (or a whole reply) is complete: close every array it completes.
-        loop {
-            match pending.last_mut() {
-                None => return Ok(Some(pos)),
-                Some(left) => {
-                    *left -= 1;
-                    if *left > 0 {
-                        break;
-                    }
-                    pending.pop();
-                }
-            }
-        }
-    }
-}
+use crate::resp::{parse_element, Reply};
 
 /// A parsed RESP2 reply, for the comparisons that look inside one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,45 +15,36 @@ pub enum Value {
 }
 
 impl Value {
-    /// Parses the bytes of one complete reply (as [`Outcome::Reply`] holds).
+    /// Parses the bytes of one complete reply (as [`super::Outcome::Reply`] holds); `None`
+    /// unless `bytes` is exactly one valid reply.
     pub fn parse(bytes: &[u8]) -> Option<Value> {
-        let (v, used) = Value::parse_at(bytes, 0)?;
-        (used == bytes.len()).then_some(v)
-    }
-
-    fn parse_at(b: &[u8], at: usize) -> Option<(Value, usize)> {
-        let kind = *b.get(at)?;
-        let cr = at + memchr_cr(&b[at..])?;
-        let line = &b[at + 1..cr];
-        let after = cr + 2;
-        let text = std::str::from_utf8(line).ok();
-        match kind {
-            b'+' => Some((Value::Simple(line.to_vec()), after)),
-            b'-' => Some((Value::Error(line.to_vec()), after)),
-            b':' => Some((Value::Integer(text?.parse().ok()?), after)),
-            b'$' => {
-                let n: i64 = text?.parse().ok()?;
-                if n < 0 {
-                    return Some((Value::Bulk(None), after));
+        // Arrays being filled, innermost last: their items so far and how many they still
+        // expect. A loop instead of recursion, so nesting depth costs no stack.
+        let mut open: Vec<(Vec<Value>, usize)> = Vec::new();
+        let mut at = 0;
+        loop {
+            let (element, next) = parse_element(bytes, at).ok()??;
+            at = next;
+            let mut value = match element {
+                Reply::Array(len) if len > 0 => {
+                    open.push((Vec::new(), len));
+                    continue;
                 }
-                let end = after + n as usize;
-                Some((Value::Bulk(Some(b.get(after..end)?.to_vec())), end + 2))
+                scalar => Value::from(scalar),
+            };
+            // Put the value in its array, and each array it completes in its parent.
+            loop {
+                let Some((items, left)) = open.last_mut() else {
+                    return (at == bytes.len()).then_some(value);
+                };
+                items.push(value);
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                let (items, _) = open.pop()?;
+                value = Value::Array(Some(items));
             }
-            b'*' => {
-                let n: i64 = text?.parse().ok()?;
-                if n < 0 {
-                    return Some((Value::Array(None), after));
-                }
-                let mut items = Vec::new();
-                let mut pos = after;
-                for _ in 0..n {
-                    let (v, next) = Value::parse_at(b, pos)?;
-                    items.push(v);
-                    pos = next;
-                }
-                Some((Value::Array(Some(items)), pos))
-            }
-            _ => None,
         }
     }
 
@@ -174,9 +91,19 @@ impl Value {
     }
 }
 
-fn memchr_cr(b: &[u8]) -> Option<usize> {
-    let i = b.iter().position(|&c| c == b'\r')?;
-    (b.get(i + 1) == Some(&b'\n')).then_some(i)
+impl From<Reply<'_>> for Value {
+    /// A scalar as a value; an array header as an empty array (callers fill arrays).
+    fn from(reply: Reply<'_>) -> Self {
+        match reply {
+            Reply::Simple(line) => Value::Simple(line.to_vec()),
+            Reply::Error(line) => Value::Error(line.to_vec()),
+            Reply::Integer(n) => Value::Integer(n),
+            Reply::Bulk(bytes) => Value::Bulk(Some(bytes.to_vec())),
+            Reply::NullBulk => Value::Bulk(None),
+            Reply::Array(_) => Value::Array(Some(Vec::new())),
+            Reply::NullArray => Value::Array(None),
+        }
+    }
 }
 
 /// The bytes of `reply` with every all-bulk array sorted (unchanged if it does not parse).
@@ -215,22 +142,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_one_reply_at_any_depth() {
-        let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
-        assert_eq!(reply_len(&deep), Ok(Some(deep.len())));
-        let two = b"*2\r\n$3\r\na\r\n\r\n*0\r\n+OK\r\n";
-        assert_eq!(reply_len(two), Ok(Some(two.len() - 5)));
-        for cut in 0..two.len() - 5 {
-            assert_eq!(reply_len(&two[..cut]), Ok(None), "cut at {cut}");
-        }
-        assert_eq!(reply_len(b"$-1\r\n"), Ok(Some(5)));
-        assert_eq!(reply_len(b"*-1\r\n"), Ok(Some(5)));
-        assert!(reply_len(b"?\r\n").is_err());
-        assert!(reply_len(b"$3\r\nabcXY").is_err());
-        assert!(reply_len(b":x\r\n").is_err());
-    }
-
-    #[test]
     fn values_round_trip() {
         let bytes = b"*5\r\n+OK\r\n-ERR x\r\n:-3\r\n*2\r\n$-1\r\n*-1\r\n$4\r\na\r\nb\r\n";
         let v = Value::parse(bytes).expect("parses");
@@ -238,5 +149,10 @@ mod tests {
         v.encode(&mut out);
         assert_eq!(out, bytes);
         assert_eq!(Value::parse(b"+OK\r\n+OK\r\n"), None, "one reply only");
+        assert_eq!(Value::parse(b"*2\r\n:1\r\n"), None, "incomplete");
+        let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
+        let mut out = Vec::new();
+        Value::parse(&deep).expect("any depth").encode(&mut out);
+        assert_eq!(out, deep);
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::error::BenchError;
 use crate::options::Stalled as StalledConfig;
+use crate::resp::encode_command;
 
 /// The key the stalled clients GET; outside the measured keys (`key:...`).
 pub const STALLED_KEY: &[u8] = b"flin-bench:stalled";
@@ -22,16 +23,6 @@ pub const STALLED_KEY: &[u8] = b"flin-bench:stalled";
 /// The stalled connections of a run.
 pub struct Stalled {
     conns: Vec<(TcpStream, JoinHandle<()>)>,
-}
-
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 /// SETs the value, then opens the connections and starts their writers.
@@ -64,7 +55,7 @@ pub fn start(
         .map_err(|e| failed(&e.to_string()))?;
     let value = vec![b's'; config.value_size_bytes];
     setup
-        .write_all(&encode(&[b"SET", STALLED_KEY, &value]))
+        .write_all(&encode_command(&[b"SET", STALLED_KEY, &value]))
         .map_err(|e| failed(&e.to_string()))?;
     let mut reply = [0u8; 5];
     setup
@@ -80,7 +71,7 @@ pub fn start(
             String::from_utf8_lossy(&got)
         )));
     }
-    let one = encode(&[b"GET", STALLED_KEY]);
+    let one = encode_command(&[b"GET", STALLED_KEY]);
     let batch: std::sync::Arc<[u8]> = one
         .iter()
         .copied()
