@@ -1,6 +1,8 @@
 //! Engine benchmarks (no network): put, get-hit, get-miss, delete with 16-byte keys and
-//! 16 B / 100 B / 1 KiB / 16 KiB values, on one and two threads, fsync never; put with fsync
-//! always from 16 concurrent writers; open time at 1M keys (10M with FLIN_BENCH_10M=1).
+//! 16 B / 100 B / 1 KiB / 16 KiB values, on one and two threads, fsync never; the server's SET
+//! path (`set_update`: `Engine::update` with the closure plain SET passes) beside put at 100 B;
+//! put with fsync always from 16 concurrent writers; open time at 1M keys (10M with
+//! FLIN_BENCH_10M=1).
 //!
 //! Run: `cargo bench -p flin-bench --bench engine` (add `-- put` etc. to filter).
 //! Memory per key is printed by `cargo run --release -p flin-bench --bin flin-engine-scale`.
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use flin_bench::engine_tools::key16 as key;
-use flin_engine::{Engine, Fsync, Options};
+use flin_engine::{Engine, Fsync, Options, Update};
 
 const VALUE_SIZES: [usize; 4] = [16, 100, 1024, 16 * 1024];
 /// Keys per keyspace; larger values use fewer keys so the data set stays a few hundred MB.
@@ -48,13 +50,25 @@ fn filled(value_size: usize) -> (tempfile::TempDir, Arc<Engine>, u64) {
 
 /// Runs `op(thread, i)` `iters` times split over `threads` threads; returns wall time.
 fn on_threads(threads: u64, iters: u64, op: impl Fn(u64, u64) + Sync) -> Duration {
+    on_threads_with(threads, iters, || (), |(), t, i| op(t, i))
+}
+
+/// As [`on_threads`], each thread with its own `state()` (made before the clock starts) that
+/// `op(state, thread, i)` may use.
+fn on_threads_with<S: Send>(
+    threads: u64,
+    iters: u64,
+    state: impl Fn() -> S,
+    op: impl Fn(&mut S, u64, u64) + Sync,
+) -> Duration {
+    let mut states: Vec<S> = (0..threads).map(|_| state()).collect();
     let start = Instant::now();
     std::thread::scope(|s| {
-        for t in 0..threads {
+        for (t, state) in (0..threads).zip(states.iter_mut()) {
             let op = &op;
             s.spawn(move || {
                 for i in 0..iters / threads {
-                    op(t, i);
+                    op(state, t, i);
                 }
             });
         }
@@ -62,10 +76,18 @@ fn on_threads(threads: u64, iters: u64, op: impl Fn(u64, u64) + Sync) -> Duratio
     start.elapsed()
 }
 
-fn bench_put(c: &mut Criterion) {
-    let mut g = c.benchmark_group("put");
+/// Benchmarks `write(engine, key, value, reply)` as `group/{value size}B/{threads}t` on a fresh
+/// store, each thread cycling over the keyspace (inserts first, then overwrites). `reply` is a
+/// per-thread buffer the write may append to, cleared after each write.
+fn bench_writes(
+    c: &mut Criterion,
+    group: &str,
+    value_sizes: &[usize],
+    write: impl Fn(&Engine, &[u8], &[u8], &mut Vec<u8>) + Sync,
+) {
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
-    for &vs in &VALUE_SIZES {
+    for &vs in value_sizes {
         for threads in [1u64, 2] {
             let dir = tempfile::tempdir().expect("tempdir");
             let engine = open(dir.path(), Fsync::Never);
@@ -75,9 +97,10 @@ fn bench_put(c: &mut Criterion) {
                 BenchmarkId::new(format!("{vs}B"), format!("{threads}t")),
                 |b| {
                     b.iter_custom(|iters| {
-                        on_threads(threads, iters.max(threads), |t, i| {
+                        on_threads_with(threads, iters.max(threads), Vec::new, |reply, t, i| {
                             let k = key(spread(i * threads + t, n));
-                            engine.put(&k, &value, 0).expect("put");
+                            write(&engine, &k, &value, reply);
+                            reply.clear();
                         })
                     })
                 },
@@ -85,6 +108,33 @@ fn bench_put(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+fn bench_put(c: &mut Criterion) {
+    bench_writes(c, "put", &VALUE_SIZES, |engine, k, value, _| {
+        engine.put(k, value, 0).expect("put");
+    });
+}
+
+/// What the server's plain `SET key value` does (server/src/commands/strings.rs `set`): an
+/// `update` whose closure writes `+OK` into the connection's reply buffer and decides to put
+/// the value with no expiry. Beside `put/100B`, it shows what SET pays for reading the key's
+/// current entry under the shard lock instead of `put`'s reordered path.
+fn bench_set_update(c: &mut Criterion) {
+    bench_writes(c, "set_update", &[100], |engine, k, value, reply| {
+        engine
+            .update(k, |_current| {
+                reply.extend_from_slice(b"+OK\r\n");
+                (
+                    Update::Put {
+                        value,
+                        expire_at_ms: 0,
+                    },
+                    (),
+                )
+            })
+            .expect("update");
+    });
 }
 
 fn bench_get(c: &mut Criterion) {
@@ -284,6 +334,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_put, bench_get, bench_get_batched, bench_delete, bench_fsync_always, bench_open, bench_compaction
+    targets = bench_put, bench_set_update, bench_get, bench_get_batched, bench_delete, bench_fsync_always, bench_open, bench_compaction
 }
 criterion_main!(benches);
