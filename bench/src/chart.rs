@@ -11,8 +11,9 @@ use crate::error::BenchError;
 
 /// Pixels per group of two bars; the chart widens with the table.
 pub const GROUP_WIDTH_PX: u32 = 110;
-/// Narrowest and tallest chart.
+/// Narrowest chart.
 pub const CHART_WIDTH_MIN_PX: u32 = 800;
+/// Height of every chart.
 pub const CHART_HEIGHT_PX: u32 = 520;
 /// Most rows drawn: past this the labels would not fit any screen.
 pub const CHART_ROWS_MAX: usize = 200;
@@ -22,7 +23,9 @@ pub const CHART_ROWS_MAX: usize = 200;
 pub struct CompareTable {
     /// `redis-benchmark` or `flin-bench`: what generated the load.
     pub tool: String,
+    /// Requests per unpipelined test (pipelined tests send a multiple).
     pub requests: u64,
+    /// One row per test and cell.
     pub rows: Vec<CompareRow>,
 }
 
@@ -33,14 +36,20 @@ pub struct CompareRow {
     pub test: String,
     /// `c16 P1` and the like.
     pub cell: String,
+    /// `everysec` or `always`: both servers' fsync policy.
     #[serde(default)]
     pub fsync: String,
+    /// redis-server's median ops/s.
     pub redis_ops_per_sec: f64,
+    /// flin's median ops/s.
     pub flin_ops_per_sec: f64,
+    /// flin's ops/s over redis's.
     #[serde(default)]
     pub ratio: Option<f64>,
+    /// redis-server's CPU time (user + system) per operation.
     #[serde(default)]
     pub redis_cpu_us_per_op: Option<f64>,
+    /// flin's CPU time (user + system) per operation.
     #[serde(default)]
     pub flin_cpu_us_per_op: Option<f64>,
 }

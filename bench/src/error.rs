@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Why flin-bench could not run or finish a measurement.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BenchError {
@@ -13,30 +14,60 @@ pub enum BenchError {
     Option(String),
     /// `--addr` does not resolve (to anything).
     Resolve {
+        /// `--addr`, as given.
         addr: String,
+        /// The resolver's error; `None` when it found no address.
         source: Option<io::Error>,
     },
     /// Connecting or configuring connection number `client` failed.
     Connect {
+        /// The address connected to.
         addr: SocketAddr,
+        /// The connection's number in the run.
         client: usize,
+        /// The OS error.
         source: io::Error,
     },
     /// A driver thread could not start.
-    Spawn { thread: usize, source: io::Error },
+    Spawn {
+        /// The thread's number.
+        thread: usize,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A driver thread panicked (a bug in flin-bench).
-    WorkerPanicked { thread: usize },
+    WorkerPanicked {
+        /// The thread's number.
+        thread: usize,
+    },
     /// Reading an input file failed.
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// Writing an output file failed.
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
     /// A JSON file is not what it should be.
     Json {
+        /// The file.
         path: PathBuf,
+        /// What serde_json found.
         source: serde_json::Error,
     },
     /// Drawing the chart failed.
-    Chart { path: PathBuf, message: String },
+    Chart {
+        /// The SVG file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// Setting up the `--stalled-clients` failed.
     Stalled(String),
 }

@@ -7,7 +7,8 @@
 //! - `worker.rs`: one driver thread multiplexing its connections with epoll.
 //! - `conn.rs`: one connection: write a batch, parse and check its replies, repeat.
 //! - `shared.rs`: what threads share: request budget, keys written so far, deadlines, progress.
-//! - `resp.rs`: request encoding and the allocation-free incremental reply parser.
+//! - `resp.rs`: request encoding and the allocation-free incremental reply parser, the one
+//!   both flin-bench and flin-compat read replies with.
 //! - `keys.rs`: fixed-width key names and the deterministic value of each key.
 //! - `zipf.rs`: the Gray et al. (YCSB) zipfian key generator.
 //! - `rng.rs`: SplitMix64, the one PRNG everything draws from.
@@ -18,6 +19,10 @@
 //! - `compat/`: `flin-compat`, which sends the case files of `bench/compat/` to flin and to
 //!   redis-server and compares the replies byte for byte (`compat/mod.rs` lists its files).
 //!
+//! Public: `options`, `run`, `report`, `error` (what the binary and the tests drive), `resp`,
+//! `compat` (flin-compat), `chart`, `engine_tools` (the engine benches and tools). The driver's
+//! parts (`conn`, `worker`, `shared`, `keys`, `zipf`, `rng`, `epoll`, `tally`) are private.
+//!
 //! Data flow: [`run::run`] connects `--clients` sockets and hands them to `--threads` workers.
 //! A worker's connection claims up to `--pipeline` requests from the shared budget (or checks
 //! the deadline), encodes them into its reused write buffer and writes them at once. Replies
@@ -27,22 +32,25 @@
 //! histogram. When the last reply of a batch arrives the next batch goes out. At the end the
 //! per-thread tallies merge into a [`report::Report`]; any failed request fails the run.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
 pub mod chart;
 pub mod compat;
-pub mod conn;
 pub mod engine_tools;
-pub mod epoll;
 pub mod error;
-pub mod keys;
 pub mod options;
 pub mod report;
 pub mod resp;
-pub mod rng;
 pub mod run;
-pub mod shared;
-pub mod tally;
-pub mod worker;
-pub mod zipf;
+
+mod conn;
+mod epoll;
+mod keys;
+mod rng;
+mod shared;
+mod tally;
+mod worker;
+mod zipf;
 
 pub use error::BenchError;
 pub use options::{Cli, Config, RunArgs};

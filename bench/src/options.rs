@@ -37,8 +37,10 @@ pub const DURATION_MAX_SECS: f64 = 24.0 * 3600.0;
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
+    /// `run` or `chart`; `None` runs with the top-level options.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The run options given without a subcommand.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -135,7 +137,9 @@ pub struct RunArgs {
 /// The connections that never read (`--stalled-clients`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stalled {
+    /// Connections.
     pub clients: u32,
+    /// Bytes of the value they GET.
     pub value_size_bytes: usize,
     /// Pipelined GETs per connection.
     pub requests: u32,
@@ -153,7 +157,9 @@ pub enum Distribution {
 /// The SET:GET mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ratio {
+    /// SETs per `set + get` requests.
     pub set: u32,
+    /// GETs per `set + get` requests.
     pub get: u32,
 }
 
@@ -237,18 +243,31 @@ pub enum Stop {
 /// A validated run: what [`crate::run::run`] takes.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `--addr`: resolved at the start of the run, first address only.
     pub addr: String,
+    /// `--clients`.
     pub clients: u32,
+    /// `--threads`.
     pub threads: u32,
+    /// `--pipeline`.
     pub pipeline: u32,
+    /// `--requests` or `--duration`.
     pub stop: Stop,
+    /// `--keyspace`.
     pub keyspace: u64,
+    /// `--value-size`.
     pub value_size_bytes: usize,
+    /// `--ratio`.
     pub ratio: Ratio,
+    /// `--distribution`.
     pub distribution: Distribution,
+    /// `--zipf-theta` (used by the zipf distribution only).
     pub zipf_theta: f64,
+    /// `--warmup`.
     pub warmup: Duration,
+    /// `--timeout`.
     pub timeout: Duration,
+    /// `--seed`, or drawn from the clock.
     pub seed: u64,
     /// None without `--stalled-clients`.
     pub stalled: Option<Stalled>,

@@ -16,13 +16,21 @@ use crate::tally::{new_histogram, Tally};
 /// Latency summary in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
+    /// Arithmetic mean.
     pub mean: f64,
+    /// Fastest reply.
     pub min: f64,
+    /// Median.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 95th percentile.
     pub p95: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
     pub p999: f64,
+    /// Slowest reply.
     pub max: f64,
 }
 
@@ -49,8 +57,11 @@ impl Latency {
 /// One command's (or all commands') measured requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct OpReport {
+    /// Measured requests answered correctly.
     pub requests: u64,
+    /// `requests` over the run's measured time.
     pub ops_per_sec: f64,
+    /// From writing a request's batch to reading its reply.
     pub latency_us: Latency,
 }
 
@@ -72,30 +83,48 @@ impl OpReport {
 /// A finished run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// `--addr`, as given.
     pub addr: String,
+    /// `--clients`.
     pub clients: u32,
+    /// `--threads`.
     pub threads: u32,
+    /// `--pipeline`.
     pub pipeline: u32,
+    /// `--keyspace`.
     pub keyspace: u64,
+    /// `--value-size`.
     pub value_size_bytes: usize,
+    /// `--ratio`, as `SET:GET`.
     pub ratio: String,
+    /// `uniform` or `zipf`.
     pub distribution: String,
+    /// `--zipf-theta`, for a zipf distribution.
     pub zipf_theta: Option<f64>,
+    /// The seed keys and values were drawn from (given or from the clock).
     pub seed: u64,
+    /// `--warmup`.
     pub warmup_secs: f64,
     /// From the end of warmup to the last measured reply.
     pub elapsed_secs: f64,
+    /// Every measured request.
     pub total: OpReport,
+    /// The measured SETs.
     pub set: OpReport,
+    /// The measured GETs.
     pub get: OpReport,
+    /// Measured GETs answered with a value.
     pub get_hits: u64,
+    /// Measured GETs answered with nil.
     pub get_misses: u64,
     /// Requests answered wrongly or not at all; non-zero fails the run.
     pub errors: u64,
+    /// The first of them, in words.
     pub first_error: Option<String>,
     /// `--stalled-clients`: connections beside the measured ones that never read.
     #[serde(default)]
     pub stalled_clients: u32,
+    /// `--stalled-value-size`.
     #[serde(default)]
     pub stalled_value_size_bytes: usize,
     /// Pipelined GETs each stalled connection wrote.

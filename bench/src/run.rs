@@ -29,6 +29,7 @@ pub const PROGRESS_TICK: Duration = Duration::from_millis(100);
 pub enum Progress {
     /// Only if stderr is a terminal.
     Auto,
+    /// Never.
     Off,
 }
 

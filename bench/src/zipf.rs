@@ -39,7 +39,6 @@ impl std::error::Error for ZipfError {}
 #[derive(Clone, Debug)]
 pub struct Zipf {
     items: u64,
-    theta: f64,
     zeta_n: f64,
     alpha: f64,
     eta: f64,
@@ -67,17 +66,11 @@ impl Zipf {
         };
         Ok(Self {
             items,
-            theta,
             zeta_n,
             alpha: 1.0 / (1.0 - theta),
             eta,
             second_threshold: 1.0 + 0.5f64.powf(theta),
         })
-    }
-
-    /// The `theta` this generator was built with.
-    pub fn theta(&self) -> f64 {
-        self.theta
     }
 
     /// The next item, in `0..items`.

@@ -45,7 +45,9 @@ pub struct Step {
     pub line: usize,
     /// The line as written, for reports.
     pub text: String,
+    /// What the step sends.
     pub send: Send,
+    /// How the two servers' replies are compared.
     pub mode: Mode,
     /// After its reply, the server must close the connection (QUIT, protocol errors). Both
     /// connections are reopened afterwards.

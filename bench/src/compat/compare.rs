@@ -38,9 +38,13 @@ pub fn same(mode: Mode, redis: &Answer, flin: &Answer) -> bool {
 /// One step whose replies differ.
 #[derive(Debug, Clone)]
 pub struct Difference {
+    /// The step's line in its case file.
     pub line: usize,
+    /// The step as written.
     pub text: String,
+    /// What redis-server answered, printable.
     pub redis: String,
+    /// What flin answered, printable.
     pub flin: String,
 }
 

@@ -209,6 +209,7 @@ pub const REPLIES_PER_STEP_MAX: usize = 64;
 pub struct Answer {
     /// Complete replies, in order (normally exactly one).
     pub replies: Vec<Vec<u8>>,
+    /// Whether the connection stayed in step afterwards.
     pub end: End,
 }
 

@@ -52,7 +52,9 @@ pub fn scan_all(conn: &mut Conn, args: &[Vec<u8>]) -> Outcome {
 
 /// The two connections a case file runs on.
 pub struct Pair {
+    /// The connection to redis-server.
     pub redis: Conn,
+    /// The connection to flin.
     pub flin: Conn,
 }
 

@@ -7,10 +7,15 @@ use crate::resp::{parse_element, Reply};
 /// A parsed RESP2 reply, for the comparisons that look inside one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Value {
+    /// `+...`
     Simple(Vec<u8>),
+    /// `-...`
     Error(Vec<u8>),
+    /// `:n`
     Integer(i64),
+    /// `$n`, `None` for `$-1`.
     Bulk(Option<Vec<u8>>),
+    /// `*n`, `None` for `*-1`.
     Array(Option<Vec<Value>>),
 }
 
