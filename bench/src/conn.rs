@@ -284,8 +284,28 @@ impl Conn {
         Ok(())
     }
 
-    /// Parses and checks every complete reply in the buffer.
+    /// Parses and checks every complete reply in the buffer; records the measured ones.
     fn consume(&mut self, shared: &Shared, tally: &mut Tally, now: Instant) -> Result<(), String> {
+        // Every reply of this read arrived at `now` for the batch written at `batch_sent_at`:
+        // one latency, recorded once per command with its count.
+        let mut correct = [0u64; 2];
+        let checked = self.check_replies(shared, tally, &mut correct);
+        if self.batch_measured {
+            let latency = now - self.batch_sent_at;
+            tally.record_n(Op::Set, latency, correct[0], now);
+            tally.record_n(Op::Get, latency, correct[1], now);
+        }
+        checked
+    }
+
+    /// Parses and checks every complete reply in the buffer, counting the correct ones per
+    /// command in `correct` (SET, GET).
+    fn check_replies(
+        &mut self,
+        shared: &Shared,
+        tally: &mut Tally,
+        correct: &mut [u64; 2],
+    ) -> Result<(), String> {
         let seed = shared.config.seed;
         let value_size = shared.config.value_size_bytes;
         while self.answered < self.batch.len() {
@@ -308,9 +328,7 @@ impl Conn {
                         Outcome::Hit => tally.get_hits += u64::from(self.batch_measured),
                         Outcome::Miss => tally.get_misses += u64::from(self.batch_measured),
                     }
-                    if self.batch_measured {
-                        tally.record(pending.op, now - self.batch_sent_at, now);
-                    }
+                    correct[usize::from(pending.op == Op::Get)] += 1;
                 }
                 Err(expected) => tally.fail(1, || {
                     format!(

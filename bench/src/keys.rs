@@ -18,26 +18,42 @@ pub const KEY_LEN_BYTES: usize = KEY_PREFIX.len() + KEY_DIGITS;
 pub const KEYSPACE_MAX: u64 = 1_000_000_000;
 
 const _: () = assert!(KEYSPACE_MAX == 10u64.pow(KEY_DIGITS as u32));
+const _: () = assert!(KEY_DIGITS % 2 == 1, "push_key writes pairs, then one digit");
 
 /// Values are drawn from these 64 bytes: printable, so a bad reply reads in an error message.
 const VALUE_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/// `00`, `01`, .. `99`: two digits per division when writing a key.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
 /// Appends the key for `index` (`index < KEYSPACE_MAX`).
+///
+/// Every request encodes one, so the digits go two at a time and the key in one copy.
 ///
 /// # Panics
 /// If `index >= KEYSPACE_MAX` (callers draw indices below a validated keyspace).
 #[inline]
 pub fn push_key(out: &mut Vec<u8>, index: u64) {
     assert!(index < KEYSPACE_MAX, "key index {index} out of range");
-    out.extend_from_slice(KEY_PREFIX);
-    let mut digits = [b'0'; KEY_DIGITS];
+    let mut key = [0u8; KEY_LEN_BYTES];
+    key[..KEY_PREFIX.len()].copy_from_slice(KEY_PREFIX);
+    // KEY_DIGITS is odd: four pairs from the right, then the leading digit.
     let mut rest = index;
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
+    let mut end = KEY_LEN_BYTES;
+    for _ in 0..KEY_DIGITS / 2 {
+        let pair = (rest % 100) as usize * 2;
+        key[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        rest /= 100;
+        end -= 2;
     }
-    out.extend_from_slice(&digits);
+    key[end - 1] = b'0' + rest as u8;
+    out.extend_from_slice(&key);
 }
 
 /// The stream a key's value is drawn from.
@@ -102,6 +118,11 @@ mod tests {
         out.clear();
         push_key(&mut out, KEYSPACE_MAX - 1);
         assert_eq!(out, b"key:999999999");
+        for index in [0, 7, 10, 99, 100, 12_345, 100_000_000, 987_654_321] {
+            out.clear();
+            push_key(&mut out, index);
+            assert_eq!(out, format!("key:{index:09}").as_bytes());
+        }
         assert_eq!(out.len(), KEY_LEN_BYTES);
     }
 

@@ -310,15 +310,17 @@ mod tests {
         let start = Instant::now();
         let mut tally = Tally::new();
         for i in 1..=100u64 {
-            tally.record(
+            tally.record_n(
                 Op::Set,
                 Duration::from_micros(i),
+                1,
                 start + Duration::from_millis(500),
             );
         }
-        tally.record(
+        tally.record_n(
             Op::Get,
             Duration::from_micros(7),
+            1,
             start + Duration::from_secs(1),
         );
         Report::new(&config, &tally, start)

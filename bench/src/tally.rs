@@ -73,13 +73,17 @@ impl Tally {
         self.set_latency_ns.len() + self.get_latency_ns.len()
     }
 
-    /// Records a correct, measured reply.
+    /// Records `count` correct, measured replies of `op` that took `latency` and arrived
+    /// `at`: a connection records all the replies of one read at once (they share both).
     #[inline]
-    pub fn record(&mut self, op: Op, latency: Duration, at: Instant) {
+    pub fn record_n(&mut self, op: Op, latency: Duration, count: u64, at: Instant) {
+        if count == 0 {
+            return;
+        }
         let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
         match op {
-            Op::Set => self.set_latency_ns.saturating_record(ns),
-            Op::Get => self.get_latency_ns.saturating_record(ns),
+            Op::Set => self.set_latency_ns.saturating_record_n(ns, count),
+            Op::Get => self.get_latency_ns.saturating_record_n(ns, count),
         }
         self.last_reply_at = Some(at);
     }
@@ -119,18 +123,22 @@ mod tests {
     fn merge_adds_everything() {
         let now = Instant::now();
         let mut a = Tally::new();
-        a.record(Op::Set, Duration::from_micros(10), now);
+        a.record_n(Op::Set, Duration::from_micros(10), 1, now);
+        a.record_n(Op::Set, Duration::from_micros(10), 0, now);
         a.fail(2, || "first".into());
         let mut b = Tally::new();
-        b.record(
+        b.record_n(Op::Get, Duration::from_micros(30), 3, now);
+        b.record_n(
             Op::Get,
             Duration::from_micros(20),
+            1,
             now + Duration::from_secs(1),
         );
         b.get_hits = 1;
         b.fail(1, || "second".into());
         a.merge(b);
-        assert_eq!(a.completed(), 2);
+        assert_eq!(a.completed(), 5);
+        assert_eq!(a.get_latency_ns.count_at(30_000), 3);
         assert_eq!(a.errors, 3);
         assert_eq!(a.first_error.as_deref(), Some("first"));
         assert_eq!(a.last_reply_at, Some(now + Duration::from_secs(1)));
