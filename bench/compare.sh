@@ -14,7 +14,8 @@
 #   --loadgen        drive the load with flin-bench (checks every reply) instead of redis-benchmark
 #   --fsync always   also run the SET c16 P1 cell with fsync on every write (both servers restarted)
 #   --json FILE      also write the table as JSON (the input of `flin-bench chart`)
-#   --chart FILE     also draw the table as an SVG bar chart
+#   --chart FILE     also draw the table as an SVG chart: each cell's flin/redis ops/s ratio as
+#                    a bar against a line at 1.0 (redis), both rates under it
 #
 # Environment:
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)

@@ -1,5 +1,6 @@
-//! `flin-bench chart`: the table `compare.sh --json` writes, drawn as a grouped bar chart
-//! (ops/s per test and cell, redis beside flin) in SVG.
+//! `flin-bench chart`: the table `compare.sh --json` writes, drawn in SVG as one bar per test
+//! and cell: flin's ops/s as a ratio of redis's, against a line at 1.0 (redis), each bar
+//! labelled with both servers' ops/s.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 
-/// Pixels per group of two bars; the chart widens with the table.
+/// Pixels per bar; the chart widens with the table.
 pub const GROUP_WIDTH_PX: u32 = 110;
 /// Narrowest chart.
 pub const CHART_WIDTH_MIN_PX: u32 = 800;
@@ -102,7 +103,30 @@ pub fn draw(table: &CompareTable, out: &Path) -> Result<(), BenchError> {
 
 const REDIS_COLOR: RGBColor = RGBColor(0xD8, 0x2C, 0x20);
 const FLIN_COLOR: RGBColor = RGBColor(0x1F, 0x6F, 0xB4);
+/// Cells where flin trails redis.
+const BEHIND_COLOR: RGBColor = RGBColor(0xE8, 0x9A, 0x3C);
 
+/// The ratio axis reaches at least this far, so a table of ratios near 1.0 still shows the
+/// redis line well below the top.
+const RATIO_AXIS_MIN: f64 = 1.25;
+/// The axis runs this far past the tallest bar: room for its label and, above every bar, the
+/// legend.
+const TOP_HEADROOM: f64 = 1.35;
+
+impl CompareRow {
+    /// flin's ops/s over redis's: the table's `ratio`, else computed; 0 when redis has none.
+    pub fn flin_over_redis(&self) -> f64 {
+        match self.ratio {
+            Some(ratio) => ratio,
+            None if self.redis_ops_per_sec > 0.0 => self.flin_ops_per_sec / self.redis_ops_per_sec,
+            None => 0.0,
+        }
+    }
+}
+
+/// One bar per row: flin's ops/s as a ratio of redis's, against a line at 1.0 (redis). Ratios
+/// keep the unpipelined cells (tens of thousands of ops/s) as readable as the pipelined ones
+/// (millions); each bar's label gives both servers' ops/s.
 fn draw_svg(table: &CompareTable, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let groups = table.rows.len();
     let width = (GROUP_WIDTH_PX * groups as u32 + 160).max(CHART_WIDTH_MIN_PX);
@@ -111,21 +135,20 @@ fn draw_svg(table: &CompareTable, out: &Path) -> Result<(), Box<dyn std::error::
     let top = table
         .rows
         .iter()
-        .map(|row| row.redis_ops_per_sec.max(row.flin_ops_per_sec))
-        .fold(0.0f64, f64::max)
-        .max(1.0)
-        * 1.15;
+        .map(CompareRow::flin_over_redis)
+        .fold(RATIO_AXIS_MIN, f64::max)
+        * TOP_HEADROOM;
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "ops/s, redis vs flin ({}, {} requests)",
+                "flin ops/s as a ratio of redis's, per cell ({}, {} requests)",
                 table.tool, table.requests
             ),
             ("sans-serif", 22),
         )
         .margin(20)
         .margin_right(60)
-        .x_label_area_size(50)
+        .x_label_area_size(70)
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..groups as f64, 0f64..top)?;
     chart
@@ -133,41 +156,54 @@ fn draw_svg(table: &CompareTable, out: &Path) -> Result<(), Box<dyn std::error::
         .disable_x_mesh()
         .light_line_style(WHITE)
         .x_labels(0)
-        .y_desc("ops/s")
-        .y_label_formatter(&|ops| short_number(*ops))
+        .y_desc("flin / redis (ops/s)")
+        .y_label_formatter(&|ratio| format!("{ratio:.1}x"))
         .draw()?;
-    let bars = |value: fn(&CompareRow) -> f64, left: f64, color: RGBColor| {
-        table.rows.iter().enumerate().map(move |(i, row)| {
-            let x = i as f64 + left;
-            Rectangle::new([(x, 0.0), (x + 0.38, value(row))], color.filled())
-        })
-    };
+    // Bars ahead of redis and behind it: one series each, so each has its legend entry.
+    for (ahead, color, label) in [
+        (true, FLIN_COLOR, "flin at or ahead of redis"),
+        (false, BEHIND_COLOR, "flin behind redis"),
+    ] {
+        let bars = table.rows.iter().enumerate().filter_map(|(i, row)| {
+            let ratio = row.flin_over_redis();
+            let x = i as f64;
+            ((ratio >= 1.0) == ahead)
+                .then(|| Rectangle::new([(x + 0.2, 0.0), (x + 0.8, ratio)], color.filled()))
+        });
+        chart
+            .draw_series(bars)?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], color.filled()));
+    }
     chart
-        .draw_series(bars(|row| row.redis_ops_per_sec, 0.1, REDIS_COLOR))?
-        .label("redis")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], REDIS_COLOR.filled()));
-    chart
-        .draw_series(bars(|row| row.flin_ops_per_sec, 0.52, FLIN_COLOR))?
-        .label("flin")
-        .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], FLIN_COLOR.filled()));
-    let value_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Center, VPos::Bottom));
+        .draw_series(std::iter::once(PathElement::new(
+            [(0.0, 1.0), (groups as f64, 1.0)],
+            REDIS_COLOR.stroke_width(2),
+        )))?
+        .label("redis = 1.0")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], REDIS_COLOR.stroke_width(2)));
+    let ratio_style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (i, row) in table.rows.iter().enumerate() {
-        for (offset, ops) in [(0.29, row.redis_ops_per_sec), (0.71, row.flin_ops_per_sec)] {
-            chart.draw_series(std::iter::once(Text::new(
-                short_number(ops),
-                (i as f64 + offset, ops),
-                value_style.clone(),
-            )))?;
-        }
+        let ratio = row.flin_over_redis();
+        chart.draw_series(std::iter::once(Text::new(
+            format!("{ratio:.2}x"),
+            (i as f64 + 0.5, ratio),
+            ratio_style.clone(),
+        )))?;
     }
     let label_style = TextStyle::from(("sans-serif", 13)).pos(Pos::new(HPos::Center, VPos::Top));
+    let ops_style = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Center, VPos::Top));
     for (i, row) in table.rows.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
         root.draw(&Text::new(row.label(), (x, y + 8), label_style.clone()))?;
+        let flin = format!("flin {}", short_number(row.flin_ops_per_sec));
+        let redis = format!("redis {}", short_number(row.redis_ops_per_sec));
+        root.draw(&Text::new(flin, (x, y + 26), ops_style.clone()))?;
+        root.draw(&Text::new(redis, (x, y + 40), ops_style.clone()))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;
@@ -220,7 +256,17 @@ mod tests {
         draw(&back, &svg_path).unwrap();
         let svg = std::fs::read_to_string(&svg_path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-        for text in ["SET c1 P1", "GET c16 P16", "redis", "flin", "1.20M"] {
+        for text in [
+            "SET c1 P1",
+            "GET c16 P16",
+            "redis = 1.0",
+            "1.25x",
+            "0.75x",
+            "flin 50.0k",
+            "redis 40.0k",
+            "flin 900.0k",
+            "redis 1.20M",
+        ] {
             assert!(svg.contains(text), "missing {text}");
         }
     }
@@ -244,6 +290,17 @@ mod tests {
             read_table(&dir.path().join("missing.json")),
             Err(BenchError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn ratio_comes_from_the_table_or_the_rates() {
+        let mut r = row("SET", "c1 P1", 40_000.0, 50_000.0);
+        r.ratio = Some(1.3);
+        assert_eq!(r.flin_over_redis(), 1.3);
+        r.ratio = None;
+        assert_eq!(r.flin_over_redis(), 1.25);
+        r.redis_ops_per_sec = 0.0;
+        assert_eq!(r.flin_over_redis(), 0.0);
     }
 
     #[test]

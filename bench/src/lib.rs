@@ -15,7 +15,8 @@
 //! - `epoll.rs`: the thin safe wrapper over Linux epoll (the only `unsafe`).
 //! - `tally.rs`: one thread's histograms and counts; `report.rs`: the merged result (text,
 //!   JSON, redis-benchmark style CSV).
-//! - `chart.rs`: `flin-bench chart`, the SVG bar chart; `error.rs`: [`BenchError`].
+//! - `chart.rs`: `flin-bench chart`, the SVG chart of each cell's ratio to Redis; `error.rs`:
+//!   [`BenchError`].
 //! - `compat/`: `flin-compat`, which sends the case files of `bench/compat/` to flin and to
 //!   redis-server and compares the replies byte for byte (`compat/mod.rs` lists its files).
 //!

@@ -50,7 +50,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the load generator (the default).
     Run(RunArgs),
-    /// Draw a compare.sh JSON table as an SVG grouped bar chart.
+    /// Draw a compare.sh JSON table as an SVG chart: each cell's flin/redis ratio against 1.0.
     Chart(ChartArgs),
 }
 
