@@ -33,7 +33,8 @@
 #   --dir DIR               where data directories and fio's file go (default
 #                           <target>/memcap; not a tmpfs, it must be the disk under test)
 #   --json FILE             also write every measurement as one JSON object
-#   --keep                  leave the data directories in DIR (they are removed at exit)
+#   --keep                  leave the data directories in DIR and the server logs (both are
+#                           removed at exit otherwise)
 #   --cold-gets N           GETs of each cold phase (default 100000)
 #   --hot-gets N            GETs of the hot phase alone (default 200000)
 #   --mixed-hot-gets N      GETs of the hot clients beside the 8 others (default 50000)
@@ -193,7 +194,7 @@ cg_set_limit() {
     local cg=$1 v=$2
     if [[ $CG_KIND == v2 ]]; then
         echo "$v" >"$cg/memory.max"
-        [[ ! -e $cg/memory.swap.max ]] || echo 0 >"$cg/memory.swap.max"
+        [[ ! -e $cg/memory.swap.max ]] || echo 0 >"$cg/memory.swap.max" 2>/dev/null || true
     elif [[ $v == max ]]; then
         # memory.memsw (memory + swap, where swap accounting exists) must stay >= the limit.
         echo -1 >"$cg/memory.memsw.limit_in_bytes" 2>/dev/null || true
@@ -733,7 +734,7 @@ main() {
     local dir_u dir_c fs_type
     [[ -w /proc/sys/vm/drop_caches ]] || { say "needs root (drop_caches, cgroups): nothing measured"; exit 0; }
     if ! cgroup_try_v2 && ! cgroup_try_v1; then
-        say "no writable cgroup memory controller here, nothing measured: $(IFS=';'; echo "${CG_WHY[*]}")"
+        say "no writable cgroup memory controller here, nothing measured ($(printf '%s; ' "${CG_WHY[@]}" | sed 's/; $//'))"
         exit 0
     fi
     say "cap: ${cap_mib} MiB in cgroup $CG_KIND $CG_CAP (uncapped: $CG_FREE)"
@@ -821,8 +822,11 @@ cleanup() {
     stop_pids "${pids[@]}"
     cgroup_remove "$CG_CAP"
     cgroup_remove "$CG_FREE"
-    ((keep)) || rm -rf "$data_root/uncapped" "$data_root/capped" "$data_root/fio"
-    rm -rf "$WORK"
+    if ((keep)); then
+        say "kept the data directories in $data_root and the server logs in $WORK"
+    else
+        rm -rf "$data_root/uncapped" "$data_root/capped" "$data_root/fio" "$WORK"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
