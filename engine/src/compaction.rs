@@ -187,23 +187,26 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
     let made = (|| -> Result<()> {
         for seg in inputs {
             report.bytes_in += seg.len();
-            for_each_valid_record(seg.bytes_from(0), &mut |off, h, rec| {
-                if !keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
-                    return Ok(());
-                }
-                let to = append(shared, &mut outputs, rec)?;
-                limiter.spent(rec.len() as u64);
-                copied.push(Copied {
-                    key_hash: KeyHash::of(format::record_key(h, rec)),
-                    from: Loc {
-                        seg: seg.id,
-                        off: off as u32,
-                    },
-                    to,
-                    len: rec.len() as u64,
-                    tombstone: h.is_tombstone() || h.is_flush(),
-                });
-                Ok(())
+            let memory_short = shared.cold.checking();
+            seg.scan(memory_short, |bytes| {
+                for_each_valid_record(bytes, &mut |off, h, rec| {
+                    if !keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
+                        return Ok(());
+                    }
+                    let to = append(shared, &mut outputs, rec)?;
+                    limiter.spent(rec.len() as u64);
+                    copied.push(Copied {
+                        key_hash: KeyHash::of(format::record_key(h, rec)),
+                        from: Loc {
+                            seg: seg.id,
+                            off: off as u32,
+                        },
+                        to,
+                        len: rec.len() as u64,
+                        tombstone: h.is_tombstone() || h.is_flush(),
+                    });
+                    Ok(())
+                })
             })?;
         }
         for out in &outputs {
@@ -245,7 +248,11 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
         let mut shard = shared.index.shard(c.key_hash.shard()).write();
         let i = shard.find(c.key_hash.tag(), |l| l == c.from);
         match i {
-            Some(i) => shard.set(i, c.to, false),
+            // The same record moved: it keeps its expiry mark.
+            Some(i) => {
+                let expires = shard.is_marked(i);
+                shard.set(i, c.to, expires)
+            }
             None => out.add_dead(c.len),
         }
     }

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::background;
 use crate::checkpoint::CheckpointReport;
+use crate::cold::{ColdReads, Fetch};
 use crate::compaction::RunReport;
 use crate::error::{Error, Result};
 use crate::format;
@@ -85,6 +86,7 @@ impl Engine {
             compaction_running: AtomicBool::new(false),
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
+            cold: ColdReads::default(),
             hooks: Hooks::default(),
             options,
             _dir_lock: dir_lock,
@@ -117,6 +119,34 @@ impl Engine {
     /// key. At most [`PREFETCH_BATCH`] keys are looked at; the rest are ignored.
     pub fn prefetch(&self, keys: &[&[u8]]) {
         read::prefetch(&self.shared, keys)
+    }
+
+    /// Starts reading into memory, off this thread, the records that reading or writing
+    /// `keys` would touch and that are not in memory; `None` when there are none. A caller
+    /// that must not wait for the disk (an event loop) calls this before running its next
+    /// commands, awaits the [`Fetch`] if there is one (its other work goes on meanwhile), then
+    /// runs them: their reads find the records in memory. The fetch reports the keys whose
+    /// records could not be read (an I/O error, a checksum mismatch): answer those with the
+    /// error instead of reading them, which would fault on the same bad page.
+    ///
+    /// Cheap while memory is not short: residency is checked (a `mincore` per record) only
+    /// after a sample of the store found records evicted, and then for a while.
+    pub fn fetch_cold(&self, keys: &[&[u8]]) -> Option<Fetch> {
+        let sh = &self.shared;
+        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, keys);
+        (!records.is_empty()).then(|| sh.cold.submit(records))
+    }
+
+    /// True while memory is short (some records were found evicted recently): callers that
+    /// must not block should ask [`Engine::fetch_cold`] before reading. One atomic load.
+    pub fn memory_short(&self) -> bool {
+        self.shared.cold.checking()
+    }
+
+    /// True when reading or writing `key` now would read a record from disk on this thread.
+    pub fn would_block(&self, key: &[u8]) -> bool {
+        let sh = &self.shared;
+        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, &[key]).is_empty()
     }
 
     /// The key's live value, copied.
@@ -350,6 +380,14 @@ impl Engine {
             last_seq: sh.log.last_seq(),
             durable_seq: sh.syncer.durable(),
             recovery: sh.recovery.clone(),
+            cold_reads: sh.cold.stats.reads.load(Ordering::Relaxed),
+            cold_read_errors: sh.cold.stats.errors.load(Ordering::Relaxed),
+            cold_reads_merged: sh.cold.stats.merged.load(Ordering::Relaxed),
+            cold_reads_in_flight: sh.cold.stats.in_flight.load(Ordering::Relaxed),
+            cold_read_p50_us: sh.cold.stats.percentile_us(0.5),
+            cold_read_p99_us: sh.cold.stats.percentile_us(0.99),
+            cold_read_p999_us: sh.cold.stats.percentile_us(0.999),
+            residency_checks: sh.cold.checking(),
             ..Stats::default()
         };
         st.disk_bytes = sh.prepared.spare_allocated();
@@ -377,6 +415,7 @@ impl Engine {
             return Ok(());
         }
         self.shared.syncer.shutdown();
+        self.shared.cold.shutdown();
         self.shared.write_stall.lift();
         {
             let _prepared = self.shared.prepared.state.lock();
@@ -412,6 +451,36 @@ impl Engine {
     #[doc(hidden)]
     pub fn shared_for_tests(&self) -> usize {
         Arc::strong_count(&self.shared)
+    }
+
+    /// Holds every cold read before it starts (a disk that does not answer yet) until called
+    /// again with `false`, for tests.
+    #[doc(hidden)]
+    pub fn hold_cold_reads(&self, held: bool) {
+        self.shared.cold.hold(held);
+    }
+
+    /// Makes every cold read fail with EIO (or stop failing), for tests.
+    #[doc(hidden)]
+    pub fn inject_cold_read_eio(&self, fail: bool) {
+        self.shared.cold.fail_eio.store(fail, Ordering::Relaxed);
+    }
+
+    /// Syncs, then drops every segment's pages from memory (this process's page tables and
+    /// the page cache), and keeps residency checks on: the next reads are cold, as on a store
+    /// larger than memory. For tests.
+    ///
+    /// # Errors
+    /// The sync's error.
+    #[doc(hidden)]
+    pub fn evict_for_tests(&self) -> Result<()> {
+        self.sync()?;
+        let sh = &self.shared;
+        sh.cold.force_checks.store(true, Ordering::Relaxed);
+        for seg in sh.registry.load().iter() {
+            seg.release(0, seg.len());
+        }
+        Ok(())
     }
 
     /// Makes `thread` panic at its next round of work (tests of poisoning). The sync thread's

@@ -91,6 +91,55 @@ impl Error {
         }
     }
 
+    /// A copy of this error for a second recipient (one failed read answers every caller that
+    /// waited for it). An I/O error keeps its OS error code, or its kind and text.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Io { op, path, source } => Error::Io {
+                op,
+                path: path.clone(),
+                source: match source.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => Error::Corrupt {
+                path: path.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            Error::Locked { path } => Error::Locked { path: path.clone() },
+            Error::KeyTooLarge { len, max } => Error::KeyTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Error::ValueTooLarge { len, max } => Error::ValueTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Error::BatchTooLarge { len, max } => Error::BatchTooLarge {
+                len: *len,
+                max: *max,
+            },
+            Error::Poisoned { cause } => Error::Poisoned {
+                cause: cause.clone(),
+            },
+            Error::SeqExhausted { last_seq } => Error::SeqExhausted {
+                last_seq: *last_seq,
+            },
+            Error::InvalidOptions(m) => Error::InvalidOptions(m.clone()),
+            Error::Closed => Error::Closed,
+            Error::Panicked { thread, message } => Error::Panicked {
+                thread,
+                message: message.clone(),
+            },
+        }
+    }
+
     /// True when an I/O error says the file was not there.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)

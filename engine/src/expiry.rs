@@ -9,7 +9,8 @@ use crate::clock::{is_expired, now_ms};
 use crate::index::{Loc, SHARD_COUNT};
 use crate::shared::Shared;
 
-/// Slots examined under one shard lock by the expiry sweep (about 0.1 ms of cache misses).
+/// Slots examined per step of the expiry sweep (a read lock held over them, about 0.1 ms of
+/// cache misses).
 const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
 
 /// Active expiry: examines about `budget` index slots from `cursor` onward and removes the
@@ -26,23 +27,40 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
     while examined < budget {
         let shard_no = ((*cursor >> 32) as usize) % SHARD_COUNT;
         let pos = (*cursor as u32) as usize;
-        let mut shard = shared.index.shard(shard_no).write();
-        let segs = shared.registry.load();
-        let cap = shard.capacity_slots();
-        let start = pos.min(cap);
-        let end = (start + EXPIRE_SLOTS_PER_LOCK).min(cap);
-        let expired: Vec<(u32, Loc, usize)> = (start..end)
-            .filter_map(|i| shard.slot_at(i))
-            .filter_map(|(tag, loc)| {
-                let (h, _) = segs.record(loc)?;
-                is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
-            })
-            .collect();
-        for (tag, loc, len) in expired {
-            if let Some(i) = shard.find(tag, |l| l == loc) {
-                shard.remove_at(i);
-                segs.add_dead(loc, len);
-                removed += 1;
+        // The slots marked as holding a record with an expiry; their records are read with
+        // no lock held (a record not in memory is read from disk on this thread, and writers
+        // of the shard must not wait for that), then removed if their slot still holds them.
+        let (marked, start, end, cap) = {
+            let shard = shared.index.shard(shard_no).read();
+            let cap = shard.capacity_slots();
+            let start = pos.min(cap);
+            let end = (start + EXPIRE_SLOTS_PER_LOCK).min(cap);
+            let marked: Vec<(u32, Loc)> = (start..end)
+                .filter(|&i| shard.slot_at(i).is_some() && shard.is_marked(i))
+                .filter_map(|i| shard.slot_at(i))
+                .collect();
+            (marked, start, end, cap)
+        };
+        if !marked.is_empty() {
+            let segs = shared.registry.load();
+            let expired: Vec<(u32, Loc, usize)> = marked
+                .into_iter()
+                .filter_map(|(tag, loc)| {
+                    // Compaction may have moved the record and retired its segment meanwhile.
+                    segs.get(loc.seg)?;
+                    let (h, _) = segs.record(loc)?;
+                    is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
+                })
+                .collect();
+            if !expired.is_empty() {
+                let mut shard = shared.index.shard(shard_no).write();
+                for (tag, loc, len) in expired {
+                    if let Some(i) = shard.find(tag, |l| l == loc) {
+                        shard.remove_at(i);
+                        segs.add_dead(loc, len);
+                        removed += 1;
+                    }
+                }
             }
         }
         examined += (end - start).max(1);

@@ -201,6 +201,7 @@ impl Hint {
         let hint = Hint { bytes, count };
         // Walk once so later iteration can rely on well-formed entries.
         let mut n = 0u64;
+        let mut last_offset = None;
         for e in hint.entries() {
             let e = e.map_err(|(at, why)| Error::Corrupt {
                 path: path.clone(),
@@ -210,12 +211,53 @@ impl Hint {
             if u64::from(e.offset) + e.header.record_len() as u64 > segment_len {
                 return Err(bad("hint entry points past the end of the segment".into()));
             }
+            // Recovery finds entries by offset with a binary search.
+            if last_offset.is_some_and(|last| e.offset <= last) {
+                return Err(bad("hint entries out of offset order".into()));
+            }
+            last_offset = Some(e.offset);
             n += 1;
         }
         if n != count {
             return Err(bad(format!("hint header says {count} entries, found {n}")));
         }
         Ok(Some(hint))
+    }
+
+    /// Where each entry starts in the file, in order (the file is whole and verified: every
+    /// entry fits). Hint files stay far below 4 GiB: an entry per record of one segment.
+    pub(crate) fn entry_positions(&self) -> Vec<u32> {
+        let body = &self.bytes[..self.bytes.len() - HINT_TRAILER_LEN];
+        let mut out = Vec::with_capacity(self.count.min(1 << 24) as usize);
+        let mut at = HINT_HEADER_LEN;
+        while at + HINT_ENTRY_FIXED_LEN <= body.len() {
+            out.push(at as u32);
+            at += HINT_ENTRY_FIXED_LEN + get_u32(&body[at..], 24) as usize;
+        }
+        out
+    }
+
+    /// The entry for the record at `offset`, found among `positions` (from
+    /// [`Hint::entry_positions`]; entries are in offset order).
+    pub(crate) fn entry_at_offset(&self, positions: &[u32], offset: u32) -> Option<HintEntry<'_>> {
+        let body = &self.bytes[..self.bytes.len() - HINT_TRAILER_LEN];
+        let off_of = |pos: &u32| get_u32(&body[*pos as usize..], 16);
+        let i = positions.binary_search_by_key(&offset, off_of).ok()?;
+        let at = positions[i] as usize;
+        let f = &body[at..at + HINT_ENTRY_FIXED_LEN];
+        let key_len = get_u32(f, 24) as usize;
+        let key = body.get(at + HINT_ENTRY_FIXED_LEN..at + HINT_ENTRY_FIXED_LEN + key_len)?;
+        Some(HintEntry {
+            offset,
+            header: RecordHeader {
+                seq: get_u64(f, 0),
+                expire_at_ms: get_u64(f, 8),
+                key_len: key_len as u32,
+                value_len: get_u32(f, 20),
+                flags: f[28],
+            },
+            key,
+        })
     }
 
     /// The entries in order; an entry that does not fit yields its offset and the reason.

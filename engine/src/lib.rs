@@ -14,6 +14,7 @@
 //! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
 //!   use against the space bound).
 //! - `log`: the active segment, sequence numbers and rolling to a new segment.
+//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool).
 //! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
 //! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
@@ -30,11 +31,13 @@
 //! number: [`WriteToken`]s say which writes a caller needs on disk, [`Engine::durable`] waits
 //! for them without blocking an async runtime.
 
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod background;
 mod checkpoint;
 mod clock;
+mod cold;
 mod compaction;
 mod engine;
 mod error;
@@ -63,6 +66,7 @@ mod write;
 
 pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
+pub use cold::{Failures, Fetch};
 pub use compaction::RunReport;
 pub use engine::Engine;
 pub use error::{Error, Result};

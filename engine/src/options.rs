@@ -49,6 +49,9 @@ pub struct Options {
     /// the caller through `Engine::write_stall` and `Engine::write_stall_lifted` (false: an
     /// async server, whose threads must not block). See [`crate::stall`].
     pub blocking_write_stalls: bool,
+    /// Threads that read records not in memory for callers that must not wait for the disk
+    /// (see `Engine::fetch_cold`): at most this many such reads are in flight at once.
+    pub cold_read_threads: usize,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             hints: true,
             background_nice: 10,
             blocking_write_stalls: true,
+            cold_read_threads: 16,
         }
     }
 }
@@ -97,6 +101,15 @@ impl Options {
                 self.background_nice
             )));
         }
+        if !(1..=COLD_READ_THREADS_MAX).contains(&self.cold_read_threads) {
+            return Err(Error::InvalidOptions(format!(
+                "cold read threads {} is outside 1..={COLD_READ_THREADS_MAX}",
+                self.cold_read_threads
+            )));
+        }
         Ok(())
     }
 }
+
+/// Most cold-read threads an engine starts.
+pub const COLD_READ_THREADS_MAX: usize = 256;

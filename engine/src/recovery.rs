@@ -27,9 +27,8 @@ use crate::format::{self, RecordHeader, SegmentHeader, SegmentKind, SEGMENT_HEAD
 use crate::hint::{hint_path, Hint};
 use crate::index::{Index, KeyHash, Loc};
 use crate::options::Options;
-use crate::registry::SegmentMap;
 use crate::scan::{scan_records, ScanEnd};
-use crate::segment::Segment;
+use crate::segment::{Access, Segment};
 use crate::stats::RecoveryStats;
 
 pub(crate) struct Recovered {
@@ -120,7 +119,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
         .sum();
     // Each thread sizes its own shards below: zeroing the tables is a good share of the work.
     let per_shard = (hinted as usize).div_ceil(crate::index::SHARD_COUNT);
-    let map = SegmentMap::from_segments(loaded.iter().map(|l| l.seg.clone()));
+    let map = Records::new(&loaded);
     let now = now_ms();
     let parts: Vec<Part> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -161,6 +160,16 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     // Every record is in: the tombstones kept to shadow older versions go.
                     for g in guards.iter_mut().flatten() {
                         g.sweep_marked();
+                        // Sized for the records met, which overwrites leave fewer keys of.
+                        g.shrink_to_fit();
+                    }
+                    // From here the mark means "expires": the sweep reads only those.
+                    for (kh, loc) in std::mem::take(&mut part.expiring) {
+                        if let Some(g) = guards[kh.shard()].as_mut() {
+                            if let Some(i) = g.find(kh.tag(), |l| l == loc) {
+                                g.set(i, loc, true);
+                            }
+                        }
                     }
                     part
                 })
@@ -190,14 +199,19 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
             } else {
                 seg.mark_verified();
             }
+            // From now on reads are point reads: a fault brings in its own pages only.
+            seg.advise(Access::Random);
             keep.push(seg);
         }
     }
     stats.segments = keep.len() as u64;
     stats.keys = index.len();
     stats.duration_ms = started.elapsed().as_millis() as u64;
+    let index_bytes = index.memory_bytes();
     tracing::info!(
         keys = stats.keys,
+        index_bytes,
+        index_bytes_per_key = index_bytes / stats.keys.max(1),
         segments = stats.segments,
         from_hints = stats.segments_from_hints,
         records = stats.records,
@@ -277,6 +291,8 @@ struct Loaded {
     newest_log: bool,
     use_hint: bool,
     hint: Option<Hint>,
+    /// Where each of the hint's entries starts, in record-offset order (see `Records`).
+    hint_positions: Vec<u32>,
     /// Verified runs of records `[start, end)` when scanned.
     spans: Vec<(u64, u64)>,
     /// How the scan ended after the last span.
@@ -327,6 +343,7 @@ fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option
         newest_log,
         use_hint: options.hints && !newest_log,
         hint: None,
+        hint_positions: Vec::new(),
         spans: Vec::new(),
         damage: Vec::new(),
     }))
@@ -339,6 +356,7 @@ impl Loaded {
             let file_len = self.seg.len();
             match Hint::load(dir, self.seg.id, file_len) {
                 Ok(Some(h)) => {
+                    self.hint_positions = h.entry_positions();
                     self.hint = Some(h);
                     return Ok(());
                 }
@@ -348,6 +366,8 @@ impl Loaded {
                 }
             }
         }
+        // Read from start to end: big read-ahead, not the point reads' page at a time.
+        self.seg.advise(Access::Sequential);
         let bytes = self.seg.mapped_bytes();
         let log = self.seg.kind == SegmentKind::Log;
         let mut start = SEGMENT_HEADER_LEN as u64;
@@ -580,6 +600,9 @@ struct Part {
     flush_seq: u64,
     records: u64,
     saw_expiring: bool,
+    /// Records with a future expiry that took a slot: marked for the expiry sweep once every
+    /// record is in (the mark means "tombstone" until then).
+    expiring: Vec<(KeyHash, Loc)>,
 }
 
 impl Part {
@@ -591,13 +614,14 @@ impl Part {
             flush_seq: 0,
             records: 0,
             saw_expiring: false,
+            expiring: Vec::new(),
         }
     }
 
     fn apply(
         &mut self,
         guards: &mut [Option<ShardGuard<'_>>],
-        map: &SegmentMap,
+        map: &Records<'_>,
         seg: &Segment,
         p: Pending<'_>,
     ) {
@@ -632,18 +656,22 @@ impl Part {
             seg: seg.id,
             off: p.off as u32,
         };
+        if !gone && h.expire_at_ms != 0 {
+            // Only the record a slot ends up with is marked; a superseded one is not found.
+            self.expiring.push((p.kh, loc));
+        }
         let key = p.key;
         let slot = shard.find(p.kh.tag(), |l| {
-            checked_key(map, l).is_some_and(|(_, k)| k == key)
+            map.header_key(l).is_some_and(|(_, k)| k == key)
         });
         match slot {
             Some(i) => {
                 let old = shard.loc(i);
-                let old_seq = checked_key(map, old).map_or(0, |(oh, _)| oh.seq);
+                let old_seq = map.header_key(old).map_or(0, |(oh, _)| oh.seq);
                 if h.seq > old_seq {
                     if !shard.is_marked(i) {
-                        if let Some((oh, _)) = checked_key(map, old) {
-                            add_dead(map, old, oh.record_len() as u64);
+                        if let Some((oh, _)) = map.header_key(old) {
+                            map.add_dead(old, oh.record_len() as u64);
                         }
                     }
                     shard.set(i, loc, gone);
@@ -677,20 +705,46 @@ struct Pending<'a> {
     kh: KeyHash,
 }
 
-/// The header and key of the record at `loc`, checked (a hint may point anywhere).
-fn checked_key(map: &SegmentMap, loc: Loc) -> Option<(RecordHeader, &[u8])> {
-    let seg = map.get(loc.seg)?;
-    let bytes = seg.mapped_bytes().get(..seg.len() as usize)?;
-    let rest = bytes.get(loc.off as usize..)?;
-    let h = RecordHeader::decode(rest).ok()?;
-    let key =
-        rest.get(format::RECORD_HEADER_LEN..format::RECORD_HEADER_LEN + h.key_len as usize)?;
-    Some((h, key))
+/// The header and key of any record recovery has met, by location: from the segment's hint
+/// when it was loaded from one (so resolving a key seen twice reads no segment: under a memory
+/// limit, reading old records through the map faulted on every overwritten key), else from
+/// the scanned segment's bytes.
+struct Records<'a> {
+    /// Sorted by segment id.
+    by_id: Vec<(u32, &'a Loaded)>,
 }
 
-fn add_dead(map: &SegmentMap, loc: Loc, bytes: u64) {
-    if let Some(s) = map.get(loc.seg) {
-        s.add_dead(bytes);
+impl<'a> Records<'a> {
+    fn new(loaded: &'a [Loaded]) -> Records<'a> {
+        let mut by_id: Vec<(u32, &Loaded)> = loaded.iter().map(|l| (l.seg.id, l)).collect();
+        by_id.sort_by_key(|(id, _)| *id);
+        Records { by_id }
+    }
+
+    /// Checked: a hint or a record may point anywhere.
+    fn header_key(&self, loc: Loc) -> Option<(RecordHeader, &'a [u8])> {
+        let i = self
+            .by_id
+            .binary_search_by_key(&loc.seg, |(id, _)| *id)
+            .ok()?;
+        let l = self.by_id[i].1;
+        if let Some(hint) = &l.hint {
+            let e = hint.entry_at_offset(&l.hint_positions, loc.off)?;
+            return Some((e.header, e.key));
+        }
+        let seg = &l.seg;
+        let bytes = seg.mapped_bytes().get(..seg.len() as usize)?;
+        let rest = bytes.get(loc.off as usize..)?;
+        let h = RecordHeader::decode(rest).ok()?;
+        let key =
+            rest.get(format::RECORD_HEADER_LEN..format::RECORD_HEADER_LEN + h.key_len as usize)?;
+        Some((h, key))
+    }
+
+    fn add_dead(&self, loc: Loc, bytes: u64) {
+        if let Ok(i) = self.by_id.binary_search_by_key(&loc.seg, |(id, _)| *id) {
+            self.by_id[i].1.seg.add_dead(bytes);
+        }
     }
 }
 

@@ -22,6 +22,15 @@ use memmap2::{MmapOptions, MmapRaw};
 use crate::error::{Error, Result};
 use crate::format::{SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
 
+/// How a segment's bytes are about to be read, for the kernel's read-ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Point reads: bring in only the pages asked for.
+    Random,
+    /// A scan from start to end.
+    Sequential,
+}
+
 /// The fields an append writes.
 struct Written {
     /// Bytes of the file that hold the header and complete records.
@@ -93,6 +102,7 @@ impl Segment {
                 .map_raw(&file)
                 .map_err(|e| Error::io("mmap", &path, e))?;
             let seg = Segment::from_parts(path.clone(), file, map, id, kind, 0);
+            seg.advise(Access::Random);
             seg.written.0.allocated.store(first, Ordering::Release);
             seg.mark_verified();
             let header = SegmentHeader {
@@ -431,6 +441,144 @@ impl Segment {
         std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(offset as usize), n)
     }
 
+    /// Tells the kernel how the map and the file are read: `Random` for point reads (a fault
+    /// or a read brings in its own pages, not megabytes of read-around: one GET of a 1 KB
+    /// value pulled in the device's whole `read_ahead_kb`), `Sequential` for a scan.
+    pub fn advise(&self, pattern: Access) {
+        let (madv, fadv) = match pattern {
+            Access::Random => (libc::MADV_RANDOM, libc::POSIX_FADV_RANDOM),
+            Access::Sequential => (libc::MADV_SEQUENTIAL, libc::POSIX_FADV_SEQUENTIAL),
+        };
+        // SAFETY: advice on our own mapping, whole; it changes no contents.
+        let rc = unsafe { libc::madvise(self.map.as_mut_ptr().cast(), self.map.len(), madv) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "madvise failed");
+        }
+        // SAFETY: plain system call on a descriptor we own.
+        unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, fadv) };
+    }
+
+    /// True when every page of `[offset, offset + len)` is in memory, so reading it through
+    /// the map cannot wait for the disk. A system call (`mincore`): ask it only when memory is
+    /// short.
+    pub fn resident(&self, offset: u64, len: u64) -> bool {
+        let page = page_size();
+        let start = offset / page * page;
+        let end = (offset + len.max(1)).min(self.capacity());
+        if end <= start {
+            return true;
+        }
+        let pages = (end - start).div_ceil(page) as usize;
+        // Records are at most 512 MiB (131,072 pages); check a long one in bounded steps.
+        let mut vec = [0u8; 256];
+        let mut done = 0usize;
+        while done < pages {
+            let n = (pages - done).min(vec.len());
+            let at = start + done as u64 * page;
+            // SAFETY: `[at, at + n pages)` lies inside our mapping (clamped to its capacity,
+            // which is page-aligned only at its start: mincore takes any length and rounds up
+            // within the mapping), and `vec` holds `n` bytes for the answer.
+            let rc = unsafe {
+                libc::mincore(
+                    self.map.as_mut_ptr().add(at as usize).cast(),
+                    ((n as u64 * page).min(self.capacity() - at)) as usize,
+                    vec.as_mut_ptr(),
+                )
+            };
+            if rc != 0 || vec[..n].iter().any(|b| b & 1 == 0) {
+                return false;
+            }
+            done += n;
+        }
+        true
+    }
+
+    /// Reads `buf.len()` bytes at `offset` from the file (not the map): a read that fails
+    /// returns an error instead of a SIGBUS, and fills the page cache for the map's readers.
+    ///
+    /// # Errors
+    /// The read error, or a short read (the file is shorter than the segment says).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io("read segment", self.path(), e))
+    }
+
+    /// Runs `f` over the segment's bytes read from start to end (compaction's input, a hint
+    /// written or checked): with sequential read-ahead while it runs, point-read advice
+    /// after, and, when `memory_short`, the pages dropped again so a scan does not push what
+    /// clients read out of memory.
+    pub fn scan<R>(&self, memory_short: bool, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.advise(Access::Sequential);
+        let r = f(self.bytes_from(0));
+        self.advise(Access::Random);
+        if memory_short && self.is_sealed() {
+            self.release(0, self.len());
+        }
+        r
+    }
+
+    /// Drops `[offset, offset + len)` from this process's page tables and, once clean, from
+    /// the page cache: a scan that will not come back (compaction's inputs, a hint check)
+    /// leaves the memory to what clients read. Only for synced, sealed data.
+    pub fn release(&self, offset: u64, len: u64) {
+        self.advise_range(offset, len, libc::MADV_DONTNEED);
+        let page = page_size();
+        let start = offset / page * page;
+        // Whole pages: the kernel keeps a partly covered last page.
+        let end = (offset + len).div_ceil(page) * page;
+        // SAFETY: plain system call on a descriptor we own.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                start as libc::off_t,
+                (end - start) as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            )
+        };
+    }
+
+    fn advise_range(&self, offset: u64, len: u64, advice: libc::c_int) {
+        let page = page_size();
+        let start = offset / page * page;
+        let end = (offset + len).min(self.capacity());
+        if end <= start {
+            return;
+        }
+        // SAFETY: advice on a page-aligned range inside our own mapping. MADV_WILLNEED changes
+        // nothing; MADV_DONTNEED on a shared file mapping only unmaps (the data stays in the
+        // file and the page cache, and a later read maps it again).
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(start as usize).cast(),
+                (end - start) as usize,
+                advice,
+            )
+        };
+    }
+
+    /// Starts writing back the complete pages of `[from, to)` without waiting, so written
+    /// pages do not pile up dirty: under a memory limit, reclaim cannot free dirty pages and
+    /// stalls whoever needs memory until writeback catches up. Not a sync: durability is
+    /// still [`Segment::sync`]'s.
+    pub fn start_writeback(&self, from: u64, to: u64) {
+        let page = page_size();
+        let (from, to) = (from / page * page, to / page * page);
+        if to <= from {
+            return;
+        }
+        // SAFETY: plain system call on a descriptor we own.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                from as libc::off64_t,
+                (to - from) as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+    }
+
     /// Flushes written data to disk (`fdatasync`, which covers pages dirtied through the map).
     ///
     /// # Errors
@@ -450,7 +598,9 @@ impl Segment {
             .map_err(|e| Error::io("fdatasync", self.path(), e))
     }
 
-    fn release_written_pages(&self) {
+    /// Drops from the page tables the pages no write will touch again (see [`Segment::sync`]);
+    /// call before starting their writeback, which would otherwise write-protect each one.
+    pub fn release_written_pages(&self) {
         let page = page_size();
         let len = self.len();
         let end = if self.is_sealed() {

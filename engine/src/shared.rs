@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::cold::ColdReads;
 use crate::error::{Error, Result};
 use crate::index::{Index, Loc};
 use crate::lock::DirLock;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) write_stall: WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
+    /// Reads of records not in memory, for callers that must not block on the disk.
+    pub(crate) cold: ColdReads,
     /// Faults tests inject into the background threads.
     pub(crate) hooks: Hooks,
     pub(crate) _dir_lock: DirLock,

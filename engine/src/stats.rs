@@ -57,6 +57,25 @@ pub struct Stats {
     pub durable_seq: u64,
     /// What `open` found.
     pub recovery: RecoveryStats,
+    /// Records read off the caller's thread because they were not in memory (`fetch_cold`),
+    /// those that failed (I/O error or checksum), those merged with a read of the same record
+    /// already queued, and those queued or being read now.
+    pub cold_reads: u64,
+    /// See `cold_reads`.
+    pub cold_read_errors: u64,
+    /// See `cold_reads`.
+    pub cold_reads_merged: u64,
+    /// See `cold_reads`.
+    pub cold_reads_in_flight: u64,
+    /// Cold-read latency from request to data in memory, in microseconds (upper bounds of
+    /// histogram buckets 25% wide): median, 99th and 99.9th percentiles since open.
+    pub cold_read_p50_us: u64,
+    /// See `cold_read_p50_us`.
+    pub cold_read_p99_us: u64,
+    /// See `cold_read_p50_us`.
+    pub cold_read_p999_us: u64,
+    /// Residency is being checked before reads: memory was short recently.
+    pub residency_checks: bool,
 }
 
 /// What [`crate::Engine::open`] did.

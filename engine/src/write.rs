@@ -66,7 +66,7 @@ pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> R
     let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
     // `segs` predates the append: it holds every record the shard points at.
     let found = find_current(&shard, &segs, key, h);
-    point_at(&mut shard, &segs, found, h, loc);
+    point_at(&mut shard, &segs, found, h, loc, expire_at_ms != 0);
     Ok(WriteToken(seq))
 }
 
@@ -130,7 +130,14 @@ pub(crate) fn update<'v, R>(
     check_sizes(key, value)?;
     let body_crc = format::body_crc(key, value);
     let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
-    point_at(&mut shard, &segs, (slot, current), h, loc);
+    point_at(
+        &mut shard,
+        &segs,
+        (slot, current),
+        h,
+        loc,
+        expire_at_ms != 0,
+    );
     Ok((result, Some(WriteToken(seq))))
 }
 /// Reads several keys and applies `f`'s decisions as one atomic batch (see
@@ -228,6 +235,7 @@ pub(crate) fn update_many<'v, R>(
         let (slot, old) = find_current(shard, &segs_now, key, h);
         let old = slot.zip(old);
         let new = append.map(|a| (appends[a].flags, written[a].1));
+        let expires = append.is_some_and(|a| appends[a].expire_at_ms != 0);
         match (old, new) {
             (Some((slot, (loc, hdr, _))), Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
                 shard.remove_at(slot);
@@ -235,13 +243,13 @@ pub(crate) fn update_many<'v, R>(
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
             (Some((slot, (loc, hdr, _))), Some((_, new))) => {
-                shard.set(slot, new, false);
+                shard.set(slot, new, expires);
                 segs_now.add_dead(loc, hdr.record_len());
             }
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
-            (None, Some((_, new))) => shard.insert_absent(h.tag(), new, false),
+            (None, Some((_, new))) => shard.insert_absent(h.tag(), new, expires),
             (Some((slot, (loc, hdr, _))), None) => {
                 shard.remove_at(slot);
                 segs_now.add_dead(loc, hdr.record_len());
@@ -331,19 +339,21 @@ fn superseded(keys: &[&[u8]]) -> Vec<bool> {
 }
 
 /// Points the key's slot (found by `find_current`) at its new record `loc`, counting the old
-/// record dead, or adds a slot when the key had none.
+/// record dead, or adds a slot when the key had none. `expires`: the new record carries an
+/// expiry (the slot is marked for the expiry sweep).
 fn point_at(
     shard: &mut Table,
     segs: &SegmentMap,
     found: (Option<usize>, Current<'_>),
     h: KeyHash,
     loc: Loc,
+    expires: bool,
 ) {
     match found {
         (Some(i), Some((old, hdr, _))) => {
-            shard.set(i, loc, false);
+            shard.set(i, loc, expires);
             segs.add_dead(old, hdr.record_len());
         }
-        _ => shard.insert_absent(h.tag(), loc, false),
+        _ => shard.insert_absent(h.tag(), loc, expires),
     }
 }

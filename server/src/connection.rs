@@ -151,6 +151,49 @@ enum Step {
     Close,
     /// The next request writes while writers outrun compaction: wait for the stall to end.
     Stalled,
+    /// The next requests' records are not in memory: wait (this connection only) for the
+    /// engine to read them, then run the requests.
+    Cold(ColdWait),
+}
+
+/// A connection's wait for cold records (see `flin_engine::Engine::fetch_cold`).
+pub(crate) struct ColdWait {
+    fetch: flin_engine::Fetch,
+    /// The keys the fetch was asked for, by the index its failures name.
+    keys: Vec<Vec<u8>>,
+}
+
+/// What a connection remembers between the batches of a cold fetch.
+#[derive(Default)]
+struct ColdState {
+    /// Requests in the first `fetched_to` bytes of the read buffer had their cold records
+    /// fetched already: they run now, even if memory pressure evicted a page again meanwhile
+    /// (a rare fault on the worker rather than a connection that never gets to run).
+    fetched_to: usize,
+    /// Keys whose records could not be read, with why: a request touching one of them within
+    /// `fetched_to` is answered with that error instead of running (reading the record would
+    /// fault on the same bad page).
+    failed: Vec<(Vec<u8>, String)>,
+}
+
+impl ColdState {
+    /// The bytes before `consumed` were dropped from the read buffer.
+    fn consumed(&mut self, consumed: usize) {
+        self.fetched_to = self.fetched_to.saturating_sub(consumed);
+        if self.fetched_to == 0 {
+            self.failed.clear();
+        }
+    }
+
+    /// Why a request touching `keys` cannot run, when one of them failed to read.
+    fn failure_for<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Option<&str> {
+        keys.into_iter().find_map(|k| {
+            self.failed
+                .iter()
+                .find(|(f, _)| f.as_slice() == k)
+                .map(|(_, why)| why.as_str())
+        })
+    }
 }
 
 async fn read_loop(
@@ -163,6 +206,7 @@ async fn read_loop(
     let mut parser = Parser::new();
     let mut lookahead = Parser::new();
     let mut arena = Bump::new();
+    let mut cold = ColdState::default();
     let output_limit = w.shared.config.client_output_limit as usize;
     let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
     loop {
@@ -170,6 +214,7 @@ async fn read_loop(
             &mut buf,
             [&mut parser, &mut lookahead],
             &mut arena,
+            &mut cold,
             conn,
             w,
             &mut client,
@@ -195,6 +240,25 @@ async fn read_loop(
             }
             Step::Blocked => {
                 wait_drained(conn, output_limit / 2).await;
+                if conn.failed.get() {
+                    return;
+                }
+                continue;
+            }
+            Step::Cold(wait) => {
+                // Only this connection waits; the worker's other clients go on.
+                stats::add(&w.counters().cold_waits, 1);
+                let failures = wait.fetch.await;
+                cold.failed = failures
+                    .into_iter()
+                    .map(|(i, e)| {
+                        let why = format!(
+                            "reading this key's value from disk failed ({e}); the server log \
+                             names the file and offset"
+                        );
+                        (wait.keys[i].clone(), why)
+                    })
+                    .collect();
                 if conn.failed.get() {
                     return;
                 }
@@ -234,6 +298,7 @@ fn process(
     buf: &mut Vec<u8>,
     [parser, lookahead]: [&mut Parser; 2],
     arena: &mut Bump,
+    cold: &mut ColdState,
     conn: &ConnShared,
     w: &WorkerShared,
     client: &mut Client,
@@ -262,6 +327,9 @@ fn process(
     let mut pos = 0;
     // Requests up to here had their keys prefetched.
     let mut prefetched_to = 0;
+    // Requests up to here had their records checked for residency (memory is short).
+    let mut checked_to = 0;
+    let memory_short = shared.engine.memory_short();
     let mut commands_run = 0u64;
     let mut step = Step::NeedInput;
     loop {
@@ -274,7 +342,22 @@ fn process(
             authenticated: ctx.client.authenticated,
         };
         if pos >= prefetched_to && !parser.in_frame() {
-            prefetched_to = pos + prefetch_ahead(&buf[pos..], lookahead, arena, limits, ctx.engine);
+            let (covered, keys) = look_ahead(&buf[pos..], lookahead, arena, limits);
+            if keys.len() > 1 {
+                ctx.engine.prefetch(&keys);
+            }
+            prefetched_to = pos + covered;
+            // The next requests' cold records are read together, before the first of them
+            // runs: a pipeline of cold GETs waits for one round of reads, not one each.
+            if memory_short && covered > 0 && pos >= cold.fetched_to {
+                checked_to = pos + covered;
+                if let Some(fetch) = ctx.engine.fetch_cold(&keys) {
+                    cold.fetched_to = checked_to;
+                    let keys = keys.iter().map(|k| k.to_vec()).collect();
+                    step = Step::Cold(ColdWait { fetch, keys });
+                    break;
+                }
+            }
         }
         match parser.parse(&buf[pos..], arena, limits) {
             Ok(Some(Frame::Command { args, consumed })) => {
@@ -282,6 +365,28 @@ fn process(
                 if shared.engine.write_stall().is_some() && commands::writes(args[0]) {
                     step = Step::Stalled;
                     break;
+                }
+                // A request the look-ahead did not cover (alone in the buffer, or arrived in
+                // pieces) is checked by itself; left unconsumed while its records are read.
+                if memory_short && pos >= checked_to && pos >= cold.fetched_to {
+                    let mut keys = bumpalo::collections::Vec::new_in(&*arena);
+                    commands::keys_of(args, |k| keys.push(k));
+                    if let Some(fetch) = ctx.engine.fetch_cold(&keys) {
+                        cold.fetched_to = pos + consumed;
+                        let keys = keys.iter().map(|k| k.to_vec()).collect();
+                        step = Step::Cold(ColdWait { fetch, keys });
+                        break;
+                    }
+                }
+                if !cold.failed.is_empty() && pos < cold.fetched_to {
+                    let mut keys = bumpalo::collections::Vec::new_in(&*arena);
+                    commands::keys_of(args, |k| keys.push(k));
+                    if let Some(why) = cold.failure_for(keys.iter().copied()) {
+                        crate::protocol::reply::err(ctx.out, why);
+                        pos += consumed;
+                        commands_run += 1;
+                        continue;
+                    }
                 }
                 pos += consumed;
                 commands_run += 1;
@@ -332,6 +437,7 @@ fn process(
         conn.wake_writer();
     }
     arena.reset();
+    cold.consumed(pos);
     if pos == buf.len() {
         buf.clear();
         if buf.capacity() > READ_BUF_SHRINK_OVER_BYTES {
@@ -343,17 +449,17 @@ fn process(
     step
 }
 
-/// Parses ahead of the request about to run (a pipelined batch) and prefetches the keys of
-/// the next few requests (see `Engine::prefetch`): their index slots and records then arrive
-/// from memory together instead of one miss after another. Returns how many bytes of
-/// requests it covered; 0 when `buf` holds a single request, which has nothing to overlap.
-fn prefetch_ahead(
-    buf: &[u8],
+/// Parses ahead of the request about to run (a pipelined batch) and collects the keys of the
+/// next few requests, for `Engine::prefetch` (their index slots and records then arrive from
+/// memory together instead of one miss after another) and, when memory is short,
+/// `Engine::fetch_cold`. Returns how many bytes of requests it covered, and their keys; 0 and
+/// none when `buf` holds a single request, which has nothing to overlap.
+fn look_ahead<'a>(
+    buf: &'a [u8],
     lookahead: &mut Parser,
-    arena: &Bump,
+    arena: &'a Bump,
     limits: Limits,
-    engine: &flin_engine::Engine,
-) -> usize {
+) -> (usize, bumpalo::collections::Vec<'a, &'a [u8]>) {
     let mut keys = bumpalo::collections::Vec::with_capacity_in(PREFETCH_BATCH, arena);
     let mut pos = 0;
     // Bounded in frames too, so requests without keys (PING...) are not parsed far ahead.
@@ -374,10 +480,7 @@ fn prefetch_ahead(
         }
     }
     lookahead.reset();
-    if keys.len() > 1 {
-        engine.prefetch(&keys);
-    }
-    pos
+    (pos, keys)
 }
 
 /// Waits until the unsent replies fall to `low_water` bytes, or the writer failed.

@@ -6,7 +6,9 @@
 //! A heap entry is only a hint: removal goes through `Engine::update`, which sees `None` for
 //! an expired key and deletes only then (a key written again since keeps its new value).
 //! Keys that came back from disk with an expiry are not in any heap: the engine's own sweep
-//! (its maintenance thread) removes those, and any this queue dropped past its bound.
+//! (its maintenance thread) removes those, any this queue dropped past its bound, and those
+//! whose records are not in memory when they fall due (reading one here would stall the
+//! worker).
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -58,6 +60,11 @@ impl ExpiryQueue {
             let Some(key) = key else {
                 break;
             };
+            // Its record is not in memory: reading it here would stall every client of this
+            // worker. The engine's own sweep, on its maintenance thread, removes it instead.
+            if engine.memory_short() && engine.would_block(&key) {
+                continue;
+            }
             // `None` = absent or expired: Delete drops an expired key from memory without
             // writing; a live key (written again since) is kept.
             let _ = engine.update(&key, |cur| match cur {

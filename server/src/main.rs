@@ -3,9 +3,10 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use flin_server::{Config, Server};
+use flin_server::{Config, Server, ShutdownTrigger};
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -13,6 +14,31 @@ fn main() -> ExitCode {
     // Block SIGINT and SIGTERM before any thread starts, so every thread inherits the mask and
     // only the signal thread below receives them.
     let signals = block_shutdown_signals();
+    // The signal thread starts before the store opens, which takes a while on a large store
+    // whose files are not in memory: a SIGTERM or SIGINT meanwhile stops the process at once
+    // (opening writes nothing that a stop could leave half done) instead of being ignored
+    // until the store is open, which made service managers resort to SIGKILL.
+    let trigger: Arc<Mutex<Option<ShutdownTrigger>>> = Arc::new(Mutex::new(None));
+    let for_signals = trigger.clone();
+    std::thread::Builder::new()
+        .name("flin-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `signals` is an initialised set and `sig` outlives the call.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                tracing::info!(signal = sig, "signal received");
+                match for_signals.lock().map(|t| t.clone()) {
+                    Ok(Some(t)) => t.trigger(),
+                    _ => {
+                        tracing::info!(
+                            "stopping before the data directory was open; nothing was changed"
+                        );
+                        std::process::exit(0);
+                    }
+                }
+            }
+        })
+        .expect("spawn the signal thread");
     let handle = match Server::start(config) {
         Ok(h) => h,
         Err(e) => {
@@ -21,18 +47,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let trigger = handle.shutdown_trigger();
-    std::thread::Builder::new()
-        .name("flin-signals".into())
-        .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `signals` is an initialised set and `sig` outlives the call.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
-                tracing::info!(signal = sig, "signal received");
-                trigger.trigger();
-            }
-        })
-        .expect("spawn the signal thread");
+    if let Ok(mut t) = trigger.lock() {
+        *t = Some(handle.shutdown_trigger());
+    }
     match handle.wait() {
         Ok(()) => {
             tracing::info!("stopped; every write is synced");

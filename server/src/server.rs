@@ -271,6 +271,12 @@ impl ServerHandle {
         self.shared.driver
     }
 
+    /// The engine the server runs on (tests inject faults through it).
+    #[doc(hidden)]
+    pub fn engine(&self) -> &flin_engine::Engine {
+        &self.shared.engine
+    }
+
     /// Counters summed over the workers, and the engine's.
     pub fn stats(&self) -> ServerStats {
         self.shared.stats()

@@ -29,6 +29,11 @@ pub struct WorkerCounters {
     pub idle_closed: AtomicU64,
     /// Keys removed by active expiry.
     pub expired_keys: AtomicU64,
+    /// Times a connection of this worker waited for cold records (not in memory) to be read.
+    pub cold_waits: AtomicU64,
+    /// Major page faults of this worker's thread (a read from disk it waited for), as the
+    /// kernel counted them at the last cron tick.
+    pub major_faults: AtomicU64,
 }
 
 /// Adds `n` to a counter owned by the calling thread.
@@ -87,6 +92,11 @@ pub struct ServerStats {
     pub idle_closed: u64,
     /// Keys removed by active expiry.
     pub expired_keys: u64,
+    /// Times a connection waited for cold records to be read (see `Engine::fetch_cold`).
+    pub cold_waits: u64,
+    /// Major page faults of the worker threads, summed: each one stalled every client of its
+    /// worker while the disk answered.
+    pub worker_major_faults: u64,
     /// Seconds since the server started.
     pub uptime_secs: u64,
     /// The engine's own figures.
@@ -113,6 +123,8 @@ impl ServerStats {
             s.protocol_errors += get(&w.protocol_errors);
             s.idle_closed += get(&w.idle_closed);
             s.expired_keys += get(&w.expired_keys);
+            s.cold_waits += get(&w.cold_waits);
+            s.worker_major_faults += get(&w.major_faults);
         }
         s
     }
@@ -132,6 +144,8 @@ impl ServerStats {
             (&mut self.protocol_errors, b.protocol_errors),
             (&mut self.idle_closed, b.idle_closed),
             (&mut self.expired_keys, b.expired_keys),
+            (&mut self.cold_waits, b.cold_waits),
+            (&mut self.worker_major_faults, b.worker_major_faults),
         ] {
             *v = v.saturating_sub(base);
         }
@@ -163,5 +177,18 @@ impl OpsSampler {
 
     pub fn per_sec(&self) -> u64 {
         self.samples.iter().sum::<u64>() / OPS_SAMPLES as u64
+    }
+}
+
+/// Major page faults of the calling thread so far (`getrusage(RUSAGE_THREAD)`).
+pub(crate) fn thread_major_faults() -> u64 {
+    // SAFETY: getrusage writes the struct we pass, which we own and zeroed.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut u) == 0 {
+            u.ru_majflt as u64
+        } else {
+            0
+        }
     }
 }

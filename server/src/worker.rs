@@ -339,6 +339,10 @@ async fn cron(worker: Weak<Worker>) {
                 s.record(total, crate::clock::now_ms() as u64);
             }
         }
+        local.counters().major_faults.store(
+            stats::thread_major_faults(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let expired = local
             .expiry
             .run(&shared.engine, crate::clock::now_ms() as u64);

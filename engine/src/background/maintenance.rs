@@ -124,7 +124,10 @@ fn write_hints(shared: &Shared, skip: Option<u32>) {
         if skip.is_some() && shared.syncer.is_shutdown() {
             return;
         }
-        match crate::hint::write_hint(&shared.dir, seg) {
+        let written = seg.scan(shared.cold.checking(), |_| {
+            crate::hint::write_hint(&shared.dir, seg)
+        });
+        match written {
             Ok(()) => seg.mark_hinted(),
             Err(e @ crate::error::Error::Corrupt { .. }) => {
                 // Damaged since it was written or opened: it never gets a hint (open scans it
@@ -172,10 +175,8 @@ fn check_against_hint(shared: &Shared, seg: &Segment) -> std::result::Result<(),
         .ok_or("hint file missing")?;
     let mut entries = hint.entries();
     let mut mismatch = None;
-    let end = scan_records(
-        seg.bytes_from(0),
-        SEGMENT_HEADER_LEN as u64,
-        |off, h, rec| {
+    let end = seg.scan(shared.cold.checking(), |bytes| {
+        scan_records(bytes, SEGMENT_HEADER_LEN as u64, |off, h, rec| {
             if mismatch.is_some() {
                 return;
             }
@@ -190,8 +191,8 @@ fn check_against_hint(shared: &Shared, seg: &Segment) -> std::result::Result<(),
                     ))
                 }
             }
-        },
-    );
+        })
+    });
     if let Some(m) = mismatch {
         return Err(m);
     }

@@ -2,7 +2,9 @@
 //! shutdown flag:
 //! - [`sync`]: group commit and the once-a-second sync;
 //! - [`prealloc`]: the next log segment, and the active segment's pages ahead of its writer;
-//! - [`maintenance`]: expiry sweep, hint files, checks of hinted segments, compaction.
+//! - [`maintenance`]: expiry sweep, hint files, checks of hinted segments, compaction;
+//! - `flin-io-N`: the cold-read pool (`cold`), reading records not in memory for callers
+//!   that must not wait for the disk.
 //!
 //! A panic in any of them poisons the engine with its cause: writers waiting for durability get
 //! the error at once, later writes fail saying what happened, reads go on.
@@ -39,8 +41,18 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
             })
         })
         .map(|t| threads.push(t));
+    let started = started.and_then(|()| {
+        for i in 0..shared.options.cold_read_threads {
+            let t = spawn_guarded(COLD_READ_THREAD_NAMES[i % 16], shared, move |s| {
+                crate::cold::run(&s.cold, &s.index, &s.registry, i)
+            })?;
+            threads.push(t);
+        }
+        Ok(())
+    });
     if let Err(e) = started {
         shared.syncer.shutdown();
+        shared.cold.shutdown();
         for t in threads {
             let _ = t.join();
         }
@@ -50,6 +62,26 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     let _ = niced.recv();
     Ok(threads)
 }
+
+/// Thread names (static, for the panic message): the pool's threads share sixteen names.
+const COLD_READ_THREAD_NAMES: [&str; 16] = [
+    "flin-io-0",
+    "flin-io-1",
+    "flin-io-2",
+    "flin-io-3",
+    "flin-io-4",
+    "flin-io-5",
+    "flin-io-6",
+    "flin-io-7",
+    "flin-io-8",
+    "flin-io-9",
+    "flin-io-10",
+    "flin-io-11",
+    "flin-io-12",
+    "flin-io-13",
+    "flin-io-14",
+    "flin-io-15",
+];
 
 /// Starts `body` on a thread named `name`; a panic in it poisons the engine.
 fn spawn_guarded(

@@ -40,6 +40,12 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 }
             }
             seg.populate_to(end);
+            if shared.cold.checking() {
+                // Memory is short: written pages must not pile up dirty until the next sync,
+                // since reclaim cannot free them and stalls whoever needs memory meanwhile.
+                seg.release_written_pages();
+                seg.start_writeback(0, seg.len());
+            }
             continue;
         }
         let id = match shared.registry.allocate_id() {

@@ -266,6 +266,18 @@ fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "total_error_replies:0");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);
+    // Data larger than memory: reads of records not in memory, done off the workers.
+    let e = &st.engine;
+    line!(s, "cold_reads:{}", e.cold_reads);
+    line!(s, "cold_reads_in_flight:{}", e.cold_reads_in_flight);
+    line!(s, "cold_reads_merged:{}", e.cold_reads_merged);
+    line!(s, "cold_read_errors:{}", e.cold_read_errors);
+    line!(s, "cold_read_p50_us:{}", e.cold_read_p50_us);
+    line!(s, "cold_read_p99_us:{}", e.cold_read_p99_us);
+    line!(s, "cold_read_p999_us:{}", e.cold_read_p999_us);
+    line!(s, "cold_waits:{}", st.cold_waits);
+    line!(s, "residency_checks:{}", u8::from(e.residency_checks));
+    line!(s, "worker_major_faults:{}", st.worker_major_faults);
 }
 
 /// A standalone master, as a lone redis-server reports itself: what load balancer health

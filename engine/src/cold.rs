@@ -1,0 +1,547 @@
+//! Cold reads: records that are not in memory are read off the caller's thread.
+//!
+//! Reads go through the memory map, so a record whose pages the kernel evicted is read from
+//! disk inside a page fault, and the thread that touched it waits for the disk: on a server,
+//! every client of that worker waits. So a caller that must not block (the server's workers)
+//! first asks [`check`] which records its next keys would touch and are not resident, then
+//! hands those to [`ColdReads::submit`] and awaits the [`Fetch`] while its other work goes on.
+//! The pool's threads read each record with `pread` (its own pages, no read-around), check its
+//! checksums, and so leave it in the page cache for the map; a read that fails or whose
+//! checksum does not match is reported for that key, logged with file and offset, and never
+//! served.
+//!
+//! Asking the kernel whether pages are resident costs a system call (`mincore`), which a
+//! store that fits in memory should not pay on every read. So residency is checked only while
+//! memory is short: one pool thread samples a few random records every
+//! [`SAMPLE_INTERVAL`] and, when one is not resident, turns checking on for
+//! [`PRESSURE_HOLD`]; every cold read found extends it. Outside those times a read goes
+//! straight to the map, as before.
+//!
+//! Concurrent reads of one record are merged into one `pread`; at most `threads` reads are in
+//! flight, the rest queue in order (callers wait their turn, they get no error).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::format::{self, trusted_header, RecordHeader, RECORD_HEADER_LEN};
+use crate::index::{Index, KeyHash, SHARD_COUNT};
+use crate::registry::Registry;
+use crate::segment::Segment;
+
+/// How often a pool thread samples records for residency.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long residency checks stay on after the last sign of memory pressure.
+pub const PRESSURE_HOLD: Duration = Duration::from_secs(10);
+/// Records one sample looks at.
+const SAMPLE_RECORDS: usize = 64;
+/// The first read of a record: the rest of its first page (at least a header's worth), which
+/// holds a small record whole; a larger one takes a second read for the rest.
+const PAGE_BYTES: u64 = 4096;
+/// A large record is read and checked in pieces of this size.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// A record some key's read or write would touch, not in memory.
+#[derive(Clone)]
+pub(crate) struct ColdRecord {
+    /// Which of the caller's keys needs it.
+    pub key: usize,
+    pub seg: Arc<Segment>,
+    pub off: u64,
+}
+
+/// The records that reading or writing `keys` would touch (each key's candidates: the
+/// records whose hash tag matches, which a lookup reads to compare keys) and that are not in
+/// memory. Empty, without any system call, while memory is not short.
+pub(crate) fn check(
+    cold: &ColdReads,
+    index: &Index,
+    registry: &Registry,
+    keys: &[&[u8]],
+) -> Vec<ColdRecord> {
+    let mut out = Vec::new();
+    if !cold.checking() {
+        return out;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let h = KeyHash::of(key);
+        let shard = index.shard(h.shard()).read();
+        let segs = registry.load();
+        shard.find(h.tag(), |loc| {
+            if let Some(seg) = segs.get(loc.seg) {
+                let off = u64::from(loc.off);
+                if !record_resident(seg, off) {
+                    out.push(ColdRecord {
+                        key: i,
+                        seg: seg.clone(),
+                        off,
+                    });
+                }
+            }
+            // Every candidate: a lookup may compare the key against each of them.
+            false
+        });
+    }
+    if !out.is_empty() {
+        cold.note_pressure();
+    }
+    out
+}
+
+/// True when the whole record at `off` is in memory: its header's pages first (the record's
+/// length is in it), then the rest.
+fn record_resident(seg: &Segment, off: u64) -> bool {
+    if off + RECORD_HEADER_LEN as u64 > seg.capacity() {
+        return true; // not a record the map can hold: the read path reports it
+    }
+    if !seg.resident(off, RECORD_HEADER_LEN as u64) {
+        return false;
+    }
+    let head = seg.bytes(off, RECORD_HEADER_LEN);
+    let len = if seg.is_verified() {
+        trusted_header(head).record_len()
+    } else {
+        match RecordHeader::decode(head) {
+            Ok(h) => h.record_len(),
+            // Damaged: the read path finds it, counts it and serves nothing.
+            Err(_) => return true,
+        }
+    };
+    let len = (len as u64).min(seg.capacity() - off);
+    len <= PAGE_BYTES - off % PAGE_BYTES || seg.resident(off, len)
+}
+
+/// What a fetch reports: the keys whose records could not be read, with why.
+pub type Failures = Vec<(usize, Error)>;
+
+/// Resolves once every record of a [`ColdReads::submit`] is in memory (or failed).
+pub struct Fetch {
+    state: Arc<FetchState>,
+}
+
+struct FetchState {
+    remaining: AtomicUsize,
+    failures: Mutex<Failures>,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl FetchState {
+    fn complete(&self, key: usize, result: &Result<()>) {
+        if let Err(e) = result {
+            self.failures.lock().push((key, e.duplicate()));
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(w) = self.waker.lock().take() {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Future for Fetch {
+    type Output = Failures;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Failures> {
+        if self.state.remaining.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+        }
+        *self.state.waker.lock() = Some(cx.waker().clone());
+        // Completed between the check and the registration: its wake may have missed us.
+        if self.state.remaining.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+        }
+        Poll::Pending
+    }
+}
+
+/// One read for the pool: a record, and everyone waiting for it.
+struct Job {
+    seg: Arc<Segment>,
+    off: u64,
+    queued: Instant,
+}
+
+/// A fetch waiting for a record, and which of its keys the record is for.
+type Waiting = (Arc<FetchState>, usize);
+
+/// The pool's shared state.
+pub(crate) struct ColdReads {
+    queue: Mutex<VecDeque<Job>>,
+    cond: Condvar,
+    /// Records queued or being read, by (segment id, offset), with who waits for each.
+    pending: Mutex<HashMap<(u32, u64), Vec<Waiting>>>,
+    /// Residency checks are on until this instant (microseconds since `origin`; 0 = off).
+    pressure_until_us: AtomicU64,
+    origin: Instant,
+    pub(crate) stats: ColdStats,
+    /// Tests: checks always on, whatever the samples say.
+    pub(crate) force_checks: AtomicBool,
+    /// Tests: reads wait while held (a disk that does not answer yet), or fail with EIO.
+    held: Mutex<bool>,
+    held_cond: Condvar,
+    pub(crate) fail_eio: AtomicBool,
+    stop: AtomicBool,
+}
+
+impl Default for ColdReads {
+    fn default() -> Self {
+        ColdReads {
+            queue: Mutex::new(VecDeque::new()),
+            cond: Condvar::new(),
+            pending: Mutex::new(HashMap::new()),
+            pressure_until_us: AtomicU64::new(0),
+            origin: Instant::now(),
+            stats: ColdStats::default(),
+            force_checks: AtomicBool::new(false),
+            held: Mutex::new(false),
+            held_cond: Condvar::new(),
+            fail_eio: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+        }
+    }
+}
+
+impl ColdReads {
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64 + 1
+    }
+
+    /// True while residency is worth checking before a read (memory is short).
+    pub(crate) fn checking(&self) -> bool {
+        let until = self.pressure_until_us.load(Ordering::Relaxed);
+        (until != 0 && until > self.now_us()) || self.force_checks.load(Ordering::Relaxed)
+    }
+
+    /// Keeps residency checks on for [`PRESSURE_HOLD`] from now.
+    pub(crate) fn note_pressure(&self) {
+        let until = self.now_us() + PRESSURE_HOLD.as_micros() as u64;
+        self.pressure_until_us.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Queues a read of each record (merged with reads of the same record already queued).
+    pub(crate) fn submit(&self, records: Vec<ColdRecord>) -> Fetch {
+        let state = Arc::new(FetchState {
+            remaining: AtomicUsize::new(records.len()),
+            failures: Mutex::new(Vec::new()),
+            waker: Mutex::new(None),
+        });
+        let mut fresh = Vec::new();
+        {
+            let mut pending = self.pending.lock();
+            for r in records {
+                let waiting = pending.entry((r.seg.id, r.off)).or_default();
+                if waiting.is_empty() {
+                    fresh.push(Job {
+                        seg: r.seg,
+                        off: r.off,
+                        queued: Instant::now(),
+                    });
+                } else {
+                    self.stats.merged.fetch_add(1, Ordering::Relaxed);
+                }
+                waiting.push((state.clone(), r.key));
+            }
+        }
+        if !fresh.is_empty() {
+            self.stats
+                .in_flight
+                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+            self.queue.lock().extend(fresh);
+            self.cond.notify_all();
+        }
+        Fetch { state }
+    }
+
+    /// Stops the pool's threads (at their next wake-up; queued reads are failed).
+    pub(crate) fn shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.hold(false);
+        let _q = self.queue.lock();
+        self.cond.notify_all();
+    }
+
+    /// Tests: while `held`, every read waits before it starts, as on a disk that does not
+    /// answer yet; releasing lets them all go.
+    pub(crate) fn hold(&self, held: bool) {
+        *self.held.lock() = held;
+        self.held_cond.notify_all();
+    }
+
+    fn wait_while_held(&self) {
+        let mut held = self.held.lock();
+        while *held {
+            self.held_cond.wait(&mut held);
+        }
+    }
+}
+
+/// A pool thread's body: reads queued records; thread 0 also samples for memory pressure.
+pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: usize) {
+    let mut buf = Vec::new();
+    let mut next_sample = Instant::now();
+    loop {
+        let job = {
+            let mut q = cold.queue.lock();
+            loop {
+                if cold.stop.load(Ordering::Acquire) {
+                    break None;
+                }
+                if let Some(job) = q.pop_front() {
+                    break Some(job);
+                }
+                if thread == 0 {
+                    let now = Instant::now();
+                    if now >= next_sample {
+                        break None;
+                    }
+                    cold.cond.wait_until(&mut q, next_sample);
+                } else {
+                    cold.cond.wait(&mut q);
+                }
+            }
+        };
+        if cold.stop.load(Ordering::Acquire) {
+            fail_all(cold);
+            return;
+        }
+        match job {
+            Some(job) => read_one(cold, job, &mut buf),
+            None => {
+                sample(cold, index, registry);
+                next_sample = Instant::now() + SAMPLE_INTERVAL;
+            }
+        }
+    }
+}
+
+/// Answers every queued read with an error: the engine is closing.
+fn fail_all(cold: &ColdReads) {
+    let jobs: Vec<Job> = cold.queue.lock().drain(..).collect();
+    for job in jobs {
+        finish(cold, &job, &Err(Error::Closed));
+    }
+}
+
+fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
+    cold.wait_while_held();
+    let result = if cold.fail_eio.load(Ordering::Relaxed) {
+        Err(Error::io(
+            "read segment",
+            job.seg.path(),
+            std::io::Error::from_raw_os_error(libc::EIO),
+        ))
+    } else {
+        read_record(&job.seg, job.off, buf)
+    };
+    if let Err(e) = &result {
+        cold.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            path = %job.seg.path().display(),
+            offset = job.off,
+            error = %e,
+            "cold read failed; the command that needed it gets an error, nothing is served \
+             from this record"
+        );
+    }
+    cold.stats.note(job.queued.elapsed());
+    finish(cold, &job, &result);
+}
+
+fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
+    let waiting = cold
+        .pending
+        .lock()
+        .remove(&(job.seg.id, job.off))
+        .unwrap_or_default();
+    cold.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    for (state, key) in waiting {
+        state.complete(key, result);
+    }
+}
+
+/// Reads the record at `off` from the file and checks both its checksums: after this its
+/// pages are in the page cache, read by exactly the record's own pages.
+fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: seg.path(),
+        offset: off,
+        reason: reason.into(),
+    };
+    let end = seg.len();
+    if off + RECORD_HEADER_LEN as u64 > end {
+        return Err(corrupt("index points past the end of the segment"));
+    }
+    // The rest of the first page, and at least a header.
+    let first = (PAGE_BYTES - off % PAGE_BYTES)
+        .max(RECORD_HEADER_LEN as u64)
+        .min(end - off) as usize;
+    buf.resize(first.max(buf.len()), 0);
+    seg.read_at(off, &mut buf[..first])?;
+    let header = RecordHeader::decode(&buf[..first]).map_err(|e| {
+        seg.note_corrupt_read();
+        corrupt(match e {
+            format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
+            _ => "no record header here",
+        })
+    })?;
+    let body_crc = format::get_u32(buf, format::RH_BODY_CRC);
+    let len = header.record_len() as u64;
+    if off + len > end {
+        return Err(corrupt("record runs past the end of the segment"));
+    }
+    let mut crc = crc32fast::Hasher::new();
+    let have = first.min(len as usize);
+    crc.update(&buf[RECORD_HEADER_LEN..have]);
+    let mut at = off + have as u64;
+    while at < off + len {
+        let n = ((off + len - at) as usize).min(READ_CHUNK_BYTES);
+        buf.resize(n.max(buf.len()), 0);
+        seg.read_at(at, &mut buf[..n])?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    if crc.finalize() != body_crc {
+        seg.note_corrupt_read();
+        return Err(corrupt("record checksum mismatch"));
+    }
+    Ok(())
+}
+
+/// Looks at a few random records; any not in memory turns residency checks on.
+fn sample(cold: &ColdReads, index: &Index, registry: &Registry) {
+    let mut x = cold.now_us() | 1;
+    for _ in 0..SAMPLE_RECORDS {
+        // xorshift: cheap, and good enough to spread samples over shards and slots.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let shard = index.shard((x >> 56) as usize % SHARD_COUNT).read();
+        let Some(i) = shard.occupied_from(x as usize) else {
+            continue;
+        };
+        let loc = shard.loc(i);
+        drop(shard);
+        let segs = registry.load();
+        if let Some(seg) = segs.get(loc.seg) {
+            if !seg.resident(u64::from(loc.off), RECORD_HEADER_LEN as u64) {
+                cold.note_pressure();
+                return;
+            }
+        }
+    }
+}
+
+/// Cold-read counters, and a latency histogram with four buckets per power of two.
+pub(crate) struct ColdStats {
+    pub reads: AtomicU64,
+    pub errors: AtomicU64,
+    pub merged: AtomicU64,
+    pub in_flight: AtomicU64,
+    latency_us: [AtomicU64; LATENCY_BUCKETS],
+}
+
+const LATENCY_BUCKETS: usize = 128;
+
+impl Default for ColdStats {
+    fn default() -> Self {
+        ColdStats {
+            reads: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            merged: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            latency_us: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The histogram bucket of `us`: exact below 4, then four per power of two.
+fn bucket(us: u64) -> usize {
+    if us < 4 {
+        return us as usize;
+    }
+    let b = 63 - us.leading_zeros() as usize; // >= 2
+    let sub = ((us >> (b - 2)) & 3) as usize;
+    (4 + (b - 2) * 4 + sub).min(LATENCY_BUCKETS - 1)
+}
+
+/// The largest value bucket `i` holds.
+fn bucket_top(i: usize) -> u64 {
+    if i < 4 {
+        return i as u64;
+    }
+    let b = (i - 4) / 4 + 2;
+    let sub = ((i - 4) % 4) as u64;
+    ((4 + sub + 1) << (b - 2)) - 1
+}
+
+impl ColdStats {
+    fn note(&self, took: Duration) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros() as u64;
+        self.latency_us[bucket(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latency (microseconds, a bucket's upper bound) below which `q` of the reads fell.
+    pub(crate) fn percentile_us(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .latency_us
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return bucket_top(i);
+            }
+        }
+        bucket_top(LATENCY_BUCKETS - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_hold_their_values() {
+        let mut last = 0;
+        for us in 0..100_000u64 {
+            let b = bucket(us);
+            assert!(b >= last, "{us}");
+            last = b;
+            assert!(
+                bucket_top(b) >= us,
+                "{us} in bucket {b} topping at {}",
+                bucket_top(b)
+            );
+            if b > 0 {
+                assert!(bucket_top(b - 1) < us, "{us}");
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let s = ColdStats::default();
+        for us in 1..=1000u64 {
+            s.note(Duration::from_micros(us));
+        }
+        let p50 = s.percentile_us(0.5);
+        let p99 = s.percentile_us(0.99);
+        assert!((500..=640).contains(&p50), "{p50}");
+        assert!((990..=1280).contains(&p99), "{p99}");
+    }
+}

@@ -1,0 +1,190 @@
+//! Cold reads: records not in memory are read off the caller's thread, merged when several
+//! callers want one record, and a read that fails (an I/O error, a flipped byte on disk) is
+//! reported for its key with the file and offset, never served. Guards the path a server's
+//! workers take so that a GET of an evicted value does not stall every client of the worker.
+
+mod common;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+use flin_engine::{Engine, Error, Fsync, Options};
+
+/// Runs a future to completion on this thread (the engine's pool wakes it).
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn options() -> Options {
+    // Small segments: the records spread over many files, sealed and active.
+    common::options(Fsync::Never, 64 * 1024)
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("key-{i:05}").into_bytes()
+}
+
+fn value(i: u32) -> Vec<u8> {
+    format!("value-{i}-").repeat(40).into_bytes()
+}
+
+fn store(dir: &std::path::Path, n: u32) -> Engine {
+    let e = Engine::open(dir, options()).unwrap();
+    for i in 0..n {
+        e.put(&key(i), &value(i), 0).unwrap();
+    }
+    e
+}
+
+#[test]
+fn evicted_records_are_fetched_then_read_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 500);
+    // In memory: nothing to fetch.
+    let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    assert!(e.fetch_cold(&refs).is_none());
+    e.evict_for_tests().unwrap();
+    let fetch = e.fetch_cold(&refs).expect("evicted records are cold");
+    let failures = block_on(fetch);
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        failures.first().map(|f| f.1.to_string())
+    );
+    let st = e.stats();
+    assert!(
+        st.cold_reads > 0 && st.cold_reads <= 500,
+        "{}",
+        st.cold_reads
+    );
+    assert!(st.residency_checks);
+    assert_eq!(st.cold_reads_in_flight, 0);
+    assert!(st.cold_read_p50_us > 0);
+    // Fetched: in memory now, so a second check finds nothing to read.
+    assert!(e.fetch_cold(&refs).is_none());
+    for i in 0..500 {
+        assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+    }
+}
+
+#[test]
+fn keys_without_records_need_no_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    assert!(e.fetch_cold(&[b"absent-1", b"absent-2"]).is_none());
+}
+
+#[test]
+fn reads_of_one_record_are_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    // Held reads keep the first queued while the others arrive.
+    e.hold_cold_reads(true);
+    let k = key(3);
+    let fetches: Vec<_> = (0..4).map(|_| e.fetch_cold(&[&k]).expect("cold")).collect();
+    e.hold_cold_reads(false);
+    for f in fetches {
+        assert!(block_on(f).is_empty());
+    }
+    let st = e.stats();
+    assert_eq!(st.cold_reads, 1, "one read for four callers");
+    assert_eq!(st.cold_reads_merged, 3);
+}
+
+#[test]
+fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 50);
+    e.evict_for_tests().unwrap();
+    e.inject_cold_read_eio(true);
+    let (a, b) = (key(7), b"absent".to_vec());
+    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold"));
+    assert_eq!(failures.len(), 1);
+    let (index, err) = &failures[0];
+    assert_eq!(*index, 1, "the second key's record failed");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Io { .. }), "{text}");
+    assert!(text.contains(".seg"), "names the file: {text}");
+    assert!(e.stats().cold_read_errors >= 1);
+    // The disk recovers: the next fetch reads it.
+    e.inject_cold_read_eio(false);
+    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold")).is_empty());
+    assert_eq!(e.get(&a), Some(value(7)));
+}
+
+#[test]
+fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 50);
+    e.sync().unwrap();
+    // Find the segment file holding key 20's value and flip a byte of it.
+    let needle = value(20);
+    let mut flipped = None;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            let bytes = std::fs::read(&p).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.write_all_at(&[bytes[at + 5] ^ 0x20], (at + 5) as u64)
+                    .unwrap();
+                f.sync_all().unwrap();
+                flipped = Some(p);
+                break;
+            }
+        }
+    }
+    let flipped = flipped.expect("the value is in a segment file");
+    e.evict_for_tests().unwrap();
+    let k = key(20);
+    let failures = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    assert_eq!(failures.len(), 1);
+    let text = failures[0].1.to_string();
+    assert!(matches!(failures[0].1, Error::Corrupt { .. }), "{text}");
+    assert!(text.contains("checksum"), "{text}");
+    let name = flipped.file_name().unwrap().to_string_lossy().to_string();
+    assert!(text.contains(&name), "names {name}: {text}");
+    // Other keys read fine.
+    let other = key(40);
+    assert!(block_on(e.fetch_cold(&[&other]).expect("cold")).is_empty());
+    assert_eq!(e.get(&other), Some(value(40)));
+}
+
+#[test]
+fn overwriting_an_evicted_key_fetches_its_old_record_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    // A write must compare the key with the record its slot points at: that record is cold.
+    let k = key(55);
+    assert!(block_on(e.fetch_cold(&[&k]).expect("cold")).is_empty());
+    e.put(&k, b"new", 0).unwrap();
+    assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
+    // After a restart every key holds its newest value.
+    drop(e);
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
+    assert_eq!(e.get(&key(56)), Some(value(56)));
+    assert_eq!(e.len(), 100);
+}
