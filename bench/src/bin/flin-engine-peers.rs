@@ -211,6 +211,7 @@ fn run_engine<S: Store>(
     let timed = |store: &S, op, threads, phase| -> Result<f64> {
         let rate = work.run(store, op, threads, limit, phase)?;
         eprintln!("{name}: {op:?} x{threads}: {rate:.0}/s");
+        log_state(name, store);
         Ok(rate)
     };
     let mut m = Metrics::default();
@@ -238,6 +239,7 @@ fn run_engine<S: Store>(
         ops: Some(args.overwrites.unwrap_or(args.keys)),
     };
     let rate = work.run(&store, Op::Put, 1, overwrites, PHASE_OVERWRITE)?;
+    log_state(name, &store);
     store.close()?;
     m.disk_bytes_after_overwrite = dir_bytes(dir)?;
     eprintln!("{name}: {:?} overwrites: {rate:.0}/s", overwrites.ops);
@@ -255,6 +257,12 @@ fn run_engine<S: Store>(
     m.durable_put_16w_ops_s = timed(&store, Op::DurablePut, DURABLE_WRITERS, PHASE_DURABLE)?;
     store.close()?;
     Ok(m)
+}
+
+fn log_state<S: Store>(name: &str, store: &S) {
+    if let Some(state) = store.state() {
+        eprintln!("{name}:   {state}");
+    }
 }
 
 /// Opens the loaded store in a new process of this binary, so its resident memory is the

@@ -40,6 +40,10 @@ pub trait Store: Send + Sync + Sized {
     /// Makes everything written durable and closes the store, leaving the directory as the
     /// next open will find it.
     fn close(self) -> Result<()>;
+    /// What the engine says of its own state (background work, stalls), for the log.
+    fn state(&self) -> Option<String> {
+        None
+    }
 }
 
 /// flin-engine: `Fsync::Never` when fast; `Fsync::Always` and `wait_durable` per write.
@@ -74,6 +78,20 @@ impl Store for Flin {
 
     fn close(self) -> Result<()> {
         Ok(self.0.close()?)
+    }
+
+    fn state(&self) -> Option<String> {
+        let stats = self.0.stats();
+        let mib = |bytes: u64| bytes >> 20;
+        Some(format!(
+            "write stalls {} ({} ms), compactions {} ({} MiB written), live {} MiB, dead {} MiB",
+            stats.write_stalls,
+            stats.write_stall_ms,
+            stats.compactions,
+            mib(stats.compaction_bytes_written),
+            mib(stats.live_bytes),
+            mib(stats.dead_bytes),
+        ))
     }
 }
 
