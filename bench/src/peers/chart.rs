@@ -56,9 +56,10 @@ pub fn draw(report: &Report, out: &Path, caption: &str) -> Result<()> {
         .margin_right(40)
         .x_label_area_size(50)
         .y_label_area_size(80)
+        // Headroom above the tallest bar for the legend.
         .build_cartesian_2d(
             0f64..groups as f64,
-            (lowest / 1.6..highest * 1.6).log_scale(),
+            (lowest / 1.6..highest * 6.0).log_scale(),
         )?;
     chart
         .configure_mesh()
@@ -92,7 +93,7 @@ pub fn draw(report: &Report, out: &Path, caption: &str) -> Result<()> {
             let Some(lead) = row[p] else { continue };
             let vpos = if lead >= 1.0 { VPos::Bottom } else { VPos::Top };
             chart.draw_series(std::iter::once(Text::new(
-                format!("{lead:.2}"),
+                lead_label(lead),
                 (x_of(metric) + bar * 0.45, lead),
                 value_style.clone().pos(Pos::new(HPos::Center, vpos)),
             )))?;
@@ -112,6 +113,12 @@ pub fn draw(report: &Report, out: &Path, caption: &str) -> Result<()> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// Two significant digits at least: `2.31`, `0.21`, `0.0042`.
+fn lead_label(lead: f64) -> String {
+    let decimals = (-lead.log10().floor()).max(0.0) as usize + 1;
+    format!("{lead:.*}", decimals.max(2))
 }
 
 #[cfg(test)]
@@ -161,5 +168,13 @@ mod tests {
             engines: vec![("flin".into(), m(1.0))],
         };
         assert!(draw(&alone, &path, "test").is_err());
+    }
+
+    #[test]
+    fn lead_labels_keep_two_significant_digits() {
+        assert_eq!(lead_label(25.01), "25.01");
+        assert_eq!(lead_label(1.0), "1.00");
+        assert_eq!(lead_label(0.21), "0.21");
+        assert_eq!(lead_label(0.0042), "0.0042");
     }
 }
