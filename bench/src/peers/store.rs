@@ -135,6 +135,16 @@ impl Store for Fjall {
         Ok(self.keyspace.get(key)?.map(|v| v.len()))
     }
 
+    fn state(&self) -> Option<String> {
+        Some(format!(
+            "key-value separated {}, {} tables, {} blob files, {} journals",
+            self.keyspace.is_kv_separated(),
+            self.keyspace.table_count(),
+            self.keyspace.blob_file_count(),
+            self.db.journal_count(),
+        ))
+    }
+
     fn close(self) -> Result<()> {
         // fjall has no public memtable flush: a clean close persists the journal, and the
         // next open replays it.
