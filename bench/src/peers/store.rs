@@ -223,7 +223,11 @@ impl Store for Redb {
 
 /// sled 0.34 (the last stable release): no background flush when fast (`flush_every_ms(None)`);
 /// `flush` after each durable write.
-pub struct Sled(sled::Db);
+pub struct Sled {
+    db: sled::Db,
+    /// The file sled locks (`flock`) while open.
+    lock_path: std::path::PathBuf,
+}
 
 impl Store for Sled {
     fn open(dir: &Path, _mode: Mode, _value_bytes: usize) -> Result<Self> {
@@ -232,26 +236,34 @@ impl Store for Sled {
             .cache_capacity(PEER_CACHE_BYTES)
             .flush_every_ms(None)
             .open()?;
-        Ok(Sled(db))
+        Ok(Sled {
+            db,
+            lock_path: dir.join("db"),
+        })
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.0.insert(key, value)?;
+        self.db.insert(key, value)?;
         Ok(())
     }
 
     fn put_durable(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.0.insert(key, value)?;
-        self.0.flush()?;
+        self.db.insert(key, value)?;
+        self.db.flush()?;
         Ok(())
     }
 
     fn get_len(&self, key: &[u8]) -> Result<Option<usize>> {
-        Ok(self.0.get(key)?.map(|v| v.len()))
+        Ok(self.db.get(key)?.map(|v| v.len()))
     }
 
     fn close(self) -> Result<()> {
-        self.0.flush()?;
+        self.db.flush()?;
+        drop(self.db);
+        // sled's background threads hold the locked file a moment after the last handle is
+        // dropped, and an open meanwhile fails with WouldBlock: wait for the lock itself.
+        let file = std::fs::File::open(&self.lock_path)?;
+        file.lock()?;
         Ok(())
     }
 }
