@@ -69,14 +69,45 @@ pub struct HintEntry<'a> {
     pub key: &'a [u8],
 }
 
-/// Writes the hint file of a sealed segment. The segment's records are read through its map.
+/// The hint entries of a segment, collected as its records are appended (the log does this
+/// while memory is short, so the hint need not be written by reading the segment back from
+/// disk once it is sealed).
+#[derive(Default)]
+pub(crate) struct HintBuilder {
+    entries: Vec<u8>,
+    count: u64,
+}
+
+impl HintBuilder {
+    /// Adds the record at `offset`.
+    pub(crate) fn push(&mut self, offset: u64, h: &RecordHeader, key: &[u8]) {
+        self.entries.extend_from_slice(&encode_entry(offset, h));
+        self.entries.extend_from_slice(key);
+        self.count += 1;
+    }
+}
+
+/// The fixed part of the hint entry of the record at `offset`.
+fn encode_entry(offset: u64, h: &RecordHeader) -> [u8; HINT_ENTRY_FIXED_LEN] {
+    let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];
+    put_u64(&mut fixed, 0, h.seq);
+    put_u64(&mut fixed, 8, h.expire_at_ms);
+    put_u32(&mut fixed, 16, offset as u32);
+    put_u32(&mut fixed, 20, h.value_len);
+    put_u32(&mut fixed, 24, h.key_len);
+    fixed[28] = h.flags;
+    fixed
+}
+
+/// Writes the hint file of a sealed segment. The segment's records are read through its map,
+/// unless `built` holds its entries already (collected as they were appended).
 ///
 /// # Errors
 /// I/O errors; the temporary file is removed then.
-pub fn write_hint(dir: &Path, seg: &Segment) -> Result<()> {
+pub(crate) fn write_hint(dir: &Path, seg: &Segment, built: Option<HintBuilder>) -> Result<()> {
     let path = hint_path(dir, seg.id);
     let tmp = dir.join(format!("{}.tmp", hint_file_name(seg.id)));
-    let result = write_hint_to(&tmp, seg).and_then(|()| {
+    let result = write_hint_to(&tmp, seg, built).and_then(|()| {
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename hint file", &tmp, e))
     });
     if result.is_err() {
@@ -85,51 +116,24 @@ pub fn write_hint(dir: &Path, seg: &Segment) -> Result<()> {
     result
 }
 
-fn write_hint_to(tmp: &Path, seg: &Segment) -> Result<()> {
+fn write_hint_to(tmp: &Path, seg: &Segment, built: Option<HintBuilder>) -> Result<()> {
     let io = |e| Error::io("write hint file", tmp, e);
     let file = File::create(tmp).map_err(io)?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
-    let bytes = seg.bytes_from(0);
-    let seg_len = bytes.len() as u64;
+    let seg_len = seg.len();
     w.write_all(&[0u8; HINT_HEADER_LEN]).map_err(io)?;
     let mut crc = crc32fast::Hasher::new();
-    let mut count = 0u64;
-    let mut failure = None;
-    let end = scan_records(bytes, format::SEGMENT_HEADER_LEN as u64, |off, h, rec| {
-        if failure.is_some() {
-            return;
+    let count = match built {
+        Some(b) => {
+            crc.update(&b.entries);
+            w.write_all(&b.entries).map_err(io)?;
+            b.count
         }
-        let key = format::record_key(h, rec);
-        let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];
-        put_u64(&mut fixed, 0, h.seq);
-        put_u64(&mut fixed, 8, h.expire_at_ms);
-        put_u32(&mut fixed, 16, off as u32);
-        put_u32(&mut fixed, 20, h.value_len);
-        put_u32(&mut fixed, 24, h.key_len);
-        fixed[28] = h.flags;
-        crc.update(&fixed);
-        crc.update(key);
-        count += 1;
-        if let Err(e) = w.write_all(&fixed).and_then(|()| w.write_all(key)) {
-            failure = Some(e);
-        }
-    });
-    if let Some(e) = failure {
-        return Err(io(e));
-    }
-    match end {
-        // Recovery rewrites a repaired segment without its damage, so a sealed segment
-        // has none unless it was damaged since; then it gets no hint, and the next open
-        // scans it and finds the damage itself.
-        ScanEnd::Corrupt { at, reason, .. } | ScanEnd::Torn { at, reason } => {
-            return Err(Error::Corrupt {
-                path: seg.path(),
-                offset: at,
-                reason: format!("{reason}; no hint file written for this segment"),
-            })
-        }
-        ScanEnd::Clean { .. } => {}
-    }
+        None => scan_into(seg, &mut w, &mut crc).map_err(|e| match e {
+            ScanFailure::Io(e) => io(e),
+            ScanFailure::Damaged(e) => e,
+        })?,
+    };
     w.write_all(&crc.finalize().to_le_bytes()).map_err(io)?;
     let mut header = [0u8; HINT_HEADER_LEN];
     header[..8].copy_from_slice(&HINT_MAGIC);
@@ -145,6 +149,54 @@ fn write_hint_to(tmp: &Path, seg: &Segment) -> Result<()> {
     file.write_all(&header).map_err(io)?;
     file.sync_data()
         .map_err(|e| Error::io("fdatasync hint file", tmp, e))
+}
+
+enum ScanFailure {
+    Io(std::io::Error),
+    Damaged(Error),
+}
+
+/// Writes the entry of every record of `seg` (read through its map) to `w`; returns how many.
+fn scan_into(
+    seg: &Segment,
+    w: &mut impl Write,
+    crc: &mut crc32fast::Hasher,
+) -> std::result::Result<u64, ScanFailure> {
+    let mut count = 0u64;
+    let mut failure = None;
+    let end = scan_records(
+        seg.bytes_from(0),
+        format::SEGMENT_HEADER_LEN as u64,
+        |off, h, rec| {
+            if failure.is_some() {
+                return;
+            }
+            let key = format::record_key(h, rec);
+            let fixed = encode_entry(off, h);
+            crc.update(&fixed);
+            crc.update(key);
+            count += 1;
+            if let Err(e) = w.write_all(&fixed).and_then(|()| w.write_all(key)) {
+                failure = Some(e);
+            }
+        },
+    );
+    if let Some(e) = failure {
+        return Err(ScanFailure::Io(e));
+    }
+    match end {
+        // Recovery rewrites a repaired segment without its damage, so a sealed segment
+        // has none unless it was damaged since; then it gets no hint, and the next open
+        // scans it and finds the damage itself.
+        ScanEnd::Corrupt { at, reason, .. } | ScanEnd::Torn { at, reason } => {
+            Err(ScanFailure::Damaged(Error::Corrupt {
+                path: seg.path(),
+                offset: at,
+                reason: format!("{reason}; no hint file written for this segment"),
+            }))
+        }
+        ScanEnd::Clean { .. } => Ok(count),
+    }
 }
 
 /// A hint file read into memory and verified as a whole.

@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::cold::ColdReads;
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHeader, SegmentKind};
+use crate::hint::HintBuilder;
 use crate::index::Loc;
 use crate::registry::Registry;
 use crate::segment::{sync_dir, Segment};
@@ -39,6 +41,12 @@ pub(crate) struct LogState {
     /// Sealed segments the sync thread has not synced yet.
     pub(crate) unsynced_sealed: Vec<Arc<Segment>>,
     pub(crate) bytes_written: u64,
+    /// The active segment's hint entries, collected as records are appended when memory was
+    /// short as it began; the maintenance thread then writes its hint file from these instead
+    /// of reading the sealed segment back from disk.
+    hint: Option<HintBuilder>,
+    /// Hint entries of sealed segments, waiting for the maintenance thread.
+    built_hints: Vec<(u32, HintBuilder)>,
 }
 
 /// A record to append.
@@ -105,6 +113,10 @@ pub(crate) struct LogEnv<'a> {
     pub syncer: &'a Syncer,
     pub prepared: &'a Prepared,
     pub segment_size_bytes: u64,
+    /// Whether memory is short (new segments then collect their hint entries).
+    pub cold: &'a ColdReads,
+    /// Hint files are written.
+    pub hints: bool,
 }
 
 impl Log {
@@ -115,6 +127,8 @@ impl Log {
                 next_seq,
                 unsynced_sealed: Vec::new(),
                 bytes_written: 0,
+                hint: None,
+                built_hints: Vec::new(),
             }),
             last_seq: AtomicU64::new(next_seq - 1),
             populate_ahead,
@@ -219,6 +233,9 @@ impl Log {
         header.encode_record_with(rec.body_crc, rec.key, rec.value, dst);
         seg.set_len(off + len as u64);
         seg.note_seq_exclusive(seq);
+        if let Some(hint) = &mut st.hint {
+            hint.push(off, &header, rec.key);
+        }
         if self.populate_ahead && seg.wants_populate(off + len as u64) {
             env.prepared.request_populate(seg);
         }
@@ -246,8 +263,28 @@ impl Log {
         let next = new_log_segment(env, st.next_seq - 1, capacity)?;
         let old = std::mem::replace(&mut st.active, next);
         old.seal()?;
+        if let Some(hint) = st.hint.take() {
+            st.built_hints.push((old.id, hint));
+        }
+        st.hint = (env.hints && env.cold.checking()).then(HintBuilder::default);
         st.unsynced_sealed.push(old);
         Ok(())
+    }
+
+    /// The hint entries collected for sealed segment `id`, if it had them (taken). The
+    /// active segment's count too once it is sealed (at close).
+    pub(crate) fn take_built_hint(&self, id: u32) -> Option<HintBuilder> {
+        let mut st = self.state.lock();
+        if st.active.id == id && st.active.is_sealed() {
+            return st.hint.take();
+        }
+        let i = st.built_hints.iter().position(|(s, _)| *s == id)?;
+        Some(st.built_hints.swap_remove(i).1)
+    }
+
+    /// Drops collected hint entries of segments that are gone (retired by FLUSHALL).
+    pub(crate) fn forget_built_hints(&self, keep: impl Fn(u32) -> bool) {
+        self.state.lock().built_hints.retain(|(id, _)| keep(*id));
     }
 }
 

@@ -73,6 +73,8 @@ impl Shared {
             syncer: &self.syncer,
             prepared: &self.prepared,
             segment_size_bytes: self.options.segment_size_bytes,
+            cold: &self.cold,
+            hints: self.options.hints,
         }
     }
 

@@ -117,6 +117,13 @@ pub struct Config {
     #[arg(long, env = "FLIN_COMPACTION_RATE", default_value = "0", value_parser = parse_bytes)]
     pub compaction_rate: u64,
 
+    /// Reads of values not in memory (a data set larger than memory) run on this many
+    /// threads, off the workers: at most this many are in flight at once, and a client waits
+    /// only for its own. More threads keep a fast disk busier (its queue depth).
+    #[arg(long, env = "FLIN_COLD_READ_THREADS", default_value = "32",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub cold_read_threads: u16,
+
     /// Password clients must give with AUTH (or HELLO ... AUTH) before other commands.
     /// Compared in constant time. Unset = no authentication.
     #[arg(long, env = "FLIN_REQUIREPASS", hide_env_values = true)]
@@ -196,6 +203,7 @@ impl Config {
             fsync: FsyncPolicy::Everysec,
             segment_size: 16 << 20,
             compaction_rate: 0,
+            cold_read_threads: 32,
             requirepass: None,
             maxclients: 10_000,
             timeout: 0,

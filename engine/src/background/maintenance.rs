@@ -124,9 +124,13 @@ fn write_hints(shared: &Shared, skip: Option<u32>) {
         if skip.is_some() && shared.syncer.is_shutdown() {
             return;
         }
-        let written = seg.scan(shared.cold.checking(), |_| {
-            crate::hint::write_hint(&shared.dir, seg)
-        });
+        let written = match shared.log.take_built_hint(seg.id) {
+            // Collected as the records were appended: nothing to read back.
+            Some(built) => crate::hint::write_hint(&shared.dir, seg, Some(built)),
+            None => seg.scan(shared.cold.checking(), |_| {
+                crate::hint::write_hint(&shared.dir, seg, None)
+            }),
+        };
         match written {
             Ok(()) => seg.mark_hinted(),
             Err(e @ crate::error::Error::Corrupt { .. }) => {
@@ -141,6 +145,9 @@ fn write_hints(shared: &Shared, skip: Option<u32>) {
             }
         }
     }
+    shared
+        .log
+        .forget_built_hints(|id| segs.get(id).is_some_and(|s| !s.is_obsolete()));
 }
 
 /// Checks every segment loaded from a hint: each record's checksum, and that the hint agrees
