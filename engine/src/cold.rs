@@ -60,11 +60,15 @@ pub(crate) struct ColdRecord {
 /// The records that reading or writing `keys` would touch (each key's candidates: the
 /// records whose hash tag matches, which a lookup reads to compare keys) and that are not in
 /// memory. Empty, without any system call, while memory is not short.
+///
+/// A key for which `blind(i)` holds is about to be written blindly (`Engine::put`), which
+/// needs no record read when the key has a single candidate: none is fetched for it then.
 pub(crate) fn check(
     cold: &ColdReads,
     index: &Index,
     registry: &Registry,
     keys: &[&[u8]],
+    blind: impl Fn(usize) -> bool,
 ) -> Vec<ColdRecord> {
     let mut out = Vec::new();
     if !cold.checking() {
@@ -73,8 +77,18 @@ pub(crate) fn check(
     for (i, key) in keys.iter().enumerate() {
         let h = KeyHash::of(key);
         let shard = index.shard(h.shard()).read();
+        if blind(i) {
+            let mut candidates = 0;
+            shard.find(h, |_| {
+                candidates += 1;
+                false
+            });
+            if candidates <= 1 {
+                continue;
+            }
+        }
         let segs = registry.load();
-        shard.find(h.tag(), |loc| {
+        shard.find(h, |loc| {
             if let Some(seg) = segs.get(loc.seg) {
                 let off = u64::from(loc.off);
                 if !record_resident(seg, off) {
@@ -97,7 +111,7 @@ pub(crate) fn check(
 
 /// True when the whole record at `off` is in memory: its header's pages first (the record's
 /// length is in it), then the rest.
-fn record_resident(seg: &Segment, off: u64) -> bool {
+pub(crate) fn record_resident(seg: &Segment, off: u64) -> bool {
     if off + RECORD_HEADER_LEN as u64 > seg.capacity() {
         return true; // not a record the map can hold: the read path reports it
     }

@@ -186,6 +186,9 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
     let mut limiter = RateLimiter::new(shared.options.compaction_rate_bytes_per_sec);
     let made = (|| -> Result<()> {
         for seg in inputs {
+            // Blind overwrites of its records are checked first: a key whose fingerprint
+            // collided gets its slot back, so its record is kept below.
+            crate::verify::check_segment(&shared.verify_env(), seg.id);
             report.bytes_in += seg.len();
             let memory_short = shared.cold.checking();
             seg.scan(memory_short, |bytes| {
@@ -246,7 +249,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             continue;
         }
         let mut shard = shared.index.shard(c.key_hash.shard()).write();
-        let i = shard.find(c.key_hash.tag(), |l| l == c.from);
+        let i = shard.find_loc(c.key_hash.tag(), c.from);
         match i {
             // The same record moved: it keeps its expiry mark.
             Some(i) => {
@@ -293,7 +296,7 @@ fn keep_record(
         off: off as u32,
     };
     let mut shard = shared.index.shard(kh.shard()).write();
-    let Some(i) = shard.find(kh.tag(), |l| l == here) else {
+    let Some(i) = shard.find_loc(kh.tag(), here) else {
         return false;
     };
     if !is_expired(h.expire_at_ms, now) || older_may_exist {

@@ -87,6 +87,7 @@ impl Engine {
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
             cold: ColdReads::default(),
+            verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
             options,
             _dir_lock: dir_lock,
@@ -132,8 +133,17 @@ impl Engine {
     /// Cheap while memory is not short: residency is checked (a `mincore` per record) only
     /// after a sample of the store found records evicted, and then for a while.
     pub fn fetch_cold(&self, keys: &[&[u8]]) -> Option<Fetch> {
+        self.fetch_cold_for(keys, |_| false)
+    }
+
+    /// As [`Engine::fetch_cold`], where `blind(i)` says that `keys[i]` is about to be written
+    /// with [`Engine::put`] (a SET whatever the key holds): such a write needs the key's old
+    /// record read only in rare cases, so it is fetched only then.
+    pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
         let sh = &self.shared;
-        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, keys);
+        let full = sh.verifier.is_full();
+        let blind = |i| !full && blind(i);
+        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, keys, blind);
         (!records.is_empty()).then(|| sh.cold.submit(records))
     }
 
@@ -146,7 +156,7 @@ impl Engine {
     /// True when reading or writing `key` now would read a record from disk on this thread.
     pub fn would_block(&self, key: &[u8]) -> bool {
         let sh = &self.shared;
-        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, &[key]).is_empty()
+        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, &[key], |_| false).is_empty()
     }
 
     /// The key's live value, copied.
@@ -159,7 +169,9 @@ impl Engine {
         self.get_with(key, |e| e.is_some())
     }
 
-    /// Writes `value` under `key`, visible to readers when this returns.
+    /// Writes `value` under `key`, visible to readers when this returns, whatever the key
+    /// held (a blind write): when memory is short and the key's old record is not in memory,
+    /// the write does not read it (see `Engine::fetch_cold_for`).
     /// `expire_at_ms` is Unix time in milliseconds, 0 = never.
     ///
     /// With [`Fsync::Always`] the write is on disk only once [`Engine::durable`] (or
@@ -388,6 +400,9 @@ impl Engine {
             cold_read_p99_us: sh.cold.stats.percentile_us(0.99),
             cold_read_p999_us: sh.cold.stats.percentile_us(0.999),
             residency_checks: sh.cold.checking(),
+            blind_writes_pending: sh.verifier.len() as u64,
+            blind_writes_checked: sh.verifier.checked.load(Ordering::Relaxed),
+            fingerprint_collisions: sh.verifier.repaired.load(Ordering::Relaxed),
             ..Stats::default()
         };
         st.disk_bytes = sh.prepared.spare_allocated();
@@ -497,6 +512,15 @@ impl Engine {
         Err(Error::InvalidOptions(
             "evict_for_tests: pages kept coming back into memory".into(),
         ))
+    }
+
+    /// Stops (or lets go on) the checking of blind writes, for tests.
+    #[doc(hidden)]
+    pub fn pause_verify_for_tests(&self, paused: bool) {
+        self.shared
+            .hooks
+            .verify_paused
+            .store(paused, Ordering::SeqCst);
     }
 
     /// Makes `thread` panic at its next round of work (tests of poisoning). The sync thread's

@@ -55,7 +55,7 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
             if !expired.is_empty() {
                 let mut shard = shared.index.shard(shard_no).write();
                 for (tag, loc, len) in expired {
-                    if let Some(i) = shard.find(tag, |l| l == loc) {
+                    if let Some(i) = shard.find_loc(tag, loc) {
                         shard.remove_at(i);
                         segs.add_dead(loc, len);
                         removed += 1;

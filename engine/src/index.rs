@@ -1,25 +1,30 @@
 //! The in-memory hash index: key hash -> location of the key's newest record.
 //!
-//! Keys are not stored in memory. A slot is 12 bytes: a 32-bit tag taken from the key's xxh3
-//! hash, the segment id and the offset of the record. A lookup compares tags and checks the key
-//! only against records whose tag matches, reading it from the mapped segment (the approach of
-//! FASTER). The top byte of the hash picks one of [`SHARD_COUNT`] shards, each behind its own
-//! `RwLock`, so writers on different keys rarely meet and a table grows one shard at a time: a
-//! resize moves 1/256 of the keys and never doubles the whole index's memory.
+//! Keys are not stored in memory. A slot is 16 bytes: a 32-bit tag and a 32-bit check taken
+//! from the key's 128-bit xxh3 hash, the segment id and the offset of the record. A lookup
+//! compares tags and checks and reads the key from the mapped segment only for a slot whose
+//! 64 bits both match (the approach of FASTER, with a wider fingerprint): a different key
+//! matches one in 2^64. That lets a blind write (SET) whose old record is not in memory
+//! replace it without reading it from disk, and have it checked afterwards, off the writer's
+//! path (see `verify`). The top byte of the hash picks one of [`SHARD_COUNT`] shards, each
+//! behind its own `RwLock`, so writers on different keys rarely meet and a table grows one
+//! shard at a time: a resize moves 1/256 of the keys and never doubles the whole index's
+//! memory.
 //!
 //! Inside a shard: open addressing with linear probing and backward-shift deletion. The home
-//! slot of a tag is its top bits, so the order of tags follows the order of slots; that keeps
-//! doubling a monotone remap and lets [`crate::Engine::scan`] walk tags in order.
+//! slot of a tag is `tag * slots / 2^32`, so the order of tags follows the order of slots at
+//! any table size; that keeps a resize a monotone remap and lets `Engine::scan` walk tags in
+//! order.
 //!
-//! Memory: at most 80% load, so 12 / 0.8 = 15 bytes per key just before a shard grows and
-//! 30 bytes per key just after.
+//! Memory: at most 80% load, and a table grows by half, so between 16 / 0.8 = 20 and
+//! 16 / 0.53 = 30 bytes per key; after `open`, tables are cut to their keys (20-25 bytes).
 
 use parking_lot::RwLock;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::xxh3_128;
 
 pub const SHARD_COUNT: usize = 256;
 const SHARD_BITS: u32 = 8;
-/// Smallest table per shard (slots).
+/// Smallest table per shard (slots); tables are sized in multiples of it.
 const TABLE_SLOTS_MIN: usize = 8;
 /// Load factor numerator/denominator: a shard grows past 80% full.
 const LOAD_NUM: usize = 4;
@@ -41,27 +46,52 @@ pub struct Loc {
 #[repr(C)]
 struct Slot {
     tag: u32,
+    check: u32,
     seg: u32,
     off: u32,
 }
-const _: () = assert!(std::mem::size_of::<Slot>() == 12);
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
 
-/// A key's hash, split into shard and tag.
-#[derive(Clone, Copy, Debug)]
-pub struct KeyHash(u64);
+/// A key's 128-bit hash: the shard (top 8 bits), the tag (the next 32) and the check (the
+/// low 32), which slots keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash(u128);
 
 impl KeyHash {
     pub fn of(key: &[u8]) -> KeyHash {
-        KeyHash(xxh3_64(key))
+        #[cfg(test)]
+        if let Some(rest) = key.strip_prefix(COLLIDE_PREFIX) {
+            // Unit tests' keys with one fingerprint, which xxh3 would take 2^64 tries to find.
+            let shard = rest.first().copied().unwrap_or(0) & 1;
+            return KeyHash::from_parts(shard, 0xC011_1DE0, 0x5EED_0000);
+        }
+        KeyHash(xxh3_128(key))
     }
     pub fn shard(self) -> usize {
-        (self.0 >> (64 - SHARD_BITS)) as usize
+        (self.0 >> (128 - SHARD_BITS)) as usize
     }
-    /// The 32 bits below the shard bits.
+    /// The 32 bits below the shard bits: the slot's position in its table follows it.
     pub fn tag(self) -> u32 {
-        (self.0 >> (64 - SHARD_BITS - 32)) as u32
+        (self.0 >> (128 - SHARD_BITS - 32)) as u32
+    }
+    /// 32 more bits, compared with the tag before any record is read.
+    pub fn check(self) -> u32 {
+        self.0 as u32
+    }
+    /// A hash with these parts (tests that need colliding keys).
+    #[cfg(test)]
+    pub fn from_parts(shard: u8, tag: u32, check: u32) -> KeyHash {
+        KeyHash(
+            (u128::from(shard) << (128 - SHARD_BITS))
+                | (u128::from(tag) << (128 - SHARD_BITS - 32))
+                | u128::from(check),
+        )
     }
 }
+
+/// Keys starting with this share one fingerprint in unit tests (see [`KeyHash::of`]).
+#[cfg(test)]
+pub const COLLIDE_PREFIX: &[u8] = b"\xffcollide-";
 
 /// Asks the CPU to bring the cache line holding `p` closer. A hint: it reads nothing
 /// architecturally and cannot fault, whatever `p` points at.
@@ -74,6 +104,12 @@ pub fn prefetch_line(p: *const u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// The table size for `keys` keys under the load limit.
+fn slots_for(keys: usize) -> usize {
+    let n = (keys * LOAD_DEN).div_ceil(LOAD_NUM).max(TABLE_SLOTS_MIN);
+    n.div_ceil(TABLE_SLOTS_MIN) * TABLE_SLOTS_MIN
 }
 
 pub struct Index {
@@ -118,17 +154,14 @@ impl Index {
 pub struct Table {
     slots: Vec<Slot>,
     len: usize,
-    /// log2 of `slots.len()`.
-    bits: u32,
 }
 
 impl Table {
     fn with_slots(n: usize) -> Table {
-        assert!(n.is_power_of_two() && n >= TABLE_SLOTS_MIN);
+        assert!(n >= TABLE_SLOTS_MIN && n % TABLE_SLOTS_MIN == 0);
         Table {
             slots: vec![Slot::default(); n],
             len: 0,
-            bits: n.trailing_zeros(),
         }
     }
 
@@ -140,34 +173,38 @@ impl Table {
         self.slots.len()
     }
 
-    fn mask(&self) -> usize {
-        self.slots.len() - 1
-    }
-
     fn home(&self, tag: u32) -> usize {
-        (tag >> (32 - self.bits)) as usize
+        ((u64::from(tag) * self.slots.len() as u64) >> 32) as usize
     }
 
-    /// Asks the CPU to fetch the home slot of `tag` into cache ahead of a lookup.
-    pub fn prefetch(&self, tag: u32) {
-        prefetch_line((&self.slots[self.home(tag)] as *const Slot).cast());
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
 
-    /// The location in the first slot, from the home slot of `tag` on, whose tag matches: the
-    /// record most likely to hold the key (unchecked; for prefetching).
-    pub fn first_match(&self, tag: u32) -> Option<Loc> {
+    /// Asks the CPU to fetch the home slot of `h` into cache ahead of a lookup.
+    pub fn prefetch(&self, h: KeyHash) {
+        prefetch_line((&self.slots[self.home(h.tag())] as *const Slot).cast());
+    }
+
+    /// The location in the first slot, from the home slot of `h` on, whose tag and check
+    /// match: the record most likely to hold the key (unchecked; for prefetching).
+    pub fn first_match(&self, h: KeyHash) -> Option<Loc> {
         let mut first = None;
-        self.find(tag, |loc| {
+        self.find(h, |loc| {
             first = Some(loc);
             true
         });
         first
     }
 
-    /// The slot holding the key, if any. `is_key` is asked only about slots whose tag matches;
-    /// it reads the record at the location and compares keys.
-    pub fn find(&self, tag: u32, mut is_key: impl FnMut(Loc) -> bool) -> Option<usize> {
-        let mask = self.mask();
+    /// The slot holding the key, if any. `is_key` is asked only about slots whose tag and
+    /// check match; it reads the record at the location and compares keys.
+    pub fn find(&self, h: KeyHash, mut is_key: impl FnMut(Loc) -> bool) -> Option<usize> {
+        let (tag, check) = (h.tag(), h.check());
         let mut i = self.home(tag);
         loop {
             let s = &self.slots[i];
@@ -175,6 +212,7 @@ impl Table {
                 return None;
             }
             if s.tag == tag
+                && s.check == check
                 && is_key(Loc {
                     seg: s.seg,
                     off: s.off & !OFFSET_MARK,
@@ -182,7 +220,22 @@ impl Table {
             {
                 return Some(i);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
+        }
+    }
+
+    /// The slot of a key with tag `tag` that points at `loc` (compaction, expiry).
+    pub fn find_loc(&self, tag: u32, loc: Loc) -> Option<usize> {
+        let mut i = self.home(tag);
+        loop {
+            let s = &self.slots[i];
+            if s.seg == 0 {
+                return None;
+            }
+            if s.tag == tag && s.seg == loc.seg && s.off & !OFFSET_MARK == loc.off {
+                return Some(i);
+            }
+            i = self.next(i);
         }
     }
 
@@ -209,14 +262,16 @@ impl Table {
     }
 
     /// Inserts a key that [`Table::find`] just reported absent.
-    pub fn insert_absent(&mut self, tag: u32, loc: Loc, marked: bool) {
+    pub fn insert_absent(&mut self, h: KeyHash, loc: Loc, marked: bool) {
         assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
         if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
-            self.grow_to(self.slots.len() * 2);
+            let n = self.slots.len() + self.slots.len() / 2;
+            self.grow_to(n.div_ceil(TABLE_SLOTS_MIN) * TABLE_SLOTS_MIN);
         }
         let off = loc.off | if marked { OFFSET_MARK } else { 0 };
         self.place(Slot {
-            tag,
+            tag: h.tag(),
+            check: h.check(),
             seg: loc.seg,
             off,
         });
@@ -224,19 +279,15 @@ impl Table {
     }
 
     fn place(&mut self, slot: Slot) {
-        let mask = self.mask();
         let mut i = self.home(slot.tag);
         while self.slots[i].seg != 0 {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         self.slots[i] = slot;
     }
 
     pub fn reserve(&mut self, keys: usize) {
-        let mut n = self.slots.len();
-        while keys * LOAD_DEN > n * LOAD_NUM {
-            n *= 2;
-        }
+        let n = slots_for(keys);
         if n > self.slots.len() {
             self.grow_to(n);
         }
@@ -245,7 +296,6 @@ impl Table {
     /// Rehashes every key into a table of `n` slots (larger or smaller).
     fn grow_to(&mut self, n: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); n]);
-        self.bits = n.trailing_zeros();
         for s in old.into_iter().filter(|s| s.seg != 0) {
             self.place(s);
         }
@@ -254,9 +304,8 @@ impl Table {
     /// Removes slot `i`, shifting later members of its probe run back so lookups stay correct.
     pub fn remove_at(&mut self, i: usize) {
         assert!(self.slots[i].seg != 0, "remove of an empty slot");
-        let mask = self.mask();
         let mut hole = i;
-        let mut j = (i + 1) & mask;
+        let mut j = self.next(i);
         loop {
             let s = self.slots[j];
             if s.seg == 0 {
@@ -273,7 +322,7 @@ impl Table {
                 self.slots[hole] = s;
                 hole = j;
             }
-            j = (j + 1) & mask;
+            j = self.next(j);
         }
         self.slots[hole] = Slot::default();
         self.len -= 1;
@@ -295,18 +344,8 @@ impl Table {
             .copied()
             .filter(|s| s.seg != 0 && s.off & OFFSET_MARK == 0)
             .collect();
-        let mut n = TABLE_SLOTS_MIN;
-        while kept.len() * LOAD_DEN > n * LOAD_NUM {
-            n *= 2;
-        }
-        // Keep the current size unless the sweep emptied most of it.
-        let n = if n * 4 < self.slots.len() {
-            n
-        } else {
-            self.slots.len()
-        };
+        let n = slots_for(kept.len()).max(self.slots.len());
         self.slots = vec![Slot::default(); n];
-        self.bits = n.trailing_zeros();
         self.len = kept.len();
         for s in kept {
             self.place(s);
@@ -319,10 +358,7 @@ impl Table {
     /// leave fewer live keys (a store restarted after heavy overwrites held 40 bytes per live
     /// key instead of at most 30).
     pub fn shrink_to_fit(&mut self) {
-        let mut n = TABLE_SLOTS_MIN;
-        while self.len * LOAD_DEN > n * LOAD_NUM {
-            n *= 2;
-        }
+        let n = slots_for(self.len);
         if n < self.slots.len() {
             self.grow_to(n);
         }
@@ -350,10 +386,9 @@ impl Table {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask();
-        let mut i = from & mask;
+        let mut i = from % self.slots.len();
         while self.slots[i].seg == 0 {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         Some(i)
     }
@@ -375,8 +410,8 @@ mod tests {
     use std::collections::HashMap;
 
     /// A model where keys are u64s whose "record" lives at off = key.
-    fn tag_of(k: u64) -> u32 {
-        KeyHash::of(&k.to_le_bytes()).tag()
+    fn tag_of(k: u64) -> KeyHash {
+        KeyHash::of(&k.to_le_bytes())
     }
 
     #[test]
@@ -420,19 +455,29 @@ mod tests {
     #[test]
     fn colliding_tags_are_told_apart_by_the_key_check() {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        let same = KeyHash::from_parts(0, 7, 9);
         for k in 0..5u32 {
-            t.insert_absent(7, Loc { seg: 1, off: k }, false);
+            t.insert_absent(same, Loc { seg: 1, off: k }, false);
         }
         for k in 0..5u32 {
-            let i = t.find(7, |l| l.off == k).expect("present");
+            let i = t.find(same, |l| l.off == k).expect("present");
             assert_eq!(t.loc(i).off, k);
         }
-        let i = t.find(7, |l| l.off == 2).unwrap();
+        let i = t.find(same, |l| l.off == 2).unwrap();
         t.remove_at(i);
-        assert!(t.find(7, |l| l.off == 2).is_none());
+        assert!(t.find(same, |l| l.off == 2).is_none());
         for k in [0u32, 1, 3, 4] {
-            assert!(t.find(7, |l| l.off == k).is_some());
+            assert!(t.find(same, |l| l.off == k).is_some());
         }
+        // Another check with the same tag is never asked about.
+        let other = KeyHash::from_parts(0, 7, 10);
+        assert!(t
+            .find(other, |_| panic!("compared a different check"))
+            .is_none());
+        assert_eq!(
+            t.find_loc(7, Loc { seg: 1, off: 3 }).map(|i| t.loc(i).off),
+            Some(3)
+        );
     }
 
     #[test]

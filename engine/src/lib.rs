@@ -14,7 +14,8 @@
 //! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
 //!   use against the space bound).
 //! - `log`: the active segment, sequence numbers and rolling to a new segment.
-//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool).
+//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool);
+//!   `verify`: checking blind overwrites whose old record was not read.
 //! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
 //! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
@@ -61,6 +62,7 @@ mod stall;
 mod stats;
 mod syncer;
 mod testing_hooks;
+mod verify;
 mod wait;
 mod write;
 

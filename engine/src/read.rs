@@ -33,7 +33,7 @@ pub(crate) fn get_with<R>(sh: &Shared, key: &[u8], f: impl FnOnce(Option<Entry<'
     // registered before the write that made it point there released the lock.
     let segs = sh.registry.load();
     let mut hit = None;
-    shard.find(h.tag(), |loc| {
+    shard.find(h, |loc| {
         let Some((hdr, rec)) = segs.record(loc) else {
             return false;
         };
@@ -185,7 +185,7 @@ pub(crate) fn guard_of(shard_nos: &[usize], h: &KeyHash) -> usize {
 
 /// Prefetches the record of the first slot whose tag matches `h` (see [`Engine::prefetch`]).
 pub(crate) fn prefetch_record(shard: &Table, segs: &SegmentMap, h: KeyHash) {
-    if let Some(loc) = shard.first_match(h.tag()) {
+    if let Some(loc) = shard.first_match(h) {
         if let Some(seg) = segs.get(loc.seg) {
             seg.prefetch(u64::from(loc.off));
         }
@@ -200,7 +200,7 @@ pub(crate) fn prefetch_keys<T: std::ops::Deref<Target = Table>>(
     table_of: impl Fn(&KeyHash) -> T,
 ) {
     for h in hashes {
-        table_of(h).prefetch(h.tag());
+        table_of(h).prefetch(*h);
     }
     for h in hashes {
         prefetch_record(&table_of(h), segs, *h);
@@ -243,7 +243,7 @@ pub(crate) fn find_current<'a>(
     key: &[u8],
     h: KeyHash,
 ) -> (Option<usize>, Current<'a>) {
-    let slot = shard.find(h.tag(), |loc| segs.key_matches(loc, key));
+    let slot = shard.find(h, |loc| segs.key_matches(loc, key));
     let current = slot.and_then(|i| {
         let loc = shard.loc(i);
         segs.record(loc).map(|(hdr, rec)| (loc, hdr, rec))

@@ -139,7 +139,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                         l.for_each_record(|off, h, key| {
                             let kh = KeyHash::of(key);
                             if let Some(g) = &guards[kh.shard()] {
-                                g.prefetch(kh.tag());
+                                g.prefetch(kh);
                             }
                             batch.push(Pending {
                                 off,
@@ -166,7 +166,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     // From here the mark means "expires": the sweep reads only those.
                     for (kh, loc) in std::mem::take(&mut part.expiring) {
                         if let Some(g) = guards[kh.shard()].as_mut() {
-                            if let Some(i) = g.find(kh.tag(), |l| l == loc) {
+                            if let Some(i) = g.find_loc(kh.tag(), loc) {
                                 g.set(i, loc, true);
                             }
                         }
@@ -661,9 +661,7 @@ impl Part {
             self.expiring.push((p.kh, loc));
         }
         let key = p.key;
-        let slot = shard.find(p.kh.tag(), |l| {
-            map.header_key(l).is_some_and(|(_, k)| k == key)
-        });
+        let slot = shard.find(p.kh, |l| map.header_key(l).is_some_and(|(_, k)| k == key));
         match slot {
             Some(i) => {
                 let old = shard.loc(i);
@@ -683,7 +681,7 @@ impl Part {
                 }
             }
             None => {
-                shard.insert_absent(p.kh.tag(), loc, gone);
+                shard.insert_absent(p.kh, loc, gone);
                 if gone {
                     seg.add_dead(len);
                 }

@@ -21,6 +21,7 @@ use crate::stall::WriteStall;
 use crate::stats::{Counters, RecoveryStats};
 use crate::syncer::Syncer;
 use crate::testing_hooks::Hooks;
+use crate::verify::Verifier;
 
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) has_expiring: AtomicBool,
     /// Reads of records not in memory, for callers that must not block on the disk.
     pub(crate) cold: ColdReads,
+    /// Blind overwrites whose old record is still to be checked (see `verify`).
+    pub(crate) verifier: Verifier,
     /// Faults tests inject into the background threads.
     pub(crate) hooks: Hooks,
     pub(crate) _dir_lock: DirLock,
@@ -75,6 +78,16 @@ impl Shared {
             segment_size_bytes: self.options.segment_size_bytes,
             cold: &self.cold,
             hints: self.options.hints,
+        }
+    }
+
+    /// What checking blind overwrites needs.
+    pub(crate) fn verify_env(&self) -> crate::verify::Env<'_> {
+        crate::verify::Env {
+            dir: &self.dir,
+            index: &self.index,
+            registry: &self.registry,
+            verifier: &self.verifier,
         }
     }
 

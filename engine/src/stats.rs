@@ -76,6 +76,14 @@ pub struct Stats {
     pub cold_read_p999_us: u64,
     /// Residency is being checked before reads: memory was short recently.
     pub residency_checks: bool,
+    /// Blind writes (puts) that replaced a record not in memory without reading it, waiting
+    /// to be checked, and checked since open.
+    pub blind_writes_pending: u64,
+    /// See `blind_writes_pending`.
+    pub blind_writes_checked: u64,
+    /// Keys found to share their 64-bit index fingerprint with another (expected never):
+    /// each was hidden by a blind write of the other, and put back.
+    pub fingerprint_collisions: u64,
 }
 
 /// What [`crate::Engine::open`] did.

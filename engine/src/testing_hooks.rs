@@ -29,6 +29,8 @@ impl Thread {
 pub(crate) struct Hooks {
     /// Threads asked to panic at their next round of work.
     panic: AtomicU8,
+    /// The verify thread leaves blind writes unchecked while set.
+    pub(crate) verify_paused: std::sync::atomic::AtomicBool,
 }
 
 impl Hooks {

@@ -16,6 +16,7 @@ use crate::read::{
 };
 use crate::registry::SegmentMap;
 use crate::shared::Shared;
+use crate::verify::Pending;
 
 /// What an update's closure (`Engine::update`) decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,15 +60,52 @@ pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> R
     let h = KeyHash::of(key);
     sh.wait_out_write_stall();
     let mut shard = sh.index.shard(h.shard()).write();
-    shard.prefetch(h.tag());
+    shard.prefetch(h);
     let body_crc = format::body_crc(key, value);
     let segs = sh.registry.load();
     prefetch_record(&shard, &segs, h);
     let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
+    let expires = expire_at_ms != 0;
+    // Memory is short and the key's one candidate is on disk: take it without reading it
+    // (see `verify`), and have it checked later, off this thread.
+    if sh.cold.checking() {
+        if let Some(i) = blind_candidate(&shard, &segs, h) {
+            let old = shard.loc(i);
+            if sh.verifier.push(Pending {
+                hash: h,
+                old,
+                new: loc,
+            }) {
+                shard.set(i, loc, expires);
+                return Ok(WriteToken(seq));
+            }
+        }
+    }
     // `segs` predates the append: it holds every record the shard points at.
     let found = find_current(&shard, &segs, key, h);
-    point_at(&mut shard, &segs, found, h, loc, expire_at_ms != 0);
+    point_at(&mut shard, &segs, found, h, loc, expires);
     Ok(WriteToken(seq))
+}
+
+/// The slot a blind write may take without reading its record: the only one matching the
+/// key's 64-bit fingerprint, with a record not in memory. With two candidates (keys whose
+/// fingerprints collided before) the keys are compared: taking the wrong one would leave the
+/// key's own slot behind it.
+fn blind_candidate(shard: &Table, segs: &SegmentMap, h: KeyHash) -> Option<usize> {
+    let mut candidates = 0;
+    let mut cold = false;
+    shard.find(h, |loc| {
+        candidates += 1;
+        cold = segs
+            .get(loc.seg)
+            .is_some_and(|s| !crate::cold::record_resident(s, u64::from(loc.off)));
+        false
+    });
+    if candidates == 1 && cold {
+        shard.find(h, |_| true)
+    } else {
+        None
+    }
 }
 
 /// Reads the key's live value and applies `f`'s decision atomically (see `Engine::update`).
@@ -249,7 +287,7 @@ pub(crate) fn update_many<'v, R>(
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
-            (None, Some((_, new))) => shard.insert_absent(h.tag(), new, expires),
+            (None, Some((_, new))) => shard.insert_absent(h, new, expires),
             (Some((slot, (loc, hdr, _))), None) => {
                 shard.remove_at(slot);
                 segs_now.add_dead(loc, hdr.record_len());
@@ -304,6 +342,8 @@ pub(crate) fn clear(sh: &Shared) -> Result<()> {
     for s in shards.iter_mut() {
         s.clear();
     }
+    // Every key is gone, and every record a blind write replaced with it.
+    sh.verifier.clear();
     drop(shards);
     crate::wait::wait_durable(sh, seq)?;
     sh.registry.retire(&old);
@@ -354,6 +394,6 @@ fn point_at(
             shard.set(i, loc, expires);
             segs.add_dead(old, hdr.record_len());
         }
-        _ => shard.insert_absent(h.tag(), loc, expires),
+        _ => shard.insert_absent(h, loc, expires),
     }
 }

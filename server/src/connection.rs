@@ -342,7 +342,7 @@ fn process(
             authenticated: ctx.client.authenticated,
         };
         if pos >= prefetched_to && !parser.in_frame() {
-            let (covered, keys) = look_ahead(&buf[pos..], lookahead, arena, limits);
+            let (covered, keys, blind) = look_ahead(&buf[pos..], lookahead, arena, limits);
             if keys.len() > 1 {
                 ctx.engine.prefetch(&keys);
             }
@@ -351,7 +351,7 @@ fn process(
             // runs: a pipeline of cold GETs waits for one round of reads, not one each.
             if memory_short && covered > 0 && pos >= cold.fetched_to {
                 checked_to = pos + covered;
-                if let Some(fetch) = ctx.engine.fetch_cold(&keys) {
+                if let Some(fetch) = ctx.engine.fetch_cold_for(&keys, |i| blind[i]) {
                     cold.fetched_to = checked_to;
                     let keys = keys.iter().map(|k| k.to_vec()).collect();
                     step = Step::Cold(ColdWait { fetch, keys });
@@ -371,7 +371,8 @@ fn process(
                 if memory_short && pos >= checked_to && pos >= cold.fetched_to {
                     let mut keys = bumpalo::collections::Vec::new_in(&*arena);
                     commands::keys_of(args, |k| keys.push(k));
-                    if let Some(fetch) = ctx.engine.fetch_cold(&keys) {
+                    let blind = commands::writes_blindly(args);
+                    if let Some(fetch) = ctx.engine.fetch_cold_for(&keys, |_| blind) {
                         cold.fetched_to = pos + consumed;
                         let keys = keys.iter().map(|k| k.to_vec()).collect();
                         step = Step::Cold(ColdWait { fetch, keys });
@@ -459,8 +460,14 @@ fn look_ahead<'a>(
     lookahead: &mut Parser,
     arena: &'a Bump,
     limits: Limits,
-) -> (usize, bumpalo::collections::Vec<'a, &'a [u8]>) {
+) -> (
+    usize,
+    bumpalo::collections::Vec<'a, &'a [u8]>,
+    bumpalo::collections::Vec<'a, bool>,
+) {
     let mut keys = bumpalo::collections::Vec::with_capacity_in(PREFETCH_BATCH, arena);
+    // Per key: written blindly (see `commands::writes_blindly`).
+    let mut blind = bumpalo::collections::Vec::with_capacity_in(PREFETCH_BATCH, arena);
     let mut pos = 0;
     // Bounded in frames too, so requests without keys (PING...) are not parsed far ahead.
     let mut frames = 0;
@@ -472,7 +479,11 @@ fn look_ahead<'a>(
                     break;
                 }
                 pos += consumed;
-                commands::keys_of(args, |k| keys.push(k));
+                let blindly = commands::writes_blindly(args);
+                commands::keys_of(args, |k| {
+                    keys.push(k);
+                    blind.push(blindly);
+                });
             }
             Ok(Some(Frame::Empty { consumed })) => pos += consumed,
             // Incomplete or bad: the main parser meets it and deals with it.
@@ -480,7 +491,7 @@ fn look_ahead<'a>(
         }
     }
     lookahead.reset();
-    (pos, keys)
+    (pos, keys, blind)
 }
 
 /// Waits until the unsent replies fall to `low_water` bytes, or the writer failed.

@@ -209,3 +209,35 @@ fn an_idle_store_does_not_check_residency() {
     assert_eq!(info_field(&st, "residency_checks"), "0", "{st}");
     assert_eq!(info_field(&st, "cold_reads"), "0");
 }
+
+#[test]
+fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk() {
+    let t = server();
+    load(&t, 400);
+    let engine = t.handle().engine();
+    engine.evict_for_tests().unwrap();
+    // No read may complete: a SET that needed one would never be answered.
+    engine.hold_cold_reads(true);
+    let mut r = t.raw();
+    r.send(&cmd(&[b"SET", b"k250", b"fresh"]));
+    assert_eq!(r.read_n(5), b"+OK\r\n");
+    assert_eq!(r.get("k250").as_deref(), Some("fresh"));
+    // A SET that must see the old value (NX) waits for its read like a GET.
+    let mut nx = t.raw();
+    nx.send(&cmd(&[b"SET", b"k251", b"x", b"NX"]));
+    common::wait_for(
+        "the SET NX's read to be queued",
+        Duration::from_secs(10),
+        || info_field(&info(&mut r), "cold_reads_in_flight") == "1",
+    );
+    engine.hold_cold_reads(false);
+    assert_eq!(nx.read_n(5), b"$-1\r\n");
+    assert_eq!(r.get("k251"), Some(value(251)));
+    // The blind write is checked in the background: the old record counted dead.
+    common::wait_for(
+        "the blind write to be checked",
+        Duration::from_secs(20),
+        || info_field(&info(&mut r), "blind_writes_checked") == "1",
+    );
+    assert_eq!(info_field(&info(&mut r), "fingerprint_collisions"), "0");
+}

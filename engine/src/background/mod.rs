@@ -3,6 +3,7 @@
 //! - [`sync`]: group commit and the once-a-second sync;
 //! - [`prealloc`]: the next log segment, and the active segment's pages ahead of its writer;
 //! - [`maintenance`]: expiry sweep, hint files, checks of hinted segments, compaction;
+//! - [`verify`]: checks blind overwrites whose old record was not read;
 //! - `flin-io-N`: the cold-read pool (`cold`), reading records not in memory for callers
 //!   that must not wait for the disk.
 //!
@@ -12,6 +13,7 @@
 pub(crate) mod maintenance;
 pub(crate) mod prealloc;
 pub(crate) mod sync;
+pub(crate) mod verify;
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +34,8 @@ pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>> {
     let started = spawn_guarded("flin-sync", shared, sync::run)
         .map(|t| threads.push(t))
         .and_then(|()| spawn_guarded("flin-prealloc", shared, prealloc::run))
+        .map(|t| threads.push(t))
+        .and_then(|()| spawn_guarded("flin-verify", shared, verify::run))
         .map(|t| threads.push(t))
         .and_then(|()| {
             spawn_guarded("flin-maint", shared, move |s| {

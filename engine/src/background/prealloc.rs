@@ -39,16 +39,12 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     tracing::debug!(error = %e, "could not grow the active segment ahead of its writer")
                 }
             }
+            seg.populate_to(end);
             if shared.cold.checking() {
                 // Memory is short: written pages must not pile up dirty until the next sync,
                 // since reclaim cannot free them and stalls whoever needs memory meanwhile.
-                // Nor are pages faulted in ahead: faulted in writable they are dirty zeros,
-                // which reclaim writes to disk and evicts, and the writer then reads back; a
-                // writer's own fault on never-written space reads nothing.
                 seg.release_written_pages();
                 seg.start_writeback(0, seg.len());
-            } else {
-                seg.populate_to(end);
             }
             continue;
         }

@@ -116,6 +116,12 @@ pub(crate) fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
     }
 }
 
+/// True when `args` is a write of its key whatever the key holds (a plain `SET key value`),
+/// which the engine does without reading the key's old record (`Engine::put`).
+pub(crate) fn writes_blindly(args: &[&[u8]]) -> bool {
+    args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
+}
+
 /// Runs one command: lookup, arity, authentication, then the handler.
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());

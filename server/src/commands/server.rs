@@ -277,6 +277,9 @@ fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "cold_read_p999_us:{}", e.cold_read_p999_us);
     line!(s, "cold_waits:{}", st.cold_waits);
     line!(s, "residency_checks:{}", u8::from(e.residency_checks));
+    line!(s, "blind_writes_pending:{}", e.blind_writes_pending);
+    line!(s, "blind_writes_checked:{}", e.blind_writes_checked);
+    line!(s, "fingerprint_collisions:{}", e.fingerprint_collisions);
     line!(s, "worker_major_faults:{}", st.worker_major_faults);
 }
 

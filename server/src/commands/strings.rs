@@ -153,6 +153,20 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let (key, value) = (args[1], args[2]);
     let mark = ctx.out.len();
+    // A plain SET writes whatever the key holds: a blind write, which needs no read of the
+    // key's old record (not even from disk, when it is not in memory).
+    if !nx && !xx && !get && !opts.keep_ttl {
+        if let Some(expire_at_ms) = resolve_expiry(opts, None) {
+            reply::ok(ctx.out);
+            let res = ctx.engine.put(key, value, expire_at_ms);
+            if res.is_ok() {
+                if let Some(at) = opts.at_ms {
+                    ctx.track_expiry(key, at as u64);
+                }
+            }
+            return finish(ctx, mark, res.map(Some));
+        }
+    }
     let out = &mut *ctx.out;
     let res = ctx.engine.update(key, |cur| {
         if get {

@@ -1,0 +1,334 @@
+//! Checking blind overwrites afterwards.
+//!
+//! A blind write (`Engine::put`: SET, whatever the key held) must find the slot of the key's
+//! old record. When that record is not in memory, reading it to compare keys would make the
+//! writer wait for the disk, and a load of overwrites under a memory limit did little else.
+//! So when exactly one slot matches the key's 64-bit fingerprint (tag and check) and its
+//! record is not in memory, `put` takes it as the key's (a different key matches one in 2^64)
+//! and leaves the proof to this module: the old record's key is compared off the writer's
+//! path, and its bytes are counted dead only then.
+//!
+//! Should the old record hold another key after all, that key lost its slot to the write:
+//! it is put back (pointing at its record, unless it was written again since), and the event
+//! is logged. Until then it reads as absent; nothing is lost, since its record stays on disk:
+//! compaction checks a segment's pending entries before it rewrites the segment
+//! ([`Verifier::take_segment`]), so the record is never dropped unchecked.
+//!
+//! Pending entries are kept by segment, and a segment's entries are checked together: from
+//! its hint file (keys and lengths, read sequentially, no value read) when it has one, else
+//! from the records themselves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::format::RecordHeader;
+use crate::index::{KeyHash, Loc};
+
+/// Most entries waiting to be checked. Beyond, `put` compares keys before it writes (reading
+/// the old record), as it does for every key while memory is not short.
+pub const VERIFY_PENDING_MAX: usize = 1 << 20;
+
+/// A blind overwrite to check: the key's hash, the record it replaced, the record it wrote.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
+    pub hash: KeyHash,
+    pub old: Loc,
+    pub new: Loc,
+}
+
+#[derive(Default)]
+pub(crate) struct Verifier {
+    /// By the segment of the old record.
+    pending: Mutex<HashMap<u32, Vec<Pending>>>,
+    count: AtomicUsize,
+    pub(crate) checked: AtomicU64,
+    pub(crate) repaired: AtomicU64,
+}
+
+impl Verifier {
+    /// Queues an entry; false (nothing queued) when the queue is full.
+    pub(crate) fn push(&self, p: Pending) -> bool {
+        if self.count.load(Ordering::Relaxed) >= VERIFY_PENDING_MAX {
+            return false;
+        }
+        self.pending.lock().entry(p.old.seg).or_default().push(p);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// True when a `push` would be refused.
+    pub(crate) fn is_full(&self) -> bool {
+        self.count.load(Ordering::Relaxed) >= VERIFY_PENDING_MAX
+    }
+
+    /// Entries waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Takes every entry whose old record is in segment `seg` (compaction is about to
+    /// rewrite it, or the checker's turn came). They count as pending until [`Verifier::done`].
+    fn take_segment(&self, seg: u32) -> Vec<Pending> {
+        self.pending.lock().remove(&seg).unwrap_or_default()
+    }
+
+    /// `n` taken entries are checked.
+    fn done(&self, n: usize) {
+        self.checked.fetch_add(n as u64, Ordering::Relaxed);
+        self.count.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// The segment with the most entries waiting, if any.
+    pub(crate) fn busiest_segment(&self) -> Option<u32> {
+        self.pending
+            .lock()
+            .iter()
+            .max_by_key(|(_, v)| v.len())
+            .map(|(id, _)| *id)
+    }
+
+    /// Drops every entry (FLUSHALL: every key is gone, and so is every old record).
+    pub(crate) fn clear(&self) {
+        let mut p = self.pending.lock();
+        let n: usize = p.values().map(Vec::len).sum();
+        p.clear();
+        self.count.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// What checking needs of the engine.
+pub(crate) struct Env<'a> {
+    pub dir: &'a std::path::Path,
+    pub index: &'a crate::index::Index,
+    pub registry: &'a crate::registry::Registry,
+    pub verifier: &'a Verifier,
+}
+
+/// Checks every pending entry of segment `seg`. Call with the compaction lock held: a key put
+/// back points into `seg`, which a compaction running meanwhile could retire.
+pub(crate) fn check_segment(env: &Env<'_>, seg_id: u32) {
+    let entries = env.verifier.take_segment(seg_id);
+    if entries.is_empty() {
+        return;
+    }
+    let n = entries.len();
+    check_entries(env, seg_id, entries);
+    env.verifier.done(n);
+}
+
+fn check_entries(env: &Env<'_>, seg_id: u32, entries: Vec<Pending>) {
+    let segs = env.registry.load();
+    let Some(seg) = segs.get(seg_id) else {
+        // Retired without being checked: only FLUSHALL does that, and it drops every key.
+        return;
+    };
+    // Many entries: the hint file (keys and lengths only, read in one go) beats reading each
+    // record; a few: read the records.
+    let hint = (entries.len() >= HINT_WORTH_ENTRIES && seg.is_hinted())
+        .then(|| {
+            crate::hint::Hint::load(env.dir, seg_id, seg.len())
+                .ok()
+                .flatten()
+        })
+        .flatten();
+    let positions = hint.as_ref().map(|h| h.entry_positions());
+    for p in entries {
+        let old = match (&hint, &positions) {
+            (Some(h), Some(pos)) => h
+                .entry_at_offset(pos, p.old.off)
+                .map(|e| (e.key.to_vec(), e.header)),
+            _ => read_key(seg, p.old.off),
+        };
+        let new_key = segs.get(p.new.seg).and_then(|s| read_key(s, p.new.off));
+        settle(env, &segs, p, old, new_key.map(|(k, _)| k));
+    }
+}
+
+/// A segment's entries are checked from its hint file from this many on.
+const HINT_WORTH_ENTRIES: usize = 64;
+
+/// The key and header of the record at `off`: from the map when it is in memory, else read
+/// from the file (this runs off the clients' threads, but a fault would still hold the
+/// compaction lock longer than a read).
+fn read_key(seg: &crate::segment::Segment, off: u32) -> Option<(Vec<u8>, RecordHeader)> {
+    let off = u64::from(off);
+    let head_len = crate::format::RECORD_HEADER_LEN;
+    let mut head = [0u8; crate::format::RECORD_HEADER_LEN];
+    if seg.resident(off, head_len as u64) {
+        head.copy_from_slice(seg.bytes(off, head_len));
+    } else {
+        seg.read_at(off, &mut head).ok()?;
+    }
+    let h = RecordHeader::decode(&head).ok()?;
+    let key_at = off + head_len as u64;
+    let key_len = h.key_len as usize;
+    let mut key = vec![0u8; key_len];
+    if seg.resident(key_at, key_len as u64) {
+        key.copy_from_slice(seg.bytes(key_at, key_len));
+    } else {
+        seg.read_at(key_at, &mut key).ok()?;
+    }
+    Some((key, h))
+}
+
+fn settle(
+    env: &Env<'_>,
+    segs: &crate::registry::SegmentMap,
+    p: Pending,
+    old: Option<(Vec<u8>, RecordHeader)>,
+    new_key: Option<Vec<u8>>,
+) {
+    let (Some((old_key, header)), Some(new_key)) = (old, new_key) else {
+        tracing::error!(
+            segment = p.old.seg,
+            offset = p.old.off,
+            "could not read the record a blind write replaced, to check its key; if it held \
+             another key, that key reads as absent until the next restart"
+        );
+        return;
+    };
+    if old_key == new_key {
+        segs.add_dead(p.old, header.record_len());
+        return;
+    }
+    // Another key with the same 64-bit fingerprint lost its slot: put it back, unless it was
+    // written again since (then the old record is simply dead).
+    let h2 = KeyHash::of(&old_key);
+    debug_assert_eq!(h2, p.hash);
+    let mut shard = env.index.shard(h2.shard()).write();
+    if shard.find(h2, |l| segs.key_matches(l, &old_key)).is_some() {
+        segs.add_dead(p.old, header.record_len());
+        return;
+    }
+    shard.insert_absent(h2, p.old, header.expire_at_ms != 0);
+    env.verifier.repaired.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(
+        segment = p.old.seg,
+        offset = p.old.off,
+        "two keys share a 64-bit index fingerprint (about one pair in 2^64); a write of one \
+         briefly hid the other, which is back now"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::index::COLLIDE_PREFIX;
+    use crate::{Engine, Fsync, Options};
+
+    fn open(dir: &std::path::Path) -> Engine {
+        let options = Options {
+            fsync: Fsync::Never,
+            segment_size_bytes: 64 * 1024,
+            compaction: false,
+            hints: false,
+            ..Options::default()
+        };
+        Engine::open(dir, options).unwrap()
+    }
+
+    /// Waits (bounded) for the verify thread to check every pending blind write.
+    fn settled(e: &Engine) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while e.stats().blind_writes_pending > 0 {
+            assert!(Instant::now() < deadline, "blind writes never checked");
+            std::thread::yield_now();
+        }
+    }
+
+    fn collide(name: &str) -> Vec<u8> {
+        [COLLIDE_PREFIX, name.as_bytes()].concat()
+    }
+
+    #[test]
+    fn a_blind_overwrite_of_a_cold_key_is_checked_later_and_counted_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        for i in 0..300u32 {
+            e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
+        }
+        e.evict_for_tests().unwrap();
+        let dead_before = e.stats().dead_bytes;
+        e.pause_verify_for_tests(true);
+        e.put(b"k17", b"new", 0).unwrap();
+        let st = e.stats();
+        assert_eq!(
+            st.blind_writes_pending, 1,
+            "taken without reading the old record"
+        );
+        assert_eq!(
+            st.dead_bytes, dead_before,
+            "not counted before it is checked"
+        );
+        assert_eq!(e.get(b"k17").as_deref(), Some(&b"new"[..]));
+        e.pause_verify_for_tests(false);
+        settled(&e);
+        let st = e.stats();
+        assert_eq!(st.blind_writes_checked, 1);
+        assert_eq!(st.fingerprint_collisions, 0);
+        let old_record = crate::format::RECORD_HEADER_LEN + 3 + 400;
+        assert_eq!(st.dead_bytes, dead_before + old_record as u64);
+        assert_eq!(e.len(), 300);
+    }
+
+    #[test]
+    fn a_key_hidden_by_a_fingerprint_collision_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (collide("a"), collide("a2"));
+        {
+            let e = open(dir.path());
+            // a first, then enough after it that the next append lands pages away from it.
+            e.put(&a, b"value of a", 0).unwrap();
+            for i in 0..300u32 {
+                e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
+            }
+            e.evict_for_tests().unwrap();
+            e.pause_verify_for_tests(true);
+            // b's only candidate is a's slot, on disk: the write takes it blindly.
+            e.put(&b, b"value of b", 0).unwrap();
+            assert_eq!(e.stats().blind_writes_pending, 1);
+            assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+            assert_eq!(e.get(&a), None, "hidden until checked");
+            e.pause_verify_for_tests(false);
+            settled(&e);
+            assert_eq!(e.stats().fingerprint_collisions, 1);
+            assert_eq!(e.get(&a).as_deref(), Some(&b"value of a"[..]));
+            assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+            // Two candidates now: the next write of either compares keys, never blind.
+            e.put(&a, b"a again", 0).unwrap();
+            assert_eq!(e.stats().blind_writes_pending, 0);
+            assert_eq!(e.get(&a).as_deref(), Some(&b"a again"[..]));
+            assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+            assert_eq!(e.len(), 302);
+        }
+        let e = open(dir.path());
+        assert_eq!(e.get(&a).as_deref(), Some(&b"a again"[..]));
+        assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+    }
+
+    #[test]
+    fn a_collision_unchecked_at_a_crash_is_resolved_by_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (collide("x"), collide("x2"));
+        {
+            let e = open(dir.path());
+            // a first, then enough after it that the next append lands pages away from it.
+            e.put(&a, b"value of a", 0).unwrap();
+            for i in 0..300u32 {
+                e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
+            }
+            e.evict_for_tests().unwrap();
+            e.pause_verify_for_tests(true);
+            e.put(&b, b"value of b", 0).unwrap();
+            e.sync().unwrap();
+            assert_eq!(e.get(&a), None, "hidden until checked");
+            // Closed without the check: the next open reads both keys' records.
+        }
+        let e = open(dir.path());
+        assert_eq!(e.get(&a).as_deref(), Some(&b"value of a"[..]));
+        assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+    }
+}
