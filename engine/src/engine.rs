@@ -493,10 +493,22 @@ impl Engine {
         let sh = &self.shared;
         // From here the prealloc thread no longer faults pages in ahead of the writer.
         sh.cold.force_checks.store(true, Ordering::Relaxed);
-        // A fault-in it began before may bring pages back (dirty): go again until none is.
-        for _ in 0..1000 {
-            self.sync()?;
+        // A fault-in it began before may bring pages back (dirty), and so does the maintenance
+        // thread writing a sealed segment's hint: go again until every sealed segment has its
+        // hint and no page is in memory.
+        let active = sh.log.active_id();
+        for _ in 0..100_000 {
             let segs = sh.registry.load();
+            let unhinted = sh.options.hints
+                && segs
+                    .iter()
+                    .any(|s| s.id != active && s.is_sealed() && !s.is_hinted());
+            if unhinted {
+                sh.syncer.kick_maintenance();
+                std::thread::yield_now();
+                continue;
+            }
+            self.sync()?;
             for seg in segs.iter() {
                 seg.release(0, seg.len());
             }
