@@ -497,7 +497,8 @@ impl Engine {
         // thread writing a sealed segment's hint: go again until every sealed segment has its
         // hint and no page is in memory.
         let active = sh.log.active_id();
-        for _ in 0..100_000 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             let segs = sh.registry.load();
             let unhinted = sh.options.hints
                 && segs

@@ -87,6 +87,19 @@ impl HintBuilder {
     }
 }
 
+impl HintBuilder {
+    /// The entries as a [`Hint`] in memory, as if read from a hint file (no file is written).
+    pub(crate) fn into_hint(self) -> Hint {
+        let mut bytes = vec![0u8; HINT_HEADER_LEN];
+        bytes.extend_from_slice(&self.entries);
+        bytes.extend_from_slice(&[0u8; HINT_TRAILER_LEN]);
+        Hint {
+            bytes,
+            count: self.count,
+        }
+    }
+}
+
 /// The fixed part of the hint entry of the record at `offset`.
 fn encode_entry(offset: u64, h: &RecordHeader) -> [u8; HINT_ENTRY_FIXED_LEN] {
     let mut fixed = [0u8; HINT_ENTRY_FIXED_LEN];

@@ -24,7 +24,7 @@ use std::time::Instant;
 use crate::clock::{is_expired, now_ms};
 use crate::error::{Error, Result};
 use crate::format::{self, RecordHeader, SegmentHeader, SegmentKind, SEGMENT_HEADER_LEN};
-use crate::hint::{hint_path, Hint};
+use crate::hint::{hint_path, Hint, HintBuilder};
 use crate::index::{Index, KeyHash, Loc};
 use crate::options::Options;
 use crate::scan::{scan_records, ScanEnd};
@@ -293,6 +293,10 @@ struct Loaded {
     hint: Option<Hint>,
     /// Where each of the hint's entries starts, in record-offset order (see `Records`).
     hint_positions: Vec<u32>,
+    /// For a scanned segment: its records' entries, collected as the scan read them, so the
+    /// index is built and keys compared without reading the segment a second time (under a
+    /// memory limit its pages are gone by then). Only entries inside `spans` are valid.
+    scanned: Option<Hint>,
     /// Verified runs of records `[start, end)` when scanned.
     spans: Vec<(u64, u64)>,
     /// How the scan ended after the last span.
@@ -344,6 +348,7 @@ fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option
         use_hint: options.hints && !newest_log,
         hint: None,
         hint_positions: Vec::new(),
+        scanned: None,
         spans: Vec::new(),
         damage: Vec::new(),
     }))
@@ -371,11 +376,13 @@ impl Loaded {
         let bytes = self.seg.mapped_bytes();
         let log = self.seg.kind == SegmentKind::Log;
         let mut start = SEGMENT_HEADER_LEN as u64;
+        let mut entries = HintBuilder::default();
         loop {
             let mut end_of_run = start;
             // Where the batch still open at the current record began, if one is.
             let mut open_batch = None;
-            let end = scan_records(bytes, start, |off, h, _| {
+            let end = scan_records(bytes, start, |off, h, rec| {
+                entries.push(off, h, format::record_key(h, rec));
                 end_of_run = off + h.record_len() as u64;
                 if h.batch_continues() {
                     open_batch.get_or_insert(off);
@@ -401,6 +408,9 @@ impl Loaded {
                 }
                 other => {
                     self.damage.push(other);
+                    let scanned = entries.into_hint();
+                    self.hint_positions = scanned.entry_positions();
+                    self.scanned = Some(scanned);
                     return Ok(());
                 }
             }
@@ -524,6 +534,9 @@ impl Loaded {
         let seg = Segment::from_parts(path, file, map, self.seg.id, self.seg.kind, len);
         seg.mark_sealed();
         self.seg = Arc::new(seg);
+        // Offsets moved: read records from the rewritten file instead.
+        self.scanned = None;
+        self.hint_positions = Vec::new();
         self.spans = if len > SEGMENT_HEADER_LEN as u64 {
             vec![(SEGMENT_HEADER_LEN as u64, len)]
         } else {
@@ -532,11 +545,27 @@ impl Loaded {
         Ok(())
     }
 
+    /// True when a record starting at `off` lies in a verified run (not cut as damage).
+    fn in_spans(&self, off: u32) -> bool {
+        let off = u64::from(off);
+        self.spans
+            .iter()
+            .any(|&(start, end)| start <= off && off < end)
+    }
+
     /// Every record: offset, header, key.
     fn for_each_record<'a>(&'a self, mut f: impl FnMut(u64, &RecordHeader, &'a [u8])) {
         if let Some(hint) = &self.hint {
             for e in hint.entries().flatten() {
                 f(u64::from(e.offset), &e.header, e.key);
+            }
+            return;
+        }
+        if let Some(scanned) = &self.scanned {
+            for e in scanned.entries().flatten() {
+                if self.in_spans(e.offset) {
+                    f(u64::from(e.offset), &e.header, e.key);
+                }
             }
             return;
         }
@@ -729,6 +758,10 @@ impl<'a> Records<'a> {
         if let Some(hint) = &l.hint {
             let e = hint.entry_at_offset(&l.hint_positions, loc.off)?;
             return Some((e.header, e.key));
+        }
+        if let Some(scanned) = &l.scanned {
+            let e = scanned.entry_at_offset(&l.hint_positions, loc.off)?;
+            return l.in_spans(loc.off).then_some((e.header, e.key));
         }
         let seg = &l.seg;
         let bytes = seg.mapped_bytes().get(..seg.len() as usize)?;
