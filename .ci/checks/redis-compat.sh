@@ -45,7 +45,7 @@ target="${CARGO_TARGET_DIR:-target}/release"
 # without them, so it answers them with the same unknown-command error as flin
 # (bench/compat/unknown.txt).
 removed=(LPUSH RPUSH LPOP LRANGE LLEN HSET HGET HGETALL HDEL SADD SMEMBERS SREM ZADD ZRANGE ZSCORE
-    XADD XRANGE PFADD SETBIT GETBIT BITCOUNT OBJECT MEMORY DEBUG)
+    XADD XRANGE PFADD DEBUG)
 rename_args=()
 for c in "${removed[@]}"; do rename_args+=(--rename-command "$c" ""); done
 

@@ -45,6 +45,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 // Values and bytes: no I/O, no state, nothing of this crate.
+mod bitmap;
 mod clock;
 mod float80;
 mod glob;

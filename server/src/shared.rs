@@ -78,6 +78,11 @@ impl Shared {
     pub fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
+
+    /// The longest string a client may send or build (Redis's proto-max-bulk-len).
+    pub fn proto_max_bulk_len(&self) -> u64 {
+        self.config.proto_max_bulk_len
+    }
 }
 
 /// What one worker's tasks share (one per worker thread; it never leaves that thread).

@@ -11,6 +11,8 @@
 //! lock. Writes record their [`WriteToken`] so that, under `--fsync always`, the connection
 //! holds the batch's replies until the token is durable.
 
+mod bitfield;
+mod bits;
 mod client_list;
 mod connection;
 mod keys;

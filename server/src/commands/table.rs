@@ -2,7 +2,7 @@
 //! supports. Used for dispatch, arity errors, and COMMAND / COMMAND DOCS output, so those
 //! list exactly what flin does.
 
-use super::{connection, keys, server, strings, Ctx};
+use super::{bitfield, bits, connection, keys, server, strings, Ctx};
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
 
@@ -84,6 +84,7 @@ impl CommandSpec {
             (f & READONLY != 0, "read"),
             (f & WRITE != 0, "write"),
             (self.group == "string", "string"),
+            (self.group == "bitmap", "bitmap"),
             (f & ADMIN != 0 || admin_category, "admin"),
             (f & FAST != 0, "fast"),
             (f & FAST == 0, "slow"),
@@ -133,6 +134,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("append", 3, WRITE | DENYOOM | FAST, KEY1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", strings::append),
     cmd!("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Authenticates the connection.", connection::auth),
     cmd!("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NOKEYS, "server", "1.0.0", "Asynchronously saves the database(s) to disk.", server::bgsave),
+    cmd!("bitcount", -2, READONLY, KEY1, "bitmap", "2.6.0", "Count set bits in a string", bits::bitcount),
+    cmd!("bitfield", -2, WRITE | DENYOOM, KEY1, "bitmap", "3.2.0", "Perform arbitrary bitfield integer operations on strings", bitfield::bitfield),
+    cmd!("bitfield_ro", -2, READONLY | FAST, KEY1, "bitmap", "6.0.0", "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD", bitfield::bitfield_ro),
+    cmd!("bitop", -4, WRITE | DENYOOM, (2, -1, 1), "bitmap", "2.6.0", "Perform bitwise operations between strings", bits::bitop),
+    cmd!("bitpos", -3, READONLY, KEY1, "bitmap", "2.8.7", "Find first bit set or clear in a string", bits::bitpos),
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
     cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", server::command),
     cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", server::config),
@@ -148,6 +154,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("flushall", -1, WRITE, NOKEYS, "server", "1.0.0", "Removes all keys from all databases.", keys::flushall),
     cmd!("flushdb", -1, WRITE, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", keys::flushall),
     cmd!("get", 2, READONLY | FAST, KEY1, "string", "1.0.0", "Returns the string value of a key.", strings::get),
+    cmd!("getbit", 3, READONLY | FAST, KEY1, "bitmap", "2.2.0", "Returns the bit value at offset in the string value stored at key", bits::getbit),
     cmd!("getdel", 2, WRITE | FAST, KEY1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", strings::getdel),
     cmd!("getex", -2, WRITE | FAST, KEY1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", strings::getex),
     cmd!("getrange", 4, READONLY, KEY1, "string", "2.4.0", "Returns a substring of the string stored at a key.", strings::getrange),
@@ -178,6 +185,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
     cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", connection::select),
     cmd!("set", -3, WRITE | DENYOOM, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", strings::set),
+    cmd!("setbit", 4, WRITE | DENYOOM, KEY1, "bitmap", "2.2.0", "Sets or clears the bit at offset in the string value stored at key", bits::setbit),
     cmd!("setex", 4, WRITE | DENYOOM, KEY1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", strings::setex),
     cmd!("setnx", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
     cmd!("setrange", 4, WRITE | DENYOOM, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
