@@ -16,6 +16,7 @@ mod bits;
 mod client_list;
 mod connection;
 mod keys;
+mod lcs;
 mod server;
 mod strings;
 mod table;

@@ -2,7 +2,7 @@
 //! supports. Used for dispatch, arity errors, and COMMAND / COMMAND DOCS output, so those
 //! list exactly what flin does.
 
-use super::{bitfield, bits, connection, keys, server, strings, Ctx};
+use super::{bitfield, bits, connection, keys, lcs, server, strings, Ctx};
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
 
@@ -166,6 +166,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     cmd!("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     cmd!("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
+    cmd!("lcs", -3, READONLY, (1, 2, 1), "string", "7.0.0", "Find longest common substring", lcs::lcs),
     cmd!("mget", -2, READONLY | FAST, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
