@@ -8,10 +8,13 @@
 //! # Layout, bottom to top
 //! Each module uses only the modules above it in this list (lib.rs declares them in the same
 //! layers, and `tests/module_layers.rs` fails on an import that goes up or round in a circle).
-//! - Values and bytes, no I/O and no state: `clock` (Unix time), `float80` (INCRBYFLOAT's C
-//!   `long double`), `glob` (Redis's glob patterns), [`protocol`] (RESP2 as bytes:
-//!   [`protocol::parse`] cuts requests into argument lists with Redis's limits and error
-//!   strings, `protocol::inline` splits hand-typed lines, [`protocol::reply`] encodes replies).
+//! - Values and bytes, no I/O and no state: `bitmap` (the bit arithmetic of BITCOUNT, BITPOS,
+//!   BITOP and BITFIELD), `clock` (Unix time), `float80` (INCRBYFLOAT's C `long double`),
+//!   `glob` (Redis's glob patterns), [`protocol`] (RESP2 as bytes: [`protocol::parse`] cuts
+//!   requests into argument lists with Redis's limits and error strings, `protocol::inline`
+//!   splits hand-typed lines, [`protocol::reply`] encodes replies); then `rdb` (Redis's RDB
+//!   string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB files for
+//!   replication later).
 //! - The pieces of shared state: `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
@@ -50,6 +53,10 @@ mod clock;
 mod float80;
 mod glob;
 pub mod protocol;
+
+// Redis's RDB encoding of strings (DUMP/RESTORE, later replication); reads integers as the
+// protocol does.
+mod rdb;
 
 // The pieces of state the subsystems share.
 mod checkpoints;

@@ -15,6 +15,7 @@ mod bitfield;
 mod bits;
 mod client_list;
 mod connection;
+mod dump;
 mod keys;
 mod lcs;
 mod server;

@@ -2,7 +2,7 @@
 //! supports. Used for dispatch, arity errors, and COMMAND / COMMAND DOCS output, so those
 //! list exactly what flin does.
 
-use super::{bitfield, bits, connection, keys, lcs, server, strings, Ctx};
+use super::{bitfield, bits, connection, dump, keys, lcs, server, strings, Ctx};
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
 
@@ -89,7 +89,10 @@ impl CommandSpec {
             (f & FAST != 0, "fast"),
             (f & FAST == 0, "slow"),
             (
-                f & ADMIN != 0 || admin_category || dangerous_keyspace || self.name == "info",
+                f & ADMIN != 0
+                    || admin_category
+                    || dangerous_keyspace
+                    || matches!(self.name, "info" | "restore"),
                 "dangerous",
             ),
             (
@@ -146,6 +149,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
     cmd!("del", -2, WRITE, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
+    cmd!("dump", 2, READONLY, KEY1, "generic", "2.6.0", "Return a serialized version of the value stored at the specified key.", dump::dump),
     cmd!("echo", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Returns the given string.", connection::echo),
     cmd!("exists", -2, READONLY | FAST, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", keys::exists),
     cmd!("expire", -3, WRITE | FAST, KEY1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys::expire),
@@ -181,6 +185,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    cmd!("restore", -4, WRITE | DENYOOM, KEY1, "generic", "2.6.0", "Create a key using the provided serialized value, previously obtained using DUMP.", dump::restore),
     cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", server::role),
     cmd!("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
