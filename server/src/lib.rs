@@ -19,7 +19,7 @@
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
-//!   fsync, for `--fsync always`).
+//!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
 //! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
@@ -64,6 +64,7 @@ mod clients;
 mod config;
 mod durability;
 mod expiry;
+mod heap;
 mod stats;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.

@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::checkpoints::Saves;
 use crate::clients::Registry;
 use crate::config::{Config, Driver, DriverChoice};
+use crate::heap::Heap;
 use crate::shared::Shared;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
 use crate::worker;
@@ -131,6 +132,7 @@ impl Server {
             stats_baseline: Mutex::new(ServerStats::default()),
             protected,
             saves,
+            heap: Heap::new(),
             config,
         });
         let threads =

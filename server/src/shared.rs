@@ -18,6 +18,7 @@ use crate::clients::Registry;
 use crate::config::{Config, Driver};
 use crate::durability::DurabilityGate;
 use crate::expiry::ExpiryQueue;
+use crate::heap::Heap;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
 
 /// State every thread of the server shares (one per server).
@@ -43,6 +44,8 @@ pub struct Shared {
     pub protected: bool,
     /// SAVE / BGSAVE state.
     pub saves: Arc<Saves>,
+    /// The heap at start and its peak (MEMORY STATS).
+    pub heap: Heap,
 }
 
 impl Shared {

@@ -18,6 +18,8 @@ mod connection;
 mod dump;
 mod keys;
 mod lcs;
+mod memory;
+mod object;
 mod server;
 mod strings;
 mod table;
@@ -181,6 +183,27 @@ pub(crate) fn unknown_subcommand(out: &mut Vec<u8>, sub: &[u8], container: &str)
     msg.extend_from_slice(c_str(sub, 128));
     msg.extend_from_slice(format!("'. Try {} HELP.", container.to_ascii_uppercase()).as_bytes());
     reply::error(out, &msg);
+}
+
+/// A container's HELP: one simple string per line.
+pub(crate) fn help(out: &mut Vec<u8>, lines: &[&str]) {
+    reply::array_len(out, lines.len());
+    for l in lines {
+        reply::simple(out, l.as_bytes());
+    }
+}
+
+/// Checks a subcommand's argument count (Redis's arity convention, the container's name
+/// included) and answers `-ERR wrong number of arguments for 'container|sub' command` when
+/// it is wrong.
+pub(crate) fn sub_arity_ok(out: &mut Vec<u8>, args: &[&[u8]], arity: i32, fullname: &str) -> bool {
+    let n = args.len() as i64;
+    let a = i64::from(arity);
+    let ok = if a >= 0 { n == a } else { n >= -a };
+    if !ok {
+        arity_error(out, fullname);
+    }
+    ok
 }
 
 /// `-ERR syntax error`

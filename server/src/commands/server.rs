@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::table::{CommandSpec, COMMANDS};
-use super::{arity_error, eq_ignore_case, eq_subcommand, lookup, unknown_subcommand, Ctx};
+use super::{arity_error, eq_ignore_case, eq_subcommand, help, lookup, unknown_subcommand, Ctx};
 use crate::checkpoints::BgsaveRefused;
 use crate::glob;
 use crate::protocol::reply;
@@ -158,7 +158,7 @@ fn info_clients(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
 }
 
 /// Resident set size from /proc, in bytes (0 where unavailable).
-fn rss_bytes() -> u64 {
+pub(super) fn rss_bytes() -> u64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
         return 0;
     };
@@ -463,13 +463,6 @@ fn config_get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) {
     for (shown, i) in hits {
         reply::bulk(ctx.out, shown);
         reply::bulk(ctx.out, params[i].1.as_bytes());
-    }
-}
-
-fn help(out: &mut Vec<u8>, lines: &[&str]) {
-    reply::array_len(out, lines.len());
-    for l in lines {
-        reply::simple(out, l.as_bytes());
     }
 }
 

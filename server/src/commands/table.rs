@@ -2,7 +2,7 @@
 //! supports. Used for dispatch, arity errors, and COMMAND / COMMAND DOCS output, so those
 //! list exactly what flin does.
 
-use super::{bitfield, bits, connection, dump, keys, lcs, server, strings, Ctx};
+use super::{bitfield, bits, connection, dump, keys, lcs, memory, object, server, strings, Ctx};
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
 
@@ -73,12 +73,17 @@ impl CommandSpec {
     pub(crate) fn acl_categories(&self) -> impl Iterator<Item = &'static str> + '_ {
         let f = self.flags;
         let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
-        let container = matches!(self.name, "client" | "config");
+        let container = matches!(
+            self.name,
+            "client" | "config" | "object" | "memory" | "slowlog" | "latency"
+        );
         // Not admin-flagged, but in Redis's @admin and @dangerous categories.
         let admin_category = matches!(self.name, "lastsave" | "role");
         [
             (
-                self.group == "generic" || dangerous_keyspace || self.name == "dbsize",
+                (self.group == "generic" && !container)
+                    || dangerous_keyspace
+                    || self.name == "dbsize",
                 "keyspace",
             ),
             (f & READONLY != 0, "read"),
@@ -171,9 +176,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     cmd!("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
     cmd!("lcs", -3, READONLY, (1, 2, 1), "string", "7.0.0", "Find longest common substring", lcs::lcs),
+    cmd!("memory", -2, 0, NOKEYS, "server", "4.0.0", "A container for memory diagnostics commands", memory::memory),
     cmd!("mget", -2, READONLY | FAST, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
+    cmd!("object", -2, 0, NOKEYS, "generic", "2.2.3", "A container for object introspection commands", object::object),
     cmd!("persist", 2, WRITE | FAST, KEY1, "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
     cmd!("pexpire", -3, WRITE | FAST, KEY1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", keys::pexpire),
     cmd!("pexpireat", -3, WRITE | FAST, KEY1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys::pexpireat),
