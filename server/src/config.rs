@@ -151,6 +151,25 @@ pub struct Config {
     #[arg(long, env = "FLIN_CLIENT_OUTPUT_LIMIT", default_value = "1MiB", value_parser = parse_bytes)]
     pub client_output_limit: u64,
 
+    /// Log commands that take at least this many microseconds in the slow log (SLOWLOG);
+    /// negative = never, 0 = every command. CONFIG SET slowlog-log-slower-than changes it.
+    #[arg(
+        long,
+        env = "FLIN_SLOWLOG_LOG_SLOWER_THAN",
+        default_value_t = 10_000,
+        allow_negative_numbers = true
+    )]
+    pub slowlog_log_slower_than: i64,
+
+    /// Entries the slow log keeps (the newest). CONFIG SET slowlog-max-len changes it.
+    #[arg(long, env = "FLIN_SLOWLOG_MAX_LEN", default_value_t = 128)]
+    pub slowlog_max_len: u64,
+
+    /// Record commands that take at least this many milliseconds as latency events
+    /// (LATENCY); 0 = off. CONFIG SET latency-monitor-threshold changes it.
+    #[arg(long, env = "FLIN_LATENCY_MONITOR_THRESHOLD", default_value_t = 0)]
+    pub latency_monitor_threshold: u64,
+
     /// I/O driver for the worker event loops. The default was chosen by measurement with
     /// redis-benchmark on a 2-core machine (see README).
     #[arg(long, env = "FLIN_DRIVER", value_enum, default_value = "epoll")]
@@ -210,6 +229,9 @@ impl Config {
             log_level: "info".into(),
             proto_max_bulk_len: BULK_LEN_MAX_DEFAULT as u64,
             client_output_limit: 1 << 20,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
             driver: DriverChoice::Epoll,
             protected_mode: true,
             pin_cores: false,

@@ -132,10 +132,12 @@ pub(crate) async fn serve(
     let client = Client {
         id,
         entry,
-        authenticated: w.shared.config.requirepass.is_none(),
+        authenticated: w.shared.settings.requirepass().is_none(),
+        monitor: None,
     };
     read_loop(rd, &conn, &w, client).await;
     w.shared.registry.remove(id);
+    w.shared.monitors.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
     writer.await;
@@ -198,7 +200,7 @@ impl ColdState {
 
 async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
-    conn: &ConnShared,
+    conn: &Rc<ConnShared>,
     w: &WorkerShared,
     mut client: Client,
 ) {
@@ -207,8 +209,8 @@ async fn read_loop(
     let mut lookahead = Parser::new();
     let mut arena = Bump::new();
     let mut cold = ColdState::default();
-    let output_limit = w.shared.config.client_output_limit as usize;
-    let query_len_max = w.shared.config.proto_max_bulk_len as usize + QUERY_BUF_LEN_MAX_EXTRA;
+    // Whether this client's MONITOR lines are being forwarded.
+    let mut monitoring = false;
     loop {
         let step = process(
             &mut buf,
@@ -224,6 +226,15 @@ async fn read_loop(
             capacity: buf.capacity(),
             other: arena.allocated_bytes(),
         });
+        if let Some(sink) = client.monitor.as_ref().filter(|_| !monitoring) {
+            monitoring = true;
+            monoio::spawn(forward_monitor(
+                sink.clone(),
+                conn.clone(),
+                w.shared.clone(),
+                w.id,
+            ));
+        }
         match step {
             Step::NeedInput => {}
             Step::Close => return,
@@ -239,6 +250,7 @@ async fn read_loop(
                 continue;
             }
             Step::Blocked => {
+                let output_limit = w.shared.settings.client_output_limit() as usize;
                 wait_drained(conn, output_limit / 2).await;
                 if conn.failed.get() {
                     return;
@@ -269,7 +281,8 @@ async fn read_loop(
             return;
         }
         if buf.capacity() - buf.len() < READ_ROOM_MIN_BYTES {
-            if buf.len() >= query_len_max {
+            let bulk_len_max = w.shared.settings.proto_max_bulk_len() as usize;
+            if buf.len() >= bulk_len_max.saturating_add(QUERY_BUF_LEN_MAX_EXTRA) {
                 tracing::debug!(
                     client = client.id,
                     "closing client over the query buffer limit"
@@ -307,8 +320,8 @@ fn process(
         return Step::NeedInput;
     }
     let shared = &*w.shared;
-    let output_limit = shared.config.client_output_limit as usize;
-    let bulk_len_max = shared.config.proto_max_bulk_len as usize;
+    let output_limit = shared.settings.client_output_limit() as usize;
+    let bulk_len_max = shared.settings.proto_max_bulk_len() as usize;
     let mut out = conn.pending.borrow_mut();
     let out_before = out.len();
     let in_flight = conn.in_flight.get();
@@ -317,6 +330,7 @@ fn process(
         server: shared,
         client,
         out: &mut out,
+        worker: w.id,
         expiry: &w.expiry,
         token: None,
         keyspace_hits: 0,
@@ -599,5 +613,57 @@ fn not_durable_reply(out: &mut Vec<u8>, e: &flin_engine::Error) {
         crate::protocol::reply::error(out, format!("MISCONF {msg}").as_bytes());
     } else {
         crate::protocol::reply::err(out, &msg);
+    }
+}
+
+/// Streams a monitoring client's lines (MONITOR, see `crate::monitor`) into its replies, until
+/// the client leaves; closes the connection when lines pile up past its output limit (it
+/// reads them slower than the server runs commands), as Redis closes a client over its output
+/// buffer limit.
+async fn forward_monitor(
+    sink: Arc<crate::monitor::Sink>,
+    conn: Rc<ConnShared>,
+    shared: Arc<crate::shared::Shared>,
+    worker: usize,
+) {
+    use crate::monitor::SinkEvent;
+    loop {
+        let event = poll_fn(|cx| {
+            if conn.is_closing() {
+                return Poll::Ready((SinkEvent::Closed, 0));
+            }
+            let mut pending = conn.pending.borrow_mut();
+            let before = pending.len();
+            sink.poll_take(cx, &mut pending)
+                .map(|e| (e, pending.len() - before))
+        })
+        .await;
+        let limit = shared.settings.client_output_limit() as usize;
+        match event {
+            (SinkEvent::Lines, added) => {
+                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
+                let queued = conn.queued();
+                conn.entry.note_unsent(queued);
+                conn.wake_writer();
+                if queued > limit {
+                    tracing::info!(
+                        client = sink.client_id,
+                        queued,
+                        "closing a monitor over the output limit"
+                    );
+                    conn.shut_both();
+                    return;
+                }
+            }
+            (SinkEvent::Overflowed, _) => {
+                tracing::info!(
+                    client = sink.client_id,
+                    "closing a monitor over the output limit"
+                );
+                conn.shut_both();
+                return;
+            }
+            (SinkEvent::Closed, _) => return,
+        }
     }
 }

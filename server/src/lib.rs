@@ -61,10 +61,15 @@ mod rdb;
 // The pieces of state the subsystems share.
 mod checkpoints;
 mod clients;
+mod cmdstats;
 mod config;
 mod durability;
 mod expiry;
 mod heap;
+mod latency;
+mod monitor;
+mod settings;
+mod slowlog;
 mod stats;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.

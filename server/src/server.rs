@@ -13,9 +13,15 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::checkpoints::Saves;
 use crate::clients::Registry;
+use crate::cmdstats::{Baseline, CommandStats};
+use crate::commands;
 use crate::config::{Config, Driver, DriverChoice};
 use crate::heap::Heap;
+use crate::latency::LatencyMonitor;
+use crate::monitor::Monitors;
+use crate::settings::Settings;
 use crate::shared::Shared;
+use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
 use crate::worker;
 
@@ -111,8 +117,9 @@ impl Server {
                 addr: SocketAddr::new(config.bind, config.port),
                 source,
             })?;
-        let protected =
-            config.protected_mode && config.requirepass.is_none() && !config.bind.is_loopback();
+        let protected = config.protected_mode
+            && config.requirepass.as_deref().unwrap_or_default().is_empty()
+            && !config.bind.is_loopback();
         let saves = Arc::new(Saves::new(
             config.checkpoint_root(),
             engine.stats().last_seq,
@@ -133,6 +140,14 @@ impl Server {
             protected,
             saves,
             heap: Heap::new(),
+            settings: settings_of(&config),
+            command_stats: (0..threads)
+                .map(|_| CommandStats::new(commands::COMMANDS.len()))
+                .collect(),
+            command_stats_baseline: Mutex::new(Baseline::default()),
+            slowlog: SlowLogs::new(threads),
+            latency: LatencyMonitor::new(threads),
+            monitors: Monitors::default(),
             config,
         });
         let threads =
@@ -352,4 +367,18 @@ impl ShutdownTrigger {
     pub fn trigger(&self) {
         self.0.request_shutdown();
     }
+}
+
+/// The run-time settings, from the flags.
+fn settings_of(c: &Config) -> Settings {
+    let s = Settings::default();
+    s.set_maxclients(c.maxclients);
+    s.set_timeout_secs(c.timeout);
+    s.set_requirepass(c.requirepass.as_deref().unwrap_or_default().as_bytes());
+    s.set_proto_max_bulk_len(c.proto_max_bulk_len);
+    s.set_client_output_limit(c.client_output_limit);
+    s.set_slowlog_log_slower_than_us(c.slowlog_log_slower_than);
+    s.set_slowlog_max_len(c.slowlog_max_len);
+    s.set_latency_monitor_threshold_ms(c.latency_monitor_threshold);
+    s
 }

@@ -15,10 +15,15 @@ use flin_engine::Engine;
 
 use crate::checkpoints::Saves;
 use crate::clients::Registry;
+use crate::cmdstats::{Baseline, CommandStats};
 use crate::config::{Config, Driver};
 use crate::durability::DurabilityGate;
 use crate::expiry::ExpiryQueue;
 use crate::heap::Heap;
+use crate::latency::LatencyMonitor;
+use crate::monitor::Monitors;
+use crate::settings::Settings;
+use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
 
 /// State every thread of the server shares (one per server).
@@ -46,6 +51,19 @@ pub struct Shared {
     pub saves: Arc<Saves>,
     /// The heap at start and its peak (MEMORY STATS).
     pub heap: Heap,
+    /// What CONFIG SET changes at run time.
+    pub settings: Settings,
+    /// Per-command statistics, one block per worker (INFO commandstats, latencystats,
+    /// errorstats).
+    pub command_stats: Box<[CommandStats]>,
+    /// The command statistics at the last CONFIG RESETSTAT.
+    pub command_stats_baseline: Mutex<Baseline>,
+    /// SLOWLOG, one log per worker.
+    pub slowlog: SlowLogs,
+    /// LATENCY, one monitor per worker.
+    pub latency: LatencyMonitor,
+    /// MONITOR's clients.
+    pub monitors: Monitors,
 }
 
 impl Shared {
@@ -63,11 +81,15 @@ impl Shared {
         s
     }
 
-    /// CONFIG RESETSTAT: the counters start again from 0.
+    /// CONFIG RESETSTAT: the counters, the command and error statistics start again from 0.
     pub fn reset_stats(&self) {
         let now = ServerStats::sum(&self.workers);
         if let Ok(mut b) = self.stats_baseline.lock() {
             *b = now;
+        }
+        let commands = Baseline::take(&self.command_stats);
+        if let Ok(mut b) = self.command_stats_baseline.lock() {
+            *b = commands;
         }
     }
 
@@ -84,7 +106,7 @@ impl Shared {
 
     /// The longest string a client may send or build (Redis's proto-max-bulk-len).
     pub fn proto_max_bulk_len(&self) -> u64 {
-        self.config.proto_max_bulk_len
+        self.settings.proto_max_bulk_len()
     }
 }
 

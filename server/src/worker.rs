@@ -261,7 +261,9 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
     stats::add(&counters.connections, 1);
-    let refusal = refusal(now, shared.config.maxclients, shared.protected, peer);
+    // Protected mode guards a server without a password; CONFIG SET requirepass lifts it.
+    let protected = shared.protected && shared.settings.requirepass().is_none();
+    let refusal = refusal(now, shared.settings.maxclients(), protected, peer);
     if let Some(reply) = refusal {
         shared
             .clients
@@ -330,7 +332,7 @@ async fn cron(worker: Weak<Worker>) {
             return;
         };
         let (local, shared) = (&*w.local, w.shared());
-        let timeout_ms = shared.config.timeout.saturating_mul(1000);
+        let timeout_ms = shared.settings.timeout_secs().saturating_mul(1000);
         let tick = w.tick.get() + 1;
         w.tick.set(tick);
         if local.id == 0 {

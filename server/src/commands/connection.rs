@@ -50,9 +50,9 @@ enum AuthOutcome {
 
 /// Checks a (username, password) pair against `--requirepass`; only the `default` user exists.
 fn check(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> AuthOutcome {
-    let ok = match &ctx.server.config.requirepass {
+    let ok = match ctx.server.settings.requirepass() {
         None => user == b"default",
-        Some(p) => user == b"default" && constant_time_eq(pass, p.as_bytes()),
+        Some(p) => user == b"default" && constant_time_eq(pass, &p),
     };
     if ok {
         AuthOutcome::Ok
@@ -67,7 +67,7 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if args.len() > 3 {
         return super::syntax_error(ctx.out);
     }
-    if args.len() == 2 && ctx.server.config.requirepass.is_none() {
+    if args.len() == 2 && ctx.server.settings.requirepass().is_none() {
         return reply::err(
             ctx.out,
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",

@@ -14,11 +14,15 @@
 mod bitfield;
 mod bits;
 mod client_list;
+mod config;
 mod connection;
 mod dump;
+mod info_stats;
 mod keys;
+mod latency;
 mod lcs;
 mod memory;
+mod monitor;
 mod object;
 mod server;
 mod strings;
@@ -28,6 +32,7 @@ use flin_engine::{Engine, WriteToken};
 
 use crate::protocol::reply;
 use crate::shared::Shared;
+use crate::{clock, cmdstats};
 
 pub(crate) use table::{find, COMMANDS};
 pub use table::{lookup, CommandSpec};
@@ -40,12 +45,16 @@ pub(crate) struct Client {
     pub entry: std::sync::Arc<crate::clients::ClientEntry>,
     /// True once AUTH succeeded, or from the start when no password is set.
     pub authenticated: bool,
+    /// Set by MONITOR: the connection takes it and streams the sink's lines to the client.
+    pub monitor: Option<std::sync::Arc<crate::monitor::Sink>>,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
 pub(crate) struct Ctx<'a> {
     pub engine: &'a Engine,
     pub server: &'a Shared,
+    /// The worker running the command: its index in the per-worker statistics and logs.
+    pub worker: usize,
     pub client: &'a mut Client,
     pub out: &'a mut Vec<u8>,
     /// The worker's active-expiry queue: commands that set an expiry record it here.
@@ -128,24 +137,41 @@ pub(crate) fn writes_blindly(args: &[&[u8]]) -> bool {
     args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
 }
 
-/// Runs one command: lookup, arity, authentication, then the handler.
+/// Runs one command: lookup, arity, authentication, then the handler, timed; then what the
+/// server keeps of it (INFO commandstats and errorstats, SLOWLOG, LATENCY, MONITOR).
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
+    let stats = &ctx.server.command_stats[ctx.worker];
     let Some(index) = find(args[0]) else {
         unknown_command(ctx.out, args);
+        stats.error(b"ERR");
         return;
     };
     let spec = &COMMANDS[index];
     if !spec.arity_ok(args.len()) {
         arity_error(ctx.out, spec.name);
+        stats.reject(index);
+        stats.error(b"ERR");
         return;
     }
     if !ctx.client.authenticated && !spec.no_auth() {
         reply::error(ctx.out, b"NOAUTH Authentication required.");
+        stats.reject(index);
+        stats.error(b"NOAUTH");
         return;
     }
     ctx.client.entry.note_command(index);
+    let mark = ctx.out.len();
+    let start = clock::ticks();
     (spec.handler)(ctx, args);
+    let ticks = clock::ticks().wrapping_sub(start);
+    let failed = ctx.out.get(mark) == Some(&b'-');
+    let stats = &ctx.server.command_stats[ctx.worker];
+    stats.record(index, ticks, failed, ctx.server.settings.latency_tracking());
+    if failed {
+        stats.error(cmdstats::error_code(&ctx.out[mark..]));
+    }
+    monitor::after_command(ctx, spec, args, ticks);
 }
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 builds it: each

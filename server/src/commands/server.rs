@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use super::table::{CommandSpec, COMMANDS};
-use super::{arity_error, eq_ignore_case, eq_subcommand, help, lookup, unknown_subcommand, Ctx};
+use super::{
+    arity_error, eq_ignore_case, eq_subcommand, help, info_stats, lookup, unknown_subcommand, Ctx,
+};
 use crate::checkpoints::BgsaveRefused;
 use crate::glob;
 use crate::protocol::reply;
@@ -69,32 +71,36 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     ctx.shutdown = true;
 }
 
-/// INFO's default sections, in Redis's order.
-const SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "cluster",
-    "keyspace",
+/// INFO's sections in Redis's order, each with whether plain `INFO` (and `INFO default`)
+/// shows it; `all` and `everything` show them all.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
 ];
 
 pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let wanted = |name: &str| {
-        args.len() == 1
+    let wanted = |&&(name, default): &&(&str, bool)| {
+        (args.len() == 1 && default)
             || args[1..].iter().any(|a| {
                 eq_ignore_case(a, name)
                     || eq_ignore_case(a, "all")
-                    || eq_ignore_case(a, "default")
                     || eq_ignore_case(a, "everything")
+                    || (default && eq_ignore_case(a, "default"))
             })
     };
     let stats = ctx.server.stats();
     let mut s = String::with_capacity(2048);
-    for section in SECTIONS.iter().filter(|s| wanted(s)) {
+    for (section, _) in SECTIONS.iter().filter(wanted) {
         if !s.is_empty() {
             s.push_str("\r\n");
         }
@@ -103,9 +109,12 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "clients" => info_clients(ctx, &stats, &mut s),
             "memory" => info_memory(&stats, &mut s),
             "persistence" => info_persistence(ctx, &stats, &mut s),
-            "stats" => info_stats(&stats, &mut s),
+            "stats" => info_stats(&stats, info_stats::total_error_replies(ctx), &mut s),
             "replication" => info_replication(&mut s),
             "cpu" => info_cpu(&mut s),
+            "commandstats" => info_stats::commandstats(ctx, &mut s),
+            "errorstats" => info_stats::errorstats(ctx, &mut s),
+            "latencystats" => info_stats::latencystats(ctx, &mut s),
             "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
             _ => info_keyspace(&stats, &mut s),
         }
@@ -147,7 +156,7 @@ fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
 fn info_clients(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "# Clients");
     line!(s, "connected_clients:{}", st.active_connections);
-    line!(s, "maxclients:{}", ctx.server.config.maxclients);
+    line!(s, "maxclients:{}", ctx.server.settings.maxclients());
     line!(s, "blocked_clients:0");
     line!(s, "client_output_queued_bytes:{}", st.output_queued_bytes);
     line!(
@@ -248,7 +257,7 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     line!(s, "recovery_duration_ms:{}", e.recovery.duration_ms);
 }
 
-fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
+fn info_stats(st: &crate::stats::ServerStats, error_replies: u64, s: &mut String) {
     line!(s, "# Stats");
     line!(s, "total_connections_received:{}", st.total_connections);
     line!(s, "total_commands_processed:{}", st.ops_processed);
@@ -263,7 +272,7 @@ fn info_stats(st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "expired_keys:{}", st.expired_keys);
     line!(s, "keyspace_hits:{}", st.keyspace_hits);
     line!(s, "keyspace_misses:{}", st.keyspace_misses);
-    line!(s, "total_error_replies:0");
+    line!(s, "total_error_replies:{error_replies}");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);
     // Data larger than memory: reads of records not in memory, done off the workers.
@@ -362,107 +371,6 @@ fn info_keyspace(st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "# Keyspace");
     if st.engine.keys > 0 {
         line!(s, "db0:keys={},expires=0,avg_ttl=0", st.engine.keys);
-    }
-}
-
-/// CONFIG GET parameters and their values.
-fn config_params(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
-    let c = &ctx.server.config;
-    vec![
-        ("appendfsync", c.fsync.name().to_string()),
-        ("appendonly", "yes".into()),
-        ("bind", c.bind.to_string()),
-        ("client-output-limit", c.client_output_limit.to_string()),
-        ("databases", "1".into()),
-        ("dir", c.dir.display().to_string()),
-        ("io-threads", ctx.server.threads.to_string()),
-        ("maxclients", c.maxclients.to_string()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
-        ("port", ctx.server.local_addr.port().to_string()),
-        (
-            "protected-mode",
-            if c.protected_mode { "yes" } else { "no" }.into(),
-        ),
-        ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
-        ("requirepass", String::new()),
-        ("save", String::new()),
-        ("segment-size", c.segment_size.to_string()),
-        ("timeout", c.timeout.to_string()),
-    ]
-}
-
-const CONFIG_HELP: &[&str] = &[
-    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "GET <pattern>",
-    "    Return parameters matching the glob-like <pattern> and their values.",
-    "RESETSTAT",
-    "    Accepted; flin's counters are not reset.",
-    "HELP",
-    "    Print this help.",
-];
-
-pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let sub = args[1];
-    if eq_subcommand(sub, "get") {
-        if args.len() < 3 {
-            return arity_error(ctx.out, "config|get");
-        }
-        config_get(ctx, &args[2..]);
-    } else if eq_subcommand(sub, "set") {
-        if args.len() < 4 {
-            return arity_error(ctx.out, "config|set");
-        }
-        if args.len() % 2 != 0 {
-            return super::syntax_error(ctx.out);
-        }
-        let mut msg = b"ERR Unknown option or number of arguments for CONFIG SET - '".to_vec();
-        msg.extend_from_slice(args[2]);
-        msg.push(b'\'');
-        reply::error(ctx.out, &msg);
-    } else if eq_subcommand(sub, "resetstat") {
-        if args.len() != 2 {
-            return arity_error(ctx.out, "config|resetstat");
-        }
-        ctx.server.reset_stats();
-        reply::ok(ctx.out);
-    } else if eq_subcommand(sub, "help") {
-        if args.len() != 2 {
-            return arity_error(ctx.out, "config|help");
-        }
-        help(ctx.out, CONFIG_HELP);
-    } else {
-        unknown_subcommand(ctx.out, sub, "config");
-    }
-}
-
-/// CONFIG GET as Redis 7: a name without glob characters is looked up as given (any case)
-/// and answered under the name as the client wrote it; a pattern matches the canonical names.
-/// A parameter is listed once however many arguments find it.
-fn config_get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) {
-    let params = config_params(ctx);
-    let mut hits: Vec<(&[u8], usize)> = Vec::new();
-    for &p in patterns {
-        let before_nul = p.split(|&b| b == 0).next().unwrap_or_default();
-        if !before_nul.iter().any(|b| matches!(b, b'[' | b'*' | b'?')) {
-            let found = params
-                .iter()
-                .position(|(name, _)| p.eq_ignore_ascii_case(name.as_bytes()));
-            if let Some(i) = found.filter(|i| hits.iter().all(|(_, j)| j != i)) {
-                hits.push((p, i));
-            }
-            continue;
-        }
-        for (i, (name, _)) in params.iter().enumerate() {
-            if hits.iter().all(|(_, j)| *j != i) && glob::matches(p, name.as_bytes(), true) {
-                hits.push((name.as_bytes(), i));
-            }
-        }
-    }
-    reply::array_len(ctx.out, hits.len() * 2);
-    for (shown, i) in hits {
-        reply::bulk(ctx.out, shown);
-        reply::bulk(ctx.out, params[i].1.as_bytes());
     }
 }
 

@@ -2,7 +2,10 @@
 //! supports. Used for dispatch, arity errors, and COMMAND / COMMAND DOCS output, so those
 //! list exactly what flin does.
 
-use super::{bitfield, bits, connection, dump, keys, lcs, memory, object, server, strings, Ctx};
+use super::{
+    bitfield, bits, config, connection, dump, keys, latency, lcs, memory, monitor, object, server,
+    strings, Ctx,
+};
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
 
@@ -149,7 +152,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitpos", -3, READONLY, KEY1, "bitmap", "2.8.7", "Find first bit set or clear in a string", bits::bitpos),
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
     cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", server::command),
-    cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", server::config),
+    cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", config::config),
     cmd!("dbsize", 1, READONLY | FAST, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", server::dbsize),
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
@@ -175,9 +178,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("info", -1, LOADING | STALE, NOKEYS, "server", "1.0.0", "Returns information and statistics about the server.", server::info),
     cmd!("keys", 2, READONLY, NOKEYS, "generic", "1.0.0", "Returns all key names that match a pattern.", keys::keys),
     cmd!("lastsave", 1, LOADING | STALE | FAST, NOKEYS, "server", "1.0.0", "Returns the Unix timestamp of the last successful save to disk.", server::lastsave),
+    cmd!("latency", -2, 0, NOKEYS, "server", "2.8.13", "A container for latency diagnostics commands", latency::latency),
     cmd!("lcs", -3, READONLY, (1, 2, 1), "string", "7.0.0", "Find longest common substring", lcs::lcs),
     cmd!("memory", -2, 0, NOKEYS, "server", "4.0.0", "A container for memory diagnostics commands", memory::memory),
     cmd!("mget", -2, READONLY | FAST, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
+    cmd!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Listen for all requests received by the server in real time", monitor::monitor),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
     cmd!("object", -2, 0, NOKEYS, "generic", "2.2.3", "A container for object introspection commands", object::object),
@@ -203,6 +208,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("setnx", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", strings::setnx),
     cmd!("setrange", 4, WRITE | DENYOOM, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
     cmd!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
+    cmd!("slowlog", -2, 0, NOKEYS, "server", "2.2.12", "A container for slow log commands", latency::slowlog),
     cmd!("strlen", 2, READONLY | FAST, KEY1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
     cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
     cmd!("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", server::time),

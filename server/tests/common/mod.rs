@@ -98,6 +98,14 @@ impl Raw {
         }
     }
 
+    /// Wraps a connected stream (set up by the test: buffer sizes, timeouts).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
@@ -137,7 +145,7 @@ impl Raw {
     }
 
     /// Reads one line, with its CRLF; None when the connection closes first.
-    fn read_line(&mut self) -> Option<Vec<u8>> {
+    pub fn read_line(&mut self) -> Option<Vec<u8>> {
         loop {
             if let Some(i) = self.pending.windows(2).position(|w| w == b"\r\n") {
                 return Some(self.read_n(i + 2));
