@@ -153,6 +153,8 @@ enum Step {
     Close,
     /// The next request writes while writers outrun compaction: wait for the stall to end.
     Stalled,
+    /// CLIENT PAUSE holds the next request until this Unix ms, or until CLIENT UNPAUSE.
+    Paused(i64),
     /// The next requests' records are not in memory: wait (this connection only) for the
     /// engine to read them, then run the requests.
     Cold(ColdWait),
@@ -244,6 +246,15 @@ async fn read_loop(
                 if let Some(left) = w.shared.engine.write_stall() {
                     let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
                 }
+                if conn.failed.get() {
+                    return;
+                }
+                continue;
+            }
+            Step::Paused(end_ms) => {
+                let left_ms = end_ms.saturating_sub(crate::clock::now_ms()).max(0) as u64;
+                let wait = std::time::Duration::from_millis(left_ms);
+                let _ = monoio::time::timeout(wait, w.shared.pause.lifted()).await;
                 if conn.failed.get() {
                     return;
                 }
@@ -378,6 +389,10 @@ fn process(
                 // Left unconsumed: parsed again, and run, once the stall is over.
                 if shared.engine.write_stall().is_some() && commands::writes(args[0]) {
                     step = Step::Stalled;
+                    break;
+                }
+                if let Some(end_ms) = commands::held_by_pause(&ctx, args) {
+                    step = Step::Paused(end_ms);
                     break;
                 }
                 // A request the look-ahead did not cover (alone in the buffer, or arrived in

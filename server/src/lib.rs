@@ -68,6 +68,7 @@ mod expiry;
 mod heap;
 mod latency;
 mod monitor;
+mod pause;
 mod settings;
 mod slowlog;
 mod stats;

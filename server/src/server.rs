@@ -19,6 +19,7 @@ use crate::config::{Config, Driver, DriverChoice};
 use crate::heap::Heap;
 use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
+use crate::pause::ClientPause;
 use crate::settings::Settings;
 use crate::shared::Shared;
 use crate::slowlog::SlowLogs;
@@ -148,6 +149,7 @@ impl Server {
             slowlog: SlowLogs::new(threads),
             latency: LatencyMonitor::new(threads),
             monitors: Monitors::default(),
+            pause: ClientPause::default(),
             config,
         });
         let threads =

@@ -22,6 +22,7 @@ use crate::expiry::ExpiryQueue;
 use crate::heap::Heap;
 use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
+use crate::pause::ClientPause;
 use crate::settings::Settings;
 use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
@@ -64,6 +65,8 @@ pub struct Shared {
     pub latency: LatencyMonitor,
     /// MONITOR's clients.
     pub monitors: Monitors,
+    /// CLIENT PAUSE.
+    pub pause: ClientPause,
 }
 
 impl Shared {

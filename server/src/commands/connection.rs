@@ -1,6 +1,7 @@
 //! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, CLIENT, QUIT.
 
 use super::{arity_error, eq_ignore_case, eq_subcommand, parse_i64, unknown_subcommand, Ctx};
+use crate::pause::PauseMode;
 use crate::protocol::reply;
 
 pub fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
@@ -199,10 +200,18 @@ const CLIENT_HELP: &[&str] = &[
     "      Return clients of specified type.",
     "    * ID <client-id> [<client-id> ...]",
     "      Return clients of specified IDs only.",
+    "NO-EVICT (ON|OFF)",
+    "    Protect current client connection from eviction.",
+    "NO-TOUCH (ON|OFF)",
+    "    Will not touch LRU/LFU stats when this mode is on.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
     "    Accepted for client libraries; the value is not kept.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
     "HELP",
     "    Print this help.",
 ];
@@ -255,6 +264,31 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         } else {
             super::client_list::kill(ctx, args);
         }
+    } else if eq_subcommand(sub, "pause") {
+        if args.len() < 3 {
+            arity_error(ctx.out, "client|pause");
+        } else {
+            pause(ctx, args);
+        }
+    } else if eq_subcommand(sub, "unpause") {
+        if want(2, "unpause", ctx) {
+            ctx.server.pause.unpause();
+            reply::ok(ctx.out);
+        }
+    } else if eq_subcommand(sub, "no-evict") || eq_subcommand(sub, "no-touch") {
+        // flin evicts nothing and keeps no access clock: both modes are accepted as they are.
+        let name = if eq_subcommand(sub, "no-evict") {
+            "no-evict"
+        } else {
+            "no-touch"
+        };
+        if want(3, name, ctx) {
+            if eq_ignore_case(args[2], "on") || eq_ignore_case(args[2], "off") {
+                reply::ok(ctx.out);
+            } else {
+                super::syntax_error(ctx.out);
+            }
+        }
     } else if eq_subcommand(sub, "help") {
         if !want(2, "help", ctx) {
             return;
@@ -266,6 +300,33 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     } else {
         unknown_subcommand(ctx.out, sub, "client");
     }
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL]: the mode is checked first, then the timeout (ms), as
+/// Redis does.
+fn pause(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() > 4 {
+        let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+        msg.extend_from_slice(super::c_str(args[1], 128));
+        msg.extend_from_slice(b"'. Try CLIENT HELP.");
+        return reply::error(ctx.out, &msg);
+    }
+    let mode = match args.get(3) {
+        None => PauseMode::All,
+        Some(m) if eq_ignore_case(m, "write") => PauseMode::Write,
+        Some(m) if eq_ignore_case(m, "all") => PauseMode::All,
+        Some(_) => return reply::err(ctx.out, "CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let now = crate::clock::now_ms();
+    let end = match parse_i64(args[2]) {
+        None => return reply::err(ctx.out, "timeout is not an integer or out of range"),
+        Some(t) if t < 0 => return reply::err(ctx.out, "timeout is negative"),
+        // Redis 7.0 adds without an overflow check: a huge timeout wraps into the past, which
+        // pauses nothing.
+        Some(t) => t.wrapping_add(now),
+    };
+    ctx.server.pause.pause(end, mode, now);
+    reply::ok(ctx.out);
 }
 
 #[cfg(test)]

@@ -109,6 +109,21 @@ pub(crate) fn writes(name: &[u8]) -> bool {
     lookup(name).is_some_and(|s| s.flags & table::WRITE != 0)
 }
 
+/// While CLIENT PAUSE is on: the deadline until which this command must wait (Unix ms), as
+/// Redis holds commands that pass lookup, arity and authentication: all of them, or those
+/// that write. `None` when it may run (one relaxed load when nothing is paused).
+pub(crate) fn held_by_pause(ctx: &Ctx<'_>, args: &[&[u8]]) -> Option<i64> {
+    if !ctx.server.pause.is_on() {
+        return None;
+    }
+    let spec = lookup(args[0])?;
+    if !spec.arity_ok(args.len()) || (!ctx.client.authenticated && !spec.no_auth()) {
+        return None;
+    }
+    let writes = spec.flags & table::WRITE != 0;
+    ctx.server.pause.holds(writes, clock::now_ms())
+}
+
 /// Calls `each` with every key `args` names, by its command's key positions; nothing for an
 /// unknown command or a wrong number of arguments.
 pub(crate) fn keys_of<'a>(args: &[&'a [u8]], mut each: impl FnMut(&'a [u8])) {
