@@ -14,6 +14,7 @@
 mod bitfield;
 mod bits;
 mod client_list;
+mod command;
 mod config;
 mod connection;
 mod dump;
@@ -25,6 +26,8 @@ mod memory;
 mod monitor;
 mod object;
 mod server;
+mod spec;
+mod spec_data;
 mod strings;
 mod table;
 

@@ -1,15 +1,11 @@
-//! Server commands: INFO, CONFIG (GET, SET of nothing, RESETSTAT, HELP), COMMAND (COUNT,
-//! DOCS, INFO, LIST), DBSIZE, SHUTDOWN, SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]),
-//! ROLE, TIME.
+//! Server commands: INFO (its per-command sections are in `info_stats`), DBSIZE, SHUTDOWN,
+//! SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]), ROLE, TIME. CONFIG is in `config`,
+//! COMMAND in `command`.
 
 use std::fmt::Write as _;
 
-use super::table::{CommandSpec, COMMANDS};
-use super::{
-    arity_error, eq_ignore_case, eq_subcommand, help, info_stats, lookup, unknown_subcommand, Ctx,
-};
+use super::{eq_ignore_case, info_stats, Ctx};
 use crate::checkpoints::BgsaveRefused;
-use crate::glob;
 use crate::protocol::reply;
 
 /// The Redis version flin reports to clients that check it (RESP2 string commands of 7.0).
@@ -372,142 +368,4 @@ fn info_keyspace(st: &crate::stats::ServerStats, s: &mut String) {
     if st.engine.keys > 0 {
         line!(s, "db0:keys={},expires=0,avg_ttl=0", st.engine.keys);
     }
-}
-
-const COMMAND_HELP: &[&str] = &[
-    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "(no subcommand)",
-    "    Return details about all commands.",
-    "COUNT",
-    "    Return the total number of commands.",
-    "DOCS [<command-name> ...]",
-    "    Return documentation details about multiple commands.",
-    "INFO [<command-name> ...]",
-    "    Return details about multiple commands.",
-    "LIST",
-    "    Return a list of all commands.",
-    "HELP",
-    "    Print this help.",
-];
-
-pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    if args.len() == 1 {
-        reply::array_len(ctx.out, COMMANDS.len());
-        for c in COMMANDS {
-            command_info(ctx.out, c);
-        }
-        return;
-    }
-    let sub = args[1];
-    if eq_subcommand(sub, "count") {
-        if args.len() != 2 {
-            return arity_error(ctx.out, "command|count");
-        }
-        reply::integer(ctx.out, COMMANDS.len() as i64);
-    } else if eq_subcommand(sub, "list") {
-        command_list(ctx, &args[2..]);
-    } else if eq_subcommand(sub, "info") {
-        if args.len() == 2 {
-            reply::array_len(ctx.out, COMMANDS.len());
-            for c in COMMANDS {
-                command_info(ctx.out, c);
-            }
-            return;
-        }
-        reply::array_len(ctx.out, args.len() - 2);
-        for name in &args[2..] {
-            match lookup(name) {
-                Some(c) => command_info(ctx.out, c),
-                // Redis 7 answers an unknown name with a null (bulk, in RESP2).
-                None => reply::null(ctx.out),
-            }
-        }
-    } else if eq_subcommand(sub, "docs") {
-        let specs: Vec<&CommandSpec> = if args.len() == 2 {
-            COMMANDS.iter().collect()
-        } else {
-            args[2..].iter().filter_map(|n| lookup(n)).collect()
-        };
-        reply::array_len(ctx.out, specs.len() * 2);
-        for c in specs {
-            command_docs(ctx.out, c);
-        }
-    } else if eq_subcommand(sub, "help") {
-        if args.len() != 2 {
-            return arity_error(ctx.out, "command|help");
-        }
-        help(ctx.out, COMMAND_HELP);
-    } else {
-        unknown_subcommand(ctx.out, sub, "command");
-    }
-}
-
-/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern].
-fn command_list(ctx: &mut Ctx<'_>, filter: &[&[u8]]) {
-    let names: Vec<&str> = match filter {
-        [] => COMMANDS.iter().map(|c| c.name).collect(),
-        [by, kind, value] if eq_ignore_case(by, "filterby") => {
-            if eq_ignore_case(kind, "module") {
-                // flin has no modules.
-                Vec::new()
-            } else if eq_ignore_case(kind, "aclcat") {
-                COMMANDS
-                    .iter()
-                    .filter(|c| {
-                        c.acl_categories()
-                            .any(|cat| value.eq_ignore_ascii_case(cat.as_bytes()))
-                    })
-                    .map(|c| c.name)
-                    .collect()
-            } else if eq_ignore_case(kind, "pattern") {
-                COMMANDS
-                    .iter()
-                    .filter(|c| glob::matches(value, c.name.as_bytes(), true))
-                    .map(|c| c.name)
-                    .collect()
-            } else {
-                return super::syntax_error(ctx.out);
-            }
-        }
-        _ => return super::syntax_error(ctx.out),
-    };
-    reply::array_len(ctx.out, names.len());
-    for n in names {
-        reply::bulk(ctx.out, n.as_bytes());
-    }
-}
-
-/// One COMMAND entry, Redis 7's ten fields.
-fn command_info(out: &mut Vec<u8>, c: &CommandSpec) {
-    reply::array_len(out, 10);
-    reply::bulk(out, c.name.as_bytes());
-    reply::integer(out, i64::from(c.arity));
-    let flags: Vec<&str> = c.flag_names().collect();
-    reply::array_len(out, flags.len());
-    for f in flags {
-        reply::simple(out, f.as_bytes());
-    }
-    reply::integer(out, i64::from(c.keys.0));
-    reply::integer(out, i64::from(c.keys.1));
-    reply::integer(out, i64::from(c.keys.2));
-    let categories: Vec<&str> = c.acl_categories().collect();
-    reply::array_len(out, categories.len());
-    for cat in categories {
-        reply::simple(out, format!("@{cat}").as_bytes());
-    }
-    reply::array_len(out, 0); // tips
-    reply::array_len(out, 0); // key specs
-    reply::array_len(out, 0); // subcommands
-}
-
-/// One COMMAND DOCS entry: name, then a map (as a flat array) of summary, since, group.
-fn command_docs(out: &mut Vec<u8>, c: &CommandSpec) {
-    reply::bulk(out, c.name.as_bytes());
-    reply::array_len(out, 6);
-    reply::bulk(out, b"summary");
-    reply::bulk(out, c.summary.as_bytes());
-    reply::bulk(out, b"since");
-    reply::bulk(out, c.since.as_bytes());
-    reply::bulk(out, b"group");
-    reply::bulk(out, c.group.as_bytes());
 }

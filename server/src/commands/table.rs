@@ -3,8 +3,8 @@
 //! list exactly what flin does.
 
 use super::{
-    bitfield, bits, config, connection, dump, keys, latency, lcs, memory, monitor, object, server,
-    strings, Ctx,
+    bitfield, bits, command, config, connection, dump, keys, latency, lcs, memory, monitor, object,
+    server, strings, Ctx,
 };
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
@@ -151,7 +151,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("bitop", -4, WRITE | DENYOOM, (2, -1, 1), "bitmap", "2.6.0", "Perform bitwise operations between strings", bits::bitop),
     cmd!("bitpos", -3, READONLY, KEY1, "bitmap", "2.8.7", "Find first bit set or clear in a string", bits::bitpos),
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
-    cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", server::command),
+    cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", command::command),
     cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", config::config),
     cmd!("dbsize", 1, READONLY | FAST, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", server::dbsize),
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),

@@ -63,6 +63,12 @@ pub fn array_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The header of a map of `n` key-value pairs that follow (keys and values alternating): a
+/// flat array of `2n` replies in RESP2.
+pub fn map_len(out: &mut Vec<u8>, n: usize) {
+    array_len(out, 2 * n);
+}
+
 /// `*-1\r\n`: the null array.
 pub fn null_array(out: &mut Vec<u8>) {
     out.extend_from_slice(b"*-1\r\n");
