@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Side-by-side load test: redis-server 7 and flin-server under the same redis-benchmark runs.
 
-For each cell (clients, pipeline) and each test (SET, GET) it runs
-`redis-benchmark -t <test> -d 16 -r 100000 -c C -P P -n N` against each server in turn and
-reports ops/s, the flin/redis ratio, and each server's CPU microseconds per operation from
-/proc/PID/stat (utime + stime, all threads) read before and after the run.
+For each cell (clients, pipeline) and each test it runs redis-benchmark against each server
+in turn and reports ops/s, the flin/redis ratio, and each server's CPU microseconds per
+operation from /proc/PID/stat (utime + stime, all threads) read before and after the run.
+Tests: set and get (`-t <test> -d 16 -r 100000`), and commands of their own: setbit and
+getbit (`SETBIT bit:__rand_int__ 7 1`, `GETBIT bit:__rand_int__ 7`, one small bitmap per key)
+and bitcount1m (`BITCOUNT bitmap1m`, a 1 MiB value of random bytes loaded first).
 
-Usage: compare-redis.py [--flin BIN] [--flin-args "..."] [--cells 1x1,16x1,...] [--fsync-always]
+With --repeat N every cell runs N times, the servers' order alternating, and the table gives
+medians (and each run's ratio). With --baseline BIN a second flin-server (say, the build
+before a change) runs beside the first, so the two are compared in the same conditions.
+
+Usage: compare-redis.py [--flin BIN] [--baseline BIN] [--flin-args "..."] [--cells 1x1,16x1,...]
+                        [--tests set,get,...] [--repeat N] [--fsync-always]
 Needs redis-server and redis-benchmark (apt-get install redis-server redis-tools).
 """
 import argparse, os, re, shutil, socket, subprocess, sys, tempfile, time
@@ -59,24 +66,54 @@ def start_flin(binary, port, workdir, always, extra):
     return p
 
 
+# Tests run as commands of their own rather than `-t`, with what they need loaded first.
+CUSTOM = {
+    "setbit": ["SETBIT", "bit:__rand_int__", "7", "1"],
+    "getbit": ["GETBIT", "bit:__rand_int__", "7"],
+    "bitcount1m": ["BITCOUNT", "bitmap1m"],
+}
+# Rough rates per test and pipeline depth, to size runs of a few seconds.
+RATE_GUESS = {1: 40_000, 16: 500_000, 64: 1_000_000}
+
+
+def preload(port, test):
+    if test == "bitcount1m":
+        value = os.urandom(1 << 20)
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"*3\r\n$3\r\nSET\r\n$8\r\nbitmap1m\r\n$%d\r\n%s\r\n" % (len(value), value))
+        assert s.recv(16).startswith(b"+OK")
+        s.close()
+
+
 def bench(port, pid, test, clients, pipeline, n):
-    cmd = ["redis-benchmark", "-p", str(port), "-t", test, "-d", "16", "-r", "100000",
-           "-c", str(clients), "-P", str(pipeline), "-n", str(n), "-q", "--csv"]
+    if test in CUSTOM:
+        what = CUSTOM[test]
+    else:
+        what = ["-t", test, "-d", "16"]
+    cmd = ["redis-benchmark", "-p", str(port), "-r", "100000", "-c", str(clients),
+           "-P", str(pipeline), "-n", str(n), "-q", "--csv"] + what
     before = cpu_seconds(pid)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     after = cpu_seconds(pid)
-    m = re.search(r'^"%s[^"]*","([0-9.]+)"' % test.upper(), out, re.M)
+    m = re.search(r'^"(?!test")[^"]*","([0-9.]+)"', out, re.M)
     if not m:
         sys.exit(f"cannot parse redis-benchmark output: {out!r}")
     return float(m.group(1)), (after - before) * 1e6 / n
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[(len(xs) - 1) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flin", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release/flin-server"))
+    ap.add_argument("--baseline", help="a second flin-server binary to run beside --flin")
     ap.add_argument("--flin-args", default="")
     ap.add_argument("--cells", default="1x1,16x1,16x16,50x16,1x64,16x64")
     ap.add_argument("--tests", default="set,get")
+    ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--fsync-always", action="store_true", help="compare --fsync always vs appendfsync always")
     ap.add_argument("--seconds", type=float, default=2.5, help="rough duration of one run")
     a = ap.parse_args()
@@ -84,28 +121,45 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} not found (apt-get install redis-server redis-tools)")
     work = tempfile.mkdtemp(prefix="flin-vs-redis-")
-    rport, fport = free_port(), free_port()
-    redis = start_redis(rport, work, a.fsync_always)
-    flin = start_flin(a.flin, fport, work, a.fsync_always, a.flin_args.split())
+    servers = []
+    port = free_port()
+    servers.append(("redis", (port, start_redis(port, work, a.fsync_always))))
+    for name, binary in (("flin", a.flin), ("base", a.baseline)):
+        if binary:
+            port = free_port()
+            proc = start_flin(binary, port, os.path.join(work, name), a.fsync_always, a.flin_args.split())
+            servers.append((name, (port, proc)))
     rows = []
     try:
+        for test in a.tests.split(","):
+            for _, (port, proc) in servers:
+                preload(port, test)
         for cell in a.cells.split(","):
             c, p = (int(x) for x in cell.split("x"))
             for test in a.tests.split(","):
-                # Size each run from a guess of the rate so that runs take a few seconds.
-                guess = {1: 40_000, 16: 500_000, 64: 1_000_000}.get(p, 500_000) * (1 if c > 1 else 0.5)
-                if a.fsync_always and test == "set":
+                guess = RATE_GUESS.get(p, 500_000) * (1 if c > 1 else 0.5)
+                if a.fsync_always and test in ("set", "setbit"):
+                    guess = 20_000
+                if test == "bitcount1m":
                     guess = 20_000
                 n = max(20_000, int(guess * a.seconds) // 1000 * 1000)
-                # Preload so GETs hit.
-                r_ops, r_us = bench(rport, redis.pid, test, c, p, n)
-                f_ops, f_us = bench(fport, flin.pid, test, c, p, n)
-                rows.append((f"-c {c} -P {p}", test.upper(), r_ops, f_ops, r_us, f_us))
-                print(f"-c {c:>2} -P {p:>2} {test.upper():<3}  redis {r_ops:>11,.0f} ops/s {r_us:6.2f} us/op"
-                      f"   flin {f_ops:>11,.0f} ops/s {f_us:6.2f} us/op   ratio {f_ops / r_ops:5.2f}"
-                      f"   cpu {f_us / r_us if r_us else float('nan'):5.2f}x", flush=True)
+                # The baseline may predate a custom test's command: it runs set and get only.
+                here = [sv for sv in servers if sv[0] != "base" or test not in CUSTOM]
+                runs = {name: [] for name, _ in here}
+                for r in range(a.repeat):
+                    order = here if r % 2 == 0 else here[::-1]
+                    for name, (port, proc) in order:
+                        runs[name].append(bench(port, proc.pid, test, c, p, n))
+                med = {name: (median([x[0] for x in v]), median([x[1] for x in v])) for name, v in runs.items()}
+                ratios = [f / r for (f, _), (r, _) in zip(runs["flin"], runs["redis"])]
+                rows.append((f"-c {c} -P {p}", test.upper(), med, ratios))
+                line = f"-c {c:>2} -P {p:>2} {test.upper():<10}"
+                for name, (ops, us) in med.items():
+                    line += f"  {name} {ops:>11,.0f} ops/s {us:6.2f} us/op"
+                line += f"  ratio {med['flin'][0] / med['redis'][0]:5.2f} (runs {', '.join(f'{x:.2f}' for x in ratios)})"
+                print(line, flush=True)
     finally:
-        for proc in (redis, flin):
+        for _, (port, proc) in servers:
             proc.terminate()
             try:
                 proc.wait(timeout=30)
@@ -113,10 +167,16 @@ def main():
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| cell | test | redis ops/s | flin ops/s | ratio | redis us/op | flin us/op | cpu ratio |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for cell, test, r_ops, f_ops, r_us, f_us in rows:
-        print(f"| {cell} | {test} | {r_ops:,.0f} | {f_ops:,.0f} | {f_ops / r_ops:.2f} | {r_us:.2f} | {f_us:.2f} | "
+    base = " base ops/s | base/flin |" if a.baseline else ""
+    print(f"| cell | test | redis ops/s | flin ops/s | ratio | runs |{base} redis us/op | flin us/op | cpu ratio |")
+    print("|---|---|---:|---:|---:|---|" + ("---:|---:|" if a.baseline else "") + "---:|---:|---:|")
+    for cell, test, med, ratios in rows:
+        (r_ops, r_us), (f_ops, f_us) = med["redis"], med["flin"]
+        extra = ""
+        if a.baseline:
+            extra = f" {med['base'][0]:,.0f} | {med['base'][0] / f_ops:.2f} |" if "base" in med else " - | - |"
+        print(f"| {cell} | {test} | {r_ops:,.0f} | {f_ops:,.0f} | {f_ops / r_ops:.2f} | "
+              f"{', '.join(f'{x:.2f}' for x in ratios)} |{extra} {r_us:.2f} | {f_us:.2f} | "
               f"{f_us / r_us if r_us else float('nan'):.2f} |")
 
 
