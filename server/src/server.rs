@@ -143,7 +143,7 @@ impl Server {
             heap: Heap::new(),
             settings: settings_of(&config),
             command_stats: (0..threads)
-                .map(|_| CommandStats::new(commands::COMMANDS.len()))
+                .map(|_| CommandStats::new(commands::stat_slots()))
                 .collect(),
             command_stats_baseline: Mutex::new(Baseline::default()),
             slowlog: SlowLogs::new(threads),

@@ -5,8 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::table::COMMANDS;
-use super::Ctx;
+use super::{spec, Ctx};
 use crate::clock::ticks_to_us;
 use crate::cmdstats::{self, Baseline};
 
@@ -25,8 +24,8 @@ pub(super) fn commandstats(ctx: &Ctx<'_>, s: &mut String) {
     s.push_str("# Commandstats\r\n");
     let workers = &ctx.server.command_stats;
     with_baseline(ctx, |b| {
-        for (i, c) in COMMANDS.iter().enumerate() {
-            let t = b.totals(workers, i);
+        for slot in 0..spec::stat_slots() {
+            let t = b.totals(workers, slot);
             if t.calls == 0 && t.rejected == 0 && t.failed == 0 {
                 continue;
             }
@@ -39,7 +38,7 @@ pub(super) fn commandstats(ctx: &Ctx<'_>, s: &mut String) {
             let _ = write!(
                 s,
                 "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
-                c.name, t.calls, usec as u64, t.rejected, t.failed
+                spec::stat_name(slot), t.calls, usec as u64, t.rejected, t.failed
             );
         }
     });
@@ -61,11 +60,11 @@ pub(super) fn latencystats(ctx: &Ctx<'_>, s: &mut String) {
     s.push_str("# Latencystats\r\n");
     let workers = &ctx.server.command_stats;
     with_baseline(ctx, |b| {
-        for (i, c) in COMMANDS.iter().enumerate() {
-            let Some(h) = b.histogram(workers, i) else {
+        for slot in 0..spec::stat_slots() {
+            let Some(h) = b.histogram(workers, slot) else {
                 continue;
             };
-            let _ = write!(s, "latency_percentiles_usec_{}:", c.name);
+            let _ = write!(s, "latency_percentiles_usec_{}:", spec::stat_name(slot));
             for (k, (label, p)) in PERCENTILES.iter().enumerate() {
                 let us = ticks_to_us(cmdstats::value_at_percentile(&h, *p));
                 let sep = if k == 0 { "" } else { "," };

@@ -4,8 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::table::COMMANDS;
-use super::{eq_subcommand, find, help, parse_i64, sub_arity_ok, unknown_subcommand, Ctx};
+use super::{eq_subcommand, help, parse_i64, spec, sub_arity_ok, unknown_subcommand, Ctx};
 use crate::clock::{now_ms, ticks_per_us};
 use crate::cmdstats;
 use crate::latency::History;
@@ -244,13 +243,19 @@ fn doctor(ctx: &mut Ctx<'_>) {
 /// LATENCY HISTOGRAM [command ...]: for each command with calls, its calls and a cumulative
 /// histogram in microseconds at powers of two (Redis's layout).
 fn histogram(ctx: &mut Ctx<'_>, names: &[&[u8]]) {
-    let wanted: Vec<usize> = if names.is_empty() {
-        (0..COMMANDS.len()).collect()
-    } else {
-        let mut v: Vec<usize> = names.iter().filter_map(|n| find(n)).collect();
-        v.dedup();
-        v
-    };
+    // Every command and subcommand, or the named ones (`get`, `client|id`; a container's
+    // name stands for its subcommands, as Redis does).
+    let wanted: Vec<usize> = (0..spec::stat_slots())
+        .filter(|&slot| {
+            let name = spec::stat_name(slot);
+            names.is_empty()
+                || names.iter().any(|n| {
+                    let container = name.split_once('|').map_or(name, |(c, _)| c);
+                    n.eq_ignore_ascii_case(name.as_bytes())
+                        || (name.contains('|') && n.eq_ignore_ascii_case(container.as_bytes()))
+                })
+        })
+        .collect();
     let baseline = ctx.server.command_stats_baseline.lock();
     let workers = &ctx.server.command_stats;
     let mut body = Vec::new();
@@ -262,7 +267,7 @@ fn histogram(ctx: &mut Ctx<'_>, names: &[&[u8]]) {
         };
         let Some(h) = h else { continue };
         n += 1;
-        reply::bulk(&mut body, COMMANDS[i].name.as_bytes());
+        reply::bulk(&mut body, spec::stat_name(i).as_bytes());
         cumulative(&mut body, &h);
     }
     drop(baseline);

@@ -37,6 +37,7 @@ use crate::protocol::reply;
 use crate::shared::Shared;
 use crate::{clock, cmdstats};
 
+pub(crate) use spec::stat_slots;
 pub(crate) use table::{find, COMMANDS};
 pub use table::{lookup, CommandSpec};
 
@@ -166,15 +167,21 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     };
     let spec = &COMMANDS[index];
-    if !spec.arity_ok(args.len()) {
-        arity_error(ctx.out, spec.name);
-        stats.reject(index);
+    let slot = spec::stat_slot(index, args);
+    // A subcommand's own arity, checked before it runs as Redis 7 does.
+    let (name, arity_ok) = match spec::slot_subcommand(slot) {
+        Some(sub) => (sub.name, arity_fits(sub.arity, args.len())),
+        None => (spec.name, spec.arity_ok(args.len())),
+    };
+    if !arity_ok {
+        arity_error(ctx.out, name);
+        stats.reject(slot);
         stats.error(b"ERR");
         return;
     }
     if !ctx.client.authenticated && !spec.no_auth() {
         reply::error(ctx.out, b"NOAUTH Authentication required.");
-        stats.reject(index);
+        stats.reject(slot);
         stats.error(b"NOAUTH");
         return;
     }
@@ -185,11 +192,21 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let ticks = clock::ticks().wrapping_sub(start);
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];
-    stats.record(index, ticks, failed, ctx.server.settings.latency_tracking());
+    stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());
     if failed {
         stats.error(cmdstats::error_code(&ctx.out[mark..]));
     }
-    monitor::after_command(ctx, spec, args, ticks);
+    monitor::after_command(ctx, index, args, ticks);
+}
+
+/// Redis's arity convention: `n` exactly n arguments (the name included), `-n` at least n.
+fn arity_fits(arity: i64, argc: usize) -> bool {
+    let argc = argc as i64;
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
 }
 
 /// `-ERR unknown command 'x', with args beginning with: 'a' 'b' `, as Redis 7 builds it: each

@@ -66,25 +66,20 @@ fn shown_args<'a>(args: &'a [&'a [u8]]) -> impl ExactSizeIterator<Item = &'a [u8
         .map(|(&a, hidden)| if hidden { REDACTED } else { a })
 }
 
-/// Subcommands that are not administrative (Redis shows them in MONITOR).
-fn plain_subcommand(container: &str, sub: &[u8]) -> bool {
-    let plain: &[&str] = match container {
-        "client" => &[
-            "id", "getname", "setname", "info", "help", "setinfo", "no-touch",
-        ],
-        "config" | "slowlog" | "latency" => &["help"],
-        _ => return true,
-    };
-    plain.iter().any(|p| eq_subcommand(sub, p))
-}
-
-fn shown_to_monitors(spec: &CommandSpec, args: &[&[u8]]) -> bool {
-    spec.flags & ADMIN == 0 && (args.len() < 2 || plain_subcommand(spec.name, args[1]))
+/// Whether MONITOR shows a command: not when it, or its subcommand (Redis 7's COMMAND INFO
+/// flags, see `spec`), is administrative.
+fn shown_to_monitors(index: usize, spec: &CommandSpec, args: &[&[u8]]) -> bool {
+    if spec.flags & ADMIN != 0 {
+        return false;
+    }
+    let sub = args.get(1).and_then(|a| super::spec::subcommand(index, a));
+    !sub.is_some_and(|s| s.flags.contains(&"admin"))
 }
 
 /// Logs, records and shows a command that ran for `ticks`.
 #[inline]
-pub(super) fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], ticks: u64) {
+pub(super) fn after_command(ctx: &mut Ctx<'_>, index: usize, args: &[&[u8]], ticks: u64) {
+    let spec = &super::table::COMMANDS[index];
     let server = ctx.server;
     if ticks >= server.settings.slowlog_threshold_ticks() {
         slow(ctx, args, ticks);
@@ -100,7 +95,7 @@ pub(super) fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]
             .latency
             .add(ctx.worker, event, now_ms().div_euclid(1000), ms);
     }
-    if server.monitors.is_active() && shown_to_monitors(spec, args) {
+    if server.monitors.is_active() && shown_to_monitors(index, spec, args) {
         let mut line = Vec::with_capacity(64);
         let unix_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -72,6 +72,62 @@ pub(crate) fn subcommand(index: usize, sub: &[u8]) -> Option<&'static Subcommand
     })
 }
 
+/// Per-command statistics keep one slot per command and one per subcommand (Redis reports
+/// `cmdstat_client|id`, not `cmdstat_client`): the commands' slots first, in table order, then
+/// each container's subcommands.
+pub(crate) fn stat_slots() -> usize {
+    COMMANDS.len() + sub_offsets()[COMMANDS.len()]
+}
+
+/// Where each command's subcommands start among the subcommand slots (one more entry: the
+/// total).
+fn sub_offsets() -> &'static [usize] {
+    static OFFSETS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    OFFSETS.get_or_init(|| {
+        let mut v = Vec::with_capacity(DOCS.len() + 1);
+        let mut n = 0;
+        for d in DOCS {
+            v.push(n);
+            n += d.subcommands.len();
+        }
+        v.push(n);
+        v
+    })
+}
+
+/// The statistics slot of the command line `args`, whose command is at `index`: its
+/// subcommand's slot for a container (when the subcommand is one flin describes), else its own.
+#[inline]
+pub(crate) fn stat_slot(index: usize, args: &[&[u8]]) -> usize {
+    let subs = DOCS[index].subcommands;
+    if subs.is_empty() || args.len() < 2 {
+        return index;
+    }
+    match subs.iter().position(|s| {
+        let short = s.name.split_once('|').map_or(s.name, |(_, short)| short);
+        eq_subcommand(args[1], short)
+    }) {
+        Some(j) => COMMANDS.len() + sub_offsets()[index] + j,
+        None => index,
+    }
+}
+
+/// The subcommand whose statistics slot is `slot`, if it is a subcommand's.
+pub(crate) fn slot_subcommand(slot: usize) -> Option<&'static Subcommand> {
+    let sub = slot.checked_sub(COMMANDS.len())?;
+    let offsets = sub_offsets();
+    let index = offsets.partition_point(|&o| o <= sub) - 1;
+    DOCS[index].subcommands.get(sub - offsets[index])
+}
+
+/// The name of statistics slot `slot`: `get`, or `client|id`.
+pub(crate) fn stat_name(slot: usize) -> &'static str {
+    match slot_subcommand(slot) {
+        Some(s) => s.name,
+        None => COMMANDS[slot].name,
+    }
+}
+
 /// COMMAND INFO's tips, key specs and subcommands fields of a command.
 pub(crate) fn encode_tail(
     out: &mut Vec<u8>,
@@ -275,6 +331,20 @@ mod tests {
         keys_with_flags(args)
             .map(|k| k.into_iter().map(|(k, _)| k).collect())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_subcommand_has_a_statistics_slot() {
+        let client = find(b"client").unwrap();
+        let id = stat_slot(client, &[b"client", b"ID"]);
+        assert_eq!(stat_name(id), "client|id");
+        assert_eq!(stat_slot(client, &[b"client", b"nosuch"]), client);
+        assert_eq!(stat_name(find(b"get").unwrap()), "get");
+        let mut names = std::collections::HashSet::new();
+        for slot in 0..stat_slots() {
+            assert!(names.insert(stat_name(slot)), "slot {slot}");
+        }
+        assert!(names.contains("latency|histogram") && names.contains("object|freq"));
     }
 
     #[test]
