@@ -6,7 +6,7 @@
 //! (zero-filled, even when every write then fails under OVERFLOW FAIL) and writes the result
 //! once, atomically, through [`flin_engine::Engine::update`].
 
-use flin_engine::Update;
+use flin_engine::{Update, VALUE_LEN_MAX};
 
 use super::bits::bit_offset;
 use super::{c_str, eq_ignore_case, parse_i64, syntax_error, Ctx};
@@ -140,6 +140,11 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
         return reply::err(ctx.out, "BITFIELD_RO only supports the GET subcommand");
     }
     let need = (highest >> 3) as usize + 1;
+    if need > VALUE_LEN_MAX {
+        // proto-max-bulk-len was raised past what the engine stores: refused before the
+        // value is built.
+        return super::strings::string_too_long(ctx.out);
+    }
     let mark = ctx.out.len();
     let out = &mut *ctx.out;
     let mut buf: Vec<u8> = Vec::new();

@@ -6,7 +6,7 @@
 //! Writes build the new value once from the current one inside [`flin_engine::Engine::update`]
 //! and write it only when it changed.
 
-use flin_engine::Update;
+use flin_engine::{Update, VALUE_LEN_MAX};
 
 use super::{eq_ignore_case, not_integer, parse_i64, syntax_error, Ctx};
 use crate::bitmap::{self, BitOp};
@@ -43,6 +43,11 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         _ => return reply::err(ctx.out, "bit is not an integer or out of range"),
     };
     let byte = (offset >> 3) as usize;
+    if byte >= VALUE_LEN_MAX {
+        // proto-max-bulk-len was raised past what the engine stores: refused before the
+        // value is built.
+        return super::strings::string_too_long(ctx.out);
+    }
     let mut buf: Vec<u8> = Vec::new();
     let buf_ref = &mut buf;
     let res = ctx.engine.update(args[1], |cur| {

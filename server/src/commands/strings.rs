@@ -429,7 +429,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
-fn string_too_long(out: &mut Vec<u8>) {
+pub(super) fn string_too_long(out: &mut Vec<u8>) {
     reply::err(
         out,
         "string exceeds maximum allowed size (proto-max-bulk-len)",
