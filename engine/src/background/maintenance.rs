@@ -62,6 +62,38 @@ pub(crate) fn lower_priority(shared: &Shared) {
              clients for the CPU at normal priority"
         );
     }
+    if shared.options.background_nice > 0 {
+        if let Err(e) = set_current_thread_io_idle() {
+            tracing::debug!(error = %e, "could not give the maintenance thread idle I/O priority");
+        }
+    }
+}
+
+/// Gives the calling thread the idle I/O class: the disk serves its reads (compaction's
+/// input, hint checks) when no client read waits. Without it a compaction's megabytes of
+/// read-ahead queued ahead of the clients' cold reads: their 99th percentile went from 0.8
+/// to 7 ms on this machine's disk (mq-deadline honours the class; other schedulers may not,
+/// and then nothing changes).
+fn set_current_thread_io_idle() -> std::io::Result<()> {
+    const IOPRIO_CLASS_SHIFT: u32 = 13;
+    const IOPRIO_CLASS_IDLE: u32 = 3;
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: gettid and ioprio_set take and return plain integers; `who` 0 would mean the
+    // calling process's first thread, so the thread id is passed.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            tid,
+            (IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) as libc::c_int,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// The maintenance thread: writes missing hint files, checks segments loaded from hints
@@ -83,7 +115,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if shared.options.hints {
             write_missing_hints(&shared);
         }
-        verify_hinted_segments(&shared);
+        // Checking a segment loaded from a hint reads all of it. While memory is short that
+        // read would push what clients read out of memory, and doubled the disk reads of cold
+        // GETs after an open under a cap; reads verify each record of an unchecked segment
+        // themselves meanwhile, so the check waits until memory is not short.
+        if !shared.cold.checking() {
+            verify_hinted_segments(&shared);
+        }
         if !shared.options.compaction || shared.is_poisoned() {
             continue;
         }
