@@ -28,7 +28,7 @@ use crate::index::{KeyHash, Loc};
 
 /// Most entries waiting to be checked. Beyond, `put` compares keys before it writes (reading
 /// the old record), as it does for every key while memory is not short.
-pub const VERIFY_PENDING_MAX: usize = 1 << 20;
+pub const VERIFY_PENDING_MAX: usize = 1 << 18;
 
 /// A blind overwrite to check: the key's hash, the record it replaced, the record it wrote.
 #[derive(Clone, Copy, Debug)]
