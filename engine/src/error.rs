@@ -178,8 +178,8 @@ impl fmt::Display for Error {
                 reason,
             } => write!(
                 f,
-                "corrupt data in {} at offset {offset}: {reason} (start with repair to \
-                 quarantine the damaged part, or restore the file)",
+                "corrupt data in {} at offset {offset}: {reason} (start with repair \
+                 (flin-server --repair yes) to quarantine the damaged part, or restore the file)",
                 path.display()
             ),
             Error::Locked { path } => write!(

@@ -186,6 +186,20 @@ pub struct Config {
     )]
     pub protected_mode: bool,
 
+    /// `yes`: when a segment file is damaged other than at the torn end of the newest one
+    /// (the case a crash leaves, which is always cut off), copy the damaged bytes to
+    /// `<dir>/quarantine/`, keep every valid record around them, and start. `no` (the
+    /// default) refuses to start and names the file and offset, so nothing is dropped without
+    /// someone deciding to.
+    #[arg(
+        long,
+        env = "FLIN_REPAIR",
+        default_value = "no",
+        value_parser = parse_yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub repair: bool,
+
     /// Pin worker thread i to CPU core i (modulo the cores this process may use). Off by
     /// default: on a machine whose cores the server shares (clients, proxies, other
     /// services), a pinned worker waits for its core while another sits idle; on a 2-core
@@ -234,6 +248,7 @@ impl Config {
             latency_monitor_threshold: 0,
             driver: DriverChoice::Epoll,
             protected_mode: true,
+            repair: false,
             pin_cores: false,
         }
     }

@@ -105,6 +105,7 @@ impl Server {
             segment_size_bytes: config.segment_size,
             compaction_rate_bytes_per_sec: config.compaction_rate,
             cold_read_threads: usize::from(config.cold_read_threads),
+            repair: config.repair,
             // A worker must not block: a connection waits out a write stall at its next write
             // command (see `connection::process`).
             blocking_write_stalls: false,
