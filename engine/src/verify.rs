@@ -30,12 +30,11 @@ use crate::index::{KeyHash, Loc};
 /// the old record), as it does for every key while memory is not short.
 pub const VERIFY_PENDING_MAX: usize = 1 << 18;
 
-/// A blind overwrite to check: the key's hash, the record it replaced, the record it wrote.
+/// A blind overwrite to check: the key's hash and the record it replaced.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pending {
     pub hash: KeyHash,
     pub old: Loc,
-    pub new: Loc,
 }
 
 #[derive(Default)]
@@ -141,8 +140,7 @@ fn check_entries(env: &Env<'_>, seg_id: u32, entries: Vec<Pending>) {
                 .map(|e| (e.key.to_vec(), e.header)),
             _ => read_key(seg, p.old.off),
         };
-        let new_key = segs.get(p.new.seg).and_then(|s| read_key(s, p.new.off));
-        settle(env, &segs, p, old, new_key.map(|(k, _)| k));
+        settle(env, &segs, p, old);
     }
 }
 
@@ -178,9 +176,8 @@ fn settle(
     segs: &crate::registry::SegmentMap,
     p: Pending,
     old: Option<(Vec<u8>, RecordHeader)>,
-    new_key: Option<Vec<u8>>,
 ) {
-    let (Some((old_key, header)), Some(new_key)) = (old, new_key) else {
+    let Some((old_key, header)) = old else {
         tracing::error!(
             segment = p.old.seg,
             offset = p.old.off,
@@ -189,14 +186,16 @@ fn settle(
         );
         return;
     };
-    if old_key == new_key {
+    // The write's key is compared by its whole 128-bit hash (the slot kept 64 of its bits):
+    // no need to read the new record, which compaction may have moved meanwhile. Two keys
+    // with one 128-bit hash are beyond anything that happens.
+    let h2 = KeyHash::of(&old_key);
+    if h2 == p.hash {
         segs.add_dead(p.old, header.record_len());
         return;
     }
     // Another key with the same 64-bit fingerprint lost its slot: put it back, unless it was
     // written again since (then the old record is simply dead).
-    let h2 = KeyHash::of(&old_key);
-    debug_assert_eq!(h2, p.hash);
     let mut shard = env.index.shard(h2.shard()).write();
     if shard.find(h2, |l| segs.key_matches(l, &old_key)).is_some() {
         segs.add_dead(p.old, header.record_len());

@@ -71,11 +71,7 @@ pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> R
     if sh.cold.checking() {
         if let Some(i) = blind_candidate(&shard, &segs, h) {
             let old = shard.loc(i);
-            if sh.verifier.push(Pending {
-                hash: h,
-                old,
-                new: loc,
-            }) {
+            if sh.verifier.push(Pending { hash: h, old }) {
                 shard.set(i, loc, expires);
                 return Ok(WriteToken(seq));
             }
