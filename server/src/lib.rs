@@ -54,9 +54,9 @@ mod float80;
 mod glob;
 pub mod protocol;
 
-// Redis's RDB encoding of strings (DUMP/RESTORE, later replication); reads integers as the
-// protocol does.
-mod rdb;
+// Redis's RDB encoding of strings (DUMP/RESTORE) and whole RDB files (replication); reads
+// integers as the protocol does. Public for the fuzz targets.
+pub mod rdb;
 
 // The pieces of state the subsystems share.
 mod checkpoints;
