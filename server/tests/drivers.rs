@@ -30,7 +30,10 @@ fn exercise(choice: DriverChoice, want: Driver) {
     for i in 0..200u32 {
         let v = i.to_string();
         raw.expect(&cmd(&[b"SET", b"n", v.as_bytes()]), b"+OK\r\n");
-        raw.expect(&cmd(&[b"STRLEN", b"n"]), format!(":{}\r\n", v.len()).as_bytes());
+        raw.expect(
+            &cmd(&[b"STRLEN", b"n"]),
+            format!(":{}\r\n", v.len()).as_bytes(),
+        );
     }
     // A request and the end of the client's input in one go: answered, then closed (the end
     // must still wake the read after the short read that took the request).
