@@ -88,11 +88,15 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the connection to RESP2 or
+/// RESP3 (without a version it keeps the current one) and answers, in the new protocol, the
+/// map Redis 7.0 does.
 pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mut j = 1;
+    let mut version = None;
     if args.len() >= 2 {
         match parse_i64(args[1]) {
-            Some(2) => {}
+            Some(v @ (2 | 3)) => version = Some(v as u8),
             Some(_) => return reply::error(ctx.out, b"NOPROTO unsupported protocol version"),
             None => {
                 return reply::err(
@@ -137,14 +141,19 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return;
         }
     }
+    if let Some(v) = version {
+        ctx.client.resp = v;
+        ctx.client.entry.set_resp(v);
+    }
+    let resp = ctx.client.resp;
     let out = &mut *ctx.out;
-    reply::array_len(out, 14);
+    reply::map_len(out, resp, 7);
     reply::bulk(out, b"server");
     reply::bulk(out, b"redis");
     reply::bulk(out, b"version");
     reply::bulk(out, super::server::REDIS_VERSION.as_bytes());
     reply::bulk(out, b"proto");
-    reply::integer(out, 2);
+    reply::integer(out, i64::from(resp));
     reply::bulk(out, b"id");
     reply::integer(out, ctx.client.id as i64);
     reply::bulk(out, b"mode");
@@ -234,7 +243,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if want(2, "getname", ctx) {
             match &ctx.client.entry.name() {
                 Some(n) => reply::bulk(ctx.out, n),
-                None => reply::null(ctx.out),
+                None => reply::null(ctx.out, ctx.client.resp),
             }
         }
     } else if eq_subcommand(sub, "setname") {
