@@ -33,8 +33,8 @@ const MEMORY_HELP: &[&str] = &[
 /// Below this much memory in use Redis's doctor declines to judge.
 const DOCTOR_USED_BYTES_MIN: u64 = 5 * 1024 * 1024;
 
-const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.";
-const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.";
+const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n";
+const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
 
 pub fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let sub = args[1];
