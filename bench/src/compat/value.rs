@@ -154,6 +154,32 @@ impl Value {
         }
     }
 
+    /// Whether `other` has the same shape (see [`super::Mode::Shape`]): the same type at every
+    /// depth, the same keys in maps and attributes, the same number of elements everywhere.
+    pub fn same_shape(&self, other: &Value) -> bool {
+        use Value as V;
+        let items_alike = |a: &[Value], b: &[Value], keys: bool| {
+            a.len() == b.len()
+                && a.iter().zip(b).enumerate().all(|(i, (x, y))| {
+                    if keys && i % 2 == 0 && !(matches!(self, V::Attribute(_)) && i == a.len() - 1)
+                    {
+                        x == y
+                    } else {
+                        x.same_shape(y)
+                    }
+                })
+        };
+        match (self, other) {
+            (V::Array(Some(a)), V::Array(Some(b)))
+            | (V::Set(a), V::Set(b))
+            | (V::Push(a), V::Push(b)) => items_alike(a, b, false),
+            (V::Map(a), V::Map(b)) | (V::Attribute(a), V::Attribute(b)) => items_alike(a, b, true),
+            (V::Array(a), V::Array(b)) => a.is_none() && b.is_none(),
+            (V::Bulk(a), V::Bulk(b)) => a.is_none() == b.is_none(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+
     /// Sorts, recursively, every array or set whose elements are all bulk strings.
     pub fn sort_bulk_arrays(&mut self) {
         match self {
@@ -254,6 +280,16 @@ mod tests {
         let mut out = Vec::new();
         v.encode(&mut out);
         assert_eq!(out, framed);
+        let hello = |version: &str, id: i64| {
+            let v = format!("%3\r\n$7\r\nversion\r\n${}\r\n{version}\r\n$2\r\nid\r\n:{id}\r\n$1\r\nm\r\n*0\r\n", version.len());
+            Value::parse(v.as_bytes()).expect("parses")
+        };
+        assert!(hello("7.0.15", 3).same_shape(&hello("7.0.0", 12)));
+        let other_key = Value::parse(b"%1\r\n$1\r\nx\r\n:1\r\n").expect("parses");
+        let same_key = Value::parse(b"%1\r\n$1\r\ny\r\n:1\r\n").expect("parses");
+        assert!(!other_key.same_shape(&same_key), "map keys must match");
+        let (a, b) = (Value::parse(b"*1\r\n:1\r\n"), Value::parse(b"*1\r\n$1\r\n1\r\n"));
+        assert!(!a.expect("parses").same_shape(&b.expect("parses")), "types must match");
         let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
         let mut out = Vec::new();
         Value::parse(&deep).expect("any depth").encode(&mut out);
