@@ -269,7 +269,11 @@ fn parse_bulk(
 
 /// The `len` bytes at `data_start` and the offset after their CRLF; `Ok(None)` if `buf` ends
 /// first.
-fn blob_at(buf: &[u8], len: usize, data_start: usize) -> Result<Option<(&[u8], usize)>, ParseError> {
+fn blob_at(
+    buf: &[u8],
+    len: usize,
+    data_start: usize,
+) -> Result<Option<(&[u8], usize)>, ParseError> {
     let data_end = data_start + len;
     if buf.len() < data_end + 2 {
         return Ok(None);

@@ -48,13 +48,19 @@ fn hello_errors_leave_the_protocol_as_it_was() {
     let srv = start();
     let mut raw = srv.raw();
     for (request, reply) in [
-        (&b"HELLO 4\r\n"[..], &b"-NOPROTO unsupported protocol version\r\n"[..]),
+        (
+            &b"HELLO 4\r\n"[..],
+            &b"-NOPROTO unsupported protocol version\r\n"[..],
+        ),
         (b"HELLO 1\r\n", b"-NOPROTO unsupported protocol version\r\n"),
         (
             b"HELLO abc\r\n",
             b"-ERR Protocol version is not an integer or out of range\r\n",
         ),
-        (b"HELLO 3 foo\r\n", b"-ERR Syntax error in HELLO option 'foo'\r\n"),
+        (
+            b"HELLO 3 foo\r\n",
+            b"-ERR Syntax error in HELLO option 'foo'\r\n",
+        ),
         (
             b"HELLO 3 AUTH default\r\n",
             b"-ERR Syntax error in HELLO option 'AUTH'\r\n",
@@ -136,25 +142,34 @@ fn resp3_reply_types_are_redis_7_0s() {
     );
     // Verbatim text.
     raw.expect(b"LATENCY DOCTOR\r\n", b"=292\r\ntxt:I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n\r\n");
-    raw.send(b"CLIENT INFO\r\n");
-    let head = raw.read_line().expect("a verbatim header");
-    assert!(head.starts_with(b"="), "{:?}", String::from_utf8_lossy(&head));
-    let len: usize = std::str::from_utf8(&head[1..head.len() - 2])
-        .unwrap()
-        .parse()
-        .unwrap();
-    let body = raw.read_n(len + 2);
-    let text = String::from_utf8(body).unwrap();
+    let text = verbatim(&mut raw, b"CLIENT INFO\r\n");
     assert!(text.starts_with("txt:id="), "{text}");
-    assert!(text.ends_with(" resp=3\n\r\n"), "{text}");
-    raw.send(b"INFO keyspace\r\n");
-    let head = raw.read_line().expect("a verbatim header");
-    assert!(head.starts_with(b"="), "{:?}", String::from_utf8_lossy(&head));
+    assert!(text.ends_with(" resp=3\n"), "{text}");
+    let text = verbatim(&mut raw, b"INFO keyspace\r\n");
+    assert_eq!(text, "txt:# Keyspace\r\ndb0:keys=6,expires=0,avg_ttl=0\r\n");
     // Errors are the same bytes in both protocols.
     raw.expect(
         b"GET\r\n",
         b"-ERR wrong number of arguments for 'get' command\r\n",
     );
+}
+
+/// Sends `request` and reads a verbatim string reply: its text, `txt:` included.
+fn verbatim(raw: &mut common::Raw, request: &[u8]) -> String {
+    raw.send(request);
+    let head = raw.read_line().expect("a verbatim header");
+    assert!(
+        head.starts_with(b"="),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    let len: usize = std::str::from_utf8(&head[1..head.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = raw.read_n(len + 2);
+    assert!(body.ends_with(b"\r\n"));
+    String::from_utf8(body[..len].to_vec()).unwrap()
 }
 
 #[test]
@@ -178,7 +193,10 @@ fn memory_stats_has_doubles_in_resp3_and_bulks_in_resp2() {
     };
     let resp2 = stats(&mut raw);
     assert_eq!(resp2[0], "*60\r\n");
-    let at = resp2.iter().position(|l| l == "peak.percentage\r\n").unwrap();
+    let at = resp2
+        .iter()
+        .position(|l| l == "peak.percentage\r\n")
+        .unwrap();
     assert!(resp2[at + 1].starts_with('$'), "{:?}", resp2[at + 1]);
     raw.send(b"HELLO 3\r\n");
     raw.read_n(HELLO3_HEAD.len());
@@ -186,7 +204,10 @@ fn memory_stats_has_doubles_in_resp3_and_bulks_in_resp2() {
     raw.read_n(HELLO_TAIL.len());
     let resp3 = stats(&mut raw);
     assert_eq!(resp3[0], "%30\r\n");
-    let at = resp3.iter().position(|l| l == "peak.percentage\r\n").unwrap();
+    let at = resp3
+        .iter()
+        .position(|l| l == "peak.percentage\r\n")
+        .unwrap();
     assert!(resp3[at + 1].starts_with(','), "{:?}", resp3[at + 1]);
     let db = resp3.iter().position(|l| l == "db.0\r\n").unwrap();
     assert_eq!(resp3[db + 1], "%2\r\n");

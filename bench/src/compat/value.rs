@@ -281,15 +281,24 @@ mod tests {
         v.encode(&mut out);
         assert_eq!(out, framed);
         let hello = |version: &str, id: i64| {
-            let v = format!("%3\r\n$7\r\nversion\r\n${}\r\n{version}\r\n$2\r\nid\r\n:{id}\r\n$1\r\nm\r\n*0\r\n", version.len());
+            let v = format!(
+                "%3\r\n$7\r\nversion\r\n${}\r\n{version}\r\n$2\r\nid\r\n:{id}\r\n$1\r\nm\r\n*0\r\n",
+                version.len()
+            );
             Value::parse(v.as_bytes()).expect("parses")
         };
         assert!(hello("7.0.15", 3).same_shape(&hello("7.0.0", 12)));
         let other_key = Value::parse(b"%1\r\n$1\r\nx\r\n:1\r\n").expect("parses");
         let same_key = Value::parse(b"%1\r\n$1\r\ny\r\n:1\r\n").expect("parses");
         assert!(!other_key.same_shape(&same_key), "map keys must match");
-        let (a, b) = (Value::parse(b"*1\r\n:1\r\n"), Value::parse(b"*1\r\n$1\r\n1\r\n"));
-        assert!(!a.expect("parses").same_shape(&b.expect("parses")), "types must match");
+        let (a, b) = (
+            Value::parse(b"*1\r\n:1\r\n"),
+            Value::parse(b"*1\r\n$1\r\n1\r\n"),
+        );
+        assert!(
+            !a.expect("parses").same_shape(&b.expect("parses")),
+            "types must match"
+        );
         let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
         let mut out = Vec::new();
         Value::parse(&deep).expect("any depth").encode(&mut out);

@@ -201,7 +201,11 @@ fn doctor(ctx: &mut Ctx<'_>) {
 /// The allocator's own figures, as text (Redis prints jemalloc's report; flin runs on glibc's
 /// allocator).
 fn malloc_stats(ctx: &mut Ctx<'_>) {
-    reply::verbatim(ctx.out, ctx.client.resp, heap::allocator_report().as_bytes());
+    reply::verbatim(
+        ctx.out,
+        ctx.client.resp,
+        heap::allocator_report().as_bytes(),
+    );
 }
 
 /// MEMORY PURGE: gives free heap pages back to the system.
