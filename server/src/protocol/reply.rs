@@ -272,8 +272,8 @@ mod tests {
     #[test]
     fn doubles_print_as_c_does_with_17_digits() {
         // Values Redis 7.0's MEMORY STATS printed (`%.17g` of a float widened to double).
-        assert_eq!(format_g17(97.829124450683594), "97.829124450683594");
-        assert_eq!(format_g17(1.1263214349746704), "1.1263214349746704");
+        assert_eq!(format_g17(f64::from(97.829_124_f32)), "97.829124450683594");
+        assert_eq!(format_g17(f64::from(1.126_321_4_f32)), "1.1263214349746704");
         assert_eq!(format_g17(1.5), "1.5");
         assert_eq!(format_g17(0.1), "0.10000000000000001");
         assert_eq!(format_g17(100.0), "100");
