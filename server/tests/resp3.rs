@@ -89,6 +89,18 @@ fn hello_auth_authenticates_and_switches() {
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
     );
     raw.expect(b"GET missing\r\n", b"-NOAUTH Authentication required.\r\n");
+    // Options act in order, as in Redis 7.0: the name is set before AUTH fails, and the
+    // client stays authenticated when a later option fails.
+    raw.expect(
+        b"HELLO 3 SETNAME early AUTH default wrong\r\n",
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    raw.expect(
+        b"HELLO 3 AUTH default pw SETNAME \"a b\"\r\n",
+        b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n",
+    );
+    raw.expect(b"GET missing\r\n", b"$-1\r\n");
+    raw.expect(b"CLIENT GETNAME\r\n", b"$5\r\nearly\r\n");
     hello(&mut raw, b"HELLO 3 AUTH default pw\r\n", HELLO3_HEAD);
     raw.expect(b"GET missing\r\n", b"_\r\n");
 }

@@ -107,15 +107,20 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         j = 2;
     }
-    let mut credentials = None;
-    let mut name = None;
+    // Options take effect in order, as in Redis 7.0: AUTH authenticates and SETNAME names the
+    // client at once (even before authentication), and the first that fails answers.
     while j < args.len() {
         let more = args.len() - 1 - j;
         if eq_ignore_case(args[j], "auth") && more >= 2 {
-            credentials = Some((args[j + 1], args[j + 2]));
+            match check(ctx, args[j + 1], args[j + 2]) {
+                AuthOutcome::Ok => ctx.client.authenticated = true,
+                AuthOutcome::WrongPass => return reply::error(ctx.out, WRONGPASS),
+            }
             j += 3;
         } else if eq_ignore_case(args[j], "setname") && more >= 1 {
-            name = Some(args[j + 1]);
+            if !set_name(ctx, args[j + 1]) {
+                return;
+            }
             j += 2;
         } else {
             let mut msg = b"ERR Syntax error in HELLO option '".to_vec();
@@ -124,22 +129,11 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return reply::error(ctx.out, &msg);
         }
     }
-    if let Some((user, pass)) = credentials {
-        match check(ctx, user, pass) {
-            AuthOutcome::Ok => ctx.client.authenticated = true,
-            AuthOutcome::WrongPass => return reply::error(ctx.out, WRONGPASS),
-        }
-    }
     if !ctx.client.authenticated {
         return reply::error(
             ctx.out,
             b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         );
-    }
-    if let Some(name) = name {
-        if !set_name(ctx, name) {
-            return;
-        }
     }
     if let Some(v) = version {
         ctx.client.resp = v;
