@@ -283,3 +283,17 @@ fn the_redis_crate_speaks_resp3_to_flin() {
         redis::Value::Int(3)
     )));
 }
+
+#[test]
+fn monitor_lines_are_simple_strings_in_resp3_too() {
+    // Redis 7.0 feeds monitors the same `+...` line whatever their protocol.
+    let srv = start();
+    let mut monitor = srv.raw();
+    hello(&mut monitor, b"HELLO 3\r\n", HELLO3_HEAD);
+    monitor.expect(b"MONITOR\r\n", b"+OK\r\n");
+    let mut other = srv.raw();
+    other.expect(&cmd(&[b"SET", b"mk", b"mv"]), b"+OK\r\n");
+    let line = String::from_utf8(monitor.read_line().expect("a monitor line")).unwrap();
+    assert!(line.starts_with('+'), "{line}");
+    assert!(line.ends_with("\"SET\" \"mk\" \"mv\"\r\n"), "{line}");
+}
