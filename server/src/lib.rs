@@ -14,8 +14,8 @@
 //!   `glob` (Redis's glob patterns), [`protocol`] (RESP as bytes: [`protocol::parse`] cuts
 //!   requests into argument lists with Redis's limits and error strings, `protocol::inline`
 //!   splits hand-typed lines, [`protocol::reply`] encodes replies in RESP2 or RESP3); then
-//!   `rdb` (Redis's RDB string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB files for
-//!   replication later).
+//!   `rdb` (Redis's RDB string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB
+//!   files for replication later).
 //! - The pieces of shared state: `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
