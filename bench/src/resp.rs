@@ -1,5 +1,7 @@
-//! RESP2 on the client side, for flin-bench and flin-compat alike: encoding requests, and the
-//! one reply parser, which allocates nothing.
+//! RESP on the client side, for flin-bench and flin-compat alike: encoding requests, and the
+//! one reply parser, which allocates nothing. It reads RESP2 and RESP3 (`HELLO 3`): null,
+//! boolean, double, big number, blob error, verbatim string, map, set, push and attribute
+//! types (not the streamed `?` lengths, which Redis never sends).
 //!
 //! [`parse_element`] reads one element at an offset of a buffer: a whole scalar reply, or only
 //! the header of an array (its elements follow it). [`parse_reply`] builds on it: it looks at
@@ -38,6 +40,27 @@ pub enum Reply<'a> {
     Array(usize),
     /// `*-1`.
     NullArray,
+    /// RESP3 `_`: the null.
+    Null,
+    /// RESP3 `#t` / `#f`.
+    Boolean(bool),
+    /// RESP3 `,<double>`, as its text.
+    Double(&'a [u8]),
+    /// RESP3 `(<digits>`, as its text.
+    BigNumber(&'a [u8]),
+    /// RESP3 `!<len>`: an error as a blob.
+    BlobError(&'a [u8]),
+    /// RESP3 `=<len>`: a verbatim string, its `txt:` prefix included.
+    Verbatim(&'a [u8]),
+    /// RESP3 `%n`: a map of n pairs; its 2n elements follow.
+    Map(usize),
+    /// RESP3 `~n`: a set; its n elements follow.
+    Set(usize),
+    /// RESP3 `>n`: a push message (pub/sub); its n elements follow.
+    Push(usize),
+    /// RESP3 `|n`: attributes (n pairs) annotating the reply that follows them; the 2n
+    /// elements and then that reply follow.
+    Attribute(usize),
 }
 
 impl Reply<'_> {
@@ -53,13 +76,27 @@ impl Reply<'_> {
             Self::NullBulk => "$-1 (nil)".to_string(),
             Self::Array(len) => format!("*{len} (array)"),
             Self::NullArray => "*-1 (nil array)".to_string(),
+            Self::Null => "_ (null)".to_string(),
+            Self::Boolean(b) => format!("#{}", if *b { 't' } else { 'f' }),
+            Self::Double(text) => format!(",{}", shown(text)),
+            Self::BigNumber(text) => format!("({}", shown(text)),
+            Self::BlobError(bytes) => format!("!{} \"{}\"", bytes.len(), shown(bytes)),
+            Self::Verbatim(bytes) => format!("={} \"{}\"", bytes.len(), shown(bytes)),
+            Self::Map(len) => format!("%{len} (map)"),
+            Self::Set(len) => format!("~{len} (set)"),
+            Self::Push(len) => format!(">{len} (push)"),
+            Self::Attribute(len) => format!("|{len} (attributes)"),
         }
     }
 
-    /// Elements that follow this one before the reply it starts is complete.
-    fn elements_following(&self) -> u64 {
+    /// Elements that follow this one before the reply it starts is complete. An attribute
+    /// counts its pairs and the reply it annotates; inside an aggregate it takes the place of
+    /// that reply, so the parent's count stays right.
+    pub fn elements_following(&self) -> u64 {
         match self {
-            Self::Array(len) => *len as u64,
+            Self::Array(len) | Self::Set(len) | Self::Push(len) => *len as u64,
+            Self::Map(len) => 2 * *len as u64,
+            Self::Attribute(len) => 2 * *len as u64 + 1,
             _ => 0,
         }
     }
@@ -82,7 +119,7 @@ pub fn escape(bytes: &[u8], max_bytes: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseError {
-    /// The first byte of a reply is not one of `+ - : $ *`.
+    /// The first byte of a reply is not a RESP2 or RESP3 type.
     UnknownType(u8),
     /// A line is not terminated by CRLF (a lone CR, or bulk data not followed by CRLF).
     MissingCrlf,
@@ -92,6 +129,8 @@ pub enum ParseError {
     BadInteger,
     /// A negative length other than -1.
     BadLength(i64),
+    /// A RESP3 boolean other than `#t` or `#f`, or a null with a payload.
+    BadScalar,
     /// A bulk longer than `BULK_LEN_MAX_BYTES`.
     BulkTooLong(i64),
     /// An array longer than `ARRAY_LEN_MAX`.
@@ -108,6 +147,7 @@ impl std::fmt::Display for ParseError {
             Self::LineTooLong => write!(f, "no CRLF within {LINE_LEN_MAX_BYTES} bytes"),
             Self::BadInteger => write!(f, "invalid integer"),
             Self::BadLength(len) => write!(f, "invalid length {len}"),
+            Self::BadScalar => write!(f, "invalid RESP3 boolean or null"),
             Self::BulkTooLong(len) => {
                 write!(f, "bulk length {len} exceeds {BULK_LEN_MAX_BYTES} bytes")
             }
@@ -165,6 +205,50 @@ pub fn parse_element(buf: &[u8], start: usize) -> Result<Option<(Reply<'_>, usiz
         b':' => Ok(Some((Reply::Integer(parse_i64(line)?), after_line))),
         b'$' => parse_bulk(buf, parse_i64(line)?, after_line),
         b'*' => array_header(parse_i64(line)?, after_line).map(Some),
+        b'_' if line.is_empty() => Ok(Some((Reply::Null, after_line))),
+        b'#' => match line {
+            b"t" => Ok(Some((Reply::Boolean(true), after_line))),
+            b"f" => Ok(Some((Reply::Boolean(false), after_line))),
+            _ => Err(ParseError::BadScalar),
+        },
+        b'_' => Err(ParseError::BadScalar),
+        b',' => Ok(Some((Reply::Double(line), after_line))),
+        b'(' => Ok(Some((Reply::BigNumber(line), after_line))),
+        b'!' | b'=' => {
+            let len = parse_i64(line)?;
+            if len < 0 {
+                return Err(ParseError::BadLength(len));
+            }
+            if len > BULK_LEN_MAX_BYTES as i64 {
+                return Err(ParseError::BulkTooLong(len));
+            }
+            let blob = blob_at(buf, len as usize, after_line)?;
+            Ok(blob.map(|(bytes, next)| {
+                let reply = if kind == b'!' {
+                    Reply::BlobError(bytes)
+                } else {
+                    Reply::Verbatim(bytes)
+                };
+                (reply, next)
+            }))
+        }
+        b'%' | b'~' | b'>' | b'|' => {
+            let len = parse_i64(line)?;
+            if len < 0 {
+                return Err(ParseError::BadLength(len));
+            }
+            if len > ARRAY_LEN_MAX as i64 {
+                return Err(ParseError::ArrayTooLong(len));
+            }
+            let len = len as usize;
+            let reply = match kind {
+                b'%' => Reply::Map(len),
+                b'~' => Reply::Set(len),
+                b'>' => Reply::Push(len),
+                _ => Reply::Attribute(len),
+            };
+            Ok(Some((reply, after_line)))
+        }
         other => Err(ParseError::UnknownType(other)),
     }
 }
@@ -180,17 +264,24 @@ fn parse_bulk(
         len if len > BULK_LEN_MAX_BYTES as i64 => return Err(ParseError::BulkTooLong(len)),
         _ => {}
     }
-    let data_end = data_start + len as usize;
+    Ok(blob_at(buf, len as usize, data_start)?.map(|(bytes, next)| (Reply::Bulk(bytes), next)))
+}
+
+/// The `len` bytes at `data_start` and the offset after their CRLF; `Ok(None)` if `buf` ends
+/// first.
+fn blob_at(
+    buf: &[u8],
+    len: usize,
+    data_start: usize,
+) -> Result<Option<(&[u8], usize)>, ParseError> {
+    let data_end = data_start + len;
     if buf.len() < data_end + 2 {
         return Ok(None);
     }
     if &buf[data_end..data_end + 2] != b"\r\n" {
         return Err(ParseError::MissingCrlf);
     }
-    Ok(Some((
-        Reply::Bulk(&buf[data_start..data_end]),
-        data_end + 2,
-    )))
+    Ok(Some((&buf[data_start..data_end], data_end + 2)))
 }
 
 fn array_header<'a>(len: i64, after_header: usize) -> Result<(Reply<'a>, usize), ParseError> {
@@ -338,6 +429,34 @@ mod tests {
     }
 
     #[test]
+    fn resp3_types_parse() {
+        assert_eq!(parse_all(b"_\r\n"), (Reply::Null, 3));
+        assert_eq!(parse_all(b"#t\r\n"), (Reply::Boolean(true), 4));
+        assert_eq!(parse_all(b"#f\r\n"), (Reply::Boolean(false), 4));
+        assert_eq!(parse_all(b",1.5\r\n"), (Reply::Double(b"1.5"), 6));
+        assert_eq!(parse_all(b"(123\r\n"), (Reply::BigNumber(b"123"), 6));
+        assert_eq!(parse_all(b"!3\r\nERR\r\n"), (Reply::BlobError(b"ERR"), 9));
+        assert_eq!(
+            parse_all(b"=7\r\ntxt:a\r\n\r\n"),
+            (Reply::Verbatim(b"txt:a\r\n"), 13)
+        );
+        let map = b"%2\r\n+a\r\n:1\r\n+b\r\n~1\r\n_\r\n";
+        assert_eq!(parse_all(map), (Reply::Map(2), map.len()));
+        let push = b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        assert_eq!(parse_all(push), (Reply::Push(3), push.len()));
+        // Attributes, then the reply they annotate, at the top and inside an array.
+        let attr = b"|1\r\n+k\r\n:1\r\n*2\r\n|1\r\n+x\r\n:2\r\n:3\r\n:4\r\n";
+        assert_eq!(parse_all(attr), (Reply::Attribute(1), attr.len()));
+        for cut in 0..attr.len() {
+            assert_eq!(parse_reply(&attr[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(parse_reply(b"#x\r\n"), Err(ParseError::BadScalar));
+        assert_eq!(parse_reply(b"_x\r\n"), Err(ParseError::BadScalar));
+        assert_eq!(parse_reply(b"%-1\r\n"), Err(ParseError::BadLength(-1)));
+        assert_eq!(parse_reply(b"=-1\r\n"), Err(ParseError::BadLength(-1)));
+    }
+
+    #[test]
     fn bulk_may_hold_crlf() {
         assert_eq!(
             parse_all(b"$4\r\n\r\n\r\n\r\n"),
@@ -398,8 +517,8 @@ mod tests {
             Err(ParseError::ArrayTooLong(99_999_999))
         );
         assert_eq!(
-            parse_reply(b"*1\r\n!\r\n"),
-            Err(ParseError::UnknownType(b'!'))
+            parse_reply(b"*1\r\n?\r\n"),
+            Err(ParseError::UnknownType(b'?'))
         );
     }
 
@@ -413,8 +532,8 @@ mod tests {
             assert_eq!(parse_reply(&two[..cut]), Ok(None), "cut at {cut}");
         }
         assert_eq!(
-            parse_reply(b"*2\r\n:1\r\n!\r\n"),
-            Err(ParseError::UnknownType(b'!'))
+            parse_reply(b"*2\r\n:1\r\n?\r\n"),
+            Err(ParseError::UnknownType(b'?'))
         );
     }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One connected client, as other threads may see it.
@@ -26,6 +26,8 @@ pub struct ClientEntry {
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
     buffers: Buffers,
+    /// The protocol version (2 or 3) HELLO last chose: CLIENT LIST's `resp`.
+    resp: AtomicU8,
 }
 
 /// `last_cmd` before the first command.
@@ -76,6 +78,7 @@ impl ClientEntry {
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
             buffers: Buffers::default(),
+            resp: AtomicU8::new(2),
         }
     }
 
@@ -121,6 +124,11 @@ impl ClientEntry {
         (index != NO_COMMAND).then_some(usize::from(index))
     }
 
+    /// Notes the protocol version HELLO chose, for CLIENT LIST.
+    pub fn set_resp(&self, resp: u8) {
+        self.resp.store(resp, Ordering::Relaxed);
+    }
+
     pub fn name(&self) -> Option<Box<[u8]>> {
         lock(&self.name).clone()
     }
@@ -161,13 +169,14 @@ impl ClientEntry {
         let (qbuf, rbs, argv_mem) = (load(&b.query), load(&b.read_capacity), load(&b.read_other));
         let (omem, write_capacity) = (load(&b.unsent), load(&b.write_capacity));
         let qbuf_free = rbs.saturating_sub(qbuf);
+        let resp = self.resp.load(Ordering::Relaxed);
         let tot_mem = rbs + argv_mem + write_capacity;
         let _ = write!(
             out,
             " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
-             resp=2"
+             resp={resp}"
         );
     }
 }

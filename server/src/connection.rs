@@ -134,6 +134,7 @@ pub(crate) async fn serve(
         entry,
         authenticated: w.shared.settings.requirepass().is_none(),
         monitor: None,
+        resp: 2,
     };
     read_loop(rd, &conn, &w, client).await;
     w.shared.registry.remove(id);

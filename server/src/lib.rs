@@ -1,4 +1,5 @@
-//! flin-server: a Redis-protocol (RESP2) server on flin's storage engine, thread per core.
+//! flin-server: a Redis-protocol (RESP2 and RESP3) server on flin's storage engine, thread per
+//! core.
 //!
 //! # Public API
 //! [`Server::start`] takes a [`Config`] and returns a [`ServerHandle`] (address, [`ServerStats`],
@@ -10,11 +11,11 @@
 //! layers, and `tests/module_layers.rs` fails on an import that goes up or round in a circle).
 //! - Values and bytes, no I/O and no state: `bitmap` (the bit arithmetic of BITCOUNT, BITPOS,
 //!   BITOP and BITFIELD), `clock` (Unix time), `float80` (INCRBYFLOAT's C `long double`),
-//!   `glob` (Redis's glob patterns), [`protocol`] (RESP2 as bytes: [`protocol::parse`] cuts
+//!   `glob` (Redis's glob patterns), [`protocol`] (RESP as bytes: [`protocol::parse`] cuts
 //!   requests into argument lists with Redis's limits and error strings, `protocol::inline`
-//!   splits hand-typed lines, [`protocol::reply`] encodes replies); then `rdb` (Redis's RDB
-//!   string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB files for
-//!   replication later).
+//!   splits hand-typed lines, [`protocol::reply`] encodes replies in RESP2 or RESP3); then
+//!   `rdb` (Redis's RDB string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB
+//!   files for replication later).
 //! - The pieces of shared state: `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a

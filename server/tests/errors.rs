@@ -22,7 +22,7 @@ fn command_errors_keep_the_connection_open() {
         (b"SET k v PX -5\r\n", b"-ERR invalid expire time in 'set' command\r\n"),
         (b"SET k v EX abc\r\n", b"-ERR value is not an integer or out of range\r\n"),
         (b"SET k v EX 9223372036854775807\r\n", b"-ERR invalid expire time in 'set' command\r\n"),
-        (b"HELLO 3\r\n", b"-NOPROTO unsupported protocol version\r\n"),
+        (b"HELLO 4\r\n", b"-NOPROTO unsupported protocol version\r\n"),
         (b"HELLO x\r\n", b"-ERR Protocol version is not an integer or out of range\r\n"),
         (b"SELECT 1\r\n", b"-ERR DB index is out of range\r\n"),
         (b"SELECT x\r\n", b"-ERR value is not an integer or out of range\r\n"),

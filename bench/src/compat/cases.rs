@@ -21,6 +21,10 @@ pub enum Mode {
     ScanAll,
     /// Integer replies may differ by at most this much (PTTL of a key set moments ago).
     Approx(i64),
+    /// The same shape: the same types at every depth, the same map keys (byte for byte), the
+    /// same number of elements in each aggregate; scalar values may differ (HELLO in RESP3:
+    /// the same fields, while `version` and `id` differ by design).
+    Shape,
     /// Each element of the reply array is cut to its first N elements (COMMAND INFO's name,
     /// arity, flags, key positions and ACL categories, without the tips, key specs and
     /// subcommands flin does not describe).
@@ -167,6 +171,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
                     mode
                 }
                 "type" => Mode::Type,
+                "shape" => Mode::Shape,
                 "skip" => Mode::Skip,
                 "sorted" => Mode::Sorted,
                 "scan" => Mode::ScanAll,
@@ -180,8 +185,8 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
                 },
                 w => {
                     return Err(fail(format!(
-                        "unknown modifier ?{w} (known: ?close ?type ?skip ?sorted ?scan \
-                         ?approx=N ?head=N)"
+                        "unknown modifier ?{w} (known: ?close ?type ?shape ?skip ?sorted \
+                         ?scan ?approx=N ?head=N)"
                     )))
                 }
             };
@@ -250,10 +255,11 @@ mod tests {
     #[test]
     fn case_lines() {
         let steps = parse_cases(
-            "# comment\n\nSET k v\n?sorted KEYS *\n?close QUIT\n!raw \"PING\\r\\n\"\n!reconnect\n?approx=50 PTTL k\n?scan SCAN 0 COUNT 2\n",
+            "# comment\n\nSET k v\n?sorted KEYS *\n?close QUIT\n!raw \"PING\\r\\n\"\n!reconnect\n?approx=50 PTTL k\n?scan SCAN 0 COUNT 2\n?shape HELLO 3\n",
         )
         .expect("parses");
-        assert_eq!(steps.len(), 7);
+        assert_eq!(steps.len(), 8);
+        assert_eq!(steps[7].mode, Mode::Shape);
         assert_eq!(steps[0].line, 3);
         assert_eq!(steps[0].mode, Mode::Exact);
         assert_eq!(steps[1].mode, Mode::Sorted);

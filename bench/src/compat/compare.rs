@@ -11,6 +11,10 @@ pub fn same_reply(mode: Mode, r: &[u8], f: &[u8]) -> bool {
         Mode::Exact | Mode::ScanAll => r == f,
         Mode::Skip => true,
         Mode::Type => r.first() == f.first(),
+        Mode::Shape => match (Value::parse(r), Value::parse(f)) {
+            (Some(a), Some(b)) => a.same_shape(&b),
+            _ => r == f,
+        },
         Mode::Sorted => sorted_reply(r) == sorted_reply(f),
         Mode::Head(n) => head_reply(r, n) == head_reply(f, n),
         Mode::Approx(tolerance) => match (Value::parse(r), Value::parse(f)) {

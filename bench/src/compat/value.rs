@@ -4,7 +4,7 @@
 
 use crate::resp::{parse_element, Reply};
 
-/// A parsed RESP2 reply, for the comparisons that look inside one.
+/// A parsed RESP2 or RESP3 reply, for the comparisons that look inside one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Value {
     /// `+...`
@@ -17,6 +17,48 @@ pub enum Value {
     Bulk(Option<Vec<u8>>),
     /// `*n`, `None` for `*-1`.
     Array(Option<Vec<Value>>),
+    /// RESP3 `_`.
+    Null,
+    /// RESP3 `#t` / `#f`.
+    Boolean(bool),
+    /// RESP3 `,`: the double's text.
+    Double(Vec<u8>),
+    /// RESP3 `(`: the big number's text.
+    BigNumber(Vec<u8>),
+    /// RESP3 `!n`.
+    BlobError(Vec<u8>),
+    /// RESP3 `=n`, the `txt:` prefix included.
+    Verbatim(Vec<u8>),
+    /// RESP3 `%n`: keys and values alternating (2n items).
+    Map(Vec<Value>),
+    /// RESP3 `~n`.
+    Set(Vec<Value>),
+    /// RESP3 `>n`.
+    Push(Vec<Value>),
+    /// RESP3 `|n`: the 2n attribute items, then the reply they annotate (2n + 1 items).
+    Attribute(Vec<Value>),
+}
+
+/// The kind of an aggregate being filled while parsing.
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Array,
+    Map,
+    Set,
+    Push,
+    Attribute,
+}
+
+impl Aggregate {
+    fn build(self, items: Vec<Value>) -> Value {
+        match self {
+            Aggregate::Array => Value::Array(Some(items)),
+            Aggregate::Map => Value::Map(items),
+            Aggregate::Set => Value::Set(items),
+            Aggregate::Push => Value::Push(items),
+            Aggregate::Attribute => Value::Attribute(items),
+        }
+    }
 }
 
 impl Value {
@@ -25,21 +67,29 @@ impl Value {
     pub fn parse(bytes: &[u8]) -> Option<Value> {
         // Arrays being filled, innermost last: their items so far and how many they still
         // expect. A loop instead of recursion, so nesting depth costs no stack.
-        let mut open: Vec<(Vec<Value>, usize)> = Vec::new();
+        let mut open: Vec<(Aggregate, Vec<Value>, u64)> = Vec::new();
         let mut at = 0;
         loop {
             let (element, next) = parse_element(bytes, at).ok()??;
             at = next;
-            let mut value = match element {
-                Reply::Array(len) if len > 0 => {
-                    open.push((Vec::new(), len));
+            let kind = match element {
+                Reply::Array(_) => Some(Aggregate::Array),
+                Reply::Map(_) => Some(Aggregate::Map),
+                Reply::Set(_) => Some(Aggregate::Set),
+                Reply::Push(_) => Some(Aggregate::Push),
+                Reply::Attribute(_) => Some(Aggregate::Attribute),
+                _ => None,
+            };
+            let mut value = match kind {
+                Some(kind) if element.elements_following() > 0 => {
+                    open.push((kind, Vec::new(), element.elements_following()));
                     continue;
                 }
-                scalar => Value::from(scalar),
+                _ => Value::from(element),
             };
-            // Put the value in its array, and each array it completes in its parent.
+            // Put the value in its aggregate, and each aggregate it completes in its parent.
             loop {
-                let Some((items, left)) = open.last_mut() else {
+                let Some((_, items, left)) = open.last_mut() else {
                     return (at == bytes.len()).then_some(value);
                 };
                 items.push(value);
@@ -47,14 +97,30 @@ impl Value {
                 if *left > 0 {
                     break;
                 }
-                let (items, _) = open.pop()?;
-                value = Value::Array(Some(items));
+                let (kind, items, _) = open.pop()?;
+                value = kind.build(items);
             }
         }
     }
 
-    /// The RESP2 bytes of this value.
+    /// The RESP bytes of this value.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        let line = |out: &mut Vec<u8>, kind: u8, text: &[u8]| {
+            out.push(kind);
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        };
+        let blob = |out: &mut Vec<u8>, kind: u8, bytes: &[u8]| {
+            out.extend_from_slice(format!("{}{}\r\n", char::from(kind), bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(b"\r\n");
+        };
+        let aggregate = |out: &mut Vec<u8>, kind: u8, len: usize, items: &[Value]| {
+            out.extend_from_slice(format!("{}{len}\r\n", char::from(kind)).as_bytes());
+            for v in items {
+                v.encode(out);
+            }
+        };
         match self {
             Value::Simple(s) => {
                 out.push(b'+');
@@ -74,24 +140,63 @@ impl Value {
                 out.extend_from_slice(b"\r\n");
             }
             Value::Array(None) => out.extend_from_slice(b"*-1\r\n"),
-            Value::Array(Some(items)) => {
-                out.extend_from_slice(format!("*{}\r\n", items.len()).as_bytes());
-                for v in items {
-                    v.encode(out);
-                }
-            }
+            Value::Array(Some(items)) => aggregate(out, b'*', items.len(), items),
+            Value::Null => out.extend_from_slice(b"_\r\n"),
+            Value::Boolean(b) => line(out, b'#', if *b { b"t" } else { b"f" }),
+            Value::Double(text) => line(out, b',', text),
+            Value::BigNumber(text) => line(out, b'(', text),
+            Value::BlobError(bytes) => blob(out, b'!', bytes),
+            Value::Verbatim(bytes) => blob(out, b'=', bytes),
+            Value::Map(items) => aggregate(out, b'%', items.len() / 2, items),
+            Value::Set(items) => aggregate(out, b'~', items.len(), items),
+            Value::Push(items) => aggregate(out, b'>', items.len(), items),
+            Value::Attribute(items) => aggregate(out, b'|', items.len() / 2, items),
         }
     }
 
-    /// Sorts, recursively, every array whose elements are all bulk strings.
+    /// Whether `other` has the same shape (see [`super::Mode::Shape`]): the same type at every
+    /// depth, the same keys in maps and attributes, the same number of elements everywhere.
+    pub fn same_shape(&self, other: &Value) -> bool {
+        use Value as V;
+        let items_alike = |a: &[Value], b: &[Value], keys: bool| {
+            a.len() == b.len()
+                && a.iter().zip(b).enumerate().all(|(i, (x, y))| {
+                    if keys && i % 2 == 0 && !(matches!(self, V::Attribute(_)) && i == a.len() - 1)
+                    {
+                        x == y
+                    } else {
+                        x.same_shape(y)
+                    }
+                })
+        };
+        match (self, other) {
+            (V::Array(Some(a)), V::Array(Some(b)))
+            | (V::Set(a), V::Set(b))
+            | (V::Push(a), V::Push(b)) => items_alike(a, b, false),
+            (V::Map(a), V::Map(b)) | (V::Attribute(a), V::Attribute(b)) => items_alike(a, b, true),
+            (V::Array(a), V::Array(b)) => a.is_none() && b.is_none(),
+            (V::Bulk(a), V::Bulk(b)) => a.is_none() == b.is_none(),
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+
+    /// Sorts, recursively, every array or set whose elements are all bulk strings.
     pub fn sort_bulk_arrays(&mut self) {
-        if let Value::Array(Some(items)) = self {
-            for v in items.iter_mut() {
-                v.sort_bulk_arrays();
+        match self {
+            Value::Array(Some(items)) | Value::Set(items) => {
+                for v in items.iter_mut() {
+                    v.sort_bulk_arrays();
+                }
+                if items.iter().all(|v| matches!(v, Value::Bulk(Some(_)))) {
+                    items.sort();
+                }
             }
-            if items.iter().all(|v| matches!(v, Value::Bulk(Some(_)))) {
-                items.sort();
+            Value::Map(items) | Value::Push(items) | Value::Attribute(items) => {
+                for v in items.iter_mut() {
+                    v.sort_bulk_arrays();
+                }
             }
+            _ => {}
         }
     }
 }
@@ -107,6 +212,16 @@ impl From<Reply<'_>> for Value {
             Reply::NullBulk => Value::Bulk(None),
             Reply::Array(_) => Value::Array(Some(Vec::new())),
             Reply::NullArray => Value::Array(None),
+            Reply::Null => Value::Null,
+            Reply::Boolean(b) => Value::Boolean(b),
+            Reply::Double(text) => Value::Double(text.to_vec()),
+            Reply::BigNumber(text) => Value::BigNumber(text.to_vec()),
+            Reply::BlobError(bytes) => Value::BlobError(bytes.to_vec()),
+            Reply::Verbatim(bytes) => Value::Verbatim(bytes.to_vec()),
+            Reply::Map(_) => Value::Map(Vec::new()),
+            Reply::Set(_) => Value::Set(Vec::new()),
+            Reply::Push(_) => Value::Push(Vec::new()),
+            Reply::Attribute(_) => Value::Attribute(Vec::new()),
         }
     }
 }
@@ -155,6 +270,35 @@ mod tests {
         assert_eq!(out, bytes);
         assert_eq!(Value::parse(b"+OK\r\n+OK\r\n"), None, "one reply only");
         assert_eq!(Value::parse(b"*2\r\n:1\r\n"), None, "incomplete");
+        let resp3 = b"%2\r\n+a\r\n~2\r\n_\r\n#t\r\n$1\r\nb\r\n*3\r\n,1.5\r\n(12\r\n=5\r\ntxt:x\r\n";
+        let v = Value::parse(resp3).expect("parses");
+        let mut out = Vec::new();
+        v.encode(&mut out);
+        assert_eq!(out, resp3);
+        let framed = b">2\r\n|1\r\n+k\r\n:1\r\n!3\r\nERR\r\n%0\r\n";
+        let v = Value::parse(framed).expect("parses");
+        let mut out = Vec::new();
+        v.encode(&mut out);
+        assert_eq!(out, framed);
+        let hello = |version: &str, id: i64| {
+            let v = format!(
+                "%3\r\n$7\r\nversion\r\n${}\r\n{version}\r\n$2\r\nid\r\n:{id}\r\n$1\r\nm\r\n*0\r\n",
+                version.len()
+            );
+            Value::parse(v.as_bytes()).expect("parses")
+        };
+        assert!(hello("7.0.15", 3).same_shape(&hello("7.0.0", 12)));
+        let other_key = Value::parse(b"%1\r\n$1\r\nx\r\n:1\r\n").expect("parses");
+        let same_key = Value::parse(b"%1\r\n$1\r\ny\r\n:1\r\n").expect("parses");
+        assert!(!other_key.same_shape(&same_key), "map keys must match");
+        let (a, b) = (
+            Value::parse(b"*1\r\n:1\r\n"),
+            Value::parse(b"*1\r\n$1\r\n1\r\n"),
+        );
+        assert!(
+            !a.expect("parses").same_shape(&b.expect("parses")),
+            "types must match"
+        );
         let deep = [b"*1\r\n".repeat(40), b":1\r\n".to_vec()].concat();
         let mut out = Vec::new();
         Value::parse(&deep).expect("any depth").encode(&mut out);

@@ -146,7 +146,7 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
         return super::strings::string_too_long(ctx.out);
     }
     let mark = ctx.out.len();
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let mut buf: Vec<u8> = Vec::new();
     let buf_ref = &mut buf;
     let res = ctx.engine.update(args[1], |cur| {
@@ -158,7 +158,7 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
         }
         reply::array_len(out, ops.len());
         for o in &ops {
-            run(buf_ref, o, out);
+            run(buf_ref, o, out, resp);
         }
         if cur.is_some() && buf_ref[..] == *old {
             return (Update::Keep, ());
@@ -182,7 +182,7 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
 }
 
 /// One operation on the grown value, with its reply.
-fn run(s: &mut [u8], o: &FieldOp, out: &mut Vec<u8>) {
+fn run(s: &mut [u8], o: &FieldOp, out: &mut Vec<u8>, resp: u8) {
     let old = bitmap::get_field(s, o.offset, o.ty);
     let (stored, replied) = match o.op {
         Op::Get => return reply::integer(out, old),
@@ -197,6 +197,6 @@ fn run(s: &mut [u8], o: &FieldOp, out: &mut Vec<u8>) {
             reply::integer(out, replied);
             bitmap::set_field(s, o.offset, o.ty, v);
         }
-        None => reply::null(out),
+        None => reply::null(out, resp),
     }
 }

@@ -66,13 +66,13 @@ pub fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return syntax_error(ctx.out);
         }
     }
-    reply::bulk(ctx.out, &lines(&clients));
+    reply::verbatim(ctx.out, ctx.client.resp, &lines(&clients));
 }
 
 /// `CLIENT INFO`: this connection's line.
 pub fn info(ctx: &mut Ctx<'_>) {
     let me = ctx.client.entry.clone();
-    reply::bulk(ctx.out, &lines(&[me]));
+    reply::verbatim(ctx.out, ctx.client.resp, &lines(&[me]));
 }
 
 /// `CLIENT KILL ip:port` (replies OK or an error) or `CLIENT KILL <filter value> ...`

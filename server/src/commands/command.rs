@@ -34,7 +34,7 @@ const COMMAND_HELP: &[&str] = &[
 
 pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if args.len() == 1 {
-        return all_info(ctx.out);
+        return all_info(ctx.out, ctx.client.resp);
     }
     let sub = args[1];
     if eq_subcommand(sub, "count") {
@@ -46,11 +46,11 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         list(ctx, &args[2..]);
     } else if eq_subcommand(sub, "info") {
         if args.len() == 2 {
-            return all_info(ctx.out);
+            return all_info(ctx.out, ctx.client.resp);
         }
         reply::array_len(ctx.out, args.len() - 2);
         for name in &args[2..] {
-            info_by_name(ctx.out, name);
+            info_by_name(ctx.out, ctx.client.resp, name);
         }
     } else if eq_subcommand(sub, "docs") {
         let specs: Vec<&CommandSpec> = if args.len() == 2 {
@@ -61,9 +61,10 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 .filter_map(|n| find(n).map(|i| &COMMANDS[i]))
                 .collect()
         };
-        reply::map_len(ctx.out, specs.len());
+        let resp = ctx.client.resp;
+        reply::map_len(ctx.out, resp, specs.len());
         for c in specs {
-            docs(ctx.out, c);
+            docs(ctx.out, resp, c);
         }
     } else if eq_subcommand(sub, "getkeys") || eq_subcommand(sub, "getkeysandflags") {
         let with_flags = eq_subcommand(sub, "getkeysandflags");
@@ -86,18 +87,18 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
-fn all_info(out: &mut Vec<u8>) {
+fn all_info(out: &mut Vec<u8>, resp: u8) {
     reply::array_len(out, COMMANDS.len());
     for (i, c) in COMMANDS.iter().enumerate() {
-        info(out, i, c);
+        info(out, resp, i, c);
     }
 }
 
 /// COMMAND INFO of one name: a command, or `container|sub`; a null for an unknown one (as
 /// Redis 7 answers, a null bulk in RESP2).
-fn info_by_name(out: &mut Vec<u8>, name: &[u8]) {
+fn info_by_name(out: &mut Vec<u8>, resp: u8, name: &[u8]) {
     if let Some(i) = find(name) {
-        return info(out, i, &COMMANDS[i]);
+        return info(out, resp, i, &COMMANDS[i]);
     }
     let sub = name
         .iter()
@@ -105,18 +106,18 @@ fn info_by_name(out: &mut Vec<u8>, name: &[u8]) {
         .and_then(|bar| Some((find(&name[..bar])?, &name[bar + 1..])))
         .and_then(|(i, sub)| spec::subcommand(i, sub));
     match sub {
-        Some(s) => spec::encode_subcommand(out, s),
-        None => reply::null(out),
+        Some(s) => spec::encode_subcommand(out, resp, s),
+        None => reply::null(out, resp),
     }
 }
 
-/// One COMMAND INFO entry: Redis 7's ten fields.
-fn info(out: &mut Vec<u8>, index: usize, c: &CommandSpec) {
+/// One COMMAND INFO entry: Redis 7's ten fields (flags and ACL categories are sets in RESP3).
+fn info(out: &mut Vec<u8>, resp: u8, index: usize, c: &CommandSpec) {
     reply::array_len(out, 10);
     reply::bulk(out, c.name.as_bytes());
     reply::integer(out, i64::from(c.arity));
     let flags: Vec<&str> = c.flag_names().collect();
-    reply::array_len(out, flags.len());
+    reply::set_len(out, resp, flags.len());
     for f in flags {
         reply::simple(out, f.as_bytes());
     }
@@ -124,18 +125,18 @@ fn info(out: &mut Vec<u8>, index: usize, c: &CommandSpec) {
     reply::integer(out, i64::from(c.keys.1));
     reply::integer(out, i64::from(c.keys.2));
     let categories: Vec<&str> = c.acl_categories().collect();
-    reply::array_len(out, categories.len());
+    reply::set_len(out, resp, categories.len());
     for cat in categories {
         reply::simple(out, format!("@{cat}").as_bytes());
     }
     let d = spec::doc(index);
-    spec::encode_tail(out, d.tips, d.key_specs, d.subcommands);
+    spec::encode_tail(out, resp, d.tips, d.key_specs, d.subcommands);
 }
 
 /// One COMMAND DOCS entry: name, then a map of summary, since, group.
-fn docs(out: &mut Vec<u8>, c: &CommandSpec) {
+fn docs(out: &mut Vec<u8>, resp: u8, c: &CommandSpec) {
     reply::bulk(out, c.name.as_bytes());
-    reply::map_len(out, 3);
+    reply::map_len(out, resp, 3);
     reply::bulk(out, b"summary");
     reply::bulk(out, c.summary.as_bytes());
     reply::bulk(out, b"since");
@@ -207,7 +208,7 @@ fn getkeys(ctx: &mut Ctx<'_>, line: &[&[u8]], with_flags: bool) {
         if with_flags {
             reply::array_len(ctx.out, 2);
             reply::bulk(ctx.out, key);
-            reply::array_len(ctx.out, flags.len());
+            reply::set_len(ctx.out, ctx.client.resp, flags.len());
             for f in flags {
                 reply::simple(ctx.out, f.as_bytes());
             }

@@ -188,7 +188,7 @@ fn get(ctx: &mut Ctx<'_>, patterns: &[&[u8]]) {
         }
     }
     let values: Vec<String> = hits.iter().map(|(_, name)| value(ctx, name)).collect();
-    reply::array_len(ctx.out, hits.len() * 2);
+    reply::map_len(ctx.out, ctx.client.resp, hits.len());
     for ((shown, _), v) in hits.iter().zip(values) {
         reply::bulk(ctx.out, shown);
         reply::bulk(ctx.out, v.as_bytes());

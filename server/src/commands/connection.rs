@@ -88,11 +88,15 @@ pub fn auth(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
+/// HELLO [protover [AUTH user pass] [SETNAME name]]: switches the connection to RESP2 or
+/// RESP3 (without a version it keeps the current one) and answers, in the new protocol, the
+/// map Redis 7.0 does.
 pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mut j = 1;
+    let mut version = None;
     if args.len() >= 2 {
         match parse_i64(args[1]) {
-            Some(2) => {}
+            Some(v @ (2 | 3)) => version = Some(v as u8),
             Some(_) => return reply::error(ctx.out, b"NOPROTO unsupported protocol version"),
             None => {
                 return reply::err(
@@ -103,15 +107,20 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         j = 2;
     }
-    let mut credentials = None;
-    let mut name = None;
+    // Options take effect in order, as in Redis 7.0: AUTH authenticates and SETNAME names the
+    // client at once (even before authentication), and the first that fails answers.
     while j < args.len() {
         let more = args.len() - 1 - j;
         if eq_ignore_case(args[j], "auth") && more >= 2 {
-            credentials = Some((args[j + 1], args[j + 2]));
+            match check(ctx, args[j + 1], args[j + 2]) {
+                AuthOutcome::Ok => ctx.client.authenticated = true,
+                AuthOutcome::WrongPass => return reply::error(ctx.out, WRONGPASS),
+            }
             j += 3;
         } else if eq_ignore_case(args[j], "setname") && more >= 1 {
-            name = Some(args[j + 1]);
+            if !set_name(ctx, args[j + 1]) {
+                return;
+            }
             j += 2;
         } else {
             let mut msg = b"ERR Syntax error in HELLO option '".to_vec();
@@ -120,31 +129,25 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return reply::error(ctx.out, &msg);
         }
     }
-    if let Some((user, pass)) = credentials {
-        match check(ctx, user, pass) {
-            AuthOutcome::Ok => ctx.client.authenticated = true,
-            AuthOutcome::WrongPass => return reply::error(ctx.out, WRONGPASS),
-        }
-    }
     if !ctx.client.authenticated {
         return reply::error(
             ctx.out,
             b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
         );
     }
-    if let Some(name) = name {
-        if !set_name(ctx, name) {
-            return;
-        }
+    if let Some(v) = version {
+        ctx.client.resp = v;
+        ctx.client.entry.set_resp(v);
     }
+    let resp = ctx.client.resp;
     let out = &mut *ctx.out;
-    reply::array_len(out, 14);
+    reply::map_len(out, resp, 7);
     reply::bulk(out, b"server");
     reply::bulk(out, b"redis");
     reply::bulk(out, b"version");
     reply::bulk(out, super::server::REDIS_VERSION.as_bytes());
     reply::bulk(out, b"proto");
-    reply::integer(out, 2);
+    reply::integer(out, i64::from(resp));
     reply::bulk(out, b"id");
     reply::integer(out, ctx.client.id as i64);
     reply::bulk(out, b"mode");
@@ -234,7 +237,7 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if want(2, "getname", ctx) {
             match &ctx.client.entry.name() {
                 Some(n) => reply::bulk(ctx.out, n),
-                None => reply::null(ctx.out),
+                None => reply::null(ctx.out, ctx.client.resp),
             }
         }
     } else if eq_subcommand(sub, "setname") {

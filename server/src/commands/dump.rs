@@ -21,7 +21,7 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     ctx.hit(payload.is_some());
     match payload {
         Some(p) => reply::bulk(ctx.out, &p),
-        None => reply::null(ctx.out),
+        None => reply::null(ctx.out, ctx.client.resp),
     }
 }
 

@@ -309,7 +309,7 @@ fn next_random() -> u64 {
 pub fn randomkey(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     match ctx.engine.random_key(next_random) {
         Some(k) => reply::bulk(ctx.out, &k),
-        None => reply::null(ctx.out),
+        None => reply::null(ctx.out, ctx.client.resp),
     }
 }
 

@@ -203,7 +203,7 @@ fn graph(ctx: &mut Ctx<'_>, name: &[u8]) {
         let _ = write!(text, "{}", ((now - s.unix_secs).max(0) % 10));
     }
     text.push_str("\nseconds ago, last digit\n");
-    reply::bulk(ctx.out, text.as_bytes());
+    reply::verbatim(ctx.out, ctx.client.resp, text.as_bytes());
 }
 
 const DOCTOR_DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
@@ -216,7 +216,7 @@ fn doctor(ctx: &mut Ctx<'_>) {
     if events.is_empty() {
         let off = ctx.server.settings.latency_monitor_threshold_ms() == 0;
         let text = if off { DOCTOR_DISABLED } else { DOCTOR_QUIET };
-        return reply::bulk(ctx.out, text.as_bytes());
+        return reply::verbatim(ctx.out, ctx.client.resp, text.as_bytes());
     }
     let mut text = String::from(
         "Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n",
@@ -237,7 +237,7 @@ fn doctor(ctx: &mut Ctx<'_>) {
          BITOP, BITCOUNT, LCS, KEYS or DUMP of large values run on one worker and delay that worker's other clients.\n\
          - Values larger than memory are read from disk: INFO stats shows cold_reads and their latency.\n",
     );
-    reply::bulk(ctx.out, text.as_bytes());
+    reply::verbatim(ctx.out, ctx.client.resp, text.as_bytes());
 }
 
 /// LATENCY HISTOGRAM [command ...]: for each command with calls, its calls and a cumulative
@@ -258,6 +258,7 @@ fn histogram(ctx: &mut Ctx<'_>, names: &[&[u8]]) {
         .collect();
     let baseline = ctx.server.command_stats_baseline.lock();
     let workers = &ctx.server.command_stats;
+    let resp = ctx.client.resp;
     let mut body = Vec::new();
     let mut n = 0;
     for i in wanted {
@@ -268,16 +269,16 @@ fn histogram(ctx: &mut Ctx<'_>, names: &[&[u8]]) {
         let Some(h) = h else { continue };
         n += 1;
         reply::bulk(&mut body, spec::stat_name(i).as_bytes());
-        cumulative(&mut body, &h);
+        cumulative(&mut body, resp, &h);
     }
     drop(baseline);
-    reply::array_len(ctx.out, 2 * n);
+    reply::map_len(ctx.out, resp, n);
     ctx.out.extend_from_slice(&body);
 }
 
 /// One command's `calls` and `histogram_usec` (bucket upper bound in µs, samples at or
 /// below it), buckets from 1 µs doubling, only where the count grows.
-fn cumulative(out: &mut Vec<u8>, h: &[u64]) {
+fn cumulative(out: &mut Vec<u8>, resp: u8, h: &[u64]) {
     let calls: u64 = h.iter().sum();
     let tpu = ticks_per_us();
     let mut points = Vec::new();
@@ -298,11 +299,11 @@ fn cumulative(out: &mut Vec<u8>, h: &[u64]) {
         }
         bound_us *= 2;
     }
-    reply::array_len(out, 4);
+    reply::map_len(out, resp, 2);
     reply::bulk(out, b"calls");
     reply::integer(out, calls as i64);
     reply::bulk(out, b"histogram_usec");
-    reply::array_len(out, 2 * points.len());
+    reply::map_len(out, resp, points.len());
     for (us, count) in points {
         reply::integer(out, us as i64);
         reply::integer(out, count as i64);

@@ -83,7 +83,7 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let walk = walk_back(&table, &a, &b, &o);
     if o.idx {
-        reply::array_len(ctx.out, 4);
+        reply::map_len(ctx.out, ctx.client.resp, 2);
         reply::bulk(ctx.out, b"matches");
         reply::array_len(ctx.out, walk.ranges);
         ctx.out.extend_from_slice(&walk.ranges_reply);

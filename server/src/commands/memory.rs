@@ -33,8 +33,8 @@ const MEMORY_HELP: &[&str] = &[
 /// Below this much memory in use Redis's doctor declines to judge.
 const DOCTOR_USED_BYTES_MIN: u64 = 5 * 1024 * 1024;
 
-const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.";
-const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.";
+const DOCTOR_EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n";
+const DOCTOR_FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
 
 pub fn memory(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let sub = args[1];
@@ -83,7 +83,7 @@ fn usage(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         .get_with(key, |e| e.map(|e| usage_bytes(key, e.value)))
     {
         Some(n) => reply::integer(ctx.out, n as i64),
-        None => reply::null(ctx.out),
+        None => reply::null(ctx.out, ctx.client.resp),
     }
 }
 
@@ -117,14 +117,14 @@ fn stats(ctx: &mut Ctx<'_>) {
         ("lua.caches", 0),
         ("functions.caches", 0),
     ];
-    let out = &mut *ctx.out;
-    reply::array_len(out, 2 * (ints.len() + 1 + 19));
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
+    reply::map_len(out, resp, ints.len() + 1 + 19);
     for (name, v) in ints {
         reply::bulk(out, name.as_bytes());
         reply::integer(out, v as i64);
     }
     reply::bulk(out, b"db.0");
-    reply::array_len(out, 4);
+    reply::map_len(out, resp, 2);
     reply::bulk(out, b"overhead.hashtable.main");
     reply::integer(out, index as i64);
     reply::bulk(out, b"overhead.hashtable.expires");
@@ -176,7 +176,8 @@ fn stats(ctx: &mut Ctx<'_>) {
         reply::bulk(out, name.as_bytes());
         match v {
             Figure::Int(n) => reply::integer(out, n as i64),
-            Figure::Float(f) => reply::bulk(out, format!("{f}").as_bytes()),
+            // Redis keeps these ratios as C floats and prints them widened, with `%.17g`.
+            Figure::Float(f) => reply::double(out, resp, f64::from(f as f32)),
         }
     }
 }
@@ -194,13 +195,17 @@ fn doctor(ctx: &mut Ctx<'_>) {
     } else {
         DOCTOR_FINE
     };
-    reply::bulk(ctx.out, text.as_bytes());
+    reply::verbatim(ctx.out, ctx.client.resp, text.as_bytes());
 }
 
 /// The allocator's own figures, as text (Redis prints jemalloc's report; flin runs on glibc's
 /// allocator).
 fn malloc_stats(ctx: &mut Ctx<'_>) {
-    reply::bulk(ctx.out, heap::allocator_report().as_bytes());
+    reply::verbatim(
+        ctx.out,
+        ctx.client.resp,
+        heap::allocator_report().as_bytes(),
+    );
 }
 
 /// MEMORY PURGE: gives free heap pages back to the system.

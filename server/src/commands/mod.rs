@@ -51,6 +51,9 @@ pub(crate) struct Client {
     pub authenticated: bool,
     /// Set by MONITOR: the connection takes it and streams the sink's lines to the client.
     pub monitor: Option<std::sync::Arc<crate::monitor::Sink>>,
+    /// The protocol version replies are written in: 2 (RESP2, the default) or 3, set by
+    /// HELLO. See `crate::protocol::reply`.
+    pub resp: u8,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.

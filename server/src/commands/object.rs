@@ -144,7 +144,7 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         .engine
         .get_with(args[2], |e| e.map(|e| Encoding::of(e.value)));
     let Some(encoding) = encoding else {
-        return reply::null(ctx.out);
+        return reply::null(ctx.out, ctx.client.resp);
     };
     match name {
         "object|encoding" => reply::bulk(ctx.out, encoding.name().as_bytes()),

@@ -115,7 +115,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             _ => info_keyspace(&stats, &mut s),
         }
     }
-    reply::bulk(ctx.out, s.as_bytes());
+    reply::verbatim(ctx.out, ctx.client.resp, s.as_bytes());
 }
 
 macro_rules! line {

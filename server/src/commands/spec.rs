@@ -128,49 +128,55 @@ pub(crate) fn stat_name(slot: usize) -> &'static str {
     }
 }
 
-/// COMMAND INFO's tips, key specs and subcommands fields of a command.
+/// COMMAND INFO's tips, key specs and subcommands fields of a command. In RESP3 the tips and
+/// key specs are sets, and so is an empty subcommand list (Redis 7.0's `addReplySetLen`);
+/// subcommands, when there are some, stay an array.
 pub(crate) fn encode_tail(
     out: &mut Vec<u8>,
+    resp: u8,
     tips: &[&str],
     specs: &[KeySpec],
     subs: &[Subcommand],
 ) {
-    reply::array_len(out, tips.len());
+    reply::set_len(out, resp, tips.len());
     for t in tips {
         reply::bulk(out, t.as_bytes());
     }
-    reply::array_len(out, specs.len());
+    reply::set_len(out, resp, specs.len());
     for s in specs {
-        encode_key_spec(out, s);
+        encode_key_spec(out, resp, s);
+    }
+    if subs.is_empty() {
+        return reply::set_len(out, resp, 0);
     }
     reply::array_len(out, subs.len());
     for s in subs {
-        encode_subcommand(out, s);
+        encode_subcommand(out, resp, s);
     }
 }
 
-fn encode_key_spec(out: &mut Vec<u8>, s: &KeySpec) {
-    reply::map_len(out, 3 + usize::from(s.notes.is_some()));
+fn encode_key_spec(out: &mut Vec<u8>, resp: u8, s: &KeySpec) {
+    reply::map_len(out, resp, 3 + usize::from(s.notes.is_some()));
     if let Some(notes) = s.notes {
         reply::bulk(out, b"notes");
         reply::bulk(out, notes.as_bytes());
     }
     reply::bulk(out, b"flags");
-    reply::array_len(out, s.flags.len());
+    reply::set_len(out, resp, s.flags.len());
     for f in s.flags {
         reply::simple(out, f.as_bytes());
     }
     reply::bulk(out, b"begin_search");
-    reply::map_len(out, 2);
+    reply::map_len(out, resp, 2);
     reply::bulk(out, b"type");
     let Begin::Index(i) = s.begin;
     reply::bulk(out, b"index");
     reply::bulk(out, b"spec");
-    reply::map_len(out, 1);
+    reply::map_len(out, resp, 1);
     reply::bulk(out, b"index");
     reply::integer(out, i);
     reply::bulk(out, b"find_keys");
-    reply::map_len(out, 2);
+    reply::map_len(out, resp, 2);
     reply::bulk(out, b"type");
     let Find::Range {
         lastkey,
@@ -184,29 +190,29 @@ fn encode_key_spec(out: &mut Vec<u8>, s: &KeySpec) {
         (b"limit", limit),
     ];
     reply::bulk(out, b"spec");
-    reply::map_len(out, fields.len());
+    reply::map_len(out, resp, fields.len());
     for (name, v) in fields {
         reply::bulk(out, name);
         reply::integer(out, v);
     }
 }
 
-pub(crate) fn encode_subcommand(out: &mut Vec<u8>, s: &Subcommand) {
+pub(crate) fn encode_subcommand(out: &mut Vec<u8>, resp: u8, s: &Subcommand) {
     reply::array_len(out, 10);
     reply::bulk(out, s.name.as_bytes());
     reply::integer(out, s.arity);
-    reply::array_len(out, s.flags.len());
+    reply::set_len(out, resp, s.flags.len());
     for f in s.flags {
         reply::simple(out, f.as_bytes());
     }
     reply::integer(out, s.keys.0);
     reply::integer(out, s.keys.1);
     reply::integer(out, s.keys.2);
-    reply::array_len(out, s.categories.len());
+    reply::set_len(out, resp, s.categories.len());
     for c in s.categories {
         reply::simple(out, c.as_bytes());
     }
-    encode_tail(out, s.tips, s.key_specs, &[]);
+    encode_tail(out, resp, s.tips, s.key_specs, &[]);
 }
 
 /// Why COMMAND GETKEYS found no keys, in Redis's words.

@@ -16,14 +16,14 @@ use crate::protocol::reply;
 const STRING_LEN_MAX: usize = 512 * 1024 * 1024;
 
 pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let found = ctx.engine.get_with(args[1], |e| match e {
         Some(e) => {
             reply::bulk(out, e.value);
             true
         }
         None => {
-            reply::null(out);
+            reply::null(out, resp);
             false
         }
     });
@@ -167,17 +167,17 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return finish(ctx, mark, res.map(Some));
         }
     }
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = ctx.engine.update(key, |cur| {
         if get {
             match cur {
                 Some(e) => reply::bulk(out, e.value),
-                None => reply::null(out),
+                None => reply::null(out, resp),
             }
         }
         if (nx && cur.is_some()) || (xx && cur.is_none()) {
             if !get {
-                reply::null(out);
+                reply::null(out, resp);
             }
             return (Update::Keep, ());
         }
@@ -263,14 +263,14 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[&[u8]], unit: ExpiryUnit, cmd: &st
 
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mark = ctx.out.len();
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = ctx.engine.update(args[1], |cur| match cur {
         Some(e) => {
             reply::bulk(out, e.value);
             (Update::Delete, true)
         }
         None => {
-            reply::null(out);
+            reply::null(out, resp);
             (Update::Keep, false)
         }
     });
@@ -283,11 +283,11 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let value = args[2];
     let mark = ctx.out.len();
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = ctx.engine.update(args[1], |cur| {
         match cur {
             Some(e) => reply::bulk(out, e.value),
-            None => reply::null(out),
+            None => reply::null(out, resp),
         }
         (
             Update::Put {
@@ -315,10 +315,10 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         opts.at_ms = expire_at(&mut invalid, raw, unit, relative, "getex");
     }
     let mark = ctx.out.len();
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = ctx.engine.update(args[1], |cur| {
         let Some(e) = cur else {
-            reply::null(out);
+            reply::null(out, resp);
             return (Update::Keep, false);
         };
         if !invalid.is_empty() {
@@ -354,7 +354,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let keys = &args[1..];
     reply::array_len(ctx.out, keys.len());
-    let out = &mut *ctx.out;
+    let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let hits = ctx.engine.get_many_with(keys, |entries| {
         let mut hits = 0u64;
         for e in entries {
@@ -363,7 +363,7 @@ pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                     reply::bulk(out, e.value);
                     hits += 1;
                 }
-                None => reply::null(out),
+                None => reply::null(out, resp),
             }
         }
         hits

@@ -1,5 +1,6 @@
-//! RESP2 as bytes: [`parse`] turns request bytes into argument lists, `inline` splits
-//! hand-typed inline lines with Redis's quoting rules, [`reply`] encodes replies. Nothing here
+//! RESP as bytes: [`parse`] turns request bytes into argument lists, `inline` splits
+//! hand-typed inline lines with Redis's quoting rules, [`reply`] encodes replies (in RESP2, or
+//! in RESP3 for a client that sent `HELLO 3`: requests are the same in both). Nothing here
 //! does I/O or knows about sockets or monoio.
 
 mod inline;
