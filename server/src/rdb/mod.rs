@@ -1,5 +1,5 @@
 //! Redis's RDB encoding, for what flin stores: strings. [`FileReader`] reads whole RDB files
-//! (a replica's full sync). `crc64` is the checksum Redis puts
+//! (a replica's full sync), [`FileWriter`] writes them (a primary's). `crc64` is the checksum Redis puts
 //! after DUMP payloads and RDB files, `lzf` the compression of long strings. This module
 //! writes and reads the pieces (lengths, strings in their plain, integer and LZF forms) and
 //! DUMP payloads; it does no I/O, so replication can run whole RDB files through the same
@@ -20,11 +20,13 @@
 mod crc64;
 mod file;
 mod lzf;
+mod write;
 
 use std::borrow::Cow;
 
 pub use crc64::crc64;
 pub use file::{FileError, FileReader, Item, RDB_FILE_VERSION_MAX};
+pub use write::{FileWriter, RDB_WRITE_VERSION};
 
 use crate::protocol::parse::string_to_i64;
 
