@@ -3,7 +3,7 @@
 //! checkpoints or the waits (`wait`); closing stops the threads and syncs.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -89,6 +89,7 @@ impl Engine {
             cold: ColdReads::default(),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
+            fsync: AtomicU8::new(options.fsync.to_u8()),
             options,
             _dir_lock: dir_lock,
         });
@@ -265,7 +266,21 @@ impl Engine {
 
     /// True when writes must await [`Engine::durable`] before they are acknowledged.
     pub fn acks_wait_for_disk(&self) -> bool {
-        self.shared.options.fsync == Fsync::Always
+        self.shared.fsync() == Fsync::Always
+    }
+
+    /// The fsync policy in force.
+    pub fn fsync(&self) -> Fsync {
+        self.shared.fsync()
+    }
+
+    /// Changes the fsync policy while the engine runs (Redis's `CONFIG SET appendfsync`).
+    /// Writes acknowledged before keep the promise they were made under; from `Always`,
+    /// writes still waiting for their sync get it. Whether the prealloc thread faults the
+    /// active segment's pages in ahead of the writer stays as the policy at open chose.
+    pub fn set_fsync(&self, fsync: Fsync) {
+        self.shared.fsync.store(fsync.to_u8(), Ordering::Relaxed);
+        self.shared.syncer.nudge();
     }
 
     /// Makes every write so far durable.

@@ -17,6 +17,24 @@ pub enum Fsync {
     Never,
 }
 
+impl Fsync {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Fsync::Always => 0,
+            Fsync::EverySec => 1,
+            Fsync::Never => 2,
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> Fsync {
+        match v {
+            0 => Fsync::Always,
+            1 => Fsync::EverySec,
+            _ => Fsync::Never,
+        }
+    }
+}
+
 /// How an engine runs: see each field; `Options::default()` is what `flin-server` starts from.
 #[derive(Clone, Debug)]
 pub struct Options {

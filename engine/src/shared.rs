@@ -5,7 +5,7 @@
 //! the background threads sit above it and take what they need from here.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use parking_lot::Mutex;
 
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::index::{Index, Loc};
 use crate::lock::DirLock;
 use crate::log::{Append, Log, LogEnv, Prepared};
-use crate::options::Options;
+use crate::options::{Fsync, Options};
 use crate::poison::Poison;
 use crate::registry::Registry;
 use crate::stall::WriteStall;
@@ -26,6 +26,8 @@ use crate::verify::Verifier;
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
+    /// The fsync policy in force: `options.fsync` at open, changed by `Engine::set_fsync`.
+    pub(crate) fsync: AtomicU8,
     pub(crate) index: Index,
     pub(crate) registry: Registry,
     pub(crate) log: Log,
@@ -52,6 +54,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The fsync policy in force.
+    pub(crate) fn fsync(&self) -> Fsync {
+        Fsync::from_u8(self.fsync.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn check_poison(&self) -> Result<()> {
         self.poison.check()
     }

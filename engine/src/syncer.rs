@@ -45,6 +45,8 @@ pub(crate) struct Syncer {
     stop_cond: Condvar,
     /// Set by [`Syncer::kick_maintenance`] until the maintenance thread takes it.
     kicked: AtomicBool,
+    /// The fsync policy changed: the sync thread's wait returns so it reads the new one.
+    nudged: AtomicBool,
 }
 
 /// How a waiting writer is woken.
@@ -77,6 +79,7 @@ impl Syncer {
             stop_mutex: Mutex::new(()),
             stop_cond: Condvar::new(),
             kicked: AtomicBool::new(false),
+            nudged: AtomicBool::new(false),
         }
     }
 
@@ -125,6 +128,12 @@ impl Syncer {
 
     /// Wakes the sync thread. Taking the mutex orders this after its last check: it cannot
     /// miss the notification between checking and sleeping.
+    /// Makes the sync thread's wait return (with a sync), so it reads a changed policy.
+    pub(crate) fn nudge(&self) {
+        self.nudged.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
     fn notify(&self) {
         let _g = self.mutex.lock();
         self.cond.notify_all();
@@ -187,7 +196,9 @@ impl Syncer {
             if self.shutdown.load(Ordering::Acquire) {
                 break Work::Stop;
             }
-            if self.requested_seq.load(Ordering::SeqCst) > self.durable() {
+            if self.requested_seq.load(Ordering::SeqCst) > self.durable()
+                || self.nudged.swap(false, Ordering::SeqCst)
+            {
                 break Work::Sync;
             }
             match tick.as_mut() {

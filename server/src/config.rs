@@ -28,6 +28,26 @@ impl FsyncPolicy {
         }
     }
 
+    /// The policy the engine has.
+    pub fn from_engine(f: flin_engine::Fsync) -> FsyncPolicy {
+        match f {
+            flin_engine::Fsync::Always => FsyncPolicy::Always,
+            flin_engine::Fsync::EverySec => FsyncPolicy::Everysec,
+            flin_engine::Fsync::Never => FsyncPolicy::Never,
+        }
+    }
+
+    /// The policy Redis names `name` (`appendfsync`'s values, any case).
+    pub fn from_name(name: &[u8]) -> Option<FsyncPolicy> {
+        [
+            FsyncPolicy::Always,
+            FsyncPolicy::Everysec,
+            FsyncPolicy::Never,
+        ]
+        .into_iter()
+        .find(|p| name.eq_ignore_ascii_case(p.name().as_bytes()))
+    }
+
     /// The name Redis gives it (`appendfsync`), as INFO and CONFIG GET show it.
     pub fn name(self) -> &'static str {
         match self {

@@ -20,7 +20,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut next_tick = Instant::now() + every;
     let mut last_batch = 0usize;
     loop {
-        let tick = (shared.options.fsync == Fsync::EverySec).then_some((&mut next_tick, every));
+        let tick = (shared.fsync() == Fsync::EverySec).then_some((&mut next_tick, every));
         let work = s.wait_for_work(tick, || shared.log.last_seq() > s.durable());
         shared.hooks.maybe_panic(Thread::Sync);
         let stopping = matches!(work, Work::Stop);

@@ -4,10 +4,11 @@
 //! change: maxclients, timeout, requirepass, proto-max-bulk-len, client-output-buffer-limit
 //! (its normal class's hard limit becomes flin's output limit, see below) and flin's own
 //! client-output-limit, slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold,
-//! latency-tracking. appendfsync, appendonly, save, maxmemory, maxmemory-policy and
-//! protected-mode are fixed when the server starts (the engine's sync policy, no RDB, no
-//! eviction): setting them to the value they have is accepted, anything else gets Redis's
-//! immutable-config error, as do bind, databases, dir, io-threads, port and segment-size.
+//! latency-tracking, and appendfsync (the engine's fsync policy, from the next write on).
+//! appendonly, save, maxmemory, maxmemory-policy and protected-mode are fixed when the server
+//! starts (no RDB, no eviction): setting them to the value they have is accepted, anything
+//! else gets Redis's immutable-config error, as do bind, databases, dir, io-threads, port and
+//! segment-size.
 //!
 //! As Redis 7.0, several pairs are set at once or none is: names are checked first (unknown,
 //! immutable, repeated: the first problem is reported), then every value is parsed with
@@ -18,6 +19,7 @@
 //! leaves flin's limit as it is.
 
 use super::{arity_error, eq_subcommand, help, syntax_error, unknown_subcommand, Ctx};
+use crate::config::FsyncPolicy;
 use crate::glob;
 use crate::protocol::parse::string_to_i64;
 use crate::protocol::reply;
@@ -61,7 +63,6 @@ const IMMUTABLE: &[&str] = &[
 /// Parameters whose value is Redis-sensitive: CONFIG SET's value is redacted in the slow log.
 pub(super) const SENSITIVE: &[&str] = &["requirepass"];
 
-const APPENDFSYNC: &[&str] = &["everysec", "always", "no"];
 const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -82,7 +83,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
     let s = &ctx.server.settings;
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     match name {
-        "appendfsync" => c.fsync.name().into(),
+        "appendfsync" => FsyncPolicy::from_engine(ctx.engine.fsync()).name().into(),
         "appendonly" => "yes".into(),
         "bind" => c.bind.to_string(),
         "client-output-buffer-limit" => {
@@ -309,12 +310,9 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
             on if on == ctx.server.config.protected_mode => Ok(Value::Bool(on)),
             _ => Err(IMMUTABLE_CONFIG),
         },
-        "appendfsync" => one_of(
-            raw_c,
-            APPENDFSYNC,
-            "argument(s) must be one of the following: everysec, always, no",
-            ctx.server.config.fsync.name(),
-        ),
+        "appendfsync" => FsyncPolicy::from_name(raw_c)
+            .map(|p| Value::Text(p.name().as_bytes().to_vec()))
+            .ok_or("argument(s) must be one of the following: everysec, always, no"),
         "maxmemory-policy" => one_of(
             raw_c,
             MAXMEMORY_POLICIES,
@@ -417,6 +415,11 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
+        ("appendfsync", Value::Text(p)) => {
+            if let Some(p) = FsyncPolicy::from_name(&p) {
+                ctx.engine.set_fsync(p.engine());
+            }
+        }
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
             if l[0][0] > 0 {

@@ -229,7 +229,11 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     let status = if saves.last_ok() { "ok" } else { "err" };
     line!(s, "rdb_last_bgsave_status:{status}");
     line!(s, "checkpoint_dir:{}", saves.root().display());
-    line!(s, "fsync_policy:{}", ctx.server.config.fsync.name());
+    line!(
+        s,
+        "fsync_policy:{}",
+        crate::config::FsyncPolicy::from_engine(ctx.engine.fsync()).name()
+    );
     line!(s, "engine_keys:{}", e.keys);
     line!(s, "engine_segments:{}", e.segments);
     line!(s, "engine_live_bytes:{}", e.live_bytes);
