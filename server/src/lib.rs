@@ -19,7 +19,8 @@
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
-//!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY).
+//!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY), `transactions`
+//!   (EXEC's gate over every worker's batches, and the keys clients WATCH).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
 //! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
@@ -72,6 +73,7 @@ mod pause;
 mod settings;
 mod slowlog;
 mod stats;
+mod transactions;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.
 mod shared;

@@ -24,7 +24,9 @@ mod latency;
 mod lcs;
 mod memory;
 mod monitor;
+mod multi;
 mod object;
+mod reset;
 mod server;
 mod spec;
 mod spec_data;
@@ -37,6 +39,8 @@ use crate::protocol::reply;
 use crate::shared::Shared;
 use crate::{clock, cmdstats};
 
+pub(crate) use multi::{is_exec, Transaction};
+pub(crate) use reset::ReplyMode;
 pub(crate) use spec::stat_slots;
 pub(crate) use table::{find, COMMANDS};
 pub use table::{lookup, CommandSpec};
@@ -51,6 +55,10 @@ pub(crate) struct Client {
     pub authenticated: bool,
     /// Set by MONITOR: the connection takes it and streams the sink's lines to the client.
     pub monitor: Option<std::sync::Arc<crate::monitor::Sink>>,
+    /// MULTI's queue and the WATCHed keys.
+    pub tx: Transaction,
+    /// CLIENT REPLY's mode.
+    pub reply: ReplyMode,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -156,12 +164,29 @@ pub(crate) fn writes_blindly(args: &[&[u8]]) -> bool {
     args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
 }
 
-/// Runs one command: lookup, arity, authentication, then the handler, timed; then what the
-/// server keeps of it (INFO commandstats and errorstats, SLOWLOG, LATENCY, MONITOR).
+/// Runs one command a client sent, then drops its reply when CLIENT REPLY says so.
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if !ctx.client.reply.quiet() {
+        return dispatch(ctx, args);
+    }
+    let mark = ctx.out.len();
+    let mode = &mut ctx.client.reply;
+    mode.skip_this = std::mem::take(&mut mode.skip_next);
+    dispatch(ctx, args);
+    let mode = &mut ctx.client.reply;
+    if mode.off || std::mem::take(&mut mode.skip_this) {
+        ctx.out.truncate(mark);
+    }
+}
+
+/// Runs one command: lookup, arity, authentication, then (in MULTI) queues it or runs the
+/// handler, timed; then what the server keeps of it (INFO commandstats and errorstats,
+/// SLOWLOG, LATENCY, MONITOR) and the marks on watched keys it wrote.
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
     let stats = &ctx.server.command_stats[ctx.worker];
     let Some(index) = find(args[0]) else {
+        ctx.client.tx.refused();
         unknown_command(ctx.out, args);
         stats.error(b"ERR");
         return;
@@ -174,22 +199,43 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         None => (spec.name, spec.arity_ok(args.len())),
     };
     if !arity_ok {
-        arity_error(ctx.out, name);
+        if ctx.client.tx.queueing() && spec.name == "exec" {
+            multi::exec_arity(ctx);
+        } else {
+            ctx.client.tx.refused();
+            arity_error(ctx.out, name);
+        }
         stats.reject(slot);
         stats.error(b"ERR");
         return;
     }
     if !ctx.client.authenticated && !spec.no_auth() {
+        ctx.client.tx.refused();
         reply::error(ctx.out, b"NOAUTH Authentication required.");
         stats.reject(slot);
         stats.error(b"NOAUTH");
         return;
     }
     ctx.client.entry.note_command(index);
+    if ctx.client.tx.queueing() && !multi::runs_in_multi(spec.name) {
+        if spec.flags & table::NO_MULTI != 0 {
+            multi::not_allowed(ctx);
+            stats.reject(slot);
+            stats.error(b"ERR");
+        } else {
+            multi::queue(ctx, args);
+        }
+        return;
+    }
     let mark = ctx.out.len();
+    let token_before = ctx.token;
     let start = clock::ticks();
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
+    // One relaxed load per write while nobody watches.
+    if ctx.token != token_before && ctx.server.watches.any() {
+        keys_of(args, |k| ctx.server.watches.touch(k));
+    }
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];
     stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());
