@@ -90,12 +90,15 @@ impl ExecGate {
 /// A watching client's mark: set when a key it watches was written.
 pub type Dirty = Arc<AtomicBool>;
 
+/// The clients watching one key, by id.
+type Watchers = Vec<(u64, Dirty)>;
+
 /// The keys clients watch, and who watches each.
 #[derive(Default)]
 pub struct Watches {
     /// How many (client, key) watches exist: writers look at nothing else while it is 0.
     count: AtomicUsize,
-    keys: Mutex<HashMap<Vec<u8>, Vec<(u64, Dirty)>>>,
+    keys: Mutex<HashMap<Vec<u8>, Watchers>>,
 }
 
 impl Watches {
