@@ -339,6 +339,10 @@ fn reset_leaves_monitor_and_authentication() {
     c.expect(&req(&["MONITOR"]), b"+OK\r\n");
     c.expect(&req(&["RESET"]), b"+RESET\r\n");
     c.expect(&req(&["GET", "k"]), b"-NOAUTH Authentication required.\r\n");
+    c.expect(
+        &req(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of: NOAUTH Authentication required.\r\n",
+    );
     c.expect(&req(&["AUTH", "pw"]), b"+OK\r\n");
     // No monitor line arrives for another client's command any more.
     let mut other = srv.raw();

@@ -199,8 +199,8 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         None => (spec.name, spec.arity_ok(args.len())),
     };
     if !arity_ok {
-        if ctx.client.tx.queueing() && spec.name == "exec" {
-            multi::exec_arity(ctx);
+        if spec.name == "exec" {
+            multi::exec_refused(ctx, "wrong number of arguments for 'exec' command");
         } else {
             ctx.client.tx.refused();
             arity_error(ctx.out, name);
@@ -210,8 +210,12 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     if !ctx.client.authenticated && !spec.no_auth() {
-        ctx.client.tx.refused();
-        reply::error(ctx.out, b"NOAUTH Authentication required.");
+        if spec.name == "exec" {
+            multi::exec_refused(ctx, "NOAUTH Authentication required.");
+        } else {
+            ctx.client.tx.refused();
+            reply::error(ctx.out, b"NOAUTH Authentication required.");
+        }
         stats.reject(slot);
         stats.error(b"NOAUTH");
         return;

@@ -124,8 +124,9 @@ pub(crate) fn not_allowed(ctx: &mut Ctx<'_>) {
     reply::err(ctx.out, "Command not allowed inside a transaction");
 }
 
-/// EXEC refused before it ran (wrong arity): the transaction is discarded, and the reply says
-/// why, as Redis's `execCommandAbort`.
+/// EXEC refused before it ran (wrong arity, not authenticated), in MULTI or not: the
+/// transaction and the watches are discarded, and the reply says why, as Redis's
+/// `execCommandAbort`.
 pub(crate) fn exec_refused(ctx: &mut Ctx<'_>, why: &str) {
     discard_all(ctx);
     reply::error(
@@ -213,9 +214,4 @@ pub fn unwatch(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     let id = ctx.client.id;
     ctx.client.tx.unwatch(id, &ctx.server.watches);
     reply::ok(ctx.out);
-}
-
-/// The arity error of EXEC inside MULTI.
-pub(crate) fn exec_arity(ctx: &mut Ctx<'_>) {
-    exec_refused(ctx, "wrong number of arguments for 'exec' command");
 }
