@@ -13,6 +13,10 @@
 //! block the worker; a connection stops at its next write command and waits for the stall
 //! to end, while reads (and other connections' reads) go on (see `Engine::write_stall`).
 //!
+//! Transactions: a batch runs holding its worker's part of the EXEC gate
+//! (`crate::transactions`); a client's EXEC stops the batch, and the read loop takes the
+//! whole gate (every worker between batches) to run that one request, then goes on.
+//!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
 //! that pipelines and never reads holds at most about the limit plus one reply.

@@ -24,7 +24,9 @@
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
 //! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
-//!   and one file per group (strings, keys, connection, server, client_list). A command works
+//!   and one file per group (strings, keys, connection, server, client_list, multi, reset).
+//!   Between MULTI and EXEC a command is queued instead of run; EXEC runs the queue while
+//!   every worker waits between batches (`transactions`). A command works
 //!   on a `Ctx`: the engine, `Shared`, the client's session (`commands::Client`) and the
 //!   connection's reply buffer.
 //! - `connection`: one client's read loop and write loop, the only code touching sockets; a

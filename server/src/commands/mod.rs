@@ -1,8 +1,10 @@
 //! Commands: the table (`table`: name, arity, flags, key positions and handler of each),
 //! dispatch (`execute`) and one file per group: `strings` (GET, SET, counters...), `keys` (DEL,
 //! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, SELECT, QUIT),
-//! `client_list` (CLIENT LIST, INFO, KILL) and `server` (INFO, CONFIG, COMMAND, DBSIZE,
-//! SHUTDOWN...). Outside the crate only [`lookup`] is public, for the benches.
+//! `client_list` (CLIENT LIST, INFO, KILL), `server` (INFO, CONFIG, COMMAND, DBSIZE,
+//! SHUTDOWN...), `multi` (MULTI, EXEC, DISCARD, WATCH, UNWATCH: a client's queue, refused
+//! commands, EXEC under the server's gate) and `reset` (RESET, CLIENT REPLY's modes).
+//! Outside the crate only [`lookup`] is public, for the benches.
 //!
 //! A command runs inline on the connection's thread, on a `Ctx`: the engine, the server's
 //! `Shared`, the client's session (`Client`, the per-connection state commands change), and
