@@ -49,6 +49,11 @@ const READ_ROOM_MIN_BYTES: usize = 4 * 1024;
 const READ_BUF_SHRINK_OVER_BYTES: usize = 1024 * 1024;
 /// The most a client's unparsed requests may occupy: a bulk at the limit, plus framing.
 const QUERY_BUF_LEN_MAX_EXTRA: usize = 64 * 1024;
+/// Most commands a connection runs while it holds the whole EXEC gate: the EXEC it took the
+/// gate for, and what the client pipelined after it (more transactions, usually), so that
+/// pipelined transactions take the gate once per batch rather than once each, while the
+/// other workers wait a bounded time.
+const EXCLUSIVE_COMMANDS_MAX: u64 = 256;
 /// Reply buffers start this large and are given back when they grew past the shrink size.
 const WRITE_BUF_INITIAL_BYTES: usize = 16 * 1024;
 const WRITE_BUF_SHRINK_OVER_BYTES: usize = 4 * 1024 * 1024;
@@ -168,7 +173,8 @@ enum Step {
     /// The next request is EXEC of a transaction: take the EXEC gate (every worker between
     /// batches), then run it.
     Exec,
-    /// EXEC ran under the gate: release it, then go on with the buffered requests.
+    /// EXEC ran under the gate (and what followed it, up to `EXCLUSIVE_COMMANDS_MAX`):
+    /// release the gate, then go on with the buffered requests.
     Again,
 }
 
@@ -343,7 +349,8 @@ async fn read_loop(
 /// Parses and runs every complete request in `buf`, then drops the consumed bytes. Takes the
 /// connection's parser and a second one that looks ahead for keys to prefetch. Holds the
 /// worker's part of the EXEC gate while it runs commands; `exclusive`: the caller holds the
-/// whole gate instead, to run the EXEC that starts the buffer, and nothing after it.
+/// whole gate instead, to run the EXEC that starts the buffer and at most
+/// [`EXCLUSIVE_COMMANDS_MAX`] commands in all.
 #[allow(clippy::too_many_arguments)]
 fn process(
     buf: &mut Vec<u8>,
@@ -460,7 +467,9 @@ fn process(
                     step = Step::Close;
                     break;
                 }
-                if exclusive {
+                // Pipelined transactions run on under the gate, for a while: taking it once
+                // per EXEC would hand every worker's thread back and forth per transaction.
+                if exclusive && commands_run >= EXCLUSIVE_COMMANDS_MAX {
                     step = Step::Again;
                     break;
                 }
