@@ -281,6 +281,27 @@ fn exec_is_atomic_for_every_other_client() {
             })
         })
         .collect();
+    // Transactions pipelined ten at a time: the connection keeps the gate across them.
+    let mut raw = srv.raw();
+    let mut batch = Vec::new();
+    for _ in 0..10 {
+        for part in [&["MULTI"][..], &["INCR", "a"], &["INCR", "b"], &["EXEC"]] {
+            batch.extend(req(part));
+        }
+    }
+    for _ in 0..150 {
+        raw.send(&batch);
+        for _ in 0..10 {
+            for expected in ["+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n"] {
+                assert_eq!(
+                    String::from_utf8(raw.read_line().unwrap()).unwrap(),
+                    expected
+                );
+            }
+            let (a, b) = (raw.read_line().unwrap(), raw.read_line().unwrap());
+            assert_eq!(a, b, "a write landed inside a pipelined transaction");
+        }
+    }
     for e in execs {
         e.join().unwrap();
     }
