@@ -371,3 +371,24 @@ fn reset_leaves_monitor_and_authentication() {
     other.expect(&req(&["SET", "seen", "1"]), b"+OK\r\n");
     c.expect(&req(&["PING"]), b"+PONG\r\n");
 }
+
+/// CLIENT PAUSE WRITE holds an EXEC whose queue writes, and lets a read-only one run, as
+/// Redis decides by the queued commands' flags.
+#[test]
+fn client_pause_write_holds_an_exec_that_writes() {
+    let srv = start();
+    let mut c = srv.raw();
+    let mut admin = srv.raw();
+    c.expect(&req(&["MULTI"]), b"+OK\r\n");
+    c.expect(&req(&["SET", "p", "1"]), b"+QUEUED\r\n");
+    admin.expect(&req(&["CLIENT", "PAUSE", "100000", "WRITE"]), b"+OK\r\n");
+    c.send(&req(&["EXEC"]));
+    // A read-only transaction on a third connection runs meanwhile.
+    let mut r = srv.raw();
+    r.expect(&req(&["MULTI"]), b"+OK\r\n");
+    r.expect(&req(&["GET", "p"]), b"+QUEUED\r\n");
+    r.expect(&req(&["EXEC"]), b"*1\r\n$-1\r\n");
+    admin.expect(&req(&["CLIENT", "UNPAUSE"]), b"+OK\r\n");
+    assert_eq!(c.read_line().unwrap(), b"*1\r\n");
+    assert_eq!(c.read_line().unwrap(), b"+OK\r\n");
+}

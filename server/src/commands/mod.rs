@@ -134,7 +134,8 @@ pub(crate) fn held_by_pause(ctx: &Ctx<'_>, args: &[&[u8]]) -> Option<i64> {
     if !spec.arity_ok(args.len()) || (!ctx.client.authenticated && !spec.no_auth()) {
         return None;
     }
-    let writes = spec.flags & table::WRITE != 0;
+    let writes =
+        spec.flags & table::WRITE != 0 || (spec.name == "exec" && ctx.client.tx.queued_writes());
     ctx.server.pause.holds(writes, clock::now_ms())
 }
 
@@ -229,7 +230,7 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             stats.reject(slot);
             stats.error(b"ERR");
         } else {
-            multi::queue(ctx, args);
+            multi::queue(ctx, args, spec.flags & table::WRITE != 0);
         }
         return;
     }

@@ -39,6 +39,8 @@ struct Queue {
     bytes: usize,
     /// A command was refused while queueing: EXEC answers EXECABORT.
     failed: bool,
+    /// A queued command writes: CLIENT PAUSE WRITE holds the EXEC, as Redis does.
+    writes: bool,
 }
 
 impl Transaction {
@@ -46,6 +48,11 @@ impl Transaction {
     #[inline]
     pub fn queueing(&self) -> bool {
         self.queue.is_some()
+    }
+
+    /// True when a queued command writes (Redis holds such an EXEC under CLIENT PAUSE WRITE).
+    pub fn queued_writes(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.writes)
     }
 
     /// A command was refused: in MULTI, EXEC will answer EXECABORT.
@@ -95,8 +102,9 @@ pub(crate) fn is_exec(name: &[u8]) -> bool {
     name.eq_ignore_ascii_case(b"exec")
 }
 
-/// Queues a command that passed the checks, answering `+QUEUED`.
-pub(crate) fn queue(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+/// Queues a command that passed the checks, answering `+QUEUED`; `writes`: it has the
+/// `write` flag.
+pub(crate) fn queue(ctx: &mut Ctx<'_>, args: &[&[u8]], writes: bool) {
     let Some(q) = &mut ctx.client.tx.queue else {
         return;
     };
@@ -113,6 +121,7 @@ pub(crate) fn queue(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     q.bytes += bytes;
+    q.writes |= writes;
     q.commands.push(args.iter().map(|a| a.to_vec()).collect());
     ctx.client.entry.set_multi(Some(q.commands.len()));
     reply::simple(ctx.out, b"QUEUED");
