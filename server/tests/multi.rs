@@ -392,3 +392,30 @@ fn client_pause_write_holds_an_exec_that_writes() {
     assert_eq!(c.read_line().unwrap(), b"*1\r\n");
     assert_eq!(c.read_line().unwrap(), b"+OK\r\n");
 }
+
+/// EXEC is `skip_slowlog`: the slow log has MULTI and the queued commands, not EXEC.
+#[test]
+fn the_slow_log_has_the_commands_not_exec() {
+    let srv = start();
+    let mut con = srv.client();
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("slowlog-log-slower-than")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    let () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+    let () = redis::pipe()
+        .atomic()
+        .set("a", "1")
+        .ignore()
+        .query(&mut con)
+        .unwrap();
+    let log = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .query::<redis::Value>(&mut con);
+    let names = format!("{:?}", log.unwrap());
+    assert!(names.contains("MULTI"), "{names}");
+    assert!(names.contains("SET"), "{names}");
+    assert!(!names.contains("EXEC"), "{names}");
+}
