@@ -160,6 +160,14 @@ impl Engine {
         !crate::cold::check(&sh.cold, &sh.index, &sh.registry, &[key], |_| false).is_empty()
     }
 
+    /// Names the key's live value: the sequence number of the record holding it, or `None`
+    /// when the key is absent or expired. Every write of the key (even of the same bytes)
+    /// gives it a new version; compaction, which moves records, keeps it. WATCH compares
+    /// versions to learn whether a key changed.
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        read::version(&self.shared, key)
+    }
+
     /// The key's live value, copied.
     pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.get_with(key, |e| e.map(|e| e.value.to_vec()))

@@ -52,6 +52,26 @@ pub(crate) fn get_with<R>(sh: &Shared, key: &[u8], f: impl FnOnce(Option<Entry<'
     }
 }
 
+/// The sequence number of the key's live record, or `None` (see `Engine::version`).
+pub(crate) fn version(sh: &Shared, key: &[u8]) -> Option<u64> {
+    let h = KeyHash::of(key);
+    let shard = sh.index.shard(h.shard()).read();
+    let segs = sh.registry.load();
+    let mut hit = None;
+    shard.find(h, |loc| {
+        let Some((hdr, rec)) = segs.record(loc) else {
+            return false;
+        };
+        let same = format::record_key(&hdr, rec) == key;
+        if same {
+            hit = Some(hdr);
+        }
+        same
+    });
+    hit.filter(|hdr| !expired_now(hdr.expire_at_ms))
+        .map(|hdr| hdr.seq)
+}
+
 /// Brings the slots and records of `keys` into the CPU cache (see `Engine::prefetch`).
 pub(crate) fn prefetch(sh: &Shared, keys: &[&[u8]]) {
     let mut hashes = [KeyHash::of(b""); PREFETCH_BATCH];

@@ -15,7 +15,7 @@ OUT = os.path.join(ROOT, "server/src/commands/spec_data.rs")
 
 # The subcommands flin implements, by container.
 SUBCOMMANDS = {
-    "client": ["getname", "help", "id", "info", "kill", "list", "no-evict", "pause", "setname", "unpause"],
+    "client": ["getname", "help", "id", "info", "kill", "list", "no-evict", "pause", "reply", "setname", "unpause"],
     "command": ["count", "docs", "getkeys", "getkeysandflags", "help", "info", "list"],
     "config": ["get", "help", "resetstat", "set"],
     "latency": ["doctor", "graph", "help", "histogram", "history", "latest", "reset"],

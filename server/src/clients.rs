@@ -25,6 +25,8 @@ pub struct ClientEntry {
     last_cmd: AtomicU16,
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
+    /// Commands queued in MULTI, plus one; 0 outside MULTI (CLIENT LIST's `flags=x`, `multi=`).
+    multi: AtomicU64,
     buffers: Buffers,
     /// The protocol version (2 or 3) HELLO last chose: CLIENT LIST's `resp`.
     resp: AtomicU8,
@@ -75,6 +77,7 @@ impl ClientEntry {
             created_ms: now_ms,
             last_active_ms: AtomicU64::new(now_ms),
             last_cmd: AtomicU16::new(NO_COMMAND),
+            multi: AtomicU64::new(0),
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
             buffers: Buffers::default(),
@@ -146,6 +149,12 @@ impl ClientEntry {
         self.killed.load(Ordering::Acquire)
     }
 
+    /// Publishes how many commands the client has queued in MULTI; `None` outside MULTI.
+    pub fn set_multi(&self, queued: Option<usize>) {
+        let v = queued.map_or(0, |n| n as u64 + 1);
+        self.multi.store(v, Ordering::Relaxed);
+    }
+
     /// One line of CLIENT LIST, in Redis 7.0's field order, without the newline. The buffer
     /// fields map onto flin's buffers: `qbuf` requests read and not yet run, `qbuf-free` the
     /// rest of the read buffer, `rbs` and `rbp` its size (see [`Buffers`]), `argv-mem` the
@@ -171,9 +180,13 @@ impl ClientEntry {
         let qbuf_free = rbs.saturating_sub(qbuf);
         let resp = self.resp.load(Ordering::Relaxed);
         let tot_mem = rbs + argv_mem + write_capacity;
+        let (flags, multi) = match self.multi.load(Ordering::Relaxed) {
+            0 => ("N", -1),
+            n => ("x", n as i64 - 1),
+        };
         let _ = write!(
             out,
-            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
+            " age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={multi} qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
              resp={resp}"

@@ -13,6 +13,10 @@
 //! block the worker; a connection stops at its next write command and waits for the stall
 //! to end, while reads (and other connections' reads) go on (see `Engine::write_stall`).
 //!
+//! Transactions: a batch runs holding its worker's part of the EXEC gate
+//! (`crate::transactions`); a client's EXEC stops the batch, and the read loop takes the
+//! whole gate (every worker between batches) to run that one request, then goes on.
+//!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
 //! that pipelines and never reads holds at most about the limit plus one reply.
@@ -45,6 +49,11 @@ const READ_ROOM_MIN_BYTES: usize = 4 * 1024;
 const READ_BUF_SHRINK_OVER_BYTES: usize = 1024 * 1024;
 /// The most a client's unparsed requests may occupy: a bulk at the limit, plus framing.
 const QUERY_BUF_LEN_MAX_EXTRA: usize = 64 * 1024;
+/// Most commands a connection runs while it holds the whole EXEC gate: the EXEC it took the
+/// gate for, and what the client pipelined after it (more transactions, usually), so that
+/// pipelined transactions take the gate once per batch rather than once each, while the
+/// other workers wait a bounded time.
+const EXCLUSIVE_COMMANDS_MAX: u64 = 256;
 /// Reply buffers start this large and are given back when they grew past the shrink size.
 const WRITE_BUF_INITIAL_BYTES: usize = 16 * 1024;
 const WRITE_BUF_SHRINK_OVER_BYTES: usize = 4 * 1024 * 1024;
@@ -129,14 +138,17 @@ pub(crate) async fn serve(
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
     let id = entry.id;
-    let client = Client {
+    let mut client = Client {
         id,
         entry,
         authenticated: w.shared.settings.requirepass().is_none(),
         monitor: None,
         resp: 2,
+        tx: Default::default(),
+        reply: Default::default(),
     };
-    read_loop(rd, &conn, &w, client).await;
+    read_loop(rd, &conn, &w, &mut client).await;
+    client.tx.clear(id, &w.shared.watches);
     w.shared.registry.remove(id);
     w.shared.monitors.remove(id);
     conn.closing.set(true);
@@ -159,6 +171,12 @@ enum Step {
     /// The next requests' records are not in memory: wait (this connection only) for the
     /// engine to read them, then run the requests.
     Cold(ColdWait),
+    /// The next request is EXEC of a transaction: take the EXEC gate (every worker between
+    /// batches), then run it.
+    Exec,
+    /// EXEC ran under the gate (and what followed it, up to `EXCLUSIVE_COMMANDS_MAX`):
+    /// release the gate, then go on with the buffered requests.
+    Again,
 }
 
 /// A connection's wait for cold records (see `flin_engine::Engine::fetch_cold`).
@@ -205,7 +223,7 @@ async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
     conn: &Rc<ConnShared>,
     w: &WorkerShared,
-    mut client: Client,
+    client: &mut Client,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
     let mut parser = Parser::new();
@@ -214,7 +232,10 @@ async fn read_loop(
     let mut cold = ColdState::default();
     // Whether this client's MONITOR lines are being forwarded.
     let mut monitoring = false;
+    // The next `process` runs EXEC, with every worker held at the EXEC gate.
+    let mut exec_next = false;
     loop {
+        let exclusive = std::mem::take(&mut exec_next).then(|| w.shared.exec_gate.exclusive());
         let step = process(
             &mut buf,
             [&mut parser, &mut lookahead],
@@ -222,8 +243,10 @@ async fn read_loop(
             &mut cold,
             conn,
             w,
-            &mut client,
+            client,
+            exclusive.is_some(),
         );
+        drop(exclusive);
         client.entry.note_read_buffers(ReadBuffers {
             query: buf.len(),
             capacity: buf.capacity(),
@@ -238,9 +261,16 @@ async fn read_loop(
                 w.id,
             ));
         }
+        // RESET left MONITOR (its forwarder ended with the sink).
+        monitoring &= client.monitor.is_some();
         match step {
             Step::NeedInput => {}
             Step::Close => return,
+            Step::Exec => {
+                exec_next = true;
+                continue;
+            }
+            Step::Again => continue,
             Step::Stalled => {
                 // Hold this connection (not the worker) until compaction catches up or the
                 // stall runs out, then run the write that stopped the batch.
@@ -318,7 +348,11 @@ async fn read_loop(
 }
 
 /// Parses and runs every complete request in `buf`, then drops the consumed bytes. Takes the
-/// connection's parser and a second one that looks ahead for keys to prefetch.
+/// connection's parser and a second one that looks ahead for keys to prefetch. Holds the
+/// worker's part of the EXEC gate while it runs commands; `exclusive`: the caller holds the
+/// whole gate instead, to run the EXEC that starts the buffer and at most
+/// [`EXCLUSIVE_COMMANDS_MAX`] commands in all.
+#[allow(clippy::too_many_arguments)]
 fn process(
     buf: &mut Vec<u8>,
     [parser, lookahead]: [&mut Parser; 2],
@@ -327,11 +361,14 @@ fn process(
     conn: &ConnShared,
     w: &WorkerShared,
     client: &mut Client,
+    exclusive: bool,
 ) -> Step {
     if buf.is_empty() || parser.frame_len_hint().is_some_and(|need| buf.len() < need) {
         return Step::NeedInput;
     }
     let shared = &*w.shared;
+    // No EXEC of another worker runs while this batch does (see `crate::transactions`).
+    let _batch = (!exclusive).then(|| shared.exec_gate.batch(w.id));
     let output_limit = shared.settings.client_output_limit() as usize;
     let bulk_len_max = shared.settings.proto_max_bulk_len() as usize;
     let mut out = conn.pending.borrow_mut();
@@ -419,11 +456,22 @@ fn process(
                         continue;
                     }
                 }
+                // Left unconsumed: run once this connection holds the EXEC gate.
+                if !exclusive && ctx.client.tx.queueing() && commands::is_exec(args[0]) {
+                    step = Step::Exec;
+                    break;
+                }
                 pos += consumed;
                 commands_run += 1;
                 commands::execute(&mut ctx, args);
                 if ctx.close || ctx.shutdown {
                     step = Step::Close;
+                    break;
+                }
+                // Pipelined transactions run on under the gate, for a while: taking it once
+                // per EXEC would hand every worker's thread back and forth per transaction.
+                if exclusive && commands_run >= EXCLUSIVE_COMMANDS_MAX {
+                    step = Step::Again;
                     break;
                 }
             }

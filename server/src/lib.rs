@@ -20,11 +20,14 @@
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
-//!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY).
+//!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY), `transactions`
+//!   (EXEC's gate over every worker's batches, and the keys clients WATCH).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
 //! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
-//!   and one file per group (strings, keys, connection, server, client_list). A command works
+//!   and one file per group (strings, keys, connection, server, client_list, multi, reset).
+//!   Between MULTI and EXEC a command is queued instead of run; EXEC runs the queue while
+//!   every worker waits between batches (`transactions`). A command works
 //!   on a `Ctx`: the engine, `Shared`, the client's session (`commands::Client`) and the
 //!   connection's reply buffer.
 //! - `connection`: one client's read loop and write loop, the only code touching sockets; a
@@ -73,6 +76,7 @@ mod pause;
 mod settings;
 mod slowlog;
 mod stats;
+mod transactions;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.
 mod shared;

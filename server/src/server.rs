@@ -151,6 +151,8 @@ impl Server {
             latency: LatencyMonitor::new(threads),
             monitors: Monitors::default(),
             pause: ClientPause::default(),
+            exec_gate: crate::transactions::ExecGate::new(threads),
+            watches: crate::transactions::Watches::default(),
             config,
         });
         let threads =

@@ -26,6 +26,7 @@ use crate::pause::ClientPause;
 use crate::settings::Settings;
 use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
+use crate::transactions::{ExecGate, Watches};
 
 /// State every thread of the server shares (one per server).
 pub struct Shared {
@@ -67,6 +68,10 @@ pub struct Shared {
     pub monitors: Monitors,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// EXEC's gate: each worker holds its part while it runs a batch.
+    pub exec_gate: ExecGate,
+    /// The keys clients WATCH.
+    pub watches: Watches,
 }
 
 impl Shared {

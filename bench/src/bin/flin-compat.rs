@@ -94,21 +94,18 @@ fn run(args: &Args) -> Result<bool, String> {
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let flin_addr = resolve("flin", &args.flin)?;
     let redis_addr = resolve("redis", &args.redis)?;
-    let mut pair = Pair {
-        redis: connect("redis-server", redis_addr, timeout)?,
-        flin: connect("flin-server", flin_addr, timeout)?,
-    };
+    let mut pair = Pair::new(
+        connect("redis-server", redis_addr, timeout)?,
+        connect("flin-server", flin_addr, timeout)?,
+    );
     let (mut compared, mut differing) = (0usize, 0usize);
     for path in &args.files {
         let name = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read case file {name}: {e}"))?;
         let steps = parse_cases(&text).map_err(|e| format!("{name}: {e}"))?;
-        let fresh = (|| {
-            pair.redis.reconnect()?;
-            pair.flin.reconnect()
-        })();
-        fresh.map_err(|e| format!("{name}: reconnecting before the file: {e}"))?;
+        pair.reconnect()
+            .map_err(|e| format!("{name}: reconnecting before the file: {e}"))?;
         let password = args.password.as_deref();
         flushall("redis-server", redis_addr, timeout, password)?;
         flushall("flin-server", flin_addr, timeout, password)?;

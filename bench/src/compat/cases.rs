@@ -56,7 +56,13 @@ pub struct Step {
     /// After its reply, the server must close the connection (QUIT, protocol errors). Both
     /// connections are reopened afterwards.
     pub closes: bool,
+    /// Which connection (to each server) the step goes to, from 0: `@N` at the start of the
+    /// line names connection N (1 to [`CONNS_MAX`]); connection 1 by default.
+    pub conn: usize,
 }
+
+/// How many connections (to each server) a case file may use: `@1` to `@4`.
+pub const CONNS_MAX: usize = 4;
 
 /// Splits a line into arguments like redis-cli (Redis's `sdssplitargs`): blanks separate
 /// arguments; `"..."` takes `\n \r \t \b \a \\ \" \xHH`; `'...'` takes `\'`; a closing quote
@@ -161,6 +167,15 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
             continue;
         }
         let mut rest = trimmed;
+        let mut conn = 0;
+        if let Some(after) = rest.strip_prefix('@') {
+            let (word, tail) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
+            conn = match word.parse::<usize>() {
+                Ok(n) if (1..=CONNS_MAX).contains(&n) => n - 1,
+                _ => return Err(fail(format!("@{word}: connections are @1 to @{CONNS_MAX}"))),
+            };
+            rest = tail.trim_start();
+        }
         let mut mode = Mode::Exact;
         let mut closes = false;
         while let Some(after) = rest.strip_prefix('?') {
@@ -199,6 +214,9 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
                 _ => return Err(fail("!raw takes one quoted, non-empty argument".into())),
             }
         } else if rest == "!reconnect" {
+            if conn != 0 {
+                return Err(fail("!reconnect reopens every connection: no @N".into()));
+            }
             Send::Reconnect
         } else if rest.starts_with('!') {
             return Err(fail("unknown directive (known: !raw, !reconnect)".into()));
@@ -216,10 +234,14 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
         }
         steps.push(Step {
             line: line_no,
-            text: rest.to_string(),
+            text: match conn {
+                0 => rest.to_string(),
+                n => format!("@{} {rest}", n + 1),
+            },
             send,
             mode,
             closes,
+            conn,
         });
     }
     Ok(steps)
@@ -268,7 +290,17 @@ mod tests {
         assert_eq!(steps[4].send, Send::Reconnect);
         assert_eq!(steps[5].mode, Mode::Approx(50));
         assert_eq!(steps[6].mode, Mode::ScanAll);
+        assert!(steps.iter().all(|s| s.conn == 0));
+        let steps =
+            parse_cases("@2 GET k\n@4 ?type INFO\n@1 !raw \"PING\\r\\n\"\n").expect("parses");
+        assert_eq!(steps.iter().map(|s| s.conn).collect::<Vec<_>>(), [1, 3, 0]);
+        assert_eq!(steps[1].mode, Mode::Type);
+        assert_eq!(steps[0].text, "@2 GET k");
         for bad in [
+            "@0 GET k",
+            "@5 GET k",
+            "@x GET k",
+            "@2 !reconnect",
             "?bogus GET k",
             "!nope",
             "?type",

@@ -69,6 +69,57 @@ impl Conn {
         Ok(c)
     }
 
+    /// A new connection to the same server, with the same timeout.
+    ///
+    /// # Errors
+    /// The connect error.
+    pub fn open_another(&self) -> io::Result<Conn> {
+        Conn::connect(self.addr, self.timeout)
+    }
+
+    /// Sends `bytes` and reads exactly `count` replies (none: nothing is read), for steps
+    /// the sync marker cannot end: inside MULTI (the marker, an unknown command, would mark
+    /// the transaction) and while CLIENT REPLY silences the connection (the marker would get
+    /// no reply either).
+    pub fn request_counted(&mut self, bytes: &[u8], count: usize) -> Answer {
+        if count == 0 {
+            let sent = self.stream.as_mut().map(|s| s.write_all(bytes));
+            return match sent {
+                Some(Ok(())) => Answer {
+                    replies: Vec::new(),
+                    end: End::Synced,
+                },
+                _ => {
+                    let _ = self.reconnect();
+                    Answer {
+                        replies: Vec::new(),
+                        end: End::Lost(Outcome::Broken(format!("write to {}", self.addr))),
+                    }
+                }
+            };
+        }
+        let mut replies = Vec::new();
+        let mut outcome = self.request(bytes);
+        loop {
+            match outcome {
+                Outcome::Reply(r) => replies.push(r),
+                lost => {
+                    return Answer {
+                        replies,
+                        end: End::Lost(lost),
+                    }
+                }
+            }
+            if replies.len() == count {
+                return Answer {
+                    replies,
+                    end: End::Synced,
+                };
+            }
+            outcome = self.request(&[]);
+        }
+    }
+
     /// Drops the connection and opens a new one.
     ///
     /// # Errors

@@ -27,8 +27,8 @@ mod conn;
 mod pair;
 mod value;
 
-pub use cases::{parse_cases, split_args, Mode, Send, Step};
+pub use cases::{parse_cases, split_args, Mode, Send, Step, CONNS_MAX};
 pub use compare::{same, same_reply, Difference, SHOWN_MAX_BYTES};
 pub use conn::{Answer, Conn, End, Outcome, REPLIES_PER_STEP_MAX, SYNC_MARKER};
-pub use pair::{scan_all, Pair, SCAN_CALLS_MAX};
+pub use pair::{scan_all, Pair, Session, SCAN_CALLS_MAX};
 pub use value::{head_reply, sorted_reply, Value};

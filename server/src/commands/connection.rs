@@ -209,6 +209,8 @@ const CLIENT_HELP: &[&str] = &[
     "    Will not touch LRU/LFU stats when this mode is on.",
     "PAUSE <timeout> [WRITE|ALL]",
     "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "REPLY (ON|OFF|SKIP)",
+    "    Control the replies sent to the current connection.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <LIB-NAME|LIB-VER> <value>",
@@ -291,6 +293,10 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             } else {
                 super::syntax_error(ctx.out);
             }
+        }
+    } else if eq_subcommand(sub, "reply") {
+        if want(3, "reply", ctx) {
+            super::reset::client_reply(ctx, args);
         }
     } else if eq_subcommand(sub, "help") {
         if !want(2, "help", ctx) {

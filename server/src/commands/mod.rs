@@ -1,8 +1,10 @@
 //! Commands: the table (`table`: name, arity, flags, key positions and handler of each),
 //! dispatch (`execute`) and one file per group: `strings` (GET, SET, counters...), `keys` (DEL,
 //! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, SELECT, QUIT),
-//! `client_list` (CLIENT LIST, INFO, KILL) and `server` (INFO, CONFIG, COMMAND, DBSIZE,
-//! SHUTDOWN...). Outside the crate only [`lookup`] is public, for the benches.
+//! `client_list` (CLIENT LIST, INFO, KILL), `server` (INFO, CONFIG, COMMAND, DBSIZE,
+//! SHUTDOWN...), `multi` (MULTI, EXEC, DISCARD, WATCH, UNWATCH: a client's queue, refused
+//! commands, EXEC under the server's gate) and `reset` (RESET, CLIENT REPLY's modes).
+//! Outside the crate only [`lookup`] is public, for the benches.
 //!
 //! A command runs inline on the connection's thread, on a `Ctx`: the engine, the server's
 //! `Shared`, the client's session (`Client`, the per-connection state commands change), and
@@ -24,7 +26,9 @@ mod latency;
 mod lcs;
 mod memory;
 mod monitor;
+mod multi;
 mod object;
+mod reset;
 mod server;
 mod spec;
 mod spec_data;
@@ -37,6 +41,8 @@ use crate::protocol::reply;
 use crate::shared::Shared;
 use crate::{clock, cmdstats};
 
+pub(crate) use multi::{is_exec, Transaction};
+pub(crate) use reset::ReplyMode;
 pub(crate) use spec::stat_slots;
 pub(crate) use table::{find, COMMANDS};
 pub use table::{lookup, CommandSpec};
@@ -54,6 +60,10 @@ pub(crate) struct Client {
     /// The protocol version replies are written in: 2 (RESP2, the default) or 3, set by
     /// HELLO. See `crate::protocol::reply`.
     pub resp: u8,
+    /// MULTI's queue and the WATCHed keys.
+    pub tx: Transaction,
+    /// CLIENT REPLY's mode.
+    pub reply: ReplyMode,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -127,7 +137,8 @@ pub(crate) fn held_by_pause(ctx: &Ctx<'_>, args: &[&[u8]]) -> Option<i64> {
     if !spec.arity_ok(args.len()) || (!ctx.client.authenticated && !spec.no_auth()) {
         return None;
     }
-    let writes = spec.flags & table::WRITE != 0;
+    let writes =
+        spec.flags & table::WRITE != 0 || (spec.name == "exec" && ctx.client.tx.queued_writes());
     ctx.server.pause.holds(writes, clock::now_ms())
 }
 
@@ -159,12 +170,29 @@ pub(crate) fn writes_blindly(args: &[&[u8]]) -> bool {
     args.len() == 3 && args[0].eq_ignore_ascii_case(b"SET")
 }
 
-/// Runs one command: lookup, arity, authentication, then the handler, timed; then what the
-/// server keeps of it (INFO commandstats and errorstats, SLOWLOG, LATENCY, MONITOR).
+/// Runs one command a client sent, then drops its reply when CLIENT REPLY says so.
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if !ctx.client.reply.quiet() {
+        return dispatch(ctx, args);
+    }
+    let mark = ctx.out.len();
+    let mode = &mut ctx.client.reply;
+    mode.skip_this = std::mem::take(&mut mode.skip_next);
+    dispatch(ctx, args);
+    let mode = &mut ctx.client.reply;
+    if mode.off || std::mem::take(&mut mode.skip_this) {
+        ctx.out.truncate(mark);
+    }
+}
+
+/// Runs one command: lookup, arity, authentication, then (in MULTI) queues it or runs the
+/// handler, timed; then what the server keeps of it (INFO commandstats and errorstats,
+/// SLOWLOG, LATENCY, MONITOR) and the marks on watched keys it wrote.
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     debug_assert!(!args.is_empty());
     let stats = &ctx.server.command_stats[ctx.worker];
     let Some(index) = find(args[0]) else {
+        ctx.client.tx.refused();
         unknown_command(ctx.out, args);
         stats.error(b"ERR");
         return;
@@ -177,22 +205,47 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         None => (spec.name, spec.arity_ok(args.len())),
     };
     if !arity_ok {
-        arity_error(ctx.out, name);
+        if spec.name == "exec" {
+            multi::exec_refused(ctx, "wrong number of arguments for 'exec' command");
+        } else {
+            ctx.client.tx.refused();
+            arity_error(ctx.out, name);
+        }
         stats.reject(slot);
         stats.error(b"ERR");
         return;
     }
     if !ctx.client.authenticated && !spec.no_auth() {
-        reply::error(ctx.out, b"NOAUTH Authentication required.");
+        if spec.name == "exec" {
+            multi::exec_refused(ctx, "NOAUTH Authentication required.");
+        } else {
+            ctx.client.tx.refused();
+            reply::error(ctx.out, b"NOAUTH Authentication required.");
+        }
         stats.reject(slot);
         stats.error(b"NOAUTH");
         return;
     }
     ctx.client.entry.note_command(index);
+    if ctx.client.tx.queueing() && !multi::runs_in_multi(spec.name) {
+        if spec.flags & table::NO_MULTI != 0 {
+            multi::not_allowed(ctx);
+            stats.reject(slot);
+            stats.error(b"ERR");
+        } else {
+            multi::queue(ctx, args, spec.flags & table::WRITE != 0);
+        }
+        return;
+    }
     let mark = ctx.out.len();
+    let token_before = ctx.token;
     let start = clock::ticks();
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
+    // One relaxed load per write while nobody watches.
+    if ctx.token != token_before && ctx.server.watches.any() {
+        keys_of(args, |k| ctx.server.watches.touch(k));
+    }
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];
     stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());

@@ -81,7 +81,10 @@ fn shown_to_monitors(index: usize, spec: &CommandSpec, args: &[&[u8]]) -> bool {
 pub(super) fn after_command(ctx: &mut Ctx<'_>, index: usize, args: &[&[u8]], ticks: u64) {
     let spec = &super::table::COMMANDS[index];
     let server = ctx.server;
-    if ticks >= server.settings.slowlog_threshold_ticks() {
+    // EXEC is `skip_slowlog`: its commands are logged, each by itself.
+    if ticks >= server.settings.slowlog_threshold_ticks()
+        && spec.flags & super::table::SKIP_SLOWLOG == 0
+    {
         slow(ctx, args, ticks);
     }
     if ticks >= server.settings.latency_threshold_ticks() {

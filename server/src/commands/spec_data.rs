@@ -23,6 +23,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
         Subcommand { name: "client|list", arity: -2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous", "@connection"], tips: &["nondeterministic_output"], key_specs: &[] },
         Subcommand { name: "client|no-evict", arity: 3, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous", "@connection"], tips: &[], key_specs: &[] },
         Subcommand { name: "client|pause", arity: -3, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous", "@connection"], tips: &[], key_specs: &[] },
+        Subcommand { name: "client|reply", arity: 3, flags: &["noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@slow", "@connection"], tips: &[], key_specs: &[] },
         Subcommand { name: "client|setname", arity: 3, flags: &["noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@slow", "@connection"], tips: &[], key_specs: &[] },
         Subcommand { name: "client|unpause", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous", "@connection"], tips: &[], key_specs: &[] },
     ] },
@@ -45,8 +46,10 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "decr", tips: &[], key_specs: &[KS5], subcommands: &[] },
     CommandDoc { name: "decrby", tips: &[], key_specs: &[KS5], subcommands: &[] },
     CommandDoc { name: "del", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS6], subcommands: &[] },
+    CommandDoc { name: "discard", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "dump", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
     CommandDoc { name: "echo", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "exec", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "exists", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS7], subcommands: &[] },
     CommandDoc { name: "expire", tips: &[], key_specs: &[KS8], subcommands: &[] },
     CommandDoc { name: "expireat", tips: &[], key_specs: &[KS8], subcommands: &[] },
@@ -88,6 +91,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "monitor", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "mset", tips: &["request_policy:multi_shard", "response_policy:all_succeeded"], key_specs: &[KS14], subcommands: &[] },
     CommandDoc { name: "msetnx", tips: &["request_policy:multi_shard", "response_policy:agg_min"], key_specs: &[KS15], subcommands: &[] },
+    CommandDoc { name: "multi", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "object", tips: &[], key_specs: &[], subcommands: &[
         Subcommand { name: "object|encoding", arity: 3, flags: &["readonly"], keys: (2, 2, 1), categories: &["@keyspace", "@read", "@slow"], tips: &["nondeterministic_output"], key_specs: &[KS12] },
         Subcommand { name: "object|freq", arity: 3, flags: &["readonly"], keys: (2, 2, 1), categories: &["@keyspace", "@read", "@slow"], tips: &["nondeterministic_output"], key_specs: &[KS12] },
@@ -106,6 +110,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "randomkey", tips: &["request_policy:all_shards", "nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "rename", tips: &[], key_specs: &[KS9, KS3], subcommands: &[] },
     CommandDoc { name: "renamenx", tips: &[], key_specs: &[KS9, KS17], subcommands: &[] },
+    CommandDoc { name: "reset", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "restore", tips: &[], key_specs: &[KS16], subcommands: &[] },
     CommandDoc { name: "role", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "save", tips: &[], key_specs: &[], subcommands: &[] },
@@ -130,6 +135,8 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "ttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
     CommandDoc { name: "type", tips: &[], key_specs: &[KS20], subcommands: &[] },
     CommandDoc { name: "unlink", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS6], subcommands: &[] },
+    CommandDoc { name: "unwatch", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "watch", tips: &[], key_specs: &[KS7], subcommands: &[] },
 ];
 
 const KS0: KeySpec = KeySpec {

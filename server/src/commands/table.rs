@@ -3,8 +3,8 @@
 //! list exactly what flin does.
 
 use super::{
-    bitfield, bits, command, config, connection, dump, keys, latency, lcs, memory, monitor, object,
-    server, strings, Ctx,
+    bitfield, bits, command, config, connection, dump, keys, latency, lcs, memory, monitor, multi,
+    object, reset, server, strings, Ctx,
 };
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
@@ -23,6 +23,7 @@ pub const NOSCRIPT: u32 = 1 << 8;
 pub const NO_ASYNC_LOADING: u32 = 1 << 9;
 pub const NO_MULTI: u32 = 1 << 10;
 pub const ALLOW_BUSY: u32 = 1 << 11;
+pub const SKIP_SLOWLOG: u32 = 1 << 12;
 
 /// In the order Redis lists them.
 const FLAG_NAMES: &[(u32, &str)] = &[
@@ -33,6 +34,7 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (NOSCRIPT, "noscript"),
     (LOADING, "loading"),
     (STALE, "stale"),
+    (SKIP_SLOWLOG, "skip_slowlog"),
     (FAST, "fast"),
     (NO_AUTH, "no_auth"),
     (NO_ASYNC_LOADING, "no_async_loading"),
@@ -107,6 +109,7 @@ impl CommandSpec {
                 (self.group == "connection" && !container) || self.name == "command",
                 "connection",
             ),
+            (self.group == "transactions", "transaction"),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -157,8 +160,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
     cmd!("del", -2, WRITE, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
+    cmd!("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "2.0.0", "Discard all commands issued after MULTI", multi::discard),
     cmd!("dump", 2, READONLY, KEY1, "generic", "2.6.0", "Return a serialized version of the value stored at the specified key.", dump::dump),
     cmd!("echo", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Returns the given string.", connection::echo),
+    cmd!("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, NOKEYS, "transactions", "1.2.0", "Execute all commands issued after MULTI", multi::exec),
     cmd!("exists", -2, READONLY | FAST, ALLKEYS, "generic", "1.0.0", "Determines whether one or more keys exist.", keys::exists),
     cmd!("expire", -3, WRITE | FAST, KEY1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", keys::expire),
     cmd!("expireat", -3, WRITE | FAST, KEY1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys::expireat),
@@ -185,6 +190,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Listen for all requests received by the server in real time", monitor::monitor),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
+    cmd!("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "1.2.0", "Mark the start of a transaction block", multi::multi),
     cmd!("object", -2, 0, NOKEYS, "generic", "2.2.3", "A container for object introspection commands", object::object),
     cmd!("persist", 2, WRITE | FAST, KEY1, "generic", "2.2.0", "Removes the expiration time of a key.", keys::persist),
     cmd!("pexpire", -3, WRITE | FAST, KEY1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", keys::pexpire),
@@ -197,6 +203,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
+    cmd!("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "6.2.0", "Reset the connection", reset::reset),
     cmd!("restore", -4, WRITE | DENYOOM, KEY1, "generic", "2.6.0", "Create a key using the provided serialized value, previously obtained using DUMP.", dump::restore),
     cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", server::role),
     cmd!("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
@@ -216,6 +223,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),
     cmd!("type", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
     cmd!("unlink", -2, WRITE | FAST, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys::del),
+    cmd!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "2.2.0", "Forget about all watched keys", multi::unwatch),
+    cmd!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, ALLKEYS, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block", multi::watch),
 ];
 
 /// Longest command name, for the case-folding buffer.
