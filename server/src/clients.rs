@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One connected client, as other threads may see it.
@@ -26,6 +26,8 @@ pub struct ClientEntry {
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
     buffers: Buffers,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
+    subscriptions: [AtomicU32; 3],
 }
 
 /// `last_cmd` before the first command.
@@ -76,6 +78,7 @@ impl ClientEntry {
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
             buffers: Buffers::default(),
+            subscriptions: Default::default(),
         }
     }
 
@@ -97,6 +100,24 @@ impl ClientEntry {
         self.buffers
             .write_capacity
             .store(capacity as u64, Ordering::Relaxed);
+    }
+
+    /// The client's subscriptions changed (SUBSCRIBE...).
+    pub fn note_subscriptions(&self, channels: usize, patterns: usize, shard_channels: usize) {
+        for (a, n) in self
+            .subscriptions
+            .iter()
+            .zip([channels, patterns, shard_channels])
+        {
+            a.store(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribed to anything: CLIENT LIST's flag `P`, CLIENT KILL's and LIST's type pubsub.
+    pub fn is_pubsub(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|a| a.load(Ordering::Relaxed) > 0)
     }
 
     pub fn touch(&self, now_ms: u64) {
@@ -162,9 +183,12 @@ impl ClientEntry {
         let (omem, write_capacity) = (load(&b.unsent), load(&b.write_capacity));
         let qbuf_free = rbs.saturating_sub(qbuf);
         let tot_mem = rbs + argv_mem + write_capacity;
+        let flags = if self.is_pubsub() { "P" } else { "N" };
+        let [sub, psub, ssub] = [0, 1, 2].map(|i| self.subscriptions[i].load(Ordering::Relaxed));
         let _ = write!(
             out,
-            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
+            " age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} \
+             multi=-1 qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
              resp=2"

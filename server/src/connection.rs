@@ -129,13 +129,16 @@ pub(crate) async fn serve(
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
     let id = entry.id;
-    let client = Client {
+    let mut client = Client {
         id,
         entry,
         authenticated: w.shared.settings.requirepass().is_none(),
         monitor: None,
+        resp: 2,
+        pubsub: Default::default(),
     };
-    read_loop(rd, &conn, &w, client).await;
+    read_loop(rd, &conn, &w, &mut client).await;
+    w.shared.pubsub.leave(&mut client.pubsub);
     w.shared.registry.remove(id);
     w.shared.monitors.remove(id);
     conn.closing.set(true);
@@ -204,7 +207,7 @@ async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
     conn: &Rc<ConnShared>,
     w: &WorkerShared,
-    mut client: Client,
+    client: &mut Client,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
     let mut parser = Parser::new();
@@ -213,6 +216,8 @@ async fn read_loop(
     let mut cold = ColdState::default();
     // Whether this client's MONITOR lines are being forwarded.
     let mut monitoring = false;
+    // Whether this client's pub/sub messages are being forwarded.
+    let mut forwarding = false;
     loop {
         let step = process(
             &mut buf,
@@ -221,7 +226,7 @@ async fn read_loop(
             &mut cold,
             conn,
             w,
-            &mut client,
+            client,
         );
         client.entry.note_read_buffers(ReadBuffers {
             query: buf.len(),
@@ -232,6 +237,15 @@ async fn read_loop(
             monitoring = true;
             monoio::spawn(forward_monitor(
                 sink.clone(),
+                conn.clone(),
+                w.shared.clone(),
+                w.id,
+            ));
+        }
+        if let Some(inbox) = client.pubsub.inbox.as_ref().filter(|_| !forwarding) {
+            forwarding = true;
+            monoio::spawn(forward_messages(
+                inbox.clone(),
                 conn.clone(),
                 w.shared.clone(),
                 w.id,
@@ -679,6 +693,59 @@ async fn forward_monitor(
                 return;
             }
             (SinkEvent::Closed, _) => return,
+        }
+    }
+}
+
+/// Moves a subscriber's messages (see `crate::pubsub`) into its replies as they arrive, until
+/// the client leaves; closes the connection when its unsent replies pass the pubsub class of
+/// `client-output-buffer-limit` (hard, or soft for longer than its seconds), as Redis does,
+/// logging the client's address. The publishers never wait for it.
+async fn forward_messages(
+    inbox: Arc<crate::pubsub::Inbox>,
+    conn: Rc<ConnShared>,
+    shared: Arc<crate::shared::Shared>,
+    worker: usize,
+) {
+    use crate::pubsub::InboxEvent;
+    // Since when the replies have been over the soft limit (Unix ms), 0 when they are not.
+    let mut soft_since_ms = 0;
+    loop {
+        let event = poll_fn(|cx| {
+            if conn.is_closing() {
+                return Poll::Ready((InboxEvent::Closed, 0));
+            }
+            let mut pending = conn.pending.borrow_mut();
+            let before = pending.len();
+            inbox
+                .poll_take(cx, &mut pending)
+                .map(|e| (e, pending.len() - before))
+        })
+        .await;
+        let over = match event {
+            (InboxEvent::Messages, added) => {
+                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
+                let queued = conn.queued();
+                conn.entry.note_unsent(queued);
+                conn.wake_writer();
+                let now_ms = crate::clock::now_ms() as u64;
+                shared
+                    .pubsub
+                    .limits
+                    .exceeded(queued as u64, &mut soft_since_ms, now_ms)
+            }
+            (InboxEvent::Overflowed, _) => true,
+            (InboxEvent::Closed, _) => return,
+        };
+        if over {
+            tracing::warn!(
+                client = inbox.client_id,
+                addr = %conn.entry.addr,
+                "closing a subscriber over the pubsub output buffer limit \
+                 (client-output-buffer-limit pubsub)"
+            );
+            conn.shut_both();
+            return;
         }
     }
 }

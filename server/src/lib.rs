@@ -69,6 +69,7 @@ mod heap;
 mod latency;
 mod monitor;
 mod pause;
+mod pubsub;
 mod settings;
 mod slowlog;
 mod stats;

@@ -150,6 +150,7 @@ impl Server {
             slowlog: SlowLogs::new(threads),
             latency: LatencyMonitor::new(threads),
             monitors: Monitors::default(),
+            pubsub: Default::default(),
             pause: ClientPause::default(),
             config,
         });

@@ -23,6 +23,7 @@ use crate::heap::Heap;
 use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
 use crate::pause::ClientPause;
+use crate::pubsub::PubSub;
 use crate::settings::Settings;
 use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
@@ -67,6 +68,8 @@ pub struct Shared {
     pub monitors: Monitors,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// Pub/Sub: every client's subscriptions.
+    pub pubsub: PubSub,
 }
 
 impl Shared {

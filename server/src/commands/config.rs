@@ -15,7 +15,7 @@
 //!
 //! flin's output limit is backpressure (a client over it waits until it reads), not Redis's
 //! disconnection, so client-output-buffer-limit's normal hard limit of 0 (Redis: unlimited)
-//! leaves flin's limit as it is.
+//! leaves flin's limit as it is. Its pubsub class is Redis's: a subscriber over it is closed.
 
 use super::{arity_error, eq_subcommand, help, syntax_error, unknown_subcommand, Ctx};
 use crate::glob;
@@ -419,6 +419,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
+            ctx.server.pubsub.limits.set(l[2]);
             if l[0][0] > 0 {
                 s.set_client_output_limit(l[0][0]);
             }

@@ -25,6 +25,7 @@ mod lcs;
 mod memory;
 mod monitor;
 mod object;
+mod pubsub;
 mod server;
 mod spec;
 mod spec_data;
@@ -51,6 +52,10 @@ pub(crate) struct Client {
     pub authenticated: bool,
     /// Set by MONITOR: the connection takes it and streams the sink's lines to the client.
     pub monitor: Option<std::sync::Arc<crate::monitor::Sink>>,
+    /// The protocol the client speaks: 2 or 3 (HELLO).
+    pub resp: u8,
+    /// Its channels and patterns (SUBSCRIBE...), and the inbox messages arrive in.
+    pub pubsub: crate::pubsub::Subscriptions,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -184,6 +189,16 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         stats.reject(slot);
         stats.error(b"NOAUTH");
         return;
+    }
+    if let Some(inbox) = &ctx.client.pubsub.inbox {
+        // Messages published before this command reach the client before its reply.
+        inbox.drain_into(ctx.out);
+        if pubsub::refused_when_subscribed(ctx, spec.name, name) {
+            let stats = &ctx.server.command_stats[ctx.worker];
+            stats.reject(slot);
+            stats.error(b"ERR");
+            return;
+        }
     }
     ctx.client.entry.note_command(index);
     let mark = ctx.out.len();
