@@ -212,6 +212,15 @@ impl Engine {
         read::get_many_with(&self.shared, keys, f)
     }
 
+    /// Drops `key` from memory if its record has expired (reads already hide it), and says
+    /// whether it did: a server that reports expirations (Redis's keyspace notifications)
+    /// calls this before a command touches the key, as Redis expires keys lazily on access.
+    /// Nothing is written: an expired record stays invisible on disk. The caller counts it
+    /// (the engine's `expired_keys` counts only its own sweep).
+    pub fn remove_expired(&self, key: &[u8]) -> bool {
+        write::remove_expired(&self.shared, key)
+    }
+
     /// Reads several keys and decides what to write to each, as one atomic step (MSET, MSETNX,
     /// RENAME, DEL of several keys): `f` sees every key's live value (`None` when absent or
     /// expired) and returns one [`Update`] per key, in the order of `keys`. No reader sees some

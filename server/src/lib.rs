@@ -68,6 +68,7 @@ mod expiry;
 mod heap;
 mod latency;
 mod monitor;
+mod notify;
 mod pause;
 mod pubsub;
 mod settings;

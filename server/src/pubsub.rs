@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::task::{Context, Poll, Waker};
 
 use crate::glob;
+use crate::notify::{self, KeyspaceEvents};
 
 /// The three kinds of subscription, each with its own namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,6 +315,8 @@ pub struct PubSub {
     shard_channels: RwLock<Map>,
     /// The pubsub class's output limits.
     pub limits: OutputLimits,
+    /// `notify-keyspace-events`.
+    pub events: KeyspaceEvents,
 }
 
 impl PubSub {
@@ -424,6 +427,36 @@ impl PubSub {
             }
         }
         receivers
+    }
+
+    /// A keyspace notification: `event` (of `class`, see `crate::notify`) happened to `key`
+    /// in database `db`; published on `__keyspace@<db>__:<key>` and
+    /// `__keyevent@<db>__:<event>` as `notify-keyspace-events` asks. `me` as for
+    /// [`PubSub::publish`].
+    pub fn key_event(
+        &self,
+        class: u32,
+        event: &str,
+        key: &[u8],
+        db: u32,
+        mut me: Option<(u64, &mut Vec<u8>, bool)>,
+    ) {
+        if !self.events.wants(class) {
+            return;
+        }
+        let flags = self.events.flags();
+        let mut channel = Vec::with_capacity(24 + key.len().max(event.len()));
+        if flags & notify::KEYSPACE != 0 {
+            let _ = write!(channel, "__keyspace@{db}__:");
+            channel.extend_from_slice(key);
+            let me = me.as_mut().map(|(id, out, r)| (*id, &mut **out, *r));
+            self.publish(Kind::Channel, &channel, event.as_bytes(), me);
+        }
+        if flags & notify::KEYEVENT != 0 {
+            channel.clear();
+            let _ = write!(channel, "__keyevent@{db}__:{event}");
+            self.publish(Kind::Channel, &channel, key, me);
+        }
     }
 
     /// Channels (or shard channels) with subscribers, matching `pattern` if given.

@@ -97,6 +97,12 @@ impl Server {
         if config.maxclients == 0 {
             return Err(StartError::Config("--maxclients must be at least 1".into()));
         }
+        let Some(events) = crate::notify::parse(config.notify_keyspace_events.as_bytes()) else {
+            return Err(StartError::Config(format!(
+                "--notify-keyspace-events: {}",
+                crate::notify::INVALID
+            )));
+        };
         raise_open_file_limit(config.maxclients);
         let threads = config.worker_threads();
         let driver = resolve_driver(config.driver);
@@ -150,7 +156,11 @@ impl Server {
             slowlog: SlowLogs::new(threads),
             latency: LatencyMonitor::new(threads),
             monitors: Monitors::default(),
-            pubsub: Default::default(),
+            pubsub: {
+                let p = crate::pubsub::PubSub::default();
+                p.events.set(events);
+                p
+            },
             pause: ClientPause::default(),
             config,
         });

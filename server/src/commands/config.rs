@@ -37,6 +37,7 @@ const PARAMS: &[&str] = &[
     "maxclients",
     "maxmemory",
     "maxmemory-policy",
+    "notify-keyspace-events",
     "port",
     "protected-mode",
     "proto-max-bulk-len",
@@ -102,6 +103,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "maxclients" => s.maxclients().to_string(),
         "maxmemory" => "0".into(),
         "maxmemory-policy" => "noeviction".into(),
+        "notify-keyspace-events" => crate::notify::format(ctx.server.pubsub.events.flags()),
         "port" => ctx.server.local_addr.port().to_string(),
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
@@ -326,6 +328,9 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
             _ => Err(IMMUTABLE_CONFIG),
         },
         "client-output-buffer-limit" => buffer_limits(ctx, raw_c).map(Value::BufferLimits),
+        "notify-keyspace-events" => crate::notify::parse(raw_c)
+            .map(|f| Value::Int(i64::from(f)))
+            .ok_or(crate::notify::INVALID),
         _ => Ok(Value::Text(raw.to_vec())),
     }
 }
@@ -417,6 +422,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
+        ("notify-keyspace-events", Value::Int(n)) => ctx.server.pubsub.events.set(n as u32),
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
             ctx.server.pubsub.limits.set(l[2]);

@@ -24,6 +24,7 @@ mod latency;
 mod lcs;
 mod memory;
 mod monitor;
+mod notify;
 mod object;
 mod pubsub;
 mod server;
@@ -201,10 +202,16 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
     }
     ctx.client.entry.note_command(index);
+    // Keyspace notifications: one relaxed load when they are off.
+    let events = ctx.server.pubsub.events.flags() != 0 && spec.keys.0 > 0;
+    let before = events.then(|| notify::before(ctx, args));
     let mark = ctx.out.len();
     let start = clock::ticks();
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
+    if let Some(b) = before {
+        notify::after(ctx, spec.name, args, b);
+    }
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];
     stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());

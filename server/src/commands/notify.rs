@@ -1,0 +1,133 @@
+//! Keyspace notifications of the string and generic commands, with Redis 7.0's event names
+//! (checked against redis-server with `notify-keyspace-events KEAn`).
+//!
+//! Nothing here runs unless `notify-keyspace-events` asks for events: `execute` loads one
+//! atomic. When it does, [`before`] expires the command's keys that are due (Redis expires a
+//! key lazily when a command touches it, with an `expired` event) and notes which exist;
+//! [`after`] compares with what the command did (whether it wrote: its write token moved;
+//! which keys exist now) and publishes the events Redis would.
+
+use flin_engine::WriteToken;
+
+use super::{eq_ignore_case, keys_of, Ctx};
+use crate::notify::{EXPIRED, GENERIC, NEW, STRING};
+
+/// The database events are reported in: one place to change when flin has several.
+fn db(_ctx: &Ctx<'_>) -> u32 {
+    0
+}
+
+/// Publishes one event about `key` (this client's own messages go into its replies).
+pub(super) fn event(ctx: &mut Ctx<'_>, class: u32, name: &str, key: &[u8]) {
+    let db = db(ctx);
+    let me = Some((ctx.client.id, &mut *ctx.out, ctx.client.resp == 3));
+    ctx.server.pubsub.key_event(class, name, key, db, me);
+}
+
+/// What [`before`] saw: the command's write token then, and which of its keys existed.
+pub(super) struct Before {
+    token: Option<WriteToken>,
+    existed: Vec<bool>,
+}
+
+/// Runs before a command with keys while events are wanted: lazily expires its keys that
+/// are due, and notes which exist.
+pub(super) fn before(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Before {
+    let mut keys = Vec::new();
+    keys_of(args, |k| keys.push(k));
+    let mut existed = Vec::with_capacity(keys.len());
+    for k in keys {
+        if ctx.engine.remove_expired(k) {
+            crate::stats::add(&ctx.server.workers[ctx.worker].expired_keys, 1);
+            event(ctx, EXPIRED, "expired", k);
+        }
+        existed.push(ctx.engine.contains(k));
+    }
+    Before {
+        token: ctx.token,
+        existed,
+    }
+}
+
+/// Whether `args` carries one of `options` from index `from` on (SET's options follow its
+/// value, GETEX's its key).
+fn has_option(args: &[&[u8]], from: usize, options: &[&str]) -> bool {
+    args.iter()
+        .skip(from)
+        .any(|a| options.iter().any(|o| eq_ignore_case(a, o)))
+}
+
+/// Publishes the events of the command that just ran, given what [`before`] saw.
+pub(super) fn after(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]], b: Before) {
+    if ctx.token <= b.token {
+        return; // Wrote nothing: no event.
+    }
+    let mut keys = Vec::new();
+    keys_of(args, |k| keys.push(k));
+    // These replace their destination: Redis deletes it and adds the key anew.
+    let replaces = matches!(name, "rename" | "renamenx" | "restore");
+    let dst = keys.len() - 1;
+    let exists: Vec<bool> = keys.iter().map(|k| ctx.engine.contains(k)).collect();
+    // Keys the command created ('n'), before its own events, as Redis's dbAdd.
+    for (i, k) in keys.iter().enumerate() {
+        let created = exists[i]
+            && (!b.existed[i] || (replaces && i == dst))
+            && !keys[..i].contains(k);
+        if created {
+            event(ctx, NEW, "new", k);
+        }
+    }
+    const EXPIRY_OPTIONS: &[&str] = &["ex", "px", "exat", "pxat"];
+    match name {
+        "set" => {
+            event(ctx, STRING, "set", keys[0]);
+            if has_option(args, 3, EXPIRY_OPTIONS) {
+                event(ctx, GENERIC, "expire", keys[0]);
+            }
+        }
+        "setex" | "psetex" => {
+            event(ctx, STRING, "set", keys[0]);
+            event(ctx, GENERIC, "expire", keys[0]);
+        }
+        "setnx" | "getset" | "mset" | "msetnx" => {
+            for k in keys {
+                event(ctx, STRING, "set", k);
+            }
+        }
+        "incr" | "decr" | "incrby" | "decrby" => event(ctx, STRING, "incrby", keys[0]),
+        "incrbyfloat" | "append" | "setrange" => event(ctx, STRING, name, keys[0]),
+        "setbit" | "bitfield" => event(ctx, STRING, "setbit", keys[0]),
+        "bitop" => {
+            let ev = if exists[0] { "set" } else { "del" };
+            let class = if exists[0] { STRING } else { GENERIC };
+            event(ctx, class, ev, keys[0]);
+        }
+        "restore" => event(ctx, GENERIC, "restore", keys[0]),
+        "del" | "unlink" | "getdel" => {
+            for (i, k) in keys.iter().enumerate() {
+                if b.existed[i] && !exists[i] && !keys[..i].contains(k) {
+                    event(ctx, GENERIC, "del", k);
+                }
+            }
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            let ev = if exists[0] { "expire" } else { "del" };
+            event(ctx, GENERIC, ev, keys[0]);
+        }
+        "persist" => event(ctx, GENERIC, "persist", keys[0]),
+        "getex" => {
+            if has_option(args, 2, &["persist"]) {
+                event(ctx, GENERIC, "persist", keys[0]);
+            } else if !exists[0] {
+                event(ctx, GENERIC, "del", keys[0]);
+            } else if has_option(args, 2, EXPIRY_OPTIONS) {
+                event(ctx, GENERIC, "expire", keys[0]);
+            }
+        }
+        "rename" | "renamenx" => {
+            event(ctx, GENERIC, "rename_from", keys[0]);
+            event(ctx, GENERIC, "rename_to", keys[1]);
+        }
+        _ => {}
+    }
+}
