@@ -164,6 +164,15 @@ impl Server {
             pause: ClientPause::default(),
             config,
         });
+        // Keys the engine's own sweep expires are reported too (held weakly: the engine is
+        // part of what it points at).
+        let weak = Arc::downgrade(&shared);
+        shared.engine.on_expired(move |key| {
+            if let Some(s) = weak.upgrade() {
+                s.pubsub
+                    .key_event(crate::notify::EXPIRED, "expired", key, 0, None);
+            }
+        });
         let threads =
             worker::spawn_all(&shared, listeners).map_err(|source| StartError::Runtime {
                 driver: shared.driver.name(),

@@ -68,15 +68,26 @@ pub(super) fn after(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]], b: Before) {
     let replaces = matches!(name, "rename" | "renamenx" | "restore");
     let dst = keys.len() - 1;
     let exists: Vec<bool> = keys.iter().map(|k| ctx.engine.contains(k)).collect();
-    // Keys the command created ('n'), before its own events, as Redis's dbAdd.
-    for (i, k) in keys.iter().enumerate() {
-        let created = exists[i]
-            && (!b.existed[i] || (replaces && i == dst))
-            && !keys[..i].contains(k);
-        if created {
-            event(ctx, NEW, "new", k);
-        }
+    // Keys the command created ('n'): each announced just before the command's first event
+    // about it, as Redis's dbAdd does.
+    let mut created: Vec<bool> = (0..keys.len())
+        .map(|i| {
+            exists[i] && (!b.existed[i] || (replaces && i == dst)) && !keys[..i].contains(&keys[i])
+        })
+        .collect();
+    if replaces && name != "restore" && created[dst] {
+        // RENAME adds the destination before it reports either key.
+        created[dst] = false;
+        event(ctx, NEW, "new", keys[dst]);
     }
+    let all_keys = keys.clone();
+    let mut event = |ctx: &mut Ctx<'_>, class: u32, name: &str, key: &[u8]| {
+        if let Some(i) = keys.iter().position(|k| *k == key).filter(|&i| created[i]) {
+            created[i] = false;
+            event(ctx, NEW, "new", key);
+        }
+        event(ctx, class, name, key);
+    };
     const EXPIRY_OPTIONS: &[&str] = &["ex", "px", "exat", "pxat"];
     match name {
         "set" => {
@@ -90,7 +101,7 @@ pub(super) fn after(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]], b: Before) {
             event(ctx, GENERIC, "expire", keys[0]);
         }
         "setnx" | "getset" | "mset" | "msetnx" => {
-            for k in keys {
+            for k in all_keys {
                 event(ctx, STRING, "set", k);
             }
         }
@@ -104,8 +115,8 @@ pub(super) fn after(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]], b: Before) {
         }
         "restore" => event(ctx, GENERIC, "restore", keys[0]),
         "del" | "unlink" | "getdel" => {
-            for (i, k) in keys.iter().enumerate() {
-                if b.existed[i] && !exists[i] && !keys[..i].contains(k) {
+            for (i, k) in all_keys.iter().enumerate() {
+                if b.existed[i] && !exists[i] && !all_keys[..i].contains(k) {
                     event(ctx, GENERIC, "del", k);
                 }
             }
