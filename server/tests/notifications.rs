@@ -43,6 +43,9 @@ fn expect_events(l: &mut Raw, events: &[(&str, &str)]) {
     );
 }
 
+/// A command and the events it must publish, in order: (event, key).
+type Step<'a> = (&'a [&'a [u8]], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn string_and_generic_commands_notify_as_redis() {
     let srv = start();
@@ -52,7 +55,7 @@ fn string_and_generic_commands_notify_as_redis() {
         b"+OK\r\n",
     );
     let mut l = listener(&srv);
-    let steps: &[(&[&[u8]], &[(&str, &str)])] = &[
+    let steps: &[Step] = &[
         (&[b"SET", b"k", b"v"], &[("new", "k"), ("set", "k")]),
         (
             &[b"SET", b"k", b"v", b"EX", b"100"],
