@@ -18,7 +18,7 @@
 //! keyspace notifications of its own writes) goes straight into its replies, before the
 //! command's reply, as Redis does: see [`PubSub::publish`]'s `me`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -253,27 +253,48 @@ impl Inbox {
 pub struct Subscriptions {
     /// Created at the first subscription, kept until the client leaves.
     pub inbox: Option<Arc<Inbox>>,
-    channels: Vec<Box<[u8]>>,
-    /// In the order subscribed (PUNSUBSCRIBE without arguments answers in this order, as
-    /// Redis 7.0's list of patterns).
+    /// A set, as Redis's dict: a client may subscribe to many channels in one command.
+    channels: HashSet<Box<[u8]>>,
+    /// In the order subscribed (PUNSUBSCRIBE without arguments answers in this order), and
+    /// searched linearly, as Redis 7.0's list of a client's patterns.
     patterns: Vec<Box<[u8]>>,
-    shard_channels: Vec<Box<[u8]>>,
+    shard_channels: HashSet<Box<[u8]>>,
 }
 
 impl Subscriptions {
-    fn list(&self, kind: Kind) -> &Vec<Box<[u8]>> {
+    fn contains(&self, kind: Kind, name: &[u8]) -> bool {
         match kind {
-            Kind::Channel => &self.channels,
-            Kind::Pattern => &self.patterns,
-            Kind::Shard => &self.shard_channels,
+            Kind::Channel => self.channels.contains(name),
+            Kind::Pattern => self.patterns.iter().any(|p| &**p == name),
+            Kind::Shard => self.shard_channels.contains(name),
         }
     }
 
-    fn list_mut(&mut self, kind: Kind) -> &mut Vec<Box<[u8]>> {
+    /// Adds `name`; false when it was there already.
+    fn insert(&mut self, kind: Kind, name: &[u8]) -> bool {
         match kind {
-            Kind::Channel => &mut self.channels,
-            Kind::Pattern => &mut self.patterns,
-            Kind::Shard => &mut self.shard_channels,
+            Kind::Channel => self.channels.insert(name.into()),
+            Kind::Shard => self.shard_channels.insert(name.into()),
+            Kind::Pattern if self.contains(kind, name) => false,
+            Kind::Pattern => {
+                self.patterns.push(name.into());
+                true
+            }
+        }
+    }
+
+    /// Removes `name`; false when it was not there.
+    fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
+        match kind {
+            Kind::Channel => self.channels.remove(name),
+            Kind::Shard => self.shard_channels.remove(name),
+            Kind::Pattern => match self.patterns.iter().position(|p| &**p == name) {
+                Some(i) => {
+                    self.patterns.remove(i);
+                    true
+                }
+                None => false,
+            },
         }
     }
 
@@ -301,7 +322,11 @@ impl Subscriptions {
 
     /// The names of one kind, for UNSUBSCRIBE without arguments.
     pub fn names(&self, kind: Kind) -> Vec<Box<[u8]>> {
-        self.list(kind).clone()
+        match kind {
+            Kind::Channel => self.channels.iter().cloned().collect(),
+            Kind::Pattern => self.patterns.clone(),
+            Kind::Shard => self.shard_channels.iter().cloned().collect(),
+        }
     }
 }
 
@@ -344,10 +369,9 @@ impl PubSub {
         kind: Kind,
         name: &[u8],
     ) -> bool {
-        if subs.list(kind).iter().any(|n| &**n == name) {
+        if !subs.insert(kind, name) {
             return false;
         }
-        subs.list_mut(kind).push(name.into());
         self.write(kind)
             .entry(name.into())
             .or_default()
@@ -357,11 +381,9 @@ impl PubSub {
 
     /// Unsubscribes the client from `name`; false when it was not subscribed.
     pub fn unsubscribe(&self, subs: &mut Subscriptions, kind: Kind, name: &[u8]) -> bool {
-        let list = subs.list_mut(kind);
-        let Some(i) = list.iter().position(|n| &**n == name) else {
+        if !subs.remove(kind, name) {
             return false;
-        };
-        list.remove(i);
+        }
         let Some(id) = subs.inbox.as_ref().map(|i| i.client_id) else {
             return true;
         };
