@@ -20,7 +20,8 @@ const ZSET: u32 = 1 << 7;
 pub const EXPIRED: u32 = 1 << 8;
 const EVICTED: u32 = 1 << 9;
 const STREAM: u32 = 1 << 10;
-const KEY_MISS: u32 = 1 << 11;
+/// `m`: reads of keys that do not exist (not part of `A`).
+pub const KEY_MISS: u32 = 1 << 11;
 const MODULE: u32 = 1 << 13;
 /// `n`: keys created (not part of `A`).
 pub const NEW: u32 = 1 << 14;

@@ -142,3 +142,39 @@ fn nothing_is_published_when_notifications_are_off() {
     let want = b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$6\r\nmarker\r\n$1\r\nm\r\n";
     assert_eq!(l.read_n(want.len()), want);
 }
+
+#[test]
+fn reads_of_missing_keys_are_keymiss_events_with_m() {
+    let srv = start();
+    let mut c = srv.raw();
+    c.expect(
+        &cmd(&[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEm"]),
+        b"+OK\r\n",
+    );
+    c.expect(&cmd(&[b"SET", b"have", b"1"]), b"+OK\r\n");
+    let mut l = listener(&srv);
+    let steps: &[Step] = &[
+        (&[b"GET", b"have"], &[]),
+        (
+            &[b"EXISTS", b"m", b"m"],
+            &[("keymiss", "m"), ("keymiss", "m")],
+        ),
+        (&[b"INCR", b"m"], &[]),
+        (&[b"GETSET", b"m3", b"x"], &[("keymiss", "m3")]),
+        (&[b"SET", b"m4", b"v", b"GET"], &[("keymiss", "m4")]),
+        (&[b"TTL", b"m5"], &[("keymiss", "m5")]),
+    ];
+    for (args, events) in steps {
+        c.request(args).expect("a reply");
+        expect_events(&mut l, events);
+    }
+    c.expect(
+        &cmd(&[b"MGET", b"q1", b"have", b"q2"]),
+        b"*3\r\n$-1\r\n$1\r\n1\r\n$-1\r\n",
+    );
+    expect_events(&mut l, &[("keymiss", "q1"), ("keymiss", "q2")]);
+    // Nothing else arrived: the next message is this one.
+    c.expect(&cmd(&[b"PUBLISH", b"__keyevent@0__:end", b"x"]), b":1\r\n");
+    let want = pmessage("__keyevent@0__:end", "x");
+    assert_eq!(l.read_n(want.len()), want);
+}

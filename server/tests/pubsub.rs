@@ -115,7 +115,12 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_go_on() {
     let srv = start();
     let mut admin = srv.raw();
     admin.expect(
-        &cmd(&[b"CONFIG", b"SET", b"client-output-buffer-limit", b"pubsub 1mb 0 0"]),
+        &cmd(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            b"pubsub 1mb 0 0",
+        ]),
         b"+OK\r\n",
     );
     let slow = subscriber(&srv, "firehose");
@@ -132,7 +137,11 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_go_on() {
         let n = publisher
             .request(&[b"PUBLISH", b"firehose", payload.as_bytes()])
             .unwrap();
-        assert_eq!(fast.read_n(one.len()), one, "the reading subscriber lost a message");
+        assert_eq!(
+            fast.read_n(one.len()),
+            one,
+            "the reading subscriber lost a message"
+        );
         if n == ":1\r\n" {
             slow_gone = true;
             break;

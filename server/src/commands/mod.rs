@@ -210,7 +210,7 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
     if let Some(b) = before {
-        notify::after(ctx, spec.name, args, b);
+        notify::after(ctx, spec, args, b);
     }
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];

@@ -9,8 +9,9 @@
 
 use flin_engine::WriteToken;
 
+use super::table::{CommandSpec, READONLY};
 use super::{eq_ignore_case, keys_of, Ctx};
-use crate::notify::{EXPIRED, GENERIC, NEW, STRING};
+use crate::notify::{EXPIRED, GENERIC, KEY_MISS, NEW, STRING};
 
 /// The database events are reported in: one place to change when flin has several.
 fn db(_ctx: &Ctx<'_>) -> u32 {
@@ -57,8 +58,33 @@ fn has_option(args: &[&[u8]], from: usize, options: &[&str]) -> bool {
         .any(|a| options.iter().any(|o| eq_ignore_case(a, o)))
 }
 
+/// The keys whose absence a command reports as `keymiss` ('m'): those Redis looks up for
+/// reading (every key of a read-only command; the key of GETDEL, GETEX, GETSET, SET ... GET,
+/// BITFIELD with only GET; BITOP's sources).
+fn read_keys(spec: &CommandSpec, args: &[&[u8]], keys: usize) -> std::ops::Range<usize> {
+    let first_only = match spec.name {
+        _ if spec.flags & READONLY != 0 => return 0..keys,
+        "getdel" | "getex" | "getset" => true,
+        "set" => has_option(args, 3, &["get"]),
+        "bitfield" => !has_option(args, 2, &["set", "incrby"]),
+        "bitop" => return 1..keys,
+        _ => false,
+    };
+    0..usize::from(first_only).min(keys)
+}
+
 /// Publishes the events of the command that just ran, given what [`before`] saw.
-pub(super) fn after(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]], b: Before) {
+pub(super) fn after(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Before) {
+    let name = spec.name;
+    if ctx.server.pubsub.events.wants(KEY_MISS) {
+        let mut keys = Vec::new();
+        keys_of(args, |k| keys.push(k));
+        for i in read_keys(spec, args, keys.len()) {
+            if !b.existed[i] {
+                event(ctx, KEY_MISS, "keymiss", keys[i]);
+            }
+        }
+    }
     if ctx.token <= b.token {
         return; // Wrote nothing: no event.
     }
