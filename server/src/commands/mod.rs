@@ -202,21 +202,23 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
     }
     ctx.client.entry.note_command(index);
-    // Keyspace notifications: one relaxed load when they are off.
-    let events = ctx.server.pubsub.events.flags() != 0 && spec.keys.0 > 0;
+    // Keyspace notifications: one relaxed load when they are off. Shard channels are not
+    // keys (Redis's `not_key`).
+    let events =
+        ctx.server.pubsub.events.flags() != 0 && spec.keys.0 > 0 && spec.flags & table::PUBSUB == 0;
     let before = events.then(|| notify::before(ctx, args));
     let mark = ctx.out.len();
     let start = clock::ticks();
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
-    if let Some(b) = before {
-        notify::after(ctx, spec, args, b);
-    }
     let failed = ctx.out.get(mark) == Some(&b'-');
     let stats = &ctx.server.command_stats[ctx.worker];
     stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());
     if failed {
         stats.error(cmdstats::error_code(&ctx.out[mark..]));
+    }
+    if let Some(b) = before {
+        notify::after(ctx, spec, args, b, mark);
     }
     monitor::after_command(ctx, index, args, ticks);
 }

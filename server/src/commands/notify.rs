@@ -73,8 +73,25 @@ fn read_keys(spec: &CommandSpec, args: &[&[u8]], keys: usize) -> std::ops::Range
     0..usize::from(first_only).min(keys)
 }
 
-/// Publishes the events of the command that just ran, given what [`before`] saw.
-pub(super) fn after(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Before) {
+/// Publishes the events of the command that just ran, given what [`before`] saw. Its reply
+/// starts at `reply_at` in the client's replies: events this client receives itself (RESP3)
+/// go before it, as Redis notifies before it replies.
+pub(super) fn after(
+    ctx: &mut Ctx<'_>,
+    spec: &CommandSpec,
+    args: &[&[u8]],
+    b: Before,
+    reply_at: usize,
+) {
+    let own_from = ctx.out.len();
+    publish_events(ctx, spec, args, b);
+    if ctx.out.len() > own_from && reply_at < own_from {
+        let own = ctx.out.split_off(own_from);
+        ctx.out.splice(reply_at..reply_at, own);
+    }
+}
+
+fn publish_events(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Before) {
     let name = spec.name;
     if ctx.server.pubsub.events.wants(KEY_MISS) {
         let mut keys = Vec::new();
