@@ -73,6 +73,7 @@ impl Engine {
         );
         let last_seq = recovered.next_seq - 1;
         let shared = Arc::new(Shared {
+            expired_hook: std::sync::OnceLock::new(),
             dir,
             index: recovered.index,
             registry: Registry::new(map, next_id + 1),
@@ -219,6 +220,22 @@ impl Engine {
     /// them is seen halfway (MGET beside MSET). `f` must not call back into the engine.
     pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
         read::get_many_with(&self.shared, keys, f)
+    }
+
+    /// Registers `hook`, called (on the maintenance thread) with each key the engine's own
+    /// expiry sweep removes: a server reports those expirations (keyspace notifications).
+    /// Only the first registration takes effect.
+    pub fn on_expired(&self, hook: impl Fn(&[u8]) + Send + Sync + 'static) {
+        let _ = self.shared.expired_hook.set(Box::new(hook));
+    }
+
+    /// Drops `key` from memory if its record has expired (reads already hide it), and says
+    /// whether it did: a server that reports expirations (Redis's keyspace notifications)
+    /// calls this before a command touches the key, as Redis expires keys lazily on access.
+    /// Nothing is written: an expired record stays invisible on disk. The caller counts it
+    /// (the engine's `expired_keys` counts only its own sweep).
+    pub fn remove_expired(&self, key: &[u8]) -> bool {
+        write::remove_expired(&self.shared, key)
     }
 
     /// Reads several keys and decides what to write to each, as one atomic step (MSET, MSETNX,

@@ -43,22 +43,37 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
         };
         if !marked.is_empty() {
             let segs = shared.registry.load();
-            let expired: Vec<(u32, Loc, usize)> = marked
+            let hook = shared.expired_hook.get();
+            let expired: Vec<(u32, Loc, usize, Option<Vec<u8>>)> = marked
                 .into_iter()
                 .filter_map(|(tag, loc)| {
                     // Compaction may have moved the record and retired its segment meanwhile.
                     segs.get(loc.seg)?;
-                    let (h, _) = segs.record(loc)?;
-                    is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
+                    let (h, rec) = segs.record(loc)?;
+                    if !is_expired(h.expire_at_ms, now) {
+                        return None;
+                    }
+                    let key = hook.map(|_| crate::format::record_key(&h, rec).to_vec());
+                    Some((tag, loc, h.record_len(), key))
                 })
                 .collect();
             if !expired.is_empty() {
-                let mut shard = shared.index.shard(shard_no).write();
-                for (tag, loc, len) in expired {
-                    if let Some(i) = shard.find_loc(tag, loc) {
-                        shard.remove_at(i);
-                        segs.add_dead(loc, len);
-                        removed += 1;
+                let mut gone = Vec::new();
+                {
+                    let mut shard = shared.index.shard(shard_no).write();
+                    for (tag, loc, len, key) in expired {
+                        if let Some(i) = shard.find_loc(tag, loc) {
+                            shard.remove_at(i);
+                            segs.add_dead(loc, len);
+                            removed += 1;
+                            gone.extend(key);
+                        }
+                    }
+                }
+                // Outside the shard lock: the hook may take locks of its own.
+                if let Some(hook) = hook {
+                    for key in &gone {
+                        hook(key);
                     }
                 }
             }

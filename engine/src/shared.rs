@@ -23,7 +23,12 @@ use crate::syncer::Syncer;
 use crate::testing_hooks::Hooks;
 use crate::verify::Verifier;
 
+/// What `Engine::on_expired` registers.
+pub(crate) type ExpiredHook = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 pub(crate) struct Shared {
+    /// Called with each key the expiry sweep removes, once set (see `Engine::on_expired`).
+    pub(crate) expired_hook: std::sync::OnceLock<ExpiredHook>,
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     /// The fsync policy in force: `options.fsync` at open, changed by `Engine::set_fsync`.

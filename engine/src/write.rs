@@ -174,6 +174,22 @@ pub(crate) fn update<'v, R>(
     );
     Ok((result, Some(WriteToken(seq))))
 }
+/// Drops `key` from memory when its record has expired (see `Engine::remove_expired`).
+pub(crate) fn remove_expired(sh: &Shared, key: &[u8]) -> bool {
+    let h = KeyHash::of(key);
+    let mut shard = sh.index.shard(h.shard()).write();
+    let segs = sh.registry.load();
+    let (slot, current) = find_current(&shard, &segs, key, h);
+    match (slot, current) {
+        (Some(i), Some((loc, hdr, _))) if live_entry(current).is_none() => {
+            shard.remove_at(i);
+            segs.add_dead(loc, hdr.record_len());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Reads several keys and applies `f`'s decisions as one atomic batch (see
 /// `Engine::update_many`).
 pub(crate) fn update_many<'v, R>(

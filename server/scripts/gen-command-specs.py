@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "latency": ["doctor", "graph", "help", "histogram", "history", "latest", "reset"],
     "memory": ["doctor", "help", "malloc-stats", "purge", "stats", "usage"],
     "object": ["encoding", "freq", "help", "idletime", "refcount"],
+    "pubsub": ["channels", "help", "numpat", "numsub", "shardchannels", "shardnumsub"],
     "slowlog": ["get", "help", "len", "reset"],
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One connected client, as other threads may see it.
@@ -30,6 +30,8 @@ pub struct ClientEntry {
     buffers: Buffers,
     /// The protocol version (2 or 3) HELLO last chose: CLIENT LIST's `resp`.
     resp: AtomicU8,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
+    subscriptions: [AtomicU32; 3],
 }
 
 /// `last_cmd` before the first command.
@@ -82,6 +84,7 @@ impl ClientEntry {
             killed: AtomicBool::new(false),
             buffers: Buffers::default(),
             resp: AtomicU8::new(2),
+            subscriptions: Default::default(),
         }
     }
 
@@ -103,6 +106,24 @@ impl ClientEntry {
         self.buffers
             .write_capacity
             .store(capacity as u64, Ordering::Relaxed);
+    }
+
+    /// The client's subscriptions changed (SUBSCRIBE...).
+    pub fn note_subscriptions(&self, channels: usize, patterns: usize, shard_channels: usize) {
+        for (a, n) in self
+            .subscriptions
+            .iter()
+            .zip([channels, patterns, shard_channels])
+        {
+            a.store(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
+        }
+    }
+
+    /// Subscribed to anything: CLIENT LIST's flag `P`, CLIENT KILL's and LIST's type pubsub.
+    pub fn is_pubsub(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|a| a.load(Ordering::Relaxed) > 0)
     }
 
     pub fn touch(&self, now_ms: u64) {
@@ -180,13 +201,28 @@ impl ClientEntry {
         let qbuf_free = rbs.saturating_sub(qbuf);
         let resp = self.resp.load(Ordering::Relaxed);
         let tot_mem = rbs + argv_mem + write_capacity;
-        let (flags, multi) = match self.multi.load(Ordering::Relaxed) {
-            0 => ("N", -1),
-            n => ("x", n as i64 - 1),
+        // Redis's order: P (pub/sub) before x (in MULTI); N when none.
+        let multi_len = self.multi.load(Ordering::Relaxed);
+        let mut flags = String::new();
+        if self.is_pubsub() {
+            flags.push('P');
+        }
+        if multi_len > 0 {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let multi = if multi_len == 0 {
+            -1
+        } else {
+            multi_len as i64 - 1
         };
+        let [sub, psub, ssub] = [0, 1, 2].map(|i| self.subscriptions[i].load(Ordering::Relaxed));
         let _ = write!(
             out,
-            " age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={multi} qbuf={qbuf} \
+            " age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} \
+             multi={multi} qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
              resp={resp}"

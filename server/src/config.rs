@@ -185,6 +185,11 @@ pub struct Config {
     #[arg(long, env = "FLIN_SLOWLOG_MAX_LEN", default_value_t = 128)]
     pub slowlog_max_len: u64,
 
+    /// Keyspace notifications, as Redis's notify-keyspace-events letters (e.g. `KEA`; empty
+    /// = off). CONFIG SET notify-keyspace-events changes it.
+    #[arg(long, env = "FLIN_NOTIFY_KEYSPACE_EVENTS", default_value = "")]
+    pub notify_keyspace_events: String,
+
     /// Record commands that take at least this many milliseconds as latency events
     /// (LATENCY); 0 = off. CONFIG SET latency-monitor-threshold changes it.
     #[arg(long, env = "FLIN_LATENCY_MONITOR_THRESHOLD", default_value_t = 0)]
@@ -265,6 +270,7 @@ impl Config {
             client_output_limit: 1 << 20,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            notify_keyspace_events: String::new(),
             latency_monitor_threshold: 0,
             driver: DriverChoice::Epoll,
             protected_mode: true,

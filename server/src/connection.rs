@@ -146,9 +146,11 @@ pub(crate) async fn serve(
         resp: 2,
         tx: Default::default(),
         reply: Default::default(),
+        pubsub: Default::default(),
     };
     read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
+    w.shared.pubsub.leave(&mut client.pubsub);
     w.shared.registry.remove(id);
     w.shared.monitors.remove(id);
     conn.closing.set(true);
@@ -234,6 +236,8 @@ async fn read_loop(
     let mut monitoring = false;
     // The next `process` runs EXEC, with every worker held at the EXEC gate.
     let mut exec_next = false;
+    // Whether this client's pub/sub messages are being forwarded.
+    let mut forwarding = false;
     loop {
         let exclusive = std::mem::take(&mut exec_next).then(|| w.shared.exec_gate.exclusive());
         let step = process(
@@ -263,6 +267,15 @@ async fn read_loop(
         }
         // RESET left MONITOR (its forwarder ended with the sink).
         monitoring &= client.monitor.is_some();
+        if let Some(inbox) = client.pubsub.inbox.as_ref().filter(|_| !forwarding) {
+            forwarding = true;
+            monoio::spawn(forward_messages(
+                inbox.clone(),
+                conn.clone(),
+                w.shared.clone(),
+                w.id,
+            ));
+        }
         match step {
             Step::NeedInput => {}
             Step::Close => return,
@@ -728,6 +741,59 @@ async fn forward_monitor(
                 return;
             }
             (SinkEvent::Closed, _) => return,
+        }
+    }
+}
+
+/// Moves a subscriber's messages (see `crate::pubsub`) into its replies as they arrive, until
+/// the client leaves; closes the connection when its unsent replies pass the pubsub class of
+/// `client-output-buffer-limit` (hard, or soft for longer than its seconds), as Redis does,
+/// logging the client's address. The publishers never wait for it.
+async fn forward_messages(
+    inbox: Arc<crate::pubsub::Inbox>,
+    conn: Rc<ConnShared>,
+    shared: Arc<crate::shared::Shared>,
+    worker: usize,
+) {
+    use crate::pubsub::InboxEvent;
+    // Since when the replies have been over the soft limit (Unix ms), 0 when they are not.
+    let mut soft_since_ms = 0;
+    loop {
+        let event = poll_fn(|cx| {
+            if conn.is_closing() {
+                return Poll::Ready((InboxEvent::Closed, 0));
+            }
+            let mut pending = conn.pending.borrow_mut();
+            let before = pending.len();
+            inbox
+                .poll_take(cx, &mut pending)
+                .map(|e| (e, pending.len() - before))
+        })
+        .await;
+        let over = match event {
+            (InboxEvent::Messages, added) => {
+                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
+                let queued = conn.queued();
+                conn.entry.note_unsent(queued);
+                conn.wake_writer();
+                let now_ms = crate::clock::now_ms() as u64;
+                shared
+                    .pubsub
+                    .limits
+                    .exceeded(queued as u64, &mut soft_since_ms, now_ms)
+            }
+            (InboxEvent::Overflowed, _) => true,
+            (InboxEvent::Closed, _) => return,
+        };
+        if over {
+            tracing::warn!(
+                client = inbox.client_id,
+                addr = %conn.entry.addr,
+                "closing a subscriber over the pubsub output buffer limit \
+                 (client-output-buffer-limit pubsub)"
+            );
+            conn.shut_both();
+            return;
         }
     }
 }

@@ -3,8 +3,8 @@
 //! expired keys leave memory (and DBSIZE) without being read, and compaction can reclaim
 //! their records.
 //!
-//! A heap entry is only a hint: removal goes through `Engine::update`, which sees `None` for
-//! an expired key and deletes only then (a key written again since keeps its new value).
+//! A heap entry is only a hint: removal goes through `Engine::remove_expired`, which drops
+//! the key only if its record has expired (a key written again since keeps its new value).
 //! Keys that came back from disk with an expiry are not in any heap: the engine's own sweep
 //! (its maintenance thread) removes those, any this queue dropped past its bound, and those
 //! whose records are not in memory when they fall due (reading one here would stall the
@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use flin_engine::{Engine, Update};
+use flin_engine::Engine;
 
 /// Entries one worker remembers at most; beyond, new expiries are left to lazy expiry.
 pub const EXPIRY_QUEUE_LEN_MAX: usize = 1_000_000;
@@ -38,8 +38,9 @@ impl ExpiryQueue {
         }
     }
 
-    /// Removes due keys, at most a tick's budget; returns how many were expired.
-    pub fn run(&self, engine: &Engine, now_ms: u64) -> u64 {
+    /// Removes due keys, at most a tick's budget, calling `expired` with each; returns how
+    /// many were expired.
+    pub fn run(&self, engine: &Engine, now_ms: u64, mut expired: impl FnMut(&[u8])) -> u64 {
         if self
             .heap
             .borrow()
@@ -48,7 +49,7 @@ impl ExpiryQueue {
         {
             return 0;
         }
-        let before = engine.len();
+        let mut removed = 0;
         for _ in 0..EXPIRE_PER_TICK_MAX {
             let key = {
                 let mut heap = self.heap.borrow_mut();
@@ -65,14 +66,13 @@ impl ExpiryQueue {
             if engine.memory_short() && engine.would_block(&key) {
                 continue;
             }
-            // `None` = absent or expired: Delete drops an expired key from memory without
-            // writing; a live key (written again since) is kept.
-            let _ = engine.update(&key, |cur| match cur {
-                None => (Update::Delete, ()),
-                Some(_) => (Update::Keep, ()),
-            });
+            // Drops an expired key from memory without writing; a live key (written again
+            // since) is kept.
+            if engine.remove_expired(&key) {
+                removed += 1;
+                expired(&key);
+            }
         }
-        // Approximate under concurrent writes; exact when this worker is alone.
-        before.saturating_sub(engine.len())
+        removed
     }
 }

@@ -21,7 +21,9 @@
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
 //!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY), `transactions`
-//!   (EXEC's gate over every worker's batches, and the keys clients WATCH).
+//!   (EXEC's gate over every worker's batches, and the keys clients WATCH), `notify`
+//!   (`notify-keyspace-events`); then `pubsub` (who subscribes to what, across workers, and
+//!   each subscriber's inbox that any worker's PUBLISH fills).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
 //! - [`commands`]: the command table (name, arity, flags, key positions, handler), dispatch,
@@ -72,11 +74,15 @@ mod expiry;
 mod heap;
 mod latency;
 mod monitor;
+mod notify;
 mod pause;
 mod settings;
 mod slowlog;
 mod stats;
 mod transactions;
+
+// Pub/Sub's registry and subscribers' inboxes, which read the notification settings.
+mod pubsub;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.
 mod shared;

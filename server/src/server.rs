@@ -97,6 +97,12 @@ impl Server {
         if config.maxclients == 0 {
             return Err(StartError::Config("--maxclients must be at least 1".into()));
         }
+        let Some(events) = crate::notify::parse(config.notify_keyspace_events.as_bytes()) else {
+            return Err(StartError::Config(format!(
+                "--notify-keyspace-events: {}",
+                crate::notify::INVALID
+            )));
+        };
         raise_open_file_limit(config.maxclients);
         let threads = config.worker_threads();
         let driver = resolve_driver(config.driver);
@@ -150,10 +156,24 @@ impl Server {
             slowlog: SlowLogs::new(threads),
             latency: LatencyMonitor::new(threads),
             monitors: Monitors::default(),
+            pubsub: {
+                let p = crate::pubsub::PubSub::default();
+                p.events.set(events);
+                p
+            },
             pause: ClientPause::default(),
             exec_gate: crate::transactions::ExecGate::new(threads),
             watches: crate::transactions::Watches::default(),
             config,
+        });
+        // Keys the engine's own sweep expires are reported too (held weakly: the engine is
+        // part of what it points at).
+        let weak = Arc::downgrade(&shared);
+        shared.engine.on_expired(move |key| {
+            if let Some(s) = weak.upgrade() {
+                s.pubsub
+                    .key_event(crate::notify::EXPIRED, "expired", key, 0, None);
+            }
         });
         let threads =
             worker::spawn_all(&shared, listeners).map_err(|source| StartError::Runtime {

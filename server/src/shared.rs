@@ -23,6 +23,7 @@ use crate::heap::Heap;
 use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
 use crate::pause::ClientPause;
+use crate::pubsub::PubSub;
 use crate::settings::Settings;
 use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
@@ -72,6 +73,8 @@ pub struct Shared {
     pub exec_gate: ExecGate,
     /// The keys clients WATCH.
     pub watches: Watches,
+    /// Pub/Sub: every client's subscriptions.
+    pub pubsub: PubSub,
 }
 
 impl Shared {

@@ -347,7 +347,11 @@ async fn cron(worker: Weak<Worker>) {
         );
         let expired = local
             .expiry
-            .run(&shared.engine, crate::clock::now_ms() as u64);
+            .run(&shared.engine, crate::clock::now_ms() as u64, |key| {
+                // Database 0: the only one for now.
+                let expired = crate::notify::EXPIRED;
+                shared.pubsub.key_event(expired, "expired", key, 0, None);
+            });
         if expired > 0 {
             stats::add(&local.counters().expired_keys, expired);
         }

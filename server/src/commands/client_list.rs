@@ -7,7 +7,7 @@ use crate::clients::ClientEntry;
 use crate::clock::now_ms;
 use crate::protocol::reply;
 
-/// Client types Redis knows; flin's clients are all `normal`.
+/// Client types Redis knows; flin's clients are `normal` or `pubsub`.
 fn client_type_known(name: &[u8]) -> bool {
     ["normal", "master", "slave", "replica", "pubsub"]
         .iter()
@@ -48,7 +48,10 @@ pub fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             if !client_type_known(t) {
                 return unknown_type(ctx, t);
             }
-            if !eq_ignore_case(t, "normal") {
+            let pubsub = eq_ignore_case(t, "pubsub");
+            if pubsub || eq_ignore_case(t, "normal") {
+                clients.retain(|c| c.is_pubsub() == pubsub);
+            } else {
                 clients.clear();
             }
             j += 2;
@@ -84,6 +87,8 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mut addr = None;
     let mut laddr = None;
     let mut skip_me = !old_form;
+    // TYPE: pubsub (true), normal (false); replicas and masters never match.
+    let mut of_type: Option<Option<bool>> = None;
     if old_form {
         addr = Some(args[2]);
     } else {
@@ -99,10 +104,13 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                     if !client_type_known(v) {
                         return unknown_type(ctx, v);
                     }
-                    if !eq_ignore_case(v, "normal") {
-                        // No client of that type: nothing matches.
-                        id = Some(0);
-                    }
+                    of_type = Some(if eq_ignore_case(v, "pubsub") {
+                        Some(true)
+                    } else if eq_ignore_case(v, "normal") {
+                        Some(false)
+                    } else {
+                        None
+                    });
                 }
                 Some(v) if eq_ignore_case(opt, "addr") => addr = Some(v),
                 Some(v) if eq_ignore_case(opt, "laddr") => laddr = Some(v),
@@ -131,7 +139,8 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let me = ctx.client.id;
     let mut killed = 0;
     for c in live_clients(ctx) {
-        let matches = id.is_none_or(|id| c.id == id)
+        let matches = of_type.is_none_or(|t| t == Some(c.is_pubsub()))
+            && id.is_none_or(|id| c.id == id)
             && addr.is_none_or(|a| a == c.addr.to_string().as_bytes())
             && laddr.is_none_or(|a| a == c.laddr.to_string().as_bytes())
             && !(skip_me && c.id == me);

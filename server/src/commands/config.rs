@@ -16,7 +16,7 @@
 //!
 //! flin's output limit is backpressure (a client over it waits until it reads), not Redis's
 //! disconnection, so client-output-buffer-limit's normal hard limit of 0 (Redis: unlimited)
-//! leaves flin's limit as it is.
+//! leaves flin's limit as it is. Its pubsub class is Redis's: a subscriber over it is closed.
 
 use super::{arity_error, eq_subcommand, help, syntax_error, unknown_subcommand, Ctx};
 use crate::config::FsyncPolicy;
@@ -39,6 +39,7 @@ const PARAMS: &[&str] = &[
     "maxclients",
     "maxmemory",
     "maxmemory-policy",
+    "notify-keyspace-events",
     "port",
     "protected-mode",
     "proto-max-bulk-len",
@@ -103,6 +104,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "maxclients" => s.maxclients().to_string(),
         "maxmemory" => "0".into(),
         "maxmemory-policy" => "noeviction".into(),
+        "notify-keyspace-events" => crate::notify::format(ctx.server.pubsub.events.flags()),
         "port" => ctx.server.local_addr.port().to_string(),
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
@@ -324,6 +326,9 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
             _ => Err(IMMUTABLE_CONFIG),
         },
         "client-output-buffer-limit" => buffer_limits(ctx, raw_c).map(Value::BufferLimits),
+        "notify-keyspace-events" => crate::notify::parse(raw_c)
+            .map(|f| Value::Int(i64::from(f)))
+            .ok_or(crate::notify::INVALID),
         _ => Ok(Value::Text(raw.to_vec())),
     }
 }
@@ -420,8 +425,10 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
                 ctx.engine.set_fsync(p.engine());
             }
         }
+        ("notify-keyspace-events", Value::Int(n)) => ctx.server.pubsub.events.set(n as u32),
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
+            ctx.server.pubsub.limits.set(l[2]);
             if l[0][0] > 0 {
                 s.set_client_output_limit(l[0][0]);
             }

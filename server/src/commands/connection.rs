@@ -5,6 +5,9 @@ use crate::pause::PauseMode;
 use crate::protocol::reply;
 
 pub fn ping(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    if args.len() <= 2 && super::pubsub::subscribed_ping(ctx, args.get(1).copied()) {
+        return;
+    }
     match args.len() {
         1 => reply::simple(ctx.out, b"PONG"),
         2 => reply::bulk(ctx.out, args[1]),
@@ -138,6 +141,7 @@ pub fn hello(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if let Some(v) = version {
         ctx.client.resp = v;
         ctx.client.entry.set_resp(v);
+        super::pubsub::protocol_changed(ctx);
     }
     let resp = ctx.client.resp;
     let out = &mut *ctx.out;

@@ -27,7 +27,9 @@ mod lcs;
 mod memory;
 mod monitor;
 mod multi;
+mod notify;
 mod object;
+mod pubsub;
 mod reset;
 mod server;
 mod spec;
@@ -64,6 +66,8 @@ pub(crate) struct Client {
     pub tx: Transaction,
     /// CLIENT REPLY's mode.
     pub reply: ReplyMode,
+    /// Its channels and patterns (SUBSCRIBE...), and the inbox messages arrive in.
+    pub pubsub: crate::pubsub::Subscriptions,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -226,6 +230,16 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         stats.error(b"NOAUTH");
         return;
     }
+    if let Some(inbox) = &ctx.client.pubsub.inbox {
+        // Messages published before this command reach the client before its reply.
+        inbox.drain_into(ctx.out);
+        if pubsub::refused_when_subscribed(ctx, spec.name, name) {
+            let stats = &ctx.server.command_stats[ctx.worker];
+            stats.reject(slot);
+            stats.error(b"ERR");
+            return;
+        }
+    }
     ctx.client.entry.note_command(index);
     if ctx.client.tx.queueing() && !multi::runs_in_multi(spec.name) {
         if spec.flags & table::NO_MULTI != 0 {
@@ -237,6 +251,11 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         return;
     }
+    // Keyspace notifications: one relaxed load when they are off. Shard channels are not
+    // keys (Redis's `not_key`).
+    let events =
+        ctx.server.pubsub.events.flags() != 0 && spec.keys.0 > 0 && spec.flags & table::PUBSUB == 0;
+    let before = events.then(|| notify::before(ctx, args));
     let mark = ctx.out.len();
     let token_before = ctx.token;
     let start = clock::ticks();
@@ -251,6 +270,9 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     stats.record(slot, ticks, failed, ctx.server.settings.latency_tracking());
     if failed {
         stats.error(cmdstats::error_code(&ctx.out[mark..]));
+    }
+    if let Some(b) = before {
+        notify::after(ctx, spec, args, b, mark);
     }
     monitor::after_command(ctx, index, args, ticks);
 }

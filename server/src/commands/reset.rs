@@ -43,8 +43,8 @@ pub fn client_reply(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
-/// RESET: leaves MULTI and MONITOR, forgets watches, the name and CLIENT REPLY's mode, goes
-/// back to RESP2, and authenticates as a new connection would (not at all when a password is
+/// RESET: leaves MULTI, MONITOR and every subscription, forgets watches, the name and CLIENT
+/// REPLY's mode, goes back to RESP2, and authenticates as a new connection would (not at all when a password is
 /// set).
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     let id = ctx.client.id;
@@ -58,6 +58,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     ctx.client.authenticated = ctx.server.settings.requirepass().is_none();
     ctx.client.resp = 2;
     ctx.client.entry.set_resp(2);
+    super::pubsub::reset(ctx);
     // SELECT 0 belongs here once flin has databases.
     reply::simple(ctx.out, b"RESET");
 }

@@ -105,7 +105,12 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "clients" => info_clients(ctx, &stats, &mut s),
             "memory" => info_memory(&stats, &mut s),
             "persistence" => info_persistence(ctx, &stats, &mut s),
-            "stats" => info_stats(&stats, info_stats::total_error_replies(ctx), &mut s),
+            "stats" => info_stats(
+                &stats,
+                info_stats::total_error_replies(ctx),
+                &ctx.server.pubsub,
+                &mut s,
+            ),
             "replication" => info_replication(&mut s),
             "cpu" => info_cpu(&mut s),
             "commandstats" => info_stats::commandstats(ctx, &mut s),
@@ -257,7 +262,12 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     line!(s, "recovery_duration_ms:{}", e.recovery.duration_ms);
 }
 
-fn info_stats(st: &crate::stats::ServerStats, error_replies: u64, s: &mut String) {
+fn info_stats(
+    st: &crate::stats::ServerStats,
+    error_replies: u64,
+    pubsub: &crate::pubsub::PubSub,
+    s: &mut String,
+) {
     line!(s, "# Stats");
     line!(s, "total_connections_received:{}", st.total_connections);
     line!(s, "total_commands_processed:{}", st.ops_processed);
@@ -272,6 +282,10 @@ fn info_stats(st: &crate::stats::ServerStats, error_replies: u64, s: &mut String
     line!(s, "expired_keys:{}", st.expired_keys);
     line!(s, "keyspace_hits:{}", st.keyspace_hits);
     line!(s, "keyspace_misses:{}", st.keyspace_misses);
+    use crate::pubsub::Kind;
+    line!(s, "pubsub_channels:{}", pubsub.len(Kind::Channel));
+    line!(s, "pubsub_patterns:{}", pubsub.len(Kind::Pattern));
+    line!(s, "pubsubshard_channels:{}", pubsub.len(Kind::Shard));
     line!(s, "total_error_replies:{error_replies}");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);

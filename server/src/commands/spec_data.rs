@@ -105,7 +105,18 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "pexpiretime", tips: &[], key_specs: &[KS1], subcommands: &[] },
     CommandDoc { name: "ping", tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "psetex", tips: &[], key_specs: &[KS16], subcommands: &[] },
+    CommandDoc { name: "psubscribe", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "pttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
+    CommandDoc { name: "publish", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "pubsub", tips: &[], key_specs: &[], subcommands: &[
+        Subcommand { name: "pubsub|channels", arity: -2, flags: &["pubsub", "loading", "stale"], keys: (0, 0, 0), categories: &["@pubsub", "@slow"], tips: &[], key_specs: &[] },
+        Subcommand { name: "pubsub|help", arity: 2, flags: &["loading", "stale"], keys: (0, 0, 0), categories: &["@slow"], tips: &[], key_specs: &[] },
+        Subcommand { name: "pubsub|numpat", arity: 2, flags: &["pubsub", "loading", "stale"], keys: (0, 0, 0), categories: &["@pubsub", "@slow"], tips: &[], key_specs: &[] },
+        Subcommand { name: "pubsub|numsub", arity: -2, flags: &["pubsub", "loading", "stale"], keys: (0, 0, 0), categories: &["@pubsub", "@slow"], tips: &[], key_specs: &[] },
+        Subcommand { name: "pubsub|shardchannels", arity: -2, flags: &["pubsub", "loading", "stale"], keys: (0, 0, 0), categories: &["@pubsub", "@slow"], tips: &[], key_specs: &[] },
+        Subcommand { name: "pubsub|shardnumsub", arity: -2, flags: &["pubsub", "loading", "stale"], keys: (0, 0, 0), categories: &["@pubsub", "@slow"], tips: &[], key_specs: &[] },
+    ] },
+    CommandDoc { name: "punsubscribe", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "quit", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "randomkey", tips: &["request_policy:all_shards", "nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "rename", tips: &[], key_specs: &[KS9, KS3], subcommands: &[] },
@@ -128,13 +139,18 @@ pub(super) static DOCS: &[CommandDoc] = &[
         Subcommand { name: "slowlog|len", arity: 2, flags: &["admin", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:agg_sum", "nondeterministic_output"], key_specs: &[] },
         Subcommand { name: "slowlog|reset", arity: 2, flags: &["admin", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
     ] },
-    CommandDoc { name: "strlen", tips: &[], key_specs: &[KS20], subcommands: &[] },
+    CommandDoc { name: "spublish", tips: &[], key_specs: &[KS20], subcommands: &[] },
+    CommandDoc { name: "ssubscribe", tips: &[], key_specs: &[KS21], subcommands: &[] },
+    CommandDoc { name: "strlen", tips: &[], key_specs: &[KS22], subcommands: &[] },
+    CommandDoc { name: "subscribe", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "substr", tips: &[], key_specs: &[KS1], subcommands: &[] },
+    CommandDoc { name: "sunsubscribe", tips: &[], key_specs: &[KS21], subcommands: &[] },
     CommandDoc { name: "time", tips: &["nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "touch", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS7], subcommands: &[] },
     CommandDoc { name: "ttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
-    CommandDoc { name: "type", tips: &[], key_specs: &[KS20], subcommands: &[] },
+    CommandDoc { name: "type", tips: &[], key_specs: &[KS22], subcommands: &[] },
     CommandDoc { name: "unlink", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS6], subcommands: &[] },
+    CommandDoc { name: "unsubscribe", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "unwatch", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "watch", tips: &[], key_specs: &[KS7], subcommands: &[] },
 ];
@@ -340,6 +356,26 @@ const KS19: KeySpec = KeySpec {
     notes: None,
 };
 const KS20: KeySpec = KeySpec {
+    flags: &["not_key"],
+    begin: Begin::Index(1),
+    find: Find::Range {
+        lastkey: 0,
+        keystep: 1,
+        limit: 0,
+    },
+    notes: None,
+};
+const KS21: KeySpec = KeySpec {
+    flags: &["not_key"],
+    begin: Begin::Index(1),
+    find: Find::Range {
+        lastkey: -1,
+        keystep: 1,
+        limit: 0,
+    },
+    notes: None,
+};
+const KS22: KeySpec = KeySpec {
     flags: &["RO"],
     begin: Begin::Index(1),
     find: Find::Range {

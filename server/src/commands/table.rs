@@ -4,7 +4,7 @@
 
 use super::{
     bitfield, bits, command, config, connection, dump, keys, latency, lcs, memory, monitor, multi,
-    object, reset, server, strings, Ctx,
+    object, pubsub, reset, server, strings, Ctx,
 };
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
@@ -24,6 +24,8 @@ pub const NO_ASYNC_LOADING: u32 = 1 << 9;
 pub const NO_MULTI: u32 = 1 << 10;
 pub const ALLOW_BUSY: u32 = 1 << 11;
 pub const SKIP_SLOWLOG: u32 = 1 << 12;
+/// A Pub/Sub command (Redis's `pubsub` flag).
+pub const PUBSUB: u32 = 1 << 13;
 
 /// In the order Redis lists them.
 const FLAG_NAMES: &[(u32, &str)] = &[
@@ -31,6 +33,7 @@ const FLAG_NAMES: &[(u32, &str)] = &[
     (READONLY, "readonly"),
     (DENYOOM, "denyoom"),
     (ADMIN, "admin"),
+    (PUBSUB, "pubsub"),
     (NOSCRIPT, "noscript"),
     (LOADING, "loading"),
     (STALE, "stale"),
@@ -80,7 +83,7 @@ impl CommandSpec {
         let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
         let container = matches!(
             self.name,
-            "client" | "config" | "object" | "memory" | "slowlog" | "latency"
+            "client" | "config" | "object" | "memory" | "slowlog" | "latency" | "pubsub"
         );
         // Not admin-flagged, but in Redis's @admin and @dangerous categories.
         let admin_category = matches!(self.name, "lastsave" | "role");
@@ -95,6 +98,7 @@ impl CommandSpec {
             (f & WRITE != 0, "write"),
             (self.group == "string", "string"),
             (self.group == "bitmap", "bitmap"),
+            (self.group == "pubsub" && !container, "pubsub"),
             (f & ADMIN != 0 || admin_category, "admin"),
             (f & FAST != 0, "fast"),
             (f & FAST == 0, "slow"),
@@ -198,7 +202,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpiretime", 2, READONLY | FAST, KEY1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
     cmd!("ping", -1, FAST, NOKEYS, "connection", "1.0.0", "Returns the server's liveliness response.", connection::ping),
     cmd!("psetex", 4, WRITE | DENYOOM, KEY1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", strings::psetex),
+    cmd!("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Listen for messages published to channels matching the given patterns", pubsub::psubscribe),
     cmd!("pttl", 2, READONLY | FAST, KEY1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", keys::pttl),
+    cmd!("publish", 3, PUBSUB | LOADING | STALE | FAST, NOKEYS, "pubsub", "2.0.0", "Post a message to a channel", pubsub::publish),
+    cmd!("pubsub", -2, 0, NOKEYS, "pubsub", "2.8.0", "A container for Pub/Sub commands", pubsub::pubsub),
+    cmd!("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Stop listening for messages posted to channels matching the given patterns", pubsub::punsubscribe),
     cmd!("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, NOKEYS, "connection", "1.0.0", "Closes the connection.", connection::quit),
     cmd!("randomkey", 1, READONLY, NOKEYS, "generic", "1.0.0", "Returns a random key name from the database.", keys::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "1.0.0", "Renames a key and overwrites the destination.", keys::rename),
@@ -216,13 +224,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("setrange", 4, WRITE | DENYOOM, KEY1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", strings::setrange),
     cmd!("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", server::shutdown),
     cmd!("slowlog", -2, 0, NOKEYS, "server", "2.2.12", "A container for slow log commands", latency::slowlog),
+    cmd!("spublish", 3, PUBSUB | LOADING | STALE | FAST, KEY1, "pubsub", "7.0.0", "Post a message to a shard channel", pubsub::spublish),
+    cmd!("ssubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, ALLKEYS, "pubsub", "7.0.0", "Listen for messages published to the given shard channels", pubsub::ssubscribe),
     cmd!("strlen", 2, READONLY | FAST, KEY1, "string", "2.2.0", "Returns the length of a string value.", strings::strlen),
+    cmd!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Listen for messages published to the given channels", pubsub::subscribe),
     cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
+    cmd!("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, ALLKEYS, "pubsub", "7.0.0", "Stop listening for messages posted to the given shard channels", pubsub::sunsubscribe),
     cmd!("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", server::time),
     cmd!("touch", -2, READONLY | FAST, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
     cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),
     cmd!("type", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Determines the type of value stored at a key.", keys::type_),
     cmd!("unlink", -2, WRITE | FAST, ALLKEYS, "generic", "4.0.0", "Asynchronously deletes one or more keys.", keys::del),
+    cmd!("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Stop listening for messages posted to the given channels", pubsub::unsubscribe),
     cmd!("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "2.2.0", "Forget about all watched keys", multi::unwatch),
     cmd!("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, ALLKEYS, "transactions", "2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block", multi::watch),
 ];

@@ -1,0 +1,65 @@
+//! Guards the two ways a server learns that a key expired (for Redis's `expired` keyspace
+//! events): `Engine::remove_expired` on access, and the `Engine::on_expired` hook of the
+//! engine's own sweep. Every expired key is reported exactly once, by one of them, and a live
+//! key never is.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use flin_engine::{Engine, Fsync, Options};
+
+#[test]
+fn every_expired_key_is_reported_once_and_live_keys_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            fsync: Fsync::Never,
+            compaction: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let seen: Arc<Mutex<BTreeMap<Vec<u8>, u32>>> = Arc::default();
+    let hook_seen = seen.clone();
+    engine.on_expired(move |key| {
+        *hook_seen.lock().unwrap().entry(key.to_vec()).or_default() += 1;
+    });
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for i in 0..50u32 {
+        engine
+            .put(format!("ttl{i}").as_bytes(), b"v", now_ms + 20)
+            .unwrap();
+        engine.put(format!("keep{i}").as_bytes(), b"v", 0).unwrap();
+    }
+    // Wait (bounded) until the expiry time has passed, by the engine's own reads.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while engine.get(b"ttl49").is_some() {
+        assert!(std::time::Instant::now() < deadline, "key never expired");
+        std::thread::yield_now();
+    }
+    // Half on access (as a server's lazy expiry does), the rest by the sweep.
+    for i in 0..25u32 {
+        let key = format!("ttl{i}");
+        if engine.remove_expired(key.as_bytes()) {
+            *seen
+                .lock()
+                .unwrap()
+                .entry(key.clone().into_bytes())
+                .or_default() += 1;
+        }
+        assert!(!engine.remove_expired(key.as_bytes()), "reported twice");
+        assert!(!engine.remove_expired(format!("keep{i}").as_bytes()));
+    }
+    engine.expire_now(1 << 20);
+    let seen = seen.lock().unwrap();
+    let want: BTreeMap<Vec<u8>, u32> = (0..50u32)
+        .map(|i| (format!("ttl{i}").into_bytes(), 1))
+        .collect();
+    assert_eq!(*seen, want);
+    assert_eq!(engine.len(), 50);
+    assert_eq!(engine.get(b"keep7").as_deref(), Some(&b"v"[..]));
+}
