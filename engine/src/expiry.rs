@@ -43,20 +43,20 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
         };
         if !marked.is_empty() {
             let segs = shared.registry.load();
-            let expired: Vec<(u32, Loc, usize)> = marked
+            let expired: Vec<(u32, Loc, usize, u32)> = marked
                 .into_iter()
                 .filter_map(|(tag, loc)| {
                     // Compaction may have moved the record and retired its segment meanwhile.
                     segs.get(loc.seg)?;
                     let (h, _) = segs.record(loc)?;
-                    is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len()))
+                    is_expired(h.expire_at_ms, now).then_some((tag, loc, h.record_len(), h.ns))
                 })
                 .collect();
             if !expired.is_empty() {
                 let mut shard = shared.index.shard(shard_no).write();
-                for (tag, loc, len) in expired {
+                for (tag, loc, len, ns) in expired {
                     if let Some(i) = shard.find_loc(tag, loc) {
-                        shard.remove_at(i);
+                        shard.remove_at(i, ns);
                         segs.add_dead(loc, len);
                         removed += 1;
                     }

@@ -98,10 +98,10 @@ impl SegmentMap {
         }
     }
 
-    /// True when the record at `loc` holds `key`.
-    pub(crate) fn key_matches(&self, loc: Loc, key: &[u8]) -> bool {
+    /// True when the record at `loc` holds `key` of namespace `ns`.
+    pub(crate) fn key_matches(&self, loc: Loc, ns: u32, key: &[u8]) -> bool {
         self.record(loc)
-            .is_some_and(|(h, rec)| format::record_key(&h, rec) == key)
+            .is_some_and(|(h, rec)| h.ns == ns && format::record_key(&h, rec) == key)
     }
 
     /// Counts `bytes` of the record at `loc` as dead (superseded, deleted or expired).

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 use crate::cold::ColdReads;
+use crate::databases::Databases;
 use crate::error::{Error, Result};
 use crate::index::{Index, Loc};
 use crate::lock::DirLock;
@@ -27,6 +28,8 @@ pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) index: Index,
+    /// Which namespace holds each database.
+    pub(crate) databases: Databases,
     pub(crate) registry: Registry,
     pub(crate) log: Log,
     /// The prealloc thread's mailbox: the next log segment, and pages to fault in.
@@ -129,6 +132,7 @@ impl Shared {
     /// Appends a value record (not a tombstone), noting that some key may now expire.
     pub(crate) fn append_value(
         &self,
+        ns: u32,
         key: &[u8],
         value: &[u8],
         expire_at_ms: u64,
@@ -138,6 +142,7 @@ impl Shared {
             self.has_expiring.store(true, Ordering::Relaxed);
         }
         self.append(&Append {
+            ns,
             key,
             value,
             expire_at_ms,
