@@ -382,11 +382,12 @@ pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
         body_crc: format::body_crc(&[], &[]),
     })?;
     let segs = sh.registry.load();
-    // A slot whose record cannot be read (damaged) is left alone: its key reads as absent.
-    let ns_of = |loc: Loc| segs.record(loc).map_or(u32::MAX, |(h, _)| h.ns);
+    // Headers only: no value is read. A slot whose header is damaged is left alone (its key
+    // reads as absent).
+    let ns_of = |loc: Loc| segs.header(loc).map_or(u32::MAX, |h| h.ns);
     for s in shards.iter_mut() {
         for (loc, _) in s.remove_ns(ns, ns_of) {
-            if let Some((h, _)) = segs.record(loc) {
+            if let Some(h) = segs.header(loc) {
                 segs.add_dead(loc, h.record_len());
             }
         }

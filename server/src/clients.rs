@@ -25,6 +25,8 @@ pub struct ClientEntry {
     last_cmd: AtomicU16,
     name: Mutex<Option<Box<[u8]>>>,
     killed: AtomicBool,
+    /// The selected database, as SELECT last set it (CLIENT LIST's `db`).
+    db: std::sync::atomic::AtomicU32,
     buffers: Buffers,
 }
 
@@ -75,6 +77,7 @@ impl ClientEntry {
             last_cmd: AtomicU16::new(NO_COMMAND),
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
+            db: Default::default(),
             buffers: Buffers::default(),
         }
     }
@@ -161,14 +164,22 @@ impl ClientEntry {
         let (qbuf, rbs, argv_mem) = (load(&b.query), load(&b.read_capacity), load(&b.read_other));
         let (omem, write_capacity) = (load(&b.unsent), load(&b.write_capacity));
         let qbuf_free = rbs.saturating_sub(qbuf);
+        let db = self.db.load(Ordering::Relaxed);
         let tot_mem = rbs + argv_mem + write_capacity;
         let _ = write!(
             out,
-            " age={age} idle={idle} flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
+            " age={age} idle={idle} flags=N db={db} sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
              resp=2"
         );
+    }
+}
+
+impl ClientEntry {
+    /// Notes the database the client selected (SELECT; RESET selects 0).
+    pub fn set_db(&self, db: u32) {
+        self.db.store(db, Ordering::Relaxed);
     }
 }
 

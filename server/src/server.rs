@@ -106,6 +106,7 @@ impl Server {
             compaction_rate_bytes_per_sec: config.compaction_rate,
             cold_read_threads: usize::from(config.cold_read_threads),
             repair: config.repair,
+            databases: config.databases,
             // A worker must not block: a connection waits out a write stall at its next write
             // command (see `connection::process`).
             blocking_write_stalls: false,

@@ -1,6 +1,7 @@
 //! Commands: the table (`table`: name, arity, flags, key positions and handler of each),
 //! dispatch (`execute`) and one file per group: `strings` (GET, SET, counters...), `keys` (DEL,
-//! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, SELECT, QUIT),
+//! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, QUIT), `databases`
+//! (SELECT, MOVE, COPY, SWAPDB, FLUSHDB, DBSIZE),
 //! `client_list` (CLIENT LIST, INFO, KILL) and `server` (INFO, CONFIG, COMMAND, DBSIZE,
 //! SHUTDOWN...). Outside the crate only [`lookup`] is public, for the benches.
 //!
@@ -17,6 +18,7 @@ mod client_list;
 mod command;
 mod config;
 mod connection;
+mod databases;
 mod dump;
 mod info_stats;
 mod keys;
@@ -51,6 +53,8 @@ pub(crate) struct Client {
     pub authenticated: bool,
     /// Set by MONITOR: the connection takes it and streams the sink's lines to the client.
     pub monitor: Option<std::sync::Arc<crate::monitor::Sink>>,
+    /// The selected database (SELECT), below `--databases`.
+    pub db: u32,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -74,7 +78,13 @@ pub(crate) struct Ctx<'a> {
     pub shutdown: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The client's selected database: the engine's key calls confined to it.
+    #[inline]
+    pub fn db(&self) -> flin_engine::Db<'a> {
+        self.engine.db(self.client.db)
+    }
+
     pub fn wrote(&mut self, token: Option<WriteToken>) {
         if token > self.token {
             self.token = token;
@@ -95,7 +105,7 @@ impl Ctx<'_> {
     /// Notes a key given an expiry (absolute Unix ms), for active expiry.
     pub fn track_expiry(&self, key: &[u8], at_ms: u64) {
         if at_ms != 0 {
-            self.expiry.track(key, at_ms);
+            self.expiry.track(self.client.db, key, at_ms);
         }
     }
 

@@ -41,6 +41,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
         Subcommand { name: "config|resetstat", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &[], key_specs: &[] },
         Subcommand { name: "config|set", arity: -4, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
     ] },
+    CommandDoc { name: "copy", tips: &[], key_specs: &[KS1, KS3], subcommands: &[] },
     CommandDoc { name: "dbsize", tips: &["request_policy:all_shards", "response_policy:agg_sum"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "decr", tips: &[], key_specs: &[KS5], subcommands: &[] },
     CommandDoc { name: "decrby", tips: &[], key_specs: &[KS5], subcommands: &[] },
@@ -86,6 +87,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     ] },
     CommandDoc { name: "mget", tips: &["request_policy:multi_shard"], key_specs: &[KS13], subcommands: &[] },
     CommandDoc { name: "monitor", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "move", tips: &[], key_specs: &[KS5], subcommands: &[] },
     CommandDoc { name: "mset", tips: &["request_policy:multi_shard", "response_policy:all_succeeded"], key_specs: &[KS14], subcommands: &[] },
     CommandDoc { name: "msetnx", tips: &["request_policy:multi_shard", "response_policy:agg_min"], key_specs: &[KS15], subcommands: &[] },
     CommandDoc { name: "object", tips: &[], key_specs: &[], subcommands: &[
@@ -125,6 +127,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     ] },
     CommandDoc { name: "strlen", tips: &[], key_specs: &[KS20], subcommands: &[] },
     CommandDoc { name: "substr", tips: &[], key_specs: &[KS1], subcommands: &[] },
+    CommandDoc { name: "swapdb", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "time", tips: &["nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "touch", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS7], subcommands: &[] },
     CommandDoc { name: "ttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
