@@ -291,7 +291,7 @@ impl RecordHeader {
         if header.flags & !FLAGS_KNOWN != 0 {
             return Err(HeaderError::Invalid("unknown record flags"));
         }
-        if header.flushes_ns_only() != (header.is_flush() && header.flushes_ns_only()) {
+        if header.flushes_ns_only() && !header.is_flush() {
             return Err(HeaderError::Invalid("namespace flush flag without flush"));
         }
         if header.is_flush() && !header.flushes_ns_only() && header.ns != 0 {
@@ -435,6 +435,60 @@ mod tests {
         assert_eq!(record_key(&d, &buf), b"hello");
         assert_eq!(record_value(&d, &buf), b"world!");
         assert_eq!(trusted_header(&buf), h);
+    }
+
+    #[test]
+    fn the_namespace_round_trips_and_flush_flags_are_checked() {
+        let mut h = RecordHeader {
+            seq: 9,
+            expire_at_ms: 0,
+            key_len: 1,
+            value_len: 1,
+            flags: 0,
+            ns: NS_MAX,
+        };
+        let mut buf = vec![0u8; h.record_len()];
+        h.encode_record(b"k", b"v", &mut buf);
+        assert_eq!(RecordHeader::decode(&buf).unwrap(), h);
+        assert_eq!(trusted_header(&buf), h);
+        let encode = |h: &RecordHeader| {
+            let mut b = vec![0u8; h.record_len()];
+            h.encode_record(&[], &[], &mut b);
+            RecordHeader::decode(&b)
+        };
+        h.key_len = 0;
+        h.value_len = 0;
+        h.flags = FLAG_FLUSH | FLAG_FLUSH_NS;
+        assert!(encode(&h).is_ok(), "FLUSHDB of a namespace");
+        h.flags = FLAG_FLUSH;
+        assert!(encode(&h).is_err(), "FLUSHALL names no namespace");
+        h.ns = 0;
+        assert!(encode(&h).is_ok());
+        h.flags = FLAG_FLUSH_NS;
+        assert!(encode(&h).is_err(), "namespace flush flag without flush");
+    }
+
+    #[test]
+    fn a_newer_segment_version_is_refused_naming_both() {
+        let mut b = SegmentHeader {
+            kind: SegmentKind::Log,
+            segment_id: 1,
+        }
+        .encode();
+        put_u32(&mut b, SH_VERSION, FORMAT_VERSION + 1);
+        let crc = crc32fast::hash(&b[..SH_CRC]);
+        put_u32(&mut b, SH_CRC, crc);
+        let e = SegmentHeader::decode(&b, std::path::Path::new("x.seg")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("version {}", FORMAT_VERSION + 1)),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("to {FORMAT_VERSION}")), "{msg}");
+        put_u32(&mut b, SH_VERSION, 1);
+        let crc = crc32fast::hash(&b[..SH_CRC]);
+        put_u32(&mut b, SH_CRC, crc);
+        assert!(SegmentHeader::decode(&b, std::path::Path::new("x.seg")).is_ok());
     }
 
     #[test]
