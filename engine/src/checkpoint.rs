@@ -16,6 +16,8 @@
 //! checkpoint. It is built in `<dest>.partial` and renamed to `<dest>` only once every file and
 //! the directory are on disk, so `<dest>` never names half a checkpoint.
 //!
+//! The database map (`DATABASES`) is copied with the segments, with no swap in between.
+//!
 //! Restore by copying the checkpoint, not by serving it in place: its sealed segments share
 //! their inodes with the live store's files (on one file system).
 
@@ -101,6 +103,10 @@ pub(crate) fn checkpoint(shared: &Arc<Shared>, dest: &Path) -> Result<Checkpoint
 
 /// Links or copies every segment of the current snapshot into `to`.
 fn fill(shared: &Arc<Shared>, to: &Path) -> Result<CheckpointReport> {
+    // No SWAPDB meanwhile: the copied map must be the one every copied record was written
+    // under (the active segment is copied as it is then, past `last_seq`).
+    let (_swaps, map) = shared.databases.hold();
+    crate::databases::write(to, &map)?;
     let last_seq = shared.log.last_seq();
     crate::wait::wait_durable(shared, last_seq)?;
     // Holds every segment in it open, so none is deleted before it is linked.

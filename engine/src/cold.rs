@@ -67,6 +67,7 @@ pub(crate) fn check(
     cold: &ColdReads,
     index: &Index,
     registry: &Registry,
+    ns: u32,
     keys: &[&[u8]],
     blind: impl Fn(usize) -> bool,
 ) -> Vec<ColdRecord> {
@@ -75,7 +76,7 @@ pub(crate) fn check(
         return out;
     }
     for (i, key) in keys.iter().enumerate() {
-        let h = KeyHash::of(key);
+        let h = KeyHash::of_ns(ns, key);
         let shard = index.shard(h.shard()).read();
         if blind(i) {
             let mut candidates = 0;

@@ -199,7 +199,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
                     let to = append(shared, &mut outputs, rec)?;
                     limiter.spent(rec.len() as u64);
                     copied.push(Copied {
-                        key_hash: KeyHash::of(format::record_key(h, rec)),
+                        key_hash: KeyHash::of_ns(h.ns, format::record_key(h, rec)),
                         from: Loc {
                             seg: seg.id,
                             off: off as u32,
@@ -290,7 +290,7 @@ fn keep_record(
         return older_may_exist;
     }
     let key = format::record_key(h, rec);
-    let kh = KeyHash::of(key);
+    let kh = KeyHash::of_ns(h.ns, key);
     let here = Loc {
         seg: seg.id,
         off: off as u32,
@@ -304,7 +304,7 @@ fn keep_record(
     }
     // Expired, and nothing older can resurface: forget it here, so the index never points
     // into a retired segment.
-    shard.remove_at(i);
+    shard.remove_at(i, h.ns);
     false
 }
 

@@ -13,13 +13,14 @@ use crate::background;
 use crate::checkpoint::CheckpointReport;
 use crate::cold::{ColdReads, Fetch};
 use crate::compaction::RunReport;
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::lock::DirLock;
 use crate::log::{create_log_segment, Log, Prepared};
 use crate::options::{Fsync, Options};
 use crate::poison::Poison;
-use crate::read::{self, Entry, ScanCursor};
+use crate::read::{Entry, ScanCursor};
 use crate::registry::{Registry, SegmentMap};
 use crate::segment::Segment;
 use crate::shared::Shared;
@@ -51,6 +52,7 @@ impl Engine {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
         let dir_lock = DirLock::acquire(&dir)?;
+        let databases = crate::databases::Databases::load(&dir, options.databases)?;
         let recovered = crate::recovery::recover(&dir, &options)?;
         let next_id = recovered.next_segment_id;
         if next_id > format::SEGMENT_ID_MAX {
@@ -76,6 +78,7 @@ impl Engine {
             expired_hook: std::sync::OnceLock::new(),
             dir,
             index: recovered.index,
+            databases,
             registry: Registry::new(map, next_id + 1),
             log: Log::new(active, recovered.next_seq, options.fsync != Fsync::Always),
             prepared: Prepared::default(),
@@ -111,7 +114,7 @@ impl Engine {
     /// Calls `f` with the key's live value, or `None` (absent or expired). The value borrows the
     /// mapped segment: copy what you need inside `f`. `f` must not call back into the engine.
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
-        read::get_with(&self.shared, key, f)
+        self.db(0).get_with(key, f)
     }
 
     /// Starts bringing into cache what reading or writing each of `keys` will touch: its
@@ -121,7 +124,7 @@ impl Engine {
     /// running them. Only a hint: it changes nothing and costs a hash and two read locks per
     /// key. At most [`PREFETCH_BATCH`] keys are looked at; the rest are ignored.
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        read::prefetch(&self.shared, keys)
+        self.db(0).prefetch(keys)
     }
 
     /// Starts reading into memory, off this thread, the records that reading or writing
@@ -142,11 +145,7 @@ impl Engine {
     /// with [`Engine::put`] (a SET whatever the key holds): such a write needs the key's old
     /// record read only in rare cases, so it is fetched only then.
     pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
-        let sh = &self.shared;
-        let full = sh.verifier.is_full();
-        let blind = |i| !full && blind(i);
-        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, keys, blind);
-        (!records.is_empty()).then(|| sh.cold.submit(records))
+        self.db(0).fetch_cold_for(keys, blind)
     }
 
     /// True while memory is short (some records were found evicted recently): callers that
@@ -157,8 +156,7 @@ impl Engine {
 
     /// True when reading or writing `key` now would read a record from disk on this thread.
     pub fn would_block(&self, key: &[u8]) -> bool {
-        let sh = &self.shared;
-        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, &[key], |_| false).is_empty()
+        self.db(0).would_block(key)
     }
 
     /// Names the key's live value: the sequence number of the record holding it, or `None`
@@ -166,7 +164,7 @@ impl Engine {
     /// gives it a new version; compaction, which moves records, keeps it. WATCH compares
     /// versions to learn whether a key changed.
     pub fn version(&self, key: &[u8]) -> Option<u64> {
-        read::version(&self.shared, key)
+        self.db(0).version(key)
     }
 
     /// The key's live value, copied.
@@ -190,7 +188,7 @@ impl Engine {
     /// # Errors
     /// Oversized key or value, a full disk, or [`Error::Poisoned`] after an earlier failure.
     pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
-        write::put(&self.shared, key, value, expire_at_ms)
+        self.db(0).put(key, value, expire_at_ms)
     }
 
     /// Deletes `key`. Returns `None` when it had no live value (nothing is written).
@@ -213,19 +211,19 @@ impl Engine {
         key: &[u8],
         f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        write::update(&self.shared, key, f)
+        self.db(0).update(key, f)
     }
 
     /// Calls `f` with the live values of several keys, read at one instant: no write of any of
     /// them is seen halfway (MGET beside MSET). `f` must not call back into the engine.
     pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
-        read::get_many_with(&self.shared, keys, f)
+        self.db(0).get_many_with(keys, f)
     }
 
     /// Registers `hook`, called (on the maintenance thread) with each key the engine's own
     /// expiry sweep removes: a server reports those expirations (keyspace notifications).
     /// Only the first registration takes effect.
-    pub fn on_expired(&self, hook: impl Fn(&[u8]) + Send + Sync + 'static) {
+    pub fn on_expired(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
         let _ = self.shared.expired_hook.set(Box::new(hook));
     }
 
@@ -235,7 +233,7 @@ impl Engine {
     /// Nothing is written: an expired record stays invisible on disk. The caller counts it
     /// (the engine's `expired_keys` counts only its own sweep).
     pub fn remove_expired(&self, key: &[u8]) -> bool {
-        write::remove_expired(&self.shared, key)
+        self.db(0).remove_expired(key)
     }
 
     /// Reads several keys and decides what to write to each, as one atomic step (MSET, MSETNX,
@@ -259,7 +257,7 @@ impl Engine {
         keys: &[&[u8]],
         f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        write::update_many(&self.shared, keys, f)
+        self.db(0).update_many(keys, f)
     }
 
     /// How long the current write stall may still last, if one is on: writers are outrunning
@@ -328,7 +326,8 @@ impl Engine {
         crate::checkpoint::checkpoint(&self.shared, dest.as_ref())
     }
 
-    /// Keys in the index, including expired keys not yet removed (as Redis's DBSIZE).
+    /// Keys in the index, every database's, including expired keys not yet removed (a
+    /// database's own count is [`Db::len`], Redis's DBSIZE).
     pub fn len(&self) -> u64 {
         self.shared.index.len()
     }
@@ -348,20 +347,95 @@ impl Engine {
         count: usize,
         f: impl FnMut(&[u8], Entry<'_>),
     ) -> ScanCursor {
-        read::scan(&self.shared, cursor, count, f)
+        self.db(0).scan(cursor, count, f)
     }
 
     /// A random live key, or `None` when there is none.
     pub fn random_key(&self, random: impl FnMut() -> u64) -> Option<Vec<u8>> {
-        read::random_key(&self.shared, random)
+        self.db(0).random_key(random)
     }
 
-    /// Deletes every key (FLUSHALL). Durable when this returns, under every fsync policy.
+    /// Deletes every key of every database (FLUSHALL). Durable when this returns, under every
+    /// fsync policy.
     ///
     /// # Errors
     /// The write or fsync error.
     pub fn clear(&self) -> Result<()> {
         write::clear(&self.shared)
+    }
+
+    /// Database `db` (numbered from 0, below [`Engine::databases`]): the key calls of the
+    /// engine confined to it. The calls of `Engine` itself work on database 0.
+    ///
+    /// # Panics
+    /// When `db` is not below [`Engine::databases`] (check a client's number first).
+    #[inline]
+    pub fn db(&self, db: u32) -> Db<'_> {
+        Db::new(&self.shared, db)
+    }
+
+    /// How many databases the engine serves: [`Options::databases`], or more when the store
+    /// was written with more.
+    pub fn databases(&self) -> u32 {
+        self.shared.databases.count()
+    }
+
+    /// Swaps the contents of databases `a` and `b` (SWAPDB), whatever they hold, without
+    /// moving a record. Durable when this returns, with every write made before it: after a
+    /// crash the swap happened or not, and a write acknowledged before it is in place.
+    ///
+    /// # Errors
+    /// A database out of range ([`Error::InvalidOptions`]), the fsync or file error.
+    pub fn swap_databases(&self, a: u32, b: u32) -> Result<()> {
+        let n = self.databases();
+        if a >= n || b >= n {
+            return Err(Error::InvalidOptions(format!(
+                "database {} is outside 0..{n}",
+                a.max(b)
+            )));
+        }
+        let sh = &self.shared;
+        sh.check_poison()?;
+        sh.databases
+            .swap(&sh.dir, a, b, || wait::wait_durable(sh, sh.log.last_seq()))
+    }
+
+    /// As [`Engine::update_many`], for keys in several databases: `keys[i]` is key `keys[i].1`
+    /// of database `keys[i].0`. One atomic batch whatever databases it spans (MOVE, COPY ...
+    /// DB).
+    ///
+    /// # Errors
+    /// As for [`Engine::update_many`].
+    ///
+    /// # Panics
+    /// When `f` returns a different number of decisions than there are keys, or a database
+    /// is not below [`Engine::databases`].
+    pub fn update_many_across<'v, R>(
+        &self,
+        keys: &[(u32, &[u8])],
+        f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
+    ) -> Result<(R, Option<WriteToken>)> {
+        let nss: Vec<u32> = keys
+            .iter()
+            .map(|&(db, _)| self.shared.databases.ns(db))
+            .collect();
+        let names: Vec<&[u8]> = keys.iter().map(|&(_, k)| k).collect();
+        write::update_many(&self.shared, |i| nss[i], &names, f)
+    }
+
+    /// Keys of each database that has any (expired keys not yet removed included), by
+    /// database number: Redis's INFO keyspace.
+    pub fn database_sizes(&self) -> Vec<(u32, u64)> {
+        let by_ns = self.shared.index.ns_lens();
+        let map = self.shared.databases.snapshot();
+        let mut out: Vec<(u32, u64)> = map
+            .iter()
+            .enumerate()
+            .filter_map(|(db, ns)| by_ns.get(ns).map(|&n| (db as u32, n)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// Compacts every sealed segment holding dead bytes now, whatever the thresholds; returns

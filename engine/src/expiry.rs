@@ -44,7 +44,9 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
         if !marked.is_empty() {
             let segs = shared.registry.load();
             let hook = shared.expired_hook.get();
-            let expired: Vec<(u32, Loc, usize, Option<Vec<u8>>)> = marked
+            // Per expired record: tag, location, length, namespace, key (for the hook).
+            type Expired = (u32, Loc, usize, u32, Option<Vec<u8>>);
+            let expired: Vec<Expired> = marked
                 .into_iter()
                 .filter_map(|(tag, loc)| {
                     // Compaction may have moved the record and retired its segment meanwhile.
@@ -54,26 +56,32 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
                         return None;
                     }
                     let key = hook.map(|_| crate::format::record_key(&h, rec).to_vec());
-                    Some((tag, loc, h.record_len(), key))
+                    Some((tag, loc, h.record_len(), h.ns, key))
                 })
                 .collect();
             if !expired.is_empty() {
                 let mut gone = Vec::new();
                 {
                     let mut shard = shared.index.shard(shard_no).write();
-                    for (tag, loc, len, key) in expired {
+                    for (tag, loc, len, ns, key) in expired {
                         if let Some(i) = shard.find_loc(tag, loc) {
-                            shard.remove_at(i);
+                            shard.remove_at(i, ns);
                             segs.add_dead(loc, len);
                             removed += 1;
-                            gone.extend(key);
+                            if let Some(key) = key {
+                                gone.push((ns, key));
+                            }
                         }
                     }
                 }
-                // Outside the shard lock: the hook may take locks of its own.
+                // Outside the shard lock: the hook may take locks of its own. A namespace no
+                // database maps to any more (a SWAPDB meanwhile) is reported by the database
+                // that has it now.
                 if let Some(hook) = hook {
-                    for key in &gone {
-                        hook(key);
+                    for (ns, key) in &gone {
+                        if let Some(db) = shared.databases.db_of(*ns) {
+                            hook(db, key);
+                        }
                     }
                 }
             }

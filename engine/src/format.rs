@@ -12,10 +12,13 @@
 use crate::error::{Error, Result};
 
 /// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
-/// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"FLINSEG\x01";
-/// Bumped on any incompatible change to segment or record layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any incompatible change to segment or record layout. Version 2 gave records a
+/// namespace (database) in what were version 1's reserved header bytes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this build still reads: a version 1 segment's records are version 2
+/// records of namespace 0 (their reserved bytes are zero), so it is read as it is.
+pub const FORMAT_VERSION_OLDEST: u32 = 1;
 
 /// Bytes of the segment header at the start of every segment file.
 pub const SEGMENT_HEADER_LEN: usize = 32;
@@ -50,9 +53,13 @@ pub const RH_KEY_LEN: usize = 24;
 pub const RH_VALUE_LEN: usize = 28;
 /// Offset of the flags byte.
 pub const RH_FLAGS: usize = 32;
-/// Offset of the reserved (zero) bytes.
-pub const RH_RESERVED: usize = 33;
-const _: () = assert!(RH_RESERVED + 3 == RECORD_HEADER_LEN);
+/// Offset of the namespace (database), 24 bits; 0 in every version 1 record.
+pub const RH_NS: usize = 33;
+const _: () = assert!(RH_NS + 3 == RECORD_HEADER_LEN);
+/// Highest namespace a record may name (24 bits).
+pub const NS_MAX: u32 = (1 << 24) - 1;
+/// Most databases an engine serves (each is a namespace; the map of them is an array).
+pub const DATABASES_MAX: u32 = 1 << 16;
 const _: () = assert!(RH_HEADER_CRC + 4 == RH_SEQ);
 
 /// Record flag: the record deletes its key (no value).
@@ -64,8 +71,11 @@ pub const FLAG_FLUSH: u8 = 1 << 1;
 /// is present. Compacted segments copy records whole and ignore the flag: every batch they
 /// copy from was complete.
 pub const FLAG_BATCH_NEXT: u8 = 1 << 2;
+/// Record flag, with [`FLAG_FLUSH`] only: the flush voids the older records of its own
+/// namespace (FLUSHDB) instead of every namespace's (FLUSHALL).
+pub const FLAG_FLUSH_NS: u8 = 1 << 3;
 /// Every flag flin writes; any other bit set is damage.
-pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT;
+pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT | FLAG_FLUSH_NS;
 
 /// Longest key accepted, in bytes.
 pub const KEY_LEN_MAX: usize = 64 * 1024;
@@ -145,9 +155,16 @@ impl SegmentHeader {
             return Err(corrupt("segment header checksum mismatch".into()));
         }
         let version = get_u32(b, SH_VERSION);
-        if version != FORMAT_VERSION {
+        if version > FORMAT_VERSION {
             return Err(corrupt(format!(
-                "format version {version}, this build reads version {FORMAT_VERSION}"
+                "written by a newer flin: format version {version}, this build reads versions \
+                 {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION}"
+            )));
+        }
+        if version < FORMAT_VERSION_OLDEST {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads versions {FORMAT_VERSION_OLDEST} \
+                 to {FORMAT_VERSION}"
             )));
         }
         let kind = match get_u32(b, SH_KIND) {
@@ -178,6 +195,8 @@ pub struct RecordHeader {
     pub value_len: u32,
     /// `FLAG_*` bits.
     pub flags: u8,
+    /// The namespace (database) of the key; 0 for the default one. At most [`NS_MAX`].
+    pub ns: u32,
 }
 
 /// Why the bytes at an offset are not a valid record header.
@@ -200,9 +219,15 @@ impl RecordHeader {
         self.flags & FLAG_TOMBSTONE != 0
     }
 
-    /// The record voids every older record (FLUSHALL).
+    /// The record voids older records: every namespace's (FLUSHALL), or with
+    /// [`FLAG_FLUSH_NS`] its own namespace's (FLUSHDB).
     pub fn is_flush(&self) -> bool {
         self.flags & FLAG_FLUSH != 0
+    }
+
+    /// The flush voids only its own namespace's older records (see [`RecordHeader::is_flush`]).
+    pub fn flushes_ns_only(&self) -> bool {
+        self.flags & FLAG_FLUSH_NS != 0
     }
 
     /// More records of the same atomic batch follow (meaningful in log segments only).
@@ -232,7 +257,8 @@ impl RecordHeader {
         put_u32(h, RH_KEY_LEN, self.key_len);
         put_u32(h, RH_VALUE_LEN, self.value_len);
         h[RH_FLAGS] = self.flags;
-        h[RH_RESERVED..RECORD_HEADER_LEN].fill(0);
+        assert!(self.ns <= NS_MAX);
+        h[RH_NS..RECORD_HEADER_LEN].copy_from_slice(&self.ns.to_le_bytes()[..3]);
         put_u32(h, RH_BODY_CRC, body_crc);
         let header_crc = header_crc(h);
         put_u32(h, RH_HEADER_CRC, header_crc);
@@ -260,14 +286,16 @@ impl RecordHeader {
             key_len: get_u32(h, RH_KEY_LEN),
             value_len: get_u32(h, RH_VALUE_LEN),
             flags: h[RH_FLAGS],
+            ns: get_ns(h),
         };
         if header.flags & !FLAGS_KNOWN != 0 {
             return Err(HeaderError::Invalid("unknown record flags"));
         }
-        if h[RH_RESERVED..].iter().any(|&x| x != 0) {
-            return Err(HeaderError::Invalid(
-                "reserved record header bytes are not zero",
-            ));
+        if header.flushes_ns_only() && !header.is_flush() {
+            return Err(HeaderError::Invalid("namespace flush flag without flush"));
+        }
+        if header.is_flush() && !header.flushes_ns_only() && header.ns != 0 {
+            return Err(HeaderError::Invalid("FLUSHALL record with a namespace"));
         }
         if header.key_len as usize > KEY_LEN_MAX {
             return Err(HeaderError::Invalid("key length over KEY_LEN_MAX"));
@@ -323,6 +351,11 @@ pub fn record_value<'a>(header: &RecordHeader, b: &'a [u8]) -> &'a [u8] {
     &b[start..start + header.value_len as usize]
 }
 
+/// The 24-bit namespace at [`RH_NS`] of a record header.
+fn get_ns(h: &[u8]) -> u32 {
+    u32::from(h[RH_NS]) | u32::from(h[RH_NS + 1]) << 8 | u32::from(h[RH_NS + 2]) << 16
+}
+
 /// Reads the fields of a record header that was verified when it was written or recovered.
 /// Used on the read path, where the index only points at verified records.
 pub fn trusted_header(b: &[u8]) -> RecordHeader {
@@ -332,6 +365,7 @@ pub fn trusted_header(b: &[u8]) -> RecordHeader {
         key_len: get_u32(b, RH_KEY_LEN),
         value_len: get_u32(b, RH_VALUE_LEN),
         flags: b[RH_FLAGS],
+        ns: get_ns(b),
     }
 }
 
@@ -385,6 +419,7 @@ mod tests {
             key_len: key.len() as u32,
             value_len: value.len() as u32,
             flags: 0,
+            ns: 0,
         };
         let mut buf = vec![0u8; h.record_len()];
         h.encode_record(key, value, &mut buf);
@@ -400,6 +435,60 @@ mod tests {
         assert_eq!(record_key(&d, &buf), b"hello");
         assert_eq!(record_value(&d, &buf), b"world!");
         assert_eq!(trusted_header(&buf), h);
+    }
+
+    #[test]
+    fn the_namespace_round_trips_and_flush_flags_are_checked() {
+        let mut h = RecordHeader {
+            seq: 9,
+            expire_at_ms: 0,
+            key_len: 1,
+            value_len: 1,
+            flags: 0,
+            ns: NS_MAX,
+        };
+        let mut buf = vec![0u8; h.record_len()];
+        h.encode_record(b"k", b"v", &mut buf);
+        assert_eq!(RecordHeader::decode(&buf).unwrap(), h);
+        assert_eq!(trusted_header(&buf), h);
+        let encode = |h: &RecordHeader| {
+            let mut b = vec![0u8; h.record_len()];
+            h.encode_record(&[], &[], &mut b);
+            RecordHeader::decode(&b)
+        };
+        h.key_len = 0;
+        h.value_len = 0;
+        h.flags = FLAG_FLUSH | FLAG_FLUSH_NS;
+        assert!(encode(&h).is_ok(), "FLUSHDB of a namespace");
+        h.flags = FLAG_FLUSH;
+        assert!(encode(&h).is_err(), "FLUSHALL names no namespace");
+        h.ns = 0;
+        assert!(encode(&h).is_ok());
+        h.flags = FLAG_FLUSH_NS;
+        assert!(encode(&h).is_err(), "namespace flush flag without flush");
+    }
+
+    #[test]
+    fn a_newer_segment_version_is_refused_naming_both() {
+        let mut b = SegmentHeader {
+            kind: SegmentKind::Log,
+            segment_id: 1,
+        }
+        .encode();
+        put_u32(&mut b, SH_VERSION, FORMAT_VERSION + 1);
+        let crc = crc32fast::hash(&b[..SH_CRC]);
+        put_u32(&mut b, SH_CRC, crc);
+        let e = SegmentHeader::decode(&b, std::path::Path::new("x.seg")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("version {}", FORMAT_VERSION + 1)),
+            "{msg}"
+        );
+        assert!(msg.contains(&format!("to {FORMAT_VERSION}")), "{msg}");
+        put_u32(&mut b, SH_VERSION, 1);
+        let crc = crc32fast::hash(&b[..SH_CRC]);
+        put_u32(&mut b, SH_CRC, crc);
+        assert!(SegmentHeader::decode(&b, std::path::Path::new("x.seg")).is_ok());
     }
 
     #[test]

@@ -4,20 +4,21 @@
 //! ```text
 //! header (40 bytes)
 //! 0   8  magic "FLINHNT\x01"
-//! 8   4  format version (1)
+//! 8   4  format version (2; version 1 entries lack the namespace: 29 bytes + key)
 //! 12  4  segment id
 //! 16  8  segment length in bytes (the hint describes exactly this many bytes)
 //! 24  8  entry count
 //! 32  4  reserved, 0
 //! 36  4  CRC32 of bytes 0..36
-//! entries, back to back (29 bytes + key)
+//! entries, back to back (32 bytes + key)
 //! 0   8  seq
 //! 8   8  expire_at_ms
 //! 16  4  record offset in the segment
 //! 20  4  value length
 //! 24  4  key length
 //! 28  1  flags
-//! 29  .. key
+//! 29  3  namespace (24 bits)
+//! 32  .. key
 //! trailer
 //! 0   4  CRC32 of all entry bytes
 //! ```
@@ -38,11 +39,16 @@ use crate::segment::Segment;
 /// "FLINHNT" and a format byte, the first 8 bytes of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"FLINHNT\x01";
 /// The hint format version.
-pub const HINT_VERSION: u32 = 1;
+pub const HINT_VERSION: u32 = 2;
+/// Version 1 hints (written before records had namespaces) are still read: their entries are
+/// [`HINT_ENTRY_FIXED_LEN_V1`] bytes, and every record is in namespace 0.
+const HINT_VERSION_V1: u32 = 1;
 /// Bytes of the hint file header.
 pub const HINT_HEADER_LEN: usize = 40;
 /// Bytes of an entry before its key.
-pub const HINT_ENTRY_FIXED_LEN: usize = 29;
+pub const HINT_ENTRY_FIXED_LEN: usize = 32;
+/// Bytes of a version 1 entry before its key.
+pub const HINT_ENTRY_FIXED_LEN_V1: usize = 29;
 /// Bytes of the trailer (the entries' CRC32).
 pub const HINT_TRAILER_LEN: usize = 4;
 const HH_VERSION: usize = 8;
@@ -96,6 +102,7 @@ impl HintBuilder {
         Hint {
             bytes,
             count: self.count,
+            fixed_len: HINT_ENTRY_FIXED_LEN,
         }
     }
 }
@@ -109,7 +116,24 @@ fn encode_entry(offset: u64, h: &RecordHeader) -> [u8; HINT_ENTRY_FIXED_LEN] {
     put_u32(&mut fixed, 20, h.value_len);
     put_u32(&mut fixed, 24, h.key_len);
     fixed[28] = h.flags;
+    fixed[29..32].copy_from_slice(&h.ns.to_le_bytes()[..3]);
     fixed
+}
+
+/// The record header an entry's fixed part describes (`f` is the whole fixed part).
+fn decode_entry(f: &[u8]) -> RecordHeader {
+    RecordHeader {
+        seq: get_u64(f, 0),
+        expire_at_ms: get_u64(f, 8),
+        key_len: get_u32(f, 24),
+        value_len: get_u32(f, 20),
+        flags: f[28],
+        ns: if f.len() >= HINT_ENTRY_FIXED_LEN {
+            u32::from(f[29]) | u32::from(f[30]) << 8 | u32::from(f[31]) << 16
+        } else {
+            0
+        },
+    }
 }
 
 /// Writes the hint file of a sealed segment. The segment's records are read through its map,
@@ -216,6 +240,8 @@ fn scan_into(
 pub struct Hint {
     bytes: Vec<u8>,
     pub count: u64,
+    /// Bytes of each entry before its key: by the hint's version.
+    fixed_len: usize,
 }
 
 impl Hint {
@@ -245,9 +271,11 @@ impl Hint {
         if h[..8] != HINT_MAGIC || get_u32(h, HH_CRC) != crc32fast::hash(&h[..HH_CRC]) {
             return Err(bad("bad hint header (magic or checksum)".into()));
         }
-        if get_u32(h, HH_VERSION) != HINT_VERSION {
-            return Err(bad(format!("hint version {}", get_u32(h, HH_VERSION))));
-        }
+        let fixed_len = match get_u32(h, HH_VERSION) {
+            HINT_VERSION => HINT_ENTRY_FIXED_LEN,
+            HINT_VERSION_V1 => HINT_ENTRY_FIXED_LEN_V1,
+            v => return Err(bad(format!("hint version {v}"))),
+        };
         if get_u32(h, HH_SEGMENT_ID) != id {
             return Err(bad("hint names another segment".into()));
         }
@@ -263,7 +291,11 @@ impl Hint {
             return Err(bad("hint entries checksum mismatch".into()));
         }
         let count = get_u64(h, HH_COUNT);
-        let hint = Hint { bytes, count };
+        let hint = Hint {
+            bytes,
+            count,
+            fixed_len,
+        };
         // Walk once so later iteration can rely on well-formed entries.
         let mut n = 0u64;
         let mut last_offset = None;
@@ -295,9 +327,9 @@ impl Hint {
         let body = &self.bytes[..self.bytes.len() - HINT_TRAILER_LEN];
         let mut out = Vec::with_capacity(self.count.min(1 << 24) as usize);
         let mut at = HINT_HEADER_LEN;
-        while at + HINT_ENTRY_FIXED_LEN <= body.len() {
+        while at + self.fixed_len <= body.len() {
             out.push(at as u32);
-            at += HINT_ENTRY_FIXED_LEN + get_u32(&body[at..], 24) as usize;
+            at += self.fixed_len + get_u32(&body[at..], 24) as usize;
         }
         out
     }
@@ -309,18 +341,13 @@ impl Hint {
         let off_of = |pos: &u32| get_u32(&body[*pos as usize..], 16);
         let i = positions.binary_search_by_key(&offset, off_of).ok()?;
         let at = positions[i] as usize;
-        let f = &body[at..at + HINT_ENTRY_FIXED_LEN];
+        let fixed = self.fixed_len;
+        let f = &body[at..at + fixed];
         let key_len = get_u32(f, 24) as usize;
-        let key = body.get(at + HINT_ENTRY_FIXED_LEN..at + HINT_ENTRY_FIXED_LEN + key_len)?;
+        let key = body.get(at + fixed..at + fixed + key_len)?;
         Some(HintEntry {
             offset,
-            header: RecordHeader {
-                seq: get_u64(f, 0),
-                expire_at_ms: get_u64(f, 8),
-                key_len: key_len as u32,
-                value_len: get_u32(f, 20),
-                flags: f[28],
-            },
+            header: decode_entry(f),
             key,
         })
     }
@@ -332,25 +359,20 @@ impl Hint {
         let body = &self.bytes[..self.bytes.len() - HINT_TRAILER_LEN];
         let mut at = HINT_HEADER_LEN;
         let mut failed = false;
+        let fixed = self.fixed_len;
         std::iter::from_fn(move || {
             if failed || at >= body.len() {
                 return None;
             }
             let pos = at as u64;
-            if body.len() - at < HINT_ENTRY_FIXED_LEN {
+            if body.len() - at < fixed {
                 failed = true;
                 return Some(Err((pos, "truncated hint entry")));
             }
-            let f = &body[at..at + HINT_ENTRY_FIXED_LEN];
-            let key_len = get_u32(f, 24) as usize;
-            let header = RecordHeader {
-                seq: get_u64(f, 0),
-                expire_at_ms: get_u64(f, 8),
-                key_len: key_len as u32,
-                value_len: get_u32(f, 20),
-                flags: f[28],
-            };
-            let key_start = at + HINT_ENTRY_FIXED_LEN;
+            let f = &body[at..at + fixed];
+            let header = decode_entry(f);
+            let key_len = header.key_len as usize;
+            let key_start = at + fixed;
             if key_len > KEY_LEN_MAX || body.len() - key_start < key_len {
                 failed = true;
                 return Some(Err((pos, "hint entry key runs past the end")));

@@ -20,7 +20,7 @@
 //! 16 / 0.53 = 30 bytes per key; after `open`, tables are cut to their keys (20-25 bytes).
 
 use parking_lot::RwLock;
-use xxhash_rust::xxh3::xxh3_128;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
 pub const SHARD_COUNT: usize = 256;
 const SHARD_BITS: u32 = 8;
@@ -58,6 +58,19 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 16);
 pub struct KeyHash(u128);
 
 impl KeyHash {
+    /// The hash of `key` in namespace `ns`: namespace 0 hashes the key alone (as version 1
+    /// did), any other seeds the hash with the namespace, so the same key in two namespaces
+    /// has two unrelated fingerprints.
+    #[inline]
+    pub fn of_ns(ns: u32, key: &[u8]) -> KeyHash {
+        if ns == 0 {
+            KeyHash::of(key)
+        } else {
+            KeyHash(xxh3_128_with_seed(key, u64::from(ns)))
+        }
+    }
+
+    /// The hash of `key` in namespace 0.
     pub fn of(key: &[u8]) -> KeyHash {
         #[cfg(test)]
         if let Some(rest) = key.strip_prefix(COLLIDE_PREFIX) {
@@ -142,6 +155,28 @@ impl Index {
         self.shards.iter().map(|s| s.read().len() as u64).sum()
     }
 
+    /// Keys of namespace `ns` (expired keys not yet removed included).
+    pub fn ns_len(&self, ns: u32) -> u64 {
+        self.shards.iter().map(|s| s.read().ns_len(ns) as u64).sum()
+    }
+
+    /// Keys of every namespace that has any, by namespace.
+    pub fn ns_lens(&self) -> std::collections::BTreeMap<u32, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for s in self.shards.iter() {
+            let t = s.read();
+            let mut others = 0;
+            for (ns, n) in t.ns_lens() {
+                *out.entry(ns).or_insert(0) += n as u64;
+                others += n;
+            }
+            if t.len() > others {
+                *out.entry(0).or_insert(0) += (t.len() - others) as u64;
+            }
+        }
+        out
+    }
+
     /// Bytes of memory held by the tables.
     pub fn memory_bytes(&self) -> u64 {
         self.shards
@@ -156,6 +191,9 @@ impl Index {
 pub struct Table {
     slots: Vec<Slot>,
     len: usize,
+    /// Keys of each namespace other than 0 (slots do not say their namespace: the callers
+    /// that insert and remove do). Namespace 0 has `len` minus the sum.
+    ns_len: std::collections::BTreeMap<u32, usize>,
 }
 
 impl Table {
@@ -164,11 +202,57 @@ impl Table {
         Table {
             slots: vec![Slot::default(); n],
             len: 0,
+            ns_len: Default::default(),
         }
     }
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Keys of namespace `ns` in this shard.
+    pub fn ns_len(&self, ns: u32) -> usize {
+        if ns == 0 {
+            self.len - self.ns_len.values().sum::<usize>()
+        } else {
+            self.ns_len.get(&ns).copied().unwrap_or(0)
+        }
+    }
+
+    /// Keys of each namespace other than 0 that has any.
+    pub fn ns_lens(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        self.ns_len.iter().map(|(&ns, &n)| (ns, n))
+    }
+
+    /// Counts every key's namespace again, `ns_of` telling it from the key's location
+    /// (recovery, after its sweep removed slots without knowing their namespace).
+    pub fn recount_ns(&mut self, mut ns_of: impl FnMut(Loc) -> u32) {
+        self.ns_len.clear();
+        for s in self.slots.iter().filter(|s| s.seg != 0) {
+            let ns = ns_of(Loc {
+                seg: s.seg,
+                off: s.off & !OFFSET_MARK,
+            });
+            if ns != 0 {
+                *self.ns_len.entry(ns).or_default() += 1;
+            }
+        }
+    }
+
+    fn count_ns(&mut self, ns: u32, up: bool) {
+        if ns == 0 {
+            return;
+        }
+        let n = self.ns_len.entry(ns).or_default();
+        if up {
+            *n += 1;
+        } else {
+            assert!(*n > 0, "namespace {ns} count below zero");
+            *n -= 1;
+            if *n == 0 {
+                self.ns_len.remove(&ns);
+            }
+        }
     }
 
     pub fn capacity_slots(&self) -> usize {
@@ -263,8 +347,8 @@ impl Table {
         s.off = loc.off | if marked { OFFSET_MARK } else { 0 };
     }
 
-    /// Inserts a key that [`Table::find`] just reported absent.
-    pub fn insert_absent(&mut self, h: KeyHash, loc: Loc, marked: bool) {
+    /// Inserts a key of namespace `ns` that [`Table::find`] just reported absent.
+    pub fn insert_absent(&mut self, h: KeyHash, loc: Loc, marked: bool, ns: u32) {
         assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
         if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
             let n = self.slots.len() + self.slots.len() / 2;
@@ -278,6 +362,7 @@ impl Table {
             off,
         });
         self.len += 1;
+        self.count_ns(ns, true);
     }
 
     fn place(&mut self, slot: Slot) {
@@ -303,8 +388,9 @@ impl Table {
         }
     }
 
-    /// Removes slot `i`, shifting later members of its probe run back so lookups stay correct.
-    pub fn remove_at(&mut self, i: usize) {
+    /// Removes slot `i`, a key of namespace `ns`, shifting later members of its probe run back
+    /// so lookups stay correct.
+    pub fn remove_at(&mut self, i: usize, ns: u32) {
         assert!(self.slots[i].seg != 0, "remove of an empty slot");
         let mut hole = i;
         let mut j = self.next(i);
@@ -328,6 +414,7 @@ impl Table {
         }
         self.slots[hole] = Slot::default();
         self.len -= 1;
+        self.count_ns(ns, false);
     }
 
     /// Removes every marked slot (recovery's tombstones); returns how many.
@@ -364,6 +451,34 @@ impl Table {
         if n < self.slots.len() {
             self.grow_to(n);
         }
+    }
+
+    /// Removes every key of namespace `ns` (`ns_of` tells a slot's namespace from its
+    /// location) and returns their locations, each with its slot's mark.
+    pub fn remove_ns(&mut self, ns: u32, mut ns_of: impl FnMut(Loc) -> u32) -> Vec<(Loc, bool)> {
+        let mut gone = Vec::new();
+        let mut kept = Vec::with_capacity(self.len);
+        for s in self.slots.iter().copied().filter(|s| s.seg != 0) {
+            let loc = Loc {
+                seg: s.seg,
+                off: s.off & !OFFSET_MARK,
+            };
+            if ns_of(loc) == ns {
+                gone.push((loc, s.off & OFFSET_MARK != 0));
+            } else {
+                kept.push(s);
+            }
+        }
+        if gone.is_empty() {
+            return gone;
+        }
+        self.slots = vec![Slot::default(); slots_for(kept.len())];
+        self.len = kept.len();
+        for s in kept {
+            self.place(s);
+        }
+        self.ns_len.remove(&ns);
+        gone
     }
 
     /// Drops every key and shrinks to the minimum size.
@@ -430,7 +545,7 @@ mod tests {
             let found = t.find(tag, |l| u64::from(l.off) == k);
             if step % 3 == 0 {
                 if let Some(i) = found {
-                    t.remove_at(i);
+                    t.remove_at(i, 0);
                 }
                 model.remove(&k);
             } else {
@@ -440,7 +555,7 @@ mod tests {
                 };
                 match found {
                     Some(i) => t.set(i, loc, false),
-                    None => t.insert_absent(tag, loc, false),
+                    None => t.insert_absent(tag, loc, false, 0),
                 }
                 model.insert(k, loc.seg);
             }
@@ -459,14 +574,14 @@ mod tests {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         let same = KeyHash::from_parts(0, 7, 9);
         for k in 0..5u32 {
-            t.insert_absent(same, Loc { seg: 1, off: k }, false);
+            t.insert_absent(same, Loc { seg: 1, off: k }, false, 0);
         }
         for k in 0..5u32 {
             let i = t.find(same, |l| l.off == k).expect("present");
             assert_eq!(t.loc(i).off, k);
         }
         let i = t.find(same, |l| l.off == 2).unwrap();
-        t.remove_at(i);
+        t.remove_at(i, 0);
         assert!(t.find(same, |l| l.off == 2).is_none());
         for k in [0u32, 1, 3, 4] {
             assert!(t.find(same, |l| l.off == k).is_some());
@@ -483,10 +598,39 @@ mod tests {
     }
 
     #[test]
+    fn namespaces_are_counted_and_removed_alone() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        for k in 0..300u32 {
+            let ns = k % 3;
+            let h = KeyHash::of_ns(ns, &k.to_le_bytes());
+            t.insert_absent(
+                h,
+                Loc {
+                    seg: 1 + ns,
+                    off: k,
+                },
+                false,
+                ns,
+            );
+        }
+        assert_eq!((t.ns_len(0), t.ns_len(1), t.ns_len(2)), (100, 100, 100));
+        let gone = t.remove_ns(1, |l| l.seg - 1);
+        assert_eq!(gone.len(), 100);
+        assert_eq!((t.ns_len(0), t.ns_len(1), t.ns_len(2)), (100, 0, 100));
+        for k in 0..300u32 {
+            let ns = k % 3;
+            let h = KeyHash::of_ns(ns, &k.to_le_bytes());
+            assert_eq!(t.find(h, |l| l.off == k).is_some(), ns != 1, "key {k}");
+        }
+        assert_ne!(KeyHash::of_ns(1, b"k"), KeyHash::of_ns(2, b"k"));
+        assert_eq!(KeyHash::of_ns(0, b"k"), KeyHash::of(b"k"));
+    }
+
+    #[test]
     fn marked_slots_are_swept() {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         for k in 0..100u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, k % 2 == 0);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, k % 2 == 0, 0);
         }
         assert_eq!(t.sweep_marked(), 50);
         assert_eq!(t.len(), 50);
@@ -500,7 +644,7 @@ mod tests {
     fn load_stays_under_eighty_percent() {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         for k in 0..10_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
             assert!(t.len() * 5 <= t.capacity_slots() * 4);
         }
     }
@@ -510,7 +654,7 @@ mod tests {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         t.reserve(40_000);
         for k in 0..5_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
         }
         let before = t.capacity_slots();
         t.shrink_to_fit();
@@ -539,7 +683,7 @@ mod tests {
         let slots = t.capacity_slots();
         assert!(slots * 4 >= 40_000 * 5, "{slots} slots");
         for k in 0..40_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
         }
         assert_eq!(t.capacity_slots(), slots, "no growth after reserving");
     }

@@ -10,7 +10,8 @@
 //!   (hash tag, segment id, offset); the key itself is checked against the record in the map.
 //! - `segment`: one segment file: create and preallocate, append through a shared writable
 //!   map, read through the same map, seal (truncate, fsync). `hint`: hint files.
-//! - `registry`: which segments exist (copy-on-write map) and new segment ids.
+//! - `registry`: which segments exist (copy-on-write map) and new segment ids;
+//!   `databases`: which namespace holds each database (SWAPDB swaps two entries).
 //! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
 //!   use against the space bound).
 //! - `log`: the active segment, sequence numbers and rolling to a new segment.
@@ -21,7 +22,7 @@
 //! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
 //!   `checkpoint`: the paths that work on `shared`.
 //! - `background`: the sync, prealloc and maintenance threads (a panic in one poisons).
-//! - `engine`: [`Engine`], the public handle.
+//! - `db`: [`Db`], one database's key calls; `engine`: [`Engine`], the public handle.
 //!
 //! # Data flow
 //! A write takes its key's index shard lock, appends a record to the active segment under the
@@ -31,6 +32,13 @@
 //! waits behind an fsync, which runs on the sync thread. Durability is tracked by sequence
 //! number: [`WriteToken`]s say which writes a caller needs on disk, [`Engine::durable`] waits
 //! for them without blocking an async runtime.
+//!
+//! # Databases
+//! Keys live in numbered databases (Redis's SELECT): [`Engine::db`] gives one's key calls.
+//! Each record names its namespace (0 for database 0 until a swap) in its header, and the
+//! index hashes a key with its namespace, so database 0's records and hashing are those of a
+//! store without databases. FLUSHDB writes one namespace flush record; SWAPDB swaps two
+//! entries of a small durable map (`DATABASES`), moving no record.
 
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -40,6 +48,8 @@ mod checkpoint;
 mod clock;
 mod cold;
 mod compaction;
+mod databases;
+mod db;
 mod engine;
 mod error;
 mod expiry;
@@ -70,9 +80,10 @@ pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
 pub use cold::{Failures, Fetch};
 pub use compaction::RunReport;
+pub use db::Db;
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use format::{BATCH_LEN_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
+pub use format::{BATCH_LEN_MAX, DATABASES_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use options::{Fsync, Options};
 pub use read::{Entry, ScanCursor, PREFETCH_BATCH};
 pub use stall::WRITE_STALL_MAX;
@@ -84,6 +95,7 @@ pub use write::{Update, WriteToken};
 /// files and the record scanner, and fault injection. Not part of the API.
 #[doc(hidden)]
 pub mod testing {
+    pub use crate::databases::DATABASES_FILE;
     pub use crate::format::*;
     pub use crate::hint::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
     pub use crate::scan::{scan_records, ScanEnd};

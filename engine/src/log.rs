@@ -51,6 +51,8 @@ pub(crate) struct LogState {
 
 /// A record to append.
 pub(crate) struct Append<'a> {
+    /// The key's namespace (database).
+    pub ns: u32,
     pub key: &'a [u8],
     pub value: &'a [u8],
     pub expire_at_ms: u64,
@@ -222,6 +224,7 @@ impl Log {
             key_len: rec.key.len() as u32,
             value_len: rec.value.len() as u32,
             flags: rec.flags,
+            ns: rec.ns,
         };
         let seg = &st.active;
         let off = seg.len();

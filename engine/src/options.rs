@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::format::{SEGMENT_SIZE_MAX_BYTES, SEGMENT_SIZE_MIN_BYTES};
+use crate::format::{DATABASES_MAX, SEGMENT_SIZE_MAX_BYTES, SEGMENT_SIZE_MIN_BYTES};
 
 /// When appended records reach the disk, as Redis's `appendfsync`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -70,6 +70,9 @@ pub struct Options {
     /// Threads that read records not in memory for callers that must not wait for the disk
     /// (see `Engine::fetch_cold`): at most this many such reads are in flight at once.
     pub cold_read_threads: usize,
+    /// Databases served (Redis's `databases`), numbered from 0: see [`crate::Engine::db`].
+    /// A store written with more keeps them all.
+    pub databases: u32,
 }
 
 impl Default for Options {
@@ -87,6 +90,7 @@ impl Default for Options {
             background_nice: 10,
             blocking_write_stalls: true,
             cold_read_threads: 16,
+            databases: 16,
         }
     }
 }
@@ -123,6 +127,12 @@ impl Options {
             return Err(Error::InvalidOptions(format!(
                 "cold read threads {} is outside 1..={COLD_READ_THREADS_MAX}",
                 self.cold_read_threads
+            )));
+        }
+        if !(1..=DATABASES_MAX).contains(&self.databases) {
+            return Err(Error::InvalidOptions(format!(
+                "databases {} is outside 1..={}",
+                self.databases, DATABASES_MAX
             )));
         }
         Ok(())

@@ -26,8 +26,13 @@ pub type ScanCursor = u64;
 pub const PREFETCH_BATCH: usize = 32;
 
 /// Calls `f` with the key's live value (see `Engine::get_with`).
-pub(crate) fn get_with<R>(sh: &Shared, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
-    let h = KeyHash::of(key);
+pub(crate) fn get_with<R>(
+    sh: &Shared,
+    ns: u32,
+    key: &[u8],
+    f: impl FnOnce(Option<Entry<'_>>) -> R,
+) -> R {
+    let h = KeyHash::of_ns(ns, key);
     let shard = sh.index.shard(h.shard()).read();
     // Load the registry after taking the shard lock: every segment the shard points at was
     // registered before the write that made it point there released the lock.
@@ -37,7 +42,7 @@ pub(crate) fn get_with<R>(sh: &Shared, key: &[u8], f: impl FnOnce(Option<Entry<'
         let Some((hdr, rec)) = segs.record(loc) else {
             return false;
         };
-        let same = format::record_key(&hdr, rec) == key;
+        let same = hdr.ns == ns && format::record_key(&hdr, rec) == key;
         if same {
             hit = Some((hdr, rec));
         }
@@ -53,31 +58,22 @@ pub(crate) fn get_with<R>(sh: &Shared, key: &[u8], f: impl FnOnce(Option<Entry<'
 }
 
 /// The sequence number of the key's live record, or `None` (see `Engine::version`).
-pub(crate) fn version(sh: &Shared, key: &[u8]) -> Option<u64> {
-    let h = KeyHash::of(key);
+pub(crate) fn version(sh: &Shared, ns: u32, key: &[u8]) -> Option<u64> {
+    let h = KeyHash::of_ns(ns, key);
     let shard = sh.index.shard(h.shard()).read();
     let segs = sh.registry.load();
-    let mut hit = None;
-    shard.find(h, |loc| {
-        let Some((hdr, rec)) = segs.record(loc) else {
-            return false;
-        };
-        let same = format::record_key(&hdr, rec) == key;
-        if same {
-            hit = Some(hdr);
-        }
-        same
-    });
-    hit.filter(|hdr| !expired_now(hdr.expire_at_ms))
-        .map(|hdr| hdr.seq)
+    let (_, current) = find_current(&shard, &segs, ns, key, h);
+    current
+        .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
+        .map(|(_, hdr, _)| hdr.seq)
 }
 
 /// Brings the slots and records of `keys` into the CPU cache (see `Engine::prefetch`).
-pub(crate) fn prefetch(sh: &Shared, keys: &[&[u8]]) {
+pub(crate) fn prefetch(sh: &Shared, ns: u32, keys: &[&[u8]]) {
     let mut hashes = [KeyHash::of(b""); PREFETCH_BATCH];
     let n = keys.len().min(PREFETCH_BATCH);
     for (h, key) in hashes.iter_mut().zip(keys) {
-        *h = KeyHash::of(key);
+        *h = KeyHash::of_ns(ns, key);
     }
     let segs = sh.registry.load();
     prefetch_keys(&hashes[..n], &segs, |h| sh.index.shard(h.shard()).read());
@@ -86,10 +82,11 @@ pub(crate) fn prefetch(sh: &Shared, keys: &[&[u8]]) {
 /// Calls `f` with several keys' live values read at one instant (see `Engine::get_many_with`).
 pub(crate) fn get_many_with<R>(
     sh: &Shared,
+    ns: u32,
     keys: &[&[u8]],
     f: impl FnOnce(&[Option<Entry<'_>>]) -> R,
 ) -> R {
-    let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+    let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of_ns(ns, k)).collect();
     let shard_nos = distinct_shards(&hashes);
     // Ascending shard order, as every holder of several shard locks takes them.
     let guards: Vec<_> = shard_nos
@@ -97,16 +94,18 @@ pub(crate) fn get_many_with<R>(
         .map(|&i| sh.index.shard(i).read())
         .collect();
     let segs = sh.registry.load();
-    let entries: Vec<Option<Entry<'_>>> = find_all(&guards, &shard_nos, keys, &hashes, &segs)
-        .into_iter()
-        .map(live_entry)
-        .collect();
+    let entries: Vec<Option<Entry<'_>>> =
+        find_all(&guards, &shard_nos, |_| ns, keys, &hashes, &segs)
+            .into_iter()
+            .map(live_entry)
+            .collect();
     f(&entries)
 }
 
 /// One batch of a scan over the live keys (see `Engine::scan`).
 pub(crate) fn scan(
     sh: &Shared,
+    ns: u32,
     cursor: ScanCursor,
     count: usize,
     mut f: impl FnMut(&[u8], Entry<'_>),
@@ -130,7 +129,7 @@ pub(crate) fn scan(
             tags.sort_unstable_by_key(|t| t.0);
             cut = tags.len();
             for &(_, i) in &tags {
-                emit(&shard, &segs, i, now, &mut f);
+                emit(&shard, &segs, ns, i, now, &mut f);
             }
             if boundary == tag_from || cut == 0 {
                 // One tag group larger than `count`: emit it whole and move past it.
@@ -141,14 +140,14 @@ pub(crate) fn scan(
                     .map(|t| t.1)
                     .collect();
                 for i in group {
-                    emit(&shard, &segs, i, now, &mut f);
+                    emit(&shard, &segs, ns, i, now, &mut f);
                 }
                 return next_cursor(shard_no, boundary);
             }
             return (shard_no as u64) << 32 | u64::from(boundary);
         }
         for &(_, i) in &tags {
-            emit(&shard, &segs, i, now, &mut f);
+            emit(&shard, &segs, ns, i, now, &mut f);
         }
         seen += cut;
         shard_no += 1;
@@ -165,8 +164,11 @@ pub(crate) fn scan(
 }
 
 /// A random live key (see `Engine::random_key`).
-pub(crate) fn random_key(sh: &Shared, mut random: impl FnMut() -> u64) -> Option<Vec<u8>> {
+pub(crate) fn random_key(sh: &Shared, ns: u32, mut random: impl FnMut() -> u64) -> Option<Vec<u8>> {
     let now = now_ms();
+    if sh.index.ns_len(ns) == 0 {
+        return None;
+    }
     for _ in 0..64 {
         let r = random();
         let start = (r >> 56) as usize;
@@ -177,14 +179,34 @@ pub(crate) fn random_key(sh: &Shared, mut random: impl FnMut() -> u64) -> Option
             };
             let segs = sh.registry.load();
             match segs.record(shard.loc(i)) {
-                Some((hdr, rec)) if !is_expired(hdr.expire_at_ms, now) => {
+                Some((hdr, rec)) if hdr.ns == ns && !is_expired(hdr.expire_at_ms, now) => {
                     return Some(format::record_key(&hdr, rec).to_vec());
                 }
                 _ => break,
             }
         }
     }
-    None
+    // A namespace with few of the keys: random slots rarely land in it. Take the first
+    // live key a scan from a random place finds instead.
+    let start = (random() % SHARD_COUNT as u64) << 32;
+    let mut found = None;
+    for from in [start, 0] {
+        let mut cursor = from;
+        loop {
+            cursor = scan(sh, ns, cursor, 256, |key, _| {
+                if found.is_none() {
+                    found = Some(key.to_vec());
+                }
+            });
+            if found.is_some() || cursor == 0 {
+                break;
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    found
 }
 
 /// The distinct index shards of `hashes`, ascending: the order in which every holder of
@@ -233,23 +255,24 @@ pub(crate) fn prefetch_keys<T: std::ops::Deref<Target = Table>>(
 pub(crate) fn find_all<'a, G: std::ops::Deref<Target = Table>>(
     guards: &[G],
     shard_nos: &[usize],
+    ns_of: impl Fn(usize) -> u32,
     keys: &[&[u8]],
     hashes: &[KeyHash],
     segs: &'a SegmentMap,
 ) -> Vec<Current<'a>> {
     let mut found = Vec::with_capacity(keys.len());
-    for (keys, hashes) in keys
+    for (chunk, (keys, hashes)) in keys
         .chunks(PREFETCH_BATCH)
         .zip(hashes.chunks(PREFETCH_BATCH))
+        .enumerate()
     {
         if keys.len() > 1 {
             prefetch_keys(hashes, segs, |h| &*guards[guard_of(shard_nos, h)]);
         }
-        found.extend(
-            keys.iter()
-                .zip(hashes)
-                .map(|(key, h)| find_current(&guards[guard_of(shard_nos, h)], segs, key, *h).1),
-        );
+        found.extend(keys.iter().zip(hashes).enumerate().map(|(j, (key, h))| {
+            let ns = ns_of(chunk * PREFETCH_BATCH + j);
+            find_current(&guards[guard_of(shard_nos, h)], segs, ns, key, *h).1
+        }));
     }
     found
 }
@@ -260,10 +283,11 @@ pub(crate) type Current<'a> = Option<(Loc, RecordHeader, &'a [u8])>;
 pub(crate) fn find_current<'a>(
     shard: &Table,
     segs: &'a SegmentMap,
+    ns: u32,
     key: &[u8],
     h: KeyHash,
 ) -> (Option<usize>, Current<'a>) {
-    let slot = shard.find(h, |loc| segs.key_matches(loc, key));
+    let slot = shard.find(h, |loc| segs.key_matches(loc, ns, key));
     let current = slot.and_then(|i| {
         let loc = shard.loc(i);
         segs.record(loc).map(|(hdr, rec)| (loc, hdr, rec))
@@ -284,6 +308,7 @@ pub(crate) fn live_entry(current: Current<'_>) -> Option<Entry<'_>> {
 fn emit(
     shard: &Table,
     segs: &SegmentMap,
+    ns: u32,
     i: usize,
     now: u64,
     f: &mut impl FnMut(&[u8], Entry<'_>),
@@ -291,7 +316,7 @@ fn emit(
     let Some((hdr, rec)) = segs.record(shard.loc(i)) else {
         return;
     };
-    if !is_expired(hdr.expire_at_ms, now) {
+    if hdr.ns == ns && !is_expired(hdr.expire_at_ms, now) {
         f(
             format::record_key(&hdr, rec),
             Entry {

@@ -137,7 +137,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     let mut batch: Vec<Pending<'_>> = Vec::with_capacity(PREFETCH_BATCH);
                     for l in loaded {
                         l.for_each_record(|off, h, key| {
-                            let kh = KeyHash::of(key);
+                            let kh = KeyHash::of_ns(h.ns, key);
                             if let Some(g) = &guards[kh.shard()] {
                                 g.prefetch(kh);
                             }
@@ -162,6 +162,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                         g.sweep_marked();
                         // Sized for the records met, which overwrites leave fewer keys of.
                         g.shrink_to_fit();
+                        // The sweep dropped slots of namespaces it could not tell apart.
+                        if part.saw_ns {
+                            g.recount_ns(|loc| map.header_key(loc).map_or(0, |(h, _)| h.ns));
+                        }
                     }
                     // From here the mark means "expires": the sweep reads only those.
                     for (kh, loc) in std::mem::take(&mut part.expiring) {
@@ -627,6 +631,10 @@ struct Part {
     now: u64,
     max_seq: u64,
     flush_seq: u64,
+    /// The newest namespace flush (FLUSHDB) met, by namespace.
+    ns_flush_seq: std::collections::HashMap<u32, u64>,
+    /// Some record named a namespace other than 0.
+    saw_ns: bool,
     records: u64,
     saw_expiring: bool,
     /// Records with a future expiry that took a slot: marked for the expiry sweep once every
@@ -641,6 +649,8 @@ impl Part {
             now,
             max_seq: 0,
             flush_seq: 0,
+            ns_flush_seq: Default::default(),
+            saw_ns: false,
             records: 0,
             saw_expiring: false,
             expiring: Vec::new(),
@@ -662,6 +672,30 @@ impl Part {
             self.records += 1;
             seg.note_seq(h.seq);
         }
+        self.saw_ns |= h.ns != 0;
+        if h.is_flush() && h.flushes_ns_only() {
+            // Only the namespace's records older than the flush go (one met earlier may be
+            // newer: compaction copies records into segments with higher ids).
+            for g in guards.iter_mut().flatten() {
+                let ns_of = |loc| match map.header_key(loc) {
+                    Some((oh, _)) if oh.seq < h.seq => oh.ns,
+                    _ => u32::MAX,
+                };
+                for (loc, marked) in g.remove_ns(h.ns, ns_of) {
+                    if !marked {
+                        if let Some((oh, _)) = map.header_key(loc) {
+                            map.add_dead(loc, oh.record_len() as u64);
+                        }
+                    }
+                }
+            }
+            let at = self.ns_flush_seq.entry(h.ns).or_insert(0);
+            *at = (*at).max(h.seq);
+            if first {
+                seg.add_dead(len);
+            }
+            return;
+        }
         if h.is_flush() {
             for g in guards.iter_mut().flatten() {
                 g.clear();
@@ -675,7 +709,8 @@ impl Part {
         let Some(shard) = guards[p.kh.shard()].as_mut() else {
             return;
         };
-        if h.seq < self.flush_seq {
+        let ns_flush_seq = self.ns_flush_seq.get(&h.ns).copied().unwrap_or(0);
+        if h.seq < self.flush_seq || h.seq < ns_flush_seq {
             seg.add_dead(len);
             return;
         }
@@ -690,7 +725,10 @@ impl Part {
             self.expiring.push((p.kh, loc));
         }
         let key = p.key;
-        let slot = shard.find(p.kh, |l| map.header_key(l).is_some_and(|(_, k)| k == key));
+        let slot = shard.find(p.kh, |l| {
+            map.header_key(l)
+                .is_some_and(|(oh, k)| oh.ns == h.ns && k == key)
+        });
         match slot {
             Some(i) => {
                 let old = shard.loc(i);
@@ -710,7 +748,7 @@ impl Part {
                 }
             }
             None => {
-                shard.insert_absent(p.kh, loc, gone);
+                shard.insert_absent(p.kh, loc, gone, h.ns);
                 if gone {
                     seg.add_dead(len);
                 }

@@ -64,6 +64,17 @@ impl SegmentMap {
             .unwrap_or(0)
     }
 
+    /// The header of the record at `loc`, checked by its own checksum only (the value is not
+    /// read): for walks that need a record's namespace or length, not its value.
+    pub(crate) fn header(&self, loc: Loc) -> Option<RecordHeader> {
+        let seg = self.get(loc.seg)?;
+        let off = u64::from(loc.off);
+        if seg.is_verified() {
+            return Some(trusted_header(seg.bytes(off, RECORD_HEADER_LEN)));
+        }
+        RecordHeader::decode(seg.bytes_from(off.min(seg.len()))).ok()
+    }
+
     /// The record at `loc`: header and the whole record's bytes. Records of segments whose
     /// checksums have not been checked since open (loaded from a hint) are verified here; a
     /// damaged one reads as absent, is counted and logged, and is never served.
@@ -98,10 +109,10 @@ impl SegmentMap {
         }
     }
 
-    /// True when the record at `loc` holds `key`.
-    pub(crate) fn key_matches(&self, loc: Loc, key: &[u8]) -> bool {
+    /// True when the record at `loc` holds `key` of namespace `ns`.
+    pub(crate) fn key_matches(&self, loc: Loc, ns: u32, key: &[u8]) -> bool {
         self.record(loc)
-            .is_some_and(|(h, rec)| format::record_key(&h, rec) == key)
+            .is_some_and(|(h, rec)| h.ns == ns && format::record_key(&h, rec) == key)
     }
 
     /// Counts `bytes` of the record at `loc` as dead (superseded, deleted or expired).

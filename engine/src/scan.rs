@@ -128,6 +128,7 @@ mod tests {
             key_len: key.len() as u32,
             value_len: value.len() as u32,
             flags: 0,
+            ns: 0,
         };
         let mut b = vec![0u8; h.record_len()];
         h.encode_record(key, value, &mut b);

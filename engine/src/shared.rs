@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use parking_lot::Mutex;
 
 use crate::cold::ColdReads;
+use crate::databases::Databases;
 use crate::error::{Error, Result};
 use crate::index::{Index, Loc};
 use crate::lock::DirLock;
@@ -24,7 +25,7 @@ use crate::testing_hooks::Hooks;
 use crate::verify::Verifier;
 
 /// What `Engine::on_expired` registers.
-pub(crate) type ExpiredHook = Box<dyn Fn(&[u8]) + Send + Sync>;
+pub(crate) type ExpiredHook = Box<dyn Fn(u32, &[u8]) + Send + Sync>;
 
 pub(crate) struct Shared {
     /// Called with each key the expiry sweep removes, once set (see `Engine::on_expired`).
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     /// The fsync policy in force: `options.fsync` at open, changed by `Engine::set_fsync`.
     pub(crate) fsync: AtomicU8,
     pub(crate) index: Index,
+    /// Which namespace holds each database.
+    pub(crate) databases: Databases,
     pub(crate) registry: Registry,
     pub(crate) log: Log,
     /// The prealloc thread's mailbox: the next log segment, and pages to fault in.
@@ -141,6 +144,7 @@ impl Shared {
     /// Appends a value record (not a tombstone), noting that some key may now expire.
     pub(crate) fn append_value(
         &self,
+        ns: u32,
         key: &[u8],
         value: &[u8],
         expire_at_ms: u64,
@@ -150,6 +154,7 @@ impl Shared {
             self.has_expiring.store(true, Ordering::Relaxed);
         }
         self.append(&Append {
+            ns,
             key,
             value,
             expire_at_ms,

@@ -189,7 +189,7 @@ fn settle(
     // The write's key is compared by its whole 128-bit hash (the slot kept 64 of its bits):
     // no need to read the new record, which compaction may have moved meanwhile. Two keys
     // with one 128-bit hash are beyond anything that happens.
-    let h2 = KeyHash::of(&old_key);
+    let h2 = KeyHash::of_ns(header.ns, &old_key);
     if h2 == p.hash {
         segs.add_dead(p.old, header.record_len());
         return;
@@ -197,11 +197,14 @@ fn settle(
     // Another key with the same 64-bit fingerprint lost its slot: put it back, unless it was
     // written again since (then the old record is simply dead).
     let mut shard = env.index.shard(h2.shard()).write();
-    if shard.find(h2, |l| segs.key_matches(l, &old_key)).is_some() {
+    if shard
+        .find(h2, |l| segs.key_matches(l, header.ns, &old_key))
+        .is_some()
+    {
         segs.add_dead(p.old, header.record_len());
         return;
     }
-    shard.insert_absent(h2, p.old, header.expire_at_ms != 0);
+    shard.insert_absent(h2, p.old, header.expire_at_ms != 0, header.ns);
     env.verifier.repaired.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
         segment = p.old.seg,

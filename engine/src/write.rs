@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, FLAG_FLUSH, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN, VALUE_LEN_MAX,
+    self, FLAG_FLUSH, FLAG_FLUSH_NS, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN, VALUE_LEN_MAX,
 };
 use crate::index::{KeyHash, Loc, Table, SHARD_COUNT};
 use crate::log::Append;
@@ -52,19 +52,25 @@ impl WriteToken {
 }
 
 /// Writes `value` under `key` (see `Engine::put`).
-pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
+pub(crate) fn put(
+    sh: &Shared,
+    ns: u32,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: u64,
+) -> Result<WriteToken> {
     // What `update` does for a decision known in advance, reordered so the two memory
     // reads a put waits on (the key's slot, then its old record) overlap with work that
     // does not need them: the checksum, then the append.
     check_sizes(key, value)?;
-    let h = KeyHash::of(key);
+    let h = KeyHash::of_ns(ns, key);
     sh.wait_out_write_stall();
     let mut shard = sh.index.shard(h.shard()).write();
     shard.prefetch(h);
     let body_crc = format::body_crc(key, value);
     let segs = sh.registry.load();
     prefetch_record(&shard, &segs, h);
-    let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
+    let (seq, loc) = sh.append_value(ns, key, value, expire_at_ms, body_crc)?;
     let expires = expire_at_ms != 0;
     // Memory is short and the key's one candidate is on disk: take it without reading it
     // (see `verify`), and have it checked later, off this thread.
@@ -78,8 +84,8 @@ pub(crate) fn put(sh: &Shared, key: &[u8], value: &[u8], expire_at_ms: u64) -> R
         }
     }
     // `segs` predates the append: it holds every record the shard points at.
-    let found = find_current(&shard, &segs, key, h);
-    point_at(&mut shard, &segs, found, h, loc, expires);
+    let found = find_current(&shard, &segs, ns, key, h);
+    point_at(&mut shard, &segs, found, h, loc, expires, ns);
     Ok(WriteToken(seq))
 }
 
@@ -107,6 +113,7 @@ fn blind_candidate(shard: &Table, segs: &SegmentMap, h: KeyHash) -> Option<usize
 /// Reads the key's live value and applies `f`'s decision atomically (see `Engine::update`).
 pub(crate) fn update<'v, R>(
     sh: &Shared,
+    ns: u32,
     key: &[u8],
     f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
 ) -> Result<(R, Option<WriteToken>)> {
@@ -116,11 +123,11 @@ pub(crate) fn update<'v, R>(
             max: KEY_LEN_MAX,
         });
     }
-    let h = KeyHash::of(key);
+    let h = KeyHash::of_ns(ns, key);
     sh.wait_out_write_stall();
     let mut shard = sh.index.shard(h.shard()).write();
     let segs = sh.registry.load();
-    let (slot, current) = find_current(&shard, &segs, key, h);
+    let (slot, current) = find_current(&shard, &segs, ns, key, h);
     let entry = live_entry(current);
     let (decision, result) = f(entry);
     let (value, expire_at_ms) = match decision {
@@ -140,18 +147,19 @@ pub(crate) fn update<'v, R>(
             let (loc, hdr, _) = current.expect("slot found");
             if entry.is_none() {
                 // Expired: drop it from memory; its record stays invisible on disk.
-                shard.remove_at(i);
+                shard.remove_at(i, ns);
                 segs.add_dead(loc, hdr.record_len());
                 return Ok((result, None));
             }
             let (seq, tomb) = sh.append(&Append {
+                ns,
                 key,
                 value: &[],
                 expire_at_ms: 0,
                 flags: FLAG_TOMBSTONE,
                 body_crc: format::body_crc(key, &[]),
             })?;
-            shard.remove_at(i);
+            shard.remove_at(i, ns);
             segs.add_dead(loc, hdr.record_len());
             // The tombstone is dead weight from birth; compaction keeps it only while an
             // older segment may still hold the key.
@@ -163,7 +171,7 @@ pub(crate) fn update<'v, R>(
     };
     check_sizes(key, value)?;
     let body_crc = format::body_crc(key, value);
-    let (seq, loc) = sh.append_value(key, value, expire_at_ms, body_crc)?;
+    let (seq, loc) = sh.append_value(ns, key, value, expire_at_ms, body_crc)?;
     point_at(
         &mut shard,
         &segs,
@@ -171,18 +179,19 @@ pub(crate) fn update<'v, R>(
         h,
         loc,
         expire_at_ms != 0,
+        ns,
     );
     Ok((result, Some(WriteToken(seq))))
 }
 /// Drops `key` from memory when its record has expired (see `Engine::remove_expired`).
-pub(crate) fn remove_expired(sh: &Shared, key: &[u8]) -> bool {
-    let h = KeyHash::of(key);
+pub(crate) fn remove_expired(sh: &Shared, ns: u32, key: &[u8]) -> bool {
+    let h = KeyHash::of_ns(ns, key);
     let mut shard = sh.index.shard(h.shard()).write();
     let segs = sh.registry.load();
-    let (slot, current) = find_current(&shard, &segs, key, h);
+    let (slot, current) = find_current(&shard, &segs, ns, key, h);
     match (slot, current) {
         (Some(i), Some((loc, hdr, _))) if live_entry(current).is_none() => {
-            shard.remove_at(i);
+            shard.remove_at(i, ns);
             segs.add_dead(loc, hdr.record_len());
             true
         }
@@ -194,6 +203,7 @@ pub(crate) fn remove_expired(sh: &Shared, key: &[u8]) -> bool {
 /// `Engine::update_many`).
 pub(crate) fn update_many<'v, R>(
     sh: &Shared,
+    ns_of: impl Fn(usize) -> u32 + Copy,
     keys: &[&[u8]],
     f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
 ) -> Result<(R, Option<WriteToken>)> {
@@ -204,14 +214,18 @@ pub(crate) fn update_many<'v, R>(
         });
     }
     sh.wait_out_write_stall();
-    let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of(k)).collect();
+    let hashes: Vec<KeyHash> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| KeyHash::of_ns(ns_of(i), k))
+        .collect();
     let shard_nos = distinct_shards(&hashes);
     let mut guards: Vec<_> = shard_nos
         .iter()
         .map(|&i| sh.index.shard(i).write())
         .collect();
     let segs = sh.registry.load();
-    let current = find_all(&guards, &shard_nos, keys, &hashes, &segs);
+    let current = find_all(&guards, &shard_nos, ns_of, keys, &hashes, &segs);
     let entries: Vec<Option<Entry<'_>>> = current.iter().map(|&c| live_entry(c)).collect();
     let (decisions, result) = f(&entries);
     assert_eq!(
@@ -221,7 +235,7 @@ pub(crate) fn update_many<'v, R>(
     );
 
     // What each key's last decision does: a record to append, or only an index change.
-    let superseded = superseded(keys);
+    let superseded = superseded(keys, ns_of);
     let mut appends = Vec::new();
     let mut changes = Vec::new();
     for (i, decision) in decisions.iter().enumerate() {
@@ -250,6 +264,7 @@ pub(crate) fn update_many<'v, R>(
         check_sizes(key, value)?;
         changes.push((i, Some(appends.len())));
         appends.push(Append {
+            ns: ns_of(i),
             key,
             value,
             expire_at_ms,
@@ -280,15 +295,15 @@ pub(crate) fn update_many<'v, R>(
     // earlier changes may have moved slots: look each key up again.
     let segs_now = sh.registry.load();
     for (i, append) in changes {
-        let (key, h) = (keys[i], hashes[i]);
+        let (key, h, ns) = (keys[i], hashes[i], ns_of(i));
         let shard = &mut guards[guard_of(&shard_nos, &h)];
-        let (slot, old) = find_current(shard, &segs_now, key, h);
+        let (slot, old) = find_current(shard, &segs_now, ns, key, h);
         let old = slot.zip(old);
         let new = append.map(|a| (appends[a].flags, written[a].1));
         let expires = append.is_some_and(|a| appends[a].expire_at_ms != 0);
         match (old, new) {
             (Some((slot, (loc, hdr, _))), Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
-                shard.remove_at(slot);
+                shard.remove_at(slot, ns);
                 segs_now.add_dead(loc, hdr.record_len());
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
@@ -299,9 +314,9 @@ pub(crate) fn update_many<'v, R>(
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
-            (None, Some((_, new))) => shard.insert_absent(h, new, expires),
+            (None, Some((_, new))) => shard.insert_absent(h, new, expires, ns),
             (Some((slot, (loc, hdr, _))), None) => {
-                shard.remove_at(slot);
+                shard.remove_at(slot, ns);
                 segs_now.add_dead(loc, hdr.record_len());
             }
             (None, None) => {}
@@ -330,6 +345,7 @@ pub(crate) fn clear(sh: &Shared) -> Result<()> {
             .append_locked(
                 &mut st,
                 &Append {
+                    ns: 0,
                     key: &[],
                     value: &[],
                     expire_at_ms: 0,
@@ -363,6 +379,42 @@ pub(crate) fn clear(sh: &Shared) -> Result<()> {
     Ok(())
 }
 
+/// Deletes every key of namespace `ns` (FLUSHDB), durably: a namespace flush record voids
+/// the namespace's older records wherever they lie, and the index forgets its keys. Other
+/// namespaces' records stay where they are: compaction reclaims the voided ones as it would
+/// any dead record.
+pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
+    let _c = sh.compaction_lock.lock();
+    let mut shards: Vec<_> = (0..SHARD_COUNT)
+        .map(|i| sh.index.shard(i).write())
+        .collect();
+    sh.check_poison()?;
+    let (seq, flush) = sh.append(&Append {
+        ns,
+        key: &[],
+        value: &[],
+        expire_at_ms: 0,
+        flags: FLAG_FLUSH | FLAG_FLUSH_NS,
+        body_crc: format::body_crc(&[], &[]),
+    })?;
+    let segs = sh.registry.load();
+    // Headers only: no value is read. A slot whose header is damaged is left alone (its key
+    // reads as absent).
+    let ns_of = |loc: Loc| segs.header(loc).map_or(u32::MAX, |h| h.ns);
+    for s in shards.iter_mut() {
+        for (loc, _) in s.remove_ns(ns, ns_of) {
+            if let Some(h) = segs.header(loc) {
+                segs.add_dead(loc, h.record_len());
+            }
+        }
+    }
+    segs.add_dead(flush, RECORD_HEADER_LEN);
+    // Blind writes of the namespace's keys are checked against records now void: the check
+    // finds no slot pointing at the new record and leaves it (see `verify`).
+    drop(shards);
+    crate::wait::wait_durable(sh, seq)
+}
+
 /// Fails for a key or value over the limits.
 pub(crate) fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
     if key.len() > KEY_LEN_MAX {
@@ -380,12 +432,13 @@ pub(crate) fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// For each key, whether the same key appears again later (its later decision wins).
-fn superseded(keys: &[&[u8]]) -> Vec<bool> {
+/// For each key, whether the same key (in the same namespace) appears again later (its later
+/// decision wins).
+fn superseded(keys: &[&[u8]], ns_of: impl Fn(usize) -> u32) -> Vec<bool> {
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
     let mut out = vec![false; keys.len()];
     for (i, key) in keys.iter().enumerate().rev() {
-        out[i] = !seen.insert(*key);
+        out[i] = !seen.insert((ns_of(i), *key));
     }
     out
 }
@@ -400,12 +453,13 @@ fn point_at(
     h: KeyHash,
     loc: Loc,
     expires: bool,
+    ns: u32,
 ) {
     match found {
         (Some(i), Some((old, hdr, _))) => {
             shard.set(i, loc, expires);
             segs.add_dead(old, hdr.record_len());
         }
-        _ => shard.insert_absent(h, loc, expires),
+        _ => shard.insert_absent(h, loc, expires, ns),
     }
 }

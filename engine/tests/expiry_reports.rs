@@ -20,10 +20,16 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
         },
     )
     .unwrap();
-    let seen: Arc<Mutex<BTreeMap<Vec<u8>, u32>>> = Arc::default();
+    // How often each (database, key) was reported expired.
+    type Seen = BTreeMap<(u32, Vec<u8>), u32>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let hook_seen = seen.clone();
-    engine.on_expired(move |key| {
-        *hook_seen.lock().unwrap().entry(key.to_vec()).or_default() += 1;
+    engine.on_expired(move |db, key| {
+        *hook_seen
+            .lock()
+            .unwrap()
+            .entry((db, key.to_vec()))
+            .or_default() += 1;
     });
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -34,6 +40,13 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
             .put(format!("ttl{i}").as_bytes(), b"v", now_ms + 20)
             .unwrap();
         engine.put(format!("keep{i}").as_bytes(), b"v", 0).unwrap();
+    }
+    // Database 3's expirations are reported as database 3's.
+    for i in 0..10u32 {
+        engine
+            .db(3)
+            .put(format!("ttl{i}").as_bytes(), b"v", now_ms + 20)
+            .unwrap();
     }
     // Wait (bounded) until the expiry time has passed, by the engine's own reads.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -48,7 +61,7 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
             *seen
                 .lock()
                 .unwrap()
-                .entry(key.clone().into_bytes())
+                .entry((0, key.clone().into_bytes()))
                 .or_default() += 1;
         }
         assert!(!engine.remove_expired(key.as_bytes()), "reported twice");
@@ -56,8 +69,9 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
     }
     engine.expire_now(1 << 20);
     let seen = seen.lock().unwrap();
-    let want: BTreeMap<Vec<u8>, u32> = (0..50u32)
-        .map(|i| (format!("ttl{i}").into_bytes(), 1))
+    let want: Seen = (0..50u32)
+        .map(|i| ((0, format!("ttl{i}").into_bytes()), 1))
+        .chain((0..10u32).map(|i| ((3, format!("ttl{i}").into_bytes()), 1)))
         .collect();
     assert_eq!(*seen, want);
     assert_eq!(engine.len(), 50);

@@ -53,6 +53,7 @@ fn segment_with_flags(id: u32, kind: SegmentKind, records: &[(u64, u8, &[u8], &[
             key_len: key.len() as u32,
             value_len: value.len() as u32,
             flags,
+            ns: 0,
         };
         let at = b.len();
         b.resize(at + h.record_len(), 0);

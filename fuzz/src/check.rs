@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use flin_engine::Engine;
+use flin_engine::{Db, Engine};
 
 /// A live value as the store served it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,14 @@ pub fn now_ms() -> u64 {
 /// # Panics
 /// When the read paths disagree: that is the bug this reports.
 pub fn read_all(engine: &Engine) -> Snapshot {
+    read_all_db(engine.db(0))
+}
+
+/// As [`read_all`], for one database: its scan, its reads and its count agree.
+///
+/// # Panics
+/// When the read paths disagree.
+pub fn read_all_db(engine: Db<'_>) -> Snapshot {
     let mut snap = Snapshot::new();
     let mut cursor = 0;
     loop {

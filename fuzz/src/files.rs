@@ -284,6 +284,7 @@ impl Encoder {
                     key_len: key.len() as u32,
                     value_len: value.len() as u32,
                     flags: flags.bits(),
+                    ns: 0,
                 };
                 let at = b.len();
                 b.resize(at + h.record_len(), 0);
@@ -355,6 +356,7 @@ impl Encoder {
             body.extend_from_slice(&h.value_len.to_le_bytes());
             body.extend_from_slice(&(key.len() as u32).to_le_bytes());
             body.push(h.flags);
+            body.extend_from_slice(&h.ns.to_le_bytes()[..3]);
             body.extend_from_slice(key);
         }
         let segment_len = spec

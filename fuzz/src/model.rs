@@ -1,5 +1,5 @@
 //! A model check of the engine: random puts, deletes, gets, read-modify-writes, expiries, scans,
-//! reopens, compactions and FLUSHALL on small segments (so the log rolls and compaction has
+//! reopens, compactions, FLUSHALL, and databases (select, FLUSHDB, SWAPDB) on small segments (so the log rolls and compaction has
 //! work), checked against a `BTreeMap` after every step that reads. One model, two drivers: the
 //! `engine_model` fuzz target, and `engine/tests/model.rs` (proptest, in `cargo test`), which
 //! includes this file and `check.rs` by path.
@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use flin_engine::{Engine, Options, Update};
+use flin_engine::{Db, Engine, Options, Update};
 
-use crate::check::{now_ms, read_all, Served};
+use crate::check::{now_ms, read_all_db, Served};
 
 const KEYS: u8 = 24;
+/// Databases a run uses (of the engine's 16).
+const DBS: u32 = 3;
 const OPS_MAX: usize = 400;
 /// A day: an expiry this far ahead never passes during a run.
 const FUTURE_MS: u64 = 86_400_000;
@@ -78,6 +80,12 @@ enum Op {
     /// Every page out of memory, and memory counted as short from then on: puts that find
     /// their key's old record on disk take it without reading it (checked later).
     Evict,
+    /// Later operations work on this database (SELECT).
+    Select(u8),
+    /// Empties the selected database (FLUSHDB).
+    FlushDb,
+    /// Swaps two databases (SWAPDB).
+    Swap(u8, u8),
 }
 
 /// A run's operations, at most `OPS_MAX`.
@@ -153,75 +161,101 @@ pub fn run(dir: &Path, options: &Options, ops: Ops) {
     // Pages of a tmpfs file (the fuzz targets' scratch directories are on /dev/shm) cannot
     // leave memory: there an eviction could never finish, so it is skipped.
     let mut evicted = dir.starts_with("/dev/shm");
-    let mut model = Model::new();
+    let mut models = vec![Model::new(); DBS as usize];
+    let mut selected = 0u32;
     let now = now_ms();
     for op in ops.0 {
+        let db = engine.db(selected);
+        let sel = selected as usize;
         match op {
             Op::Put(k, v, e) => {
                 let (k, v, at) = (key(k), v.bytes(), expire_at_ms(e, now));
-                engine.put(&k, &v, at).expect("put");
-                set(&mut model, k, v, at);
+                db.put(&k, &v, at).expect("put");
+                set(&mut models[sel], k, v, at);
             }
             Op::Delete(k) => {
                 let k = key(k);
-                let wrote = engine.delete(&k).expect("delete").is_some();
-                assert_eq!(wrote, model.remove(&k).is_some(), "delete of {k:?}");
+                let wrote = db.delete(&k).expect("delete").is_some();
+                assert_eq!(wrote, models[sel].remove(&k).is_some(), "delete of {k:?}");
             }
             Op::Get(k) => {
                 // A prefetch is a hint: it must change nothing, whatever it is given.
                 let ahead: Vec<Vec<u8>> = (0..KEYS).map(|i| key(k.wrapping_add(i))).collect();
                 let ahead: Vec<&[u8]> = ahead.iter().map(|k| &k[..]).collect();
-                engine.prefetch(&ahead);
+                db.prefetch(&ahead);
                 let k = key(k);
-                let got = engine.get_with(&k, |e| {
+                let got = db.get_with(&k, |e| {
                     e.map(|e| Served {
                         value: e.value.to_vec(),
                         expire_at_ms: e.expire_at_ms,
                     })
                 });
-                assert_eq!(got.as_ref(), model.get(&k), "get of {k:?}");
+                assert_eq!(got.as_ref(), models[sel].get(&k), "get of {k:?}");
             }
-            Op::Update(k, change) => update(&engine, &mut model, key(k), change, now),
-            Op::Batch(changes) => batch(&engine, &mut model, &changes, now),
-            Op::Scan(batch) => scan(&engine, &model, usize::from(batch % 9)),
+            Op::Update(k, change) => update(db, &mut models[sel], key(k), change, now),
+            Op::Batch(changes) => batch(db, &mut models[sel], &changes, now),
+            Op::Scan(batch) => scan(db, &models[sel], usize::from(batch % 9)),
             Op::Reopen => {
                 engine.close().expect("close");
                 engine = Engine::open(dir, options.clone()).expect("reopen");
                 // Recovery drops expired keys, so the count is exact here.
-                assert_eq!(engine.len(), model.len() as u64, "len after reopen");
-                assert_eq!(read_all(&engine), model, "store after reopen");
+                check_all(&engine, &models, true, "after reopen");
             }
             Op::Compact => {
                 engine.compact_now().expect("compact");
-                assert_eq!(read_all(&engine), model, "store after compaction");
+                check_all(&engine, &models, false, "after compaction");
             }
             // Once a run: memory stays "short" after it, and an eviction (sync, drop every
             // page, wait for hints) is too slow to repeat hundreds of times in one input.
             Op::Evict if !evicted => {
                 evicted = true;
                 engine.evict_for_tests().expect("evict");
-                assert_eq!(read_all(&engine), model, "store after eviction");
+                check_all(&engine, &models, false, "after eviction");
             }
             Op::Evict => {}
             Op::Clear => {
                 engine.clear().expect("clear");
-                model.clear();
+                models.iter_mut().for_each(Model::clear);
                 assert_eq!(engine.len(), 0, "len after clear");
+            }
+            Op::Select(d) => selected = u32::from(d) % DBS,
+            Op::FlushDb => {
+                db.clear().expect("flushdb");
+                models[sel].clear();
+                assert_eq!(db.len(), 0, "len after flushdb");
+                check_all(&engine, &models, false, "after flushdb");
+            }
+            Op::Swap(a, b) => {
+                let (a, b) = (u32::from(a) % DBS, u32::from(b) % DBS);
+                engine.swap_databases(a, b).expect("swapdb");
+                models.swap(a as usize, b as usize);
+                check_all(&engine, &models, false, "after swapdb");
             }
         }
     }
-    assert_eq!(read_all(&engine), model, "store at the end");
+    check_all(&engine, &models, false, "at the end");
     engine.close().expect("close");
     let engine = Engine::open(dir, options.clone()).expect("reopen");
-    assert_eq!(read_all(&engine), model, "store after the last reopen");
-    assert_eq!(
-        engine.len(),
-        model.len() as u64,
-        "len after the last reopen"
-    );
+    check_all(&engine, &models, true, "after the last reopen");
 }
 
-fn update(engine: &Engine, model: &mut Model, k: Vec<u8>, change: Change, now: u64) {
+/// Every database against its model; `exact`: counts too (right after open, which drops
+/// expired keys).
+fn check_all(engine: &Engine, models: &[Model], exact: bool, when: &str) {
+    for (d, model) in models.iter().enumerate() {
+        let db = engine.db(d as u32);
+        assert_eq!(&read_all_db(db), model, "database {d} {when}");
+        if exact {
+            assert_eq!(db.len(), model.len() as u64, "len of database {d} {when}");
+        }
+    }
+    if exact {
+        let total: usize = models.iter().map(Model::len).sum();
+        assert_eq!(engine.len(), total as u64, "len {when}");
+    }
+}
+
+fn update(engine: Db<'_>, model: &mut Model, k: Vec<u8>, change: Change, now: u64) {
     let before = model.get(&k).cloned();
     let (seen, token) = engine
         .update(&k, |entry| {
@@ -297,7 +331,7 @@ fn update(engine: &Engine, model: &mut Model, k: Vec<u8>, change: Change, now: u
 
 /// `update_many` sees every key as the model has it, and applies each key's last decision,
 /// taken against the state before the batch.
-fn batch(engine: &Engine, model: &mut Model, changes: &[(u8, BatchChange)], now: u64) {
+fn batch(engine: Db<'_>, model: &mut Model, changes: &[(u8, BatchChange)], now: u64) {
     let keys: Vec<Vec<u8>> = changes.iter().map(|(k, _)| key(*k)).collect();
     let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
     let values: Vec<Option<Vec<u8>>> = changes
@@ -372,7 +406,7 @@ fn batch(engine: &Engine, model: &mut Model, changes: &[(u8, BatchChange)], now:
 }
 
 /// A full scan in batches of `batch` keys lists every live key, and only those.
-fn scan(engine: &Engine, model: &Model, batch: usize) {
+fn scan(engine: Db<'_>, model: &Model, batch: usize) {
     let mut seen = Model::new();
     let mut cursor = 0;
     loop {

@@ -27,6 +27,8 @@ pub struct ClientEntry {
     killed: AtomicBool,
     /// Commands queued in MULTI, plus one; 0 outside MULTI (CLIENT LIST's `flags=x`, `multi=`).
     multi: AtomicU64,
+    /// The selected database, as SELECT last set it (CLIENT LIST's `db`).
+    db: std::sync::atomic::AtomicU32,
     buffers: Buffers,
     /// The protocol version (2 or 3) HELLO last chose: CLIENT LIST's `resp`.
     resp: AtomicU8,
@@ -82,6 +84,7 @@ impl ClientEntry {
             multi: AtomicU64::new(0),
             name: Mutex::new(None),
             killed: AtomicBool::new(false),
+            db: Default::default(),
             buffers: Buffers::default(),
             resp: AtomicU8::new(2),
             subscriptions: Default::default(),
@@ -200,6 +203,7 @@ impl ClientEntry {
         let (omem, write_capacity) = (load(&b.unsent), load(&b.write_capacity));
         let qbuf_free = rbs.saturating_sub(qbuf);
         let resp = self.resp.load(Ordering::Relaxed);
+        let db = self.db.load(Ordering::Relaxed);
         let tot_mem = rbs + argv_mem + write_capacity;
         // Redis's order: P (pub/sub) before x (in MULTI); N when none.
         let multi_len = self.multi.load(Ordering::Relaxed);
@@ -221,12 +225,19 @@ impl ClientEntry {
         let [sub, psub, ssub] = [0, 1, 2].map(|i| self.subscriptions[i].load(Ordering::Relaxed));
         let _ = write!(
             out,
-            " age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} \
+            " age={age} idle={idle} flags={flags} db={db} sub={sub} psub={psub} ssub={ssub} \
              multi={multi} qbuf={qbuf} \
              qbuf-free={qbuf_free} argv-mem={argv_mem} multi-mem=0 rbs={rbs} rbp={rbs} obl=0 \
              oll=0 omem={omem} tot-mem={tot_mem} events=r cmd={cmd} user=default redir=-1 \
              resp={resp}"
         );
+    }
+}
+
+impl ClientEntry {
+    /// Notes the database the client selected (SELECT; RESET selects 0).
+    pub fn set_db(&self, db: u32) {
+        self.db.store(db, Ordering::Relaxed);
     }
 }
 

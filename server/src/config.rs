@@ -144,6 +144,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub cold_read_threads: u16,
 
+    /// Databases clients may SELECT (Redis's `databases`), numbered from 0. A data directory
+    /// written with more keeps its keys in the others, out of reach until it is raised again.
+    #[arg(long, env = "FLIN_DATABASES", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(flin_engine::DATABASES_MAX)))]
+    pub databases: u32,
+
     /// Password clients must give with AUTH (or HELLO ... AUTH) before other commands.
     /// Compared in constant time. Unset = no authentication.
     #[arg(long, env = "FLIN_REQUIREPASS", hide_env_values = true)]
@@ -262,6 +268,7 @@ impl Config {
             segment_size: 16 << 20,
             compaction_rate: 0,
             cold_read_threads: 32,
+            databases: 16,
             requirepass: None,
             maxclients: 10_000,
             timeout: 0,

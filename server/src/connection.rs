@@ -147,6 +147,7 @@ pub(crate) async fn serve(
         tx: Default::default(),
         reply: Default::default(),
         pubsub: Default::default(),
+        db: 0,
     };
     read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
@@ -420,14 +421,14 @@ fn process(
         if pos >= prefetched_to && !parser.in_frame() {
             let (covered, keys, blind) = look_ahead(&buf[pos..], lookahead, arena, limits);
             if keys.len() > 1 {
-                ctx.engine.prefetch(&keys);
+                ctx.db().prefetch(&keys);
             }
             prefetched_to = pos + covered;
             // The next requests' cold records are read together, before the first of them
             // runs: a pipeline of cold GETs waits for one round of reads, not one each.
             if memory_short && covered > 0 && pos >= cold.fetched_to {
                 checked_to = pos + covered;
-                if let Some(fetch) = ctx.engine.fetch_cold_for(&keys, |i| blind[i]) {
+                if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |i| blind[i]) {
                     cold.fetched_to = checked_to;
                     let keys = keys.iter().map(|k| k.to_vec()).collect();
                     step = Step::Cold(ColdWait { fetch, keys });
@@ -452,7 +453,7 @@ fn process(
                     let mut keys = bumpalo::collections::Vec::new_in(&*arena);
                     commands::keys_of(args, |k| keys.push(k));
                     let blind = commands::writes_blindly(args);
-                    if let Some(fetch) = ctx.engine.fetch_cold_for(&keys, |_| blind) {
+                    if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |_| blind) {
                         cold.fetched_to = pos + consumed;
                         let keys = keys.iter().map(|k| k.to_vec()).collect();
                         step = Step::Cold(ColdWait { fetch, keys });

@@ -152,12 +152,13 @@ impl Monitors {
 pub fn format_line<'a>(
     out: &mut Vec<u8>,
     unix_us: u64,
+    db: u32,
     peer: &str,
     args: impl Iterator<Item = &'a [u8]>,
 ) {
     out.extend_from_slice(
         format!(
-            "+{}.{:06} [0 {peer}]",
+            "+{}.{:06} [{db} {peer}]",
             unix_us / 1_000_000,
             unix_us % 1_000_000
         )
@@ -200,6 +201,7 @@ mod tests {
         format_line(
             &mut out,
             1_796_527_094_006_980,
+            0,
             "127.0.0.1:47062",
             args.into_iter(),
         );

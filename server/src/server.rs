@@ -112,6 +112,7 @@ impl Server {
             compaction_rate_bytes_per_sec: config.compaction_rate,
             cold_read_threads: usize::from(config.cold_read_threads),
             repair: config.repair,
+            databases: config.databases,
             // A worker must not block: a connection waits out a write stall at its next write
             // command (see `connection::process`).
             blocking_write_stalls: false,
@@ -169,10 +170,10 @@ impl Server {
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
         // part of what it points at).
         let weak = Arc::downgrade(&shared);
-        shared.engine.on_expired(move |key| {
+        shared.engine.on_expired(move |db, key| {
             if let Some(s) = weak.upgrade() {
                 s.pubsub
-                    .key_event(crate::notify::EXPIRED, "expired", key, 0, None);
+                    .key_event(crate::notify::EXPIRED, "expired", key, db, None);
             }
         });
         let threads =

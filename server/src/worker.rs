@@ -347,10 +347,9 @@ async fn cron(worker: Weak<Worker>) {
         );
         let expired = local
             .expiry
-            .run(&shared.engine, crate::clock::now_ms() as u64, |key| {
-                // Database 0: the only one for now.
+            .run(&shared.engine, crate::clock::now_ms() as u64, |db, key| {
                 let expired = crate::notify::EXPIRED;
-                shared.pubsub.key_event(expired, "expired", key, 0, None);
+                shared.pubsub.key_event(expired, "expired", key, db, None);
             });
         if expired > 0 {
             stats::add(&local.counters().expired_keys, expired);

@@ -24,7 +24,7 @@ fn command_errors_keep_the_connection_open() {
         (b"SET k v EX 9223372036854775807\r\n", b"-ERR invalid expire time in 'set' command\r\n"),
         (b"HELLO 4\r\n", b"-NOPROTO unsupported protocol version\r\n"),
         (b"HELLO x\r\n", b"-ERR Protocol version is not an integer or out of range\r\n"),
-        (b"SELECT 1\r\n", b"-ERR DB index is out of range\r\n"),
+        (b"SELECT 16\r\n", b"-ERR DB index is out of range\r\n"),
         (b"SELECT x\r\n", b"-ERR value is not an integer or out of range\r\n"),
         (b"AUTH pw\r\n", b"-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
         (b"CLIENT SETNAME\r\n", b"-ERR wrong number of arguments for 'client|setname' command\r\n"),

@@ -195,7 +195,7 @@ fn server_and_connection_errors_match() {
     check(&[
         (&[b"SELECT", b"2147483648"], range),
         (&[b"SELECT", b"-2147483649"], range),
-        (&[b"SELECT", b"1"], b"-ERR DB index is out of range\r\n"),
+        (&[b"SELECT", b"16"], b"-ERR DB index is out of range\r\n"),
         (
             &[b"CONFIG", b"SET", b"a", b"b", b"c"],
             b"-ERR syntax error\r\n",

@@ -124,8 +124,9 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
         .map(|o| o.offset + u64::from(o.ty.bits) - 1)
         .max();
     let Some(highest) = highest_write else {
+        let db = ctx.db();
         let out = &mut *ctx.out;
-        let found = ctx.engine.get_with(args[1], |e| {
+        let found = db.get_with(args[1], |e| {
             let s = e.map_or(&[][..], |e| e.value);
             reply::array_len(out, ops.len());
             for o in &ops {
@@ -146,10 +147,11 @@ fn generic(ctx: &mut Ctx<'_>, args: &[&[u8]], read_only: bool) {
         return super::strings::string_too_long(ctx.out);
     }
     let mark = ctx.out.len();
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let mut buf: Vec<u8> = Vec::new();
     let buf_ref = &mut buf;
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = db.update(args[1], |cur| {
         let old = cur.map_or(&[][..], |e| e.value);
         buf_ref.reserve_exact(old.len().max(need));
         buf_ref.extend_from_slice(old);

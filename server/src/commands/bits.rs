@@ -50,7 +50,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let mut buf: Vec<u8> = Vec::new();
     let buf_ref = &mut buf;
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         let old = cur.map_or(&[][..], |e| e.value);
         let was = bitmap::get_bit(old, offset);
         if cur.is_some() && byte < old.len() && was == on {
@@ -86,7 +86,7 @@ pub fn getbit(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     };
     let found = ctx
-        .engine
+        .db()
         .get_with(args[1], |e| e.map(|e| bitmap::get_bit(e.value, offset)));
     ctx.hit(found.is_some());
     reply::integer(ctx.out, i64::from(found.unwrap_or(0)));
@@ -107,8 +107,9 @@ fn unit_is_bit(arg: &[u8]) -> Option<bool> {
 /// range is parsed, and a range of two negative indexes in the wrong order answers 0 before
 /// the unit is.
 pub fn bitcount(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.engine.get_with(args[1], |e| {
+    let found = db.get_with(args[1], |e| {
         let Some(e) = e else {
             reply::integer(out, 0);
             return false;
@@ -160,8 +161,9 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Some(_) => return reply::err(ctx.out, "The bit argument must be 1 or 0."),
         None => return not_integer(ctx.out),
     };
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    let found = ctx.engine.get_with(args[1], |e| {
+    let found = db.get_with(args[1], |e| {
         let Some(e) = e else {
             reply::integer(out, if bit == 1 { -1 } else { 0 });
             return false;
@@ -243,7 +245,7 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let sources = keys.len() - 1;
     let mut result: Vec<u8> = Vec::new();
     let result_ref = &mut result;
-    let res = ctx.engine.update_many(&keys, |cur| {
+    let res = ctx.db().update_many(&keys, |cur| {
         let values: Vec<&[u8]> = cur[..sources]
             .iter()
             .map(|e| e.map_or(&[][..], |e| e.value))

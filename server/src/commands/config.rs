@@ -96,7 +96,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
             v.join(" ")
         }
         "client-output-limit" => s.client_output_limit().to_string(),
-        "databases" => "1".into(),
+        "databases" => c.databases.to_string(),
         "dir" => c.dir.display().to_string(),
         "io-threads" => ctx.server.threads.to_string(),
         "latency-monitor-threshold" => s.latency_monitor_threshold_ms().to_string(),

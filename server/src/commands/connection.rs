@@ -1,4 +1,4 @@
-//! Connection commands: PING, ECHO, AUTH, HELLO, SELECT, CLIENT, QUIT.
+//! Connection commands: PING, ECHO, AUTH, HELLO, CLIENT, QUIT (SELECT is in `databases`).
 
 use super::{arity_error, eq_ignore_case, eq_subcommand, parse_i64, unknown_subcommand, Ctx};
 use crate::pause::PauseMode;
@@ -22,19 +22,6 @@ pub fn echo(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn quit(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     reply::ok(ctx.out);
     ctx.close = true;
-}
-
-pub fn select(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    // Redis's getIntFromObjectOrReply, then the database range (flin has only database 0).
-    match parse_i64(args[1]) {
-        Some(0) => reply::ok(ctx.out),
-        Some(n) if i32::try_from(n).is_ok() => reply::err(ctx.out, "DB index is out of range"),
-        Some(_) => reply::err(
-            ctx.out,
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ),
-        None => super::not_integer(ctx.out),
-    }
 }
 
 /// Compares without an early exit, so the time taken does not tell how much of a guess was

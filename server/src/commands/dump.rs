@@ -16,7 +16,7 @@ use crate::rdb::{self, PayloadError};
 
 pub fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let payload = ctx
-        .engine
+        .db()
         .get_with(args[1], |e| e.map(|e| rdb::dump_string(e.value)));
     ctx.hit(payload.is_some());
     match payload {
@@ -98,7 +98,7 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let max_len = ctx.server.proto_max_bulk_len().min(VALUE_LEN_MAX as u64);
     let payload = args[3];
     let value = rdb::verify_payload(payload).and_then(|()| rdb::payload_string(payload, max_len));
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         if !o.replace && cur.is_some() {
             return (Update::Keep, Outcome::Busy);
         }

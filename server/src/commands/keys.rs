@@ -1,5 +1,5 @@
 //! Keyspace commands: DEL/UNLINK, EXISTS/TOUCH, EXPIRE family (NX/XX/GT/LT), TTL family,
-//! PERSIST, TYPE, RENAME, RENAMENX, RANDOMKEY, KEYS, SCAN, FLUSHALL/FLUSHDB.
+//! PERSIST, TYPE, RENAME, RENAMENX, RANDOMKEY, KEYS, SCAN, FLUSHALL.
 
 use std::cell::Cell;
 
@@ -14,11 +14,11 @@ use crate::protocol::reply;
 pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let keys = &args[1..];
     let res = if let [key] = keys {
-        ctx.engine
+        ctx.db()
             .delete(key)
             .map(|token| (i64::from(token.is_some()), token))
     } else {
-        ctx.engine.update_many(keys, |cur| {
+        ctx.db().update_many(keys, |cur| {
             let mut seen = std::collections::HashSet::new();
             let live = cur
                 .iter()
@@ -41,9 +41,9 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// Several keys are read at one instant.
 pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let n = match &args[1..] {
-        [key] => usize::from(ctx.engine.contains(key)),
+        [key] => usize::from(ctx.db().contains(key)),
         keys => ctx
-            .engine
+            .db()
             .get_many_with(keys, |cur| cur.iter().filter(|e| e.is_some()).count()),
     };
     reply::integer(ctx.out, n as i64);
@@ -117,7 +117,7 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], basetime: i64, unit_ms: i64
         return reply::err(ctx.out, &format!("invalid expire time in '{cmd}' command"));
     };
     let now = now_ms();
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         let Some(e) = cur else {
             return (Update::Keep, 0);
         };
@@ -175,7 +175,7 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry, else the TTL (or the absolute
 /// expiry), in ms or rounded to seconds.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output_ms: bool, output_abs: bool) {
-    let expire = ctx.engine.get_with(key, |e| e.map(|e| e.expire_at_ms));
+    let expire = ctx.db().get_with(key, |e| e.map(|e| e.expire_at_ms));
     let n = match expire {
         None => -2,
         Some(0) => -1,
@@ -198,7 +198,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output_ms: bool, output_abs: bool)
 }
 
 pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    let res = ctx.engine.update(args[1], |cur| match cur {
+    let res = ctx.db().update(args[1], |cur| match cur {
         Some(e) if e.expire_at_ms != 0 => (Update::SetExpiry { expire_at_ms: 0 }, 1),
         _ => (Update::Keep, 0),
     });
@@ -212,7 +212,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 pub fn type_(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    if ctx.engine.contains(args[1]) {
+    if ctx.db().contains(args[1]) {
         reply::simple(ctx.out, b"string");
     } else {
         reply::simple(ctx.out, b"none");
@@ -239,7 +239,7 @@ enum Renamed {
 fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) {
     let (src, dst) = (args[1], args[2]);
     if src == dst {
-        return match (ctx.engine.contains(src), nx) {
+        return match (ctx.db().contains(src), nx) {
             (false, _) => reply::err(ctx.out, "no such key"),
             (true, true) => reply::integer(ctx.out, 0),
             (true, false) => reply::ok(ctx.out),
@@ -247,7 +247,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], nx: bool) {
     }
     let mut moved = Vec::new();
     let moved = &mut moved;
-    let res = ctx.engine.update_many(&[src, dst], move |cur| {
+    let res = ctx.db().update_many(&[src, dst], move |cur| {
         let keep = vec![Update::Keep; 2];
         let Some(e) = cur[0] else {
             return (keep, Renamed::NoSuchKey);
@@ -307,7 +307,7 @@ fn next_random() -> u64 {
 }
 
 pub fn randomkey(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
-    match ctx.engine.random_key(next_random) {
+    match ctx.db().random_key(next_random) {
         Some(k) => reply::bulk(ctx.out, &k),
         None => reply::null(ctx.out, ctx.client.resp),
     }
@@ -323,7 +323,7 @@ pub fn keys(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mut n = 0usize;
     let mut cursor = 0;
     loop {
-        cursor = ctx.engine.scan(cursor, KEYS_SCAN_BATCH, |key, _| {
+        cursor = ctx.db().scan(cursor, KEYS_SCAN_BATCH, |key, _| {
             if all || glob::matches(pattern, key, false) {
                 reply::bulk(&mut body, key);
                 n += 1;
@@ -397,7 +397,7 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let mut body = Vec::new();
     let mut n = 0usize;
-    let next = ctx.engine.scan(cursor, count, |key, _| {
+    let next = ctx.db().scan(cursor, count, |key, _| {
         if type_ok && pattern.is_none_or(|p| glob::matches(p, key, false)) {
             reply::bulk(&mut body, key);
             n += 1;
@@ -409,13 +409,9 @@ pub fn scan(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     ctx.out.extend_from_slice(&body);
 }
 
-/// FLUSHALL and FLUSHDB [ASYNC | SYNC]: both synchronous, durable on return.
+/// FLUSHALL [ASYNC | SYNC]: every database, synchronous, durable on return.
 pub fn flushall(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    if args.len() > 2
-        || (args.len() == 2
-            && !eq_ignore_case(args[1], "async")
-            && !eq_ignore_case(args[1], "sync"))
-    {
+    if !super::databases::flush_args_ok(args) {
         return syntax_error(ctx.out);
     }
     match ctx.engine.clear() {

@@ -57,7 +57,7 @@ pub fn lcs(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let Some(o) = parse(ctx, args) else {
         return;
     };
-    let (a, b, hits) = ctx.engine.get_many_with(&args[1..3], |e| {
+    let (a, b, hits) = ctx.db().get_many_with(&args[1..3], |e| {
         let copy = |i: usize| e[i].map_or_else(Vec::new, |e| e.value.to_vec());
         (copy(0), copy(1), [e[0].is_some(), e[1].is_some()])
     });

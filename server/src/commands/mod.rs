@@ -1,9 +1,10 @@
 //! Commands: the table (`table`: name, arity, flags, key positions and handler of each),
 //! dispatch (`execute`) and one file per group: `strings` (GET, SET, counters...), `keys` (DEL,
-//! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, SELECT, QUIT),
-//! `client_list` (CLIENT LIST, INFO, KILL), `server` (INFO, CONFIG, COMMAND, DBSIZE,
-//! SHUTDOWN...), `multi` (MULTI, EXEC, DISCARD, WATCH, UNWATCH: a client's queue, refused
-//! commands, EXEC under the server's gate) and `reset` (RESET, CLIENT REPLY's modes).
+//! EXISTS, expiry, SCAN...), `connection` (PING, AUTH, HELLO, CLIENT, QUIT), `databases`
+//! (SELECT, MOVE, COPY, SWAPDB, FLUSHDB, DBSIZE), `client_list` (CLIENT LIST, INFO, KILL),
+//! `server` (INFO, CONFIG, COMMAND, SHUTDOWN...), `multi` (MULTI, EXEC, DISCARD, WATCH,
+//! UNWATCH: a client's queue, refused commands, EXEC under the server's gate), `reset` (RESET,
+//! CLIENT REPLY's modes), `pubsub` and `notify` (keyspace notifications).
 //! Outside the crate only [`lookup`] is public, for the benches.
 //!
 //! A command runs inline on the connection's thread, on a `Ctx`: the engine, the server's
@@ -19,6 +20,7 @@ mod client_list;
 mod command;
 mod config;
 mod connection;
+mod databases;
 mod dump;
 mod info_stats;
 mod keys;
@@ -68,6 +70,8 @@ pub(crate) struct Client {
     pub reply: ReplyMode,
     /// Its channels and patterns (SUBSCRIBE...), and the inbox messages arrive in.
     pub pubsub: crate::pubsub::Subscriptions,
+    /// The selected database (SELECT), below `--databases`.
+    pub db: u32,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -91,7 +95,13 @@ pub(crate) struct Ctx<'a> {
     pub shutdown: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The client's selected database: the engine's key calls confined to it.
+    #[inline]
+    pub fn db(&self) -> flin_engine::Db<'a> {
+        self.engine.db(self.client.db)
+    }
+
     pub fn wrote(&mut self, token: Option<WriteToken>) {
         if token > self.token {
             self.token = token;
@@ -112,7 +122,7 @@ impl Ctx<'_> {
     /// Notes a key given an expiry (absolute Unix ms), for active expiry.
     pub fn track_expiry(&self, key: &[u8], at_ms: u64) {
         if at_ms != 0 {
-            self.expiry.track(key, at_ms);
+            self.expiry.track(self.client.db, key, at_ms);
         }
     }
 

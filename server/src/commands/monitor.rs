@@ -104,7 +104,7 @@ pub(super) fn after_command(ctx: &mut Ctx<'_>, index: usize, args: &[&[u8]], tic
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         let peer = ctx.client.entry.addr.to_string();
-        format_line(&mut line, unix_us, &peer, shown_args(args));
+        format_line(&mut line, unix_us, ctx.client.db, &peer, shown_args(args));
         server.monitors.feed(&line);
     }
 }

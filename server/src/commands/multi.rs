@@ -27,8 +27,8 @@ const QUEUED_ARG_OVERHEAD_BYTES: usize = 24;
 pub(crate) struct Transaction {
     /// `Some` between MULTI and EXEC / DISCARD.
     queue: Option<Queue>,
-    /// Each watched key and its version when WATCH ran.
-    watched: Vec<(Vec<u8>, Option<u64>)>,
+    /// Each watched key, with its database and its version when WATCH ran.
+    watched: Vec<(u32, Vec<u8>, Option<u64>)>,
     /// Set by a write of a watched key (`Watches::touch`).
     dirty: Dirty,
 }
@@ -71,7 +71,7 @@ impl Transaction {
 
     fn unwatch(&mut self, client: u64, watches: &Watches) {
         if !self.watched.is_empty() {
-            watches.unwatch(client, self.watched.iter().map(|(k, _)| k.as_slice()));
+            watches.unwatch(client, self.watched.iter().map(|(_, k, _)| k.as_slice()));
             self.watched.clear();
         }
         self.dirty
@@ -84,7 +84,7 @@ impl Transaction {
             || self
                 .watched
                 .iter()
-                .any(|(key, version)| engine.version(key) != *version)
+                .any(|(db, key, version)| engine.db(*db).version(key) != *version)
     }
 }
 
@@ -211,8 +211,9 @@ pub fn watch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     for key in &args[1..] {
         if ctx.server.watches.watch(id, &ctx.client.tx.dirty, key) {
             // Registered first, then read: see `crate::transactions`.
-            let version = ctx.engine.version(key);
-            ctx.client.tx.watched.push((key.to_vec(), version));
+            let db = ctx.client.db;
+            let version = ctx.db().version(key);
+            ctx.client.tx.watched.push((db, key.to_vec(), version));
         }
     }
     reply::ok(ctx.out);

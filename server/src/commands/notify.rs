@@ -13,9 +13,9 @@ use super::table::{CommandSpec, READONLY};
 use super::{eq_ignore_case, keys_of, Ctx};
 use crate::notify::{EXPIRED, GENERIC, KEY_MISS, NEW, STRING};
 
-/// The database events are reported in: one place to change when flin has several.
-fn db(_ctx: &Ctx<'_>) -> u32 {
-    0
+/// The database events are reported in: the client's selected one.
+fn db(ctx: &Ctx<'_>) -> u32 {
+    ctx.client.db
 }
 
 /// Publishes one event about `key` (this client's own messages go into its replies).
@@ -38,11 +38,11 @@ pub(super) fn before(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Before {
     keys_of(args, |k| keys.push(k));
     let mut existed = Vec::with_capacity(keys.len());
     for k in keys {
-        if ctx.engine.remove_expired(k) {
+        if ctx.db().remove_expired(k) {
             crate::stats::add(&ctx.server.workers[ctx.worker].expired_keys, 1);
             event(ctx, EXPIRED, "expired", k);
         }
-        existed.push(ctx.engine.contains(k));
+        existed.push(ctx.db().contains(k));
     }
     Before {
         token: ctx.token,
@@ -110,7 +110,7 @@ fn publish_events(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Befo
     // These replace their destination: Redis deletes it and adds the key anew.
     let replaces = matches!(name, "rename" | "renamenx" | "restore");
     let dst = keys.len() - 1;
-    let exists: Vec<bool> = keys.iter().map(|k| ctx.engine.contains(k)).collect();
+    let exists: Vec<bool> = keys.iter().map(|k| ctx.db().contains(k)).collect();
     // Keys the command created ('n'): each announced just before the command's first event
     // about it, as Redis's dbAdd does.
     let mut created: Vec<bool> = (0..keys.len())

@@ -141,7 +141,7 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     }
     let encoding = ctx
-        .engine
+        .db()
         .get_with(args[2], |e| e.map(|e| Encoding::of(e.value)));
     let Some(encoding) = encoding else {
         return reply::null(ctx.out, ctx.client.resp);

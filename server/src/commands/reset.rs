@@ -44,7 +44,7 @@ pub fn client_reply(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 /// RESET: leaves MULTI, MONITOR and every subscription, forgets watches, the name and CLIENT
-/// REPLY's mode, goes back to RESP2, and authenticates as a new connection would (not at all when a password is
+/// REPLY's mode, goes back to database 0 and RESP2, and authenticates as a new connection would (not at all when a password is
 /// set).
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     let id = ctx.client.id;
@@ -59,6 +59,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     ctx.client.resp = 2;
     ctx.client.entry.set_resp(2);
     super::pubsub::reset(ctx);
-    // SELECT 0 belongs here once flin has databases.
+    ctx.client.db = 0;
+    ctx.client.entry.set_db(0);
     reply::simple(ctx.out, b"RESET");
 }

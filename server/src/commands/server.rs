@@ -1,4 +1,4 @@
-//! Server commands: INFO (its per-command sections are in `info_stats`), DBSIZE, SHUTDOWN,
+//! Server commands: INFO (its per-command sections are in `info_stats`), SHUTDOWN,
 //! SAVE, BGSAVE, LASTSAVE (see [`crate::checkpoints`]), ROLE, TIME. CONFIG is in `config`,
 //! COMMAND in `command`.
 
@@ -10,10 +10,6 @@ use crate::protocol::reply;
 
 /// The Redis version flin reports to clients that check it (RESP2 string commands of 7.0).
 pub const REDIS_VERSION: &str = "7.0.0";
-
-pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
-    reply::integer(ctx.out, ctx.engine.len() as i64);
-}
 
 /// SAVE: a checkpoint now, on this worker; `+OK` once it is on disk.
 pub fn save(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
@@ -117,7 +113,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "errorstats" => info_stats::errorstats(ctx, &mut s),
             "latencystats" => info_stats::latencystats(ctx, &mut s),
             "cluster" => s.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
-            _ => info_keyspace(&stats, &mut s),
+            _ => super::databases::info_keyspace(ctx.engine, &mut s),
         }
     }
     reply::verbatim(ctx.out, ctx.client.resp, s.as_bytes());
@@ -379,11 +375,4 @@ pub fn time(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     reply::array_len(ctx.out, 2);
     reply::bulk(ctx.out, now.as_secs().to_string().as_bytes());
     reply::bulk(ctx.out, now.subsec_micros().to_string().as_bytes());
-}
-
-fn info_keyspace(st: &crate::stats::ServerStats, s: &mut String) {
-    line!(s, "# Keyspace");
-    if st.engine.keys > 0 {
-        line!(s, "db0:keys={},expires=0,avg_ttl=0", st.engine.keys);
-    }
 }

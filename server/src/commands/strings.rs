@@ -16,8 +16,9 @@ use crate::protocol::reply;
 const STRING_LEN_MAX: usize = 512 * 1024 * 1024;
 
 pub fn get(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let found = ctx.engine.get_with(args[1], |e| match e {
+    let found = db.get_with(args[1], |e| match e {
         Some(e) => {
             reply::bulk(out, e.value);
             true
@@ -158,7 +159,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if !nx && !xx && !get && !opts.keep_ttl {
         if let Some(expire_at_ms) = resolve_expiry(opts, None) {
             reply::ok(ctx.out);
-            let res = ctx.engine.put(key, value, expire_at_ms);
+            let res = ctx.db().put(key, value, expire_at_ms);
             if res.is_ok() {
                 if let Some(at) = opts.at_ms {
                     ctx.track_expiry(key, at as u64);
@@ -167,8 +168,9 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return finish(ctx, mark, res.map(Some));
         }
     }
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let res = ctx.engine.update(key, |cur| {
+    let res = db.update(key, |cur| {
         if get {
             match cur {
                 Some(e) => reply::bulk(out, e.value),
@@ -221,7 +223,7 @@ fn finish(
 pub fn setnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let value = args[2];
     let mark = ctx.out.len();
-    let res = ctx.engine.update(args[1], |cur| match cur {
+    let res = ctx.db().update(args[1], |cur| match cur {
         Some(_) => (Update::Keep, 0),
         None => (
             Update::Put {
@@ -252,7 +254,7 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[&[u8]], unit: ExpiryUnit, cmd: &st
     let Some(at) = expire_at(ctx.out, args[2], unit, true, cmd) else {
         return;
     };
-    let res = ctx.engine.put(args[1], args[3], at as u64);
+    let res = ctx.db().put(args[1], args[3], at as u64);
     if res.is_ok() {
         ctx.track_expiry(args[1], at as u64);
     }
@@ -263,8 +265,9 @@ fn set_with_expiry(ctx: &mut Ctx<'_>, args: &[&[u8]], unit: ExpiryUnit, cmd: &st
 
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mark = ctx.out.len();
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let res = ctx.engine.update(args[1], |cur| match cur {
+    let res = db.update(args[1], |cur| match cur {
         Some(e) => {
             reply::bulk(out, e.value);
             (Update::Delete, true)
@@ -283,8 +286,9 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn getset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let value = args[2];
     let mark = ctx.out.len();
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = db.update(args[1], |cur| {
         match cur {
             Some(e) => reply::bulk(out, e.value),
             None => reply::null(out, resp),
@@ -315,8 +319,9 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         opts.at_ms = expire_at(&mut invalid, raw, unit, relative, "getex");
     }
     let mark = ctx.out.len();
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = db.update(args[1], |cur| {
         let Some(e) = cur else {
             reply::null(out, resp);
             return (Update::Keep, false);
@@ -354,8 +359,9 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let keys = &args[1..];
     reply::array_len(ctx.out, keys.len());
+    let db = ctx.db();
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
-    let hits = ctx.engine.get_many_with(keys, |entries| {
+    let hits = db.get_many_with(keys, |entries| {
         let mut hits = 0u64;
         for e in entries {
             match e {
@@ -395,7 +401,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let pairs = &args[1..];
     match ctx
-        .engine
+        .db()
         .update_many(&pair_keys(pairs), |_| (pair_puts(pairs), ()))
     {
         Ok(((), token)) => {
@@ -413,7 +419,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let pairs = &args[1..];
     let keys = pair_keys(pairs);
-    let res = ctx.engine.update_many(&keys, |cur| {
+    let res = ctx.db().update_many(&keys, |cur| {
         if cur.iter().any(Option::is_some) {
             (vec![Update::Keep; cur.len()], 0)
         } else {
@@ -440,7 +446,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let suffix = args[2];
     let mut joined: Vec<u8> = Vec::new();
     let joined_ref = &mut joined;
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         let old = cur.map_or(&[][..], |e| e.value);
         if old.len() + suffix.len() > STRING_LEN_MAX {
             return (Update::Keep, None);
@@ -470,7 +476,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 
 pub fn strlen(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let len = ctx
-        .engine
+        .db()
         .get_with(args[1], |e| e.map_or(0, |e| e.value.len()));
     reply::integer(ctx.out, len as i64);
 }
@@ -479,8 +485,9 @@ pub fn getrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let (Some(start), Some(end)) = (parse_i64(args[2]), parse_i64(args[3])) else {
         return not_integer(ctx.out);
     };
+    let db = ctx.db();
     let out = &mut *ctx.out;
-    ctx.engine.get_with(args[1], |e| {
+    db.get_with(args[1], |e| {
         let s = e.map_or(&[][..], |e| e.value);
         match range(start, end, s.len()) {
             Some((a, b)) => reply::bulk(out, &s[a..=b]),
@@ -526,7 +533,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let mut buf: Vec<u8> = Vec::new();
     let buf_ref = &mut buf;
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         let old = cur.map_or(&[][..], |e| e.value);
         if patch.is_empty() {
             return (Update::Keep, old.len() as i64);
@@ -585,7 +592,7 @@ enum CounterError {
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], delta: i64) {
     let mut digits = Vec::with_capacity(24);
     let digits_ref = &mut digits;
-    let res = ctx.engine.update(key, |cur| {
+    let res = ctx.db().update(key, |cur| {
         let old = match cur {
             None => 0,
             Some(e) => match parse_i64(e.value) {
@@ -624,7 +631,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let incr = float80::parse(args[2]);
     let mut text = Vec::with_capacity(32);
     let text_ref = &mut text;
-    let res = ctx.engine.update(args[1], |cur| {
+    let res = ctx.db().update(args[1], |cur| {
         // Like Redis, the stored value is checked before the increment.
         let old = match cur {
             None => Some(float80::F80::ZERO),

@@ -3,8 +3,8 @@
 //! list exactly what flin does.
 
 use super::{
-    bitfield, bits, command, config, connection, dump, keys, latency, lcs, memory, monitor, multi,
-    object, pubsub, reset, server, strings, Ctx,
+    bitfield, bits, command, config, connection, databases, dump, keys, latency, lcs, memory,
+    monitor, multi, object, pubsub, reset, server, strings, Ctx,
 };
 
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]);
@@ -80,7 +80,7 @@ impl CommandSpec {
     /// own), in Redis's category order, without the `@`.
     pub(crate) fn acl_categories(&self) -> impl Iterator<Item = &'static str> + '_ {
         let f = self.flags;
-        let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb");
+        let dangerous_keyspace = matches!(self.name, "keys" | "flushall" | "flushdb" | "swapdb");
         let container = matches!(
             self.name,
             "client" | "config" | "object" | "memory" | "slowlog" | "latency" | "pubsub"
@@ -160,7 +160,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("client", -2, 0, NOKEYS, "connection", "2.4.0", "A container for client connection commands.", connection::client),
     cmd!("command", -1, LOADING | STALE, NOKEYS, "server", "2.8.13", "Returns detailed information about all commands.", command::command),
     cmd!("config", -2, 0, NOKEYS, "server", "2.0.0", "A container for server configuration commands.", config::config),
-    cmd!("dbsize", 1, READONLY | FAST, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", server::dbsize),
+    cmd!("copy", -3, WRITE | DENYOOM, (1, 2, 1), "generic", "6.2.0", "Copy a key", databases::copy),
+    cmd!("dbsize", 1, READONLY | FAST, NOKEYS, "server", "1.0.0", "Returns the number of keys in the database.", databases::dbsize),
     cmd!("decr", 2, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", strings::decr),
     cmd!("decrby", 3, WRITE | DENYOOM | FAST, KEY1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", strings::decrby),
     cmd!("del", -2, WRITE, ALLKEYS, "generic", "1.0.0", "Deletes one or more keys.", keys::del),
@@ -173,7 +174,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("expireat", -3, WRITE | FAST, KEY1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", keys::expireat),
     cmd!("expiretime", 2, READONLY | FAST, KEY1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
     cmd!("flushall", -1, WRITE, NOKEYS, "server", "1.0.0", "Removes all keys from all databases.", keys::flushall),
-    cmd!("flushdb", -1, WRITE, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", keys::flushall),
+    cmd!("flushdb", -1, WRITE, NOKEYS, "server", "1.0.0", "Remove all keys from the current database.", databases::flushdb),
     cmd!("get", 2, READONLY | FAST, KEY1, "string", "1.0.0", "Returns the string value of a key.", strings::get),
     cmd!("getbit", 3, READONLY | FAST, KEY1, "bitmap", "2.2.0", "Returns the bit value at offset in the string value stored at key", bits::getbit),
     cmd!("getdel", 2, WRITE | FAST, KEY1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", strings::getdel),
@@ -192,6 +193,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("memory", -2, 0, NOKEYS, "server", "4.0.0", "A container for memory diagnostics commands", memory::memory),
     cmd!("mget", -2, READONLY | FAST, ALLKEYS, "string", "1.0.0", "Atomically returns the string values of one or more keys.", strings::mget),
     cmd!("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, NOKEYS, "server", "1.0.0", "Listen for all requests received by the server in real time", monitor::monitor),
+    cmd!("move", 3, WRITE | FAST, KEY1, "generic", "1.0.0", "Move a key to another database", databases::move_),
     cmd!("mset", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", strings::mset),
     cmd!("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", strings::msetnx),
     cmd!("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, NOKEYS, "transactions", "1.2.0", "Mark the start of a transaction block", multi::multi),
@@ -216,7 +218,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("role", 1, NOSCRIPT | LOADING | STALE | FAST, NOKEYS, "server", "2.8.12", "Returns the replication role.", server::role),
     cmd!("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NOKEYS, "server", "1.0.0", "Synchronously saves the database(s) to disk.", server::save),
     cmd!("scan", -2, READONLY, NOKEYS, "generic", "2.8.0", "Iterates over the key names in the database.", keys::scan),
-    cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", connection::select),
+    cmd!("select", 2, LOADING | STALE | FAST, NOKEYS, "connection", "1.0.0", "Changes the selected database.", databases::select),
     cmd!("set", -3, WRITE | DENYOOM, KEY1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", strings::set),
     cmd!("setbit", 4, WRITE | DENYOOM, KEY1, "bitmap", "2.2.0", "Sets or clears the bit at offset in the string value stored at key", bits::setbit),
     cmd!("setex", 4, WRITE | DENYOOM, KEY1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", strings::setex),
@@ -230,6 +232,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, NOKEYS, "pubsub", "2.0.0", "Listen for messages published to the given channels", pubsub::subscribe),
     cmd!("substr", 4, READONLY, KEY1, "string", "1.0.0", "Returns a substring from a string value.", strings::getrange),
     cmd!("sunsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, ALLKEYS, "pubsub", "7.0.0", "Stop listening for messages posted to the given shard channels", pubsub::sunsubscribe),
+    cmd!("swapdb", 3, WRITE | FAST, NOKEYS, "server", "4.0.0", "Swaps two Redis databases", databases::swapdb),
     cmd!("time", 1, LOADING | STALE | FAST, NOKEYS, "server", "2.6.0", "Returns the server time.", server::time),
     cmd!("touch", -2, READONLY | FAST, ALLKEYS, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", keys::exists),
     cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", keys::ttl),

@@ -1,0 +1,173 @@
+//! [`Db`]: one database of the store (Redis's SELECT), as [`crate::Engine::db`] hands it out.
+//! Its calls are the engine's key calls, confined to the database's namespace (see
+//! `databases`): the same key in two databases is two keys.
+
+use std::sync::Arc;
+
+use crate::cold::Fetch;
+use crate::error::Result;
+use crate::read::{self, Entry, ScanCursor};
+use crate::shared::Shared;
+use crate::write::{self, Update, WriteToken};
+
+/// One database: the key calls of [`crate::Engine`], in this database only. Cheap to make
+/// (it resolves the database's namespace once) and to copy; make a new one after
+/// [`crate::Engine::swap_databases`] to see the swap.
+#[derive(Clone, Copy)]
+pub struct Db<'a> {
+    shared: &'a Arc<Shared>,
+    ns: u32,
+}
+
+impl std::fmt::Debug for Db<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("ns", &self.ns).finish()
+    }
+}
+
+impl<'a> Db<'a> {
+    pub(crate) fn new(shared: &'a Arc<Shared>, db: u32) -> Db<'a> {
+        Db {
+            shared,
+            ns: shared.databases.ns(db),
+        }
+    }
+
+    /// As [`crate::Engine::get_with`].
+    #[inline]
+    pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
+        read::get_with(self.shared, self.ns, key, f)
+    }
+
+    /// As [`crate::Engine::get`].
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_with(key, |e| e.map(|e| e.value.to_vec()))
+    }
+
+    /// As [`crate::Engine::contains`].
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.get_with(key, |e| e.is_some())
+    }
+
+    /// As [`crate::Engine::version`].
+    pub fn version(&self, key: &[u8]) -> Option<u64> {
+        read::version(self.shared, self.ns, key)
+    }
+
+    /// As [`crate::Engine::remove_expired`].
+    pub fn remove_expired(&self, key: &[u8]) -> bool {
+        write::remove_expired(self.shared, self.ns, key)
+    }
+
+    /// As [`crate::Engine::prefetch`].
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        read::prefetch(self.shared, self.ns, keys)
+    }
+
+    /// As [`crate::Engine::fetch_cold`].
+    pub fn fetch_cold(&self, keys: &[&[u8]]) -> Option<Fetch> {
+        self.fetch_cold_for(keys, |_| false)
+    }
+
+    /// As [`crate::Engine::fetch_cold_for`].
+    pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
+        let sh = self.shared;
+        let full = sh.verifier.is_full();
+        let blind = |i| !full && blind(i);
+        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, keys, blind);
+        (!records.is_empty()).then(|| sh.cold.submit(records))
+    }
+
+    /// As [`crate::Engine::would_block`].
+    pub fn would_block(&self, key: &[u8]) -> bool {
+        let sh = self.shared;
+        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, &[key], |_| {
+            false
+        })
+        .is_empty()
+    }
+
+    /// As [`crate::Engine::put`].
+    ///
+    /// # Errors
+    /// As for [`crate::Engine::put`].
+    #[inline]
+    pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
+        write::put(self.shared, self.ns, key, value, expire_at_ms)
+    }
+
+    /// As [`crate::Engine::delete`].
+    ///
+    /// # Errors
+    /// As for [`crate::Engine::put`].
+    pub fn delete(&self, key: &[u8]) -> Result<Option<WriteToken>> {
+        Ok(self.update(key, |_| (Update::Delete, ()))?.1)
+    }
+
+    /// As [`crate::Engine::update`].
+    ///
+    /// # Errors
+    /// As for [`crate::Engine::put`].
+    pub fn update<'v, R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
+    ) -> Result<(R, Option<WriteToken>)> {
+        write::update(self.shared, self.ns, key, f)
+    }
+
+    /// As [`crate::Engine::get_many_with`].
+    pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
+        read::get_many_with(self.shared, self.ns, keys, f)
+    }
+
+    /// As [`crate::Engine::update_many`]: every key in this database, one atomic batch.
+    ///
+    /// # Errors
+    /// As for [`crate::Engine::update_many`].
+    ///
+    /// # Panics
+    /// When `f` returns a different number of decisions than there are keys.
+    pub fn update_many<'v, R>(
+        &self,
+        keys: &[&[u8]],
+        f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
+    ) -> Result<(R, Option<WriteToken>)> {
+        let ns = self.ns;
+        write::update_many(self.shared, |_| ns, keys, f)
+    }
+
+    /// Keys in this database, including expired keys not yet removed (Redis's DBSIZE).
+    pub fn len(&self) -> u64 {
+        self.shared.index.ns_len(self.ns)
+    }
+
+    /// True when the database holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// As [`crate::Engine::scan`], over this database's keys.
+    pub fn scan(
+        &self,
+        cursor: ScanCursor,
+        count: usize,
+        f: impl FnMut(&[u8], Entry<'_>),
+    ) -> ScanCursor {
+        read::scan(self.shared, self.ns, cursor, count, f)
+    }
+
+    /// A random live key of this database, or `None` when there is none.
+    pub fn random_key(&self, random: impl FnMut() -> u64) -> Option<Vec<u8>> {
+        read::random_key(self.shared, self.ns, random)
+    }
+
+    /// Deletes every key of this database (FLUSHDB), durably when this returns. The other
+    /// databases' records are not rewritten.
+    ///
+    /// # Errors
+    /// The write or fsync error.
+    pub fn clear(&self) -> Result<()> {
+        write::clear_ns(self.shared, self.ns)
+    }
+}
