@@ -21,6 +21,11 @@ fn db(ctx: &Ctx<'_>) -> u32 {
 /// Publishes one event about `key` (this client's own messages go into its replies).
 pub(super) fn event(ctx: &mut Ctx<'_>, class: u32, name: &str, key: &[u8]) {
     let db = db(ctx);
+    event_in(ctx, db, class, name, key);
+}
+
+/// As [`event`], about `key` in database `db` (MOVE's and COPY's destination).
+fn event_in(ctx: &mut Ctx<'_>, db: u32, class: u32, name: &str, key: &[u8]) {
     let me = Some((ctx.client.id, &mut *ctx.out, ctx.client.resp == 3));
     ctx.server.pubsub.key_event(class, name, key, db, me);
 }
@@ -181,6 +186,29 @@ fn publish_events(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Befo
         "rename" | "renamenx" => {
             event(ctx, GENERIC, "rename_from", keys[0]);
             event(ctx, GENERIC, "rename_to", keys[1]);
+        }
+        // As Redis: the key is added to the destination ('new' there), then move_from in the
+        // source and move_to in the destination.
+        "move" => {
+            let Some(dst) = args.get(2).and_then(|a| super::parse_i64(a)) else {
+                return;
+            };
+            let dst = dst as u32;
+            event_in(ctx, dst, NEW, "new", keys[0]);
+            event(ctx, GENERIC, "move_from", keys[0]);
+            event_in(ctx, dst, GENERIC, "move_to", keys[0]);
+        }
+        // COPY src dst [DB n] [REPLACE]: the destination is added anew, then copy_to.
+        "copy" => {
+            let db_arg = args
+                .iter()
+                .skip(3)
+                .position(|a| eq_ignore_case(a, "db"))
+                .and_then(|i| args.get(3 + i + 1))
+                .and_then(|a| super::parse_i64(a));
+            let dst = db_arg.map_or(db(ctx), |d| d as u32);
+            event_in(ctx, dst, NEW, "new", keys[1]);
+            event_in(ctx, dst, GENERIC, "copy_to", keys[1]);
         }
         _ => {}
     }
