@@ -30,18 +30,6 @@ fn never_reading_client(srv: &TestServer, key: &[u8], count: usize) -> (TcpStrea
     (slow, sender)
 }
 
-/// The most reply bytes the kernel can hold for one connection that is not read: the server's
-/// send buffer plus the client's receive buffer, at their autotuning maximums.
-fn kernel_socket_buffers_max() -> u64 {
-    let max_of = |path: &str| -> u64 {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.split_whitespace().last()?.parse().ok())
-            .unwrap_or(64 << 20)
-    };
-    max_of("/proc/sys/net/ipv4/tcp_wmem") + max_of("/proc/sys/net/ipv4/tcp_rmem")
-}
-
 #[test]
 fn output_stays_bounded_for_a_client_that_never_reads() {
     const LIMIT: u64 = 256 * 1024;
@@ -172,7 +160,7 @@ fn well_behaved_client_is_served_beside_never_reading_ones() {
     );
     let stalled_gets = s.ops_processed - 1 - u64::from(REQUESTS);
     let stalled_gets_max =
-        STALLED * (per_client_bound + kernel_socket_buffers_max()) / VALUE_LEN as u64;
+        STALLED * (per_client_bound + common::kernel_socket_buffers_max()) / VALUE_LEN as u64;
     assert!(
         stalled_gets <= stalled_gets_max,
         "{stalled_gets} GETs executed for clients that read nothing (at most \

@@ -97,18 +97,6 @@ fn subscribed_mode_allows_only_the_subscribe_family() {
     );
 }
 
-/// The most reply bytes the kernel can hold for one connection that is not read: the server's
-/// send buffer plus the client's receive buffer, at their autotuning maximums.
-fn kernel_socket_buffers_max() -> usize {
-    let max_of = |path: &str| -> usize {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.split_whitespace().last()?.parse().ok())
-            .unwrap_or(64 << 20)
-    };
-    max_of("/proc/sys/net/ipv4/tcp_wmem") + max_of("/proc/sys/net/ipv4/tcp_rmem")
-}
-
 #[test]
 fn a_subscriber_that_never_reads_is_closed_and_the_others_go_on() {
     const LIMIT: usize = 1 << 20;
@@ -131,7 +119,7 @@ fn a_subscriber_that_never_reads_is_closed_and_the_others_go_on() {
     // The reading subscriber takes each message before the next is published, so it is never
     // behind; the other one's replies fill the kernel's buffers, then the server's up to the
     // limit. Bounded: past that much, the limit did not act.
-    let most = (kernel_socket_buffers_max() + 2 * LIMIT) / one.len() + 10;
+    let most = (common::kernel_socket_buffers_max() as usize + 2 * LIMIT) / one.len() + 10;
     let mut slow_gone = false;
     for _ in 0..most {
         let n = publisher

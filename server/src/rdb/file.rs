@@ -19,25 +19,15 @@
 
 use std::io::{self, Read};
 
-use super::{crc64, lzf, Error as FormatError};
+use super::{
+    crc64, lzf, Error as FormatError, OP_AUX, OP_EOF, OP_EXPIRETIME, OP_EXPIRETIME_MS, OP_FREQ,
+    OP_FUNCTION2, OP_FUNCTION_PRE_GA, OP_IDLE, OP_MODULE_AUX, OP_RESIZEDB, OP_SELECTDB,
+    OP_SLOT_INFO, TYPE_STRING,
+};
 
 /// The newest RDB version read: Redis 7.4 and 8 write 12, Redis 7.0 writes 10.
 pub const RDB_FILE_VERSION_MAX: u16 = 12;
 
-const OP_SLOT_INFO: u8 = 0xF4;
-const OP_FUNCTION2: u8 = 0xF5;
-const OP_FUNCTION_PRE_GA: u8 = 0xF6;
-const OP_MODULE_AUX: u8 = 0xF7;
-const OP_IDLE: u8 = 0xF8;
-const OP_FREQ: u8 = 0xF9;
-const OP_AUX: u8 = 0xFA;
-const OP_RESIZEDB: u8 = 0xFB;
-const OP_EXPIRETIME_MS: u8 = 0xFC;
-const OP_EXPIRETIME: u8 = 0xFD;
-const OP_SELECTDB: u8 = 0xFE;
-const OP_EOF: u8 = 0xFF;
-
-const TYPE_STRING: u8 = 0;
 const TYPE_LIST: u8 = 1;
 const TYPE_SET: u8 = 2;
 const TYPE_ZSET: u8 = 3;

@@ -35,6 +35,20 @@ pub const RDB_VERSION: u16 = 10;
 /// The object type of a string.
 pub const TYPE_STRING: u8 = 0;
 
+// The opcodes of an RDB file (`RDB_OPCODE_*`), for `file` and `write`.
+const OP_SLOT_INFO: u8 = 0xF4;
+const OP_FUNCTION2: u8 = 0xF5;
+const OP_FUNCTION_PRE_GA: u8 = 0xF6;
+const OP_MODULE_AUX: u8 = 0xF7;
+const OP_IDLE: u8 = 0xF8;
+const OP_FREQ: u8 = 0xF9;
+const OP_AUX: u8 = 0xFA;
+const OP_RESIZEDB: u8 = 0xFB;
+const OP_EXPIRETIME_MS: u8 = 0xFC;
+const OP_EXPIRETIME: u8 = 0xFD;
+const OP_SELECTDB: u8 = 0xFE;
+const OP_EOF: u8 = 0xFF;
+
 const LEN_6BIT: u8 = 0;
 const LEN_14BIT: u8 = 1;
 const LEN_32BIT: u8 = 0x80;

@@ -8,16 +8,13 @@
 
 use std::io::{self, Write};
 
-use super::{crc64, write_len, write_string, TYPE_STRING};
+use super::{
+    crc64, write_len, write_string, OP_AUX, OP_EOF, OP_EXPIRETIME_MS, OP_RESIZEDB, OP_SELECTDB,
+    TYPE_STRING,
+};
 
 /// The RDB version written: the newest that Redis 5.0 to 7.4 all read.
 pub const RDB_WRITE_VERSION: u16 = 9;
-
-const OP_AUX: u8 = 0xFA;
-const OP_RESIZEDB: u8 = 0xFB;
-const OP_EXPIRETIME_MS: u8 = 0xFC;
-const OP_SELECTDB: u8 = 0xFE;
-const OP_EOF: u8 = 0xFF;
 
 /// Bytes gathered before they are written to the sink.
 const FLUSH_BYTES: usize = 64 * 1024;

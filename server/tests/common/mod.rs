@@ -226,3 +226,15 @@ pub fn info_field<'a>(info: &'a str, name: &str) -> &'a str {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .unwrap_or_else(|| panic!("no {name} in INFO: {info}"))
 }
+
+/// The most reply bytes the kernel can hold for one connection that is not read: the server's
+/// send buffer plus the client's receive buffer, at their autotuning maximums.
+pub fn kernel_socket_buffers_max() -> u64 {
+    let max_of = |path: &str| -> u64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.split_whitespace().last()?.parse().ok())
+            .unwrap_or(64 << 20)
+    };
+    max_of("/proc/sys/net/ipv4/tcp_wmem") + max_of("/proc/sys/net/ipv4/tcp_rmem")
+}
