@@ -9,7 +9,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{cmd, info_field, start_with, Raw};
+use common::{cmd, info_field, start_with, wait_for, Raw};
 use flin_server::rdb::FileWriter;
 use redis::Commands;
 
@@ -171,10 +171,14 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
         b"-EXECABORT Transaction discarded because of previous errors.\r\n",
     );
 
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut con)
-        .unwrap();
+    let mut info = String::new();
+    wait_for("the offset past GETACK", Duration::from_secs(10), || {
+        info = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut con)
+            .unwrap();
+        info_field(&info, "slave_repl_offset") == offset.to_string()
+    });
     assert_eq!(info_field(&info, "role"), "slave");
     assert_eq!(info_field(&info, "master_link_status"), "up");
     assert_eq!(info_field(&info, "master_port"), primary.port().to_string());
