@@ -159,6 +159,7 @@ echo "full sync (disk-based): ok"
 # The primary restarts empty (new replication id): flin full-syncs again.
 stop_pids "$redis_pid"
 redis_pid=""
+rm -f "$work/dump.rdb"   # written for the disk-based sync: the primary would load it
 start_primary
 primary set reborn 1 >/dev/null
 wait_synced
