@@ -64,15 +64,22 @@ pub struct Link {
     pub sync_read_bytes: u64,
     /// Keys of types flin does not store, skipped in full syncs since start.
     pub skipped_keys: u64,
+    /// The server is stopping: the link thread ends.
+    pub stopping: bool,
     /// Full syncs completed since start.
     pub full_syncs: u64,
     /// Partial resyncs (`+CONTINUE`) since start.
     pub partial_syncs: u64,
 }
 
+/// The flag writers read, alone on its cache lines: the link thread's locking of the mutex
+/// next to it does not bounce the line the workers read.
+#[repr(align(128))]
+struct Flag(AtomicBool);
+
 /// The replica side's shared state (one per server).
 pub struct ReplicaLink {
-    replica: AtomicBool,
+    replica: Flag,
     link: Mutex<Link>,
     changed: Condvar,
     /// `--masterauth`: the password the link sends with AUTH.
@@ -88,7 +95,7 @@ impl ReplicaLink {
             LinkState::None
         };
         ReplicaLink {
-            replica: AtomicBool::new(primary.is_some()),
+            replica: Flag(AtomicBool::new(primary.is_some())),
             link: Mutex::new(Link {
                 primary,
                 generation: 0,
@@ -101,6 +108,7 @@ impl ReplicaLink {
                 sync_total_bytes: 0,
                 sync_read_bytes: 0,
                 skipped_keys: 0,
+                stopping: false,
                 full_syncs: 0,
                 partial_syncs: 0,
             }),
@@ -112,7 +120,7 @@ impl ReplicaLink {
     /// True while this server follows a primary: clients' writes are refused. One relaxed load.
     #[inline]
     pub fn is_replica(&self) -> bool {
-        self.replica.load(Ordering::Relaxed)
+        self.replica.0.load(Ordering::Relaxed)
     }
 
     /// The link's state, locked.
@@ -126,7 +134,7 @@ impl ReplicaLink {
         if link.primary == primary {
             return false;
         }
-        self.replica.store(primary.is_some(), Ordering::Relaxed);
+        self.replica.0.store(primary.is_some(), Ordering::Relaxed);
         link.state = if primary.is_some() {
             LinkState::Connect
         } else {
@@ -152,13 +160,17 @@ impl ReplicaLink {
         let link = self.lock();
         let (link, _) = self
             .changed
-            .wait_timeout_while(link, timeout, |l| l.primary.is_none())
+            .wait_timeout_while(link, timeout, |l| l.primary.is_none() && !l.stopping)
             .unwrap_or_else(|e| e.into_inner());
+        if link.stopping {
+            return None;
+        }
         link.primary.clone().map(|p| (p, link.generation))
     }
 
-    /// Wakes the link thread (shutdown).
-    pub fn wake(&self) {
+    /// Tells the link thread the server stops, and wakes it.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
         self.changed.notify_all();
     }
 

@@ -112,7 +112,7 @@ impl Shared {
         if !self.shutdown.swap(true, Ordering::AcqRel) {
             tracing::info!("shutting down: no new connections, answering what was read");
         }
-        self.replica.wake();
+        self.replica.stop();
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -47,7 +47,8 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 
 fn run(shared: &Shared) {
     while !shared.is_shutting_down() {
-        let Some(((host, port), generation)) = shared.replica.wait_primary(READ_TICK * 2) else {
+        let Some(((host, port), generation)) = shared.replica.wait_primary(Duration::from_secs(1))
+        else {
             continue;
         };
         tracing::info!(primary = %format!("{host}:{port}"), "connecting to the primary");
