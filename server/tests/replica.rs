@@ -242,7 +242,8 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
 fn full_sync_with_a_length_payload_replaces_the_data() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let primary = listener.local_addr().unwrap();
-    let srv = start_with(|_| {});
+    // Under `--fsync always` an ACK waits for the applied writes to be on disk.
+    let srv = start_with(|c| c.fsync = flin_server::FsyncPolicy::Always);
     let mut con = srv.client();
     let _: () = con.set("stale", "old").unwrap();
     let port = primary.port().to_string();
@@ -264,8 +265,14 @@ fn full_sync_with_a_length_payload_replaces_the_data() {
     let file = rdb();
     p.send(format!("\n${}\r\n", file.len()).as_bytes());
     p.send(&file);
+    let set = cmd(&[b"SET", b"g", b"7"]);
+    p.send(&set);
     p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
-    wait_ack(&mut p, 0);
+    wait_ack(&mut p, set.len() as i64);
+    assert_eq!(
+        con.get::<_, Option<String>>("g").unwrap().as_deref(),
+        Some("7")
+    );
     assert_eq!(con.get::<_, Option<String>>("stale").unwrap(), None);
     assert_eq!(
         con.get::<_, Option<String>>("a").unwrap().as_deref(),

@@ -22,13 +22,14 @@
 //! 0's part of the EXEC gate (as a worker's batch does), the stream's EXEC takes the whole
 //! gate, so a client's EXEC stays atomic. `REPLCONF ACK <offset>` goes out every second and on
 //! `REPLCONF GETACK` (with the offset applied before the GETACK, as Redis does); an applied
-//! write is in flin's log when it is acknowledged.
+//! write is in flin's log when it is acknowledged, and on disk under `--fsync always`.
 //!
 //! # Known gaps
 //! - A full sync flushes the live store and loads into it (clients can read a partial data
 //!   set meanwhile) instead of loading a fresh store and switching to it.
-//! - The replica's own expiry is not switched off: the engine's sweep and lazy expiry remove
-//!   keys past their time instead of waiting for the primary's DEL.
+//! - The replica's own expiry is not switched off: reads hide a key past its time (as Redis's
+//!   replica does) but the engine's sweep also drops it before the primary's DEL, and the
+//!   primary's writes to such a key see it missing (Redis's replica uses the old value).
 //! - The replication id and offset live in memory: after a restart the replica full-syncs.
 
 mod replica;

@@ -363,6 +363,8 @@ fn stream_loop(
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let mut offset = shared.replica.lock().offset;
     let mut last_ack = Instant::now();
+    // The latest write applied and not yet acknowledged.
+    let mut unacked = None;
     let mut replies = Vec::new();
     loop {
         match r.read(&mut chunk) {
@@ -380,7 +382,7 @@ fn stream_loop(
                 client: &mut client,
                 out: &mut replies,
                 expiry: &expiry,
-                token: None,
+                token: unacked,
                 keyspace_hits: 0,
                 keyspace_misses: 0,
                 close: false,
@@ -397,6 +399,7 @@ fn stream_loop(
                     Some(Frame::Command { args, consumed }) => {
                         if is_getack(args) {
                             // The ACK answers with what was applied before the GETACK.
+                            on_disk(shared, ctx.token)?;
                             out.write_all(&ack(offset))?;
                             last_ack = Instant::now();
                         } else if args[0].eq_ignore_ascii_case(b"REPLCONF") {
@@ -419,6 +422,7 @@ fn stream_loop(
                 offset += consumed as i64;
             }
             drop(batch);
+            unacked = ctx.token;
         }
         buf.drain(..pos);
         arena.reset();
@@ -433,9 +437,22 @@ fn stream_loop(
             return Err(given_up());
         }
         if last_ack.elapsed() >= ACK_PERIOD {
+            on_disk(shared, unacked.take())?;
             out.write_all(&ack(offset))?;
             last_ack = Instant::now();
         }
+    }
+}
+
+/// Under `--fsync always`, waits until `token`'s write is on disk: an acknowledged offset is
+/// in flin's log, as a client's acknowledged write is.
+fn on_disk(shared: &Shared, token: Option<flin_engine::WriteToken>) -> io::Result<()> {
+    match token {
+        Some(t) if shared.engine.acks_wait_for_disk() => shared
+            .engine
+            .wait_durable(t)
+            .map_err(|e| io::Error::other(e.to_string())),
+        _ => Ok(()),
     }
 }
 
