@@ -34,10 +34,19 @@ pub fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
 }
 
+/// What a replica's INFO replication shows after Redis's own lines.
+pub struct ReplicaInfo {
+    /// The primary's replication id, once a sync gave it.
+    pub replid: Option<String>,
+    /// The offset applied.
+    pub offset: i64,
+    /// Keys of types flin does not store, skipped in full syncs (`flin_skipped_keys`).
+    pub skipped_keys: u64,
+}
+
 /// The replica's part of INFO replication, from `role` to `replica_announced`; `None` when
-/// this server is a primary. Else the primary's replication id and the offset applied, once a
-/// sync gave them.
-pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<(Option<String>, i64)> {
+/// this server is a primary.
+pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<ReplicaInfo> {
     let link = ctx.server.replica.lock();
     let (host, port) = link.primary.clone()?;
     let now = Instant::now();
@@ -98,9 +107,11 @@ pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<(Option<String>, i6
         s,
         "slave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\n"
     );
-    // flin's own: keys of types it does not store, skipped in full syncs.
-    let _ = write!(s, "flin_skipped_keys:{}\r\n", link.skipped_keys);
-    Some((link.replid.clone(), link.offset))
+    Some(ReplicaInfo {
+        replid: link.replid.clone(),
+        offset: link.offset,
+        skipped_keys: link.skipped_keys,
+    })
 }
 
 /// ROLE of a replica: `slave`, host, port, the link's state, the offset applied (-1 before

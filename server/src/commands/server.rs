@@ -306,13 +306,16 @@ fn info_stats(
 /// checks (`role:master`) and Sentinel-aware clients look for.
 fn info_replication(ctx: &Ctx<'_>, s: &mut String) {
     line!(s, "# Replication");
-    let (replid, offset) = super::replication::info_replica(ctx, s).unwrap_or_else(|| {
+    let replica = super::replication::info_replica(ctx, s);
+    if replica.is_none() {
         line!(s, "role:master");
-        (None, 0)
-    });
+    }
+    let (replid, offset) = replica
+        .as_ref()
+        .map_or((None, 0), |r| (r.replid.as_deref(), r.offset));
     line!(s, "connected_slaves:0");
     line!(s, "master_failover_state:no-failover");
-    let replid = replid.as_deref().unwrap_or_else(|| replication_id());
+    let replid = replid.unwrap_or_else(|| replication_id());
     line!(s, "master_replid:{replid}");
     line!(s, "master_replid2:{}", "0".repeat(40));
     line!(s, "master_repl_offset:{offset}");
@@ -321,6 +324,10 @@ fn info_replication(ctx: &Ctx<'_>, s: &mut String) {
     line!(s, "repl_backlog_size:1048576");
     line!(s, "repl_backlog_first_byte_offset:0");
     line!(s, "repl_backlog_histlen:0");
+    if let Some(r) = replica {
+        // flin's own, after Redis's lines: keys of types it does not store, skipped.
+        line!(s, "flin_skipped_keys:{}", r.skipped_keys);
+    }
 }
 
 /// 40 random hex digits, fixed for the life of the process, as Redis's replication id.

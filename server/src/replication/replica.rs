@@ -60,7 +60,7 @@ fn run(shared: &Shared) {
         {
             let mut link = shared.replica.lock();
             if link.generation == generation {
-                if link.state == LinkState::Connected || link.down_since.is_none() {
+                if link.state == LinkState::Connected {
                     link.down_since = Some(Instant::now());
                 }
                 link.state = LinkState::Connect;
