@@ -155,6 +155,17 @@ pub struct Config {
     #[arg(long, env = "FLIN_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
 
+    /// Follow this primary as a read-only replica, Redis's `replicaof <host> <port>`: given as
+    /// two values (`--replicaof 10.0.0.1 6379`) or one (`"10.0.0.1 6379"`). REPLICAOF changes
+    /// it at run time; `REPLICAOF NO ONE` makes the server a primary again.
+    #[arg(long, env = "FLIN_REPLICAOF", num_args = 1..=2, value_names = ["HOST", "PORT"],
+          value_delimiter = ' ')]
+    pub replicaof: Vec<String>,
+
+    /// Password a replica sends to its primary with AUTH (Redis's `masterauth`).
+    #[arg(long, env = "FLIN_MASTERAUTH", hide_env_values = true)]
+    pub masterauth: Option<String>,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -270,6 +281,8 @@ impl Config {
             cold_read_threads: 32,
             databases: 16,
             requirepass: None,
+            replicaof: Vec::new(),
+            masterauth: None,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),
@@ -283,6 +296,23 @@ impl Config {
             protected_mode: true,
             repair: false,
             pin_cores: false,
+        }
+    }
+
+    /// The primary `--replicaof` names, if any.
+    ///
+    /// # Errors
+    /// Not a host and a port.
+    pub fn primary(&self) -> Result<Option<(String, u16)>, String> {
+        match self.replicaof.as_slice() {
+            [] => Ok(None),
+            [host, port] if !host.is_empty() => port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .map(|p| Some((host.clone(), p)))
+                .ok_or_else(|| format!("--replicaof: invalid port {port:?}")),
+            _ => Err("--replicaof takes a host and a port".into()),
         }
     }
 

@@ -148,6 +148,7 @@ pub(crate) async fn serve(
         reply: Default::default(),
         pubsub: Default::default(),
         db: 0,
+        from_primary: false,
     };
     read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);

@@ -22,7 +22,8 @@
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
 //!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY), `transactions`
 //!   (EXEC's gate over every worker's batches, and the keys clients WATCH), `notify`
-//!   (`notify-keyspace-events`); then `pubsub` (who subscribes to what, across workers, and
+//!   (`notify-keyspace-events`), `repl_state` (the primary a replica follows and its link's
+//!   state, for REPLICAOF, INFO and ROLE); then `pubsub` (who subscribes to what, across workers, and
 //!   each subscriber's inbox that any worker's PUBLISH fills).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
@@ -35,6 +36,9 @@
 //! - `connection`: one client's read loop and write loop, the only code touching sockets; a
 //!   read loop step says whether to read more, wait (output backpressure, a write stall) or
 //!   close.
+//! - `replication`: the replica's link thread (blocking std I/O, off the workers): Redis's
+//!   handshake, the full-sync RDB streamed into the store, the primary's stream applied through
+//!   the command table by a client that may write on a read-only replica, and its ACKs.
 //! - `worker`: one thread per core, each with its own monoio runtime (io_uring or epoll), its
 //!   own SO_REUSEPORT listener, its connections and a cron task (idle timeout, active expiry,
 //!   ops rate, CLIENT KILL, shutdown).
@@ -76,6 +80,7 @@ mod latency;
 mod monitor;
 mod notify;
 mod pause;
+mod repl_state;
 mod settings;
 mod slowlog;
 mod stats;
@@ -92,6 +97,9 @@ pub mod commands;
 
 // One client's socket: read, run, write.
 mod connection;
+
+// The replica's link to its primary: handshake, full sync, the applied stream.
+mod replication;
 
 // One thread per core, with its connections.
 mod worker;

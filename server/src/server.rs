@@ -133,6 +133,7 @@ impl Server {
             config.checkpoint_root(),
             engine.stats().last_seq,
         ));
+        let primary = config.primary().map_err(StartError::Config)?;
         let shared = Arc::new(Shared {
             engine: Arc::new(engine),
             workers: (0..threads).map(|_| WorkerCounters::default()).collect(),
@@ -165,6 +166,7 @@ impl Server {
             pause: ClientPause::default(),
             exec_gate: crate::transactions::ExecGate::new(threads),
             watches: crate::transactions::Watches::default(),
+            replica: crate::repl_state::ReplicaLink::new(primary, config.masterauth.clone()),
             config,
         });
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
@@ -176,11 +178,17 @@ impl Server {
                     .key_event(crate::notify::EXPIRED, "expired", key, db, None);
             }
         });
-        let threads =
+        let mut threads =
             worker::spawn_all(&shared, listeners).map_err(|source| StartError::Runtime {
                 driver: shared.driver.name(),
                 source,
             })?;
+        threads.push(crate::replication::spawn(shared.clone()).map_err(|source| {
+            StartError::Runtime {
+                driver: shared.driver.name(),
+                source,
+            }
+        })?);
         log_startup(&shared);
         Ok(ServerHandle { shared, threads })
     }

@@ -24,6 +24,7 @@ use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
 use crate::pause::ClientPause;
 use crate::pubsub::PubSub;
+use crate::repl_state::ReplicaLink;
 use crate::settings::Settings;
 use crate::slowlog::SlowLogs;
 use crate::stats::{OpsSampler, ServerStats, WorkerCounters};
@@ -75,6 +76,8 @@ pub struct Shared {
     pub watches: Watches,
     /// Pub/Sub: every client's subscriptions.
     pub pubsub: PubSub,
+    /// The primary this server follows, if any, and the link's state.
+    pub replica: ReplicaLink,
 }
 
 impl Shared {
@@ -109,6 +112,7 @@ impl Shared {
         if !self.shutdown.swap(true, Ordering::AcqRel) {
             tracing::info!("shutting down: no new connections, answering what was read");
         }
+        self.replica.stop();
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -32,6 +32,7 @@ mod multi;
 mod notify;
 mod object;
 mod pubsub;
+mod replication;
 mod reset;
 mod server;
 mod spec;
@@ -72,6 +73,8 @@ pub(crate) struct Client {
     pub pubsub: crate::pubsub::Subscriptions,
     /// The selected database (SELECT), below `--databases`.
     pub db: u32,
+    /// The replica's link applying its primary's stream: it may write on a replica.
+    pub from_primary: bool,
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -238,6 +241,18 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         stats.reject(slot);
         stats.error(b"NOAUTH");
+        return;
+    }
+    // A replica refuses clients' writes (one relaxed load, for writes only).
+    if spec.flags & table::WRITE != 0 && !ctx.client.from_primary && ctx.server.replica.is_replica()
+    {
+        ctx.client.tx.refused();
+        reply::error(
+            ctx.out,
+            b"READONLY You can't write against a read only replica.",
+        );
+        stats.reject(slot);
+        stats.error(b"READONLY");
         return;
     }
     if let Some(inbox) = &ctx.client.pubsub.inbox {

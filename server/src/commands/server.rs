@@ -107,7 +107,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 &ctx.server.pubsub,
                 &mut s,
             ),
-            "replication" => info_replication(&mut s),
+            "replication" => info_replication(ctx, &mut s),
             "cpu" => info_cpu(&mut s),
             "commandstats" => info_stats::commandstats(ctx, &mut s),
             "errorstats" => info_stats::errorstats(ctx, &mut s),
@@ -304,19 +304,30 @@ fn info_stats(
 
 /// A standalone master, as a lone redis-server reports itself: what load balancer health
 /// checks (`role:master`) and Sentinel-aware clients look for.
-fn info_replication(s: &mut String) {
+fn info_replication(ctx: &Ctx<'_>, s: &mut String) {
     line!(s, "# Replication");
-    line!(s, "role:master");
+    let replica = super::replication::info_replica(ctx, s);
+    if replica.is_none() {
+        line!(s, "role:master");
+    }
+    let (replid, offset) = replica
+        .as_ref()
+        .map_or((None, 0), |r| (r.replid.as_deref(), r.offset));
     line!(s, "connected_slaves:0");
     line!(s, "master_failover_state:no-failover");
-    line!(s, "master_replid:{}", replication_id());
+    let replid = replid.unwrap_or_else(|| replication_id());
+    line!(s, "master_replid:{replid}");
     line!(s, "master_replid2:{}", "0".repeat(40));
-    line!(s, "master_repl_offset:0");
+    line!(s, "master_repl_offset:{offset}");
     line!(s, "second_repl_offset:-1");
     line!(s, "repl_backlog_active:0");
     line!(s, "repl_backlog_size:1048576");
     line!(s, "repl_backlog_first_byte_offset:0");
     line!(s, "repl_backlog_histlen:0");
+    if let Some(r) = replica {
+        // flin's own, after Redis's lines: keys of types it does not store, skipped.
+        line!(s, "flin_skipped_keys:{}", r.skipped_keys);
+    }
 }
 
 /// 40 random hex digits, fixed for the life of the process, as Redis's replication id.
@@ -359,8 +370,11 @@ fn info_cpu(s: &mut String) {
     line!(s, "used_cpu_user_main_thread:{user_thread:.6}");
 }
 
-/// ROLE: a standalone master with no replicas.
+/// ROLE: a replica's link, or a standalone master with no replicas.
 pub fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
+    if super::replication::role_replica(ctx) {
+        return;
+    }
     reply::array_len(ctx.out, 3);
     reply::bulk(ctx.out, b"master");
     reply::integer(ctx.out, 0);

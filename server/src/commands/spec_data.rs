@@ -123,6 +123,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "randomkey", tips: &["request_policy:all_shards", "nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "rename", tips: &[], key_specs: &[KS9, KS3], subcommands: &[] },
     CommandDoc { name: "renamenx", tips: &[], key_specs: &[KS9, KS17], subcommands: &[] },
+    CommandDoc { name: "replicaof", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "reset", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "restore", tips: &[], key_specs: &[KS16], subcommands: &[] },
     CommandDoc { name: "role", tips: &[], key_specs: &[], subcommands: &[] },
@@ -135,6 +136,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "setnx", tips: &[], key_specs: &[KS19], subcommands: &[] },
     CommandDoc { name: "setrange", tips: &[], key_specs: &[KS8], subcommands: &[] },
     CommandDoc { name: "shutdown", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "slaveof", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "slowlog", tips: &[], key_specs: &[], subcommands: &[
         Subcommand { name: "slowlog|get", arity: -2, flags: &["admin", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "nondeterministic_output"], key_specs: &[] },
         Subcommand { name: "slowlog|help", arity: 2, flags: &["loading", "stale"], keys: (0, 0, 0), categories: &["@slow"], tips: &[], key_specs: &[] },

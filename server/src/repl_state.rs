@@ -1,0 +1,181 @@
+//! What the replica's link thread (`crate::replication`) and the commands share: which primary
+//! to follow (set by `--replicaof`, REPLICAOF / SLAVEOF, cleared by `REPLICAOF NO ONE`), and
+//! the link's state as INFO replication and ROLE show it.
+//!
+//! Client commands pay one relaxed load of [`ReplicaLink::is_replica`], and only for commands
+//! that write (the read-only check). Everything else sits behind one mutex that the link thread
+//! takes a few times per batch of the primary's stream and INFO / ROLE take once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Where the replica's link stands: Redis's `repl_state`, as ROLE names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not following anyone.
+    None,
+    /// About to connect (after REPLICAOF, or after the link dropped).
+    Connect,
+    /// The TCP connection is being made.
+    Connecting,
+    /// PING, AUTH, REPLCONF, PSYNC.
+    Handshake,
+    /// Receiving and loading the full-sync payload.
+    Sync,
+    /// Applying the primary's command stream.
+    Connected,
+}
+
+impl LinkState {
+    /// The name ROLE gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::None => "none",
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// The primary a replica follows and its link's state.
+#[derive(Debug)]
+pub struct Link {
+    /// The primary's host and port; `None` for a primary.
+    pub primary: Option<(String, u16)>,
+    /// Bumped by every change of `primary`: the link thread drops a link of an older one.
+    pub generation: u64,
+    pub state: LinkState,
+    /// The primary's replication id and the offset applied so far (`slave_repl_offset`);
+    /// `None` until the first full sync.
+    pub replid: Option<String>,
+    pub offset: i64,
+    /// Bytes of the stream read so far (`slave_read_repl_offset`).
+    pub read_offset: i64,
+    /// The last bytes from the primary.
+    pub last_io: Option<Instant>,
+    /// When the link went down (`master_link_down_since_seconds`).
+    pub down_since: Option<Instant>,
+    /// The full-sync payload: its declared size (0 for diskless) and the bytes read.
+    pub sync_total_bytes: u64,
+    pub sync_read_bytes: u64,
+    /// Keys of types flin does not store, skipped in full syncs since start.
+    pub skipped_keys: u64,
+    /// The server is stopping: the link thread ends.
+    pub stopping: bool,
+    /// Full syncs completed since start.
+    pub full_syncs: u64,
+    /// Partial resyncs (`+CONTINUE`) since start.
+    pub partial_syncs: u64,
+}
+
+/// The flag writers read, alone on its cache lines: the link thread's locking of the mutex
+/// next to it does not bounce the line the workers read.
+#[repr(align(128))]
+struct Flag(AtomicBool);
+
+/// The replica side's shared state (one per server).
+pub struct ReplicaLink {
+    replica: Flag,
+    link: Mutex<Link>,
+    changed: Condvar,
+    /// `--masterauth`: the password the link sends with AUTH.
+    pub masterauth: Option<String>,
+}
+
+impl ReplicaLink {
+    /// Following `primary` from the start (`--replicaof`), or nobody.
+    pub fn new(primary: Option<(String, u16)>, masterauth: Option<String>) -> ReplicaLink {
+        let state = if primary.is_some() {
+            LinkState::Connect
+        } else {
+            LinkState::None
+        };
+        ReplicaLink {
+            replica: Flag(AtomicBool::new(primary.is_some())),
+            link: Mutex::new(Link {
+                primary,
+                generation: 0,
+                state,
+                replid: None,
+                offset: 0,
+                read_offset: 0,
+                last_io: None,
+                down_since: None,
+                sync_total_bytes: 0,
+                sync_read_bytes: 0,
+                skipped_keys: 0,
+                stopping: false,
+                full_syncs: 0,
+                partial_syncs: 0,
+            }),
+            changed: Condvar::new(),
+            masterauth,
+        }
+    }
+
+    /// True while this server follows a primary: clients' writes are refused. One relaxed load.
+    #[inline]
+    pub fn is_replica(&self) -> bool {
+        self.replica.0.load(Ordering::Relaxed)
+    }
+
+    /// The link's state, locked.
+    pub fn lock(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// REPLICAOF: follow `primary` (`None`: NO ONE). False when it already follows that one.
+    pub fn set_primary(&self, primary: Option<(String, u16)>) -> bool {
+        let mut link = self.lock();
+        if link.primary == primary {
+            return false;
+        }
+        self.replica.0.store(primary.is_some(), Ordering::Relaxed);
+        link.state = if primary.is_some() {
+            LinkState::Connect
+        } else {
+            LinkState::None
+        };
+        if primary.is_none() {
+            // A primary takes writes of its own: a later link cannot continue the old stream.
+            link.replid = None;
+            link.offset = 0;
+            link.read_offset = 0;
+        }
+        link.primary = primary;
+        link.generation += 1;
+        link.down_since = None;
+        drop(link);
+        self.changed.notify_all();
+        true
+    }
+
+    /// The link thread's wait for a primary to follow, at most `timeout`: the primary and the
+    /// generation it was set in.
+    pub fn wait_primary(&self, timeout: Duration) -> Option<((String, u16), u64)> {
+        let link = self.lock();
+        let (link, _) = self
+            .changed
+            .wait_timeout_while(link, timeout, |l| l.primary.is_none() && !l.stopping)
+            .unwrap_or_else(|e| e.into_inner());
+        if link.stopping {
+            return None;
+        }
+        link.primary.clone().map(|p| (p, link.generation))
+    }
+
+    /// Tells the link thread the server stops, and wakes it.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_all();
+    }
+
+    /// True while `generation` is still the current primary's.
+    pub fn current(&self, generation: u64) -> bool {
+        self.lock().generation == generation
+    }
+}

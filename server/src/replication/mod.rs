@@ -1,0 +1,38 @@
+//! Replication on Redis's own protocol (issue 17). This is the replica side: a flin-server
+//! follows a Redis 7 primary (or anything that speaks its protocol) named by `--replicaof` or
+//! REPLICAOF / SLAVEOF, and stops with `REPLICAOF NO ONE`.
+//!
+//! # Design
+//! One std thread per server, `replica::spawn`, owns the link: a blocking `TcpStream`, so the
+//! monoio workers never wait on the primary and the RDB streams straight from the socket into
+//! `rdb::file::FileReader` without being buffered whole. What it shares with the commands
+//! (which primary, the link's state and offsets for INFO and ROLE) is `crate::repl_state`,
+//! below the commands; REPLICAOF only changes that state and wakes the thread.
+//!
+//! The link, as Redis 7's replica does it: PING, AUTH (`--masterauth`), `REPLCONF
+//! listening-port`, `REPLCONF capa eof capa psync2`, then `PSYNC <replid> <offset+1>` when a
+//! previous link of this process synced (`+CONTINUE` goes on with the stream), else `PSYNC ?
+//! -1`. A `+FULLRESYNC` payload comes as `$<len>` or, diskless, `$EOF:<40-byte mark>` ... mark,
+//! after any bare `\n` keepalives (`wire`). String keys load with their expiry; keys of other
+//! types are skipped, counted (`INFO replication`: `flin_skipped_keys`) and logged.
+//!
+//! The stream is applied by a pseudo-client (`commands::Client::from_primary`) through the
+//! command table, replies discarded: SELECT, MULTI/EXEC and every write command work as they
+//! do for clients, and the read-only check lets it through. Plain commands run holding worker
+//! 0's part of the EXEC gate (as a worker's batch does), the stream's EXEC takes the whole
+//! gate, so a client's EXEC stays atomic. `REPLCONF ACK <offset>` goes out every second and on
+//! `REPLCONF GETACK` (with the offset applied before the GETACK, as Redis does); an applied
+//! write is in flin's log when it is acknowledged, and on disk under `--fsync always`.
+//!
+//! # Known gaps
+//! - A full sync flushes the live store and loads into it (clients can read a partial data
+//!   set meanwhile) instead of loading a fresh store and switching to it.
+//! - The replica's own expiry is not switched off: reads hide a key past its time (as Redis's
+//!   replica does) but the engine's sweep also drops it before the primary's DEL, and the
+//!   primary's writes to such a key see it missing (Redis's replica uses the old value).
+//! - The replication id and offset live in memory: after a restart the replica full-syncs.
+
+mod replica;
+mod wire;
+
+pub(crate) use replica::spawn;

@@ -1,0 +1,468 @@
+//! The replica's link thread: connect to the primary, handshake, full sync or partial resync,
+//! then apply the command stream and acknowledge it, until REPLICAOF changes, the link drops
+//! (then connect again a second later) or the server stops.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bumpalo::Bump;
+
+use super::wire::{self, Payload, Psync};
+use crate::clients::ClientEntry;
+use crate::commands::{self, Client, Ctx};
+use crate::expiry::ExpiryQueue;
+use crate::protocol::{Frame, Limits, Parser};
+use crate::rdb::{FileError, FileReader, Item};
+use crate::repl_state::LinkState;
+use crate::shared::Shared;
+
+/// Redis's `repl-timeout`: a link silent this long is dropped.
+const REPL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a blocked read wakes up to look at the clock, REPLICAOF and shutdown.
+const READ_TICK: Duration = Duration::from_millis(100);
+/// `REPLCONF ACK` at least this often.
+const ACK_PERIOD: Duration = Duration::from_secs(1);
+/// Wait before connecting again after a failed or dropped link.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Skipped keys logged one by one per sync; past this only their count.
+const SKIPPED_LOGGED_MAX: u64 = 10;
+
+/// Starts the link thread; it follows whatever primary `shared.replica` names, for the life of
+/// the server.
+///
+/// # Errors
+/// The thread could not be started.
+pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("flin-replica".into())
+        .spawn(move || run(&shared))
+}
+
+fn run(shared: &Shared) {
+    while !shared.is_shutting_down() {
+        let Some(((host, port), generation)) = shared.replica.wait_primary(Duration::from_secs(1))
+        else {
+            continue;
+        };
+        tracing::info!(primary = %format!("{host}:{port}"), "connecting to the primary");
+        match follow(shared, &host, port, generation) {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(primary = %format!("{host}:{port}"), error = %e,
+                                     "replication link down"),
+        }
+        {
+            let mut link = shared.replica.lock();
+            if link.generation == generation {
+                if link.state == LinkState::Connected {
+                    link.down_since = Some(Instant::now());
+                }
+                link.state = LinkState::Connect;
+            }
+        }
+        let until = Instant::now() + RETRY_DELAY;
+        while Instant::now() < until
+            && !shared.is_shutting_down()
+            && shared.replica.current(generation)
+        {
+            std::thread::sleep(READ_TICK);
+        }
+    }
+}
+
+/// The socket's read side: retries timeouts while the link is current and not silent for
+/// [`REPL_TIMEOUT`]; in the stream phase a timeout returns `WouldBlock` so the caller can ACK.
+struct LinkReader<'a> {
+    stream: TcpStream,
+    shared: &'a Shared,
+    generation: u64,
+    last_io: Instant,
+    /// Return `WouldBlock` on a quiet tick instead of waiting on.
+    ticks: bool,
+}
+
+impl Read for LinkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "primary closed the link",
+                    ))
+                }
+                Ok(n) => {
+                    self.last_io = Instant::now();
+                    return Ok(n);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.shared.is_shutting_down()
+                        || !self.shared.replica.current(self.generation)
+                    {
+                        return Err(io::Error::other("link given up"));
+                    }
+                    if self.last_io.elapsed() > REPL_TIMEOUT {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "primary silent past the timeout",
+                        ));
+                    }
+                    if self.ticks {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Sets the link's fields while `generation` is current; false once REPLICAOF moved on.
+fn update(shared: &Shared, generation: u64, f: impl FnOnce(&mut crate::repl_state::Link)) -> bool {
+    let mut link = shared.replica.lock();
+    if link.generation != generation {
+        return false;
+    }
+    f(&mut link);
+    true
+}
+
+fn given_up() -> io::Error {
+    io::Error::other("REPLICAOF changed")
+}
+
+/// One link's life: connect, handshake, sync, stream. Returns when it drops or is given up.
+fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result<()> {
+    update(shared, generation, |l| l.state = LinkState::Connecting);
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address for the primary"))?;
+    let stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(READ_TICK))?;
+    let mut out = stream.try_clone()?;
+    let peer = stream.peer_addr()?;
+    let local = stream.local_addr()?;
+    let mut r = BufReader::with_capacity(
+        READ_CHUNK_BYTES,
+        LinkReader {
+            stream,
+            shared,
+            generation,
+            last_io: Instant::now(),
+            ticks: false,
+        },
+    );
+    if !update(shared, generation, |l| l.state = LinkState::Handshake) {
+        return Err(given_up());
+    }
+    // The handshake, as Redis 7's replica does it.
+    out.write_all(&wire::request(&[b"PING"]))?;
+    let pong = wire::read_line(&mut r)?;
+    if !wire::ping_ok(&pong) {
+        return Err(refused("PING", &pong));
+    }
+    if let Some(pass) = &shared.replica.masterauth {
+        out.write_all(&wire::request(&[b"AUTH", pass.as_bytes()]))?;
+        let ok = wire::read_line(&mut r)?;
+        if !ok.starts_with(b"+") {
+            return Err(refused("AUTH", &ok));
+        }
+    }
+    let our_port = shared.local_addr.port().to_string();
+    out.write_all(&wire::request(&[
+        b"REPLCONF",
+        b"listening-port",
+        our_port.as_bytes(),
+    ]))?;
+    let _ = wire::read_line(&mut r)?;
+    out.write_all(&wire::request(&[
+        b"REPLCONF",
+        b"capa",
+        b"eof",
+        b"capa",
+        b"psync2",
+    ]))?;
+    let _ = wire::read_line(&mut r)?;
+    let (known, offset) = {
+        let link = shared.replica.lock();
+        (link.replid.clone(), link.offset)
+    };
+    match &known {
+        Some(id) => {
+            let from = (offset + 1).to_string();
+            out.write_all(&wire::request(&[b"PSYNC", id.as_bytes(), from.as_bytes()]))?;
+        }
+        None => out.write_all(&wire::request(&[b"PSYNC", b"?", b"-1"]))?,
+    }
+    match wire::parse_psync(&wire::read_line(&mut r)?) {
+        Psync::Full { replid, offset } => {
+            tracing::info!(%replid, offset, "full sync from the primary");
+            full_sync(shared, generation, &mut r)?;
+            update(shared, generation, |l| {
+                l.replid = Some(replid);
+                l.offset = offset;
+                l.read_offset = offset;
+                l.full_syncs += 1;
+            });
+        }
+        Psync::Continue { replid } => {
+            tracing::info!(
+                offset,
+                "partial resync: the primary's backlog covers the gap"
+            );
+            update(shared, generation, |l| {
+                if replid.is_some() {
+                    l.replid = replid;
+                }
+                l.partial_syncs += 1;
+            });
+        }
+        Psync::Refused(why) => return Err(io::Error::other(format!("PSYNC refused: {why}"))),
+    }
+    if !update(shared, generation, |l| {
+        l.state = LinkState::Connected;
+        l.down_since = None;
+        l.last_io = Some(Instant::now());
+    }) {
+        return Err(given_up());
+    }
+    tracing::info!("replica in sync: applying the primary's stream");
+    r.get_mut().ticks = true;
+    let entry = Arc::new(ClientEntry::new(
+        shared
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        peer,
+        local,
+        -1,
+        crate::clock::now_ms() as u64,
+    ));
+    stream_loop(shared, generation, &mut r, &mut out, entry)
+}
+
+fn refused(what: &str, line: &[u8]) -> io::Error {
+    io::Error::other(format!("{what} refused: {}", String::from_utf8_lossy(line)))
+}
+
+/// Reads the payload's header and its RDB into the store. The store is flushed first and
+/// loaded in place (see the module doc: no switch to a fresh store yet).
+fn full_sync(
+    shared: &Shared,
+    generation: u64,
+    r: &mut BufReader<LinkReader<'_>>,
+) -> io::Result<()> {
+    let payload = wire::read_payload_header(r)?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no payload header"))?;
+    let total = match payload {
+        Payload::Len(n) => n,
+        Payload::Eof(_) => 0,
+    };
+    if !update(shared, generation, |l| {
+        l.state = LinkState::Sync;
+        l.sync_total_bytes = total;
+        l.sync_read_bytes = 0;
+    }) {
+        return Err(given_up());
+    }
+    let bad = |e: FileError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    shared
+        .engine
+        .clear()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut rdb = FileReader::new(&mut *r, shared.proto_max_bulk_len()).map_err(bad)?;
+    let databases = shared.engine.databases();
+    let (mut loaded, mut skipped) = (0u64, 0u64);
+    loop {
+        match rdb.next_item().map_err(bad)? {
+            Item::String {
+                db,
+                key,
+                value,
+                expire_at_ms,
+            } => {
+                let Some(db) = u32::try_from(db).ok().filter(|d| *d < databases) else {
+                    skipped += 1;
+                    continue;
+                };
+                let at = expire_at_ms.map_or(0, |t| t.max(1) as u64);
+                shared
+                    .engine
+                    .db(db)
+                    .put(&key, &value, at)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                loaded += 1;
+                if loaded % 4096 == 0 {
+                    let read = rdb.position();
+                    update(shared, generation, |l| l.sync_read_bytes = read);
+                }
+            }
+            Item::Skipped { db, key, kind } => {
+                skipped += 1;
+                if skipped <= SKIPPED_LOGGED_MAX {
+                    tracing::warn!(db, key = %String::from_utf8_lossy(&key), kind,
+                                   "full sync: skipped a key of a type flin does not store");
+                }
+            }
+            Item::End => break,
+            Item::Aux { .. } | Item::Function | Item::ModuleAux => {}
+        }
+    }
+    let rdb_len = rdb.position();
+    drop(rdb);
+    wire::check_payload_end(&payload, rdb_len, r)?;
+    update(shared, generation, |l| {
+        l.skipped_keys += skipped;
+        l.sync_read_bytes = rdb_len;
+    });
+    tracing::info!(keys = loaded, skipped, bytes = rdb_len, "full sync loaded");
+    Ok(())
+}
+
+/// Applies the primary's stream as a client that may write, acknowledging the offset every
+/// second and on `REPLCONF GETACK`.
+fn stream_loop(
+    shared: &Shared,
+    generation: u64,
+    r: &mut BufReader<LinkReader<'_>>,
+    out: &mut TcpStream,
+    entry: Arc<ClientEntry>,
+) -> io::Result<()> {
+    let mut client = Client {
+        id: entry.id,
+        entry,
+        authenticated: true,
+        monitor: None,
+        resp: 2,
+        tx: Default::default(),
+        reply: Default::default(),
+        pubsub: Default::default(),
+        db: 0,
+        from_primary: true,
+    };
+    let limits = Limits {
+        bulk_len_max: usize::try_from(shared.proto_max_bulk_len()).unwrap_or(usize::MAX),
+        authenticated: true,
+    };
+    let mut parser = Parser::new();
+    let mut arena = Bump::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut offset = shared.replica.lock().offset;
+    let mut last_ack = Instant::now();
+    // The latest write applied and not yet acknowledged.
+    let mut unacked = None;
+    let mut replies = Vec::new();
+    loop {
+        match r.read(&mut chunk) {
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut pos = 0;
+        {
+            let expiry = ExpiryQueue::default();
+            let mut ctx = Ctx {
+                engine: &shared.engine,
+                server: shared,
+                worker: 0,
+                client: &mut client,
+                out: &mut replies,
+                expiry: &expiry,
+                token: unacked,
+                keyspace_hits: 0,
+                keyspace_misses: 0,
+                close: false,
+                shutdown: false,
+            };
+            let mut batch = None;
+            while pos < buf.len() {
+                let frame = parser
+                    .parse(&buf[pos..], &arena, limits)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message()))?;
+                let consumed = match frame {
+                    None => break,
+                    Some(Frame::Empty { consumed }) => consumed,
+                    Some(Frame::Command { args, consumed }) => {
+                        if is_getack(args) {
+                            // The ACK answers with what was applied before the GETACK.
+                            on_disk(shared, ctx.token)?;
+                            out.write_all(&ack(offset))?;
+                            last_ack = Instant::now();
+                        } else if args[0].eq_ignore_ascii_case(b"REPLCONF") {
+                            // Other REPLCONF from the primary: nothing to do.
+                        } else if commands::is_exec(args[0]) {
+                            batch = None;
+                            let _all = shared.exec_gate.exclusive();
+                            commands::execute(&mut ctx, args);
+                        } else {
+                            if batch.is_none() {
+                                batch = Some(shared.exec_gate.batch(0));
+                            }
+                            commands::execute(&mut ctx, args);
+                        }
+                        ctx.out.clear();
+                        consumed
+                    }
+                };
+                pos += consumed;
+                offset += consumed as i64;
+            }
+            drop(batch);
+            unacked = ctx.token;
+        }
+        buf.drain(..pos);
+        arena.reset();
+        if buf.capacity() > READ_CHUNK_BYTES * 16 && buf.len() < READ_CHUNK_BYTES {
+            buf.shrink_to(READ_CHUNK_BYTES);
+        }
+        if !update(shared, generation, |l| {
+            l.offset = offset;
+            l.read_offset = offset + buf.len() as i64;
+            l.last_io = Some(r.get_ref().last_io);
+        }) {
+            return Err(given_up());
+        }
+        if last_ack.elapsed() >= ACK_PERIOD {
+            on_disk(shared, unacked.take())?;
+            out.write_all(&ack(offset))?;
+            last_ack = Instant::now();
+        }
+    }
+}
+
+/// Under `--fsync always`, waits until `token`'s write is on disk: an acknowledged offset is
+/// in flin's log, as a client's acknowledged write is.
+fn on_disk(shared: &Shared, token: Option<flin_engine::WriteToken>) -> io::Result<()> {
+    match token {
+        Some(t) if shared.engine.acks_wait_for_disk() => shared
+            .engine
+            .wait_durable(t)
+            .map_err(|e| io::Error::other(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+fn is_getack(args: &[&[u8]]) -> bool {
+    args.len() >= 2
+        && args[0].eq_ignore_ascii_case(b"REPLCONF")
+        && args[1].eq_ignore_ascii_case(b"GETACK")
+}
+
+/// `REPLCONF ACK <offset>`.
+fn ack(offset: i64) -> Vec<u8> {
+    wire::request(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
+}

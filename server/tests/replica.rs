@@ -1,0 +1,281 @@
+//! flin as a replica of a primary that speaks Redis's replication protocol: a fake primary in
+//! the test (a TcpListener) checks the handshake byte by byte, sends a full-sync payload built
+//! with `rdb::FileWriter` (diskless `$EOF:` form after keepalives), then a command stream with
+//! SELECT and MULTI/EXEC, and asks for ACKs; after a dropped link the replica must ask for a
+//! partial resync from its offset, and take `+CONTINUE`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{cmd, info_field, start_with, wait_for, Raw};
+use flin_server::rdb::FileWriter;
+use redis::Commands;
+
+const REPLID: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Reads one RESP array of bulk strings the replica sent.
+fn read_request(raw: &mut Raw) -> Vec<String> {
+    let head = raw.read_line().expect("replica's request");
+    let n: usize = std::str::from_utf8(&head[1..head.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("not an array header: {head:?}"));
+    (0..n)
+        .map(|_| {
+            let h = raw.read_line().expect("bulk header");
+            let len: usize = std::str::from_utf8(&h[1..h.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut b = raw.read_n(len + 2);
+            b.truncate(len);
+            String::from_utf8(b).unwrap()
+        })
+        .collect()
+}
+
+fn accept(listener: &TcpListener) -> Raw {
+    let (stream, _) = listener.accept().expect("the replica connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    Raw::from_stream(stream)
+}
+
+/// Reads ACKs until one acknowledges `offset` (fails on a later one or after 30 s).
+fn wait_ack(raw: &mut Raw, offset: i64) {
+    loop {
+        let req = read_request(raw);
+        assert_eq!(&req[..2], ["REPLCONF", "ACK"], "{req:?}");
+        let got: i64 = req[2].parse().unwrap();
+        assert!(got <= offset, "acked {got}, past {offset}");
+        if got == offset {
+            return;
+        }
+    }
+}
+
+fn rdb() -> Vec<u8> {
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 100_000_000;
+    let mut w = FileWriter::new(Vec::new(), &[("redis-ver", b"7.0.15")], true).unwrap();
+    w.select_db(0, 3, 1).unwrap();
+    w.string(b"a", b"1", None).unwrap();
+    w.string(b"ttl", b"v", Some(far)).unwrap();
+    w.string(b"long", "xy".repeat(5000).as_bytes(), None)
+        .unwrap();
+    w.select_db(2, 1, 0).unwrap();
+    w.string(b"b", b"two", None).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), primary.port().to_string()];
+        c.masterauth = Some("secret".into());
+    });
+    let mut p = accept(&listener);
+
+    // The handshake, as Redis 7's replica sends it.
+    assert_eq!(read_request(&mut p), ["PING"]);
+    p.send(b"+PONG\r\n");
+    assert_eq!(read_request(&mut p), ["AUTH", "secret"]);
+    p.send(b"+OK\r\n");
+    let port = srv.addr.port().to_string();
+    assert_eq!(
+        read_request(&mut p),
+        ["REPLCONF", "listening-port", port.as_str()]
+    );
+    p.send(b"+OK\r\n");
+    assert_eq!(
+        read_request(&mut p),
+        ["REPLCONF", "capa", "eof", "capa", "psync2"]
+    );
+    p.send(b"+OK\r\n");
+    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    p.send(format!("+FULLRESYNC {REPLID} 100\r\n").as_bytes());
+
+    // Keepalives, then a diskless payload.
+    let mark = [b'm'; 40];
+    let mut payload = b"\n\n$EOF:".to_vec();
+    payload.extend_from_slice(&mark);
+    payload.extend_from_slice(b"\r\n");
+    payload.extend_from_slice(&rdb());
+    payload.extend_from_slice(&mark);
+    p.send(&payload);
+
+    // The stream: SELECT, a transaction, an expiry, a delete; then GETACK.
+    let stream = [
+        cmd(&[b"SELECT", b"0"]),
+        cmd(&[b"SET", b"c", b"3"]),
+        cmd(&[b"MULTI"]),
+        cmd(&[b"SET", b"d", b"4"]),
+        cmd(&[b"INCR", b"a"]),
+        cmd(&[b"EXEC"]),
+        cmd(&[b"PEXPIREAT", b"c", b"99999999999999"]),
+        cmd(&[b"SELECT", b"2"]),
+        cmd(&[b"DEL", b"b"]),
+        cmd(&[b"SET", b"e", b"5"]),
+        cmd(&[b"PING"]),
+    ]
+    .concat();
+    p.send(&stream);
+    let getack = cmd(&[b"REPLCONF", b"GETACK", b"*"]);
+    p.send(&getack);
+    // The ACK covers what came before the GETACK; the offset then moves past it.
+    wait_ack(&mut p, 100 + stream.len() as i64);
+    let offset = 100 + (stream.len() + getack.len()) as i64;
+
+    let mut con = srv.client();
+    assert_eq!(
+        con.get::<_, Option<String>>("a").unwrap().as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        con.get::<_, Option<String>>("c").unwrap().as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        con.get::<_, Option<String>>("d").unwrap().as_deref(),
+        Some("4")
+    );
+    assert_eq!(con.get::<_, String>("long").unwrap(), "xy".repeat(5000));
+    assert!(con.ttl::<_, i64>("ttl").unwrap() > 90_000);
+    assert!(con.ttl::<_, i64>("c").unwrap() > 90_000);
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut con).unwrap();
+    assert_eq!(con.get::<_, Option<String>>("b").unwrap(), None);
+    assert_eq!(
+        con.get::<_, Option<String>>("e").unwrap().as_deref(),
+        Some("5")
+    );
+
+    // Read-only for clients, inside MULTI too.
+    let err = con.set::<_, _, ()>("x", "y").unwrap_err();
+    assert_eq!(err.code(), Some("READONLY"), "{err:?}");
+    let mut raw = srv.raw();
+    raw.expect(&cmd(&[b"MULTI"]), b"+OK\r\n");
+    raw.expect(
+        &cmd(&[b"SET", b"x", b"y"]),
+        b"-READONLY You can't write against a read only replica.\r\n",
+    );
+    raw.expect(
+        &cmd(&[b"EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+    );
+
+    let mut info = String::new();
+    wait_for("the offset past GETACK", Duration::from_secs(10), || {
+        info = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut con)
+            .unwrap();
+        info_field(&info, "slave_repl_offset") == offset.to_string()
+    });
+    assert_eq!(info_field(&info, "role"), "slave");
+    assert_eq!(info_field(&info, "master_link_status"), "up");
+    assert_eq!(info_field(&info, "master_port"), primary.port().to_string());
+    assert_eq!(info_field(&info, "slave_repl_offset"), offset.to_string());
+    assert_eq!(info_field(&info, "master_replid"), REPLID);
+    let role: redis::Value = redis::cmd("ROLE").query(&mut con).unwrap();
+    assert_eq!(
+        format!("{role:?}"),
+        format!(
+            "{:?}",
+            redis::Value::Array(vec![
+                redis::Value::BulkString(b"slave".to_vec()),
+                redis::Value::BulkString(b"127.0.0.1".to_vec()),
+                redis::Value::Int(i64::from(primary.port())),
+                redis::Value::BulkString(b"connected".to_vec()),
+                redis::Value::Int(offset),
+            ])
+        )
+    );
+
+    // The link drops: the replica comes back asking to continue from its offset.
+    drop(p);
+    let mut p = accept(&listener);
+    assert_eq!(read_request(&mut p), ["PING"]);
+    p.send(b"+PONG\r\n");
+    assert_eq!(read_request(&mut p)[0], "AUTH");
+    p.send(b"+OK\r\n");
+    assert_eq!(read_request(&mut p)[0], "REPLCONF");
+    p.send(b"+OK\r\n");
+    assert_eq!(read_request(&mut p)[0], "REPLCONF");
+    p.send(b"+OK\r\n");
+    let from = (offset + 1).to_string();
+    assert_eq!(read_request(&mut p), ["PSYNC", REPLID, from.as_str()]);
+    p.send(b"+CONTINUE\r\n");
+    let more = [cmd(&[b"SELECT", b"0"]), cmd(&[b"SET", b"f", b"6"])].concat();
+    p.send(&more);
+    // Acknowledged without a GETACK: the replica ACKs every second.
+    wait_ack(&mut p, offset + more.len() as i64);
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut con).unwrap();
+    assert_eq!(
+        con.get::<_, Option<String>>("f").unwrap().as_deref(),
+        Some("6")
+    );
+
+    // REPLICAOF NO ONE: a primary again, writable; the link is dropped.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut con)
+        .unwrap();
+    let _: () = con.set("x", "y").unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(info_field(&info, "role"), "master");
+    p.read_to_close();
+}
+
+#[test]
+fn full_sync_with_a_length_payload_replaces_the_data() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    // Under `--fsync always` an ACK waits for the applied writes to be on disk.
+    let srv = start_with(|c| c.fsync = flin_server::FsyncPolicy::Always);
+    let mut con = srv.client();
+    let _: () = con.set("stale", "old").unwrap();
+    let port = primary.port().to_string();
+    let replicaof = cmd(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]);
+    let mut raw = srv.raw();
+    raw.expect(&replicaof, b"+OK\r\n");
+    raw.expect(&replicaof, b"+OK Already connected to specified master\r\n");
+    raw.expect(
+        &cmd(&[b"REPLICAOF", b"127.0.0.1", b"65536"]),
+        b"-ERR Invalid master port\r\n",
+    );
+    let mut p = accept(&listener);
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_request(&mut p);
+        p.send(format!("{answer}\r\n").as_bytes());
+    }
+    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    let file = rdb();
+    p.send(format!("\n${}\r\n", file.len()).as_bytes());
+    p.send(&file);
+    let set = cmd(&[b"SET", b"g", b"7"]);
+    p.send(&set);
+    p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    wait_ack(&mut p, set.len() as i64);
+    assert_eq!(
+        con.get::<_, Option<String>>("g").unwrap().as_deref(),
+        Some("7")
+    );
+    assert_eq!(con.get::<_, Option<String>>("stale").unwrap(), None);
+    assert_eq!(
+        con.get::<_, Option<String>>("a").unwrap().as_deref(),
+        Some("1")
+    );
+}
