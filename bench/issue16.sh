@@ -4,7 +4,8 @@
 # fan-out (1 publisher, 50 subscribers, 64-byte messages) in delivered messages per second.
 #
 # Starts flin-server (--threads 2, a fresh --dir, default fsync everysec) and redis-server
-# (--save '' --appendonly no) on free loopback ports, then for each round runs every case on
+# (--save '' and, matching flin, --appendonly yes --appendfsync everysec; REDIS_AOF=no gives
+# --appendonly no) on free loopback ports, then for each round runs every case on
 # both servers, alternating which goes first. Prints every run, then per case the median over
 # rounds, the min..max spread, and flin's median over Redis's.
 #
@@ -14,7 +15,8 @@
 #   --transactions N    measured transactions per run (default 200000; 0.5 s warmup first)
 #   --messages N        PUBLISHes per fan-out run (default 50000, x 50 deliveries)
 #
-# Environment: FLIN_PORT, REDIS_PORT (default: free ports); CARGO_TARGET_DIR (default <repo>/target); the release binaries must be built
+# Environment: FLIN_PORT, REDIS_PORT (default: free ports); FLIN_SERVER_BIN (default the
+# release build); CARGO_TARGET_DIR (default <repo>/target); the release binaries must be built
 # (cargo build --release -p flin-server -p flin-bench).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -43,7 +45,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 bench=$TARGET/release/flin-bench
-[[ -x $bench && -x $TARGET/release/flin-server ]] || die "build the release binaries first"
+server=${FLIN_SERVER_BIN:-$TARGET/release/flin-server}
+[[ -x $bench && -x $server ]] || die "build the release binaries first"
 dir=$(mktemp -d)
 pids=()
 cleanup() { stop_pids "${pids[@]}"; rm -rf "$dir"; }
@@ -53,13 +56,21 @@ flin_port=${FLIN_PORT:-}
 redis_port=${REDIS_PORT:-}
 [[ -n $flin_port ]] || free_port flin_port
 [[ -n $redis_port ]] || free_port redis_port
-"$TARGET/release/flin-server" --dir "$dir/data" --port "$flin_port" --threads 2 >"$dir/flin.log" 2>&1 &
+"$server" --dir "$dir/data" --port "$flin_port" --threads 2 >"$dir/flin.log" 2>&1 &
 pids+=($!)
 wait_ping flin-server "$!" "$flin_port" "$dir/flin.log"
-redis-server --port "$redis_port" --save '' --appendonly no >"$dir/redis.log" 2>&1 &
+if [[ ${REDIS_AOF:-yes} == no ]]; then
+    redis_durability=(--appendonly no)
+else
+    redis_durability=(--appendonly yes --appendfsync everysec)
+fi
+mkdir -p "$dir/redis"
+redis-server --port "$redis_port" --dir "$dir/redis" --save '' "${redis_durability[@]}" \
+    >"$dir/redis.log" 2>&1 &
 pids+=($!)
 wait_ping redis-server "$!" "$redis_port" "$dir/redis.log"
 
+echo "redis-server ${redis_durability[*]}; flin-server --threads 2 (fsync everysec)"
 declare -A results
 # run SERVER PORT CASE: one flin-bench run; prints and records its rate.
 run() {
