@@ -4,7 +4,8 @@
 # fan-out (1 publisher, 50 subscribers, 64-byte messages) in delivered messages per second.
 #
 # Starts flin-server (--threads 2, a fresh --dir, default fsync everysec) and redis-server
-# (--save '' and, matching flin, --appendonly yes --appendfsync everysec; REDIS_AOF=no gives
+# (--save '' and, matching flin, --appendonly yes --appendfsync everysec, no automatic AOF
+# rewrite: its child would run beside flin's next run; REDIS_AOF=no gives
 # --appendonly no) on free loopback ports, then for each round runs every case on
 # both servers, alternating which goes first. Prints every run, then per case the median over
 # rounds, the min..max spread, and flin's median over Redis's.
@@ -62,7 +63,8 @@ wait_ping flin-server "$!" "$flin_port" "$dir/flin.log"
 if [[ ${REDIS_AOF:-yes} == no ]]; then
     redis_durability=(--appendonly no)
 else
-    redis_durability=(--appendonly yes --appendfsync everysec)
+    # No automatic rewrite: its forked child would share the two cores with flin's next run.
+    redis_durability=(--appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0)
 fi
 mkdir -p "$dir/redis"
 redis-server --port "$redis_port" --dir "$dir/redis" --save '' "${redis_durability[@]}" \
