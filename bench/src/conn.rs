@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use crate::epoll::{Epoll, Interest};
 use crate::keys::{value_matches, KEY_DIGITS, KEY_PREFIX};
+use crate::options::Mode;
 use crate::resp::{
-    escape, parse_reply, Reply, BULK_LEN_MAX_BYTES, LINE_LEN_MAX_BYTES, REPLY_SHOWN_MAX_BYTES,
+    escape, parse_reply, Reply, BULK_LEN_MAX_BYTES, LINE_LEN_MAX_BYTES, MULTI_REPLY,
+    REPLY_SHOWN_MAX_BYTES,
 };
 use crate::rng::{mix64, Rng};
 use crate::shared::Shared;
@@ -95,7 +97,7 @@ impl Conn {
             token,
             state: State::Done,
             interest: Interest::Read,
-            write_buf: Vec::with_capacity(shared.encoder.set_len_bytes() * pipeline),
+            write_buf: Vec::with_capacity(shared.encoder.set_len_bytes() * pipeline * 2),
             written: 0,
             read_buf: vec![0; READ_BUFFER_INITIAL_BYTES],
             read_start: 0,
@@ -163,6 +165,19 @@ impl Conn {
         self.answered = 0;
         self.write_buf.clear();
         self.written = 0;
+        if shared.config.mode == Mode::Multi {
+            for _ in 0..count {
+                let key = shared.keys.next(&mut self.rng);
+                let second = shared.keys.next(&mut self.rng);
+                shared.encoder.push_multi(&mut self.write_buf, key, second);
+                self.batch.push(Pending {
+                    op: Op::Multi,
+                    key,
+                    value_known: false,
+                });
+            }
+            return;
+        }
         for _ in 0..count {
             let op = match (ratio.set, ratio.get) {
                 (_, 0) => Op::Set,
@@ -172,7 +187,7 @@ impl Conn {
             };
             let key = shared.keys.next(&mut self.rng);
             let value_known = match op {
-                Op::Set => {
+                Op::Set | Op::Multi => {
                     shared.encoder.push_set(&mut self.write_buf, key);
                     false
                 }
@@ -310,6 +325,17 @@ impl Conn {
         let value_size = shared.config.value_size_bytes;
         while self.answered < self.batch.len() {
             let unparsed = &self.read_buf[self.read_start..self.read_end];
+            if self.batch[self.answered].op == Op::Multi {
+                match check_multi(unparsed) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+                correct[0] += 1;
+                self.read_start += MULTI_REPLY.len();
+                self.answered += 1;
+                continue;
+            }
             let (reply, used) = match parse_reply(unparsed) {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => return Ok(()),
@@ -387,7 +413,24 @@ fn check_reply(
             "the {value_size}-byte value this run SET (seed {seed})"
         )),
         (Op::Get, _) => Err("a bulk string or $-1".to_string()),
+        // Transactions are checked by `check_multi`, never here.
+        (Op::Multi, _) => Err(escape(MULTI_REPLY, REPLY_SHOWN_MAX_BYTES)),
     }
+}
+
+/// Whether `unparsed` starts with a whole transaction's replies (`Ok(true)`) or with a part
+/// of them (`Ok(false)`: wait for more). Anything else ends the connection: after a wrong
+/// reply inside a transaction the framing of the rest is unknown.
+fn check_multi(unparsed: &[u8]) -> Result<bool, String> {
+    let shared = unparsed.len().min(MULTI_REPLY.len());
+    if unparsed[..shared] != MULTI_REPLY[..shared] {
+        return Err(format!(
+            "MULTI SET SET EXEC: expected {}, got {}",
+            escape(MULTI_REPLY, REPLY_SHOWN_MAX_BYTES),
+            escape(unparsed, REPLY_SHOWN_MAX_BYTES)
+        ));
+    }
+    Ok(shared == MULTI_REPLY.len())
 }
 
 /// `key:000000123`, for messages.
@@ -444,6 +487,20 @@ mod tests {
         assert!(check_reply(known, &Reply::NullBulk, 1, 3).is_err());
         assert!(check_reply(unknown, &Reply::Integer(1), 1, 3).is_err());
         assert!(check_reply(unknown, &Reply::Error(b"ERR"), 1, 3).is_err());
+    }
+
+    #[test]
+    fn multi_replies_are_checked_byte_for_byte() {
+        assert_eq!(check_multi(b""), Ok(false));
+        assert_eq!(check_multi(b"+OK\r\n+QUEUED\r\n"), Ok(false));
+        assert_eq!(check_multi(MULTI_REPLY), Ok(true));
+        let mut two = MULTI_REPLY.to_vec();
+        two.extend_from_slice(b"+OK\r\n");
+        assert_eq!(check_multi(&two), Ok(true));
+        let aborted = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*-1\r\n";
+        let err = check_multi(aborted).unwrap_err();
+        assert!(err.contains("*-1"), "{err}");
+        assert!(check_multi(b"-ERR MULTI calls can not be nested\r\n").is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - `zipf.rs`: the Gray et al. (YCSB) zipfian key generator.
 //! - `rng.rs`: SplitMix64, the one PRNG everything draws from.
 //! - `epoll.rs`: the thin safe wrapper over Linux epoll (the only `unsafe`).
+//! - `fanout.rs`: `--mode pubsub`, PUBLISH fan-out to many subscribers, every message
+//!   checked in order by each (its own connections, threads and report).
 //! - `tally.rs`: one thread's histograms and counts; `report.rs`: the merged result (text,
 //!   JSON, redis-benchmark style CSV).
 //! - `chart.rs`: `flin-bench chart`, the SVG chart of each cell's ratio to Redis; `error.rs`:
@@ -20,7 +22,10 @@
 //! - `compat/`: `flin-compat`, which sends the case files of `bench/compat/` to flin and to
 //!   redis-server and compares the replies byte for byte (`compat/mod.rs` lists its files).
 //!
-//! Public: `options`, `run`, `report`, `error` (what the binary and the tests drive), `resp`,
+//! `--mode multi` makes each request a MULTI, SET, SET, EXEC transaction (`conn.rs` checks
+//! its replies byte for byte).
+//!
+//! Public: `options`, `run`, `report`, `error`, `fanout` (what the binary and the tests drive), `resp`,
 //! `compat` (flin-compat), `chart`, `engine_tools` (the engine benches and tools). The driver's
 //! parts (`conn`, `worker`, `shared`, `keys`, `zipf`, `rng`, `epoll`, `tally`) are private.
 //!
@@ -39,6 +44,7 @@ pub mod chart;
 pub mod compat;
 pub mod engine_tools;
 pub mod error;
+pub mod fanout;
 pub mod options;
 pub mod report;
 pub mod resp;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use flin_bench::options::{ChartArgs, Command};
+use flin_bench::options::{ChartArgs, Command, Config, Mode};
 use flin_bench::{chart, BenchError, Cli, Progress, RunArgs};
 
 fn main() -> ExitCode {
@@ -26,6 +26,9 @@ fn main() -> ExitCode {
 
 fn run(args: &RunArgs) -> Result<ExitCode, BenchError> {
     let config = args.to_config().map_err(BenchError::Option)?;
+    if config.mode == Mode::Pubsub {
+        return fanout(args, &config);
+    }
     let progress = if args.quiet {
         Progress::Off
     } else {
@@ -47,6 +50,24 @@ fn run(args: &RunArgs) -> Result<ExitCode, BenchError> {
     }
     eprintln!(
         "flin-bench: FAILED: {} requests got a wrong reply or none; first: {}",
+        report.errors,
+        report.first_error.as_deref().unwrap_or("(not recorded)")
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+fn fanout(args: &RunArgs, config: &Config) -> Result<ExitCode, BenchError> {
+    let report = flin_bench::fanout::run(config)?;
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = report.print_text(&mut stdout).and_then(|()| stdout.flush());
+    if report.passed() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "flin-bench: FAILED: {} errors; first: {}",
         report.errors,
         report.first_error.as_deref().unwrap_or("(not recorded)")
     );

@@ -132,6 +132,26 @@ pub struct RunArgs {
     /// normal clients) holds stalled-clients x this x the value size.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=i64::from(PIPELINE_MAX)))]
     pub stalled_requests: u32,
+    /// What one request is: a SET or GET (`set-get`, by --ratio), a transaction MULTI, SET,
+    /// SET, EXEC (`multi`), or one PUBLISH fanned out to --subscribers connections (`pubsub`:
+    /// --clients is ignored, --pipeline bounds the PUBLISHes in flight, --value-size is the
+    /// message size, at least 20 bytes).
+    #[arg(long, value_enum, default_value_t = Mode::SetGet)]
+    pub mode: Mode,
+    /// Subscriber connections of --mode pubsub, all on one channel.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=i64::from(CLIENTS_MAX)))]
+    pub subscribers: u32,
+}
+
+/// What one request of a run is.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One SET or GET.
+    SetGet,
+    /// `MULTI`, `SET k v`, `SET k2 v`, `EXEC`: one transaction.
+    Multi,
+    /// One `PUBLISH`, delivered to every subscriber.
+    Pubsub,
 }
 
 /// The connections that never read (`--stalled-clients`).
@@ -271,6 +291,10 @@ pub struct Config {
     pub seed: u64,
     /// None without `--stalled-clients`.
     pub stalled: Option<Stalled>,
+    /// `--mode`.
+    pub mode: Mode,
+    /// `--subscribers` (pubsub mode).
+    pub subscribers: u32,
 }
 
 /// Requests measured when neither --requests nor --duration is given.
@@ -293,7 +317,15 @@ impl RunArgs {
         if self.timeout.is_zero() {
             return Err("--timeout must be above 0 seconds".to_string());
         }
-        let request_max_bytes = crate::resp::Encoder::new(0, self.value_size).set_len_bytes();
+        let sets_per_request = if self.mode == Mode::Multi { 2 } else { 1 };
+        let request_max_bytes =
+            crate::resp::Encoder::new(0, self.value_size).set_len_bytes() * sets_per_request;
+        if self.mode == Mode::Pubsub && self.value_size < crate::fanout::MESSAGE_MIN_BYTES {
+            return Err(format!(
+                "--mode pubsub needs --value-size of at least {} bytes (the sequence number)",
+                crate::fanout::MESSAGE_MIN_BYTES
+            ));
+        }
         let batch_bytes = request_max_bytes.saturating_mul(self.pipeline as usize);
         if batch_bytes > BATCH_MAX_BYTES {
             return Err(format!(
@@ -328,6 +360,8 @@ impl RunArgs {
             timeout: self.timeout,
             seed,
             stalled,
+            mode: self.mode,
+            subscribers: self.subscribers,
         })
     }
 }
@@ -364,6 +398,37 @@ mod tests {
         assert_eq!(config.zipf_theta, 0.99);
         assert!(config.warmup.is_zero());
         assert_eq!(config.stalled, None);
+        assert_eq!((config.mode, config.subscribers), (Mode::SetGet, 50));
+    }
+
+    #[test]
+    fn modes() {
+        let config = parse(&["--mode", "multi", "--pipeline", "16"])
+            .unwrap()
+            .run
+            .to_config()
+            .unwrap();
+        assert_eq!(config.mode, Mode::Multi);
+        let err = parse(&["--mode", "pubsub", "--value-size", "19"])
+            .unwrap()
+            .run
+            .to_config()
+            .unwrap_err();
+        assert!(err.contains("at least 20"), "{err}");
+        let config = parse(&[
+            "--mode",
+            "pubsub",
+            "--value-size",
+            "64",
+            "--subscribers",
+            "3",
+        ])
+        .unwrap()
+        .run
+        .to_config()
+        .unwrap();
+        assert_eq!((config.mode, config.subscribers), (Mode::Pubsub, 3));
+        assert!(parse(&["--mode", "other"]).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
-use crate::options::{Config, Distribution};
+use crate::options::{Config, Distribution, Mode};
 use crate::tally::{new_histogram, Tally};
 
 /// Latency summary in microseconds.
@@ -97,6 +97,10 @@ pub struct Report {
     pub value_size_bytes: usize,
     /// `--ratio`, as `SET:GET`.
     pub ratio: String,
+    /// `--mode`: `set-get`, or `multi` when each request (counted under `set`) was a
+    /// MULTI, SET, SET, EXEC transaction.
+    #[serde(default)]
+    pub mode: String,
     /// `uniform` or `zipf`.
     pub distribution: String,
     /// `--zipf-theta`, for a zipf distribution.
@@ -152,6 +156,12 @@ impl Report {
             keyspace: config.keyspace,
             value_size_bytes: config.value_size_bytes,
             ratio: config.ratio.to_string(),
+            mode: match config.mode {
+                Mode::SetGet => "set-get",
+                Mode::Multi => "multi",
+                Mode::Pubsub => "pubsub",
+            }
+            .to_string(),
             distribution: match config.distribution {
                 Distribution::Uniform => "uniform".to_string(),
                 Distribution::Zipf => "zipf".to_string(),
@@ -170,6 +180,15 @@ impl Report {
             stalled_clients: config.stalled.map_or(0, |s| s.clients),
             stalled_value_size_bytes: config.stalled.map_or(0, |s| s.value_size_bytes),
             stalled_requests: config.stalled.map_or(0, |s| s.requests),
+        }
+    }
+
+    /// The name of the `set` row: `MULTI` when it counts transactions.
+    fn set_name(&self) -> &'static str {
+        if self.mode == "multi" {
+            "MULTI"
+        } else {
+            "SET"
         }
     }
 
@@ -208,6 +227,12 @@ impl Report {
             self.addr, self.clients, self.threads, self.pipeline, self.value_size_bytes,
             self.keyspace, distribution, self.ratio, self.seed
         )?;
+        if self.mode == "multi" {
+            writeln!(
+                out,
+                "each request is one transaction: MULTI, SET, SET, EXEC (the MULTI row)"
+            )?;
+        }
         if self.stalled_clients > 0 {
             writeln!(
                 out,
@@ -233,7 +258,7 @@ impl Report {
         )?;
         for (name, op) in [
             ("total", &self.total),
-            ("SET", &self.set),
+            (self.set_name(), &self.set),
             ("GET", &self.get),
         ] {
             if op.requests == 0 && name != "total" {
@@ -272,7 +297,7 @@ impl Report {
             out,
             "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\",\"p50_latency_ms\",\"p95_latency_ms\",\"p99_latency_ms\",\"max_latency_ms\""
         )?;
-        for (name, op) in [("SET", &self.set), ("GET", &self.get)] {
+        for (name, op) in [(self.set_name(), &self.set), ("GET", &self.get)] {
             if op.requests == 0 {
                 continue;
             }

@@ -348,6 +348,10 @@ fn parse_i64(line: &[u8]) -> Result<i64, ParseError> {
     }
 }
 
+/// The replies of one [`Encoder::push_multi`] transaction, byte for byte: MULTI's `+OK`, two
+/// `+QUEUED`, and EXEC's array of the two SETs' `+OK`.
+pub const MULTI_REPLY: &[u8] = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n";
+
 /// Encodes SET and GET requests for one run; holds the parts that never change.
 #[derive(Clone, Debug)]
 pub struct Encoder {
@@ -390,6 +394,16 @@ impl Encoder {
         out.extend_from_slice(&self.value_header);
         push_value(out, index, self.seed, self.value_size_bytes);
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends one transaction: `MULTI`, `SET key:<first> ..`, `SET key:<second> ..`,
+    /// `EXEC`. Its replies are [`MULTI_REPLY`].
+    #[inline]
+    pub fn push_multi(&self, out: &mut Vec<u8>, first: u64, second: u64) {
+        out.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+        self.push_set(out, first);
+        self.push_set(out, second);
+        out.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
     }
 
     /// Appends `GET key:<index>`.

@@ -94,7 +94,7 @@ pub fn run(config: &Config, progress: Progress) -> Result<Report, BenchError> {
 }
 
 /// The first address `addr` resolves to: only that one is ever connected to.
-fn resolve(addr: &str) -> Result<SocketAddr, BenchError> {
+pub(crate) fn resolve(addr: &str) -> Result<SocketAddr, BenchError> {
     addr.to_socket_addrs()
         .map_err(|source| BenchError::Resolve {
             addr: addr.to_string(),
@@ -108,7 +108,7 @@ fn resolve(addr: &str) -> Result<SocketAddr, BenchError> {
 }
 
 /// Opens `clients` connections, TCP_NODELAY and non-blocking.
-fn connect_all(addr: SocketAddr, clients: u32) -> Result<Vec<TcpStream>, BenchError> {
+pub(crate) fn connect_all(addr: SocketAddr, clients: u32) -> Result<Vec<TcpStream>, BenchError> {
     (0..clients as usize)
         .map(|client| {
             let context = |source| BenchError::Connect {

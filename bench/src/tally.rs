@@ -15,6 +15,9 @@ pub const LATENCY_SIGNIFICANT_DIGITS: u8 = 3;
 pub enum Op {
     Set,
     Get,
+    /// A transaction of `--mode multi`; recorded in the SET histogram (a run has either
+    /// transactions or SETs and GETs, never both).
+    Multi,
 }
 
 impl Op {
@@ -22,6 +25,7 @@ impl Op {
         match self {
             Self::Set => "SET",
             Self::Get => "GET",
+            Self::Multi => "MULTI",
         }
     }
 }
@@ -82,7 +86,7 @@ impl Tally {
         }
         let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX).max(1);
         match op {
-            Op::Set => self.set_latency_ns.saturating_record_n(ns, count),
+            Op::Set | Op::Multi => self.set_latency_ns.saturating_record_n(ns, count),
             Op::Get => self.get_latency_ns.saturating_record_n(ns, count),
         }
         self.last_reply_at = Some(at);

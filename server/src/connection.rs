@@ -242,16 +242,19 @@ async fn read_loop(
     let mut forwarding = false;
     loop {
         let exclusive = std::mem::take(&mut exec_next).then(|| w.shared.exec_gate.exclusive());
-        let step = process(
-            &mut buf,
-            [&mut parser, &mut lookahead],
-            &mut arena,
-            &mut cold,
-            conn,
-            w,
-            client,
-            exclusive.is_some(),
-        );
+        // Subscribers this batch publishes to are woken once, at its end.
+        let step = crate::pubsub::deferring_wakes(|| {
+            process(
+                &mut buf,
+                [&mut parser, &mut lookahead],
+                &mut arena,
+                &mut cold,
+                conn,
+                w,
+                client,
+                exclusive.is_some(),
+            )
+        });
         drop(exclusive);
         client.entry.note_read_buffers(ReadBuffers {
             query: buf.len(),

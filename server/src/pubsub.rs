@@ -14,10 +14,16 @@
 //! falls that far behind is closed, as is one whose unsent replies pass the limits (see
 //! [`OutputLimits`]), as Redis closes a client over `client-output-buffer-limit pubsub`.
 //!
+//! Wake-ups are batched: while a connection runs a batch of commands (inside
+//! [`deferring_wakes`]), the subscribers its PUBLISHes fill are woken once, at the end of the
+//! batch, instead of once per message: a subscriber on another worker then gets one
+//! cross-thread wake and one socket write for the whole batch.
+//!
 //! Publishing to a client from its own command (RESP3 lets a subscriber PUBLISH, and
 //! keyspace notifications of its own writes) goes straight into its replies, before the
 //! command's reply, as Redis does: see [`PubSub::publish`]'s `me`.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +83,50 @@ fn encode_message(
     }
     bulk(out, channel);
     bulk(out, msg);
+}
+
+thread_local! {
+    /// Inside [`deferring_wakes`] on this thread: inbox wakers are queued, not woken.
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
+    /// The wakers queued by inbox pushes while deferring; woken when the scope ends.
+    static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (one connection's batch of commands) with the wake-ups of the subscribers its
+/// publishes fill deferred to its end: each subscriber is woken once per batch however many
+/// messages it got. Nested calls defer to the outermost one. The wakers are woken even if `f`
+/// panics.
+pub fn deferring_wakes<R>(f: impl FnOnce() -> R) -> R {
+    /// Wakes the deferred wakers when the outermost scope ends.
+    struct Flush {
+        nested: bool,
+    }
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            if self.nested {
+                return;
+            }
+            DEFERRING.with(|d| d.set(false));
+            let mut wakers = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
+            for waker in wakers.drain(..) {
+                waker.wake();
+            }
+            // Keep the capacity for the next batch.
+            DEFERRED.with(|d| *d.borrow_mut() = wakers);
+        }
+    }
+    let nested = DEFERRING.with(|d| d.replace(true));
+    let _flush = Flush { nested };
+    f()
+}
+
+/// Wakes `waker` now, or at the end of the [`deferring_wakes`] scope this thread is in.
+fn wake_or_defer(waker: Waker) {
+    if DEFERRING.with(Cell::get) {
+        DEFERRED.with(|d| d.borrow_mut().push(waker));
+    } else {
+        waker.wake();
+    }
 }
 
 /// The pubsub class of `client-output-buffer-limit`, read by every push (relaxed loads).
@@ -223,18 +273,21 @@ impl Inbox {
 
     fn push(&self, limits: &OutputLimits, encode: impl FnOnce(&mut Vec<u8>, bool)) {
         let resp3 = self.resp3();
-        let mut s = self.lock();
-        if s.overflowed || s.closed {
-            return;
-        }
-        encode(&mut s.bytes, resp3);
-        let hard = limits.hard_bytes.load(Ordering::Relaxed);
-        if hard > 0 && s.bytes.len() as u64 >= hard {
-            s.overflowed = true;
-            s.bytes = Vec::new();
-        }
-        if let Some(w) = s.waker.take() {
-            w.wake();
+        let waker = {
+            let mut s = self.lock();
+            if s.overflowed || s.closed {
+                return;
+            }
+            encode(&mut s.bytes, resp3);
+            let hard = limits.hard_bytes.load(Ordering::Relaxed);
+            if hard > 0 && s.bytes.len() as u64 >= hard {
+                s.overflowed = true;
+                s.bytes = Vec::new();
+            }
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            wake_or_defer(w);
         }
     }
 
@@ -422,28 +475,37 @@ impl PubSub {
     ) -> usize {
         debug_assert!(kind != Kind::Pattern);
         let mut receivers = 0;
-        let mut deliver = |inbox: &Inbox, pattern: &[u8], kind: Kind| {
-            receivers += 1;
-            match &mut me {
-                Some((id, out, resp3)) if *id == inbox.client_id => {
-                    encode_message(out, *resp3, kind, pattern, channel, msg);
+        let mut deliver =
+            |inbox: &Inbox, pattern: &[u8], kind: Kind, encoded: &mut [Vec<u8>; 2]| {
+                receivers += 1;
+                match &mut me {
+                    Some((id, out, resp3)) if *id == inbox.client_id => {
+                        encode_message(out, *resp3, kind, pattern, channel, msg);
+                    }
+                    _ => inbox.push(&self.limits, |out, resp3| {
+                        let frame = &mut encoded[usize::from(resp3)];
+                        if frame.is_empty() {
+                            encode_message(frame, resp3, kind, pattern, channel, msg);
+                        }
+                        out.extend_from_slice(frame);
+                    }),
                 }
-                _ => inbox.push(&self.limits, |out, resp3| {
-                    encode_message(out, resp3, kind, pattern, channel, msg)
-                }),
-            }
-        };
+            };
+        // The message as each framing sends it (index: RESP3), encoded once for all the
+        // subscribers of the channel, then once for all those of each matching pattern.
+        let mut encoded: [Vec<u8>; 2] = Default::default();
         if let Some(inboxes) = self.read(kind).get(channel) {
             for inbox in inboxes {
-                deliver(inbox, b"", kind);
+                deliver(inbox, b"", kind, &mut encoded);
             }
         }
         if kind == Kind::Channel {
             let patterns = self.read(Kind::Pattern);
             for (pattern, inboxes) in patterns.iter() {
                 if glob::matches(pattern, channel, false) {
+                    encoded.iter_mut().for_each(Vec::clear);
                     for inbox in inboxes {
-                        deliver(inbox, pattern, Kind::Pattern);
+                        deliver(inbox, pattern, Kind::Pattern, &mut encoded);
                     }
                 }
             }
@@ -589,5 +651,53 @@ mod tests {
             out,
             b">4\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npq\r\n$1\r\nm\r\n"
         );
+    }
+
+    /// Counts its wakes.
+    struct CountingWaker(AtomicU64);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_batch_wakes_each_subscriber_once_at_its_end() {
+        let ps = PubSub::default();
+        let a = client(&ps, 1, Kind::Channel, &[b"c"]);
+        let b = client(&ps, 2, Kind::Pattern, &[b"c*"]);
+        let counter = Arc::new(CountingWaker(AtomicU64::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        for subs in [&a, &b] {
+            let inbox = subs.inbox.as_ref().unwrap();
+            assert_eq!(inbox.poll_take(&mut cx, &mut Vec::new()), Poll::Pending);
+        }
+        deferring_wakes(|| {
+            for _ in 0..3 {
+                assert_eq!(ps.publish(Kind::Channel, b"c", b"m", None), 2);
+            }
+            deferring_wakes(|| ps.publish(Kind::Channel, b"c", b"m", None));
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                0,
+                "woken inside the batch"
+            );
+        });
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            2,
+            "one wake per subscriber"
+        );
+        let message = b"*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        assert_eq!(take(&a), message.repeat(4));
+        let pmessage = b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$1\r\nc\r\n$1\r\nm\r\n";
+        assert_eq!(take(&b), pmessage.repeat(4));
+        // Outside a batch, a push wakes at once.
+        let inbox = a.inbox.as_ref().unwrap();
+        assert_eq!(inbox.poll_take(&mut cx, &mut Vec::new()), Poll::Pending);
+        ps.publish(Kind::Channel, b"c", b"m", None);
+        assert_eq!(counter.0.load(Ordering::SeqCst), 3);
     }
 }
