@@ -2,10 +2,17 @@
 //! to follow (set by `--replicaof`, REPLICAOF / SLAVEOF, cleared by `REPLICAOF NO ONE`), and
 //! the link's state as INFO replication and ROLE show it.
 //!
+//! The role survives a restart: [`save_role`] keeps the primary in `<dir>/REPLICAOF` (one line,
+//! `host port`; no file: a primary), and the server reads it back at start when `--replicaof`
+//! is not given (flin has no config file for REPLICAOF to rewrite, as Redis's CONFIG REWRITE
+//! does).
+//!
 //! Client commands pay one relaxed load of [`ReplicaLink::is_replica`], and only for commands
 //! that write (the read-only check). Everything else sits behind one mutex that the link thread
 //! takes a few times per batch of the primary's stream and INFO / ROLE take once.
 
+use std::io::{self, Write as _};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -177,5 +184,83 @@ impl ReplicaLink {
     /// True while `generation` is still the current primary's.
     pub fn current(&self, generation: u64) -> bool {
         self.lock().generation == generation
+    }
+}
+
+/// The file in the data directory that names the primary this server follows.
+pub const ROLE_FILE: &str = "REPLICAOF";
+
+/// The primary `<dir>/REPLICAOF` names: `None` when there is no such file (a primary).
+///
+/// # Errors
+/// The file cannot be read, or does not hold `host port`: the message names the file and how
+/// to fix it.
+pub fn load_role(dir: &Path) -> Result<Option<(String, u16)>, String> {
+    let path = dir.join(ROLE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut words = text.split_whitespace();
+    match (
+        words.next(),
+        words.next().map(str::parse::<u16>),
+        words.next(),
+    ) {
+        (Some(host), Some(Ok(port)), None) if port != 0 => Ok(Some((host.to_owned(), port))),
+        _ => Err(format!(
+            "{} should hold the primary as `host port`, it holds {text:?}: fix it, remove it \
+             (this server then starts as a primary) or start with --replicaof",
+            path.display()
+        )),
+    }
+}
+
+/// Records that this server follows `primary` (`None`: it is a primary) in `<dir>/REPLICAOF`,
+/// durably: a temporary file synced and renamed over it, then the directory synced.
+///
+/// # Errors
+/// The write, sync, rename or removal failed.
+pub fn save_role(dir: &Path, primary: Option<&(String, u16)>) -> io::Result<()> {
+    let path = dir.join(ROLE_FILE);
+    match primary {
+        Some((host, port)) => {
+            let tmp = dir.join(format!("{ROLE_FILE}.tmp"));
+            let mut f = std::fs::File::create(&tmp)?;
+            writeln!(f, "{host} {port}")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        },
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_role_file_round_trips_and_bad_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_role(dir.path()), Ok(None));
+        let p = ("10.0.0.1".to_owned(), 6380);
+        save_role(dir.path(), Some(&p)).unwrap();
+        assert_eq!(load_role(dir.path()), Ok(Some(p)));
+        save_role(dir.path(), None).unwrap();
+        assert_eq!(load_role(dir.path()), Ok(None));
+        save_role(dir.path(), None).unwrap();
+        for bad in ["", "host", "host 0", "host 70000", "host 1 extra"] {
+            std::fs::write(dir.path().join(ROLE_FILE), bad).unwrap();
+            let err = load_role(dir.path()).unwrap_err();
+            assert!(
+                err.contains("REPLICAOF") && err.contains("--replicaof"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -133,7 +133,30 @@ impl Server {
             config.checkpoint_root(),
             engine.stats().last_seq,
         ));
-        let primary = config.primary().map_err(StartError::Config)?;
+        // `--replicaof` wins and is recorded; without it, the role the server had when it
+        // stopped (REPLICAOF kept it in the data directory).
+        let primary = match config.primary().map_err(StartError::Config)? {
+            Some(p) => {
+                crate::repl_state::save_role(&config.dir, Some(&p)).map_err(|e| {
+                    StartError::Config(format!(
+                        "cannot record --replicaof in {}: {e}",
+                        config.dir.join(crate::repl_state::ROLE_FILE).display()
+                    ))
+                })?;
+                Some(p)
+            }
+            None => {
+                let p = crate::repl_state::load_role(&config.dir).map_err(StartError::Config)?;
+                if let Some((host, port)) = &p {
+                    tracing::info!(
+                        primary = %format!("{host}:{port}"),
+                        file = %config.dir.join(crate::repl_state::ROLE_FILE).display(),
+                        "following the primary recorded in the data directory; REPLICAOF NO ONE makes this server a primary"
+                    );
+                }
+                p
+            }
+        };
         let shared = Arc::new(Shared {
             engine: Arc::new(engine),
             workers: (0..threads).map(|_| WorkerCounters::default()).collect(),

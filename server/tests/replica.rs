@@ -279,3 +279,51 @@ fn full_sync_with_a_length_payload_replaces_the_data() {
         Some("1")
     );
 }
+
+/// The role survives a restart (flin keeps it in `<dir>/REPLICAOF`): REPLICAOF's primary is
+/// followed again without --replicaof, and REPLICAOF NO ONE's primary stays a primary.
+#[test]
+fn the_role_survives_a_restart() {
+    let role = |addr: std::net::SocketAddr| -> (String, String) {
+        let mut raw = Raw::connect(addr);
+        let info = raw.request(&[b"INFO", b"replication"]).unwrap();
+        (
+            info_field(&info, "role").to_owned(),
+            info.lines()
+                .find_map(|l| l.strip_prefix("master_port:"))
+                .unwrap_or("")
+                .trim()
+                .to_owned(),
+        )
+    };
+    // A primary that is never there: the link keeps trying, the role is what matters.
+    let nobody = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = nobody.local_addr().unwrap().port().to_string();
+    drop(nobody);
+
+    let mut srv = start_with(|_| {});
+    let mut raw = srv.raw();
+    assert_eq!(
+        raw.request(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
+        Some("+OK\r\n".into())
+    );
+    let dir = srv.dir.path().to_owned();
+    srv.stop();
+
+    let again = flin_server::Server::start(common::config(&dir)).expect("restart");
+    assert_eq!(role(again.local_addr()), ("slave".into(), port.clone()));
+    let mut raw = Raw::connect(again.local_addr());
+    assert_eq!(
+        raw.request(&[b"SET", b"k", b"v"]),
+        Some("-READONLY You can't write against a read only replica.\r\n".into())
+    );
+    assert_eq!(
+        raw.request(&[b"REPLICAOF", b"NO", b"ONE"]),
+        Some("+OK\r\n".into())
+    );
+    again.shutdown().unwrap();
+
+    let third = flin_server::Server::start(common::config(&dir)).expect("restart");
+    assert_eq!(role(third.local_addr()).0, "master");
+    third.shutdown().unwrap();
+}

@@ -12,8 +12,13 @@ use crate::repl_state::LinkState;
 /// REPLICAOF host port | REPLICAOF NO ONE (SLAVEOF is the same command).
 pub fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
-        if ctx.server.replica.set_primary(None) {
-            tracing::info!("MASTER MODE enabled (user request)");
+        if ctx.server.replica.lock().primary.is_some() {
+            if !record_role(ctx, None) {
+                return;
+            }
+            if ctx.server.replica.set_primary(None) {
+                tracing::info!("MASTER MODE enabled (user request)");
+            }
         }
         reply::ok(ctx.out);
         return;
@@ -26,11 +31,36 @@ pub fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     };
     let host = String::from_utf8_lossy(args[1]).into_owned();
-    if ctx.server.replica.set_primary(Some((host.clone(), port))) {
+    let target = Some((host.clone(), port));
+    if ctx.server.replica.lock().primary != target && !record_role(ctx, target.as_ref()) {
+        return;
+    }
+    if ctx.server.replica.set_primary(target) {
         tracing::info!(primary = %format!("{host}:{port}"), "REPLICAOF enabled (user request)");
         reply::ok(ctx.out);
     } else {
         reply::simple(ctx.out, b"OK Already connected to specified master");
+    }
+}
+
+/// Keeps the new role in the data directory, so it survives a restart; on failure answers an
+/// error saying so (the role is then left as it was) and returns false.
+fn record_role(ctx: &mut Ctx<'_>, primary: Option<&(String, u16)>) -> bool {
+    let dir = &ctx.server.config.dir;
+    match crate::repl_state::save_role(dir, primary) {
+        Ok(()) => true,
+        Err(e) => {
+            let path = dir.join(crate::repl_state::ROLE_FILE);
+            tracing::error!(file = %path.display(), error = %e, "cannot record the replication role");
+            reply::err(
+                ctx.out,
+                &format!(
+                    "cannot record the new role in {}: {e}; the role is unchanged",
+                    path.display()
+                ),
+            );
+            false
+        }
     }
 }
 
