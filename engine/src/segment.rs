@@ -267,7 +267,10 @@ impl Segment {
         }
         let _g = self.growing.lock();
         let have = self.allocated();
-        if end <= have {
+        // A sealed file keeps the length `seal` cut it to: growing it again (the prealloc
+        // thread reserving ahead while the writer seals) left a tail no hint describes, so the
+        // next open distrusted the hint and scanned the segment.
+        if end <= have || self.is_sealed() {
             return Ok(false);
         }
         let cap = self.capacity();
@@ -638,6 +641,8 @@ impl Segment {
     /// # Errors
     /// The ftruncate error.
     pub fn seal(&self) -> Result<()> {
+        // Not while `reserve` grows the file: it would grow it back past the cut.
+        let _g = self.growing.lock();
         let len = self.len();
         self.file
             .set_len(len)
