@@ -25,13 +25,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::glob;
 use crate::notify::{self, KeyspaceEvents};
+use crate::protocol::reply;
 
 /// The three kinds of subscription, each with its own namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +48,7 @@ pub enum Kind {
 /// Writes the header of a pub/sub message of `n` elements: `*n` in RESP2, `>n` (a push) in
 /// RESP3. The one place that knows how the two protocols frame them.
 pub fn push_header(out: &mut Vec<u8>, resp3: bool, n: usize) {
-    let _ = write!(out, "{}{n}\r\n", if resp3 { '>' } else { '*' });
-}
-
-fn bulk(out: &mut Vec<u8>, s: &[u8]) {
-    let _ = write!(out, "${}\r\n", s.len());
-    out.extend_from_slice(s);
-    out.extend_from_slice(b"\r\n");
+    reply::aggregate_len(out, if resp3 { b'>' } else { b'*' }, n);
 }
 
 /// `message channel payload`, `smessage channel payload` or `pmessage pattern channel
@@ -69,20 +64,20 @@ fn encode_message(
     match kind {
         Kind::Channel => {
             push_header(out, resp3, 3);
-            bulk(out, b"message");
+            reply::bulk(out, b"message");
         }
         Kind::Shard => {
             push_header(out, resp3, 3);
-            bulk(out, b"smessage");
+            reply::bulk(out, b"smessage");
         }
         Kind::Pattern => {
             push_header(out, resp3, 4);
-            bulk(out, b"pmessage");
-            bulk(out, pattern);
+            reply::bulk(out, b"pmessage");
+            reply::bulk(out, pattern);
         }
     }
-    bulk(out, channel);
-    bulk(out, msg);
+    reply::bulk(out, channel);
+    reply::bulk(out, msg);
 }
 
 thread_local! {

@@ -69,7 +69,12 @@ pub fn null(out: &mut Vec<u8>, resp: u8) {
 
 /// `*<n>\r\n`: the header of an array of `n` replies that follow.
 pub fn array_len(out: &mut Vec<u8>, n: usize) {
-    out.push(b'*');
+    aggregate_len(out, b'*', n);
+}
+
+/// `<tag><n>\r\n`: the header of an aggregate reply (array `*`, map `%`, set `~`, push `>`).
+pub fn aggregate_len(out: &mut Vec<u8>, tag: u8, n: usize) {
+    out.push(tag);
     push_u64(out, n as u64);
     out.extend_from_slice(b"\r\n");
 }
@@ -78,9 +83,7 @@ pub fn array_len(out: &mut Vec<u8>, n: usize) {
 /// `%n` in RESP3, a flat array of `2n` replies in RESP2.
 pub fn map_len(out: &mut Vec<u8>, resp: u8, n: usize) {
     if resp >= 3 {
-        out.push(b'%');
-        push_u64(out, n as u64);
-        out.extend_from_slice(b"\r\n");
+        aggregate_len(out, b'%', n);
     } else {
         array_len(out, 2 * n);
     }
@@ -89,9 +92,7 @@ pub fn map_len(out: &mut Vec<u8>, resp: u8, n: usize) {
 /// The header of a set of `n` replies that follow: `~n` in RESP3, an array in RESP2.
 pub fn set_len(out: &mut Vec<u8>, resp: u8, n: usize) {
     if resp >= 3 {
-        out.push(b'~');
-        push_u64(out, n as u64);
-        out.extend_from_slice(b"\r\n");
+        aggregate_len(out, b'~', n);
     } else {
         array_len(out, n);
     }
