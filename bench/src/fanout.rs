@@ -103,16 +103,9 @@ impl FanoutReport {
     /// Writes the report as pretty JSON to `path`.
     ///
     /// # Errors
-    /// [`BenchError::Write`] or [`BenchError::Json`].
+    /// As [`crate::report::write_json`].
     pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
-        let text = serde_json::to_string_pretty(self).map_err(|source| BenchError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        std::fs::write(path, text + "\n").map_err(|source| BenchError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::report::write_json(self, path)
     }
 }
 

@@ -200,16 +200,9 @@ impl Report {
     /// Writes the report as pretty JSON to `path`.
     ///
     /// # Errors
-    /// [`BenchError::Write`] when the file cannot be written.
+    /// As [`write_json`].
     pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
-        let text = serde_json::to_string_pretty(self).map_err(|source| BenchError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        std::fs::write(path, text + "\n").map_err(|source| BenchError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_json(self, path)
     }
 
     /// The human-readable table.
@@ -317,6 +310,22 @@ impl Report {
         }
         Ok(())
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, ending with a newline.
+///
+/// # Errors
+/// [`BenchError::Json`] when it cannot be serialised, [`BenchError::Write`] when the file
+/// cannot be written.
+pub fn write_json(value: &impl Serialize, path: &Path) -> Result<(), BenchError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| BenchError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(path, text + "\n").map_err(|source| BenchError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]
