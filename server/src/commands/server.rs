@@ -104,7 +104,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "stats" => info_stats(
                 &stats,
                 info_stats::total_error_replies(ctx),
-                &ctx.server.pubsub,
+                ctx.server,
                 &mut s,
             ),
             "replication" => info_replication(ctx, &mut s),
@@ -261,9 +261,10 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
 fn info_stats(
     st: &crate::stats::ServerStats,
     error_replies: u64,
-    pubsub: &crate::pubsub::PubSub,
+    server: &crate::shared::Shared,
     s: &mut String,
 ) {
+    let pubsub = &server.pubsub;
     line!(s, "# Stats");
     line!(s, "total_connections_received:{}", st.total_connections);
     line!(s, "total_commands_processed:{}", st.ops_processed);
@@ -285,8 +286,10 @@ fn info_stats(
     line!(s, "total_error_replies:{error_replies}");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);
-    // Data larger than memory: reads of records not in memory, done off the workers.
+    // Data larger than memory: reads of records not in memory, which block no worker.
     let e = &st.engine;
+    let rings = server.cold_rings.load(std::sync::atomic::Ordering::Relaxed);
+    line!(s, "cold_read_rings:{rings}");
     line!(s, "cold_reads:{}", e.cold_reads);
     line!(s, "cold_reads_in_flight:{}", e.cold_reads_in_flight);
     line!(s, "cold_reads_merged:{}", e.cold_reads_merged);
