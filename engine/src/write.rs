@@ -5,6 +5,8 @@
 
 use std::sync::atomic::Ordering;
 
+use parking_lot::RwLockWriteGuard;
+
 use crate::error::{Error, Result};
 use crate::format::{
     self, FLAG_FLUSH, FLAG_FLUSH_NS, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN, VALUE_LEN_MAX,
@@ -329,10 +331,15 @@ pub(crate) fn update_many<'v, R>(
 /// Deletes every key (FLUSHALL), durably.
 pub(crate) fn clear(sh: &Shared) -> Result<()> {
     let _c = sh.compaction_lock.lock();
-    let mut shards: Vec<_> = (0..SHARD_COUNT)
+    let shards: Vec<_> = (0..SHARD_COUNT)
         .map(|i| sh.index.shard(i).write())
         .collect();
     sh.check_poison()?;
+    clear_locked(sh, shards)
+}
+
+/// [`clear`], with the compaction lock and every shard held by the caller.
+fn clear_locked(sh: &Shared, mut shards: Vec<RwLockWriteGuard<'_, Table>>) -> Result<()> {
     let env = sh.log_env();
     let (seq, old) = {
         let mut st = sh.log.lock();
@@ -389,6 +396,13 @@ pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
         .map(|i| sh.index.shard(i).write())
         .collect();
     sh.check_poison()?;
+    if shards.iter().all(|s| s.len() == s.ns_len(ns)) {
+        // Every key is this namespace's (the usual store, with one database in use): flush
+        // everything, which reads no record. Telling a key's namespace below reads its
+        // record's header, which on a store larger than memory is a disk read per key with
+        // every shard held.
+        return clear_locked(sh, shards);
+    }
     let (seq, flush) = sh.append(&Append {
         ns,
         key: &[],

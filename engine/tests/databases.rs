@@ -177,6 +177,45 @@ fn flushdb_voids_one_database_for_good() {
     assert_eq!(e.len(), 0);
 }
 
+/// FLUSHDB when no other database holds a key takes FLUSHALL's way: no record is read to
+/// tell its namespace (on a store larger than memory that was a disk read per key, with
+/// every shard locked), and the old segments go at once.
+#[test]
+fn flushdb_of_the_only_database_in_use_retires_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path(), true);
+    // Database 2's namespace is not 2 after the swap: the check is by namespace.
+    e.swap_databases(2, 9).unwrap();
+    for i in 0..300 {
+        e.db(2)
+            .put(format!("k{i}").as_bytes(), &[b'v'; 100], 0)
+            .unwrap();
+    }
+    let before = e.stats();
+    assert!(before.segments > 5, "{}", before.segments);
+    e.db(2).clear().unwrap();
+    let after = e.stats();
+    assert!(
+        after.segments <= 2,
+        "old segments retired: {}",
+        after.segments
+    );
+    assert!(after.disk_bytes < before.disk_bytes / 4);
+    assert!(e.db(2).is_empty());
+    assert_eq!(e.db(2).get(b"k7"), None);
+    e.db(2).put(b"k7", b"after", 0).unwrap();
+    e.db(0).put(b"zero", b"0", 0).unwrap();
+    drop(e);
+    let e = open(dir.path(), true);
+    assert_eq!(e.db(2).len(), 1);
+    assert_eq!(e.db(2).get(b"k7"), Some(b"after".to_vec()));
+    assert_eq!(e.db(0).get(b"zero"), Some(b"0".to_vec()));
+    // With another database in use, only the flushed one's keys go.
+    e.db(2).clear().unwrap();
+    assert_eq!(e.db(0).get(b"zero"), Some(b"0".to_vec()));
+    assert!(e.db(2).is_empty());
+}
+
 #[test]
 fn swapdb_is_durable_and_checkpointed() {
     let dir = tempfile::tempdir().unwrap();
