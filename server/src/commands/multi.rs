@@ -55,6 +55,17 @@ impl Transaction {
         self.queue.as_ref().is_some_and(|q| q.writes)
     }
 
+    /// The keys the queued commands name (with repeats), for reading their cold records
+    /// before EXEC holds every worker.
+    pub fn queued_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for command in self.queue.iter().flat_map(|q| &q.commands) {
+            let args: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+            super::keys_of(&args, |k| keys.push(k.to_vec()));
+        }
+        keys
+    }
+
     /// A command was refused: in MULTI, EXEC will answer EXECABORT.
     #[inline]
     pub fn refused(&mut self) {
