@@ -15,8 +15,7 @@
 //! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
 //!   use against the space bound).
 //! - `log`: the active segment, sequence numbers and rolling to a new segment.
-//! - `cold`: reads of records not in memory without blocking the caller (on its own
-//!   io_uring, or a `pread` pool);
+//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool);
 //!   `verify`: checking blind overwrites whose old record was not read.
 //! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
@@ -79,7 +78,7 @@ mod write;
 
 pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
-pub use cold::{ColdRing, Failures, Fetch};
+pub use cold::{Failures, Fetch};
 pub use compaction::RunReport;
 pub use db::Db;
 pub use engine::Engine;

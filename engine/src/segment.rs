@@ -496,13 +496,6 @@ impl Segment {
         true
     }
 
-    /// The file's descriptor, for reads issued elsewhere (a cold-read ring); valid while
-    /// the segment lives.
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.file.as_raw_fd()
-    }
-
     /// Reads `buf.len()` bytes at `offset` from the file (not the map): a read that fails
     /// returns an error instead of a SIGBUS, and fills the page cache for the map's readers.
     ///

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -54,7 +53,7 @@ pub(crate) struct Shared {
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
     /// Reads of records not in memory, for callers that must not block on the disk.
-    pub(crate) cold: Arc<ColdReads>,
+    pub(crate) cold: ColdReads,
     /// Blind overwrites whose old record is still to be checked (see `verify`).
     pub(crate) verifier: Verifier,
     /// Faults tests inject into the background threads.

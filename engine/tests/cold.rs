@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use flin_engine::{ColdRing, Engine, Error, Failures, Fetch, Fsync, Options};
+use flin_engine::{Engine, Error, Fsync, Options};
 
 /// Runs a future to completion on this thread (the engine's pool wakes it).
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -58,261 +58,140 @@ fn store(dir: &std::path::Path, n: u32) -> Engine {
     e
 }
 
-/// Who reads the cold records: the engine's pool, or a ring of the caller's own. Every case
-/// below runs with both.
-enum Reader {
-    Pool,
-    Ring(Box<ColdRing>),
-}
-
-impl Reader {
-    fn both(e: &Engine) -> [Reader; 2] {
-        [
-            Reader::Pool,
-            Reader::Ring(Box::new(
-                e.cold_ring(8).expect("io_uring is available here"),
-            )),
-        ]
-    }
-
-    fn fetch(&mut self, e: &Engine, keys: &[&[u8]]) -> Option<Fetch> {
-        match self {
-            Reader::Pool => e.fetch_cold(keys),
-            Reader::Ring(r) => e.db(0).fetch_cold_on(r, keys, |_| false),
-        }
-    }
-
-    /// Waits for `f`: the pool wakes this thread; a ring is polled and reaped here, as a
-    /// server's event loop does.
-    fn wait(&mut self, f: Fetch) -> Failures {
-        match self {
-            Reader::Pool => block_on(f),
-            Reader::Ring(r) => {
-                let waker = Waker::noop();
-                let mut cx = Context::from_waker(waker);
-                let mut f = pin!(f);
-                loop {
-                    if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                        return v;
-                    }
-                    let mut pfd = libc::pollfd {
-                        fd: r.event_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd.
-                    let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
-                    assert!(n >= 0, "poll: {}", std::io::Error::last_os_error());
-                    r.reap();
-                }
-            }
-        }
-    }
-
-    /// Fetches the records of `keys`, which must be cold, and waits for them.
-    fn read(&mut self, e: &Engine, keys: &[&[u8]]) -> Failures {
-        let f = self.fetch(e, keys).expect("cold");
-        self.wait(f)
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Reader::Pool => "pool",
-            Reader::Ring(_) => "ring",
-        }
-    }
-}
-
-/// Runs `case` once per reader, each on a fresh store of `n` keys.
-fn each_reader(n: u32, case: impl Fn(&tempfile::TempDir, Engine, &mut Reader)) {
-    for kind in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let e = store(dir.path(), n);
-        let mut r = Reader::both(&e).into_iter().nth(kind).unwrap();
-        eprintln!("reader: {}", r.name());
-        case(&dir, e, &mut r);
-    }
-}
-
 #[test]
 fn evicted_records_are_fetched_then_read_from_memory() {
-    each_reader(500, |_, e, r| {
-        // In memory: nothing to fetch.
-        let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
-        let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-        assert!(r.fetch(&e, &refs).is_none());
-        e.evict_for_tests().unwrap();
-        let fetch = r.fetch(&e, &refs).expect("evicted records are cold");
-        let failures = r.wait(fetch);
-        assert!(
-            failures.is_empty(),
-            "{:?}",
-            failures.first().map(|f| f.1.to_string())
-        );
-        let st = e.stats();
-        assert!(
-            st.cold_reads > 0 && st.cold_reads <= 500,
-            "{}",
-            st.cold_reads
-        );
-        assert!(st.residency_checks);
-        assert_eq!(st.cold_reads_in_flight, 0);
-        assert!(st.cold_read_p50_us > 0);
-        // Fetched: in memory now, so a second check finds nothing to read.
-        assert!(r.fetch(&e, &refs).is_none());
-        for i in 0..500 {
-            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
-        }
-    });
-}
-
-#[test]
-fn a_ring_reads_more_records_than_its_depth_and_large_ones_in_pieces() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(dir.path(), common::options(Fsync::Never, 8 << 20)).unwrap();
-    // Values from one byte to 3 MiB: first pieces, whole pages, and pieces of 1 MiB.
-    let sizes = [1usize, 100, 4000, 4096, 9000, 70_000, 1 << 20, 3 << 20];
-    let big = |i: usize| -> Vec<u8> { (0..sizes[i]).map(|j| (j * 31 + i) as u8).collect() };
-    for (i, _) in sizes.iter().enumerate() {
-        e.put(&key(i as u32), &big(i), 0).unwrap();
-    }
-    for i in 0..200 {
-        e.put(&key(1000 + i), &value(i), 0).unwrap();
-    }
-    e.evict_for_tests().unwrap();
-    let mut r = Reader::Ring(Box::new(e.cold_ring(4).unwrap()));
-    let keys: Vec<Vec<u8>> = (0..sizes.len() as u32).chain(1000..1200).map(key).collect();
+    let e = store(dir.path(), 500);
+    // In memory: nothing to fetch.
+    let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
     let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    let fetch = r.fetch(&e, &refs).expect("cold");
-    assert!(r.wait(fetch).is_empty());
-    assert_eq!(e.stats().cold_reads_in_flight, 0);
-    for (i, size) in sizes.iter().enumerate() {
-        assert_eq!(e.get(&key(i as u32)), Some(big(i)), "size {size}");
-    }
-}
-
-#[test]
-fn dropping_a_ring_answers_its_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let e = store(dir.path(), 20);
+    assert!(e.fetch_cold(&refs).is_none());
     e.evict_for_tests().unwrap();
-    let mut ring = e.cold_ring(2).unwrap();
-    e.hold_cold_reads(true);
-    let k = key(4);
-    let fetch = e
-        .db(0)
-        .fetch_cold_on(&mut ring, &[&k], |_| false)
-        .expect("cold");
-    drop(ring);
-    e.hold_cold_reads(false);
+    let fetch = e.fetch_cold(&refs).expect("evicted records are cold");
     let failures = block_on(fetch);
-    assert_eq!(failures.len(), 1);
-    assert!(matches!(failures[0].1, Error::Closed), "{}", failures[0].1);
-    assert_eq!(e.stats().cold_reads_in_flight, 0);
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        failures.first().map(|f| f.1.to_string())
+    );
+    let st = e.stats();
+    assert!(
+        st.cold_reads > 0 && st.cold_reads <= 500,
+        "{}",
+        st.cold_reads
+    );
+    assert!(st.residency_checks);
+    assert_eq!(st.cold_reads_in_flight, 0);
+    assert!(st.cold_read_p50_us > 0);
+    // Fetched: in memory now, so a second check finds nothing to read.
+    assert!(e.fetch_cold(&refs).is_none());
+    for i in 0..500 {
+        assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+    }
 }
 
 #[test]
 fn keys_without_records_need_no_read() {
-    each_reader(100, |_, e, r| {
-        e.evict_for_tests().unwrap();
-        assert!(r.fetch(&e, &[b"absent-1", b"absent-2"]).is_none());
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    assert!(e.fetch_cold(&[b"absent-1", b"absent-2"]).is_none());
 }
 
 #[test]
 fn reads_of_one_record_are_merged() {
-    each_reader(100, |_, e, r| {
-        e.evict_for_tests().unwrap();
-        // Held reads keep the first queued while the others arrive.
-        e.hold_cold_reads(true);
-        let k = key(3);
-        let fetches: Vec<_> = (0..4).map(|_| r.fetch(&e, &[&k]).expect("cold")).collect();
-        e.hold_cold_reads(false);
-        for f in fetches {
-            assert!(r.wait(f).is_empty());
-        }
-        let st = e.stats();
-        assert_eq!(st.cold_reads, 1, "one read for four callers");
-        assert_eq!(st.cold_reads_merged, 3);
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    // Held reads keep the first queued while the others arrive.
+    e.hold_cold_reads(true);
+    let k = key(3);
+    let fetches: Vec<_> = (0..4).map(|_| e.fetch_cold(&[&k]).expect("cold")).collect();
+    e.hold_cold_reads(false);
+    for f in fetches {
+        assert!(block_on(f).is_empty());
+    }
+    let st = e.stats();
+    assert_eq!(st.cold_reads, 1, "one read for four callers");
+    assert_eq!(st.cold_reads_merged, 3);
 }
 
 #[test]
 fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
-    each_reader(50, |_, e, r| {
-        e.evict_for_tests().unwrap();
-        e.inject_cold_read_eio(true);
-        let (a, b) = (key(7), b"absent".to_vec());
-        let failures = r.read(&e, &[&b, &a]);
-        assert_eq!(failures.len(), 1);
-        let (index, err) = &failures[0];
-        assert_eq!(*index, 1, "the second key's record failed");
-        let text = err.to_string();
-        assert!(matches!(err, Error::Io { .. }), "{text}");
-        assert!(text.contains(".seg"), "names the file: {text}");
-        assert!(e.stats().cold_read_errors >= 1);
-        // The disk recovers: the next fetch reads it.
-        e.inject_cold_read_eio(false);
-        assert!(r.read(&e, &[&a]).is_empty());
-        assert_eq!(e.get(&a), Some(value(7)));
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 50);
+    e.evict_for_tests().unwrap();
+    e.inject_cold_read_eio(true);
+    let (a, b) = (key(7), b"absent".to_vec());
+    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold"));
+    assert_eq!(failures.len(), 1);
+    let (index, err) = &failures[0];
+    assert_eq!(*index, 1, "the second key's record failed");
+    let text = err.to_string();
+    assert!(matches!(err, Error::Io { .. }), "{text}");
+    assert!(text.contains(".seg"), "names the file: {text}");
+    assert!(e.stats().cold_read_errors >= 1);
+    // The disk recovers: the next fetch reads it.
+    e.inject_cold_read_eio(false);
+    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold")).is_empty());
+    assert_eq!(e.get(&a), Some(value(7)));
 }
 
 #[test]
 fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
-    each_reader(50, |dir, e, r| {
-        e.sync().unwrap();
-        // Find the segment file holding key 20's value and flip a byte of it.
-        let needle = value(20);
-        let mut flipped = None;
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_some_and(|x| x == "seg") {
-                let bytes = std::fs::read(&p).unwrap();
-                if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
-                    use std::os::unix::fs::FileExt;
-                    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-                    f.write_all_at(&[bytes[at + 5] ^ 0x20], (at + 5) as u64)
-                        .unwrap();
-                    f.sync_all().unwrap();
-                    flipped = Some(p);
-                    break;
-                }
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 50);
+    e.sync().unwrap();
+    // Find the segment file holding key 20's value and flip a byte of it.
+    let needle = value(20);
+    let mut flipped = None;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            let bytes = std::fs::read(&p).unwrap();
+            if let Some(at) = bytes.windows(needle.len()).position(|w| w == needle) {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.write_all_at(&[bytes[at + 5] ^ 0x20], (at + 5) as u64)
+                    .unwrap();
+                f.sync_all().unwrap();
+                flipped = Some(p);
+                break;
             }
         }
-        let flipped = flipped.expect("the value is in a segment file");
-        e.evict_for_tests().unwrap();
-        let k = key(20);
-        let failures = r.read(&e, &[&k]);
-        assert_eq!(failures.len(), 1);
-        let text = failures[0].1.to_string();
-        assert!(matches!(failures[0].1, Error::Corrupt { .. }), "{text}");
-        assert!(text.contains("checksum"), "{text}");
-        let name = flipped.file_name().unwrap().to_string_lossy().to_string();
-        assert!(text.contains(&name), "names {name}: {text}");
-        // Other keys read fine.
-        let other = key(40);
-        assert!(r.read(&e, &[&other]).is_empty());
-        assert_eq!(e.get(&other), Some(value(40)));
-    });
+    }
+    let flipped = flipped.expect("the value is in a segment file");
+    e.evict_for_tests().unwrap();
+    let k = key(20);
+    let failures = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    assert_eq!(failures.len(), 1);
+    let text = failures[0].1.to_string();
+    assert!(matches!(failures[0].1, Error::Corrupt { .. }), "{text}");
+    assert!(text.contains("checksum"), "{text}");
+    let name = flipped.file_name().unwrap().to_string_lossy().to_string();
+    assert!(text.contains(&name), "names {name}: {text}");
+    // Other keys read fine.
+    let other = key(40);
+    assert!(block_on(e.fetch_cold(&[&other]).expect("cold")).is_empty());
+    assert_eq!(e.get(&other), Some(value(40)));
 }
 
 #[test]
 fn overwriting_an_evicted_key_fetches_its_old_record_first() {
-    each_reader(100, |dir, e, r| {
-        e.evict_for_tests().unwrap();
-        // A write must compare the key with the record its slot points at: that record is cold.
-        let k = key(55);
-        assert!(r.read(&e, &[&k]).is_empty());
-        e.put(&k, b"new", 0).unwrap();
-        assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
-        // After a restart every key holds its newest value.
-        drop(e);
-        let e = Engine::open(dir.path(), options()).unwrap();
-        assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
-        assert_eq!(e.get(&key(56)), Some(value(56)));
-        assert_eq!(e.len(), 100);
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 100);
+    e.evict_for_tests().unwrap();
+    // A write must compare the key with the record its slot points at: that record is cold.
+    let k = key(55);
+    assert!(block_on(e.fetch_cold(&[&k]).expect("cold")).is_empty());
+    e.put(&k, b"new", 0).unwrap();
+    assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
+    // After a restart every key holds its newest value.
+    drop(e);
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
+    assert_eq!(e.get(&key(56)), Some(value(56)));
+    assert_eq!(e.len(), 100);
 }
 
 /// While memory is short the log collects each segment's hint entries as it appends, so the

@@ -440,7 +440,7 @@ fn process(
             // runs: a pipeline of cold GETs waits for one round of reads, not one each.
             if memory_short && covered > 0 && pos >= cold.fetched_to {
                 checked_to = pos + covered;
-                if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |i| blind[i]) {
+                if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |i| blind[i]) {
                     cold.fetched_to = checked_to;
                     let keys = keys.iter().map(|k| k.to_vec()).collect();
                     step = Step::Cold(ColdWait { fetch, keys });
@@ -465,7 +465,7 @@ fn process(
                     let mut keys = bumpalo::collections::Vec::new_in(&*arena);
                     commands::keys_of(args, |k| keys.push(k));
                     let blind = commands::writes_blindly(args);
-                    if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |_| blind) {
+                    if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |_| blind) {
                         cold.fetched_to = pos + consumed;
                         let keys = keys.iter().map(|k| k.to_vec()).collect();
                         step = Step::Cold(ColdWait { fetch, keys });
@@ -561,7 +561,7 @@ async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) {
     let keys = client.tx.queued_keys();
     let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let db = w.shared.engine.db(client.db);
-    let Some(fetch) = w.fetch_cold(&db, &refs, |_| false) else {
+    let Some(fetch) = db.fetch_cold(&refs) else {
         return;
     };
     stats::add(&w.counters().cold_waits, 1);

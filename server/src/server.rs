@@ -165,7 +165,6 @@ impl Server {
             threads,
             shutdown: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
-            cold_rings: AtomicUsize::new(0),
             registry: Registry::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),

@@ -9,34 +9,13 @@ mod common;
 use std::time::Duration;
 
 use common::{cmd, info_field, Raw, TestServer};
-use flin_server::DriverChoice;
 
 /// One worker, so every connection shares it; small segments, so records spread over files.
-/// `ring_depth` 0: cold reads on the engine's pool; else on the worker's own io_uring.
-fn server(ring_depth: u16, driver: DriverChoice) -> TestServer {
+fn server() -> TestServer {
     common::start_with(|c| {
         c.threads = 1;
         c.segment_size = 64 * 1024;
-        c.cold_read_depth = ring_depth;
-        c.driver = driver;
     })
-}
-
-/// Runs `case` against a server whose worker reads cold values on its own ring (under both
-/// event-loop drivers, which poll the ring's eventfd differently), then against one that uses
-/// the engine's pool.
-fn each_reader(case: impl Fn(&TestServer)) {
-    for (depth, driver, rings) in [
-        (64, DriverChoice::Epoll, "1"),
-        (64, DriverChoice::IoUring, "1"),
-        (0, DriverChoice::Epoll, "0"),
-    ] {
-        eprintln!("--cold-read-depth {depth} --driver {driver:?}");
-        let t = server(depth, driver);
-        let st = info(&mut t.raw());
-        assert_eq!(info_field(&st, "cold_read_rings"), rings, "{st}");
-        case(&t);
-    }
 }
 
 fn value(i: u32) -> String {
@@ -65,151 +44,147 @@ fn info(r: &mut Raw) -> String {
 
 #[test]
 fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
-    each_reader(|t| {
-        load(t, 400);
-        t.handle().engine().evict_for_tests().unwrap();
-        let mut hot = t.raw();
-        // Read once: its record is in memory from now on.
+    let t = server();
+    load(&t, 400);
+    t.handle().engine().evict_for_tests().unwrap();
+    let mut hot = t.raw();
+    // Read once: its record is in memory from now on.
+    assert_eq!(hot.get("k7"), Some(value(7)));
+    t.handle().engine().hold_cold_reads(true);
+    let mut cold = t.raw();
+    cold.send(&cmd(&[b"GET", b"k300"]));
+    common::wait_for(
+        "the cold GET's read to be queued",
+        Duration::from_secs(10),
+        || info_field(&info(&mut hot), "cold_reads_in_flight") == "1",
+    );
+    // The cold GET's read is held; the same worker still answers the other client.
+    for _ in 0..20 {
         assert_eq!(hot.get("k7"), Some(value(7)));
-        t.handle().engine().hold_cold_reads(true);
-        let mut cold = t.raw();
-        cold.send(&cmd(&[b"GET", b"k300"]));
-        common::wait_for(
-            "the cold GET's read to be queued",
-            Duration::from_secs(10),
-            || info_field(&info(&mut hot), "cold_reads_in_flight") == "1",
-        );
-        // The cold GET's read is held; the same worker still answers the other client.
-        for _ in 0..20 {
-            assert_eq!(hot.get("k7"), Some(value(7)));
-        }
-        let before = info(&mut hot);
-        assert_eq!(info_field(&before, "cold_reads_in_flight"), "1", "{before}");
-        t.handle().engine().hold_cold_reads(false);
-        let reply = cold.read_n(format!("${}\r\n{}\r\n", value(300).len(), value(300)).len());
-        assert_eq!(
-            String::from_utf8_lossy(&reply),
-            format!("${}\r\n{}\r\n", value(300).len(), value(300))
-        );
-        let after = info(&mut hot);
-        assert!(info_field(&after, "cold_reads").parse::<u64>().unwrap() >= 1);
-        assert!(info_field(&after, "cold_waits").parse::<u64>().unwrap() >= 1);
-        assert_eq!(info_field(&after, "residency_checks"), "1");
-    });
+    }
+    let before = info(&mut hot);
+    assert_eq!(info_field(&before, "cold_reads_in_flight"), "1", "{before}");
+    t.handle().engine().hold_cold_reads(false);
+    let reply = cold.read_n(format!("${}\r\n{}\r\n", value(300).len(), value(300)).len());
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        format!("${}\r\n{}\r\n", value(300).len(), value(300))
+    );
+    let after = info(&mut hot);
+    assert!(info_field(&after, "cold_reads").parse::<u64>().unwrap() >= 1);
+    assert!(info_field(&after, "cold_waits").parse::<u64>().unwrap() >= 1);
+    assert_eq!(info_field(&after, "residency_checks"), "1");
 }
 
 #[test]
 fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
-    each_reader(|t| {
-        load(t, 400);
-        t.handle().engine().evict_for_tests().unwrap();
-        let mut r = t.raw();
-        // Warm a few, so the pipeline mixes records in memory and on disk.
-        for i in (0..400).step_by(10) {
-            assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    let t = server();
+    load(&t, 400);
+    t.handle().engine().evict_for_tests().unwrap();
+    let mut r = t.raw();
+    // Warm a few, so the pipeline mixes records in memory and on disk.
+    for i in (0..400).step_by(10) {
+        assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    }
+    let mut model: std::collections::HashMap<String, String> =
+        (0..400).map(|i| (format!("k{i}"), value(i))).collect();
+    let mut pipeline = Vec::new();
+    let mut expected = Vec::new();
+    let bulk = |v: &str| format!("${}\r\n{v}\r\n", v.len()).into_bytes();
+    for (n, i) in (0..400).rev().step_by(3).enumerate() {
+        let k = format!("k{i}");
+        pipeline.extend(cmd(&[b"GET", k.as_bytes()]));
+        expected.extend(bulk(&model[&k]));
+        if n % 5 == 0 {
+            // Writes between the reads, to keys cold or read before.
+            let w = format!("k{}", i / 2);
+            pipeline.extend(cmd(&[b"SET", w.as_bytes(), b"new"]));
+            expected.extend(b"+OK\r\n");
+            model.insert(w.clone(), "new".into());
+            pipeline.extend(cmd(&[b"GET", w.as_bytes()]));
+            expected.extend(bulk("new"));
         }
-        let mut model: std::collections::HashMap<String, String> =
-            (0..400).map(|i| (format!("k{i}"), value(i))).collect();
-        let mut pipeline = Vec::new();
-        let mut expected = Vec::new();
-        let bulk = |v: &str| format!("${}\r\n{v}\r\n", v.len()).into_bytes();
-        for (n, i) in (0..400).rev().step_by(3).enumerate() {
-            let k = format!("k{i}");
-            pipeline.extend(cmd(&[b"GET", k.as_bytes()]));
-            expected.extend(bulk(&model[&k]));
-            if n % 5 == 0 {
-                // Writes between the reads, to keys cold or read before.
-                let w = format!("k{}", i / 2);
-                pipeline.extend(cmd(&[b"SET", w.as_bytes(), b"new"]));
-                expected.extend(b"+OK\r\n");
-                model.insert(w.clone(), "new".into());
-                pipeline.extend(cmd(&[b"GET", w.as_bytes()]));
-                expected.extend(bulk("new"));
-            }
-        }
-        r.send(&pipeline);
-        let got = r.read_n(expected.len());
-        assert!(got == expected, "replies out of order or wrong");
-        let st = info(&mut r);
-        assert!(
-            info_field(&st, "cold_reads").parse::<u64>().unwrap() > 0,
-            "{st}"
-        );
-    });
+    }
+    r.send(&pipeline);
+    let got = r.read_n(expected.len());
+    assert!(got == expected, "replies out of order or wrong");
+    let st = info(&mut r);
+    assert!(
+        info_field(&st, "cold_reads").parse::<u64>().unwrap() > 0,
+        "{st}"
+    );
 }
 
 #[test]
 fn a_failing_cold_read_answers_an_error_and_everything_goes_on() {
-    each_reader(|t| {
-        load(t, 200);
-        let engine = t.handle().engine();
-        engine.evict_for_tests().unwrap();
-        engine.inject_cold_read_eio(true);
-        let mut r = t.raw();
-        let reply = r.request(&[b"GET", b"k150"]).unwrap();
-        assert!(reply.starts_with("-ERR"), "{reply}");
-        assert!(reply.contains("disk"), "says what failed: {reply}");
-        // A pipeline: the failing key's request gets the error, its neighbours their replies.
-        let mut pipeline = cmd(&[b"PING"]);
-        pipeline.extend(cmd(&[b"GET", b"k151"]));
-        pipeline.extend(cmd(&[b"GET", b"absent"]));
-        r.send(&pipeline);
-        assert_eq!(r.read_n(7), b"+PONG\r\n");
-        let line = String::from_utf8(read_line(&mut r)).unwrap();
-        assert!(line.starts_with("-ERR"), "{line}");
-        assert_eq!(r.read_n(5), b"$-1\r\n");
-        // The disk recovers: the same connection reads the value.
-        engine.inject_cold_read_eio(false);
-        assert_eq!(r.get("k150"), Some(value(150)));
-        let st = info(&mut r);
-        assert!(
-            info_field(&st, "cold_read_errors").parse::<u64>().unwrap() >= 2,
-            "{st}"
-        );
-        // Another client was never affected.
-        assert_eq!(t.raw().get("k3"), Some(value(3)));
-    });
+    let t = server();
+    load(&t, 200);
+    let engine = t.handle().engine();
+    engine.evict_for_tests().unwrap();
+    engine.inject_cold_read_eio(true);
+    let mut r = t.raw();
+    let reply = r.request(&[b"GET", b"k150"]).unwrap();
+    assert!(reply.starts_with("-ERR"), "{reply}");
+    assert!(reply.contains("disk"), "says what failed: {reply}");
+    // A pipeline: the failing key's request gets the error, its neighbours their replies.
+    let mut pipeline = cmd(&[b"PING"]);
+    pipeline.extend(cmd(&[b"GET", b"k151"]));
+    pipeline.extend(cmd(&[b"GET", b"absent"]));
+    r.send(&pipeline);
+    assert_eq!(r.read_n(7), b"+PONG\r\n");
+    let line = String::from_utf8(read_line(&mut r)).unwrap();
+    assert!(line.starts_with("-ERR"), "{line}");
+    assert_eq!(r.read_n(5), b"$-1\r\n");
+    // The disk recovers: the same connection reads the value.
+    engine.inject_cold_read_eio(false);
+    assert_eq!(r.get("k150"), Some(value(150)));
+    let st = info(&mut r);
+    assert!(
+        info_field(&st, "cold_read_errors").parse::<u64>().unwrap() >= 2,
+        "{st}"
+    );
+    // Another client was never affected.
+    assert_eq!(t.raw().get("k3"), Some(value(3)));
 }
 
 #[test]
 fn a_flipped_byte_on_disk_is_an_error_never_wrong_data() {
-    each_reader(|t| {
-        load(t, 200);
-        let engine = t.handle().engine();
-        engine.sync().unwrap();
-        // Flip a byte inside k120's value in its segment file.
-        let needle = value(120);
-        let mut done = false;
-        for entry in std::fs::read_dir(t.dir.path()).unwrap() {
-            let p = entry.unwrap().path();
-            if p.extension().is_some_and(|x| x == "seg") {
-                let bytes = std::fs::read(&p).unwrap();
-                if let Some(at) = bytes
-                    .windows(needle.len())
-                    .position(|w| w == needle.as_bytes())
-                {
-                    use std::os::unix::fs::FileExt;
-                    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-                    f.write_all_at(&[bytes[at + 9] ^ 0x01], (at + 9) as u64)
-                        .unwrap();
-                    f.sync_all().unwrap();
-                    done = true;
-                    break;
-                }
+    let t = server();
+    load(&t, 200);
+    let engine = t.handle().engine();
+    engine.sync().unwrap();
+    // Flip a byte inside k120's value in its segment file.
+    let needle = value(120);
+    let mut done = false;
+    for entry in std::fs::read_dir(t.dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            let bytes = std::fs::read(&p).unwrap();
+            if let Some(at) = bytes
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+            {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+                f.write_all_at(&[bytes[at + 9] ^ 0x01], (at + 9) as u64)
+                    .unwrap();
+                f.sync_all().unwrap();
+                done = true;
+                break;
             }
         }
-        assert!(done, "the value is in a segment file");
-        engine.evict_for_tests().unwrap();
-        let mut r = t.raw();
-        let reply = r.request(&[b"GET", b"k120"]).unwrap();
-        assert!(
-            reply.starts_with("-ERR"),
-            "never the damaged value: {reply}"
-        );
-        assert!(reply.contains("checksum"), "{reply}");
-        assert_eq!(r.get("k121"), Some(value(121)));
-        assert_eq!(r.request(&[b"PING"]).unwrap(), "+PONG\r\n");
-    });
+    }
+    assert!(done, "the value is in a segment file");
+    engine.evict_for_tests().unwrap();
+    let mut r = t.raw();
+    let reply = r.request(&[b"GET", b"k120"]).unwrap();
+    assert!(
+        reply.starts_with("-ERR"),
+        "never the damaged value: {reply}"
+    );
+    assert!(reply.contains("checksum"), "{reply}");
+    assert_eq!(r.get("k121"), Some(value(121)));
+    assert_eq!(r.request(&[b"PING"]).unwrap(), "+PONG\r\n");
 }
 
 fn read_line(r: &mut Raw) -> Vec<u8> {
@@ -222,51 +197,49 @@ fn read_line(r: &mut Raw) -> Vec<u8> {
 
 #[test]
 fn an_idle_store_does_not_check_residency() {
-    each_reader(|t| {
-        load(t, 50);
-        let mut r = t.raw();
-        // Give the engine's sampler a moment's worth of rounds without making it wait blindly:
-        // everything is in memory, so no round turns checks on.
-        common::wait_for("a few samples", Duration::from_secs(5), || {
-            t.handle().stats().uptime_secs >= 1
-        });
-        let st = info(&mut r);
-        assert_eq!(info_field(&st, "residency_checks"), "0", "{st}");
-        assert_eq!(info_field(&st, "cold_reads"), "0");
+    let t = server();
+    load(&t, 50);
+    let mut r = t.raw();
+    // Give the engine's sampler a moment's worth of rounds without making it wait blindly:
+    // everything is in memory, so no round turns checks on.
+    common::wait_for("a few samples", Duration::from_secs(5), || {
+        t.handle().stats().uptime_secs >= 1
     });
+    let st = info(&mut r);
+    assert_eq!(info_field(&st, "residency_checks"), "0", "{st}");
+    assert_eq!(info_field(&st, "cold_reads"), "0");
 }
 
 #[test]
 fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk() {
-    each_reader(|t| {
-        load(t, 400);
-        let engine = t.handle().engine();
-        engine.evict_for_tests().unwrap();
-        // No read may complete: a SET that needed one would never be answered.
-        engine.hold_cold_reads(true);
-        let mut r = t.raw();
-        r.send(&cmd(&[b"SET", b"k250", b"fresh"]));
-        assert_eq!(r.read_n(5), b"+OK\r\n");
-        assert_eq!(r.get("k250").as_deref(), Some("fresh"));
-        // A SET that must see the old value (NX) waits for its read like a GET.
-        let mut nx = t.raw();
-        nx.send(&cmd(&[b"SET", b"k251", b"x", b"NX"]));
-        common::wait_for(
-            "the SET NX's read to be queued",
-            Duration::from_secs(10),
-            || info_field(&info(&mut r), "cold_reads_in_flight") == "1",
-        );
-        engine.hold_cold_reads(false);
-        assert_eq!(nx.read_n(5), b"$-1\r\n");
-        assert_eq!(r.get("k251"), Some(value(251)));
-        // The blind write is checked in the background: the old record counted dead.
-        common::wait_for(
-            "the blind write to be checked",
-            Duration::from_secs(20),
-            || info_field(&info(&mut r), "blind_writes_checked") == "1",
-        );
-        assert_eq!(info_field(&info(&mut r), "fingerprint_collisions"), "0");
-    });
+    let t = server();
+    load(&t, 400);
+    let engine = t.handle().engine();
+    engine.evict_for_tests().unwrap();
+    // No read may complete: a SET that needed one would never be answered.
+    engine.hold_cold_reads(true);
+    let mut r = t.raw();
+    r.send(&cmd(&[b"SET", b"k250", b"fresh"]));
+    assert_eq!(r.read_n(5), b"+OK\r\n");
+    assert_eq!(r.get("k250").as_deref(), Some("fresh"));
+    // A SET that must see the old value (NX) waits for its read like a GET.
+    let mut nx = t.raw();
+    nx.send(&cmd(&[b"SET", b"k251", b"x", b"NX"]));
+    common::wait_for(
+        "the SET NX's read to be queued",
+        Duration::from_secs(10),
+        || info_field(&info(&mut r), "cold_reads_in_flight") == "1",
+    );
+    engine.hold_cold_reads(false);
+    assert_eq!(nx.read_n(5), b"$-1\r\n");
+    assert_eq!(r.get("k251"), Some(value(251)));
+    // The blind write is checked in the background: the old record counted dead.
+    common::wait_for(
+        "the blind write to be checked",
+        Duration::from_secs(20),
+        || info_field(&info(&mut r), "blind_writes_checked") == "1",
+    );
+    assert_eq!(info_field(&info(&mut r), "fingerprint_collisions"), "0");
 }
 
 /// MULTI, then each of `commands` queued, one request at a time.
@@ -281,42 +254,41 @@ fn queue(r: &mut Raw, commands: &[&[&[u8]]]) {
 
 #[test]
 fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
-    each_reader(|t| {
-        load(t, 400);
-        let engine = t.handle().engine();
-        let mut tx = t.raw();
-        let mut other = t.raw();
-        // One request at a time: a pipeline's look-ahead would read the keys before MULTI.
-        queue(&mut tx, &[&[b"GET", b"k300"], &[b"SET", b"k301", b"new"]]);
-        // Evicted after queueing (which reads them too), as memory pressure can.
-        engine.evict_for_tests().unwrap();
-        engine.hold_cold_reads(true);
-        tx.send(&cmd(&[b"EXEC"]));
-        // EXEC waits for its reads on its own connection, not under the gate.
-        common::wait_for(
-            "the transaction's reads to be queued",
-            Duration::from_secs(10),
-            || info_field(&info(&mut other), "cold_reads_in_flight") != "0",
-        );
-        other.send(&cmd(&[b"SET", b"free", b"1"]));
-        assert_eq!(other.read_n(5), b"+OK\r\n");
-        engine.hold_cold_reads(false);
-        let v = value(300);
-        let want = format!("*2\r\n${}\r\n{v}\r\n+OK\r\n", v.len());
-        assert_eq!(String::from_utf8_lossy(&tx.read_n(want.len())), want);
-        assert_eq!(tx.get("k301").as_deref(), Some("new"));
-        // A record that cannot be read fails the transaction: nothing of it runs.
-        queue(&mut tx, &[&[b"SET", b"k302", b"lost"], &[b"GET", b"k303"]]);
-        engine.evict_for_tests().unwrap();
-        engine.inject_cold_read_eio(true);
-        tx.send(&cmd(&[b"EXEC"]));
-        let line = read_line(&mut tx);
-        assert!(
-            line.starts_with(b"-EXECABORT"),
-            "{}",
-            String::from_utf8_lossy(&line)
-        );
-        engine.inject_cold_read_eio(false);
-        assert_eq!(tx.get("k302"), Some(value(302)));
-    });
+    let t = &server();
+    load(t, 400);
+    let engine = t.handle().engine();
+    let mut tx = t.raw();
+    let mut other = t.raw();
+    // One request at a time: a pipeline's look-ahead would read the keys before MULTI.
+    queue(&mut tx, &[&[b"GET", b"k300"], &[b"SET", b"k301", b"new"]]);
+    // Evicted after queueing (which reads them too), as memory pressure can.
+    engine.evict_for_tests().unwrap();
+    engine.hold_cold_reads(true);
+    tx.send(&cmd(&[b"EXEC"]));
+    // EXEC waits for its reads on its own connection, not under the gate.
+    common::wait_for(
+        "the transaction's reads to be queued",
+        Duration::from_secs(10),
+        || info_field(&info(&mut other), "cold_reads_in_flight") != "0",
+    );
+    other.send(&cmd(&[b"SET", b"free", b"1"]));
+    assert_eq!(other.read_n(5), b"+OK\r\n");
+    engine.hold_cold_reads(false);
+    let v = value(300);
+    let want = format!("*2\r\n${}\r\n{v}\r\n+OK\r\n", v.len());
+    assert_eq!(String::from_utf8_lossy(&tx.read_n(want.len())), want);
+    assert_eq!(tx.get("k301").as_deref(), Some("new"));
+    // A record that cannot be read fails the transaction: nothing of it runs.
+    queue(&mut tx, &[&[b"SET", b"k302", b"lost"], &[b"GET", b"k303"]]);
+    engine.evict_for_tests().unwrap();
+    engine.inject_cold_read_eio(true);
+    tx.send(&cmd(&[b"EXEC"]));
+    let line = read_line(&mut tx);
+    assert!(
+        line.starts_with(b"-EXECABORT"),
+        "{}",
+        String::from_utf8_lossy(&line)
+    );
+    engine.inject_cold_read_eio(false);
+    assert_eq!(tx.get("k302"), Some(value(302)));
 }

@@ -104,7 +104,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             "stats" => info_stats(
                 &stats,
                 info_stats::total_error_replies(ctx),
-                ctx.server,
+                &ctx.server.pubsub,
                 &mut s,
             ),
             "replication" => info_replication(ctx, &mut s),
@@ -261,10 +261,9 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
 fn info_stats(
     st: &crate::stats::ServerStats,
     error_replies: u64,
-    server: &crate::shared::Shared,
+    pubsub: &crate::pubsub::PubSub,
     s: &mut String,
 ) {
-    let pubsub = &server.pubsub;
     line!(s, "# Stats");
     line!(s, "total_connections_received:{}", st.total_connections);
     line!(s, "total_commands_processed:{}", st.ops_processed);
@@ -286,10 +285,8 @@ fn info_stats(
     line!(s, "total_error_replies:{error_replies}");
     line!(s, "protocol_errors:{}", st.protocol_errors);
     line!(s, "idle_timeouts:{}", st.idle_closed);
-    // Data larger than memory: reads of records not in memory, which block no worker.
+    // Data larger than memory: reads of records not in memory, done off the workers.
     let e = &st.engine;
-    let rings = server.cold_rings.load(std::sync::atomic::Ordering::Relaxed);
-    line!(s, "cold_read_rings:{rings}");
     line!(s, "cold_reads:{}", e.cold_reads);
     line!(s, "cold_reads_in_flight:{}", e.cold_reads_in_flight);
     line!(s, "cold_reads_merged:{}", e.cold_reads_merged);

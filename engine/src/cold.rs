@@ -4,16 +4,11 @@
 //! disk inside a page fault, and the thread that touched it waits for the disk: on a server,
 //! every client of that worker waits. So a caller that must not block (the server's workers)
 //! first asks [`check`] which records its next keys would touch and are not resident, then
-//! has them read and awaits the [`Fetch`] while its other work goes on. Two readers exist:
-//! - a [`ColdRing`] (`ring`): the caller's own io_uring, which it polls for completions on
-//!   its event loop; no other thread takes part, so a read costs no thread hand-off;
-//! - the pool (`pool`): threads that `pread`, for callers without a ring (an older kernel, or
-//!   a caller that has no event loop).
-//!
-//! Either reads each record by its own pages (no read-around), checks its checksums
-//! ([`RecordRead`]), and so leaves it in the page cache for the map; a read that fails or
-//! whose checksum does not match is reported for that key, logged with file and offset, and
-//! never served.
+//! hands those to [`ColdReads::submit`] and awaits the [`Fetch`] while its other work goes on.
+//! The pool's threads read each record with `pread` (its own pages, no read-around), check its
+//! checksums, and so leave it in the page cache for the map; a read that fails or whose
+//! checksum does not match is reported for that key, logged with file and offset, and never
+//! served.
 //!
 //! Asking the kernel whether pages are resident costs a system call (`mincore`), which a
 //! store that fits in memory should not pay on every read. So residency is checked only while
@@ -22,17 +17,8 @@
 //! [`PRESSURE_HOLD`]; every cold read found extends it. Outside those times a read goes
 //! straight to the map, as before.
 //!
-//! Concurrent reads of one record (from any caller, through either reader) are merged into
-//! one read; the pool has at most `threads` reads in flight and a ring at most its depth, the
-//! rest queue in order (callers wait their turn, they get no error).
-
-mod pool;
-mod ring;
-mod stats;
-
-pub(crate) use pool::run;
-pub use ring::ColdRing;
-pub(crate) use stats::ColdStats;
+//! Concurrent reads of one record are merged into one `pread`; at most `threads` reads are in
+//! flight, the rest queue in order (callers wait their turn, they get no error).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -190,7 +176,7 @@ impl Future for Fetch {
     }
 }
 
-/// One record to read, for whoever waits for it.
+/// One read for the pool: a record, and everyone waiting for it.
 struct Job {
     seg: Arc<Segment>,
     off: u64,
@@ -200,8 +186,7 @@ struct Job {
 /// A fetch waiting for a record, and which of its keys the record is for.
 type Waiting = (Arc<FetchState>, usize);
 
-/// What both readers share: who waits for which record, whether memory is short, the counters,
-/// the pool's queue, and the test hooks.
+/// The pool's shared state.
 pub(crate) struct ColdReads {
     queue: Mutex<VecDeque<Job>>,
     cond: Condvar,
@@ -216,8 +201,6 @@ pub(crate) struct ColdReads {
     /// Tests: reads wait while held (a disk that does not answer yet), or fail with EIO.
     held: Mutex<bool>,
     held_cond: Condvar,
-    /// The rings' event descriptors, to wake them when `held` is released.
-    ring_events: Mutex<Vec<std::sync::Weak<std::os::fd::OwnedFd>>>,
     pub(crate) fail_eio: AtomicBool,
     stop: AtomicBool,
 }
@@ -234,7 +217,6 @@ impl Default for ColdReads {
             force_checks: AtomicBool::new(false),
             held: Mutex::new(false),
             held_cond: Condvar::new(),
-            ring_events: Mutex::new(Vec::new()),
             fail_eio: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }
@@ -258,9 +240,8 @@ impl ColdReads {
         self.pressure_until_us.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// Registers a fetch of `records`: returns it, and the reads to start, one per record no
-    /// one is reading yet (the others are merged with the read already under way).
-    fn register(&self, records: Vec<ColdRecord>) -> (Fetch, Vec<Job>) {
+    /// Queues a read of each record (merged with reads of the same record already queued).
+    pub(crate) fn submit(&self, records: Vec<ColdRecord>) -> Fetch {
         let state = Arc::new(FetchState {
             remaining: AtomicUsize::new(records.len()),
             failures: Mutex::new(Vec::new()),
@@ -283,16 +264,10 @@ impl ColdReads {
                 waiting.push((state.clone(), r.key));
             }
         }
-        self.stats
-            .in_flight
-            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-        (Fetch { state }, fresh)
-    }
-
-    /// Has the pool read each record (merged with reads of the same record under way).
-    pub(crate) fn submit(&self, records: Vec<ColdRecord>) -> Fetch {
-        let (fetch, fresh) = self.register(records);
         if !fresh.is_empty() {
+            self.stats
+                .in_flight
+                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
             let n = fresh.len();
             self.queue.lock().extend(fresh);
             // One thread per read: waking all of them for one read costs a context switch each
@@ -301,43 +276,7 @@ impl ColdReads {
                 self.cond.notify_one();
             }
         }
-        fetch
-    }
-
-    /// A read is over: counts it, logs a failure with the file and offset, and answers
-    /// everyone who waits for the record.
-    fn finish(&self, job: &Job, result: &Result<()>) {
-        if let Err(e) = result {
-            self.stats.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                path = %job.seg.path().display(),
-                offset = job.off,
-                error = %e,
-                "cold read failed; the command that needed it gets an error, nothing is served \
-                 from this record"
-            );
-        }
-        self.stats.note(job.queued.elapsed());
-        let waiting = self
-            .pending
-            .lock()
-            .remove(&(job.seg.id, job.off))
-            .unwrap_or_default();
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        for (state, key) in waiting {
-            state.complete(key, result);
-        }
-    }
-
-    /// Tests: the error an injected failure gives, if one is on.
-    fn injected_failure(&self, job: &Job) -> Option<Error> {
-        self.fail_eio.load(Ordering::Relaxed).then(|| {
-            Error::io(
-                "read segment",
-                job.seg.path(),
-                std::io::Error::from_raw_os_error(libc::EIO),
-            )
-        })
+        Fetch { state }
     }
 
     /// Stops the pool's threads (at their next wake-up; queued reads are failed).
@@ -353,17 +292,6 @@ impl ColdReads {
     pub(crate) fn hold(&self, held: bool) {
         *self.held.lock() = held;
         self.held_cond.notify_all();
-        if !held {
-            let mut events = self.ring_events.lock();
-            events.retain(|e| e.strong_count() > 0);
-            for e in events.iter().filter_map(std::sync::Weak::upgrade) {
-                ring::nudge(&e);
-            }
-        }
-    }
-
-    fn is_held(&self) -> bool {
-        *self.held.lock()
     }
 
     fn wait_while_held(&self) {
@@ -374,109 +302,136 @@ impl ColdReads {
     }
 }
 
-/// Reading one record and checking both its checksums, piece by piece: the pool reads each
-/// piece with `pread`, a ring with io_uring; both hand what they read to [`RecordRead::feed`].
-/// The first piece is the rest of the record's first page (at least a header), which holds a
-/// small record whole; a larger one is read on in pieces of at most [`READ_CHUNK_BYTES`].
-struct RecordRead {
-    off: u64,
-    /// The segment's length when the read began: the record must end before it.
-    end: u64,
-    /// The record's length, once its header was read.
-    len: Option<u64>,
-    /// The next byte to read.
-    at: u64,
-    body_crc: u32,
-    crc: crc32fast::Hasher,
-}
-
-impl RecordRead {
-    fn new(seg: &Segment, off: u64) -> Result<RecordRead> {
-        let end = seg.len();
-        if off + RECORD_HEADER_LEN as u64 > end {
-            return Err(corrupt(
-                seg,
-                off,
-                "index points past the end of the segment",
-            ));
+/// A pool thread's body: reads queued records; thread 0 also samples for memory pressure.
+pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: usize) {
+    let mut buf = Vec::new();
+    let mut next_sample = Instant::now();
+    loop {
+        let job = {
+            let mut q = cold.queue.lock();
+            loop {
+                if cold.stop.load(Ordering::Acquire) {
+                    break None;
+                }
+                if let Some(job) = q.pop_front() {
+                    break Some(job);
+                }
+                if thread == 0 {
+                    let now = Instant::now();
+                    if now >= next_sample {
+                        break None;
+                    }
+                    cold.cond.wait_until(&mut q, next_sample);
+                } else {
+                    cold.cond.wait(&mut q);
+                }
+            }
+        };
+        if cold.stop.load(Ordering::Acquire) {
+            fail_all(cold);
+            return;
         }
-        Ok(RecordRead {
-            off,
-            end,
-            len: None,
-            at: off,
-            body_crc: 0,
-            crc: crc32fast::Hasher::new(),
-        })
-    }
-
-    /// The next piece to read (offset, length), or `None` once the record is read whole.
-    fn next(&self) -> Option<(u64, usize)> {
-        match self.len {
+        match job {
+            Some(job) => read_one(cold, job, &mut buf),
             None => {
-                let first = (PAGE_BYTES - self.off % PAGE_BYTES)
-                    .max(RECORD_HEADER_LEN as u64)
-                    .min(self.end - self.off);
-                Some((self.off, first as usize))
+                sample(cold, index, registry);
+                next_sample = Instant::now() + SAMPLE_INTERVAL;
             }
-            Some(len) if self.at < self.off + len => {
-                let n = ((self.off + len - self.at) as usize).min(READ_CHUNK_BYTES);
-                Some((self.at, n))
-            }
-            Some(_) => None,
         }
-    }
-
-    /// Takes the piece [`RecordRead::next`] named, read whole.
-    fn feed(&mut self, seg: &Segment, piece: &[u8]) -> Result<()> {
-        if self.len.is_some() {
-            self.crc.update(piece);
-            self.at += piece.len() as u64;
-            return Ok(());
-        }
-        let header = RecordHeader::decode(piece).map_err(|e| {
-            seg.note_corrupt_read();
-            corrupt(
-                seg,
-                self.off,
-                match e {
-                    format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
-                    _ => "no record header here",
-                },
-            )
-        })?;
-        self.body_crc = format::get_u32(piece, format::RH_BODY_CRC);
-        let len = header.record_len() as u64;
-        if self.off + len > self.end {
-            return Err(corrupt(
-                seg,
-                self.off,
-                "record runs past the end of the segment",
-            ));
-        }
-        let have = piece.len().min(len as usize);
-        self.crc.update(&piece[RECORD_HEADER_LEN..have]);
-        self.len = Some(len);
-        self.at = self.off + have as u64;
-        Ok(())
-    }
-
-    /// After the last piece: whether the record's checksum matches.
-    fn finish(self, seg: &Segment) -> Result<()> {
-        if self.crc.finalize() != self.body_crc {
-            seg.note_corrupt_read();
-            return Err(corrupt(seg, self.off, "record checksum mismatch"));
-        }
-        Ok(())
     }
 }
 
-fn corrupt(seg: &Segment, offset: u64, reason: &str) -> Error {
-    Error::Corrupt {
-        path: seg.path(),
-        offset,
-        reason: reason.into(),
+/// Answers every queued read with an error: the engine is closing.
+fn fail_all(cold: &ColdReads) {
+    let jobs: Vec<Job> = cold.queue.lock().drain(..).collect();
+    for job in jobs {
+        finish(cold, &job, &Err(Error::Closed));
     }
+}
+
+fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
+    cold.wait_while_held();
+    let result = if cold.fail_eio.load(Ordering::Relaxed) {
+        Err(Error::io(
+            "read segment",
+            job.seg.path(),
+            std::io::Error::from_raw_os_error(libc::EIO),
+        ))
+    } else {
+        read_record(&job.seg, job.off, buf)
+    };
+    if let Err(e) = &result {
+        cold.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            path = %job.seg.path().display(),
+            offset = job.off,
+            error = %e,
+            "cold read failed; the command that needed it gets an error, nothing is served \
+             from this record"
+        );
+    }
+    cold.stats.note(job.queued.elapsed());
+    finish(cold, &job, &result);
+}
+
+fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
+    let waiting = cold
+        .pending
+        .lock()
+        .remove(&(job.seg.id, job.off))
+        .unwrap_or_default();
+    cold.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    for (state, key) in waiting {
+        state.complete(key, result);
+    }
+}
+
+/// Reads the record at `off` from the file and checks both its checksums: after this its
+/// pages are in the page cache, read by exactly the record's own pages.
+fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: seg.path(),
+        offset: off,
+        reason: reason.into(),
+    };
+    let end = seg.len();
+    if off + RECORD_HEADER_LEN as u64 > end {
+        return Err(corrupt("index points past the end of the segment"));
+    }
+    // The rest of the first page, and at least a header.
+    let first = (PAGE_BYTES - off % PAGE_BYTES)
+        .max(RECORD_HEADER_LEN as u64)
+        .min(end - off) as usize;
+    buf.resize(first.max(buf.len()), 0);
+    seg.read_at(off, &mut buf[..first])?;
+    let header = RecordHeader::decode(&buf[..first]).map_err(|e| {
+        seg.note_corrupt_read();
+        corrupt(match e {
+            format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
+            _ => "no record header here",
+        })
+    })?;
+    let body_crc = format::get_u32(buf, format::RH_BODY_CRC);
+    let len = header.record_len() as u64;
+    if off + len > end {
+        return Err(corrupt("record runs past the end of the segment"));
+    }
+    let mut crc = crc32fast::Hasher::new();
+    let have = first.min(len as usize);
+    crc.update(&buf[RECORD_HEADER_LEN..have]);
+    let mut at = off + have as u64;
+    while at < off + len {
+        let n = ((off + len - at) as usize).min(READ_CHUNK_BYTES);
+        buf.resize(n.max(buf.len()), 0);
+        seg.read_at(at, &mut buf[..n])?;
+        crc.update(&buf[..n]);
+        at += n as u64;
+    }
+    if crc.finalize() != body_crc {
+        seg.note_corrupt_read();
+        return Err(corrupt("record checksum mismatch"));
+    }
+    Ok(())
 }
 
 /// Looks at a few random records; any not in memory turns residency checks on.
@@ -500,5 +455,113 @@ fn sample(cold: &ColdReads, index: &Index, registry: &Registry) {
                 return;
             }
         }
+    }
+}
+
+/// Cold-read counters, and a latency histogram with four buckets per power of two.
+pub(crate) struct ColdStats {
+    pub reads: AtomicU64,
+    pub errors: AtomicU64,
+    pub merged: AtomicU64,
+    pub in_flight: AtomicU64,
+    latency_us: [AtomicU64; LATENCY_BUCKETS],
+}
+
+const LATENCY_BUCKETS: usize = 128;
+
+impl Default for ColdStats {
+    fn default() -> Self {
+        ColdStats {
+            reads: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            merged: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            latency_us: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// The histogram bucket of `us`: exact below 4, then four per power of two.
+fn bucket(us: u64) -> usize {
+    if us < 4 {
+        return us as usize;
+    }
+    let b = 63 - us.leading_zeros() as usize; // >= 2
+    let sub = ((us >> (b - 2)) & 3) as usize;
+    (4 + (b - 2) * 4 + sub).min(LATENCY_BUCKETS - 1)
+}
+
+/// The largest value bucket `i` holds.
+fn bucket_top(i: usize) -> u64 {
+    if i < 4 {
+        return i as u64;
+    }
+    let b = (i - 4) / 4 + 2;
+    let sub = ((i - 4) % 4) as u64;
+    ((4 + sub + 1) << (b - 2)) - 1
+}
+
+impl ColdStats {
+    fn note(&self, took: Duration) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let us = took.as_micros() as u64;
+        self.latency_us[bucket(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The latency (microseconds, a bucket's upper bound) below which `q` of the reads fell.
+    pub(crate) fn percentile_us(&self, q: f64) -> u64 {
+        let counts: Vec<u64> = self
+            .latency_us
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return bucket_top(i);
+            }
+        }
+        bucket_top(LATENCY_BUCKETS - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_hold_their_values() {
+        let mut last = 0;
+        for us in 0..100_000u64 {
+            let b = bucket(us);
+            assert!(b >= last, "{us}");
+            last = b;
+            assert!(
+                bucket_top(b) >= us,
+                "{us} in bucket {b} topping at {}",
+                bucket_top(b)
+            );
+            if b > 0 {
+                assert!(bucket_top(b - 1) < us, "{us}");
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles_of_a_known_spread() {
+        let s = ColdStats::default();
+        for us in 1..=1000u64 {
+            s.note(Duration::from_micros(us));
+        }
+        let p50 = s.percentile_us(0.5);
+        let p99 = s.percentile_us(0.99);
+        assert!((500..=640).contains(&p50), "{p50}");
+        assert!((990..=1280).contains(&p99), "{p99}");
     }
 }
