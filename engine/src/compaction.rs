@@ -299,7 +299,12 @@ fn keep_record(
     let Some(i) = shard.find_loc(kh.tag(), here) else {
         return false;
     };
-    if !is_expired(h.expire_at_ms, now) || older_may_exist {
+    if !is_expired(h.expire_at_ms, now)
+        || older_may_exist
+        || !shared
+            .expire_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return true;
     }
     // Expired, and nothing older can resurface: forget it here, so the index never points

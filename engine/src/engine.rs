@@ -90,6 +90,7 @@ impl Engine {
             compaction_running: AtomicBool::new(false),
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
+            expire_keys: AtomicBool::new(options.expire_keys),
             cold: ColdReads::default(),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
@@ -225,6 +226,12 @@ impl Engine {
     /// Only the first registration takes effect.
     pub fn on_expired(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
         let _ = self.shared.expired_hook.set(Box::new(hook));
+    }
+
+    /// Whether the engine removes expired keys itself (see `Options::expire_keys`): off on a
+    /// replica, whose primary's DELs remove them; on again when it becomes a primary.
+    pub fn set_expire_keys(&self, on: bool) {
+        self.shared.expire_keys.store(on, Ordering::Relaxed);
     }
 
     /// Drops `key` from memory if its record has expired (reads already hide it), and says

@@ -120,7 +120,9 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     // Each thread sizes its own shards below: zeroing the tables is a good share of the work.
     let per_shard = (hinted as usize).div_ceil(crate::index::SHARD_COUNT);
     let map = Records::new(&loaded);
-    let now = now_ms();
+    // A replica keeps expired keys until its primary's DEL (see `Options::expire_keys`):
+    // nothing is expired at time 0.
+    let now = if options.expire_keys { now_ms() } else { 0 };
     let parts: Vec<Part> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) write_stall: WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
+    /// `Options::expire_keys`, changed at run time by `Engine::set_expire_keys`.
+    pub(crate) expire_keys: AtomicBool,
     /// Reads of records not in memory, for callers that must not block on the disk.
     pub(crate) cold: ColdReads,
     /// Blind overwrites whose old record is still to be checked (see `verify`).

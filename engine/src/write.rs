@@ -187,6 +187,9 @@ pub(crate) fn update<'v, R>(
 }
 /// Drops `key` from memory when its record has expired (see `Engine::remove_expired`).
 pub(crate) fn remove_expired(sh: &Shared, ns: u32, key: &[u8]) -> bool {
+    if !sh.expire_keys.load(Ordering::Relaxed) {
+        return false;
+    }
     let h = KeyHash::of_ns(ns, key);
     let mut shard = sh.index.shard(h.shard()).write();
     let segs = sh.registry.load();
