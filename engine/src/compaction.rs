@@ -252,10 +252,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
         let i = shard.find_loc(c.key_hash.tag(), c.from);
         match i {
             // The same record moved: it keeps its expiry mark.
-            Some(i) => {
-                let expires = shard.is_marked(i);
-                shard.set(i, c.to, expires)
-            }
+            Some(i) => shard.move_to(i, c.to),
             None => out.add_dead(c.len),
         }
     }

@@ -25,7 +25,7 @@ use crate::registry::{Registry, SegmentMap};
 use crate::segment::Segment;
 use crate::shared::Shared;
 use crate::stall::WriteStall;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, Keyspace, Stats};
 use crate::syncer::Syncer;
 use crate::testing_hooks::{Hooks, Thread};
 use crate::wait::{self, Durable, StallLifted};
@@ -90,6 +90,7 @@ impl Engine {
             compaction_running: AtomicBool::new(false),
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
+            ttl_avg_ms: Mutex::new(Default::default()),
             cold: ColdReads::default(),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
@@ -424,17 +425,37 @@ impl Engine {
     }
 
     /// Keys of each database that has any (expired keys not yet removed included), by
-    /// database number: Redis's INFO keyspace.
+    /// database number.
     pub fn database_sizes(&self) -> Vec<(u32, u64)> {
+        self.keyspace().iter().map(|k| (k.db, k.keys)).collect()
+    }
+
+    /// Redis's INFO keyspace: for each database that has any key, by database number, its
+    /// keys, those with an expiry (both exact, expired keys not yet removed included) and
+    /// the estimated average time to live of the latter.
+    pub fn keyspace(&self) -> Vec<Keyspace> {
         let by_ns = self.shared.index.ns_lens();
+        let ttl = self.shared.ttl_avg_ms.lock().clone();
         let map = self.shared.databases.snapshot();
-        let mut out: Vec<(u32, u64)> = map
+        let mut out: Vec<Keyspace> = map
             .iter()
             .enumerate()
-            .filter_map(|(db, ns)| by_ns.get(ns).map(|&n| (db as u32, n)))
-            .filter(|&(_, n)| n > 0)
+            .filter_map(|(db, ns)| {
+                let c = by_ns.get(ns)?;
+                Some(Keyspace {
+                    db: db as u32,
+                    keys: c.keys,
+                    expires: c.expires,
+                    avg_ttl_ms: if c.expires > 0 {
+                        ttl.get(ns).copied().unwrap_or(0)
+                    } else {
+                        0
+                    },
+                })
+            })
+            .filter(|k| k.keys > 0)
             .collect();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|k| k.db);
         out
     }
 

@@ -87,7 +87,7 @@ pub use format::{BATCH_LEN_MAX, DATABASES_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use options::{Fsync, Options};
 pub use read::{Entry, ScanCursor, PREFETCH_BATCH};
 pub use stall::WRITE_STALL_MAX;
-pub use stats::{RecoveryStats, Stats};
+pub use stats::{Keyspace, RecoveryStats, Stats};
 pub use wait::{Durable, StallLifted};
 pub use write::{Update, WriteToken};
 

@@ -168,10 +168,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                         }
                     }
                     // From here the mark means "expires": the sweep reads only those.
-                    for (kh, loc) in std::mem::take(&mut part.expiring) {
+                    for (kh, loc, ns) in std::mem::take(&mut part.expiring) {
                         if let Some(g) = guards[kh.shard()].as_mut() {
                             if let Some(i) = g.find_loc(kh.tag(), loc) {
-                                g.set(i, loc, true);
+                                g.set(i, loc, true, ns);
                             }
                         }
                     }
@@ -639,7 +639,7 @@ struct Part {
     saw_expiring: bool,
     /// Records with a future expiry that took a slot: marked for the expiry sweep once every
     /// record is in (the mark means "tombstone" until then).
-    expiring: Vec<(KeyHash, Loc)>,
+    expiring: Vec<(KeyHash, Loc, u32)>,
 }
 
 impl Part {
@@ -722,7 +722,7 @@ impl Part {
         };
         if !gone && h.expire_at_ms != 0 {
             // Only the record a slot ends up with is marked; a superseded one is not found.
-            self.expiring.push((p.kh, loc));
+            self.expiring.push((p.kh, loc, h.ns));
         }
         let key = p.key;
         let slot = shard.find(p.kh, |l| {
@@ -739,7 +739,7 @@ impl Part {
                             map.add_dead(old, oh.record_len() as u64);
                         }
                     }
-                    shard.set(i, loc, gone);
+                    shard.set(i, loc, gone, h.ns);
                     if gone {
                         seg.add_dead(len);
                     }

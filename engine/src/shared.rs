@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) write_stall: WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
+    /// By namespace, a running average of the time to live (ms) of the keys with an expiry
+    /// the expiry sweep met (Redis's `avg_ttl`, an estimate by sampling as Redis's is).
+    /// Written by the sweep once per step, read by INFO: off the write path.
+    pub(crate) ttl_avg_ms: Mutex<std::collections::BTreeMap<u32, u64>>,
     /// Reads of records not in memory, for callers that must not block on the disk.
     pub(crate) cold: ColdReads,
     /// Blind overwrites whose old record is still to be checked (see `verify`).

@@ -128,3 +128,17 @@ impl Counters {
             .store(took.as_micros() as u64, Ordering::Relaxed);
     }
 }
+
+/// One database's line of Redis's INFO keyspace (see `Engine::keyspace`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// The database number.
+    pub db: u32,
+    /// Keys, expired ones not yet removed included (DBSIZE).
+    pub keys: u64,
+    /// Of those, the keys with an expiry.
+    pub expires: u64,
+    /// The average time to live of the keys with an expiry, in ms: an estimate from the
+    /// expiry sweep's samples (0 until it has sampled the database, and when `expires` is 0).
+    pub avg_ttl_ms: u64,
+}

@@ -252,6 +252,22 @@ fn check_all(engine: &Engine, models: &[Model], exact: bool, when: &str) {
     if exact {
         let total: usize = models.iter().map(Model::len).sum();
         assert_eq!(engine.len(), total as u64, "len {when}");
+        // INFO keyspace: keys, and keys with an expiry, of each database that has any.
+        let want: Vec<(u32, u64, u64)> = models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(d, m)| {
+                let expires = m.values().filter(|s| s.expire_at_ms != 0).count();
+                (d as u32, m.len() as u64, expires as u64)
+            })
+            .collect();
+        let got: Vec<(u32, u64, u64)> = engine
+            .keyspace()
+            .iter()
+            .map(|k| (k.db, k.keys, k.expires))
+            .collect();
+        assert_eq!(got, want, "keyspace {when}");
     }
 }
 
