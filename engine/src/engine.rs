@@ -28,6 +28,7 @@ use crate::stall::WriteStall;
 use crate::stats::{Counters, Keyspace, Stats};
 use crate::syncer::Syncer;
 use crate::testing_hooks::{Hooks, Thread};
+use crate::txn::Transaction;
 use crate::wait::{self, Durable, StallLifted};
 use crate::write::{self, Update, WriteToken};
 
@@ -87,6 +88,7 @@ impl Engine {
             counters: Counters::default(),
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
+            txn_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
@@ -422,6 +424,16 @@ impl Engine {
             .collect();
         let names: Vec<&[u8]> = keys.iter().map(|&(_, k)| k).collect();
         write::update_many(&self.shared, |i| nss[i], &names, f)
+    }
+
+    /// Opens a transaction on the calling thread: its writes until
+    /// [`Transaction::commit`] land on disk all or nothing (a server's EXEC). They are
+    /// applied at once as any write; a crash before the commit record is on disk drops all
+    /// of them at the next open. Waits while another thread's transaction is open.
+    ///
+    /// SWAPDB is not part of it: a swap is durable when it returns.
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction::begin(&self.shared)
     }
 
     /// Keys of each database that has any (expired keys not yet removed included), by

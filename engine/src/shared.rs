@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) recovery: RecoveryStats,
     /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
     pub(crate) compaction_lock: Mutex<()>,
+    /// Held by an open transaction (`txn`): one at a time.
+    pub(crate) txn_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
     /// Backpressure: writers wait here while the log outgrows what compaction reclaims.
     pub(crate) write_stall: WriteStall,

@@ -101,6 +101,9 @@ pub struct RecoveryStats {
     pub quarantined_bytes: u64,
     /// Segments whose hint file was used instead of a scan.
     pub segments_from_hints: u64,
+    /// Records of transactions whose commit record never reached the disk (a crash in the
+    /// middle of an EXEC): not applied.
+    pub uncommitted_txn_records: u64,
     /// How long `open` took, in milliseconds.
     pub duration_ms: u64,
 }

@@ -374,8 +374,12 @@ pub(crate) fn clear(sh: &Shared) -> Result<()> {
     sh.verifier.clear();
     drop(shards);
     crate::wait::wait_durable(sh, seq)?;
-    sh.registry.retire(&old);
-    crate::segment::sync_dir(&sh.dir)?;
+    // In a transaction (FLUSHALL inside EXEC) the flush counts only once committed: until
+    // then the old segments hold what recovery would serve.
+    if !sh.log.retire_after_txn(&old).0 {
+        sh.registry.retire(&old);
+        crate::segment::sync_dir(&sh.dir)?;
+    }
     Ok(())
 }
 

@@ -328,7 +328,7 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
     let records: &[(u64, &[u8], &[u8])] = &[(1, b"a", b"1")];
     std::fs::write(
         dir.path().join(segment_file_name(1)),
-        segment(3, 1, SegmentKind::Compacted, records),
+        segment(4, 1, SegmentKind::Compacted, records),
     )
     .unwrap();
     std::fs::write(
@@ -341,8 +341,8 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
         .expect("refused");
     let msg = err.to_string();
     assert!(matches!(err, Error::Corrupt { .. }), "{msg}");
-    assert!(msg.contains("newer") && msg.contains("version 3"), "{msg}");
-    assert!(msg.contains("to 2"), "{msg}");
+    assert!(msg.contains("newer") && msg.contains("version 4"), "{msg}");
+    assert!(msg.contains("to 3"), "{msg}");
 }
 
 #[test]
