@@ -12,13 +12,10 @@ use flin_engine::testing::{
     put_u32, put_u64, segment_file_name, RecordHeader, SegmentHeader, SegmentKind, HINT_MAGIC,
     SEGMENT_HEADER_LEN,
 };
-use flin_engine::{Engine, Error, Fsync, Options, Update};
+use flin_engine::{Engine, Error, Options, Update};
 
 fn options(hints: bool) -> Options {
-    Options {
-        hints,
-        ..common::options(Fsync::Never, 4096)
-    }
+    common::small_segments(hints)
 }
 
 fn open(dir: &Path, hints: bool) -> Engine {
@@ -27,16 +24,7 @@ fn open(dir: &Path, hints: bool) -> Engine {
 
 /// Every live key of database `db`, with its value.
 fn contents(e: &Engine, db: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut cursor = 0;
-    loop {
-        cursor = e.db(db).scan(cursor, 100, |k, v| {
-            out.insert(k.to_vec(), v.value.to_vec());
-        });
-        if cursor == 0 {
-            return out;
-        }
-    }
+    common::db_contents(e, db)
 }
 
 /// Database `db` holds `k<i>` = `<tag><i>` for `i` in `keys`, and nothing else.

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use flin_engine::{Engine, Fsync, Keyspace, Options, Update};
+use flin_engine::{Engine, Keyspace, Update};
 
 /// 2100-01-01: an expiry that never passes during a test.
 const FAR_MS: u64 = 4_102_444_800_000;
@@ -16,15 +16,8 @@ const FAR_MS: u64 = 4_102_444_800_000;
 /// counts, as in Redis) until something removes it.
 const PAST_MS: u64 = 1;
 
-fn options(hints: bool) -> Options {
-    Options {
-        hints,
-        ..common::options(Fsync::Never, 4096)
-    }
-}
-
 fn open(dir: &Path, hints: bool) -> Engine {
-    Engine::open(dir, options(hints)).unwrap()
+    Engine::open(dir, common::small_segments(hints)).unwrap()
 }
 
 /// (db, keys, expires) of every database that has keys.

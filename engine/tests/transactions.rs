@@ -10,37 +10,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use flin_engine::testing::{parse_segment_file_name, HINT_MAGIC};
-use flin_engine::{Engine, Fsync, Options, Update};
+use flin_engine::{Engine, Update};
 
 use common::copy_dir;
 
 /// Small segments: a transaction of a few KiB spans several.
-fn options() -> Options {
-    common::options(Fsync::Never, 4096)
-}
-
 fn open(dir: &Path) -> Engine {
-    Engine::open(dir, options()).unwrap()
+    Engine::open(dir, common::small_segments(true)).unwrap()
 }
 
 type Contents = Vec<BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// Every live key of databases 0 to 2.
 fn contents(e: &Engine) -> Contents {
-    (0..3)
-        .map(|db| {
-            let mut out = BTreeMap::new();
-            let mut cursor = 0;
-            loop {
-                cursor = e.db(db).scan(cursor, 100, |k, v| {
-                    out.insert(k.to_vec(), v.value.to_vec());
-                });
-                if cursor == 0 {
-                    return out;
-                }
-            }
-        })
-        .collect()
+    (0..3).map(|db| common::db_contents(e, db)).collect()
 }
 
 /// Keys in databases 0, 1 and 2, with short values.
