@@ -432,6 +432,9 @@ impl Engine {
     /// of them at the next open. Waits while another thread's transaction is open.
     ///
     /// SWAPDB is not part of it: a swap is durable when it returns.
+    ///
+    /// # Panics
+    /// When the calling thread has a transaction open already (they do not nest).
     pub fn transaction(&self) -> Transaction<'_> {
         Transaction::begin(&self.shared)
     }

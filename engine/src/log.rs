@@ -217,6 +217,11 @@ impl Log {
         )
     }
 
+    /// True when the calling thread has a transaction open.
+    pub(crate) fn txn_here(&self) -> bool {
+        TXN_HERE.with(|t| t.get())
+    }
+
     /// When a transaction is open: the sequence number of its first record (`Some(None)`
     /// before it wrote one). Compaction copies no record of a transaction still open.
     pub(crate) fn open_txn_first_seq(&self) -> Option<Option<u64>> {

@@ -29,6 +29,11 @@ pub struct Transaction<'a> {
 
 impl<'a> Transaction<'a> {
     pub(crate) fn begin(shared: &'a Shared) -> Transaction<'a> {
+        // Waiting for the lock would wait for ever: the caller holds it.
+        assert!(
+            !shared.log.txn_here(),
+            "a transaction is already open on this thread"
+        );
         let one = shared.txn_lock.lock();
         shared.log.txn_begin();
         Transaction {

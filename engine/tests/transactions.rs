@@ -215,6 +215,13 @@ fn another_threads_writes_during_a_transaction_are_not_part_of_it() {
     t.commit().unwrap();
     // A transaction that writes nothing has no commit record.
     assert_eq!(e.transaction().commit().unwrap(), None);
+    // Transactions do not nest: a second on the same thread is a bug, told at once.
+    let outer = e.transaction();
+    let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _inner = e.transaction();
+    }));
+    assert!(nested.is_err());
+    outer.commit().unwrap();
     drop(e);
     let e = open(&crashed);
     assert_eq!(e.get(b"outside"), Some(b"1".to_vec()));
