@@ -9,9 +9,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::binary::start;
+use common::binary::{start, xorshift};
 use common::{cmd, Raw};
 
 /// SETs per transaction, and the bytes of each value: an EXEC writes about 12 KiB, and
@@ -84,17 +84,8 @@ fn kill9_in_the_middle_of_exec_recovers_whole_transactions() {
             let (addr, acks) = (srv.addr.clone(), acks.clone());
             std::thread::spawn(move || client(addr, next, acks))
         };
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let target = 1 + seed % 40;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while acks.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "round {round}: no progress");
-            std::thread::yield_now();
-        }
-        srv.child.kill().unwrap();
-        srv.child.wait().unwrap();
+        let target = 1 + xorshift(&mut seed) % 40;
+        srv.kill_after(&acks, target, round);
         let last = handle.join().unwrap();
 
         let mut srv2 = start(dir.path(), &flags);
