@@ -80,7 +80,7 @@ pub(crate) fn put(
         if let Some(i) = blind_candidate(&shard, &segs, h) {
             let old = shard.loc(i);
             if sh.verifier.push(Pending { hash: h, old }) {
-                shard.set(i, loc, expires);
+                shard.set(i, loc, expires, ns);
                 return Ok(WriteToken(seq));
             }
         }
@@ -313,7 +313,7 @@ pub(crate) fn update_many<'v, R>(
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
             (Some((slot, (loc, hdr, _))), Some((_, new))) => {
-                shard.set(slot, new, expires);
+                shard.set(slot, new, expires, ns);
                 segs_now.add_dead(loc, hdr.record_len());
             }
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
@@ -384,8 +384,12 @@ fn clear_locked(sh: &Shared, mut shards: Vec<RwLockWriteGuard<'_, Table>>) -> Re
     sh.verifier.clear();
     drop(shards);
     crate::wait::wait_durable(sh, seq)?;
-    sh.registry.retire(&old);
-    crate::segment::sync_dir(&sh.dir)?;
+    // In a transaction (FLUSHALL inside EXEC) the flush counts only once committed: until
+    // then the old segments hold what recovery would serve.
+    if !sh.log.retire_after_txn(&old).0 {
+        sh.registry.retire(&old);
+        crate::segment::sync_dir(&sh.dir)?;
+    }
     Ok(())
 }
 
@@ -474,7 +478,7 @@ fn point_at(
 ) {
     match found {
         (Some(i), Some((old, hdr, _))) => {
-            shard.set(i, loc, expires);
+            shard.set(i, loc, expires, ns);
             segs.add_dead(old, hdr.record_len());
         }
         _ => shard.insert_absent(h, loc, expires, ns),

@@ -12,13 +12,10 @@ use flin_engine::testing::{
     put_u32, put_u64, segment_file_name, RecordHeader, SegmentHeader, SegmentKind, HINT_MAGIC,
     SEGMENT_HEADER_LEN,
 };
-use flin_engine::{Engine, Error, Fsync, Options, Update};
+use flin_engine::{Engine, Error, Options, Update};
 
 fn options(hints: bool) -> Options {
-    Options {
-        hints,
-        ..common::options(Fsync::Never, 4096)
-    }
+    common::small_segments(hints)
 }
 
 fn open(dir: &Path, hints: bool) -> Engine {
@@ -27,16 +24,7 @@ fn open(dir: &Path, hints: bool) -> Engine {
 
 /// Every live key of database `db`, with its value.
 fn contents(e: &Engine, db: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut cursor = 0;
-    loop {
-        cursor = e.db(db).scan(cursor, 100, |k, v| {
-            out.insert(k.to_vec(), v.value.to_vec());
-        });
-        if cursor == 0 {
-            return out;
-        }
-    }
+    common::db_contents(e, db)
 }
 
 /// Database `db` holds `k<i>` = `<tag><i>` for `i` in `keys`, and nothing else.
@@ -367,7 +355,7 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
     let records: &[(u64, &[u8], &[u8])] = &[(1, b"a", b"1")];
     std::fs::write(
         dir.path().join(segment_file_name(1)),
-        segment(3, 1, SegmentKind::Compacted, records),
+        segment(4, 1, SegmentKind::Compacted, records),
     )
     .unwrap();
     std::fs::write(
@@ -380,8 +368,8 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
         .expect("refused");
     let msg = err.to_string();
     assert!(matches!(err, Error::Corrupt { .. }), "{msg}");
-    assert!(msg.contains("newer") && msg.contains("version 3"), "{msg}");
-    assert!(msg.contains("to 2"), "{msg}");
+    assert!(msg.contains("newer") && msg.contains("version 4"), "{msg}");
+    assert!(msg.contains("to 3"), "{msg}");
 }
 
 #[test]

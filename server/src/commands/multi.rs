@@ -5,6 +5,8 @@
 //! EXEC answers `-EXECABORT`. EXEC runs the queue back to back under the server's EXEC gate
 //! (`crate::transactions`): the connection takes it before running EXEC, so no other worker
 //! runs a command meanwhile. A command failing inside EXEC leaves the others done, as Redis.
+//! Its writes are one engine transaction (`Engine::transaction`): after a crash, all of
+//! them are there or none.
 //!
 //! WATCH remembers each key's version (`Engine::version`) and registers the key in
 //! `Shared::watches`; EXEC answers a null array when a watched key's version moved or a
@@ -199,7 +201,11 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     if broken {
         return reply::null_array(ctx.out, ctx.client.resp);
     }
+    let reply_at = ctx.out.len();
     reply::array_len(ctx.out, queue.commands.len());
+    // One engine transaction: the writes land on disk all or nothing, as Redis's AOF keeps
+    // or drops a MULTI/EXEC block whole.
+    let txn = ctx.engine.transaction();
     let mut args: Vec<&[u8]> = Vec::new();
     for command in &queue.commands {
         args.clear();
@@ -210,6 +216,16 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
             continue;
         }
         dispatch(ctx, &args);
+    }
+    match txn.commit() {
+        // Replies wait for the commit record under `--fsync always`: the whole EXEC.
+        Ok(token) => ctx.wrote(token),
+        Err(e) => {
+            // The engine is poisoned: what ran would not survive a restart, so the
+            // client is not told it did.
+            ctx.out.truncate(reply_at);
+            ctx.write_error(&e);
+        }
     }
 }
 
