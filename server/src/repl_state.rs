@@ -87,10 +87,16 @@ struct Flag(AtomicBool);
 /// The replica side's shared state (one per server).
 pub struct ReplicaLink {
     replica: Flag,
+    /// A full sync is loading its payload: commands without Redis's `loading` flag get
+    /// `-LOADING` (one relaxed load per command).
+    loading: Flag,
     link: Mutex<Link>,
     changed: Condvar,
     /// `--masterauth`: the password the link sends with AUTH.
     pub masterauth: Option<String>,
+    /// Tests: a full sync's load waits while this holds (see `ServerHandle::hold_replica_load`).
+    load_held: Mutex<bool>,
+    load_released: Condvar,
 }
 
 impl ReplicaLink {
@@ -103,6 +109,7 @@ impl ReplicaLink {
         };
         ReplicaLink {
             replica: Flag(AtomicBool::new(primary.is_some())),
+            loading: Flag(AtomicBool::new(false)),
             link: Mutex::new(Link {
                 primary,
                 generation: 0,
@@ -121,6 +128,8 @@ impl ReplicaLink {
             }),
             changed: Condvar::new(),
             masterauth,
+            load_held: Mutex::new(false),
+            load_released: Condvar::new(),
         }
     }
 
@@ -128,6 +137,35 @@ impl ReplicaLink {
     #[inline]
     pub fn is_replica(&self) -> bool {
         self.replica.0.load(Ordering::Relaxed)
+    }
+
+    /// True while a full sync loads its payload into the store.
+    pub fn is_loading(&self) -> bool {
+        self.loading.0.load(Ordering::Relaxed)
+    }
+
+    /// Tests: while `held`, a full sync's load waits before it flushes the store (and
+    /// clients get `-LOADING`); releasing lets it go.
+    pub fn hold_load(&self, held: bool) {
+        *self.load_held.lock().unwrap_or_else(|p| p.into_inner()) = held;
+        self.load_released.notify_all();
+    }
+
+    /// Waits while [`ReplicaLink::hold_load`] holds, or until the server stops.
+    pub fn wait_load_released(&self) {
+        let mut held = self.load_held.lock().unwrap_or_else(|p| p.into_inner());
+        while *held && !self.lock().stopping {
+            held = self
+                .load_released
+                .wait_timeout(held, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Marks the load of a full sync's payload as begun or over.
+    pub fn set_loading(&self, on: bool) {
+        self.loading.0.store(on, Ordering::Relaxed);
     }
 
     /// The link's state, locked.

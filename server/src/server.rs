@@ -358,6 +358,13 @@ impl ServerHandle {
         &self.shared.engine
     }
 
+    /// Holds every full sync's load (the replica side) before it flushes the store, clients
+    /// getting `-LOADING` meanwhile, until called with `false`. For tests.
+    #[doc(hidden)]
+    pub fn hold_replica_load(&self, held: bool) {
+        self.shared.replica.hold_load(held);
+    }
+
     /// Counters summed over the workers, and the engine's.
     pub fn stats(&self) -> ServerStats {
         self.shared.stats()

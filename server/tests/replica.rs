@@ -398,3 +398,62 @@ fn a_replica_leaves_expiry_to_its_primary() {
         || dbsize() == 1,
     );
 }
+
+/// A full sync keeps the replica's data until the whole payload arrived (a link that drops
+/// mid-transfer loses nothing), then loads it with clients answered `-LOADING` for what Redis
+/// refuses during a load (INFO still answers), and only then serves the new data.
+#[test]
+fn a_full_sync_replaces_the_data_only_once_received_and_loading_is_visible() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|_| {});
+    let mut con = srv.client();
+    let _: () = con.set("stale", "old").unwrap();
+    let port = primary.port().to_string();
+    srv.raw().expect(
+        &cmd(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
+        b"+OK\r\n",
+    );
+    // The first link sends half the payload and drops.
+    let mut p = accept(&listener);
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_request(&mut p);
+        p.send(format!("{answer}\r\n").as_bytes());
+    }
+    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    let file = rdb();
+    p.send(format!("\n${}\r\n", file.len()).as_bytes());
+    p.send(&file[..file.len() / 2]);
+    drop(p);
+    // The replica connects again: the first sync failed, and kept the data.
+    srv.handle().hold_replica_load(true);
+    let mut p = full_sync(&listener, &file);
+    let mut raw = srv.raw();
+    raw.expect(&cmd(&[b"GET", b"stale"]), b"$3\r\nold\r\n");
+    wait_for("the load to begin", Duration::from_secs(20), || {
+        let info = raw.request(&[b"INFO", b"persistence"]).unwrap();
+        info_field(&info, "loading") == "1"
+    });
+    raw.expect(
+        &cmd(&[b"GET", b"stale"]),
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+    );
+    // As on Redis 7.0, PING is refused too; INFO (above) answers.
+    raw.expect(
+        &cmd(&[b"PING"]),
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+    );
+    srv.handle().hold_replica_load(false);
+    let set = cmd(&[b"SET", b"g", b"7"]);
+    p.send(&set);
+    p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    wait_ack(&mut p, set.len() as i64);
+    assert_eq!(con.get::<_, Option<String>>("stale").unwrap(), None);
+    assert_eq!(
+        con.get::<_, Option<String>>("a").unwrap().as_deref(),
+        Some("1")
+    );
+    let info = raw.request(&[b"INFO", b"persistence"]).unwrap();
+    assert_eq!(info_field(&info, "loading"), "0");
+}

@@ -243,6 +243,17 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         stats.error(b"NOAUTH");
         return;
     }
+    // While a full sync loads, only commands Redis allows then run (one relaxed load).
+    if spec.flags & table::LOADING == 0
+        && !ctx.client.from_primary
+        && ctx.server.replica.is_loading()
+    {
+        ctx.client.tx.refused();
+        reply::error(ctx.out, b"LOADING Redis is loading the dataset in memory");
+        stats.reject(slot);
+        stats.error(b"LOADING");
+        return;
+    }
     // A replica refuses clients' writes (one relaxed load, for writes only).
     if spec.flags & table::WRITE != 0 && !ctx.client.from_primary && ctx.server.replica.is_replica()
     {

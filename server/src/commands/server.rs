@@ -212,7 +212,7 @@ fn info_persistence(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut Strin
     let e = &st.engine;
     let ok = if e.poisoned.is_some() { "err" } else { "ok" };
     line!(s, "# Persistence");
-    line!(s, "loading:0");
+    line!(s, "loading:{}", u8::from(ctx.server.replica.is_loading()));
     line!(s, "aof_enabled:1");
     line!(s, "aof_last_write_status:{ok}");
     let saves = &ctx.server.saves;

@@ -46,6 +46,8 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(shared: &Shared) {
+    // Left by a full sync the process did not finish.
+    let _ = std::fs::remove_file(shared.config.dir.join(SYNC_FILE));
     // This thread applies the primary's stream: the primary decides what has expired.
     flin_engine::follow_primary_expiry(true);
     while !shared.is_shutting_down() {
@@ -264,8 +266,13 @@ fn refused(what: &str, line: &[u8]) -> io::Error {
     io::Error::other(format!("{what} refused: {}", String::from_utf8_lossy(line)))
 }
 
-/// Reads the payload's header and its RDB into the store. The store is flushed first and
-/// loaded in place (see the module doc: no switch to a fresh store yet).
+/// The file a full sync's payload is received into, in the data directory.
+pub const SYNC_FILE: &str = "REPLICA-SYNC.rdb.tmp";
+
+/// Reads the payload into [`SYNC_FILE`] first, as Redis's replica does with its temporary
+/// RDB: until the whole payload arrived, the store keeps the data it had (a link that drops
+/// mid-transfer loses nothing). Then the store is flushed and loaded from the file, while
+/// clients get `-LOADING` (Redis's reply) for every command Redis refuses during a load.
 fn full_sync(
     shared: &Shared,
     generation: u64,
@@ -284,6 +291,58 @@ fn full_sync(
     }) {
         return Err(given_up());
     }
+    let path = shared.config.dir.join(SYNC_FILE);
+    let received = receive(shared, generation, r, &payload, &path);
+    let loaded = received.and_then(|len| load(shared, generation, &path, len));
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(file = %path.display(), error = %e, "could not remove the full sync's temporary file; remove it by hand");
+        }
+    }
+    loaded
+}
+
+/// Copies the payload into `path`; returns the RDB's length.
+fn receive(
+    shared: &Shared,
+    generation: u64,
+    r: &mut BufReader<LinkReader<'_>>,
+    payload: &Payload,
+    path: &std::path::Path,
+) -> io::Result<u64> {
+    let file = std::fs::File::create(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("create {} for the full sync: {e}", path.display()),
+        )
+    })?;
+    let mut out = std::io::BufWriter::with_capacity(READ_CHUNK_BYTES, file);
+    let len = wire::copy_payload(r, payload, &mut out, |n| {
+        update(shared, generation, |l| l.sync_read_bytes = n);
+    })
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("receiving the full sync into {}: {e}", path.display()),
+        )
+    })?;
+    out.flush()?;
+    Ok(len)
+}
+
+/// Flushes the store and loads the RDB in `path` (`len` bytes), clients held off meanwhile.
+fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> io::Result<()> {
+    struct Loading<'a>(&'a Shared);
+    impl Drop for Loading<'_> {
+        fn drop(&mut self) {
+            self.0.replica.set_loading(false);
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    let r = &mut std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file);
+    shared.replica.set_loading(true);
+    let _loading = Loading(shared);
+    shared.replica.wait_load_released();
     let bad = |e: FileError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
     shared
         .engine
@@ -329,7 +388,12 @@ fn full_sync(
     }
     let rdb_len = rdb.position();
     drop(rdb);
-    wire::check_payload_end(&payload, rdb_len, r)?;
+    if rdb_len != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the payload held {len} bytes, its RDB ended after {rdb_len}"),
+        ));
+    }
     update(shared, generation, |l| {
         l.skipped_keys += skipped;
         l.sync_read_bytes = rdb_len;

@@ -123,28 +123,77 @@ pub fn parse_payload_header(line: &[u8]) -> Option<Payload> {
     u64::try_from(len).ok().map(Payload::Len)
 }
 
-/// Checks what follows the RDB in the payload: nothing for `$<len>` (the RDB took exactly the
-/// declared bytes: `rdb_len`), the 40-byte mark for `$EOF:`.
+/// Copies the payload's RDB from `r` into `out`, up to and without its end (the declared length
+/// for `$<len>`; for `$EOF:`, the 40-byte mark, which is consumed and not copied), reading no
+/// byte past it: the command stream follows in the same buffer. `progress` is called with the
+/// bytes copied so far, now and then. Returns the RDB's length.
 ///
 /// # Errors
-/// The RDB's length or the end mark is not what the header said.
-pub fn check_payload_end(payload: &Payload, rdb_len: u64, r: &mut impl Read) -> io::Result<()> {
+/// The source fails or ends before the payload does, or `out` fails.
+pub fn copy_payload(
+    r: &mut impl BufRead,
+    payload: &Payload,
+    out: &mut impl io::Write,
+    mut progress: impl FnMut(u64),
+) -> io::Result<u64> {
+    const PROGRESS_EVERY_BYTES: u64 = 1 << 20;
+    let mut copied = 0u64;
+    let mut next_report = PROGRESS_EVERY_BYTES;
+    let ended = || {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the primary closed the link mid-payload",
+        )
+    };
     match payload {
-        Payload::Len(len) if *len == rdb_len => Ok(()),
-        Payload::Len(len) => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("payload declared {len} bytes, the RDB took {rdb_len}"),
-        )),
+        Payload::Len(len) => {
+            while copied < *len {
+                let chunk = r.fill_buf()?;
+                if chunk.is_empty() {
+                    return Err(ended());
+                }
+                let n = chunk.len().min((len - copied) as usize);
+                out.write_all(&chunk[..n])?;
+                r.consume(n);
+                copied += n as u64;
+                if copied >= next_report {
+                    progress(copied);
+                    next_report = copied + PROGRESS_EVERY_BYTES;
+                }
+            }
+            Ok(copied)
+        }
         Payload::Eof(mark) => {
-            let mut end = [0u8; EOF_MARK_LEN];
-            r.read_exact(&mut end)?;
-            if &end == mark {
-                Ok(())
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "diskless payload's end mark does not match",
-                ))
+            // The last bytes seen (fewer than the mark's length), copied out only once more
+            // bytes show they do not start the mark.
+            let mut held: Vec<u8> = Vec::with_capacity(EOF_MARK_LEN);
+            loop {
+                let chunk = r.fill_buf()?;
+                if chunk.is_empty() {
+                    return Err(ended());
+                }
+                let mut window = Vec::with_capacity(held.len() + chunk.len());
+                window.extend_from_slice(&held);
+                window.extend_from_slice(chunk);
+                let chunk_len = chunk.len();
+                if let Some(at) = window.windows(EOF_MARK_LEN).position(|w| w == mark) {
+                    // The mark cannot lie within `held` alone (it is shorter).
+                    r.consume(at + EOF_MARK_LEN - held.len());
+                    out.write_all(&window[..at])?;
+                    copied += at as u64;
+                    progress(copied);
+                    return Ok(copied);
+                }
+                r.consume(chunk_len);
+                let flush = window.len() - window.len().min(EOF_MARK_LEN - 1);
+                out.write_all(&window[..flush])?;
+                copied += flush as u64;
+                held.clear();
+                held.extend_from_slice(&window[flush..]);
+                if copied >= next_report {
+                    progress(copied);
+                    next_report = copied + PROGRESS_EVERY_BYTES;
+                }
             }
         }
     }
@@ -162,6 +211,53 @@ pub fn ping_ok(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that returns at most `step` bytes per fill, to split the mark across reads.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.data.len().min(self.step).min(buf.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_payload_is_copied_up_to_its_end_and_no_further() {
+        let rdb: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mark = [b'm'; EOF_MARK_LEN];
+        let after = b"*1\r\n$4\r\nPING\r\n";
+        for step in [1, 7, 39, 40, 41, 4096, 100_000] {
+            for (payload, wire) in [
+                (Payload::Len(rdb.len() as u64), [&rdb[..], after].concat()),
+                (Payload::Eof(mark), [&rdb[..], &mark, after].concat()),
+            ] {
+                let mut r = io::BufReader::with_capacity(64, Trickle { data: &wire, step });
+                let mut out = Vec::new();
+                let mut reported = 0;
+                let n = copy_payload(&mut r, &payload, &mut out, |c| reported = c).unwrap();
+                assert_eq!(n, rdb.len() as u64, "step {step}");
+                assert_eq!(out, rdb, "step {step}");
+                let mut rest = Vec::new();
+                r.read_to_end(&mut rest).unwrap();
+                assert_eq!(
+                    rest, after,
+                    "the stream after the payload is left, step {step}"
+                );
+                assert!(reported <= n);
+            }
+        }
+        // Cut short: an error, not a partial success.
+        let mut r = io::BufReader::new(&rdb[..100]);
+        assert!(copy_payload(&mut r, &Payload::Eof(mark), &mut Vec::new(), |_| {}).is_err());
+        let mut r = io::BufReader::new(&rdb[..100]);
+        assert!(copy_payload(&mut r, &Payload::Len(200), &mut Vec::new(), |_| {}).is_err());
+    }
 
     #[test]
     fn requests_are_resp_arrays() {
@@ -235,17 +331,6 @@ mod tests {
         for bad in [&b"$-1"[..], b"$EOF:short", b"+OK", b"$", b"$12x"] {
             assert_eq!(parse_payload_header(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn payload_ends_as_declared() {
-        assert!(check_payload_end(&Payload::Len(10), 10, &mut &b""[..]).is_ok());
-        assert!(check_payload_end(&Payload::Len(10), 9, &mut &b""[..]).is_err());
-        let mark = [b'm'; 40];
-        assert!(check_payload_end(&Payload::Eof(mark), 3, &mut &mark[..]).is_ok());
-        let other = [b'n'; 40];
-        assert!(check_payload_end(&Payload::Eof(mark), 3, &mut &other[..]).is_err());
-        assert!(check_payload_end(&Payload::Eof(mark), 3, &mut &mark[..20]).is_err());
     }
 
     #[test]
