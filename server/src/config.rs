@@ -166,6 +166,11 @@ pub struct Config {
     #[arg(long, env = "FLIN_MASTERAUTH", hide_env_values = true)]
     pub masterauth: Option<String>,
 
+    /// User a replica authenticates as, with --masterauth, on a primary with ACL users (Redis
+    /// 6+'s `masteruser`): the link then sends `AUTH <user> <password>`.
+    #[arg(long, env = "FLIN_MASTERUSER", requires = "masterauth")]
+    pub masteruser: Option<String>,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -283,6 +288,7 @@ impl Config {
             requirepass: None,
             replicaof: Vec::new(),
             masterauth: None,
+            masteruser: None,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),

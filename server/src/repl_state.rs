@@ -94,6 +94,8 @@ pub struct ReplicaLink {
     changed: Condvar,
     /// `--masterauth`: the password the link sends with AUTH.
     pub masterauth: Option<String>,
+    /// `--masteruser`: the user AUTH names with the password, when set.
+    pub masteruser: Option<String>,
     /// Tests: a full sync's load waits while this holds (see `ServerHandle::hold_replica_load`).
     load_held: Mutex<bool>,
     load_released: Condvar,
@@ -101,7 +103,11 @@ pub struct ReplicaLink {
 
 impl ReplicaLink {
     /// Following `primary` from the start (`--replicaof`), or nobody.
-    pub fn new(primary: Option<(String, u16)>, masterauth: Option<String>) -> ReplicaLink {
+    pub fn new(
+        primary: Option<(String, u16)>,
+        masterauth: Option<String>,
+        masteruser: Option<String>,
+    ) -> ReplicaLink {
         let state = if primary.is_some() {
             LinkState::Connect
         } else {
@@ -128,6 +134,7 @@ impl ReplicaLink {
             }),
             changed: Condvar::new(),
             masterauth,
+            masteruser,
             load_held: Mutex::new(false),
             load_released: Condvar::new(),
         }

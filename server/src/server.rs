@@ -195,7 +195,11 @@ impl Server {
             pause: ClientPause::default(),
             exec_gate: crate::transactions::ExecGate::new(threads),
             watches: crate::transactions::Watches::default(),
-            replica: crate::repl_state::ReplicaLink::new(primary, config.masterauth.clone()),
+            replica: crate::repl_state::ReplicaLink::new(
+                primary,
+                config.masterauth.clone(),
+                config.masteruser.clone(),
+            ),
             config,
         });
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is

@@ -457,3 +457,20 @@ fn a_full_sync_replaces_the_data_only_once_received_and_loading_is_visible() {
     let info = raw.request(&[b"INFO", b"persistence"]).unwrap();
     assert_eq!(info_field(&info, "loading"), "0");
 }
+
+/// With `--masteruser` the link authenticates as that ACL user (`AUTH user password`), as a
+/// Redis 6+ replica does with `masteruser`.
+#[test]
+fn masteruser_authenticates_as_an_acl_user() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let _srv = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), primary.port().to_string()];
+        c.masterauth = Some("pw".into());
+        c.masteruser = Some("repl".into());
+    });
+    let mut p = accept(&listener);
+    assert_eq!(read_request(&mut p), ["PING"]);
+    p.send(b"+PONG\r\n");
+    assert_eq!(read_request(&mut p), ["AUTH", "repl", "pw"]);
+}

@@ -184,7 +184,11 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         return Err(refused("PING", &pong));
     }
     if let Some(pass) = &shared.replica.masterauth {
-        out.write_all(&wire::request(&[b"AUTH", pass.as_bytes()]))?;
+        let auth = match &shared.replica.masteruser {
+            Some(user) => wire::request(&[b"AUTH", user.as_bytes(), pass.as_bytes()]),
+            None => wire::request(&[b"AUTH", pass.as_bytes()]),
+        };
+        out.write_all(&auth)?;
         let ok = wire::read_line(&mut r)?;
         if !ok.starts_with(b"+") {
             return Err(refused("AUTH", &ok));
