@@ -166,6 +166,12 @@ pub struct Config {
     #[arg(long, env = "FLIN_MASTERAUTH", hide_env_values = true)]
     pub masterauth: Option<String>,
 
+    /// Bytes of the propagated command stream a primary keeps for replicas that reconnect
+    /// (Redis's `repl-backlog-size`): a replica whose gap fits resumes with `+CONTINUE`
+    /// instead of a full sync. Made when the first replica attaches. CONFIG SET changes it.
+    #[arg(long, env = "FLIN_REPL_BACKLOG_SIZE", default_value = "1MiB", value_parser = parse_bytes)]
+    pub repl_backlog_size: u64,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -283,6 +289,7 @@ impl Config {
             requirepass: None,
             replicaof: Vec::new(),
             masterauth: None,
+            repl_backlog_size: 1 << 20,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),

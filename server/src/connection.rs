@@ -133,32 +133,94 @@ pub(crate) async fn serve(
     entry: Arc<ClientEntry>,
     conn: Rc<ConnShared>,
     w: Rc<WorkerShared>,
-) {
+) -> Option<Handoff> {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
     let id = entry.id;
-    let mut client = Client {
-        id,
-        entry,
-        authenticated: w.shared.settings.requirepass().is_none(),
-        monitor: None,
-        resp: 2,
-        tx: Default::default(),
-        reply: Default::default(),
-        pubsub: Default::default(),
-        db: 0,
-        from_primary: false,
-    };
-    read_loop(rd, &conn, &w, &mut client).await;
+    let mut client = Client::new(entry);
+    client.authenticated = w.shared.settings.requirepass().is_none();
+    let rd = read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
     w.shared.pubsub.leave(&mut client.pubsub);
     w.shared.registry.remove(id);
     w.shared.monitors.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
-    writer.await;
+    let wr = writer.await;
+    // Every reply before SYNC / PSYNC is out: the replication threads write from here on.
+    let request = client.handoff.take()?;
+    Some(Handoff {
+        socket: into_std(rd?, wr)?,
+        request,
+    })
 }
+
+/// A client that became a replica (SYNC / PSYNC): its socket, blocking, and what it asked.
+pub(crate) struct Handoff {
+    pub socket: std::net::TcpStream,
+    pub request: crate::backlog::SyncRequest,
+}
+
+/// The connection's socket as a blocking std socket, for the replication threads: the two
+/// halves put back together and taken out of the runtime (dropping the write half would
+/// shut the socket down).
+fn into_std(
+    rd: OwnedReadHalf<TcpStream>,
+    wr: OwnedWriteHalf<TcpStream>,
+) -> Option<std::net::TcpStream> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let stream = rd.reunite(wr).ok()?;
+    let fd = stream.into_raw_fd();
+    // SAFETY: `fd` is the connected TCP socket the runtime just gave up; nothing else owns it.
+    let socket = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    match socket.set_nonblocking(false) {
+        Ok(()) => Some(socket),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot hand a replica's socket over");
+            None
+        }
+    }
+}
+
+/// WAIT's wait: until `wait.replicas` replicas acknowledged `wait.offset`, its deadline, the
+/// client's end or the server's; the number that did.
+async fn wait_acks(conn: &ConnShared, w: &WorkerShared, wait: commands::WaitFor) -> i64 {
+    let primary = &w.shared.primary;
+    let enough = || primary.lock().acked(wait.offset) >= wait.replicas;
+    loop {
+        let now = crate::clock::now_ms();
+        if enough()
+            || (wait.deadline_ms != 0 && now >= wait.deadline_ms)
+            || conn.is_closing()
+            || conn.entry.is_killed()
+            || w.shared.is_shutting_down()
+        {
+            break;
+        }
+        let left = if wait.deadline_ms == 0 {
+            WAIT_SLICE
+        } else {
+            WAIT_SLICE.min(std::time::Duration::from_millis(
+                (wait.deadline_ms - now) as u64,
+            ))
+        };
+        let acked = poll_fn(|cx| {
+            // Registered before looking, so an ACK in between wakes this.
+            primary.on_ack(cx.waker());
+            if enough() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let _ = monoio::time::timeout(left, acked).await;
+    }
+    primary.lock().acked(wait.offset) as i64
+}
+
+/// WAIT looks at the clock, the client and the server at least this often.
+const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What processing the buffered input ended with.
 enum Step {
@@ -181,6 +243,10 @@ enum Step {
     /// EXEC ran under the gate (and what followed it, up to `EXCLUSIVE_COMMANDS_MAX`):
     /// release the gate, then go on with the buffered requests.
     Again,
+    /// SYNC / PSYNC: the client is a replica; its socket goes to the replication threads.
+    Replica,
+    /// WAIT: wait (this connection only) for replicas' acknowledgements, then answer.
+    Wait,
 }
 
 /// A connection's wait for cold records (see `flin_engine::Engine::fetch_cold`).
@@ -223,12 +289,14 @@ impl ColdState {
     }
 }
 
+/// Runs the client's requests until it leaves; gives back the read half when the client
+/// became a replica (SYNC / PSYNC).
 async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
     conn: &Rc<ConnShared>,
     w: &WorkerShared,
     client: &mut Client,
-) {
+) -> Option<OwnedReadHalf<TcpStream>> {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
     let mut parser = Parser::new();
     let mut lookahead = Parser::new();
@@ -283,7 +351,26 @@ async fn read_loop(
         }
         match step {
             Step::NeedInput => {}
-            Step::Close => return,
+            Step::Close => return None,
+            Step::Replica => return Some(rd),
+            Step::Wait => {
+                if let Some(wait) = client.wait.take() {
+                    let n = wait_acks(conn, w, wait).await;
+                    let mut pending = conn.pending.borrow_mut();
+                    let before = pending.len();
+                    crate::protocol::reply::integer(&mut pending, n);
+                    stats::add(
+                        &w.counters().output_queued_bytes,
+                        (pending.len() - before) as u64,
+                    );
+                    drop(pending);
+                    conn.wake_writer();
+                }
+                if conn.failed.get() {
+                    return None;
+                }
+                continue;
+            }
             Step::Exec => {
                 exec_next = true;
                 continue;
@@ -296,7 +383,7 @@ async fn read_loop(
                     let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
                 }
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -305,7 +392,7 @@ async fn read_loop(
                 let wait = std::time::Duration::from_millis(left_ms);
                 let _ = monoio::time::timeout(wait, w.shared.pause.lifted()).await;
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -313,7 +400,7 @@ async fn read_loop(
                 let output_limit = w.shared.settings.client_output_limit() as usize;
                 wait_drained(conn, output_limit / 2).await;
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -332,13 +419,13 @@ async fn read_loop(
                     })
                     .collect();
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
         }
         if conn.failed.get() {
-            return;
+            return None;
         }
         if buf.capacity() - buf.len() < READ_ROOM_MIN_BYTES {
             let bulk_len_max = w.shared.settings.proto_max_bulk_len() as usize;
@@ -347,7 +434,7 @@ async fn read_loop(
                     client = client.id,
                     "closing client over the query buffer limit"
                 );
-                return;
+                return None;
             }
             // Doubles: growth follows the bytes that really arrived.
             buf.reserve(buf.capacity());
@@ -356,7 +443,7 @@ async fn read_loop(
         let (res, slice) = rd.read(buf.slice_mut(len..)).await;
         buf = slice.into_inner();
         match res {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 stats::add(&w.counters().net_input_bytes, n as u64);
                 client.entry.touch(crate::clock::now_ms() as u64);
@@ -404,6 +491,8 @@ fn process(
         keyspace_misses: 0,
         close: false,
         shutdown: false,
+        repl: None,
+        repl_tx: None,
     };
     let mut pos = 0;
     // Requests up to here had their keys prefetched.
@@ -486,6 +575,14 @@ fn process(
                     step = Step::Close;
                     break;
                 }
+                if ctx.client.handoff.is_some() {
+                    step = Step::Replica;
+                    break;
+                }
+                if ctx.client.wait.is_some() {
+                    step = Step::Wait;
+                    break;
+                }
                 // Pipelined transactions run on under the gate, for a while: taking it once
                 // per EXEC would hand every worker's thread back and forth per transaction.
                 if exclusive && commands_run >= EXCLUSIVE_COMMANDS_MAX {
@@ -509,6 +606,7 @@ fn process(
         ctx.keyspace_misses,
         ctx.shutdown,
     );
+    drop(ctx);
     let produced = out.len() - out_before;
     let queued = out.len() + in_flight;
     drop(out);
@@ -603,7 +701,13 @@ async fn wait_drained(conn: &ConnShared, low_water: usize) {
     .await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: Rc<WorkerShared>) {
+/// Writes the replies until the connection closes; gives back the write half (dropping it
+/// shuts the socket's sending side down).
+async fn write_loop(
+    mut wr: OwnedWriteHalf<TcpStream>,
+    conn: Rc<ConnShared>,
+    w: Rc<WorkerShared>,
+) -> OwnedWriteHalf<TcpStream> {
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
     loop {
         poll_fn(|cx| {
@@ -671,6 +775,7 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
         stats::sub(&w.counters().output_queued_bytes, left);
         conn.pending.borrow_mut().clear();
     }
+    wr
 }
 
 /// Waits until the write named by `token` is on disk, through the worker's shared wait.

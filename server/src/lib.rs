@@ -69,6 +69,7 @@ pub mod protocol;
 pub mod rdb;
 
 // The pieces of state the subsystems share.
+mod backlog;
 mod checkpoints;
 mod clients;
 mod cmdstats;

@@ -43,6 +43,7 @@ const PARAMS: &[&str] = &[
     "port",
     "protected-mode",
     "proto-max-bulk-len",
+    "repl-backlog-size",
     "requirepass",
     "save",
     "segment-size",
@@ -108,6 +109,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "port" => ctx.server.local_addr.port().to_string(),
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
+        "repl-backlog-size" => ctx.server.primary.lock().backlog_size().to_string(),
         "requirepass" => s
             .requirepass()
             .map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -295,6 +297,10 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
             v if v >= 1 << 20 && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
             _ => Err("argument must be between 1048576 and 9223372036854775807 inclusive"),
         },
+        "repl-backlog-size" => match memory_value(raw_c).ok_or(NOT_MEMORY)? {
+            v if v >= 1 && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
+            _ => Err("argument must be between 1 and 9223372036854775807 inclusive"),
+        },
         "client-output-limit" => match memory_value(raw_c).ok_or(NOT_MEMORY)? {
             v if v >= OUTPUT_LIMIT_MIN_BYTES && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
             _ => Err("argument must be between 1024 and 9223372036854775807 inclusive"),
@@ -418,6 +424,9 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         }
         ("proto-max-bulk-len", Value::Int(n)) => s.set_proto_max_bulk_len(n as u64),
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
+        ("repl-backlog-size", Value::Int(n)) => {
+            ctx.server.primary.lock().set_backlog_size(n as u64);
+        }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
         ("appendfsync", Value::Text(p)) => {
@@ -429,6 +438,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
             ctx.server.pubsub.limits.set(l[2]);
+            ctx.server.primary.lock().set_limits(l[1]);
             if l[0][0] > 0 {
                 s.set_client_output_limit(l[0][0]);
             }

@@ -189,6 +189,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
         return reply::null_array(ctx.out, ctx.client.resp);
     }
     reply::array_len(ctx.out, queue.commands.len());
+    ctx.client.in_exec = true;
     let mut args: Vec<&[u8]> = Vec::new();
     for command in &queue.commands {
         args.clear();
@@ -200,6 +201,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
         }
         dispatch(ctx, &args);
     }
+    ctx.client.in_exec = false;
 }
 
 /// WATCH key [key ...]

@@ -32,7 +32,11 @@
 //!   primary's writes to such a key see it missing (Redis's replica uses the old value).
 //! - The replication id and offset live in memory: after a restart the replica full-syncs.
 
+mod primary;
 mod replica;
+mod snapshot;
 mod wire;
 
+pub(crate) use primary::attach;
 pub(crate) use replica::spawn;
+pub(crate) use snapshot::clean_up;
