@@ -171,7 +171,10 @@ impl Stream {
 
     /// Appends bytes as they are (a replica copying its primary's stream).
     pub fn append(&mut self, bytes: &[u8]) {
-        debug_assert!(self.active);
+        if !self.active {
+            // No backlog, no replica: the stream starts when the first one attaches.
+            return;
+        }
         self.buf.extend(bytes);
         self.offset += bytes.len() as i64;
         debug_assert_eq!(self.start + self.buf.len() as i64, self.offset + 1);

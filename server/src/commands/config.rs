@@ -109,7 +109,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "port" => ctx.server.local_addr.port().to_string(),
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
-        "repl-backlog-size" => ctx.server.primary.lock().backlog_size().to_string(),
+        "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
         "requirepass" => s
             .requirepass()
             .map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -412,8 +412,9 @@ fn buffer_limits(ctx: &Ctx<'_>, raw: &[u8]) -> Result<[[u64; 3]; 3], Why> {
     Ok(limits)
 }
 
-fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
-    let s = &ctx.server.settings;
+fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
+    let server = ctx.server;
+    let s = &server.settings;
     match (name, v) {
         ("maxclients", Value::Int(n)) => s.set_maxclients(n as usize),
         ("timeout", Value::Int(n)) => s.set_timeout_secs(n as u64),
@@ -425,7 +426,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("proto-max-bulk-len", Value::Int(n)) => s.set_proto_max_bulk_len(n as u64),
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
         ("repl-backlog-size", Value::Int(n)) => {
-            ctx.server.primary.lock().set_backlog_size(n as u64);
+            ctx.with_stream(|s| s.set_backlog_size(n as u64));
         }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
@@ -438,7 +439,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
             ctx.server.pubsub.limits.set(l[2]);
-            ctx.server.primary.lock().set_limits(l[1]);
+            ctx.with_stream(|s| s.set_limits(l[1]));
             if l[0][0] > 0 {
                 s.set_client_output_limit(l[0][0]);
             }

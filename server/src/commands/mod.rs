@@ -159,6 +159,23 @@ impl<'a> Ctx<'a> {
         self.engine.db(self.client.db)
     }
 
+    /// Runs `f` on the replication stream: the one this command holds (a write, or a
+    /// command inside EXEC while replicas may be attached), else locked for the call.
+    pub fn with_stream<R>(&mut self, f: impl FnOnce(&mut crate::backlog::Stream) -> R) -> R {
+        match self.repl.as_mut() {
+            Some(held) => f(held),
+            None => f(&mut self.server.primary.lock()),
+        }
+    }
+
+    /// As [`Ctx::with_stream`], to read.
+    pub fn read_stream<R>(&self, f: impl FnOnce(&crate::backlog::Stream) -> R) -> R {
+        match self.repl.as_ref() {
+            Some(held) => f(held),
+            None => f(&self.server.primary.lock()),
+        }
+    }
+
     pub fn wrote(&mut self, token: Option<WriteToken>) {
         if token > self.token {
             self.token = token;

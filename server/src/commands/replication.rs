@@ -21,7 +21,7 @@ pub fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             if ctx.server.replica.set_primary(None) {
                 // Keeps the data and the stream: replicas of the old primary that have its
                 // stream up to here can go on with this one.
-                ctx.server.primary.lock().shift_replid();
+                ctx.with_stream(|s| s.shift_replid());
                 tracing::info!("MASTER MODE enabled (user request)");
             }
         }
@@ -43,10 +43,7 @@ pub fn replicaof(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if ctx.server.replica.set_primary(target) {
         // Our replicas would follow a stream that is no longer ours: they reconnect and
         // resync, as Redis's do.
-        ctx.server
-            .primary
-            .lock()
-            .drop_replicas("this server became a replica of another (REPLICAOF)");
+        ctx.with_stream(|s| s.drop_replicas("this server became a replica of another (REPLICAOF)"));
         ctx.server.primary.wake_senders();
         tracing::info!(primary = %format!("{host}:{port}"), "REPLICAOF enabled (user request)");
         reply::ok(ctx.out);
@@ -267,19 +264,16 @@ pub fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return reply::err(ctx.out, "timeout is negative");
     }
     let offset = ctx.client.woff;
-    let acked = if ctx.server.primary.is_active() {
-        ctx.server.primary.lock().acked(offset)
-    } else {
-        0
-    };
+    let acked = ctx.read_stream(|s| s.acked(offset));
     if acked as i64 >= replicas || ctx.client.in_exec {
         return reply::integer(ctx.out, acked as i64);
     }
     // Ask the replicas for their offsets now rather than at their next second.
-    ctx.server
-        .primary
-        .lock()
-        .feed(None, &[b"REPLCONF", b"GETACK", b"*"]);
+    ctx.with_stream(|s| {
+        if !s.replicas.is_empty() && !s.mirroring {
+            s.feed(None, &[b"REPLCONF", b"GETACK", b"*"]);
+        }
+    });
     ctx.client.wait = Some(super::WaitFor {
         offset,
         replicas: replicas as usize,
@@ -294,7 +288,10 @@ pub fn wait(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// A primary's part of INFO replication, from `role` to `repl_backlog_histlen` (a replica's
 /// lines come first, from [`info_replica`]).
 pub fn info_primary(ctx: &Ctx<'_>, s: &mut String, is_replica: bool) {
-    let stream = ctx.server.primary.lock();
+    ctx.read_stream(|stream| info_stream(stream, s, is_replica));
+}
+
+fn info_stream(stream: &crate::backlog::Stream, s: &mut String, is_replica: bool) {
     if !is_replica {
         s.push_str("role:master\r\n");
     }
@@ -331,15 +328,15 @@ pub fn info_primary(ctx: &Ctx<'_>, s: &mut String, is_replica: bool) {
 /// ROLE of a primary: `master`, its offset, and each online replica's ip, port and
 /// acknowledged offset.
 pub fn role_primary(ctx: &mut Ctx<'_>) {
-    let stream = ctx.server.primary.lock();
-    let online: Vec<_> = stream
-        .replicas
-        .iter()
-        .filter(|r| r.state == ReplicaState::Online && r.dropped.is_none())
-        .map(|r| (r.addr.ip().to_string(), r.port, r.ack))
-        .collect();
-    let offset = stream.offset;
-    drop(stream);
+    let (offset, online) = ctx.read_stream(|stream| {
+        let online: Vec<_> = stream
+            .replicas
+            .iter()
+            .filter(|r| r.state == ReplicaState::Online && r.dropped.is_none())
+            .map(|r| (r.addr.ip().to_string(), r.port, r.ack))
+            .collect();
+        (stream.offset, online)
+    });
     reply::array_len(ctx.out, 3);
     reply::bulk(ctx.out, b"master");
     reply::integer(ctx.out, offset);
