@@ -531,3 +531,94 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(backlog: u64, limits: [u64; 3]) -> (Primary, AtomicBool) {
+        (Primary::new(backlog, limits), AtomicBool::new(false))
+    }
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn nothing_is_kept_before_the_first_replica() {
+        let (p, flag) = stream(REPL_BACKLOG_SIZE_MIN, [0; 3]);
+        let mut s = p.lock();
+        s.feed(Some(0), &[b"SET", b"k", b"v"]);
+        assert_eq!(
+            (s.offset, s.backlog_histlen(), s.backlog_first()),
+            (0, 0, 0)
+        );
+        s.activate(&flag);
+        assert!(flag.load(Ordering::Relaxed));
+        s.feed(Some(2), &[b"SET", b"k", b"v"]);
+        let select = resp(&[b"SELECT", b"2"]).len() as i64;
+        let set = resp(&[b"SET", b"k", b"v"]).len() as i64;
+        assert_eq!(s.offset, select + set, "SELECT first, once");
+        s.feed(Some(2), &[b"SET", b"k", b"v"]);
+        assert_eq!(s.offset, select + 2 * set);
+        assert_eq!((s.backlog_first(), s.backlog_histlen()), (1, s.offset));
+    }
+
+    #[test]
+    fn the_backlog_keeps_its_size_and_decides_continue() {
+        let (p, flag) = stream(REPL_BACKLOG_SIZE_MIN, [0; 3]);
+        let mut s = p.lock();
+        s.activate(&flag);
+        let value = vec![b'x'; 1000];
+        for _ in 0..40 {
+            s.feed(None, &[b"SET", b"k", &value]);
+        }
+        assert_eq!(s.backlog_histlen(), REPL_BACKLOG_SIZE_MIN as i64);
+        let first = s.backlog_first();
+        let id = s.replid.clone();
+        assert!(s.can_continue(&id, first));
+        assert!(s.can_continue(&id, s.offset + 1));
+        assert!(!s.can_continue(&id, first - 1), "the backlog lost it");
+        assert!(!s.can_continue(&id, s.offset + 2), "ahead of the stream");
+        assert!(!s.can_continue(NO_REPLID, first));
+        s.shift_replid();
+        assert!(
+            s.can_continue(&id, s.offset + 1),
+            "the old id, up to the shift"
+        );
+        s.feed(None, &[b"PING"]);
+        assert!(
+            !s.can_continue(&id, s.offset + 1),
+            "the old id ends at the shift"
+        );
+        let new = s.replid.clone();
+        assert!(s.can_continue(&new, s.offset + 1));
+    }
+
+    #[test]
+    fn a_replica_keeps_its_bytes_until_sent_or_cut_off() {
+        let (p, flag) = stream(REPL_BACKLOG_SIZE_MIN, [64 * 1024, 0, 0]);
+        let mut s = p.lock();
+        s.activate(&flag);
+        let from = s.offset + 1;
+        let id = s.attach(addr(), 6380, from, ReplicaState::Online, None);
+        let value = vec![b'y'; 1000];
+        for _ in 0..30 {
+            s.feed(None, &[b"SET", b"k", &value]);
+        }
+        // Past the backlog, but the replica has not been sent them: kept.
+        let mut out = Vec::new();
+        let n = s.take_for(id, usize::MAX, &mut out).unwrap();
+        assert_eq!(n as i64, s.offset);
+        assert!(out.starts_with(b"*3\r\n$3\r\nSET\r\n"));
+        assert_eq!(s.take_for(id, usize::MAX, &mut out), Some(0));
+        for _ in 0..70 {
+            s.feed(None, &[b"SET", b"k", &value]);
+        }
+        let why = s.replica(id).and_then(|r| r.dropped.clone());
+        assert!(why.is_some_and(|w| w.contains("hard limit")), "cut off");
+        assert_eq!(s.take_for(id, 10, &mut out), None);
+        s.detach(id);
+        assert_eq!(s.backlog_histlen(), REPL_BACKLOG_SIZE_MIN as i64);
+    }
+}

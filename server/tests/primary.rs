@@ -80,6 +80,23 @@ fn assert_same(replica: &Keys, primary: &Keys, what: &str) {
     assert!(diff.is_empty(), "{what}:\n{}", diff.join("\n"));
 }
 
+/// Points `replica` at `primary` (REPLICAOF) and waits until `primary` has `online` replicas
+/// online and `replica`'s link is up.
+fn follow(
+    replica: &mut redis::Connection,
+    primary: &TestServer,
+    primary_con: &mut redis::Connection,
+    online: usize,
+) {
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.addr.port())
+        .query(replica)
+        .unwrap();
+    wait_online(primary_con, online);
+    wait_link_up(replica);
+}
+
 fn wait_replicas(con: &mut redis::Connection, n: i64) -> i64 {
     redis::cmd("WAIT").arg(n).arg(10_000).query(con).unwrap()
 }
@@ -326,13 +343,7 @@ fn a_promoted_replica_continues_the_old_primarys_stream() {
 
     // C follows B and continues where it was: no full sync on B.
     let mut cc = c.client();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(b.addr.port())
-        .query(&mut cc)
-        .unwrap();
-    wait_online(&mut bc, 1);
-    wait_link_up(&mut cc);
+    follow(&mut cc, &b, &mut bc, 1);
     assert_eq!(wait_replicas(&mut bc, 1), 1);
     let s = stats(&mut bc);
     assert_eq!(info_field(&s, "sync_partial_ok"), "1");
@@ -341,13 +352,7 @@ fn a_promoted_replica_continues_the_old_primarys_stream() {
 
     // The old primary becomes a replica: B's replicas of it would be dropped.
     let mut pc = primary.client();
-    let _: () = redis::cmd("REPLICAOF")
-        .arg("127.0.0.1")
-        .arg(b.addr.port())
-        .query(&mut pc)
-        .unwrap();
-    wait_online(&mut bc, 2);
-    wait_link_up(&mut pc);
+    follow(&mut pc, &b, &mut bc, 2);
     assert_eq!(wait_replicas(&mut bc, 2), 2);
     assert_same(&dump(&mut pc), &dump(&mut bc), "the copy differs");
 }

@@ -350,7 +350,11 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mark = ctx.out.len();
     let token_before = ctx.token;
     // Replication: one relaxed load while no replica ever attached.
-    let propagating = propagate::begin(ctx, spec, args);
+    let propagating = if ctx.server.primary.is_active() {
+        propagate::begin(ctx, spec, args)
+    } else {
+        None
+    };
     // Keyspace notifications: one relaxed load when they are off. Shard channels are not
     // keys (Redis's `not_key`).
     let events =

@@ -24,8 +24,9 @@ pub(super) struct Begun {
 }
 
 /// Before a command runs: takes the stream's lock for a write (or an EXEC) while replicas
-/// may be attached, and expires the command's due keys, sending their DEL. `None` (one
-/// relaxed load) while no backlog exists or for the replica link's own commands.
+/// may be attached, and expires the command's due keys, sending their DEL. `None` while no
+/// backlog exists (`dispatch` looks at that first: one relaxed load) or for the replica
+/// link's own commands.
 pub(super) fn begin(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]]) -> Option<Begun> {
     let exec = spec.name == "exec";
     if !ctx.server.primary.is_active()
