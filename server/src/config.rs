@@ -172,6 +172,11 @@ pub struct Config {
     #[arg(long, env = "FLIN_REPL_BACKLOG_SIZE", default_value = "1MiB", value_parser = parse_bytes)]
     pub repl_backlog_size: u64,
 
+    /// A replica's priority for promotion (Redis's `replica-priority`, INFO's
+    /// `slave_priority`): Redis Sentinel promotes the lowest non-zero one; 0 = never.
+    #[arg(long, env = "FLIN_REPLICA_PRIORITY", default_value_t = 100)]
+    pub replica_priority: u32,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -290,6 +295,7 @@ impl Config {
             replicaof: Vec::new(),
             masterauth: None,
             repl_backlog_size: 1 << 20,
+            replica_priority: 100,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),

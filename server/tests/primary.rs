@@ -306,8 +306,14 @@ fn a_promoted_replica_continues_the_old_primarys_stream() {
     let primary = start();
     let mut p = primary.client();
     let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
-    let b = replica_of(&primary);
+    let port = primary.addr.port().to_string();
+    let b = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), port];
+        c.replica_priority = 7;
+    });
     let c = replica_of(&primary);
+    let server: String = redis::cmd("INFO").arg("server").query(&mut p).unwrap();
+    assert_eq!(info_field(&server, "run_id").len(), 40);
     wait_online(&mut p, 2);
     let _: () = redis::cmd("SET")
         .arg("after")
@@ -319,13 +325,29 @@ fn a_promoted_replica_continues_the_old_primarys_stream() {
     assert_eq!(wait_replicas(&mut p, 2), 2);
     let old_id = info_field(&info(&mut p), "master_replid").to_owned();
 
-    // B becomes the primary: same data, a new id, the old one second.
+    // B becomes the primary by Redis Sentinel's failover transaction: same data, a new id,
+    // the old one second.
     let mut bc = b.client();
-    let _: () = redis::cmd("REPLICAOF")
+    let bi = info(&mut bc);
+    assert_eq!(info_field(&bi, "slave_priority"), "7");
+    let (slaveof, rewrite, _, _): (String, String, i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("SLAVEOF")
         .arg("NO")
         .arg("ONE")
+        .cmd("CONFIG")
+        .arg("REWRITE")
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
         .query(&mut bc)
         .unwrap();
+    assert_eq!((slaveof.as_str(), rewrite.as_str()), ("OK", "OK"));
     let bi = info(&mut bc);
     assert_eq!(info_field(&bi, "role"), "master");
     assert_eq!(info_field(&bi, "master_replid2"), old_id);

@@ -44,6 +44,7 @@ const PARAMS: &[&str] = &[
     "protected-mode",
     "proto-max-bulk-len",
     "repl-backlog-size",
+    "replica-priority",
     "requirepass",
     "save",
     "segment-size",
@@ -55,6 +56,7 @@ const PARAMS: &[&str] = &[
 /// Parameters that never change while flin runs.
 const IMMUTABLE: &[&str] = &[
     "bind",
+    "replica-priority",
     "databases",
     "dir",
     "io-threads",
@@ -110,6 +112,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
         "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
+        "replica-priority" => c.replica_priority.to_string(),
         "requirepass" => s
             .requirepass()
             .map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -130,6 +133,8 @@ const CONFIG_HELP: &[&str] = &[
     "    Set the configuration <directive> to <value>.",
     "RESETSTAT",
     "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
     "HELP",
     "    Prints this help.",
 ];
@@ -154,6 +159,14 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return arity_error(ctx.out, "config|resetstat");
         }
         ctx.server.reset_stats();
+        reply::ok(ctx.out);
+    } else if eq_subcommand(sub, "rewrite") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "config|rewrite");
+        }
+        // flin has no config file: what Redis rewrites into it that must survive a restart
+        // is the role, which REPLICAOF already keeps in <dir>/REPLICAOF. Sentinel's failover
+        // transaction sends CONFIG REWRITE after SLAVEOF and expects OK.
         reply::ok(ctx.out);
     } else if eq_subcommand(sub, "help") {
         if args.len() != 2 {

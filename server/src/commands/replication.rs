@@ -140,7 +140,8 @@ pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<ReplicaInfo> {
     }
     let _ = write!(
         s,
-        "slave_priority:100\r\nslave_read_only:1\r\nreplica_announced:1\r\n"
+        "slave_priority:{}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
+        ctx.server.config.replica_priority
     );
     Some(ReplicaInfo {
         skipped_keys: link.skipped_keys,

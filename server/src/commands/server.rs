@@ -137,6 +137,7 @@ fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "arch_bits:{}", usize::BITS);
     line!(s, "multiplexing_api:{}", sh.driver.name());
     line!(s, "process_id:{}", std::process::id());
+    line!(s, "run_id:{}", run_id());
     line!(s, "tcp_port:{}", sh.local_addr.port());
     line!(s, "server_threads:{}", sh.threads);
     line!(s, "uptime_in_seconds:{}", st.uptime_secs);
@@ -149,6 +150,12 @@ fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
             .unwrap_or_default()
     );
     line!(s, "config_file:");
+}
+
+/// This process's id for Sentinel and clients: 40 random hex digits, new at each start.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(crate::backlog::new_replid)
 }
 
 fn info_clients(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {

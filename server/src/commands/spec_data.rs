@@ -40,6 +40,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
         Subcommand { name: "config|get", arity: -3, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &[], key_specs: &[] },
         Subcommand { name: "config|help", arity: 2, flags: &["loading", "stale"], keys: (0, 0, 0), categories: &["@slow"], tips: &[], key_specs: &[] },
         Subcommand { name: "config|resetstat", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &[], key_specs: &[] },
+        Subcommand { name: "config|rewrite", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
         Subcommand { name: "config|set", arity: -4, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
     ] },
     CommandDoc { name: "copy", tips: &[], key_specs: &[KS1, KS3], subcommands: &[] },
