@@ -76,6 +76,7 @@ impl Engine {
         let last_seq = recovered.next_seq - 1;
         let shared = Arc::new(Shared {
             expired_hook: std::sync::OnceLock::new(),
+            expiring_hook: std::sync::OnceLock::new(),
             dir,
             index: recovered.index,
             databases,
@@ -225,6 +226,15 @@ impl Engine {
     /// Only the first registration takes effect.
     pub fn on_expired(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
         let _ = self.shared.expired_hook.set(Box::new(hook));
+    }
+
+    /// Registers `hook`, called with each key the engine's own expiry sweep removes while
+    /// the key's shard lock is still held, before [`Engine::on_expired`]'s hook: a write of
+    /// the key that follows the removal starts only once `hook` returned (a primary queues
+    /// the key's DEL there, so that it reaches replicas before that write). `hook` must be
+    /// quick and must not call into the engine. Only the first registration takes effect.
+    pub fn on_expiring(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
+        let _ = self.shared.expiring_hook.set(Box::new(hook));
     }
 
     /// Drops `key` from memory if its record has expired (reads already hide it), and says

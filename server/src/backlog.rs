@@ -381,6 +381,11 @@ pub struct Primary {
     more: Condvar,
     /// WAIT's clients, woken when an ACK arrives.
     ack_wakers: Mutex<Vec<Waker>>,
+    /// Keys the engine's sweep removed whose DEL is not in the stream yet: queued under the
+    /// key's lock (`Engine::on_expiring`), sent by the next write before its own effect, or
+    /// by the sweep's report just after.
+    owed: Mutex<Vec<(u32, Box<[u8]>)>>,
+    owed_any: AtomicBool,
     /// Full syncs served, partial resyncs accepted and refused (INFO stats' `sync_full`,
     /// `sync_partial_ok`, `sync_partial_err`).
     pub sync_full: AtomicU64,
@@ -437,6 +442,8 @@ impl Primary {
             }),
             more: Condvar::new(),
             ack_wakers: Mutex::new(Vec::new()),
+            owed: Mutex::new(Vec::new()),
+            owed_any: AtomicBool::new(false),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -480,6 +487,26 @@ impl Primary {
     /// Wakes every sender (a replica was cut off, the server stops).
     pub fn wake_senders(&self) {
         self.more.notify_all();
+    }
+
+    /// The engine's sweep removed `key` (called under its lock: takes no other lock than the
+    /// queue's). Queued only while a backlog exists.
+    pub fn owe_del(&self, db: u32, key: &[u8]) {
+        if self.is_active() {
+            let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
+            owed.push((db, key.into()));
+            self.owed_any.store(true, Ordering::Release);
+        }
+    }
+
+    /// Takes the queued DELs (one relaxed load when there are none).
+    pub fn take_owed(&self) -> Vec<(u32, Box<[u8]>)> {
+        if !self.owed_any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
+        self.owed_any.store(false, Ordering::Release);
+        std::mem::take(&mut *owed)
     }
 
     /// Records a replica's `REPLCONF ACK` and wakes WAIT's clients.

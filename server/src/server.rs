@@ -204,7 +204,14 @@ impl Server {
             if let Some(s) = weak.upgrade() {
                 s.pubsub
                     .key_event(crate::notify::EXPIRED, "expired", key, db, None);
-                crate::commands::expired(&s, db, key);
+                crate::commands::expired(&s);
+            }
+        });
+        // Under the key's lock: the DEL is queued before any later write of the key.
+        let weak = Arc::downgrade(&shared);
+        shared.engine.on_expiring(move |db, key| {
+            if let Some(s) = weak.upgrade() {
+                s.primary.owe_del(db, key);
             }
         });
         let mut threads =

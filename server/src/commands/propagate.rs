@@ -91,6 +91,11 @@ pub(super) fn end(
         let failed = ctx.out.get(mark) == Some(&b'-');
         let flush = matches!(spec.name, "flushall" | "flushdb" | "swapdb") && !failed;
         if wrote || flush {
+            // Keys the sweep removed before this write go first: the replica may still hold
+            // them, and this write may be of one of them.
+            for (db, key) in ctx.server.primary.take_owed() {
+                emit(ctx, Some(db), &[b"DEL", &key]);
+            }
             effect(ctx, spec.name, args);
         }
     }
@@ -180,15 +185,40 @@ fn effect(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]]) {
     }
 }
 
-/// A key the engine's sweep or a worker's active expiry removed: its DEL goes down the stream
-/// unless a write made the key again meanwhile (writes hold the stream's lock, so one that
-/// did is already in the stream, after the expiry).
-pub(crate) fn expired(shared: &crate::shared::Shared, db: u32, key: &[u8]) {
-    if !shared.primary.is_active() || shared.replica.is_replica() {
+/// After the engine's sweep removed keys (its report, outside the key's lock): their DELs,
+/// queued under the lock (`Primary::owe_del`), go down the stream unless a write already
+/// sent them ahead of itself.
+pub(crate) fn expired(shared: &crate::shared::Shared) {
+    if !shared.primary.is_active() {
         return;
     }
     let mut stream = shared.primary.lock();
-    if !stream.mirroring && !shared.engine.db(db).contains(key) {
-        stream.feed(Some(db), &[b"DEL", key]);
+    // Taken (and on a replica dropped: its stream is its primary's) under the stream's lock,
+    // so a write cannot send a later DEL ahead of these.
+    let owed = shared.primary.take_owed();
+    if stream.mirroring || shared.replica.is_replica() {
+        return;
     }
+    for (db, key) in owed {
+        stream.feed(Some(db), &[b"DEL", &key]);
+    }
+}
+
+/// Lazy expiry of a key a command touches, for keyspace notifications: true when it was due
+/// and removed. While replicas may be attached its DEL goes down the stream at once, the
+/// removal holding the stream so no write of the key comes in between.
+pub(super) fn expire_lazily(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    let db = ctx.client.db;
+    let engine = ctx.engine;
+    if !ctx.server.primary.is_active() || ctx.client.from_primary || ctx.server.replica.is_replica()
+    {
+        return engine.db(db).remove_expired(key);
+    }
+    ctx.with_stream(|s| {
+        let gone = engine.db(db).remove_expired(key);
+        if gone && !s.mirroring {
+            s.feed(Some(db), &[b"DEL", key]);
+        }
+        gone
+    })
 }
