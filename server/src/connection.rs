@@ -17,6 +17,10 @@
 //! (`crate::transactions`); a client's EXEC stops the batch, and the read loop takes the
 //! whole gate (every worker between batches) to run that one request, then goes on.
 //!
+//! Beside this file: `forward` (MONITOR's lines and pub/sub messages moved into a client's
+//! replies) and `replication` (a client that sent SYNC / PSYNC handed over to the replication
+//! threads; WAIT's wait for acknowledgements).
+//!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
 //! that pipelines and never reads holds at most about the limit plus one reply.
@@ -40,6 +44,13 @@ use crate::durability::Refused;
 use crate::protocol::{Frame, Limits, Parser};
 use crate::shared::WorkerShared;
 use crate::stats;
+
+mod forward;
+mod replication;
+
+use forward::{forward_messages, forward_monitor};
+pub(crate) use replication::Handoff;
+use replication::{into_std, wait_acks};
 
 /// Read buffer size to start with; it grows only while a large request really arrives.
 pub const READ_BUF_INITIAL_BYTES: usize = 32 * 1024;
@@ -155,72 +166,6 @@ pub(crate) async fn serve(
         request,
     })
 }
-
-/// A client that became a replica (SYNC / PSYNC): its socket, blocking, and what it asked.
-pub(crate) struct Handoff {
-    pub socket: std::net::TcpStream,
-    pub request: crate::backlog::SyncRequest,
-}
-
-/// The connection's socket as a blocking std socket, for the replication threads: the two
-/// halves put back together and taken out of the runtime (dropping the write half would
-/// shut the socket down).
-fn into_std(
-    rd: OwnedReadHalf<TcpStream>,
-    wr: OwnedWriteHalf<TcpStream>,
-) -> Option<std::net::TcpStream> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let stream = rd.reunite(wr).ok()?;
-    let fd = stream.into_raw_fd();
-    // SAFETY: `fd` is the connected TCP socket the runtime just gave up; nothing else owns it.
-    let socket = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    match socket.set_nonblocking(false) {
-        Ok(()) => Some(socket),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot hand a replica's socket over");
-            None
-        }
-    }
-}
-
-/// WAIT's wait: until `wait.replicas` replicas acknowledged `wait.offset`, its deadline, the
-/// client's end or the server's; the number that did.
-async fn wait_acks(conn: &ConnShared, w: &WorkerShared, wait: commands::WaitFor) -> i64 {
-    let primary = &w.shared.primary;
-    let enough = || primary.lock().acked(wait.offset) >= wait.replicas;
-    loop {
-        let now = crate::clock::now_ms();
-        if enough()
-            || (wait.deadline_ms != 0 && now >= wait.deadline_ms)
-            || conn.is_closing()
-            || conn.entry.is_killed()
-            || w.shared.is_shutting_down()
-        {
-            break;
-        }
-        let left = if wait.deadline_ms == 0 {
-            WAIT_SLICE
-        } else {
-            WAIT_SLICE.min(std::time::Duration::from_millis(
-                (wait.deadline_ms - now) as u64,
-            ))
-        };
-        let acked = poll_fn(|cx| {
-            // Registered before looking, so an ACK in between wakes this.
-            primary.on_ack(cx.waker());
-            if enough() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        });
-        let _ = monoio::time::timeout(left, acked).await;
-    }
-    primary.lock().acked(wait.offset) as i64
-}
-
-/// WAIT looks at the clock, the client and the server at least this often.
-const WAIT_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What processing the buffered input ended with.
 enum Step {
@@ -800,110 +745,5 @@ fn not_durable_reply(out: &mut Vec<u8>, e: &flin_engine::Error) {
         crate::protocol::reply::error(out, format!("MISCONF {msg}").as_bytes());
     } else {
         crate::protocol::reply::err(out, &msg);
-    }
-}
-
-/// Streams a monitoring client's lines (MONITOR, see `crate::monitor`) into its replies, until
-/// the client leaves; closes the connection when lines pile up past its output limit (it
-/// reads them slower than the server runs commands), as Redis closes a client over its output
-/// buffer limit.
-async fn forward_monitor(
-    sink: Arc<crate::monitor::Sink>,
-    conn: Rc<ConnShared>,
-    shared: Arc<crate::shared::Shared>,
-    worker: usize,
-) {
-    use crate::monitor::SinkEvent;
-    loop {
-        let event = poll_fn(|cx| {
-            if conn.is_closing() {
-                return Poll::Ready((SinkEvent::Closed, 0));
-            }
-            let mut pending = conn.pending.borrow_mut();
-            let before = pending.len();
-            sink.poll_take(cx, &mut pending)
-                .map(|e| (e, pending.len() - before))
-        })
-        .await;
-        let limit = shared.settings.client_output_limit() as usize;
-        match event {
-            (SinkEvent::Lines, added) => {
-                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
-                let queued = conn.queued();
-                conn.entry.note_unsent(queued);
-                conn.wake_writer();
-                if queued > limit {
-                    tracing::info!(
-                        client = sink.client_id,
-                        queued,
-                        "closing a monitor over the output limit"
-                    );
-                    conn.shut_both();
-                    return;
-                }
-            }
-            (SinkEvent::Overflowed, _) => {
-                tracing::info!(
-                    client = sink.client_id,
-                    "closing a monitor over the output limit"
-                );
-                conn.shut_both();
-                return;
-            }
-            (SinkEvent::Closed, _) => return,
-        }
-    }
-}
-
-/// Moves a subscriber's messages (see `crate::pubsub`) into its replies as they arrive, until
-/// the client leaves; closes the connection when its unsent replies pass the pubsub class of
-/// `client-output-buffer-limit` (hard, or soft for longer than its seconds), as Redis does,
-/// logging the client's address. The publishers never wait for it.
-async fn forward_messages(
-    inbox: Arc<crate::pubsub::Inbox>,
-    conn: Rc<ConnShared>,
-    shared: Arc<crate::shared::Shared>,
-    worker: usize,
-) {
-    use crate::pubsub::InboxEvent;
-    // Since when the replies have been over the soft limit (Unix ms), 0 when they are not.
-    let mut soft_since_ms = 0;
-    loop {
-        let event = poll_fn(|cx| {
-            if conn.is_closing() {
-                return Poll::Ready((InboxEvent::Closed, 0));
-            }
-            let mut pending = conn.pending.borrow_mut();
-            let before = pending.len();
-            inbox
-                .poll_take(cx, &mut pending)
-                .map(|e| (e, pending.len() - before))
-        })
-        .await;
-        let over = match event {
-            (InboxEvent::Messages, added) => {
-                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
-                let queued = conn.queued();
-                conn.entry.note_unsent(queued);
-                conn.wake_writer();
-                let now_ms = crate::clock::now_ms() as u64;
-                shared
-                    .pubsub
-                    .limits
-                    .exceeded(queued as u64, &mut soft_since_ms, now_ms)
-            }
-            (InboxEvent::Overflowed, _) => true,
-            (InboxEvent::Closed, _) => return,
-        };
-        if over {
-            tracing::warn!(
-                client = inbox.client_id,
-                addr = %conn.entry.addr,
-                "closing a subscriber over the pubsub output buffer limit \
-                 (client-output-buffer-limit pubsub)"
-            );
-            conn.shut_both();
-            return;
-        }
     }
 }
