@@ -8,30 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cmd, config, Raw};
+use common::{cmd, config, read_command, Raw};
 use flin_server::Server;
-
-/// Reads one RESP array of bulk strings.
-fn read_command(raw: &mut Raw) -> Vec<String> {
-    let head = raw.read_line().expect("a command of the stream");
-    assert_eq!(head[0], b'*', "not an array: {head:?}");
-    let n: usize = std::str::from_utf8(&head[1..head.len() - 2])
-        .unwrap()
-        .parse()
-        .unwrap();
-    (0..n)
-        .map(|_| {
-            let h = raw.read_line().expect("bulk header");
-            let len: usize = std::str::from_utf8(&h[1..h.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap();
-            let mut b = raw.read_n(len + 2);
-            b.truncate(len);
-            String::from_utf8(b).unwrap()
-        })
-        .collect()
-}
 
 /// The next command that is not a keepalive (PING, REPLCONF GETACK).
 fn next(raw: &mut Raw) -> Vec<String> {
