@@ -161,24 +161,36 @@ impl Stream {
     /// Appends one command, preceded by SELECT when it is for another database than the
     /// stream's last (`db`: `None` for commands of no database: MULTI, EXEC, PING).
     pub fn feed(&mut self, db: Option<u32>, args: &[&[u8]]) {
+        if !self.active {
+            // No backlog, no replica: the stream starts when the first one attaches.
+            return;
+        }
+        let before = self.buf.len();
         if let Some(db) = db.filter(|d| self.db != Some(*d)) {
             let n = db.to_string();
-            self.append(&resp(&[b"SELECT", n.as_bytes()]));
+            push_resp(&mut self.buf, &[b"SELECT", n.as_bytes()]);
             self.db = Some(db);
         }
-        self.append(&resp(args));
+        push_resp(&mut self.buf, args);
+        self.appended(self.buf.len() - before);
     }
 
     /// Appends bytes as they are (a replica copying its primary's stream).
     pub fn append(&mut self, bytes: &[u8]) {
         if !self.active {
-            // No backlog, no replica: the stream starts when the first one attaches.
             return;
         }
         self.buf.extend(bytes);
-        self.offset += bytes.len() as i64;
+        self.appended(bytes.len());
+    }
+
+    /// `n` bytes were added to the buffer: the offset moves, limits and backlog follow.
+    fn appended(&mut self, n: usize) {
+        self.offset += n as i64;
         debug_assert_eq!(self.start + self.buf.len() as i64, self.offset + 1);
-        self.check_limits();
+        if !self.replicas.is_empty() {
+            self.check_limits();
+        }
         self.trim();
     }
 
@@ -547,16 +559,20 @@ pub fn new_replid() -> String {
     id
 }
 
-/// A command as RESP: an array of bulk strings.
-pub fn resp(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.len() + 16).sum::<usize>());
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+/// Appends a command as RESP (an array of bulk strings) to `buf`.
+fn push_resp(buf: &mut VecDeque<u8>, args: &[&[u8]]) {
+    let header = |mark: u8, n: usize, buf: &mut VecDeque<u8>| {
+        let mut digits = [0u8; 20];
+        buf.push_back(mark);
+        buf.extend(crate::protocol::reply::format_u64(&mut digits, n as u64));
+        buf.extend(b"\r\n");
+    };
+    header(b'*', args.len(), buf);
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        header(b'$', a.len(), buf);
+        buf.extend(*a);
+        buf.extend(b"\r\n");
     }
-    out
 }
 
 #[cfg(test)]
@@ -583,8 +599,8 @@ mod tests {
         s.activate(&flag);
         assert!(flag.load(Ordering::Relaxed));
         s.feed(Some(2), &[b"SET", b"k", b"v"]);
-        let select = resp(&[b"SELECT", b"2"]).len() as i64;
-        let set = resp(&[b"SET", b"k", b"v"]).len() as i64;
+        let select = b"*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n".len() as i64;
+        let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n".len() as i64;
         assert_eq!(s.offset, select + set, "SELECT first, once");
         s.feed(Some(2), &[b"SET", b"k", b"v"]);
         assert_eq!(s.offset, select + 2 * set);
