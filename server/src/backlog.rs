@@ -127,6 +127,8 @@ pub struct Stream {
     next_id: u64,
     /// client-output-buffer-limit replica: hard, soft bytes, soft seconds.
     limits: [u64; 3],
+    /// Senders asleep in `Primary::wait_more`: a write wakes them only when there are some.
+    senders_waiting: usize,
 }
 
 impl Stream {
@@ -427,7 +429,8 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        if self.stream.offset != self.offset_before {
+        // A futex wake only when a sender sleeps: not once per write.
+        if self.stream.offset != self.offset_before && self.stream.senders_waiting > 0 {
             self.primary.more.notify_all();
         }
     }
@@ -451,6 +454,7 @@ impl Primary {
                 replicas: Vec::new(),
                 next_id: 0,
                 limits,
+                senders_waiting: 0,
             }),
             more: Condvar::new(),
             ack_wakers: Mutex::new(Vec::new()),
@@ -486,14 +490,23 @@ impl Primary {
     /// A sender's wait, at most `timeout`, until the stream holds bytes replica `id` was not
     /// sent, or it was cut off.
     pub fn wait_more(&self, id: u64, timeout: Duration) {
-        let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self.more.wait_timeout_while(stream, timeout, |s| {
+        let nothing_new = |s: &mut Stream| {
             let end = s.offset + 1;
             s.replicas
                 .iter()
                 .find(|r| r.id == id)
                 .is_some_and(|r| r.dropped.is_none() && r.sent >= end)
-        });
+        };
+        let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+        if !nothing_new(&mut stream) {
+            return;
+        }
+        stream.senders_waiting += 1;
+        let (mut stream, _) = self
+            .more
+            .wait_timeout_while(stream, timeout, nothing_new)
+            .unwrap_or_else(|e| e.into_inner());
+        stream.senders_waiting -= 1;
     }
 
     /// Wakes every sender (a replica was cut off, the server stops).
