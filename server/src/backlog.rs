@@ -26,6 +26,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+/// Redis's default `repl-backlog-ttl`: an hour.
+pub const REPL_BACKLOG_TTL_SECS_DEFAULT: u64 = 3600;
 /// Redis's smallest `repl-backlog-size`.
 pub const REPL_BACKLOG_SIZE_MIN: u64 = 16 * 1024;
 /// Redis's `repl-ping-replica-period`: a PING goes down the stream this often.
@@ -129,6 +131,11 @@ pub struct Stream {
     limits: [u64; 3],
     /// Senders asleep in `Primary::wait_more`: a write wakes them only when there are some.
     senders_waiting: usize,
+    /// Redis's `repl-backlog-ttl`: a primary frees its backlog after this long without
+    /// replicas (0: never), and writes stop paying for the stream.
+    backlog_ttl_secs: u64,
+    /// Since when no replica has been attached.
+    alone_since: Option<Instant>,
 }
 
 impl Stream {
@@ -277,6 +284,7 @@ impl Stream {
     ) -> u64 {
         debug_assert!(from >= self.start && from <= self.offset + 1);
         self.next_id += 1;
+        self.alone_since = None;
         self.replicas.push(Replica {
             id: self.next_id,
             addr,
@@ -299,7 +307,48 @@ impl Stream {
     /// Forgets a replica whose threads ended.
     pub fn detach(&mut self, id: u64) {
         self.replicas.retain(|r| r.id != id);
+        if self.replicas.is_empty() {
+            self.alone_since = Some(Instant::now());
+        }
         self.trim();
+    }
+
+    /// Frees the backlog of a primary that has had no replica for `repl-backlog-ttl`, as
+    /// Redis does: with a new replication id (no replica can continue a stream that is not
+    /// kept) and no second one. True when it did. Writes that see the flag still set find the
+    /// stream inactive under its lock and send nothing; the next replica makes a new backlog
+    /// with every worker held (`replication::snapshot`).
+    pub fn free_if_unused(&mut self, flag: &AtomicBool) -> bool {
+        let unused = self.active
+            && !self.mirroring
+            && self.replicas.is_empty()
+            && self.backlog_ttl_secs > 0
+            && self
+                .alone_since
+                .is_some_and(|t| t.elapsed().as_secs() >= self.backlog_ttl_secs);
+        if !unused {
+            return false;
+        }
+        self.active = false;
+        flag.store(false, Ordering::Release);
+        self.buf = VecDeque::new();
+        self.start = self.offset + 1;
+        self.replid = new_replid();
+        self.replid2 = NO_REPLID.to_owned();
+        self.second_offset = -1;
+        tracing::info!(
+            ttl_secs = self.backlog_ttl_secs,
+            "replication backlog freed: no replica for repl-backlog-ttl"
+        );
+        true
+    }
+
+    pub fn backlog_ttl_secs(&self) -> u64 {
+        self.backlog_ttl_secs
+    }
+
+    pub fn set_backlog_ttl_secs(&mut self, secs: u64) {
+        self.backlog_ttl_secs = secs;
     }
 
     /// Copies up to `max` bytes of the stream the replica has not been sent into `out`, and
@@ -455,6 +504,8 @@ impl Primary {
                 next_id: 0,
                 limits,
                 senders_waiting: 0,
+                backlog_ttl_secs: REPL_BACKLOG_TTL_SECS_DEFAULT,
+                alone_since: None,
             }),
             more: Condvar::new(),
             ack_wakers: Mutex::new(Vec::new()),

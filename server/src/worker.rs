@@ -363,10 +363,13 @@ async fn cron(worker: Weak<Worker>) {
                     stream.feed(Some(db), &[b"DEL", key]);
                 }
             });
-        if local.id == 0 && tick % PING_TICKS == 0 {
-            if let Some(stream) = stream.as_mut().filter(|s| !s.replicas.is_empty()) {
-                // Redis's repl-ping-replica-period: replicas see the primary alive.
-                stream.feed(None, &[b"PING"]);
+        if local.id == 0 {
+            if let Some(stream) = stream.as_mut() {
+                if tick % PING_TICKS == 0 && !stream.replicas.is_empty() {
+                    // Redis's repl-ping-replica-period: replicas see the primary alive.
+                    stream.feed(None, &[b"PING"]);
+                }
+                stream.free_if_unused(shared.primary.flag());
             }
         }
         drop(stream);

@@ -378,3 +378,52 @@ fn a_promoted_replica_continues_the_old_primarys_stream() {
     assert_eq!(wait_replicas(&mut bc, 2), 2);
     assert_same(&dump(&mut pc), &dump(&mut bc), "the copy differs");
 }
+
+#[test]
+fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
+    let primary = start();
+    let mut p = primary.client();
+    {
+        let _replica = replica_of(&primary);
+        wait_online(&mut p, 1);
+        let _: () = redis::cmd("SET").arg("a").arg(1).query(&mut p).unwrap();
+        assert_eq!(wait_replicas(&mut p, 1), 1);
+    }
+    wait_for("the replica gone", DEADLINE, || {
+        info_field(&info(&mut p), "connected_slaves") == "0"
+    });
+    let before = info(&mut p);
+    assert_eq!(info_field(&before, "repl_backlog_active"), "1");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-ttl")
+        .arg(1)
+        .query(&mut p)
+        .unwrap();
+    wait_for("the backlog freed", DEADLINE, || {
+        info_field(&info(&mut p), "repl_backlog_active") == "0"
+    });
+    let after = info(&mut p);
+    assert_ne!(
+        info_field(&after, "master_replid"),
+        info_field(&before, "master_replid"),
+        "a new id: nobody can continue the old stream"
+    );
+    assert_eq!(
+        info_field(&after, "master_replid2"),
+        "0000000000000000000000000000000000000000"
+    );
+    let offset = info_field(&after, "master_repl_offset").to_owned();
+    let _: () = redis::cmd("SET").arg("b").arg(2).query(&mut p).unwrap();
+    assert_eq!(
+        info_field(&info(&mut p), "master_repl_offset"),
+        offset,
+        "no backlog, no stream"
+    );
+    let ttl: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("repl-backlog-ttl")
+        .query(&mut p)
+        .unwrap();
+    assert_eq!(ttl, ["repl-backlog-ttl", "1"]);
+}

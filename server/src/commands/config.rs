@@ -44,6 +44,7 @@ const PARAMS: &[&str] = &[
     "protected-mode",
     "proto-max-bulk-len",
     "repl-backlog-size",
+    "repl-backlog-ttl",
     "replica-priority",
     "requirepass",
     "save",
@@ -112,6 +113,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
         "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
+        "repl-backlog-ttl" => ctx.read_stream(|s| s.backlog_ttl_secs()).to_string(),
         "replica-priority" => c.replica_priority.to_string(),
         "requirepass" => s
             .requirepass()
@@ -296,6 +298,7 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
     match name {
         "maxclients" => int(1, u32::MAX.into(), "argument must be between 1 and 4294967295 inclusive"),
         "timeout" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
+        "repl-backlog-ttl" => int(0, i64::MAX, "argument must be between 0 and 9223372036854775807 inclusive"),
         "slowlog-log-slower-than" => int(
             -1,
             i64::MAX,
@@ -440,6 +443,9 @@ fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
         ("repl-backlog-size", Value::Int(n)) => {
             ctx.with_stream(|s| s.set_backlog_size(n as u64));
+        }
+        ("repl-backlog-ttl", Value::Int(n)) => {
+            ctx.with_stream(|s| s.set_backlog_ttl_secs(n as u64));
         }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
