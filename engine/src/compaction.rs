@@ -128,6 +128,21 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
     if inputs.iter().any(|s| s.is_obsolete()) {
         return Ok(RunReport::default());
     }
+    // Compacted segments ignore the transaction flag, so no record of a transaction still
+    // open may be copied: leave out the segments it wrote (sealed when it rolled the log).
+    // One that opens from here writes only to the active segment, never an input.
+    let inputs: Vec<Arc<Segment>> = match shared.log.open_txn_first_seq() {
+        Some(Some(first)) => inputs
+            .iter()
+            .filter(|s| s.max_seq() < first)
+            .cloned()
+            .collect(),
+        _ => inputs.to_vec(),
+    };
+    if inputs.is_empty() {
+        return Ok(RunReport::default());
+    }
+    let inputs = &inputs[..];
     shared.compaction_running.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let result = compact_locked(shared, inputs);
@@ -206,7 +221,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
                         },
                         to,
                         len: rec.len() as u64,
-                        tombstone: h.is_tombstone() || h.is_flush(),
+                        tombstone: h.is_tombstone() || h.is_flush() || h.is_txn_commit(),
                     });
                     Ok(())
                 })
@@ -217,6 +232,9 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             failpoint::eio("compaction-sync-eio", "fdatasync", &out.path())?;
             out.sync()?;
         }
+        // A copied record of a transaction counts only with its commit record, which may
+        // not be on disk yet: it must be before the copies (which ignore the flag) are.
+        crate::wait::wait_durable(shared, shared.log.last_seq())?;
         failpoint::crash("compaction-before-rename");
         for out in &outputs {
             out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
@@ -252,10 +270,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
         let i = shard.find_loc(c.key_hash.tag(), c.from);
         match i {
             // The same record moved: it keeps its expiry mark.
-            Some(i) => {
-                let expires = shard.is_marked(i);
-                shard.set(i, c.to, expires)
-            }
+            Some(i) => shard.move_to(i, c.to),
             None => out.add_dead(c.len),
         }
     }
@@ -264,8 +279,13 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
     // cache (not yet synced under EverySec or Never, or in flight under Always). Deleting the
     // inputs first would let a power cut lose the key entirely, a state it never had. So the log
     // is made durable up to now before any input file goes (found by the engine_damage fuzzer).
-    crate::wait::wait_durable(shared, shared.log.last_seq())?;
-    shared.registry.retire(&input_ids);
+    // The same for records that a transaction's writes made dead (so they were not
+    // copied): while it is open, its commit retires the inputs, once durable.
+    let (deferred, last_seq) = shared.log.retire_after_txn(&input_ids);
+    if !deferred {
+        crate::wait::wait_durable(shared, last_seq)?;
+        shared.registry.retire(&input_ids);
+    }
     drop(segs);
     failpoint::crash("compaction-after-retire");
     Ok(report)
@@ -289,6 +309,10 @@ fn keep_record(
     if h.is_tombstone() {
         return older_may_exist;
     }
+    if h.is_txn_commit() {
+        // Needed while a log segment may hold its transaction's records (all older).
+        return older_may_exist;
+    }
     let key = format::record_key(h, rec);
     let kh = KeyHash::of_ns(h.ns, key);
     let here = Loc {
@@ -299,7 +323,12 @@ fn keep_record(
     let Some(i) = shard.find_loc(kh.tag(), here) else {
         return false;
     };
-    if !is_expired(h.expire_at_ms, now) || older_may_exist {
+    if !is_expired(h.expire_at_ms, now)
+        || older_may_exist
+        || !shared
+            .expire_keys
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return true;
     }
     // Expired, and nothing older can resurface: forget it here, so the index never points

@@ -25,9 +25,10 @@ use crate::registry::{Registry, SegmentMap};
 use crate::segment::Segment;
 use crate::shared::Shared;
 use crate::stall::WriteStall;
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, Keyspace, Stats};
 use crate::syncer::Syncer;
 use crate::testing_hooks::{Hooks, Thread};
+use crate::txn::Transaction;
 use crate::wait::{self, Durable, StallLifted};
 use crate::write::{self, Update, WriteToken};
 
@@ -88,9 +89,12 @@ impl Engine {
             counters: Counters::default(),
             recovery: recovered.stats,
             compaction_lock: Mutex::new(()),
+            txn_lock: Mutex::new(()),
             compaction_running: AtomicBool::new(false),
             write_stall: WriteStall::default(),
             has_expiring: AtomicBool::new(recovered.has_expiring),
+            expire_keys: AtomicBool::new(options.expire_keys),
+            ttl_avg_ms: Mutex::new(Default::default()),
             cold: ColdReads::default(),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
@@ -235,6 +239,12 @@ impl Engine {
     /// quick and must not call into the engine. Only the first registration takes effect.
     pub fn on_expiring(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
         let _ = self.shared.expiring_hook.set(Box::new(hook));
+    }
+
+    /// Whether the engine removes expired keys itself (see `Options::expire_keys`): off on a
+    /// replica, whose primary's DELs remove them; on again when it becomes a primary.
+    pub fn set_expire_keys(&self, on: bool) {
+        self.shared.expire_keys.store(on, Ordering::Relaxed);
     }
 
     /// Drops `key` from memory if its record has expired (reads already hide it), and says
@@ -433,18 +443,51 @@ impl Engine {
         write::update_many(&self.shared, |i| nss[i], &names, f)
     }
 
+    /// Opens a transaction on the calling thread: its writes until
+    /// [`Transaction::commit`] land on disk all or nothing (a server's EXEC). They are
+    /// applied at once as any write; a crash before the commit record is on disk drops all
+    /// of them at the next open. Waits while another thread's transaction is open.
+    ///
+    /// SWAPDB is not part of it: a swap is durable when it returns.
+    ///
+    /// # Panics
+    /// When the calling thread has a transaction open already (they do not nest).
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction::begin(&self.shared)
+    }
+
     /// Keys of each database that has any (expired keys not yet removed included), by
-    /// database number: Redis's INFO keyspace.
+    /// database number.
     pub fn database_sizes(&self) -> Vec<(u32, u64)> {
+        self.keyspace().iter().map(|k| (k.db, k.keys)).collect()
+    }
+
+    /// Redis's INFO keyspace: for each database that has any key, by database number, its
+    /// keys, those with an expiry (both exact, expired keys not yet removed included) and
+    /// the estimated average time to live of the latter.
+    pub fn keyspace(&self) -> Vec<Keyspace> {
         let by_ns = self.shared.index.ns_lens();
+        let ttl = self.shared.ttl_avg_ms.lock().clone();
         let map = self.shared.databases.snapshot();
-        let mut out: Vec<(u32, u64)> = map
+        let mut out: Vec<Keyspace> = map
             .iter()
             .enumerate()
-            .filter_map(|(db, ns)| by_ns.get(ns).map(|&n| (db as u32, n)))
-            .filter(|&(_, n)| n > 0)
+            .filter_map(|(db, ns)| {
+                let c = by_ns.get(ns)?;
+                Some(Keyspace {
+                    db: db as u32,
+                    keys: c.keys,
+                    expires: c.expires,
+                    avg_ttl_ms: if c.expires > 0 {
+                        ttl.get(ns).copied().unwrap_or(0)
+                    } else {
+                        0
+                    },
+                })
+            })
+            .filter(|k| k.keys > 0)
             .collect();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|k| k.db);
         out
     }
 

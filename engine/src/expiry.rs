@@ -3,6 +3,7 @@
 //! maintenance thread sweeps a slice of the index each interval; reads hide expired keys
 //! on their own (lazy expiry).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::clock::{is_expired, now_ms};
@@ -18,7 +19,7 @@ const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
 /// compaction reclaims their records. No tombstone is needed: an expired record stays invisible
 /// on disk. Returns how many keys were removed.
 pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
-    if !shared.has_expiring.load(Ordering::Relaxed) {
+    if !shared.has_expiring.load(Ordering::Relaxed) || !shared.expire_keys.load(Ordering::Relaxed) {
         return 0;
     }
     let now = now_ms();
@@ -47,6 +48,7 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
             let locked_hook = shared.expiring_hook.get();
             // Per expired record: tag, location, length, namespace, key (for the hook).
             type Expired = (u32, Loc, usize, u32, Option<Vec<u8>>);
+            let mut ttls = TtlSamples::default();
             let expired: Vec<Expired> = marked
                 .into_iter()
                 .filter_map(|(tag, loc)| {
@@ -54,6 +56,7 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
                     segs.get(loc.seg)?;
                     let (h, rec) = segs.record(loc)?;
                     if !is_expired(h.expire_at_ms, now) {
+                        ttls.add(h.ns, h.expire_at_ms.saturating_sub(now));
                         return None;
                     }
                     let key = (hook.is_some() || locked_hook.is_some())
@@ -61,6 +64,7 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
                     Some((tag, loc, h.record_len(), h.ns, key))
                 })
                 .collect();
+            ttls.fold_into(&mut shared.ttl_avg_ms.lock());
             if !expired.is_empty() {
                 let mut gone = Vec::new();
                 {
@@ -106,4 +110,50 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
         .expired_keys
         .fetch_add(removed, Ordering::Relaxed);
     removed
+}
+
+/// The remaining times to live one step of the sweep met, by namespace.
+#[derive(Default)]
+struct TtlSamples(BTreeMap<u32, (u64, u64)>);
+
+impl TtlSamples {
+    fn add(&mut self, ns: u32, ttl_ms: u64) {
+        let (sum, n) = self.0.entry(ns).or_default();
+        *sum = sum.saturating_add(ttl_ms);
+        *n += 1;
+    }
+
+    /// Folds each namespace's mean into its running average as Redis's `activeExpireCycle`
+    /// does: the first sample sets it, each later one weighs 1/50.
+    fn fold_into(self, avg_ms: &mut BTreeMap<u32, u64>) {
+        for (ns, (sum, n)) in self.0 {
+            let mean = sum / n;
+            let avg = avg_ms.entry(ns).or_insert(0);
+            *avg = if *avg == 0 {
+                mean
+            } else {
+                (*avg / 50) * 49 + mean / 50
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_average_starts_at_the_first_mean_and_then_moves_by_a_fiftieth() {
+        let mut avg = BTreeMap::new();
+        let mut s = TtlSamples::default();
+        s.add(3, 1000);
+        s.add(3, 3000);
+        s.fold_into(&mut avg);
+        assert_eq!(avg[&3], 2000);
+        let mut s = TtlSamples::default();
+        s.add(3, 7000);
+        s.fold_into(&mut avg);
+        assert_eq!(avg[&3], 40 * 49 + 140);
+        assert!(!avg.contains_key(&0));
+    }
 }

@@ -14,10 +14,13 @@ use crate::error::{Error, Result};
 /// "FLINSEG" and a format byte, the first 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"FLINSEG\x01";
 /// Bumped on any incompatible change to segment or record layout. Version 2 gave records a
-/// namespace (database) in what were version 1's reserved header bytes.
-pub const FORMAT_VERSION: u32 = 2;
+/// namespace (database) in what were version 1's reserved header bytes; version 3 added
+/// transactions ([`FLAG_TXN`], [`FLAG_TXN_COMMIT`]), which a version 2 reader would take for
+/// damage.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this build still reads: a version 1 segment's records are version 2
-/// records of namespace 0 (their reserved bytes are zero), so it is read as it is.
+/// records of namespace 0 (their reserved bytes are zero), and a version 2 segment is a
+/// version 3 one without transactions, so both are read as they are.
 pub const FORMAT_VERSION_OLDEST: u32 = 1;
 
 /// Bytes of the segment header at the start of every segment file.
@@ -74,8 +77,19 @@ pub const FLAG_BATCH_NEXT: u8 = 1 << 2;
 /// Record flag, with [`FLAG_FLUSH`] only: the flush voids the older records of its own
 /// namespace (FLUSHDB) instead of every namespace's (FLUSHALL).
 pub const FLAG_FLUSH_NS: u8 = 1 << 3;
+/// Record flag: the record belongs to a transaction (EXEC), which recovery applies only when
+/// the transaction's commit record ([`FLAG_TXN_COMMIT`]) is on disk, wherever that lies: a
+/// transaction may span segments, unlike a batch. Compacted segments copy records whole and
+/// ignore the flag: compaction copies only records of committed transactions.
+pub const FLAG_TXN: u8 = 1 << 4;
+/// Record flag, alone: the commit record of a transaction. No key, no value, namespace 0;
+/// `expire_at_ms` holds the sequence number of the transaction's first record
+/// ([`RecordHeader::txn_first_seq`]), so it commits exactly the [`FLAG_TXN`] records whose
+/// sequence numbers lie from there to its own.
+pub const FLAG_TXN_COMMIT: u8 = 1 << 5;
 /// Every flag flin writes; any other bit set is damage.
-pub const FLAGS_KNOWN: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT | FLAG_FLUSH_NS;
+pub const FLAGS_KNOWN: u8 =
+    FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT | FLAG_FLUSH_NS | FLAG_TXN | FLAG_TXN_COMMIT;
 
 /// Longest key accepted, in bytes.
 pub const KEY_LEN_MAX: usize = 64 * 1024;
@@ -235,6 +249,22 @@ impl RecordHeader {
         self.flags & FLAG_BATCH_NEXT != 0
     }
 
+    /// The record belongs to a transaction (meaningful in log segments only).
+    pub fn in_txn(&self) -> bool {
+        self.flags & FLAG_TXN != 0
+    }
+
+    /// The record commits a transaction (see [`FLAG_TXN_COMMIT`]).
+    pub fn is_txn_commit(&self) -> bool {
+        self.flags & FLAG_TXN_COMMIT != 0
+    }
+
+    /// For a commit record, the sequence number of its transaction's first record.
+    pub fn txn_first_seq(&self) -> u64 {
+        debug_assert!(self.is_txn_commit());
+        self.expire_at_ms
+    }
+
     /// Header plus key plus value, in bytes.
     pub fn record_len(&self) -> usize {
         RECORD_HEADER_LEN + self.key_len as usize + self.value_len as usize
@@ -311,6 +341,18 @@ impl RecordHeader {
         }
         if header.is_flush() && (header.key_len != 0 || header.is_tombstone()) {
             return Err(HeaderError::Invalid("flush record with a key"));
+        }
+        if header.is_txn_commit()
+            && (header.flags != FLAG_TXN_COMMIT
+                || header.key_len != 0
+                || header.value_len != 0
+                || header.ns != 0
+                || header.expire_at_ms == 0
+                || header.expire_at_ms >= header.seq)
+        {
+            return Err(HeaderError::Invalid(
+                "transaction commit record with other flags, a key, a value or a bad range",
+            ));
         }
         Ok(header)
     }
@@ -466,6 +508,33 @@ mod tests {
         assert!(encode(&h).is_ok());
         h.flags = FLAG_FLUSH_NS;
         assert!(encode(&h).is_err(), "namespace flush flag without flush");
+    }
+
+    #[test]
+    fn a_commit_record_must_stand_alone_and_name_an_earlier_first_record() {
+        let commit = |seq, first, flags, key: &[u8]| {
+            let h = RecordHeader {
+                seq,
+                expire_at_ms: first,
+                key_len: key.len() as u32,
+                value_len: 0,
+                flags,
+                ns: 0,
+            };
+            let mut b = vec![0u8; h.record_len()];
+            h.encode_record(key, &[], &mut b);
+            RecordHeader::decode(&b)
+        };
+        let ok = commit(10, 3, FLAG_TXN_COMMIT, b"").unwrap();
+        assert!(ok.is_txn_commit() && ok.txn_first_seq() == 3);
+        assert!(
+            commit(10, 10, FLAG_TXN_COMMIT, b"").is_err(),
+            "first at itself"
+        );
+        assert!(commit(10, 0, FLAG_TXN_COMMIT, b"").is_err(), "no first");
+        assert!(commit(10, 3, FLAG_TXN_COMMIT | FLAG_TXN, b"").is_err());
+        assert!(commit(10, 3, FLAG_TXN_COMMIT, b"k").is_err(), "a key");
+        assert!(commit(10, 0, FLAG_TXN | FLAG_TOMBSTONE, b"k").is_ok());
     }
 
     #[test]

@@ -102,6 +102,7 @@ impl HintBuilder {
         Hint {
             bytes,
             count: self.count,
+            commits: Vec::new(),
             fixed_len: HINT_ENTRY_FIXED_LEN,
         }
     }
@@ -240,6 +241,9 @@ fn scan_into(
 pub struct Hint {
     bytes: Vec<u8>,
     pub count: u64,
+    /// The transaction commit records among the entries: (first seq, commit seq), each
+    /// checked as a record header is (see `format::FLAG_TXN_COMMIT`).
+    pub commits: Vec<(u64, u64)>,
     /// Bytes of each entry before its key: by the hint's version.
     fixed_len: usize,
 }
@@ -291,11 +295,13 @@ impl Hint {
             return Err(bad("hint entries checksum mismatch".into()));
         }
         let count = get_u64(h, HH_COUNT);
-        let hint = Hint {
+        let mut hint = Hint {
             bytes,
             count,
+            commits: Vec::new(),
             fixed_len,
         };
+        let mut commits = Vec::new();
         // Walk once so later iteration can rely on well-formed entries.
         let mut n = 0u64;
         let mut last_offset = None;
@@ -313,11 +319,20 @@ impl Hint {
                 return Err(bad("hint entries out of offset order".into()));
             }
             last_offset = Some(e.offset);
+            if e.header.is_txn_commit() {
+                let h = e.header;
+                let first = h.txn_first_seq();
+                if h.key_len != 0 || h.value_len != 0 || first == 0 || first >= h.seq {
+                    return Err(bad("hint entry of a malformed commit record".into()));
+                }
+                commits.push((first, h.seq));
+            }
             n += 1;
         }
         if n != count {
             return Err(bad(format!("hint header says {count} entries, found {n}")));
         }
+        hint.commits = commits;
         Ok(Some(hint))
     }
 

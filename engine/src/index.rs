@@ -160,18 +160,21 @@ impl Index {
         self.shards.iter().map(|s| s.read().ns_len(ns) as u64).sum()
     }
 
-    /// Keys of every namespace that has any, by namespace.
-    pub fn ns_lens(&self) -> std::collections::BTreeMap<u32, u64> {
-        let mut out = std::collections::BTreeMap::new();
+    /// Keys, and keys with an expiry, of every namespace that has any key, by namespace.
+    pub fn ns_lens(&self) -> std::collections::BTreeMap<u32, NsCounts> {
+        let mut out = std::collections::BTreeMap::<u32, NsCounts>::new();
         for s in self.shards.iter() {
             let t = s.read();
             let mut others = 0;
             for (ns, n) in t.ns_lens() {
-                *out.entry(ns).or_insert(0) += n as u64;
+                out.entry(ns).or_default().keys += n as u64;
                 others += n;
             }
             if t.len() > others {
-                *out.entry(0).or_insert(0) += (t.len() - others) as u64;
+                out.entry(0).or_default().keys += (t.len() - others) as u64;
+            }
+            for (ns, n) in t.ns_expires() {
+                out.entry(ns).or_default().expires += n as u64;
             }
         }
         out
@@ -187,6 +190,15 @@ impl Index {
     }
 }
 
+/// A namespace's key counts (Redis's INFO keyspace `keys` and `expires`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsCounts {
+    /// Keys, expired ones not yet removed included.
+    pub keys: u64,
+    /// Of those, the keys whose record carries an expiry (marked slots).
+    pub expires: u64,
+}
+
 /// One shard's open-addressed table.
 pub struct Table {
     slots: Vec<Slot>,
@@ -194,6 +206,11 @@ pub struct Table {
     /// Keys of each namespace other than 0 (slots do not say their namespace: the callers
     /// that insert and remove do). Namespace 0 has `len` minus the sum.
     ns_len: std::collections::BTreeMap<u32, usize>,
+    /// Marked slots (keys with an expiry at run time) of namespace 0, and of each other
+    /// namespace that has any. Kept beside `len` under the same shard lock, so counting costs
+    /// the write path no shared memory; only a change of mark touches it.
+    expires0: usize,
+    expires_ns: std::collections::BTreeMap<u32, usize>,
 }
 
 impl Table {
@@ -203,6 +220,8 @@ impl Table {
             slots: vec![Slot::default(); n],
             len: 0,
             ns_len: Default::default(),
+            expires0: 0,
+            expires_ns: Default::default(),
         }
     }
 
@@ -222,6 +241,35 @@ impl Table {
     /// Keys of each namespace other than 0 that has any.
     pub fn ns_lens(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
         self.ns_len.iter().map(|(&ns, &n)| (ns, n))
+    }
+
+    /// Marked slots of each namespace that has any.
+    pub fn ns_expires(&self) -> impl Iterator<Item = (u32, usize)> + '_ {
+        (self.expires0 > 0)
+            .then_some((0, self.expires0))
+            .into_iter()
+            .chain(self.expires_ns.iter().map(|(&ns, &n)| (ns, n)))
+    }
+
+    /// Counts a slot of namespace `ns` becoming marked (`up`) or unmarked. A decrement below
+    /// zero can only follow a fingerprint collision's blind write (one in 2^64, see
+    /// `verify`), which may move a slot between namespaces: it saturates there instead of
+    /// taking the server down.
+    fn count_expires(&mut self, ns: u32, up: bool) {
+        let n = if ns == 0 {
+            &mut self.expires0
+        } else {
+            self.expires_ns.entry(ns).or_default()
+        };
+        if up {
+            *n += 1;
+        } else {
+            debug_assert!(*n > 0, "namespace {ns} expires count below zero");
+            *n = n.saturating_sub(1);
+        }
+        if ns != 0 && *n == 0 {
+            self.expires_ns.remove(&ns);
+        }
     }
 
     /// Counts every key's namespace again, `ns_of` telling it from the key's location
@@ -339,12 +387,25 @@ impl Table {
         self.slots[i].off & OFFSET_MARK != 0
     }
 
-    pub fn set(&mut self, i: usize, loc: Loc, marked: bool) {
+    /// Points slot `i`, a key of namespace `ns`, at `loc`, marked or not.
+    #[inline]
+    pub fn set(&mut self, i: usize, loc: Loc, marked: bool, ns: u32) {
+        let was = self.is_marked(i);
+        self.move_to(i, loc);
+        let s = &mut self.slots[i];
+        s.off = loc.off | if marked { OFFSET_MARK } else { 0 };
+        if was != marked {
+            self.count_expires(ns, marked);
+        }
+    }
+
+    /// Points slot `i` at `loc`, keeping its mark (a record moved by compaction).
+    pub fn move_to(&mut self, i: usize, loc: Loc) {
         assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
         let s = &mut self.slots[i];
         assert!(s.seg != 0, "set on an empty slot");
         s.seg = loc.seg;
-        s.off = loc.off | if marked { OFFSET_MARK } else { 0 };
+        s.off = loc.off | (s.off & OFFSET_MARK);
     }
 
     /// Inserts a key of namespace `ns` that [`Table::find`] just reported absent.
@@ -363,6 +424,9 @@ impl Table {
         });
         self.len += 1;
         self.count_ns(ns, true);
+        if marked {
+            self.count_expires(ns, true);
+        }
     }
 
     fn place(&mut self, slot: Slot) {
@@ -392,6 +456,9 @@ impl Table {
     /// so lookups stay correct.
     pub fn remove_at(&mut self, i: usize, ns: u32) {
         assert!(self.slots[i].seg != 0, "remove of an empty slot");
+        if self.is_marked(i) {
+            self.count_expires(ns, false);
+        }
         let mut hole = i;
         let mut j = self.next(i);
         loop {
@@ -417,8 +484,11 @@ impl Table {
         self.count_ns(ns, false);
     }
 
-    /// Removes every marked slot (recovery's tombstones); returns how many.
+    /// Removes every marked slot (recovery's tombstones); returns how many. No slot is marked
+    /// afterwards, so no key counts as expiring.
     pub fn sweep_marked(&mut self) -> usize {
+        self.expires0 = 0;
+        self.expires_ns.clear();
         if !self
             .slots
             .iter()
@@ -478,6 +548,9 @@ impl Table {
             self.place(s);
         }
         self.ns_len.remove(&ns);
+        for _ in gone.iter().filter(|(_, marked)| *marked) {
+            self.count_expires(ns, false);
+        }
         gone
     }
 
@@ -554,7 +627,7 @@ mod tests {
                     off: k as u32,
                 };
                 match found {
-                    Some(i) => t.set(i, loc, false),
+                    Some(i) => t.set(i, loc, false, 0),
                     None => t.insert_absent(tag, loc, false, 0),
                 }
                 model.insert(k, loc.seg);

@@ -20,7 +20,8 @@
 //! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
 //! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
-//!   `checkpoint`: the paths that work on `shared`.
+//!   `checkpoint`, `txn` (writes that land on disk all or nothing, EXEC's): the paths that
+//!   work on `shared`.
 //! - `background`: the sync, prealloc and maintenance threads (a panic in one poisons).
 //! - `db`: [`Db`], one database's key calls; `engine`: [`Engine`], the public handle.
 //!
@@ -72,12 +73,14 @@ mod stall;
 mod stats;
 mod syncer;
 mod testing_hooks;
+mod txn;
 mod verify;
 mod wait;
 mod write;
 
 pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
+pub use clock::follow_primary_expiry;
 pub use cold::{Failures, Fetch};
 pub use compaction::RunReport;
 pub use db::Db;
@@ -87,7 +90,8 @@ pub use format::{BATCH_LEN_MAX, DATABASES_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use options::{Fsync, Options};
 pub use read::{Entry, ScanCursor, PREFETCH_BATCH};
 pub use stall::WRITE_STALL_MAX;
-pub use stats::{RecoveryStats, Stats};
+pub use stats::{Keyspace, RecoveryStats, Stats};
+pub use txn::Transaction;
 pub use wait::{Durable, StallLifted};
 pub use write::{Update, WriteToken};
 

@@ -47,6 +47,25 @@ pub(crate) struct LogState {
     hint: Option<HintBuilder>,
     /// Hint entries of sealed segments, waiting for the maintenance thread.
     built_hints: Vec<(u32, HintBuilder)>,
+    /// The transaction open now, if one is (see [`Log::txn_begin`]).
+    txn: Option<TxnState>,
+}
+
+/// An open transaction: what its commit needs.
+#[derive(Default)]
+struct TxnState {
+    /// Sequence number of its first record, once it has one.
+    first_seq: Option<u64>,
+    /// Segments whose retirement waits for its commit to be durable: they may hold records
+    /// that only the transaction's uncommitted records make dead (FLUSHALL's, compaction's
+    /// inputs).
+    retire: Vec<u32>,
+}
+
+thread_local! {
+    /// This thread opened the transaction open now: its appends join it, and only its own
+    /// (another thread's writes meanwhile are not part of it).
+    static TXN_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A record to append.
@@ -131,6 +150,7 @@ impl Log {
                 bytes_written: 0,
                 hint: None,
                 built_hints: Vec::new(),
+                txn: None,
             }),
             last_seq: AtomicU64::new(next_seq - 1),
             populate_ahead,
@@ -159,6 +179,69 @@ impl Log {
 
     pub(crate) fn active_id(&self) -> u32 {
         self.state.lock().active.id
+    }
+
+    /// Opens a transaction on the calling thread: its appends from now until
+    /// [`Log::txn_commit`] are flagged [`format::FLAG_TXN`], and recovery applies them only
+    /// with the commit record. One at a time: the caller serialises transactions.
+    pub(crate) fn txn_begin(&self) {
+        let mut st = self.state.lock();
+        assert!(st.txn.is_none(), "one transaction at a time");
+        st.txn = Some(TxnState::default());
+        TXN_HERE.with(|t| t.set(true));
+    }
+
+    /// Closes the calling thread's transaction: appends its commit record when it wrote
+    /// anything. Closed even when the append fails (the caller poisons the engine then: the
+    /// index holds writes recovery would drop).
+    pub(crate) fn txn_commit(&self, env: &LogEnv<'_>) -> (Result<Option<Appended>>, Vec<u32>) {
+        let mut st = self.state.lock();
+        TXN_HERE.with(|t| t.set(false));
+        let Some(txn) = st.txn.take() else {
+            return (Ok(None), Vec::new());
+        };
+        let Some(first_seq) = txn.first_seq else {
+            return (Ok(None), txn.retire);
+        };
+        let commit = Append {
+            ns: 0,
+            key: &[],
+            value: &[],
+            expire_at_ms: first_seq,
+            flags: format::FLAG_TXN_COMMIT,
+            body_crc: format::body_crc(&[], &[]),
+        };
+        (
+            self.append_locked(&mut st, &commit, env).map(Some),
+            txn.retire,
+        )
+    }
+
+    /// True when the calling thread has a transaction open.
+    pub(crate) fn txn_here(&self) -> bool {
+        TXN_HERE.with(|t| t.get())
+    }
+
+    /// When a transaction is open: the sequence number of its first record (`Some(None)`
+    /// before it wrote one). Compaction copies no record of a transaction still open.
+    pub(crate) fn open_txn_first_seq(&self) -> Option<Option<u64>> {
+        self.state.lock().txn.as_ref().map(|t| t.first_seq)
+    }
+
+    /// Retires `ids` once durable: at once (`false`: the caller retires them after making
+    /// the log durable up to now) when no transaction is open, else when the open one
+    /// commits (`true`), so that no record only its uncommitted writes made dead is lost
+    /// with them.
+    pub(crate) fn retire_after_txn(&self, ids: &[u32]) -> (bool, u64) {
+        let mut st = self.state.lock();
+        let last_seq = st.next_seq - 1;
+        match &mut st.txn {
+            Some(t) => {
+                t.retire.extend_from_slice(ids);
+                (true, last_seq)
+            }
+            None => (false, last_seq),
+        }
     }
 
     /// Appends one record.
@@ -218,12 +301,20 @@ impl Log {
             grew = true;
         }
         let seq = st.next_seq;
+        let mut flags = rec.flags;
+        // One branch on the log's own state while no transaction is open.
+        if let Some(txn) = &mut st.txn {
+            if TXN_HERE.with(|t| t.get()) {
+                flags |= format::FLAG_TXN;
+                txn.first_seq.get_or_insert(seq);
+            }
+        }
         let header = RecordHeader {
             seq,
             expire_at_ms: rec.expire_at_ms,
             key_len: rec.key.len() as u32,
             value_len: rec.value.len() as u32,
-            flags: rec.flags,
+            flags,
             ns: rec.ns,
         };
         let seg = &st.active;

@@ -73,6 +73,12 @@ pub struct Options {
     /// Databases served (Redis's `databases`), numbered from 0: see [`crate::Engine::db`].
     /// A store written with more keeps them all.
     pub databases: u32,
+    /// The engine removes keys past their expiry itself: the expiry sweep, compaction and
+    /// `open` drop them, and `remove_expired` does. A replica turns this off: its primary
+    /// alone decides when a key expires and sends the DEL, as Redis's replicas do; reads
+    /// still hide such keys (see [`crate::follow_primary_expiry`] for the thread applying
+    /// the primary's stream). Changed at run time with `Engine::set_expire_keys`.
+    pub expire_keys: bool,
 }
 
 impl Default for Options {
@@ -91,6 +97,7 @@ impl Default for Options {
             blocking_write_stalls: true,
             cold_read_threads: 16,
             databases: 16,
+            expire_keys: true,
         }
     }
 }

@@ -120,11 +120,14 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     // Each thread sizes its own shards below: zeroing the tables is a good share of the work.
     let per_shard = (hinted as usize).div_ceil(crate::index::SHARD_COUNT);
     let map = Records::new(&loaded);
-    let now = now_ms();
+    let committed = Committed::new(loaded.iter().flat_map(|l| l.commits.iter().copied()));
+    // A replica keeps expired keys until its primary's DEL (see `Options::expire_keys`):
+    // nothing is expired at time 0.
+    let now = if options.expire_keys { now_ms() } else { 0 };
     let parts: Vec<Part> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let (loaded, map, index) = (&loaded, &map, &index);
+                let (loaded, map, index, committed) = (&loaded, &map, &index, &committed);
                 s.spawn(move || {
                     // This thread owns its shards for the whole phase: lock them once.
                     let mut guards: Vec<Option<_>> = (0..crate::index::SHARD_COUNT)
@@ -133,7 +136,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     for g in guards.iter_mut().flatten() {
                         g.reserve(per_shard);
                     }
-                    let mut part = Part::new(t, now);
+                    let mut part = Part::new(t, now, committed);
                     let mut batch: Vec<Pending<'_>> = Vec::with_capacity(PREFETCH_BATCH);
                     for l in loaded {
                         l.for_each_record(|off, h, key| {
@@ -168,10 +171,10 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                         }
                     }
                     // From here the mark means "expires": the sweep reads only those.
-                    for (kh, loc) in std::mem::take(&mut part.expiring) {
+                    for (kh, loc, ns) in std::mem::take(&mut part.expiring) {
                         if let Some(g) = guards[kh.shard()].as_mut() {
                             if let Some(i) = g.find_loc(kh.tag(), loc) {
-                                g.set(i, loc, true);
+                                g.set(i, loc, true, ns);
                             }
                         }
                     }
@@ -187,6 +190,13 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     let index_ms = started.elapsed().as_millis() as u64 - read_ms;
     let max_seq = parts.iter().map(|p| p.max_seq).max().unwrap_or(0);
     stats.records = parts.iter().map(|p| p.records).sum();
+    stats.uncommitted_txn_records = parts.iter().map(|p| p.uncommitted_txn_records).sum();
+    if stats.uncommitted_txn_records > 0 {
+        tracing::warn!(
+            records = stats.uncommitted_txn_records,
+            "records of a transaction cut short by a crash were not applied (EXEC is all or nothing)"
+        );
+    }
     // Every thread sees every flush record: segments holding only older records are void.
     let flush_seq = parts.first().map_or(0, |p| p.flush_seq);
     // Files emptied by a FLUSHALL, and segments with no records, go now.
@@ -305,6 +315,8 @@ struct Loaded {
     spans: Vec<(u64, u64)>,
     /// How the scan ended after the last span.
     damage: Vec<ScanEnd>,
+    /// The transaction commit records it holds: (first seq, commit seq).
+    commits: Vec<(u64, u64)>,
 }
 
 fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option<Loaded>> {
@@ -355,6 +367,7 @@ fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option
         scanned: None,
         spans: Vec::new(),
         damage: Vec::new(),
+        commits: Vec::new(),
     }))
 }
 
@@ -364,8 +377,9 @@ impl Loaded {
         if self.use_hint {
             let file_len = self.seg.len();
             match Hint::load(dir, self.seg.id, file_len) {
-                Ok(Some(h)) => {
+                Ok(Some(mut h)) => {
                     self.hint_positions = h.entry_positions();
+                    self.commits = std::mem::take(&mut h.commits);
                     self.hint = Some(h);
                     return Ok(());
                 }
@@ -381,12 +395,16 @@ impl Loaded {
         let log = self.seg.kind == SegmentKind::Log;
         let mut start = SEGMENT_HEADER_LEN as u64;
         let mut entries = HintBuilder::default();
+        let commits = &mut self.commits;
         loop {
             let mut end_of_run = start;
             // Where the batch still open at the current record began, if one is.
             let mut open_batch = None;
             let end = scan_records(bytes, start, |off, h, rec| {
                 entries.push(off, h, format::record_key(h, rec));
+                if h.is_txn_commit() {
+                    commits.push((h.txn_first_seq(), h.seq));
+                }
                 end_of_run = off + h.record_len() as u64;
                 if h.batch_continues() {
                     open_batch.get_or_insert(off);
@@ -625,8 +643,29 @@ fn quarantine(dir: &Path, seg: &Segment, from: u64, to: u64) -> Result<u64> {
     Ok(to - from)
 }
 
+/// Every transaction committed on disk, as (first seq, commit seq) ranges sorted by first
+/// seq. Transactions never overlap (one at a time), so a record of one lies in its range.
+struct Committed(Vec<(u64, u64)>);
+
+impl Committed {
+    fn new(commits: impl Iterator<Item = (u64, u64)>) -> Committed {
+        let mut v: Vec<(u64, u64)> = commits.collect();
+        v.sort_unstable();
+        v.dedup();
+        Committed(v)
+    }
+
+    /// Whether the transaction record with sequence number `seq` was committed.
+    fn covers(&self, seq: u64) -> bool {
+        let i = self.0.partition_point(|&(first, _)| first <= seq);
+        i > 0 && seq < self.0[i - 1].1
+    }
+}
+
 /// The index-building state of one recovery thread, which owns shards `t`, `t + n`, ...
-struct Part {
+struct Part<'c> {
+    /// Committed transactions: a log record of any other transaction is not applied.
+    committed: &'c Committed,
     thread: usize,
     now: u64,
     max_seq: u64,
@@ -637,14 +676,16 @@ struct Part {
     saw_ns: bool,
     records: u64,
     saw_expiring: bool,
+    uncommitted_txn_records: u64,
     /// Records with a future expiry that took a slot: marked for the expiry sweep once every
     /// record is in (the mark means "tombstone" until then).
-    expiring: Vec<(KeyHash, Loc)>,
+    expiring: Vec<(KeyHash, Loc, u32)>,
 }
 
-impl Part {
-    fn new(thread: usize, now: u64) -> Part {
+impl<'c> Part<'c> {
+    fn new(thread: usize, now: u64, committed: &'c Committed) -> Part<'c> {
         Part {
+            committed,
             thread,
             now,
             max_seq: 0,
@@ -653,6 +694,7 @@ impl Part {
             saw_ns: false,
             records: 0,
             saw_expiring: false,
+            uncommitted_txn_records: 0,
             expiring: Vec::new(),
         }
     }
@@ -673,6 +715,19 @@ impl Part {
             seg.note_seq(h.seq);
         }
         self.saw_ns |= h.ns != 0;
+        // A commit record is no key; a log record of a transaction whose commit record is
+        // not on disk never happened (a crash cut the EXEC short). Compacted segments hold
+        // records of committed transactions only.
+        let uncommitted = h.in_txn()
+            && seg.kind == crate::format::SegmentKind::Log
+            && !self.committed.covers(h.seq);
+        if h.is_txn_commit() || uncommitted {
+            if first {
+                seg.add_dead(len);
+                self.uncommitted_txn_records += u64::from(uncommitted);
+            }
+            return;
+        }
         if h.is_flush() && h.flushes_ns_only() {
             // Only the namespace's records older than the flush go (one met earlier may be
             // newer: compaction copies records into segments with higher ids).
@@ -722,7 +777,7 @@ impl Part {
         };
         if !gone && h.expire_at_ms != 0 {
             // Only the record a slot ends up with is marked; a superseded one is not found.
-            self.expiring.push((p.kh, loc));
+            self.expiring.push((p.kh, loc, h.ns));
         }
         let key = p.key;
         let slot = shard.find(p.kh, |l| {
@@ -739,7 +794,7 @@ impl Part {
                             map.add_dead(old, oh.record_len() as u64);
                         }
                     }
-                    shard.set(i, loc, gone);
+                    shard.set(i, loc, gone, h.ns);
                     if gone {
                         seg.add_dead(len);
                     }

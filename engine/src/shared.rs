@@ -49,11 +49,19 @@ pub(crate) struct Shared {
     pub(crate) recovery: RecoveryStats,
     /// Held by compaction for a whole run and by FLUSHALL, so they never interleave.
     pub(crate) compaction_lock: Mutex<()>,
+    /// Held by an open transaction (`txn`): one at a time.
+    pub(crate) txn_lock: Mutex<()>,
     pub(crate) compaction_running: AtomicBool,
     /// Backpressure: writers wait here while the log outgrows what compaction reclaims.
     pub(crate) write_stall: WriteStall,
     /// Some record may carry an expiry: the maintenance thread sweeps for expired keys.
     pub(crate) has_expiring: AtomicBool,
+    /// `Options::expire_keys`, changed at run time by `Engine::set_expire_keys`.
+    pub(crate) expire_keys: AtomicBool,
+    /// By namespace, a running average of the time to live (ms) of the keys with an expiry
+    /// the expiry sweep met (Redis's `avg_ttl`, an estimate by sampling as Redis's is).
+    /// Written by the sweep once per step, read by INFO: off the write path.
+    pub(crate) ttl_avg_ms: Mutex<std::collections::BTreeMap<u32, u64>>,
     /// Reads of records not in memory, for callers that must not block on the disk.
     pub(crate) cold: ColdReads,
     /// Blind overwrites whose old record is still to be checked (see `verify`).

@@ -101,6 +101,9 @@ pub struct RecoveryStats {
     pub quarantined_bytes: u64,
     /// Segments whose hint file was used instead of a scan.
     pub segments_from_hints: u64,
+    /// Records of transactions whose commit record never reached the disk (a crash in the
+    /// middle of an EXEC): not applied.
+    pub uncommitted_txn_records: u64,
     /// How long `open` took, in milliseconds.
     pub duration_ms: u64,
 }
@@ -127,4 +130,18 @@ impl Counters {
         self.last_fsync_duration_us
             .store(took.as_micros() as u64, Ordering::Relaxed);
     }
+}
+
+/// One database's line of Redis's INFO keyspace (see `Engine::keyspace`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Keyspace {
+    /// The database number.
+    pub db: u32,
+    /// Keys, expired ones not yet removed included (DBSIZE).
+    pub keys: u64,
+    /// Of those, the keys with an expiry.
+    pub expires: u64,
+    /// The average time to live of the keys with an expiry, in ms: an estimate from the
+    /// expiry sweep's samples (0 until it has sampled the database, and when `expires` is 0).
+    pub avg_ttl_ms: u64,
 }

@@ -5,6 +5,8 @@
 
 use std::sync::atomic::Ordering;
 
+use parking_lot::RwLockWriteGuard;
+
 use crate::error::{Error, Result};
 use crate::format::{
     self, FLAG_FLUSH, FLAG_FLUSH_NS, FLAG_TOMBSTONE, KEY_LEN_MAX, RECORD_HEADER_LEN, VALUE_LEN_MAX,
@@ -78,7 +80,7 @@ pub(crate) fn put(
         if let Some(i) = blind_candidate(&shard, &segs, h) {
             let old = shard.loc(i);
             if sh.verifier.push(Pending { hash: h, old }) {
-                shard.set(i, loc, expires);
+                shard.set(i, loc, expires, ns);
                 return Ok(WriteToken(seq));
             }
         }
@@ -185,6 +187,9 @@ pub(crate) fn update<'v, R>(
 }
 /// Drops `key` from memory when its record has expired (see `Engine::remove_expired`).
 pub(crate) fn remove_expired(sh: &Shared, ns: u32, key: &[u8]) -> bool {
+    if !sh.expire_keys.load(Ordering::Relaxed) {
+        return false;
+    }
     let h = KeyHash::of_ns(ns, key);
     let mut shard = sh.index.shard(h.shard()).write();
     let segs = sh.registry.load();
@@ -308,7 +313,7 @@ pub(crate) fn update_many<'v, R>(
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
             (Some((slot, (loc, hdr, _))), Some((_, new))) => {
-                shard.set(slot, new, expires);
+                shard.set(slot, new, expires, ns);
                 segs_now.add_dead(loc, hdr.record_len());
             }
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
@@ -329,10 +334,15 @@ pub(crate) fn update_many<'v, R>(
 /// Deletes every key (FLUSHALL), durably.
 pub(crate) fn clear(sh: &Shared) -> Result<()> {
     let _c = sh.compaction_lock.lock();
-    let mut shards: Vec<_> = (0..SHARD_COUNT)
+    let shards: Vec<_> = (0..SHARD_COUNT)
         .map(|i| sh.index.shard(i).write())
         .collect();
     sh.check_poison()?;
+    clear_locked(sh, shards)
+}
+
+/// [`clear`], with the compaction lock and every shard held by the caller.
+fn clear_locked(sh: &Shared, mut shards: Vec<RwLockWriteGuard<'_, Table>>) -> Result<()> {
     let env = sh.log_env();
     let (seq, old) = {
         let mut st = sh.log.lock();
@@ -374,8 +384,12 @@ pub(crate) fn clear(sh: &Shared) -> Result<()> {
     sh.verifier.clear();
     drop(shards);
     crate::wait::wait_durable(sh, seq)?;
-    sh.registry.retire(&old);
-    crate::segment::sync_dir(&sh.dir)?;
+    // In a transaction (FLUSHALL inside EXEC) the flush counts only once committed: until
+    // then the old segments hold what recovery would serve.
+    if !sh.log.retire_after_txn(&old).0 {
+        sh.registry.retire(&old);
+        crate::segment::sync_dir(&sh.dir)?;
+    }
     Ok(())
 }
 
@@ -389,6 +403,13 @@ pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
         .map(|i| sh.index.shard(i).write())
         .collect();
     sh.check_poison()?;
+    if shards.iter().all(|s| s.len() == s.ns_len(ns)) {
+        // Every key is this namespace's (the usual store, with one database in use): flush
+        // everything, which reads no record. Telling a key's namespace below reads its
+        // record's header, which on a store larger than memory is a disk read per key with
+        // every shard held.
+        return clear_locked(sh, shards);
+    }
     let (seq, flush) = sh.append(&Append {
         ns,
         key: &[],
@@ -457,7 +478,7 @@ fn point_at(
 ) {
     match found {
         (Some(i), Some((old, hdr, _))) => {
-            shard.set(i, loc, expires);
+            shard.set(i, loc, expires, ns);
             segs.add_dead(old, hdr.record_len());
         }
         _ => shard.insert_absent(h, loc, expires, ns),

@@ -12,13 +12,10 @@ use flin_engine::testing::{
     put_u32, put_u64, segment_file_name, RecordHeader, SegmentHeader, SegmentKind, HINT_MAGIC,
     SEGMENT_HEADER_LEN,
 };
-use flin_engine::{Engine, Error, Fsync, Options, Update};
+use flin_engine::{Engine, Error, Options, Update};
 
 fn options(hints: bool) -> Options {
-    Options {
-        hints,
-        ..common::options(Fsync::Never, 4096)
-    }
+    common::small_segments(hints)
 }
 
 fn open(dir: &Path, hints: bool) -> Engine {
@@ -27,16 +24,7 @@ fn open(dir: &Path, hints: bool) -> Engine {
 
 /// Every live key of database `db`, with its value.
 fn contents(e: &Engine, db: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut cursor = 0;
-    loop {
-        cursor = e.db(db).scan(cursor, 100, |k, v| {
-            out.insert(k.to_vec(), v.value.to_vec());
-        });
-        if cursor == 0 {
-            return out;
-        }
-    }
+    common::db_contents(e, db)
 }
 
 /// Database `db` holds `k<i>` = `<tag><i>` for `i` in `keys`, and nothing else.
@@ -175,6 +163,45 @@ fn flushdb_voids_one_database_for_good() {
     drop(e);
     let e = open(dir.path(), true);
     assert_eq!(e.len(), 0);
+}
+
+/// FLUSHDB when no other database holds a key takes FLUSHALL's way: no record is read to
+/// tell its namespace (on a store larger than memory that was a disk read per key, with
+/// every shard locked), and the old segments go at once.
+#[test]
+fn flushdb_of_the_only_database_in_use_retires_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path(), true);
+    // Database 2's namespace is not 2 after the swap: the check is by namespace.
+    e.swap_databases(2, 9).unwrap();
+    for i in 0..300 {
+        e.db(2)
+            .put(format!("k{i}").as_bytes(), &[b'v'; 100], 0)
+            .unwrap();
+    }
+    let before = e.stats();
+    assert!(before.segments > 5, "{}", before.segments);
+    e.db(2).clear().unwrap();
+    let after = e.stats();
+    assert!(
+        after.segments <= 2,
+        "old segments retired: {}",
+        after.segments
+    );
+    assert!(after.disk_bytes < before.disk_bytes / 4);
+    assert!(e.db(2).is_empty());
+    assert_eq!(e.db(2).get(b"k7"), None);
+    e.db(2).put(b"k7", b"after", 0).unwrap();
+    e.db(0).put(b"zero", b"0", 0).unwrap();
+    drop(e);
+    let e = open(dir.path(), true);
+    assert_eq!(e.db(2).len(), 1);
+    assert_eq!(e.db(2).get(b"k7"), Some(b"after".to_vec()));
+    assert_eq!(e.db(0).get(b"zero"), Some(b"0".to_vec()));
+    // With another database in use, only the flushed one's keys go.
+    e.db(2).clear().unwrap();
+    assert_eq!(e.db(0).get(b"zero"), Some(b"0".to_vec()));
+    assert!(e.db(2).is_empty());
 }
 
 #[test]
@@ -328,7 +355,7 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
     let records: &[(u64, &[u8], &[u8])] = &[(1, b"a", b"1")];
     std::fs::write(
         dir.path().join(segment_file_name(1)),
-        segment(3, 1, SegmentKind::Compacted, records),
+        segment(4, 1, SegmentKind::Compacted, records),
     )
     .unwrap();
     std::fs::write(
@@ -341,8 +368,8 @@ fn a_directory_from_a_newer_version_is_refused_naming_both_versions() {
         .expect("refused");
     let msg = err.to_string();
     assert!(matches!(err, Error::Corrupt { .. }), "{msg}");
-    assert!(msg.contains("newer") && msg.contains("version 3"), "{msg}");
-    assert!(msg.contains("to 2"), "{msg}");
+    assert!(msg.contains("newer") && msg.contains("version 4"), "{msg}");
+    assert!(msg.contains("to 3"), "{msg}");
 }
 
 #[test]

@@ -77,3 +77,51 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
     assert_eq!(engine.len(), 50);
     assert_eq!(engine.get(b"keep7").as_deref(), Some(&b"v"[..]));
 }
+
+/// A replica's engine (`expire_keys` off) removes no expired key itself, not by its sweep,
+/// `remove_expired`, compaction or open: reads hide them, its primary's DELs remove them.
+/// A thread that follows the primary's expiry sees them; turned back on, the engine expires
+/// them again.
+#[test]
+fn with_expire_keys_off_expired_keys_stay_until_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        fsync: Fsync::Never,
+        expire_keys: false,
+        segment_size_bytes: 64 * 1024,
+        ..Options::default()
+    };
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1_000;
+    {
+        let e = Engine::open(dir.path(), options.clone()).unwrap();
+        for i in 0..200u32 {
+            e.put(format!("k{i}").as_bytes(), &[b'v'; 500], past)
+                .unwrap();
+        }
+        e.put(b"live", b"x", 0).unwrap();
+    }
+    let e = Engine::open(dir.path(), options.clone()).unwrap();
+    assert_eq!(e.len(), 201, "open kept the expired keys");
+    assert_eq!(e.expire_now(10_000), 0);
+    assert!(!e.remove_expired(b"k1"));
+    e.compact_now().unwrap();
+    assert_eq!(e.len(), 201, "compaction kept them");
+    assert_eq!(e.get(b"k1"), None, "reads hide them");
+    // The thread applying a primary's stream sees them, and acts on their values.
+    flin_engine::follow_primary_expiry(true);
+    assert_eq!(e.get(b"k1"), Some(vec![b'v'; 500]));
+    flin_engine::follow_primary_expiry(false);
+    assert_eq!(e.get(b"k1"), None);
+    e.delete(b"k2").unwrap();
+    assert_eq!(e.len(), 200);
+    // A primary again.
+    e.set_expire_keys(true);
+    assert!(e.remove_expired(b"k1"));
+    e.expire_now(10_000);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e.get(b"live"), Some(b"x".to_vec()));
+}

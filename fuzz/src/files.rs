@@ -14,7 +14,7 @@ use std::path::Path;
 use arbitrary::{Arbitrary, Result, Unstructured};
 use flin_engine::testing::{
     put_u32, put_u64, segment_file_name, RecordHeader, SegmentHeader, SegmentKind, FLAG_FLUSH,
-    FLAG_TOMBSTONE, RECORD_HEADER_LEN, RH_BODY_CRC, RH_FLAGS, RH_HEADER_CRC, RH_KEY_LEN, RH_SEQ,
+    FLAG_TOMBSTONE, FLAG_TXN, FLAG_TXN_COMMIT, RECORD_HEADER_LEN, RH_BODY_CRC, RH_FLAGS, RH_HEADER_CRC, RH_KEY_LEN, RH_SEQ,
     RH_VALUE_LEN, SEGMENT_HEADER_LEN, SH_CRC, SH_KIND, SH_SEGMENT_ID,
 };
 use flin_engine::testing::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
@@ -116,6 +116,10 @@ pub enum Flags {
     Put,
     Tombstone,
     Flush,
+    /// A record of a transaction: applied only with a commit record covering its seq.
+    Txn,
+    /// A commit record (its expiry names the transaction's first seq).
+    TxnCommit,
     Raw(u8),
 }
 
@@ -403,6 +407,8 @@ impl Flags {
             Flags::Put => 0,
             Flags::Tombstone => FLAG_TOMBSTONE,
             Flags::Flush => FLAG_FLUSH,
+            Flags::Txn => FLAG_TXN,
+            Flags::TxnCommit => FLAG_TXN_COMMIT,
             Flags::Raw(b) => b,
         }
     }

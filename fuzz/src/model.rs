@@ -16,6 +16,8 @@ const KEYS: u8 = 24;
 /// Databases a run uses (of the engine's 16).
 const DBS: u32 = 3;
 const OPS_MAX: usize = 400;
+/// Puts one transaction makes at most.
+const TXN_PUTS_MAX: usize = 16;
 /// A day: an expiry this far ahead never passes during a run.
 const FUTURE_MS: u64 = 86_400_000;
 
@@ -86,6 +88,8 @@ enum Op {
     FlushDb,
     /// Swaps two databases (SWAPDB).
     Swap(u8, u8),
+    /// Puts in the selected database as one transaction (EXEC), committed.
+    Txn(Vec<(u8, Value, Expiry)>),
 }
 
 /// A run's operations, at most `OPS_MAX`.
@@ -225,6 +229,15 @@ pub fn run(dir: &Path, options: &Options, ops: Ops) {
                 assert_eq!(db.len(), 0, "len after flushdb");
                 check_all(&engine, &models, false, "after flushdb");
             }
+            Op::Txn(puts) => {
+                let t = engine.transaction();
+                for (k, v, e) in puts.iter().take(TXN_PUTS_MAX) {
+                    let (k, v, at) = (key(*k), v.bytes(), expire_at_ms(*e, now));
+                    db.put(&k, &v, at).expect("put in a transaction");
+                    set(&mut models[sel], k, v, at);
+                }
+                t.commit().expect("commit");
+            }
             Op::Swap(a, b) => {
                 let (a, b) = (u32::from(a) % DBS, u32::from(b) % DBS);
                 engine.swap_databases(a, b).expect("swapdb");
@@ -252,6 +265,22 @@ fn check_all(engine: &Engine, models: &[Model], exact: bool, when: &str) {
     if exact {
         let total: usize = models.iter().map(Model::len).sum();
         assert_eq!(engine.len(), total as u64, "len {when}");
+        // INFO keyspace: keys, and keys with an expiry, of each database that has any.
+        let want: Vec<(u32, u64, u64)> = models
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(d, m)| {
+                let expires = m.values().filter(|s| s.expire_at_ms != 0).count();
+                (d as u32, m.len() as u64, expires as u64)
+            })
+            .collect();
+        let got: Vec<(u32, u64, u64)> = engine
+            .keyspace()
+            .iter()
+            .map(|k| (k.db, k.keys, k.expires))
+            .collect();
+        assert_eq!(got, want, "keyspace {when}");
     }
 }
 

@@ -317,6 +317,14 @@ async fn read_loop(
                 continue;
             }
             Step::Exec => {
+                // The transaction's cold records are read before every worker is held for it:
+                // a read from disk under the gate would stall every client of every worker.
+                if w.shared.engine.memory_short() {
+                    exec_fetch_cold(w, client).await;
+                    if conn.failed.get() {
+                        return None;
+                    }
+                }
                 exec_next = true;
                 continue;
             }
@@ -587,6 +595,29 @@ fn process(
         buf.drain(..pos);
     }
     step
+}
+
+/// Reads the cold records of the keys a transaction queued, waiting for them on this
+/// connection only. A key whose record cannot be read fails the transaction: EXEC then
+/// answers EXECABORT and runs nothing (the server log names the file and offset).
+async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) {
+    let keys = client.tx.queued_keys();
+    let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    let db = w.shared.engine.db(client.db);
+    let Some(fetch) = db.fetch_cold(&refs) else {
+        return;
+    };
+    stats::add(&w.counters().cold_waits, 1);
+    let failures = fetch.await;
+    if let Some((i, e)) = failures.first() {
+        tracing::warn!(
+            client = client.entry.id,
+            key = %String::from_utf8_lossy(&keys[*i]),
+            error = %e,
+            "a key of a transaction could not be read from disk; EXEC answers EXECABORT"
+        );
+        client.tx.refused();
+    }
 }
 
 /// Parses ahead of the request about to run (a pipelined batch) and collects the keys of the

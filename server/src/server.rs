@@ -118,6 +118,28 @@ impl Server {
             blocking_write_stalls: false,
             ..Options::default()
         };
+        // `--replicaof` wins and is recorded (once the store is open, so its directory is
+        // ours); without it, the role the server had when it stopped (REPLICAOF kept it in
+        // the data directory). A replica's engine leaves expiry to its primary.
+        let given = config.primary().map_err(StartError::Config)?;
+        let primary = match &given {
+            Some(p) => Some(p.clone()),
+            None => {
+                let p = crate::repl_state::load_role(&config.dir).map_err(StartError::Config)?;
+                if let Some((host, port)) = &p {
+                    tracing::info!(
+                        primary = %format!("{host}:{port}"),
+                        file = %config.dir.join(crate::repl_state::ROLE_FILE).display(),
+                        "following the primary recorded in the data directory; REPLICAOF NO ONE makes this server a primary"
+                    );
+                }
+                p
+            }
+        };
+        let options = Options {
+            expire_keys: primary.is_none(),
+            ..options
+        };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
         crate::replication::clean_up(&config.dir);
         let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
@@ -134,30 +156,14 @@ impl Server {
             config.checkpoint_root(),
             engine.stats().last_seq,
         ));
-        // `--replicaof` wins and is recorded; without it, the role the server had when it
-        // stopped (REPLICAOF kept it in the data directory).
-        let primary = match config.primary().map_err(StartError::Config)? {
-            Some(p) => {
-                crate::repl_state::save_role(&config.dir, Some(&p)).map_err(|e| {
-                    StartError::Config(format!(
-                        "cannot record --replicaof in {}: {e}",
-                        config.dir.join(crate::repl_state::ROLE_FILE).display()
-                    ))
-                })?;
-                Some(p)
-            }
-            None => {
-                let p = crate::repl_state::load_role(&config.dir).map_err(StartError::Config)?;
-                if let Some((host, port)) = &p {
-                    tracing::info!(
-                        primary = %format!("{host}:{port}"),
-                        file = %config.dir.join(crate::repl_state::ROLE_FILE).display(),
-                        "following the primary recorded in the data directory; REPLICAOF NO ONE makes this server a primary"
-                    );
-                }
-                p
-            }
-        };
+        if let Some(p) = &given {
+            crate::repl_state::save_role(&config.dir, Some(p)).map_err(|e| {
+                StartError::Config(format!(
+                    "cannot record --replicaof in {}: {e}",
+                    config.dir.join(crate::repl_state::ROLE_FILE).display()
+                ))
+            })?;
+        }
         let shared = Arc::new(Shared {
             engine: Arc::new(engine),
             workers: (0..threads).map(|_| WorkerCounters::default()).collect(),

@@ -241,3 +241,54 @@ fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk() {
     );
     assert_eq!(info_field(&info(&mut r), "fingerprint_collisions"), "0");
 }
+
+/// MULTI, then each of `commands` queued, one request at a time.
+fn queue(r: &mut Raw, commands: &[&[&[u8]]]) {
+    r.send(&cmd(&[b"MULTI"]));
+    assert_eq!(r.read_n(5), b"+OK\r\n");
+    for c in commands {
+        r.send(&cmd(c));
+        assert_eq!(r.read_n(9), b"+QUEUED\r\n");
+    }
+}
+
+#[test]
+fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
+    let t = &server();
+    load(t, 400);
+    let engine = t.handle().engine();
+    let mut tx = t.raw();
+    let mut other = t.raw();
+    // One request at a time: a pipeline's look-ahead would read the keys before MULTI.
+    queue(&mut tx, &[&[b"GET", b"k300"], &[b"SET", b"k301", b"new"]]);
+    // Evicted after queueing (which reads them too), as memory pressure can.
+    engine.evict_for_tests().unwrap();
+    engine.hold_cold_reads(true);
+    tx.send(&cmd(&[b"EXEC"]));
+    // EXEC waits for its reads on its own connection, not under the gate.
+    common::wait_for(
+        "the transaction's reads to be queued",
+        Duration::from_secs(10),
+        || info_field(&info(&mut other), "cold_reads_in_flight") != "0",
+    );
+    other.send(&cmd(&[b"SET", b"free", b"1"]));
+    assert_eq!(other.read_n(5), b"+OK\r\n");
+    engine.hold_cold_reads(false);
+    let v = value(300);
+    let want = format!("*2\r\n${}\r\n{v}\r\n+OK\r\n", v.len());
+    assert_eq!(String::from_utf8_lossy(&tx.read_n(want.len())), want);
+    assert_eq!(tx.get("k301").as_deref(), Some("new"));
+    // A record that cannot be read fails the transaction: nothing of it runs.
+    queue(&mut tx, &[&[b"SET", b"k302", b"lost"], &[b"GET", b"k303"]]);
+    engine.evict_for_tests().unwrap();
+    engine.inject_cold_read_eio(true);
+    tx.send(&cmd(&[b"EXEC"]));
+    let line = read_line(&mut tx);
+    assert!(
+        line.starts_with(b"-EXECABORT"),
+        "{}",
+        String::from_utf8_lossy(&line)
+    );
+    engine.inject_cold_read_eio(false);
+    assert_eq!(tx.get("k302"), Some(value(302)));
+}

@@ -99,13 +99,97 @@ fn databases_are_separate_and_survive_a_restart() {
     let info: String = redis::cmd("INFO").arg("keyspace").query(&mut con).unwrap();
     for line in [
         "db0:keys=100,expires=0,avg_ttl=0",
-        "db1:keys=52,expires=0,avg_ttl=0",
+        "db1:keys=52,expires=1,avg_ttl=",
         "db2:keys=1,expires=0,avg_ttl=0",
         "db3:keys=1,expires=0,avg_ttl=0",
     ] {
         assert!(info.contains(line), "{line} not in {info}");
     }
     assert!(!info.contains("db4"), "{info}");
+}
+
+/// INFO keyspace as (db, keys, expires, avg_ttl), every line checked for Redis's shape.
+fn keyspace(con: &mut redis::Connection) -> Vec<(u32, u64, u64, u64)> {
+    let info: String = redis::cmd("INFO").arg("keyspace").query(con).unwrap();
+    let mut lines = info.lines();
+    assert_eq!(lines.next(), Some("# Keyspace"), "{info}");
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (db, rest) = l.split_once(":keys=").expect("dbN:keys=");
+            let (keys, rest) = rest.split_once(",expires=").expect(",expires=");
+            let (expires, avg_ttl) = rest.split_once(",avg_ttl=").expect(",avg_ttl=");
+            let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| panic!("{l}"));
+            let db = db.strip_prefix("db").expect("db");
+            (num(db) as u32, num(keys), num(expires), num(avg_ttl))
+        })
+        .collect()
+}
+
+#[test]
+fn info_keyspace_counts_the_keys_with_an_expiry_and_survives_a_restart() {
+    let mut srv = start();
+    let mut con = srv.client();
+    let q = |con: &mut redis::Connection, args: &[&str]| {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        let _: redis::Value = c.query(con).unwrap();
+    };
+    for args in [
+        &["SET", "a", "1", "EX", "1000"][..],
+        &["SET", "b", "1"],
+        &["SETEX", "c", "1000", "1"],
+        &["PSETEX", "d", "1000000", "1"],
+        &["SET", "e", "1", "EXAT", "4102444800"],
+        &["MSET", "f", "1", "g", "1"],
+        &["EXPIRE", "f", "1000"],
+        &["PERSIST", "a"],
+        &["GETEX", "g", "PX", "1000000"],
+        &["SET", "c", "2"],
+        &["SET", "b", "2", "EX", "1000"],
+        &["SET", "b", "3", "KEEPTTL"],
+        &["DEL", "d"],
+        // An expiry in the past deletes the key (g), or writes nothing (gone).
+        &["EXPIRE", "g", "0"],
+        &["SET", "gone", "1", "PXAT", "1"],
+    ] {
+        q(&mut con, args);
+    }
+    assert_eq!(dbsize(&mut con), 5, "a b c e f");
+    // The counts below show that both moved what they should.
+    q(&mut con, &["MOVE", "e", "2"]);
+    q(&mut con, &["COPY", "b", "b", "DB", "3"]);
+    select(&mut con, 4);
+    q(&mut con, &["SET", "x", "1", "EX", "1000"]);
+    q(&mut con, &["SET", "y", "1", "EX", "1000"]);
+    q(&mut con, &["SWAPDB", "4", "5"]);
+    select(&mut con, 6);
+    q(&mut con, &["SET", "z", "1", "EX", "1000"]);
+    q(&mut con, &["FLUSHDB"]);
+    let counts = |k: &[(u32, u64, u64, u64)]| -> Vec<(u32, u64, u64)> {
+        k.iter().map(|&(d, n, e, _)| (d, n, e)).collect()
+    };
+    let want = vec![(0, 4, 2), (2, 1, 1), (3, 1, 1), (5, 2, 2)];
+    let before = keyspace(&mut con);
+    assert_eq!(counts(&before), want, "a b c f; e; b; x y");
+    for &(_, _, expires, avg_ttl) in &before {
+        // No sweep may have sampled yet: then 0, else at most the longest TTL written.
+        assert!(avg_ttl <= 4_102_444_800_000, "{before:?}");
+        if expires == 0 {
+            assert_eq!(avg_ttl, 0);
+        }
+    }
+    drop(con);
+    srv.stop();
+    let handle = Server::start(config(srv.dir.path())).expect("restart");
+    srv.addr = handle.local_addr();
+    srv.handle = Some(handle);
+    let mut con = srv.client();
+    assert_eq!(counts(&keyspace(&mut con)), want, "after a restart");
+    q(&mut con, &["FLUSHALL"]);
+    assert_eq!(keyspace(&mut con), vec![]);
 }
 
 #[test]

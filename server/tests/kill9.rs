@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::binary::start;
+use common::binary::{start, xorshift};
 use common::{cmd, Raw};
 
 const CLIENTS: usize = 4;
@@ -66,17 +66,8 @@ fn kill9_loses_no_acknowledged_write() {
                 std::thread::spawn(move || client(addr, c, from, acks))
             })
             .collect();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let target = 5 + seed % 200;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while acks.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "round {round}: no progress");
-            std::thread::yield_now();
-        }
-        srv.child.kill().unwrap();
-        srv.child.wait().unwrap();
+        let target = 5 + xorshift(&mut seed) % 200;
+        srv.kill_after(&acks, target, round);
         let lasts: Vec<Option<u64>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
 
         let srv2 = start(dir.path(), &["--fsync", fsync]);

@@ -36,6 +36,21 @@ fn wait_ack(raw: &mut Raw, offset: i64) {
     }
 }
 
+/// Accepts the replica's connection, answers its handshake (no AUTH) and sends `file` as a
+/// full sync (the `$<len>` form) from offset 0.
+fn full_sync(listener: &TcpListener, file: &[u8]) -> Raw {
+    let mut p = accept(listener);
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_command(&mut p);
+        p.send(format!("{answer}\r\n").as_bytes());
+    }
+    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
+    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    p.send(format!("\n${}\r\n", file.len()).as_bytes());
+    p.send(file);
+    p
+}
+
 fn rdb() -> Vec<u8> {
     let far = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -234,16 +249,7 @@ fn full_sync_with_a_length_payload_replaces_the_data() {
         &cmd(&[b"REPLICAOF", b"127.0.0.1", b"65536"]),
         b"-ERR Invalid master port\r\n",
     );
-    let mut p = accept(&listener);
-    for answer in ["+PONG", "+OK", "+OK"] {
-        read_command(&mut p);
-        p.send(format!("{answer}\r\n").as_bytes());
-    }
-    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
-    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
-    let file = rdb();
-    p.send(format!("\n${}\r\n", file.len()).as_bytes());
-    p.send(&file);
+    let mut p = full_sync(&listener, &rdb());
     let set = cmd(&[b"SET", b"g", b"7"]);
     p.send(&set);
     p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
@@ -305,4 +311,69 @@ fn the_role_survives_a_restart() {
     let third = flin_server::Server::start(common::config(&dir)).expect("restart");
     assert_eq!(role(third.local_addr()).0, "master");
     third.shutdown().unwrap();
+}
+
+/// A replica leaves expiry to its primary, as Redis's do: a key past its time stays in the
+/// store (DBSIZE counts it, reads hide it) until the primary's DEL, and a write the primary
+/// sends for such a key acts on its value (the primary saw it alive). Promoted, the server
+/// expires keys itself again.
+#[test]
+fn a_replica_leaves_expiry_to_its_primary() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), primary.port().to_string()];
+    });
+    // Two keys whose time passed (a second ago) by the replica's clock.
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 1_000;
+    let mut w = FileWriter::new(Vec::new(), &[("redis-ver", b"7.0.15")], true).unwrap();
+    w.select_db(0, 3, 2).unwrap();
+    w.string(b"counter", b"5", Some(past)).unwrap();
+    w.string(b"gone", b"x", Some(past)).unwrap();
+    w.string(b"kept", b"y", None).unwrap();
+    let mut p = full_sync(&listener, &w.finish().unwrap());
+    // The primary still sees `counter` alive: INCR acts on 5, then PERSIST makes it visible.
+    let stream = [cmd(&[b"INCR", b"counter"]), cmd(&[b"PERSIST", b"counter"])].concat();
+    p.send(&stream);
+    p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    wait_ack(&mut p, stream.len() as i64);
+    let mut con = srv.client();
+    assert_eq!(
+        con.get::<_, Option<String>>("counter").unwrap().as_deref(),
+        Some("6"),
+        "the primary's INCR acted on the value it saw"
+    );
+    // `gone` is hidden from clients but kept: no sweep, lazy expiry or restart removed it.
+    assert_eq!(con.get::<_, Option<String>>("gone").unwrap(), None);
+    assert!(!con.exists::<_, bool>("gone").unwrap());
+    let dbsize = || -> i64 { redis::cmd("DBSIZE").query(&mut srv.client()).unwrap() };
+    assert_eq!(dbsize(), 3);
+    // The primary's DEL removes it.
+    let del = cmd(&[b"DEL", b"gone"]);
+    p.send(&del);
+    p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    let getack_len = cmd(&[b"REPLCONF", b"GETACK", b"*"]).len() as i64;
+    wait_ack(&mut p, stream.len() as i64 + getack_len + del.len() as i64);
+    assert_eq!(dbsize(), 2);
+    // Promoted, the server expires keys itself: `kept`, past its time, leaves DBSIZE.
+    let expire = cmd(&[b"PEXPIREAT", b"kept", past.to_string().as_bytes()]);
+    p.send(&expire);
+    p.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    let acked = stream.len() as i64 + 2 * getack_len + (del.len() + expire.len()) as i64;
+    wait_ack(&mut p, acked);
+    assert_eq!(dbsize(), 2);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut con)
+        .unwrap();
+    wait_for(
+        "the promoted server to expire `kept`",
+        Duration::from_secs(20),
+        || dbsize() == 1,
+    );
 }

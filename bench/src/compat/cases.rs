@@ -29,6 +29,9 @@ pub enum Mode {
     /// arity, flags, key positions and ACL categories, without the tips, key specs and
     /// subcommands flin does not describe).
     Head(usize),
+    /// INFO keyspace: every byte of the bulk string, except that each `avg_ttl=` value need
+    /// only be a number on both sides (an estimate by sampling, on Redis as on flin).
+    Keyspace,
 }
 
 /// What one step sends.
@@ -190,6 +193,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
                 "skip" => Mode::Skip,
                 "sorted" => Mode::Sorted,
                 "scan" => Mode::ScanAll,
+                "keyspace" => Mode::Keyspace,
                 w if w.starts_with("approx=") => match w["approx=".len()..].parse() {
                     Ok(n) => Mode::Approx(n),
                     Err(_) => return Err(fail(format!("bad tolerance in ?{w}"))),
@@ -201,7 +205,7 @@ pub fn parse_cases(text: &str) -> Result<Vec<Step>, String> {
                 w => {
                     return Err(fail(format!(
                         "unknown modifier ?{w} (known: ?close ?type ?shape ?skip ?sorted \
-                         ?scan ?approx=N ?head=N)"
+                         ?scan ?keyspace ?approx=N ?head=N)"
                     )))
                 }
             };

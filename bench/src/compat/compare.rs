@@ -17,6 +17,12 @@ pub fn same_reply(mode: Mode, r: &[u8], f: &[u8]) -> bool {
         },
         Mode::Sorted => sorted_reply(r) == sorted_reply(f),
         Mode::Head(n) => head_reply(r, n) == head_reply(f, n),
+        Mode::Keyspace => match (Value::parse(r), Value::parse(f)) {
+            (Some(Value::Bulk(Some(a))), Some(Value::Bulk(Some(b)))) => {
+                mask_avg_ttl(&a) == mask_avg_ttl(&b)
+            }
+            _ => r == f,
+        },
         Mode::Approx(tolerance) => match (Value::parse(r), Value::parse(f)) {
             (Some(Value::Integer(a)), Some(Value::Integer(b))) => {
                 a.abs_diff(b) <= tolerance.unsigned_abs()
@@ -24,6 +30,28 @@ pub fn same_reply(mode: Mode, r: &[u8], f: &[u8]) -> bool {
             _ => r == f,
         },
     }
+}
+
+/// `text` with the digits after each `avg_ttl=` replaced by one `#`.
+fn mask_avg_ttl(text: &[u8]) -> Vec<u8> {
+    const FIELD: &[u8] = b"avg_ttl=";
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(FIELD) {
+            out.extend_from_slice(FIELD);
+            i += FIELD.len();
+            let digits = text[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits > 0 {
+                out.push(b'#');
+            }
+            i += digits;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Whether two answers count as the same under `mode`: the mode applies when each server
@@ -119,6 +147,17 @@ mod tests {
         let abc = b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n";
         assert!(!same(Mode::Sorted, &r(ab), &r(abc)));
         assert!(same(Mode::Approx(10), &r(b":100\r\n"), &r(b":95\r\n")));
+        let ks = |s: &str| r(format!("${}\r\n{s}\r\n", s.len()).as_bytes());
+        let a = ks("# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\n");
+        let b = ks("# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=99812\r\n");
+        let c = ks("# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n");
+        assert!(same(Mode::Keyspace, &a, &b));
+        assert!(!same(Mode::Keyspace, &a, &c));
+        assert!(!same(
+            Mode::Keyspace,
+            &a,
+            &ks("# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=\r\n")
+        ));
         assert!(!same(Mode::Approx(10), &r(b":100\r\n"), &r(b":80\r\n")));
         assert!(!same(
             Mode::Approx(10),

@@ -9,7 +9,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use flin_engine::{Fsync, Options};
+use std::collections::BTreeMap;
+
+use flin_engine::{Engine, Fsync, Options};
 
 /// This test binary, set to run only the test named `test`, printing as it goes. The caller
 /// adds the environment that makes that test do its work.
@@ -50,5 +52,28 @@ pub fn options(fsync: Fsync, segment_size_bytes: u64) -> Options {
         segment_size_bytes,
         compaction: false,
         ..Options::default()
+    }
+}
+
+/// Small segments (4 KiB: the log rolls, compaction has work), no fsync, hint files on or off
+/// (off: every reopen scans).
+pub fn small_segments(hints: bool) -> Options {
+    Options {
+        hints,
+        ..options(Fsync::Never, 4096)
+    }
+}
+
+/// Every live key of database `db`, with its value (a whole SCAN).
+pub fn db_contents(e: &Engine, db: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut cursor = 0;
+    loop {
+        cursor = e.db(db).scan(cursor, 100, |k, v| {
+            out.insert(k.to_vec(), v.value.to_vec());
+        });
+        if cursor == 0 {
+            return out;
+        }
     }
 }

@@ -190,11 +190,15 @@ pub fn dbsize(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     reply::integer(ctx.out, ctx.db().len() as i64);
 }
 
-/// INFO's keyspace section: a line for each database holding keys. `expires` and `avg_ttl`
-/// are not counted (0), as before databases.
+/// INFO's keyspace section: a line for each database holding keys, as Redis's: `keys` and
+/// `expires` exact (expired keys not yet removed included), `avg_ttl` the expiry sweep's
+/// running estimate (see `Engine::keyspace`).
 pub(super) fn info_keyspace(engine: &flin_engine::Engine, s: &mut String) {
     s.push_str("# Keyspace\r\n");
-    for (db, keys) in engine.database_sizes() {
-        s.push_str(&format!("db{db}:keys={keys},expires=0,avg_ttl=0\r\n"));
+    for k in engine.keyspace() {
+        s.push_str(&format!(
+            "db{}:keys={},expires={},avg_ttl={}\r\n",
+            k.db, k.keys, k.expires, k.avg_ttl_ms
+        ));
     }
 }

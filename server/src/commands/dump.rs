@@ -89,6 +89,8 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         return;
     };
     let now = now_ms();
+    // On a replica the primary decides when a key expires (see `keys::expire`).
+    let from_primary = ctx.client.from_primary;
     // Checked now, answered only once the key is known to be free (Redis's order).
     let ttl = match parse_i64(args[2]) {
         None => Err(Outcome::NotInteger),
@@ -121,7 +123,7 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             t if o.absttl => t,
             t => t.saturating_add(now),
         };
-        if at != 0 && at <= now {
+        if at != 0 && at <= now && !from_primary {
             // Already expired: nothing is created, and REPLACE still removes the old key.
             return (Update::Delete, Outcome::Restored { expire_at_ms: 0 });
         }

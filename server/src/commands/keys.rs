@@ -116,7 +116,13 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &[&[u8]], basetime: i64, unit_ms: i64
     else {
         return reply::err(ctx.out, &format!("invalid expire time in '{cmd}' command"));
     };
-    let now = now_ms();
+    // On a replica applying its primary's stream, a time already past still sets the expiry:
+    // the primary decides when the key goes (its DEL follows), as Redis's replicas do.
+    let now = if ctx.client.from_primary {
+        i64::MIN
+    } else {
+        now_ms()
+    };
     let res = ctx.db().update(args[1], |cur| {
         let Some(e) = cur else {
             return (Update::Keep, 0);

@@ -5,6 +5,8 @@
 //! EXEC answers `-EXECABORT`. EXEC runs the queue back to back under the server's EXEC gate
 //! (`crate::transactions`): the connection takes it before running EXEC, so no other worker
 //! runs a command meanwhile. A command failing inside EXEC leaves the others done, as Redis.
+//! Its writes are one engine transaction (`Engine::transaction`): after a crash, all of
+//! them are there or none.
 //!
 //! WATCH remembers each key's version (`Engine::version`) and registers the key in
 //! `Shared::watches`; EXEC answers a null array when a watched key's version moved or a
@@ -53,6 +55,17 @@ impl Transaction {
     /// True when a queued command writes (Redis holds such an EXEC under CLIENT PAUSE WRITE).
     pub fn queued_writes(&self) -> bool {
         self.queue.as_ref().is_some_and(|q| q.writes)
+    }
+
+    /// The keys the queued commands name (with repeats), for reading their cold records
+    /// before EXEC holds every worker.
+    pub fn queued_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        for command in self.queue.iter().flat_map(|q| &q.commands) {
+            let args: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+            super::keys_of(&args, |k| keys.push(k.to_vec()));
+        }
+        keys
     }
 
     /// A command was refused: in MULTI, EXEC will answer EXECABORT.
@@ -188,8 +201,12 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     if broken {
         return reply::null_array(ctx.out, ctx.client.resp);
     }
+    let reply_at = ctx.out.len();
     reply::array_len(ctx.out, queue.commands.len());
     ctx.client.in_exec = true;
+    // One engine transaction: the writes land on disk all or nothing, as Redis's AOF keeps
+    // or drops a MULTI/EXEC block whole.
+    let txn = ctx.engine.transaction();
     let mut args: Vec<&[u8]> = Vec::new();
     for command in &queue.commands {
         args.clear();
@@ -202,6 +219,16 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
         dispatch(ctx, &args);
     }
     ctx.client.in_exec = false;
+    match txn.commit() {
+        // Replies wait for the commit record under `--fsync always`: the whole EXEC.
+        Ok(token) => ctx.wrote(token),
+        Err(e) => {
+            // The engine is poisoned: what ran would not survive a restart, so the
+            // client is not told it did.
+            ctx.out.truncate(reply_at);
+            ctx.write_error(&e);
+        }
+    }
 }
 
 /// WATCH key [key ...]

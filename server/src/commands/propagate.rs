@@ -73,7 +73,10 @@ pub(super) fn end(
     if begun.exec {
         if begun.outer {
             let effects = ctx.repl_tx.take().unwrap_or_default();
-            if let Some(stream) = ctx.repl.as_mut() {
+            // An EXEC whose commit failed (a poisoned engine) answered an error in place of
+            // its replies: what it ran is not the primary's data, it does not go out either.
+            let committed = ctx.out.get(mark) != Some(&b'-');
+            if let Some(stream) = ctx.repl.as_mut().filter(|_| committed) {
                 let wrap = effects.len() > 1;
                 if wrap {
                     stream.feed(None, &[b"MULTI"]);

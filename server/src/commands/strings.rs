@@ -80,10 +80,11 @@ fn invalid_expire(out: &mut Vec<u8>, cmd: &str) {
     reply::err(out, &format!("invalid expire time in '{cmd}' command"));
 }
 
-/// The expiry SET/GETEX writes: `None` when the key must be deleted (already expired).
-fn resolve_expiry(opts: ExpiryOpts, current: Option<Entry<'_>>) -> Option<u64> {
+/// The expiry SET/GETEX writes: `None` when the key must be deleted (already expired; never
+/// on a replica applying its primary's stream, `from_primary`: the primary decides).
+fn resolve_expiry(opts: ExpiryOpts, current: Option<Entry<'_>>, from_primary: bool) -> Option<u64> {
     match opts.at_ms {
-        Some(at) if at <= now_ms() => None,
+        Some(at) if at <= now_ms() && !from_primary => None,
         Some(at) => Some(at as u64),
         None if opts.keep_ttl => Some(current.map_or(0, |e| e.expire_at_ms)),
         None => Some(0),
@@ -157,7 +158,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     // A plain SET writes whatever the key holds: a blind write, which needs no read of the
     // key's old record (not even from disk, when it is not in memory).
     if !nx && !xx && !get && !opts.keep_ttl {
-        if let Some(expire_at_ms) = resolve_expiry(opts, None) {
+        if let Some(expire_at_ms) = resolve_expiry(opts, None, ctx.client.from_primary) {
             reply::ok(ctx.out);
             let res = ctx.db().put(key, value, expire_at_ms);
             if res.is_ok() {
@@ -169,6 +170,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
     }
     let db = ctx.db();
+    let from_primary = ctx.client.from_primary;
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = db.update(key, |cur| {
         if get {
@@ -186,7 +188,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         if !get {
             reply::ok(out);
         }
-        match resolve_expiry(opts, cur) {
+        match resolve_expiry(opts, cur, from_primary) {
             Some(expire_at_ms) => (
                 Update::Put {
                     value,
@@ -320,6 +322,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let mark = ctx.out.len();
     let db = ctx.db();
+    let from_primary = ctx.client.from_primary;
     let (out, resp) = (&mut *ctx.out, ctx.client.resp);
     let res = db.update(args[1], |cur| {
         let Some(e) = cur else {
@@ -338,7 +341,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 Update::SetExpiry { expire_at_ms: 0 }
             }
         } else if opts.at_ms.is_some() {
-            match resolve_expiry(opts, cur) {
+            match resolve_expiry(opts, cur, from_primary) {
                 Some(at) => Update::SetExpiry { expire_at_ms: at },
                 None => Update::Delete,
             }

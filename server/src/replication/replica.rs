@@ -46,11 +46,17 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(shared: &Shared) {
+    // This thread applies the primary's stream: the primary decides what has expired.
+    flin_engine::follow_primary_expiry(true);
     while !shared.is_shutting_down() {
         let Some(((host, port), generation)) = shared.replica.wait_primary(Duration::from_secs(1))
         else {
+            // A primary (again): expired keys are this server's to remove.
+            shared.engine.set_expire_keys(true);
             continue;
         };
+        // A replica keeps expired keys (reads hide them) until the primary's DEL.
+        shared.engine.set_expire_keys(false);
         tracing::info!(primary = %format!("{host}:{port}"), "connecting to the primary");
         match follow(shared, &host, port, generation) {
             Ok(()) => {}

@@ -10,6 +10,31 @@ pub struct Running {
     pub addr: String,
 }
 
+impl Running {
+    /// Once `acks` reaches `target` (within a minute, else the test fails naming `round`),
+    /// kills the server with SIGKILL, mid-load, and reaps it.
+    pub fn kill_after(&mut self, acks: &std::sync::atomic::AtomicU64, target: u64, round: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while acks.load(std::sync::atomic::Ordering::Relaxed) < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: no progress"
+            );
+            std::thread::yield_now();
+        }
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// The next number of a xorshift sequence: a crash test's reproducible kill points.
+pub fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
 /// A failing test must not leave its server running.
 impl Drop for Running {
     fn drop(&mut self) {
