@@ -35,10 +35,9 @@
 //! # Known gaps
 //! - A full sync flushes the live store and loads into it (clients can read a partial data
 //!   set meanwhile) instead of loading a fresh store and switching to it.
-//! - The replica's own expiry is not switched off: reads hide a key past its time (as Redis's
-//!   replica does) but the engine's sweep also drops it before the primary's DEL, and the
-//!   primary's writes to such a key see it missing (Redis's replica uses the old value).
 //! - The replication id and offset live in memory: after a restart the replica full-syncs.
+//! - No chained replicas (a replica refuses SYNC / PSYNC), no diskless payload from a flin
+//!   primary; docs/REPLICATION.md lists the rest.
 
 mod primary;
 mod replica;
