@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -454,6 +454,9 @@ pub struct Primary {
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
+    /// Replica links and full syncs running now (`replication::primary` bounds both).
+    pub links: AtomicUsize,
+    pub full_syncs: AtomicUsize,
 }
 
 /// The locked stream; dropping it wakes the replicas' senders when bytes were added.
@@ -514,6 +517,8 @@ impl Primary {
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
+            links: AtomicUsize::new(0),
+            full_syncs: AtomicUsize::new(0),
         }
     }
 

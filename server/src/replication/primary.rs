@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,9 +30,38 @@ const SENDER_TICK: Duration = Duration::from_millis(100);
 /// The longest request a replica may send on its link (REPLCONF ACK and friends).
 const ACK_REQUEST_BYTES_MAX: usize = 4096;
 
+/// Most replica links at once (two threads each): a replica's connection leaves the client
+/// count, so `--maxclients` does not bound them.
+const REPLICA_LINKS_MAX: usize = 128;
+/// Most full syncs at once (each holds a checkpoint and an RDB file until sent); a replica
+/// past it is closed and retries, as after any dropped link.
+const FULL_SYNCS_MAX: usize = 4;
+
+/// Counts one more in `counter` unless it is at `max` already; the caller gives it back with
+/// a [`Release`].
+fn take_slot(counter: &AtomicUsize, max: usize) -> bool {
+    if counter.fetch_add(1, Relaxed) >= max {
+        counter.fetch_sub(1, Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Gives back a slot [`take_slot`] counted, on drop.
+struct Release<'a>(&'a AtomicUsize);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Takes over a client that sent SYNC or PSYNC: its threads serve it from now on.
 pub(crate) fn attach(shared: Arc<Shared>, h: Handoff) {
-    let Handoff { socket, request } = h;
+    let Handoff {
+        mut socket,
+        request,
+    } = h;
     let addr = match socket.peer_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -40,9 +70,17 @@ pub(crate) fn attach(shared: Arc<Shared>, h: Handoff) {
         }
     };
     let name = format!("{}:{}", addr.ip(), request.port);
+    if !take_slot(&shared.primary.links, REPLICA_LINKS_MAX) {
+        tracing::warn!(replica = %name, max = REPLICA_LINKS_MAX,
+                       "refusing a replica: as many replicas as flin serves are attached");
+        let _ = socket.write_all(b"-ERR too many replicas attached to this primary\r\n");
+        return;
+    }
+    let counted = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("flin-repl-send".into())
         .spawn(move || {
+            let _release = Release(&shared.primary.links);
             let mut id = None;
             if let Err(e) = serve(&shared, socket, &request, addr, &mut id) {
                 tracing::warn!(replica = %name, error = %e,
@@ -53,6 +91,7 @@ pub(crate) fn attach(shared: Arc<Shared>, h: Handoff) {
             }
         });
     if let Err(e) = spawned {
+        counted.primary.links.fetch_sub(1, Relaxed);
         tracing::error!(error = %e, "cannot start a replica's thread; the replica will retry");
     }
 }
@@ -119,6 +158,12 @@ fn full_sync(
 ) -> io::Result<()> {
     let name = format!("{}:{}", addr.ip(), request.port);
     let started = Instant::now();
+    if !take_slot(&shared.primary.full_syncs, FULL_SYNCS_MAX) {
+        return Err(io::Error::other(format!(
+            "{FULL_SYNCS_MAX} full syncs are running; this replica retries in a moment"
+        )));
+    }
+    let _release = Release(&shared.primary.full_syncs);
     let snap = snapshot::take(shared, addr, request, socket.try_clone().ok())?;
     *id = Some(snap.replica);
     shared.primary.sync_full.fetch_add(1, Relaxed);
