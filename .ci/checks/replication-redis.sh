@@ -19,15 +19,16 @@ work="$(mktemp -d)"
 flin_pid=""
 redis_pid=""
 load_pid=""
+follower_pid=""
 cleanup() {
-    stop_pids "$load_pid" "$flin_pid" "$redis_pid"
+    stop_pids "$load_pid" "$follower_pid" "$flin_pid" "$redis_pid"
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*" >&2
-    for log in "$work/flin.log" "$work/redis.log"; do
+    for log in "$work/flin.log" "$work/redis.log" "$work/follower.log"; do
         [ -s "$log" ] && { echo "--- $log" >&2; tail -30 "$log" >&2; }
     done
     exit 1
@@ -166,4 +167,90 @@ wait_synced
 same_data 0
 [[ $(replica dbsize) == 1 ]] || fail "flin kept $(replica dbsize) keys of the old primary"
 echo "primary restart: ok"
+
+# The other way: flin is the primary, a redis-server follows it.
+stop_pids "$redis_pid"
+redis_pid=""
+replica replicaof no one >/dev/null
+replica flushall >/dev/null
+flin_fill() {
+    local db=$1 n=$2 long
+    long=$(printf 'abcdefgh%.0s' $(seq 200))
+    for i in $(seq "$n"); do
+        echo "SET plain:$i value-$i"
+        echo "SET int:$i $((i * 7919 - 100000))"
+        echo "SET ttl:$i ttl-$i EX $((1000 + i))"
+        echo "SET pttl:$i x PX $((5000000 + i))"
+        echo "SET long:$i $long$i"
+    done | replica -n "$db" >/dev/null
+}
+flin_fill 0 200
+flin_fill 3 50
+flin_fill 5 20
+free_port follower_port
+follower() { redis-cli -p "$follower_port" "$@"; }
+redis-server --bind 127.0.0.1 --port "$follower_port" --save '' --appendonly no \
+    --dir "$work" --replicaof 127.0.0.1 "$flin_port" >"$work/follower.log" 2>&1 &
+follower_pid=$!
+
+# Waits until the redis-server follower has applied everything flin wrote.
+follower_synced() {
+    local deadline=$((SECONDS + SYNC_TIMEOUT_SECS)) want="" have="" link=""
+    while ((SECONDS < deadline)); do
+        want=$(replica info replication | sed -n 's/^master_repl_offset:\([0-9]*\).*/\1/p')
+        have=$(follower info replication 2>/dev/null \
+            | sed -n 's/^slave_repl_offset:\([0-9]*\).*/\1/p')
+        link=$(follower info replication 2>/dev/null \
+            | sed -n 's/^master_link_status:\([a-z]*\).*/\1/p')
+        [[ $link == up && $want == "$have" ]] && return
+        sleep 0.2
+    done
+    fail "redis-server did not catch up with flin (flin at $want, redis at $have, link $link)"
+}
+
+# Every key of database DB: name, value and absolute expiry, the same on both.
+same_on_follower() {
+    local db=$1 n
+    replica -n "$db" --scan | sort >"$work/fkeys"
+    follower -n "$db" --scan | sort >"$work/rkeys"
+    cmp -s "$work/fkeys" "$work/rkeys" \
+        || fail "db $db: keys differ ($(diff "$work/fkeys" "$work/rkeys" | head -5))"
+    sed 's/^/GET /' "$work/fkeys" | replica -n "$db" >"$work/f.values"
+    sed 's/^/GET /' "$work/fkeys" | follower -n "$db" >"$work/r.values"
+    cmp -s "$work/f.values" "$work/r.values" \
+        || fail "db $db: values differ ($(diff "$work/f.values" "$work/r.values" | head -5))"
+    sed 's/^/PEXPIRETIME /' "$work/fkeys" | replica -n "$db" >"$work/f.ttls"
+    sed 's/^/PEXPIRETIME /' "$work/fkeys" | follower -n "$db" >"$work/r.ttls"
+    cmp -s "$work/f.ttls" "$work/r.ttls" \
+        || fail "db $db: expiry times differ ($(diff "$work/f.ttls" "$work/r.ttls" | head -5))"
+    n=$(wc -l <"$work/fkeys")
+    ((n > 0)) || fail "db $db: no keys to compare"
+}
+
+follower_synced
+for db in 0 3 5; do same_on_follower "$db"; done
+[[ $(replica info stats | tr -d '\r' | sed -n 's/^sync_full://p') == 1 ]] \
+    || fail "flin did not count the full sync"
+echo "flin -> redis-server full sync: ok"
+
+{
+    echo "MULTI"; echo "SET tx:a 1"; echo "INCRBY int:1 5"; echo "EXPIRE plain:1 777"; echo "EXEC"
+    echo "SET ex:1 v EX 3000"; echo "SETEX ex:2 4000 w"; echo "PEXPIRE plain:2 900000"
+    echo "INCRBYFLOAT float 1.25"; echo "INCRBYFLOAT float 0.5"; echo "GETDEL plain:3"
+    echo "GETEX plain:4 PX 800000"; echo "PERSIST ttl:5"; echo "SETNX plain:6 no"
+    echo "APPEND long:7 tail"; echo "SET gone soon PX 100"; echo "EXPIRE plain:8 -1"
+} | replica >/dev/null
+printf 'SET db3:after yes\nRENAME plain:9 renamed:9\n' | replica -n 3 >/dev/null
+[[ $(replica wait 1 5000) == 1 ]] || fail "WAIT did not see the redis-server acknowledge"
+deadline=$((SECONDS + SYNC_TIMEOUT_SECS))
+until [[ $(replica dbsize) == $(follower dbsize) && -z $(replica get gone) ]]; do
+    ((SECONDS < deadline)) || fail "the expired key's DEL did not reach redis-server"
+    sleep 0.1
+done
+follower_synced
+for db in 0 3 5; do same_on_follower "$db"; done
+[[ $(follower get float) == 1.75 ]] || fail "INCRBYFLOAT reached redis-server as $(follower get float)"
+replica info replication | grep -q '^slave0:ip=127.0.0.1,port='"$follower_port"',state=online' \
+    || fail "INFO replication does not list the redis-server: $(replica info replication)"
+echo "flin -> redis-server stream: ok"
 echo "replication-redis check passed"

@@ -77,6 +77,7 @@ impl Engine {
         let last_seq = recovered.next_seq - 1;
         let shared = Arc::new(Shared {
             expired_hook: std::sync::OnceLock::new(),
+            expiring_hook: std::sync::OnceLock::new(),
             dir,
             index: recovered.index,
             databases,
@@ -229,6 +230,15 @@ impl Engine {
     /// Only the first registration takes effect.
     pub fn on_expired(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
         let _ = self.shared.expired_hook.set(Box::new(hook));
+    }
+
+    /// Registers `hook`, called with each key the engine's own expiry sweep removes while
+    /// the key's shard lock is still held, before [`Engine::on_expired`]'s hook: a write of
+    /// the key that follows the removal starts only once `hook` returned (a primary queues
+    /// the key's DEL there, so that it reaches replicas before that write). `hook` must be
+    /// quick and must not call into the engine. Only the first registration takes effect.
+    pub fn on_expiring(&self, hook: impl Fn(u32, &[u8]) + Send + Sync + 'static) {
+        let _ = self.shared.expiring_hook.set(Box::new(hook));
     }
 
     /// Whether the engine removes expired keys itself (see `Options::expire_keys`): off on a

@@ -45,6 +45,7 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
         if !marked.is_empty() {
             let segs = shared.registry.load();
             let hook = shared.expired_hook.get();
+            let locked_hook = shared.expiring_hook.get();
             // Per expired record: tag, location, length, namespace, key (for the hook).
             type Expired = (u32, Loc, usize, u32, Option<Vec<u8>>);
             let mut ttls = TtlSamples::default();
@@ -58,7 +59,8 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
                         ttls.add(h.ns, h.expire_at_ms.saturating_sub(now));
                         return None;
                     }
-                    let key = hook.map(|_| crate::format::record_key(&h, rec).to_vec());
+                    let key = (hook.is_some() || locked_hook.is_some())
+                        .then(|| crate::format::record_key(&h, rec).to_vec());
                     Some((tag, loc, h.record_len(), h.ns, key))
                 })
                 .collect();
@@ -72,6 +74,12 @@ pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
                             shard.remove_at(i, ns);
                             segs.add_dead(loc, len);
                             removed += 1;
+                            // Under the lock: no write of the key comes in between.
+                            if let (Some(h), Some(key)) = (locked_hook, &key) {
+                                if let Some(db) = shared.databases.db_of(ns) {
+                                    h(db, key);
+                                }
+                            }
                             if let Some(key) = key {
                                 gone.push((ns, key));
                             }

@@ -30,6 +30,8 @@ pub(crate) type ExpiredHook = Box<dyn Fn(u32, &[u8]) + Send + Sync>;
 pub(crate) struct Shared {
     /// Called with each key the expiry sweep removes, once set (see `Engine::on_expired`).
     pub(crate) expired_hook: std::sync::OnceLock<ExpiredHook>,
+    /// Called under the key's shard lock as the sweep removes it (see `Engine::on_expiring`).
+    pub(crate) expiring_hook: std::sync::OnceLock<ExpiredHook>,
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     /// The fsync policy in force: `options.fsync` at open, changed by `Engine::set_fsync`.

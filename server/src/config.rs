@@ -171,6 +171,17 @@ pub struct Config {
     #[arg(long, env = "FLIN_MASTERUSER", requires = "masterauth")]
     pub masteruser: Option<String>,
 
+    /// Bytes of the propagated command stream a primary keeps for replicas that reconnect
+    /// (Redis's `repl-backlog-size`): a replica whose gap fits resumes with `+CONTINUE`
+    /// instead of a full sync. Made when the first replica attaches. CONFIG SET changes it.
+    #[arg(long, env = "FLIN_REPL_BACKLOG_SIZE", default_value = "1MiB", value_parser = parse_bytes)]
+    pub repl_backlog_size: u64,
+
+    /// A replica's priority for promotion (Redis's `replica-priority`, INFO's
+    /// `slave_priority`): Redis Sentinel promotes the lowest non-zero one; 0 = never.
+    #[arg(long, env = "FLIN_REPLICA_PRIORITY", default_value_t = 100)]
+    pub replica_priority: u32,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -289,6 +300,8 @@ impl Config {
             replicaof: Vec::new(),
             masterauth: None,
             masteruser: None,
+            repl_backlog_size: 1 << 20,
+            replica_priority: 100,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),

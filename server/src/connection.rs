@@ -17,6 +17,10 @@
 //! (`crate::transactions`); a client's EXEC stops the batch, and the read loop takes the
 //! whole gate (every worker between batches) to run that one request, then goes on.
 //!
+//! Beside this file: `forward` (MONITOR's lines and pub/sub messages moved into a client's
+//! replies) and `replication` (a client that sent SYNC / PSYNC handed over to the replication
+//! threads; WAIT's wait for acknowledgements).
+//!
 //! Backpressure: when unsent replies pass `--client-output-limit`, the read loop stops
 //! executing (and reading) until the write loop has drained below half the limit, so a client
 //! that pipelines and never reads holds at most about the limit plus one reply.
@@ -40,6 +44,13 @@ use crate::durability::Refused;
 use crate::protocol::{Frame, Limits, Parser};
 use crate::shared::WorkerShared;
 use crate::stats;
+
+mod forward;
+mod replication;
+
+use forward::{forward_messages, forward_monitor};
+pub(crate) use replication::Handoff;
+use replication::{into_std, wait_acks};
 
 /// Read buffer size to start with; it grows only while a large request really arrives.
 pub const READ_BUF_INITIAL_BYTES: usize = 32 * 1024;
@@ -133,31 +144,27 @@ pub(crate) async fn serve(
     entry: Arc<ClientEntry>,
     conn: Rc<ConnShared>,
     w: Rc<WorkerShared>,
-) {
+) -> Option<Handoff> {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let writer = monoio::spawn(write_loop(wr, conn.clone(), w.clone()));
     let id = entry.id;
-    let mut client = Client {
-        id,
-        entry,
-        authenticated: w.shared.settings.requirepass().is_none(),
-        monitor: None,
-        resp: 2,
-        tx: Default::default(),
-        reply: Default::default(),
-        pubsub: Default::default(),
-        db: 0,
-        from_primary: false,
-    };
-    read_loop(rd, &conn, &w, &mut client).await;
+    let mut client = Client::new(entry);
+    client.authenticated = w.shared.settings.requirepass().is_none();
+    let rd = read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
     w.shared.pubsub.leave(&mut client.pubsub);
     w.shared.registry.remove(id);
     w.shared.monitors.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
-    writer.await;
+    let wr = writer.await;
+    // Every reply before SYNC / PSYNC is out: the replication threads write from here on.
+    let request = client.handoff.take()?;
+    Some(Handoff {
+        socket: into_std(rd?, wr)?,
+        request,
+    })
 }
 
 /// What processing the buffered input ended with.
@@ -181,6 +188,10 @@ enum Step {
     /// EXEC ran under the gate (and what followed it, up to `EXCLUSIVE_COMMANDS_MAX`):
     /// release the gate, then go on with the buffered requests.
     Again,
+    /// SYNC / PSYNC: the client is a replica; its socket goes to the replication threads.
+    Replica,
+    /// WAIT: wait (this connection only) for replicas' acknowledgements, then answer.
+    Wait,
 }
 
 /// A connection's wait for cold records (see `flin_engine::Engine::fetch_cold`).
@@ -223,12 +234,14 @@ impl ColdState {
     }
 }
 
+/// Runs the client's requests until it leaves; gives back the read half when the client
+/// became a replica (SYNC / PSYNC).
 async fn read_loop(
     mut rd: OwnedReadHalf<TcpStream>,
     conn: &Rc<ConnShared>,
     w: &WorkerShared,
     client: &mut Client,
-) {
+) -> Option<OwnedReadHalf<TcpStream>> {
     let mut buf: Vec<u8> = Vec::with_capacity(READ_BUF_INITIAL_BYTES);
     let mut parser = Parser::new();
     let mut lookahead = Parser::new();
@@ -283,14 +296,33 @@ async fn read_loop(
         }
         match step {
             Step::NeedInput => {}
-            Step::Close => return,
+            Step::Close => return None,
+            Step::Replica => return Some(rd),
+            Step::Wait => {
+                if let Some(wait) = client.wait.take() {
+                    let n = wait_acks(conn, w, wait).await;
+                    let mut pending = conn.pending.borrow_mut();
+                    let before = pending.len();
+                    crate::protocol::reply::integer(&mut pending, n);
+                    stats::add(
+                        &w.counters().output_queued_bytes,
+                        (pending.len() - before) as u64,
+                    );
+                    drop(pending);
+                    conn.wake_writer();
+                }
+                if conn.failed.get() {
+                    return None;
+                }
+                continue;
+            }
             Step::Exec => {
                 // The transaction's cold records are read before every worker is held for it:
                 // a read from disk under the gate would stall every client of every worker.
                 if w.shared.engine.memory_short() {
                     exec_fetch_cold(w, client).await;
                     if conn.failed.get() {
-                        return;
+                        return None;
                     }
                 }
                 exec_next = true;
@@ -304,7 +336,7 @@ async fn read_loop(
                     let _ = monoio::time::timeout(left, w.shared.engine.write_stall_lifted()).await;
                 }
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -313,7 +345,7 @@ async fn read_loop(
                 let wait = std::time::Duration::from_millis(left_ms);
                 let _ = monoio::time::timeout(wait, w.shared.pause.lifted()).await;
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -321,7 +353,7 @@ async fn read_loop(
                 let output_limit = w.shared.settings.client_output_limit() as usize;
                 wait_drained(conn, output_limit / 2).await;
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -340,13 +372,13 @@ async fn read_loop(
                     })
                     .collect();
                 if conn.failed.get() {
-                    return;
+                    return None;
                 }
                 continue;
             }
         }
         if conn.failed.get() {
-            return;
+            return None;
         }
         if buf.capacity() - buf.len() < READ_ROOM_MIN_BYTES {
             let bulk_len_max = w.shared.settings.proto_max_bulk_len() as usize;
@@ -355,7 +387,7 @@ async fn read_loop(
                     client = client.id,
                     "closing client over the query buffer limit"
                 );
-                return;
+                return None;
             }
             // Doubles: growth follows the bytes that really arrived.
             buf.reserve(buf.capacity());
@@ -364,7 +396,7 @@ async fn read_loop(
         let (res, slice) = rd.read(buf.slice_mut(len..)).await;
         buf = slice.into_inner();
         match res {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return None,
             Ok(n) => {
                 stats::add(&w.counters().net_input_bytes, n as u64);
                 client.entry.touch(crate::clock::now_ms() as u64);
@@ -412,6 +444,8 @@ fn process(
         keyspace_misses: 0,
         close: false,
         shutdown: false,
+        repl: None,
+        repl_tx: None,
     };
     let mut pos = 0;
     // Requests up to here had their keys prefetched.
@@ -494,6 +528,14 @@ fn process(
                     step = Step::Close;
                     break;
                 }
+                if ctx.client.handoff.is_some() {
+                    step = Step::Replica;
+                    break;
+                }
+                if ctx.client.wait.is_some() {
+                    step = Step::Wait;
+                    break;
+                }
                 // Pipelined transactions run on under the gate, for a while: taking it once
                 // per EXEC would hand every worker's thread back and forth per transaction.
                 if exclusive && commands_run >= EXCLUSIVE_COMMANDS_MAX {
@@ -517,6 +559,7 @@ fn process(
         ctx.keyspace_misses,
         ctx.shutdown,
     );
+    drop(ctx);
     let produced = out.len() - out_before;
     let queued = out.len() + in_flight;
     drop(out);
@@ -634,7 +677,13 @@ async fn wait_drained(conn: &ConnShared, low_water: usize) {
     .await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: Rc<WorkerShared>) {
+/// Writes the replies until the connection closes; gives back the write half (dropping it
+/// shuts the socket's sending side down).
+async fn write_loop(
+    mut wr: OwnedWriteHalf<TcpStream>,
+    conn: Rc<ConnShared>,
+    w: Rc<WorkerShared>,
+) -> OwnedWriteHalf<TcpStream> {
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF_INITIAL_BYTES);
     loop {
         poll_fn(|cx| {
@@ -702,6 +751,7 @@ async fn write_loop(mut wr: OwnedWriteHalf<TcpStream>, conn: Rc<ConnShared>, w: 
         stats::sub(&w.counters().output_queued_bytes, left);
         conn.pending.borrow_mut().clear();
     }
+    wr
 }
 
 /// Waits until the write named by `token` is on disk, through the worker's shared wait.
@@ -726,110 +776,5 @@ fn not_durable_reply(out: &mut Vec<u8>, e: &flin_engine::Error) {
         crate::protocol::reply::error(out, format!("MISCONF {msg}").as_bytes());
     } else {
         crate::protocol::reply::err(out, &msg);
-    }
-}
-
-/// Streams a monitoring client's lines (MONITOR, see `crate::monitor`) into its replies, until
-/// the client leaves; closes the connection when lines pile up past its output limit (it
-/// reads them slower than the server runs commands), as Redis closes a client over its output
-/// buffer limit.
-async fn forward_monitor(
-    sink: Arc<crate::monitor::Sink>,
-    conn: Rc<ConnShared>,
-    shared: Arc<crate::shared::Shared>,
-    worker: usize,
-) {
-    use crate::monitor::SinkEvent;
-    loop {
-        let event = poll_fn(|cx| {
-            if conn.is_closing() {
-                return Poll::Ready((SinkEvent::Closed, 0));
-            }
-            let mut pending = conn.pending.borrow_mut();
-            let before = pending.len();
-            sink.poll_take(cx, &mut pending)
-                .map(|e| (e, pending.len() - before))
-        })
-        .await;
-        let limit = shared.settings.client_output_limit() as usize;
-        match event {
-            (SinkEvent::Lines, added) => {
-                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
-                let queued = conn.queued();
-                conn.entry.note_unsent(queued);
-                conn.wake_writer();
-                if queued > limit {
-                    tracing::info!(
-                        client = sink.client_id,
-                        queued,
-                        "closing a monitor over the output limit"
-                    );
-                    conn.shut_both();
-                    return;
-                }
-            }
-            (SinkEvent::Overflowed, _) => {
-                tracing::info!(
-                    client = sink.client_id,
-                    "closing a monitor over the output limit"
-                );
-                conn.shut_both();
-                return;
-            }
-            (SinkEvent::Closed, _) => return,
-        }
-    }
-}
-
-/// Moves a subscriber's messages (see `crate::pubsub`) into its replies as they arrive, until
-/// the client leaves; closes the connection when its unsent replies pass the pubsub class of
-/// `client-output-buffer-limit` (hard, or soft for longer than its seconds), as Redis does,
-/// logging the client's address. The publishers never wait for it.
-async fn forward_messages(
-    inbox: Arc<crate::pubsub::Inbox>,
-    conn: Rc<ConnShared>,
-    shared: Arc<crate::shared::Shared>,
-    worker: usize,
-) {
-    use crate::pubsub::InboxEvent;
-    // Since when the replies have been over the soft limit (Unix ms), 0 when they are not.
-    let mut soft_since_ms = 0;
-    loop {
-        let event = poll_fn(|cx| {
-            if conn.is_closing() {
-                return Poll::Ready((InboxEvent::Closed, 0));
-            }
-            let mut pending = conn.pending.borrow_mut();
-            let before = pending.len();
-            inbox
-                .poll_take(cx, &mut pending)
-                .map(|e| (e, pending.len() - before))
-        })
-        .await;
-        let over = match event {
-            (InboxEvent::Messages, added) => {
-                stats::add(&shared.workers[worker].output_queued_bytes, added as u64);
-                let queued = conn.queued();
-                conn.entry.note_unsent(queued);
-                conn.wake_writer();
-                let now_ms = crate::clock::now_ms() as u64;
-                shared
-                    .pubsub
-                    .limits
-                    .exceeded(queued as u64, &mut soft_since_ms, now_ms)
-            }
-            (InboxEvent::Overflowed, _) => true,
-            (InboxEvent::Closed, _) => return,
-        };
-        if over {
-            tracing::warn!(
-                client = inbox.client_id,
-                addr = %conn.entry.addr,
-                "closing a subscriber over the pubsub output buffer limit \
-                 (client-output-buffer-limit pubsub)"
-            );
-            conn.shut_both();
-            return;
-        }
     }
 }

@@ -16,7 +16,9 @@
 //!   splits hand-typed lines, [`protocol::reply`] encodes replies in RESP2 or RESP3); then
 //!   `rdb` (Redis's RDB string encoding, LZF and CRC-64: DUMP/RESTORE payloads now, whole RDB
 //!   files for replication later).
-//! - The pieces of shared state: `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
+//! - The pieces of shared state: `backlog` (the primary side of replication: replication id
+//!   and offset, the backlog of the propagated stream, the attached replicas and their ACKs),
+//!   `config` (flags, each with a `FLIN_*` variable; [`Driver`]),
 //!   `stats` (per-worker counters, [`ServerStats`]), `clients` (every connected client, for
 //!   CLIENT LIST / KILL), `checkpoints` (SAVE / BGSAVE as engine checkpoints), `expiry` (a
 //!   worker's queue of keys given a TTL), `durability` (a worker's one wait on the engine's
@@ -36,9 +38,12 @@
 //! - `connection`: one client's read loop and write loop, the only code touching sockets; a
 //!   read loop step says whether to read more, wait (output backpressure, a write stall) or
 //!   close.
-//! - `replication`: the replica's link thread (blocking std I/O, off the workers): Redis's
-//!   handshake, the full-sync RDB streamed into the store, the primary's stream applied through
-//!   the command table by a client that may write on a read-only replica, and its ACKs.
+//! - `replication`: both ends of a replication link, on std threads with blocking I/O, off
+//!   the workers. The replica's link thread: Redis's handshake, the full-sync RDB streamed into
+//!   the store, the primary's stream applied through the command table by a client that may
+//!   write on a read-only replica, and its ACKs. The primary's threads per replica, after a
+//!   client's SYNC / PSYNC hands its socket over: `+FULLRESYNC` with an RDB of a snapshot
+//!   (an engine checkpoint) or `+CONTINUE`, then the stream from the backlog, and its ACKs.
 //! - `worker`: one thread per core, each with its own monoio runtime (io_uring or epoll), its
 //!   own SO_REUSEPORT listener, its connections and a cron task (idle timeout, active expiry,
 //!   ops rate, CLIENT KILL, shutdown).
@@ -69,6 +74,7 @@ pub mod protocol;
 pub mod rdb;
 
 // The pieces of state the subsystems share.
+mod backlog;
 mod checkpoints;
 mod clients;
 mod cmdstats;

@@ -141,6 +141,7 @@ impl Server {
             ..options
         };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
+        crate::replication::clean_up(&config.dir);
         let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
         let local_addr = listeners[0]
             .local_addr()
@@ -200,6 +201,10 @@ impl Server {
                 config.masterauth.clone(),
                 config.masteruser.clone(),
             ),
+            primary: crate::backlog::Primary::new(
+                config.repl_backlog_size,
+                crate::settings::Settings::default().output_buffer_limits()[1],
+            ),
             config,
         });
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
@@ -209,6 +214,14 @@ impl Server {
             if let Some(s) = weak.upgrade() {
                 s.pubsub
                     .key_event(crate::notify::EXPIRED, "expired", key, db, None);
+                crate::commands::expired(&s);
+            }
+        });
+        // Under the key's lock: the DEL is queued before any later write of the key.
+        let weak = Arc::downgrade(&shared);
+        shared.engine.on_expiring(move |db, key| {
+            if let Some(s) = weak.upgrade() {
+                s.primary.owe_del(db, key);
             }
         });
         let mut threads =
@@ -226,6 +239,9 @@ impl Server {
         Ok(ServerHandle { shared, threads })
     }
 }
+
+/// How long stopping waits for the replicas' threads to let go of the store.
+const REPLICA_THREADS_END_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Descriptors the server needs beyond one per client: listeners, segment files, the log.
 const FD_RESERVE: u64 = 64;
@@ -402,6 +418,12 @@ impl ServerHandle {
         self.join_workers();
         // A BGSAVE still running finishes: it would leave half a checkpoint otherwise.
         self.shared.saves.join_background();
+        // The replicas' threads end within their tick once the server stops.
+        let deadline = Instant::now() + REPLICA_THREADS_END_MAX;
+        while !self.shared.primary.lock().replicas.is_empty() && Instant::now() < deadline {
+            self.shared.primary.wake_senders();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let shared = self.shared.clone();
         drop(self);
         // Workers are gone; the last references to the engine are ours.

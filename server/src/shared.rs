@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use flin_engine::Engine;
 
+use crate::backlog::Primary;
 use crate::checkpoints::Saves;
 use crate::clients::Registry;
 use crate::cmdstats::{Baseline, CommandStats};
@@ -78,6 +79,8 @@ pub struct Shared {
     pub pubsub: PubSub,
     /// The primary this server follows, if any, and the link's state.
     pub replica: ReplicaLink,
+    /// The primary side: replication id and offset, the backlog, the attached replicas.
+    pub primary: Primary,
 }
 
 impl Shared {
@@ -113,6 +116,10 @@ impl Shared {
             tracing::info!("shutting down: no new connections, answering what was read");
         }
         self.replica.stop();
+        self.primary
+            .lock()
+            .drop_replicas("the server is shutting down");
+        self.primary.wake_senders();
     }
 
     pub fn is_shutting_down(&self) -> bool {

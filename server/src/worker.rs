@@ -29,6 +29,8 @@ use crate::stats::{self, ServerStats};
 
 /// How often the cron task runs.
 pub const CRON_INTERVAL: Duration = Duration::from_millis(100);
+/// Cron ticks between PINGs down the replication stream.
+const PING_TICKS: u64 = crate::backlog::REPL_PING_PERIOD.as_millis() as u64 / 100;
 /// After a shutdown request, connections get this long to flush before they are cut.
 const SHUTDOWN_GRACE_TICKS: u64 = 50;
 /// Entries of each io_uring submission queue.
@@ -288,8 +290,11 @@ fn admit(w: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     w.register(id, conn.clone());
     let w = w.clone();
     monoio::spawn(async move {
-        connection::serve(stream, entry, conn, w.local.clone()).await;
+        let handoff = connection::serve(stream, entry, conn, w.local.clone()).await;
         w.unregister(id);
+        if let Some(h) = handoff {
+            crate::replication::attach(w.local.shared.clone(), h);
+        }
     });
 }
 
@@ -345,12 +350,29 @@ async fn cron(worker: Weak<Worker>) {
             stats::thread_major_faults(),
             std::sync::atomic::Ordering::Relaxed,
         );
+        // While replicas may be attached, expiring holds the stream: no write of the key can
+        // come between its removal and its DEL in the stream.
+        let mut stream = (shared.primary.is_active() && !shared.replica.is_replica())
+            .then(|| shared.primary.lock());
         let expired = local
             .expiry
             .run(&shared.engine, crate::clock::now_ms() as u64, |db, key| {
                 let expired = crate::notify::EXPIRED;
                 shared.pubsub.key_event(expired, "expired", key, db, None);
+                if let Some(stream) = stream.as_mut().filter(|s| !s.mirroring) {
+                    stream.feed(Some(db), &[b"DEL", key]);
+                }
             });
+        if local.id == 0 {
+            if let Some(stream) = stream.as_mut() {
+                if tick % PING_TICKS == 0 && !stream.replicas.is_empty() {
+                    // Redis's repl-ping-replica-period: replicas see the primary alive.
+                    stream.feed(None, &[b"PING"]);
+                }
+                stream.free_if_unused(shared.primary.flag());
+            }
+        }
+        drop(stream);
         if expired > 0 {
             stats::add(&local.counters().expired_keys, expired);
         }

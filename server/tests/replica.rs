@@ -9,32 +9,11 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{cmd, info_field, start_with, wait_for, Raw};
+use common::{cmd, info_field, read_command, start_with, wait_for, Raw};
 use flin_server::rdb::FileWriter;
 use redis::Commands;
 
 const REPLID: &str = "0123456789abcdef0123456789abcdef01234567";
-
-/// Reads one RESP array of bulk strings the replica sent.
-fn read_request(raw: &mut Raw) -> Vec<String> {
-    let head = raw.read_line().expect("replica's request");
-    let n: usize = std::str::from_utf8(&head[1..head.len() - 2])
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("not an array header: {head:?}"));
-    (0..n)
-        .map(|_| {
-            let h = raw.read_line().expect("bulk header");
-            let len: usize = std::str::from_utf8(&h[1..h.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap();
-            let mut b = raw.read_n(len + 2);
-            b.truncate(len);
-            String::from_utf8(b).unwrap()
-        })
-        .collect()
-}
 
 fn accept(listener: &TcpListener) -> Raw {
     let (stream, _) = listener.accept().expect("the replica connects");
@@ -47,7 +26,7 @@ fn accept(listener: &TcpListener) -> Raw {
 /// Reads ACKs until one acknowledges `offset` (fails on a later one or after 30 s).
 fn wait_ack(raw: &mut Raw, offset: i64) {
     loop {
-        let req = read_request(raw);
+        let req = read_command(raw);
         assert_eq!(&req[..2], ["REPLCONF", "ACK"], "{req:?}");
         let got: i64 = req[2].parse().unwrap();
         assert!(got <= offset, "acked {got}, past {offset}");
@@ -62,10 +41,10 @@ fn wait_ack(raw: &mut Raw, offset: i64) {
 fn full_sync(listener: &TcpListener, file: &[u8]) -> Raw {
     let mut p = accept(listener);
     for answer in ["+PONG", "+OK", "+OK"] {
-        read_request(&mut p);
+        read_command(&mut p);
         p.send(format!("{answer}\r\n").as_bytes());
     }
-    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
     p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
     p.send(format!("\n${}\r\n", file.len()).as_bytes());
     p.send(file);
@@ -100,22 +79,22 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
     let mut p = accept(&listener);
 
     // The handshake, as Redis 7's replica sends it.
-    assert_eq!(read_request(&mut p), ["PING"]);
+    assert_eq!(read_command(&mut p), ["PING"]);
     p.send(b"+PONG\r\n");
-    assert_eq!(read_request(&mut p), ["AUTH", "secret"]);
+    assert_eq!(read_command(&mut p), ["AUTH", "secret"]);
     p.send(b"+OK\r\n");
     let port = srv.addr.port().to_string();
     assert_eq!(
-        read_request(&mut p),
+        read_command(&mut p),
         ["REPLCONF", "listening-port", port.as_str()]
     );
     p.send(b"+OK\r\n");
     assert_eq!(
-        read_request(&mut p),
+        read_command(&mut p),
         ["REPLCONF", "capa", "eof", "capa", "psync2"]
     );
     p.send(b"+OK\r\n");
-    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
     p.send(format!("+FULLRESYNC {REPLID} 100\r\n").as_bytes());
 
     // Keepalives, then a diskless payload.
@@ -217,16 +196,16 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
     // The link drops: the replica comes back asking to continue from its offset.
     drop(p);
     let mut p = accept(&listener);
-    assert_eq!(read_request(&mut p), ["PING"]);
+    assert_eq!(read_command(&mut p), ["PING"]);
     p.send(b"+PONG\r\n");
-    assert_eq!(read_request(&mut p)[0], "AUTH");
+    assert_eq!(read_command(&mut p)[0], "AUTH");
     p.send(b"+OK\r\n");
-    assert_eq!(read_request(&mut p)[0], "REPLCONF");
+    assert_eq!(read_command(&mut p)[0], "REPLCONF");
     p.send(b"+OK\r\n");
-    assert_eq!(read_request(&mut p)[0], "REPLCONF");
+    assert_eq!(read_command(&mut p)[0], "REPLCONF");
     p.send(b"+OK\r\n");
     let from = (offset + 1).to_string();
-    assert_eq!(read_request(&mut p), ["PSYNC", REPLID, from.as_str()]);
+    assert_eq!(read_command(&mut p), ["PSYNC", REPLID, from.as_str()]);
     p.send(b"+CONTINUE\r\n");
     let more = [cmd(&[b"SELECT", b"0"]), cmd(&[b"SET", b"f", b"6"])].concat();
     p.send(&more);
@@ -417,10 +396,10 @@ fn a_full_sync_replaces_the_data_only_once_received_and_loading_is_visible() {
     // The first link sends half the payload and drops.
     let mut p = accept(&listener);
     for answer in ["+PONG", "+OK", "+OK"] {
-        read_request(&mut p);
+        read_command(&mut p);
         p.send(format!("{answer}\r\n").as_bytes());
     }
-    assert_eq!(read_request(&mut p), ["PSYNC", "?", "-1"]);
+    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
     p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
     let file = rdb();
     p.send(format!("\n${}\r\n", file.len()).as_bytes());
@@ -470,7 +449,7 @@ fn masteruser_authenticates_as_an_acl_user() {
         c.masteruser = Some("repl".into());
     });
     let mut p = accept(&listener);
-    assert_eq!(read_request(&mut p), ["PING"]);
+    assert_eq!(read_command(&mut p), ["PING"]);
     p.send(b"+PONG\r\n");
-    assert_eq!(read_request(&mut p), ["AUTH", "repl", "pw"]);
+    assert_eq!(read_command(&mut p), ["AUTH", "repl", "pw"]);
 }

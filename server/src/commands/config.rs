@@ -43,6 +43,9 @@ const PARAMS: &[&str] = &[
     "port",
     "protected-mode",
     "proto-max-bulk-len",
+    "repl-backlog-size",
+    "repl-backlog-ttl",
+    "replica-priority",
     "requirepass",
     "save",
     "segment-size",
@@ -54,6 +57,7 @@ const PARAMS: &[&str] = &[
 /// Parameters that never change while flin runs.
 const IMMUTABLE: &[&str] = &[
     "bind",
+    "replica-priority",
     "databases",
     "dir",
     "io-threads",
@@ -108,6 +112,9 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "port" => ctx.server.local_addr.port().to_string(),
         "protected-mode" => yes_no(c.protected_mode),
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
+        "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
+        "repl-backlog-ttl" => ctx.read_stream(|s| s.backlog_ttl_secs()).to_string(),
+        "replica-priority" => c.replica_priority.to_string(),
         "requirepass" => s
             .requirepass()
             .map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -128,6 +135,8 @@ const CONFIG_HELP: &[&str] = &[
     "    Set the configuration <directive> to <value>.",
     "RESETSTAT",
     "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
     "HELP",
     "    Prints this help.",
 ];
@@ -152,6 +161,14 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             return arity_error(ctx.out, "config|resetstat");
         }
         ctx.server.reset_stats();
+        reply::ok(ctx.out);
+    } else if eq_subcommand(sub, "rewrite") {
+        if args.len() != 2 {
+            return arity_error(ctx.out, "config|rewrite");
+        }
+        // flin has no config file: what Redis rewrites into it that must survive a restart
+        // is the role, which REPLICAOF already keeps in <dir>/REPLICAOF. Sentinel's failover
+        // transaction sends CONFIG REWRITE after SLAVEOF and expects OK.
         reply::ok(ctx.out);
     } else if eq_subcommand(sub, "help") {
         if args.len() != 2 {
@@ -281,6 +298,7 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
     match name {
         "maxclients" => int(1, u32::MAX.into(), "argument must be between 1 and 4294967295 inclusive"),
         "timeout" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
+        "repl-backlog-ttl" => int(0, i64::MAX, "argument must be between 0 and 9223372036854775807 inclusive"),
         "slowlog-log-slower-than" => int(
             -1,
             i64::MAX,
@@ -294,6 +312,10 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
         "proto-max-bulk-len" => match memory_value(raw_c).ok_or(NOT_MEMORY)? {
             v if v >= 1 << 20 && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
             _ => Err("argument must be between 1048576 and 9223372036854775807 inclusive"),
+        },
+        "repl-backlog-size" => match memory_value(raw_c).ok_or(NOT_MEMORY)? {
+            v if v >= 1 && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
+            _ => Err("argument must be between 1 and 9223372036854775807 inclusive"),
         },
         "client-output-limit" => match memory_value(raw_c).ok_or(NOT_MEMORY)? {
             v if v >= OUTPUT_LIMIT_MIN_BYTES && v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
@@ -406,8 +428,9 @@ fn buffer_limits(ctx: &Ctx<'_>, raw: &[u8]) -> Result<[[u64; 3]; 3], Why> {
     Ok(limits)
 }
 
-fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
-    let s = &ctx.server.settings;
+fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
+    let server = ctx.server;
+    let s = &server.settings;
     match (name, v) {
         ("maxclients", Value::Int(n)) => s.set_maxclients(n as usize),
         ("timeout", Value::Int(n)) => s.set_timeout_secs(n as u64),
@@ -418,6 +441,12 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         }
         ("proto-max-bulk-len", Value::Int(n)) => s.set_proto_max_bulk_len(n as u64),
         ("client-output-limit", Value::Int(n)) => s.set_client_output_limit(n as u64),
+        ("repl-backlog-size", Value::Int(n)) => {
+            ctx.with_stream(|s| s.set_backlog_size(n as u64));
+        }
+        ("repl-backlog-ttl", Value::Int(n)) => {
+            ctx.with_stream(|s| s.set_backlog_ttl_secs(n as u64));
+        }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
         ("appendfsync", Value::Text(p)) => {
@@ -429,6 +458,7 @@ fn apply(ctx: &Ctx<'_>, name: &str, v: Value) {
         ("client-output-buffer-limit", Value::BufferLimits(l)) => {
             s.set_output_buffer_limits(l);
             ctx.server.pubsub.limits.set(l[2]);
+            ctx.with_stream(|s| s.set_limits(l[1]));
             if l[0][0] > 0 {
                 s.set_client_output_limit(l[0][0]);
             }

@@ -31,6 +31,7 @@ mod monitor;
 mod multi;
 mod notify;
 mod object;
+mod propagate;
 mod pubsub;
 mod replication;
 mod reset;
@@ -47,7 +48,9 @@ use crate::shared::Shared;
 use crate::{clock, cmdstats};
 
 pub(crate) use multi::{is_exec, Transaction};
+pub(crate) use propagate::expired;
 pub(crate) use reset::ReplyMode;
+pub(crate) use server::REDIS_VERSION;
 pub(crate) use spec::stat_slots;
 pub(crate) use table::{find, COMMANDS};
 pub use table::{lookup, CommandSpec};
@@ -75,6 +78,52 @@ pub(crate) struct Client {
     pub db: u32,
     /// The replica's link applying its primary's stream: it may write on a replica.
     pub from_primary: bool,
+    /// The stream's offset after this client's last write (WAIT waits for replicas to get
+    /// there).
+    pub woff: i64,
+    /// What the client said with REPLCONF (a replica's handshake).
+    pub replconf: crate::backlog::SyncRequest,
+    /// Set by SYNC / PSYNC: the connection is handed to the replication threads.
+    pub handoff: Option<crate::backlog::SyncRequest>,
+    /// Set by WAIT when it must wait: the connection waits (this client only) for the ACKs.
+    pub wait: Option<WaitFor>,
+    /// True while EXEC runs this client's transaction (WAIT answers at once then).
+    pub in_exec: bool,
+}
+
+/// A command to propagate, with the database it runs in (`None`: MULTI, EXEC, PING).
+pub(crate) type Effect = (Option<u32>, Vec<Vec<u8>>);
+
+/// A WAIT that has to wait: for `replicas` replicas to acknowledge `offset`, until
+/// `deadline_ms` (Unix ms; 0: no timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitFor {
+    pub offset: i64,
+    pub replicas: usize,
+    pub deadline_ms: i64,
+}
+
+impl Client {
+    /// A client's session with nothing set yet: not authenticated, RESP2, database 0.
+    pub fn new(entry: std::sync::Arc<crate::clients::ClientEntry>) -> Client {
+        Client {
+            id: entry.id,
+            entry,
+            authenticated: false,
+            monitor: None,
+            resp: 2,
+            tx: Default::default(),
+            reply: Default::default(),
+            pubsub: Default::default(),
+            db: 0,
+            from_primary: false,
+            woff: 0,
+            replconf: Default::default(),
+            handoff: None,
+            wait: None,
+            in_exec: false,
+        }
+    }
 }
 
 /// What a command works with. Built once per batch of requests, reused for each command.
@@ -96,6 +145,11 @@ pub(crate) struct Ctx<'a> {
     pub close: bool,
     /// Set by SHUTDOWN: stop the server (and close this connection without a reply).
     pub shutdown: bool,
+    /// The replication stream, locked while a write runs and replicas may be attached
+    /// (`propagate`).
+    pub repl: Option<crate::backlog::Held<'a>>,
+    /// Inside EXEC: the transaction's effects, sent together when it ends.
+    pub repl_tx: Option<Vec<Effect>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -103,6 +157,23 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn db(&self) -> flin_engine::Db<'a> {
         self.engine.db(self.client.db)
+    }
+
+    /// Runs `f` on the replication stream: the one this command holds (a write, or a
+    /// command inside EXEC while replicas may be attached), else locked for the call.
+    pub fn with_stream<R>(&mut self, f: impl FnOnce(&mut crate::backlog::Stream) -> R) -> R {
+        match self.repl.as_mut() {
+            Some(held) => f(held),
+            None => f(&mut self.server.primary.lock()),
+        }
+    }
+
+    /// As [`Ctx::with_stream`], to read.
+    pub fn read_stream<R>(&self, f: impl FnOnce(&crate::backlog::Stream) -> R) -> R {
+        match self.repl.as_ref() {
+            Some(held) => f(held),
+            None => f(&self.server.primary.lock()),
+        }
     }
 
     pub fn wrote(&mut self, token: Option<WriteToken>) {
@@ -287,16 +358,26 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         }
         return;
     }
+    let mark = ctx.out.len();
+    let token_before = ctx.token;
+    // Replication: one relaxed load while no replica ever attached.
+    let propagating = if ctx.server.primary.is_active() {
+        propagate::begin(ctx, spec, args)
+    } else {
+        None
+    };
     // Keyspace notifications: one relaxed load when they are off. Shard channels are not
     // keys (Redis's `not_key`).
     let events =
         ctx.server.pubsub.events.flags() != 0 && spec.keys.0 > 0 && spec.flags & table::PUBSUB == 0;
     let before = events.then(|| notify::before(ctx, args));
-    let mark = ctx.out.len();
-    let token_before = ctx.token;
     let start = clock::ticks();
     (spec.handler)(ctx, args);
     let ticks = clock::ticks().wrapping_sub(start);
+    if let Some(begun) = propagating {
+        let wrote = ctx.token != token_before;
+        propagate::end(ctx, spec, args, begun, wrote, mark);
+    }
     // One relaxed load per write while nobody watches.
     if ctx.token != token_before && ctx.server.watches.any() {
         keys_of(args, |k| ctx.server.watches.touch(k));

@@ -203,6 +203,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     }
     let reply_at = ctx.out.len();
     reply::array_len(ctx.out, queue.commands.len());
+    ctx.client.in_exec = true;
     // One engine transaction: the writes land on disk all or nothing, as Redis's AOF keeps
     // or drops a MULTI/EXEC block whole.
     let txn = ctx.engine.transaction();
@@ -217,6 +218,7 @@ pub fn exec(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
         }
         dispatch(ctx, &args);
     }
+    ctx.client.in_exec = false;
     match txn.commit() {
         // Replies wait for the commit record under `--fsync always`: the whole EXEC.
         Ok(token) => ctx.wrote(token),

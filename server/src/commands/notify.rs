@@ -43,7 +43,7 @@ pub(super) fn before(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Before {
     keys_of(args, |k| keys.push(k));
     let mut existed = Vec::with_capacity(keys.len());
     for k in keys {
-        if ctx.db().remove_expired(k) {
+        if super::propagate::expire_lazily(ctx, k) {
             crate::stats::add(&ctx.server.workers[ctx.worker].expired_keys, 1);
             event(ctx, EXPIRED, "expired", k);
         }

@@ -105,6 +105,7 @@ pub fn info(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                 &stats,
                 info_stats::total_error_replies(ctx),
                 &ctx.server.pubsub,
+                &ctx.server.primary,
                 &mut s,
             ),
             "replication" => info_replication(ctx, &mut s),
@@ -136,6 +137,7 @@ fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
     line!(s, "arch_bits:{}", usize::BITS);
     line!(s, "multiplexing_api:{}", sh.driver.name());
     line!(s, "process_id:{}", std::process::id());
+    line!(s, "run_id:{}", run_id());
     line!(s, "tcp_port:{}", sh.local_addr.port());
     line!(s, "server_threads:{}", sh.threads);
     line!(s, "uptime_in_seconds:{}", st.uptime_secs);
@@ -148,6 +150,12 @@ fn info_server(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
             .unwrap_or_default()
     );
     line!(s, "config_file:");
+}
+
+/// This process's id for Sentinel and clients: 40 random hex digits, new at each start.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(crate::backlog::new_replid)
 }
 
 fn info_clients(ctx: &Ctx<'_>, st: &crate::stats::ServerStats, s: &mut String) {
@@ -262,6 +270,7 @@ fn info_stats(
     st: &crate::stats::ServerStats,
     error_replies: u64,
     pubsub: &crate::pubsub::PubSub,
+    primary: &crate::backlog::Primary,
     s: &mut String,
 ) {
     line!(s, "# Stats");
@@ -275,6 +284,18 @@ fn info_stats(
     line!(s, "total_net_input_bytes:{}", st.net_input_bytes);
     line!(s, "total_net_output_bytes:{}", st.net_output_bytes);
     line!(s, "rejected_connections:{}", st.rejected_connections);
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    line!(s, "sync_full:{}", primary.sync_full.load(relaxed));
+    line!(
+        s,
+        "sync_partial_ok:{}",
+        primary.sync_partial_ok.load(relaxed)
+    );
+    line!(
+        s,
+        "sync_partial_err:{}",
+        primary.sync_partial_err.load(relaxed)
+    );
     line!(s, "expired_keys:{}", st.expired_keys);
     line!(s, "keyspace_hits:{}", st.keyspace_hits);
     line!(s, "keyspace_misses:{}", st.keyspace_misses);
@@ -302,49 +323,16 @@ fn info_stats(
     line!(s, "worker_major_faults:{}", st.worker_major_faults);
 }
 
-/// A standalone master, as a lone redis-server reports itself: what load balancer health
-/// checks (`role:master`) and Sentinel-aware clients look for.
+/// INFO replication: a replica's link first (when it is one), then the primary side's lines,
+/// as Redis 7.0 writes them.
 fn info_replication(ctx: &Ctx<'_>, s: &mut String) {
     line!(s, "# Replication");
     let replica = super::replication::info_replica(ctx, s);
-    if replica.is_none() {
-        line!(s, "role:master");
-    }
-    let (replid, offset) = replica
-        .as_ref()
-        .map_or((None, 0), |r| (r.replid.as_deref(), r.offset));
-    line!(s, "connected_slaves:0");
-    line!(s, "master_failover_state:no-failover");
-    let replid = replid.unwrap_or_else(|| replication_id());
-    line!(s, "master_replid:{replid}");
-    line!(s, "master_replid2:{}", "0".repeat(40));
-    line!(s, "master_repl_offset:{offset}");
-    line!(s, "second_repl_offset:-1");
-    line!(s, "repl_backlog_active:0");
-    line!(s, "repl_backlog_size:1048576");
-    line!(s, "repl_backlog_first_byte_offset:0");
-    line!(s, "repl_backlog_histlen:0");
+    super::replication::info_primary(ctx, s, replica.is_some());
     if let Some(r) = replica {
         // flin's own, after Redis's lines: keys of types it does not store, skipped.
         line!(s, "flin_skipped_keys:{}", r.skipped_keys);
     }
-}
-
-/// 40 random hex digits, fixed for the life of the process, as Redis's replication id.
-fn replication_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut id = String::with_capacity(40);
-        for i in 0..3u64 {
-            // RandomState is seeded from the OS's randomness.
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u64(i);
-            let _ = write!(id, "{:016x}", h.finish());
-        }
-        id.truncate(40);
-        id
-    })
 }
 
 /// CPU time of the process (and of the calling worker thread, Redis's "main thread").
@@ -370,15 +358,11 @@ fn info_cpu(s: &mut String) {
     line!(s, "used_cpu_user_main_thread:{user_thread:.6}");
 }
 
-/// ROLE: a replica's link, or a standalone master with no replicas.
+/// ROLE: a replica's link, or a primary and its replicas.
 pub fn role(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
-    if super::replication::role_replica(ctx) {
-        return;
+    if !super::replication::role_replica(ctx) {
+        super::replication::role_primary(ctx);
     }
-    reply::array_len(ctx.out, 3);
-    reply::bulk(ctx.out, b"master");
-    reply::integer(ctx.out, 0);
-    reply::array_len(ctx.out, 0);
 }
 
 /// TIME: Unix time as seconds and microseconds, two bulk strings.

@@ -40,6 +40,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
         Subcommand { name: "config|get", arity: -3, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &[], key_specs: &[] },
         Subcommand { name: "config|help", arity: 2, flags: &["loading", "stale"], keys: (0, 0, 0), categories: &["@slow"], tips: &[], key_specs: &[] },
         Subcommand { name: "config|resetstat", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &[], key_specs: &[] },
+        Subcommand { name: "config|rewrite", arity: 2, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
         Subcommand { name: "config|set", arity: -4, flags: &["admin", "noscript", "loading", "stale"], keys: (0, 0, 0), categories: &["@admin", "@slow", "@dangerous"], tips: &["request_policy:all_nodes", "response_policy:all_succeeded"], key_specs: &[] },
     ] },
     CommandDoc { name: "copy", tips: &[], key_specs: &[KS1, KS3], subcommands: &[] },
@@ -108,6 +109,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "ping", tips: &["request_policy:all_shards", "response_policy:all_succeeded"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "psetex", tips: &[], key_specs: &[KS16], subcommands: &[] },
     CommandDoc { name: "psubscribe", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "psync", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "pttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
     CommandDoc { name: "publish", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "pubsub", tips: &[], key_specs: &[], subcommands: &[
@@ -123,6 +125,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "randomkey", tips: &["request_policy:all_shards", "nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "rename", tips: &[], key_specs: &[KS9, KS3], subcommands: &[] },
     CommandDoc { name: "renamenx", tips: &[], key_specs: &[KS9, KS17], subcommands: &[] },
+    CommandDoc { name: "replconf", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "replicaof", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "reset", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "restore", tips: &[], key_specs: &[KS16], subcommands: &[] },
@@ -150,6 +153,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "substr", tips: &[], key_specs: &[KS1], subcommands: &[] },
     CommandDoc { name: "sunsubscribe", tips: &[], key_specs: &[KS21], subcommands: &[] },
     CommandDoc { name: "swapdb", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "sync", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "time", tips: &["nondeterministic_output"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "touch", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS7], subcommands: &[] },
     CommandDoc { name: "ttl", tips: &["nondeterministic_output"], key_specs: &[KS1], subcommands: &[] },
@@ -157,6 +161,7 @@ pub(super) static DOCS: &[CommandDoc] = &[
     CommandDoc { name: "unlink", tips: &["request_policy:multi_shard", "response_policy:agg_sum"], key_specs: &[KS6], subcommands: &[] },
     CommandDoc { name: "unsubscribe", tips: &[], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "unwatch", tips: &[], key_specs: &[], subcommands: &[] },
+    CommandDoc { name: "wait", tips: &["request_policy:all_shards", "response_policy:agg_min"], key_specs: &[], subcommands: &[] },
     CommandDoc { name: "watch", tips: &[], key_specs: &[KS7], subcommands: &[] },
 ];
 

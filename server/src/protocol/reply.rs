@@ -218,7 +218,8 @@ pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(format_u64(&mut tmp, n));
 }
 
-fn format_u64(tmp: &mut [u8; 20], mut n: u64) -> &[u8] {
+/// The decimal form of `n`, written at the end of `tmp`.
+pub fn format_u64(tmp: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = tmp.len();
     loop {
         i -= 1;

@@ -21,6 +21,49 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// The hash table, kept per thread from one call to the next: a slot holds the call that
+/// wrote it (high 32 bits) and a position plus one, and a slot of an earlier call is empty.
+/// Each call so sees a fresh table without zeroing 512 KiB first, which cost more than
+/// compressing a short string (a full sync tries every value longer than 20 bytes).
+struct Table {
+    slots: Vec<u64>,
+    call: u32,
+}
+
+impl Table {
+    /// Starts a call: every slot empty.
+    fn start(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; HSIZE];
+        }
+        self.call = self.call.wrapping_add(1);
+        if self.call == 0 {
+            self.slots.fill(0);
+            self.call = 1;
+        }
+    }
+
+    /// The position plus one in `slot`, 0 when empty.
+    fn get(&self, slot: usize) -> usize {
+        let v = self.slots[slot];
+        if (v >> 32) as u32 == self.call {
+            v as u32 as usize
+        } else {
+            0
+        }
+    }
+
+    fn set(&mut self, slot: usize, ip: usize) {
+        self.slots[slot] = (u64::from(self.call) << 32) | (ip as u64 + 1);
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = const {
+        std::cell::RefCell::new(Table { slots: Vec::new(), call: 0 })
+    };
+}
+
 /// Compresses `input` into at most `out_len` bytes; `None` when it does not fit (Redis then
 /// stores the string as it is). Inputs over 4 GiB are not compressed.
 pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
@@ -28,8 +71,15 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     if in_len == 0 || out_len == 0 || u32::try_from(in_len).is_err() {
         return None;
     }
-    // Positions plus one; 0 is an empty slot.
-    let mut htab = vec![0u32; HSIZE];
+    TABLE.with(|t| {
+        let mut htab = t.borrow_mut();
+        htab.start();
+        compress_with(&mut htab, input, out_len)
+    })
+}
+
+fn compress_with(htab: &mut Table, input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    let in_len = input.len();
     // Slack past `out_len` so the run header C writes one past the end stays in bounds; the
     // result is refused below if it used any of it.
     let mut out = vec![0u8; out_len + 4];
@@ -40,8 +90,8 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
     while ip + 2 < in_len {
         hval = next(hval, ip);
         let slot = idx(hval);
-        let candidate = htab[slot] as usize;
-        htab[slot] = ip as u32 + 1;
+        let candidate = htab.get(slot);
+        htab.set(slot, ip);
         let matched = candidate != 0 && {
             let r = candidate - 1;
             r < ip
@@ -87,7 +137,7 @@ pub fn compress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
         hval = frst(ip);
         for _ in 0..2 {
             hval = next(hval, ip);
-            htab[idx(hval)] = ip as u32 + 1;
+            htab.set(idx(hval), ip);
             ip += 1;
         }
     }

@@ -1,6 +1,9 @@
-//! Replication on Redis's own protocol (issue 17). This is the replica side: a flin-server
-//! follows a Redis 7 primary (or anything that speaks its protocol) named by `--replicaof` or
-//! REPLICAOF / SLAVEOF, and stops with `REPLICAOF NO ONE`.
+//! Replication on Redis's own protocol (issue 17), both ends. The replica side (`replica`,
+//! `wire`): a flin-server follows a Redis 7 primary (or anything that speaks its protocol,
+//! flin included) named by `--replicaof` or REPLICAOF / SLAVEOF, and stops with `REPLICAOF NO
+//! ONE`. The primary side (`primary`, `snapshot`): a client's SYNC / PSYNC hands its socket
+//! to two threads that serve it a full sync or a partial resync and then the stream that
+//! `commands::propagate` feeds into `crate::backlog`.
 //!
 //! # Design
 //! One std thread per server, `replica::spawn`, owns the link: a blocking `TcpStream`, so the
@@ -24,15 +27,23 @@
 //! `REPLCONF GETACK` (with the offset applied before the GETACK, as Redis does); an applied
 //! write is in flin's log when it is acknowledged, and on disk under `--fsync always`.
 //!
+//! # The primary
+//! See `crate::backlog` for how writes of several workers become one stream, `snapshot` for
+//! how a full sync's RDB corresponds exactly to the offset it announces, and `primary` for a
+//! replica's threads.
+//!
 //! # Known gaps
 //! - A full sync flushes the live store and loads into it (clients can read a partial data
 //!   set meanwhile) instead of loading a fresh store and switching to it.
-//! - The replica's own expiry is not switched off: reads hide a key past its time (as Redis's
-//!   replica does) but the engine's sweep also drops it before the primary's DEL, and the
-//!   primary's writes to such a key see it missing (Redis's replica uses the old value).
 //! - The replication id and offset live in memory: after a restart the replica full-syncs.
+//! - No chained replicas (a replica refuses SYNC / PSYNC), no diskless payload from a flin
+//!   primary; docs/REPLICATION.md lists the rest.
 
+mod primary;
 mod replica;
+mod snapshot;
 mod wire;
 
+pub(crate) use primary::attach;
 pub(crate) use replica::spawn;
+pub(crate) use snapshot::clean_up;

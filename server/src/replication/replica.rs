@@ -224,6 +224,12 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         Psync::Full { replid, offset } => {
             tracing::info!(%replid, offset, "full sync from the primary");
             full_sync(shared, generation, &mut r)?;
+            // Our stream is now a copy of the primary's, for our own replicas after a
+            // promotion (`REPLICAOF NO ONE` keeps it).
+            shared
+                .primary
+                .lock()
+                .mirror(&replid, offset, shared.primary.flag());
             update(shared, generation, |l| {
                 l.replid = Some(replid);
                 l.offset = offset;
@@ -236,6 +242,11 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
                 offset,
                 "partial resync: the primary's backlog covers the gap"
             );
+            {
+                let mut stream = shared.primary.lock();
+                let id = replid.clone().unwrap_or_else(|| stream.replid.clone());
+                stream.mirror_continue(&id);
+            }
             update(shared, generation, |l| {
                 if replid.is_some() {
                     l.replid = replid;
@@ -415,18 +426,9 @@ fn stream_loop(
     out: &mut TcpStream,
     entry: Arc<ClientEntry>,
 ) -> io::Result<()> {
-    let mut client = Client {
-        id: entry.id,
-        entry,
-        authenticated: true,
-        monitor: None,
-        resp: 2,
-        tx: Default::default(),
-        reply: Default::default(),
-        pubsub: Default::default(),
-        db: 0,
-        from_primary: true,
-    };
+    let mut client = Client::new(entry);
+    client.authenticated = true;
+    client.from_primary = true;
     let limits = Limits {
         bulk_len_max: usize::try_from(shared.proto_max_bulk_len()).unwrap_or(usize::MAX),
         authenticated: true,
@@ -461,6 +463,8 @@ fn stream_loop(
                 keyspace_misses: 0,
                 close: false,
                 shutdown: false,
+                repl: None,
+                repl_tx: None,
             };
             let mut batch = None;
             while pos < buf.len() {
@@ -497,6 +501,12 @@ fn stream_loop(
             }
             drop(batch);
             unacked = ctx.token;
+        }
+        if pos > 0 {
+            let mut stream = shared.primary.lock();
+            if stream.mirroring && stream.active() {
+                stream.append(&buf[..pos]);
+            }
         }
         buf.drain(..pos);
         arena.reset();

@@ -199,6 +199,28 @@ impl Raw {
     }
 }
 
+/// Reads one RESP array of bulk strings (a request, or a command of a replication stream).
+pub fn read_command(raw: &mut Raw) -> Vec<String> {
+    let head = raw.read_line().expect("an array of bulk strings");
+    let n: usize = std::str::from_utf8(&head[1..head.len() - 2])
+        .ok()
+        .filter(|_| head[0] == b'*')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not an array header: {head:?}"));
+    (0..n)
+        .map(|_| {
+            let h = raw.read_line().expect("bulk header");
+            let len: usize = std::str::from_utf8(&h[1..h.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut b = raw.read_n(len + 2);
+            b.truncate(len);
+            String::from_utf8(b).unwrap()
+        })
+        .collect()
+}
+
 /// Encodes a multibulk request.
 pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
     let mut v = format!("*{}\r\n", args.len()).into_bytes();
