@@ -5,8 +5,10 @@
 # SIGKILL mid-load. Then: a replica is promoted and takes writes within FAILOVER_MAX_SECS, the
 # other replica follows it, the old primary restarted on its data directory is turned into a
 # replica of the new one by Sentinel, and no acknowledged key is missing on the new primary or
-# on the replicas. Installs redis-server (which runs as redis-sentinel) when missing. Bounded
-# waits throughout; the trap stops every process.
+# on the replicas. ROUNDS=N (default 1) repeats it N times, each round killing the primary the
+# last one promoted (issue 17's target: 20 rounds, `ROUNDS=20 bash .ci/checks/sentinel.sh`).
+# Installs redis-server (which runs as redis-sentinel) when missing. Bounded waits
+# throughout; the trap stops every process.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../../bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../bench/lib.sh"   # free_port, stop_pids, ...
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/../.."
 readonly START_TIMEOUT_SECS=30    # a process answering PING, replicas online, sentinels agreeing
 readonly FAILOVER_MAX_SECS=15     # kill -9 to a replica serving writes (issue 17's target)
 readonly REJOIN_TIMEOUT_SECS=60   # the old primary following the new one
+readonly ROUNDS=${ROUNDS:-1}
 
 work="$(mktemp -d)"
 pids=()
@@ -46,10 +49,13 @@ flin="${CARGO_TARGET_DIR:-target}/release/flin-server"
 for name in p r1 r2 s1 s2 s3; do free_port "port_$name"; done
 cli() { redis-cli -p "$1" "${@:2}"; }
 
+declare -A pid_of name_of
 start_flin() {   # NAME PORT [FLAGS...]
     local name=$1 port=$2
     "$flin" --dir "$work/$name" --port "$port" --threads 2 "${@:3}" >>"$work/$name.log" 2>&1 &
     pids+=($!)
+    pid_of[$port]=$!
+    name_of[$port]=$name
     wait_ping "flin $name" "$!" "$port" "$work/$name.log"
 }
 
@@ -100,50 +106,61 @@ sentinels_ready() {
 wait_until "$START_TIMEOUT_SECS" "three sentinels seeing two replicas and each other" sentinels_ready
 echo "flin primary :$port_p, replicas :$port_r1 :$port_r2, sentinels agree"
 
-# The writer: each key WAIT acknowledged is recorded; it stops when the primary is gone.
-(
-    i=0
-    while :; do
-        i=$((i + 1))
-        reply=$(printf 'SET key:%d %d\nWAIT 1 1000\n' "$i" "$i" | cli "$port_p" 2>/dev/null) || break
-        [[ $(sed -n 2p <<<"$reply") -ge 1 ]] 2>/dev/null || break
-        echo "key:$i" >>"$work/acked"
-    done
-) &
-writer_pid=$!
-wait_until 30 "acknowledged writes" test -s "$work/acked"
-sleep 1   # let the load run a moment: the kill lands in the middle of it
-kill -9 "${pids[0]}"
-killed_at=$SECONDS
-wait "$writer_pid" 2>/dev/null || true
-writer_pid=""
-acked=$(wc -l <"$work/acked")
-echo "primary killed with $acked acknowledged writes"
-
-promoted() {
+promoted() {   # sets new_primary once Sentinel names a server other than $current that takes writes
     local addr
     addr=$(cli "$port_s1" sentinel get-master-addr-by-name flin 2>/dev/null | tail -1)
-    [[ $addr != "$port_p" && -n $addr ]] || return 1
+    [[ $addr != "$current" && -n $addr ]] || return 1
     [[ $(cli "$addr" set after:failover 1 2>/dev/null) == OK ]] || return 1
     new_primary=$addr
 }
-wait_until "$FAILOVER_MAX_SECS" "a replica promoted and taking writes" promoted
-echo "failover: :$new_primary takes writes $((SECONDS - killed_at)) s after the kill"
-other=$port_r1
-[[ $new_primary == "$port_r1" ]] && other=$port_r2
-wait_until "$START_TIMEOUT_SECS" "the other replica following the new primary" \
-    link_up "$other" "$new_primary"
 
-start_flin p "$port_p"
-wait_until "$REJOIN_TIMEOUT_SECS" "the old primary rejoining as a replica" \
-    link_up "$port_p" "$new_primary"
-[[ -s $work/p/REPLICAOF ]] || fail "the old primary's role was not recorded in its directory"
-[[ $(cli "$new_primary" wait 2 5000) == 2 ]] || fail "the replicas did not acknowledge"
+current=$port_p
+failover_secs=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    # The writer: each key WAIT acknowledged is recorded; it stops when the primary is gone.
+    : >"$work/acked"
+    (
+        i=0
+        while :; do
+            i=$((i + 1))
+            reply=$(printf 'SET key:%d:%d %d\nWAIT 1 1000\n' "$round" "$i" "$i" | cli "$current" 2>/dev/null) || break
+            [[ $(sed -n 2p <<<"$reply") -ge 1 ]] 2>/dev/null || break
+            echo "key:$round:$i" >>"$work/acked"
+        done
+    ) &
+    writer_pid=$!
+    wait_until 30 "acknowledged writes" test -s "$work/acked"
+    sleep 1   # let the load run a moment: the kill lands in the middle of it
+    kill -9 "${pid_of[$current]}"
+    killed_at=$SECONDS
+    wait "$writer_pid" 2>/dev/null || true
+    writer_pid=""
+    acked=$(wc -l <"$work/acked")
+    echo "round $round: primary :$current killed with $acked acknowledged writes"
 
-for port in "$new_primary" "$other" "$port_p"; do
-    sed 's/^/EXISTS /' "$work/acked" | cli "$port" >"$work/exists"
-    missing=$(grep -vc '^1$' "$work/exists" || true)
-    [[ $missing == 0 ]] || fail ":$port misses $missing of the $acked acknowledged keys"
+    wait_until "$FAILOVER_MAX_SECS" "a replica promoted and taking writes" promoted
+    failover_secs+=($((SECONDS - killed_at)))
+    echo "round $round: :$new_primary takes writes $((SECONDS - killed_at)) s after the kill"
+    for port in "$port_p" "$port_r1" "$port_r2"; do
+        [[ $port != "$new_primary" && $port != "$current" ]] && other=$port
+    done
+    wait_until "$START_TIMEOUT_SECS" "the other replica following the new primary" \
+        link_up "$other" "$new_primary"
+
+    start_flin "${name_of[$current]}" "$current"
+    wait_until "$REJOIN_TIMEOUT_SECS" "the old primary rejoining as a replica" \
+        link_up "$current" "$new_primary"
+    [[ -s $work/${name_of[$current]}/REPLICAOF ]] ||
+        fail "the old primary's role was not recorded in its directory"
+    [[ $(cli "$new_primary" wait 2 5000) == 2 ]] || fail "the replicas did not acknowledge"
+
+    for port in "$new_primary" "$other" "$current"; do
+        sed 's/^/EXISTS /' "$work/acked" | cli "$port" >"$work/exists"
+        missing=$(grep -vc '^1$' "$work/exists" || true)
+        [[ $missing == 0 ]] || fail ":$port misses $missing of the $acked acknowledged keys"
+    done
+    echo "round $round: no acknowledged write lost ($acked keys on all three)"
+    current=$new_primary
 done
-echo "no acknowledged write lost ($acked keys on all three)"
+echo "failover times over $ROUNDS round(s), kill -9 to writes taken: ${failover_secs[*]} s (limit $FAILOVER_MAX_SECS s)"
 echo "sentinel check passed"

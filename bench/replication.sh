@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# replication.sh: issue 17's full-sync target. The time a replica takes, from REPLICAOF to
+# a complete copy (link up, sync over, every key there), of a primary holding N keys
+# (16-byte keys `key:000000000042`, 100-byte values), for Redis -> Redis, Redis -> flin,
+# flin -> flin and flin -> Redis; each pair on fresh directories, the pairs in a rotating
+# order each round. Prints every run, then per pair the median and its ratio to
+# Redis -> Redis (the issue's target: at most 1.5x).
+#
+#   bench/replication.sh [--keys N] [--repeat R]
+#
+#   --keys N     keys on the primary (default 1000000)
+#   --repeat R   rounds (default 3)
+#
+# redis-server runs with `--save '' --appendonly no` (its default diskless full sync, without
+# the 5 s delay it waits for more replicas: `--repl-diskless-sync-delay 0`); flin-server with
+# its defaults (two workers, fsync everysec). Installs redis-server and redis-tools when
+# missing; builds flin-server in release unless FLIN_SERVER_BIN names one. Replication lag
+# under load and the Sentinel rounds are measured elsewhere (see docs/REPLICATION.md).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # die, free_port, stop_pids, apt_install, ...
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+readonly SYNC_TIMEOUT_SECS=600
+readonly START_TIMEOUT_SECS=60
+
+keys=1000000
+repeat=3
+while (($#)); do
+    case $1 in
+        --keys) keys=$2; shift 2 ;;
+        --repeat) repeat=$2; shift 2 ;;
+        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+[[ $keys =~ ^[1-9][0-9]*$ && $repeat =~ ^[1-9][0-9]*$ ]] || die "--keys and --repeat take positive integers"
+
+command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
+if [[ -n ${FLIN_SERVER_BIN:-} ]]; then
+    flin=$FLIN_SERVER_BIN
+else
+    (cd "$REPO" && cargo build --release -q -p flin-server)
+    flin="${CARGO_TARGET_DIR:-$REPO/target}/release/flin-server"
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    stop_pids "${pids[@]}"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The load, once: N SETs as RESP, fed to each primary with redis-cli --pipe.
+python3 - "$keys" >"$work/load.resp" <<'EOF'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+value = b"v" * 100
+for i in range(n):
+    key = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$16\r\n" + key + b"\r\n$100\r\n" + value + b"\r\n")
+EOF
+
+start() {   # KIND NAME PORT: starts a redis-server or a flin-server on a fresh directory
+    local kind=$1 name=$2 port=$3
+    mkdir -p "$work/$name"
+    if [[ $kind == redis ]]; then
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+            --repl-diskless-sync-delay 0 --dir "$work/$name" >"$work/$name.log" 2>&1 &
+    else
+        "$flin" --dir "$work/$name/data" --port "$port" >"$work/$name.log" 2>&1 &
+    fi
+    pids+=($!)
+    wait_ping "$kind $name" "$!" "$port" "$work/$name.log"
+}
+
+synced() {   # PORT: the replica's link is up and its sync over
+    local i
+    i=$(redis-cli -p "$1" info replication | tr -d '\r')
+    [[ $i == *"master_link_status:up"* && $i == *"master_sync_in_progress:0"* ]]
+}
+
+# run PRIMARY_KIND REPLICA_KIND: sets `secs` to the seconds the full sync took.
+run() {
+    local pk=$1 rk=$2 pp rp t0 t1 n
+    free_port pp
+    free_port rp
+    start "$pk" primary "$pp"
+    redis-cli -p "$pp" --pipe <"$work/load.resp" >/dev/null
+    n=$(redis-cli -p "$pp" dbsize)
+    [[ $n == "$keys" ]] || die "$pk primary holds $n keys, not $keys"
+    start "$rk" replica "$rp"
+    t0=$(date +%s.%N)
+    redis-cli -p "$rp" replicaof 127.0.0.1 "$pp" >/dev/null
+    local deadline=$((SECONDS + SYNC_TIMEOUT_SECS))
+    until synced "$rp"; do
+        ((SECONDS < deadline)) || die "$pk -> $rk: no sync within ${SYNC_TIMEOUT_SECS}s"
+        sleep 0.02
+    done
+    t1=$(date +%s.%N)
+    n=$(redis-cli -p "$rp" dbsize)
+    [[ $n == "$keys" ]] || die "$pk -> $rk: the replica holds $n keys, not $keys"
+    stop_pids "${pids[@]}"
+    pids=()
+    rm -rf "$work/primary" "$work/replica"
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+}
+
+pairs=("redis redis" "redis flin" "flin flin" "flin redis")
+declare -A times
+echo "full sync of $keys keys (16-byte keys, 100-byte values), $repeat round(s)"
+for ((round = 0; round < repeat; round++)); do
+    for ((j = 0; j < ${#pairs[@]}; j++)); do
+        pair=${pairs[$(((j + round) % ${#pairs[@]}))]}
+        # shellcheck disable=SC2086 # two words: primary kind, replica kind
+        run $pair
+        echo "round $((round + 1)): ${pair/ / -> }: ${secs} s"
+        times[$pair]+="$secs "
+    done
+done
+
+# shellcheck disable=SC2086 # the runs, one per word
+base=$(median ${times["redis redis"]})
+printf '\n| primary -> replica | median s | runs | / redis -> redis |\n| --- | ---: | --- | ---: |\n'
+for pair in "${pairs[@]}"; do
+    # shellcheck disable=SC2086 # the runs, one per word
+    m=$(median ${times[$pair]})
+    ratio=$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+    echo "| ${pair/ / -> } | $m | ${times[$pair]% } | $ratio |"
+done
