@@ -5,17 +5,22 @@
 # flin -> flin and flin -> Redis; each pair on fresh directories, the pairs in a rotating
 # order each round. Prints every run, then per pair the median and its ratio to
 # Redis -> Redis (the issue's target: at most 1.5x).
+# Then replication lag under a steady write load at half the rate redis-benchmark's
+# `-t set -c 16 -P 1` reaches on a redis-server here: for each pair, from the primary's
+# reply to a probe SET until a GET on the replica finds it (`bench/repl_lag.py`), p50/p99/max
+# (the issue's target: p99 no worse than Redis -> Redis's).
 #
-#   bench/replication.sh [--keys N] [--repeat R]
+#   bench/replication.sh [--keys N] [--repeat R] [--lag-secs S]
 #
-#   --keys N     keys on the primary (default 1000000)
-#   --repeat R   rounds (default 3)
+#   --keys N       keys on the primary (default 1000000)
+#   --repeat R     rounds (default 3)
+#   --lag-secs S   length of each lag run (default 10; 0 skips the lag runs)
 #
 # redis-server runs with `--save '' --appendonly no` (its default diskless full sync, without
 # the 5 s delay it waits for more replicas: `--repl-diskless-sync-delay 0`); flin-server with
 # its defaults (two workers, fsync everysec). Installs redis-server and redis-tools when
 # missing; builds flin-server in release unless FLIN_SERVER_BIN names one. Replication lag
-# under load and the Sentinel rounds are measured elsewhere (see docs/REPLICATION.md).
+# The Sentinel rounds are `ROUNDS=20 bash .ci/checks/sentinel.sh`.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # die, free_port, stop_pids, apt_install, ...
@@ -27,11 +32,13 @@ readonly START_TIMEOUT_SECS=60
 
 keys=1000000
 repeat=3
+lag_secs=10
 while (($#)); do
     case $1 in
         --keys) keys=$2; shift 2 ;;
         --repeat) repeat=$2; shift 2 ;;
-        -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+        --lag-secs) lag_secs=$2; shift 2 ;;
+        -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -131,4 +138,36 @@ for pair in "${pairs[@]}"; do
     m=$(median ${times[$pair]})
     ratio=$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
     echo "| ${pair/ / -> } | $m | ${times[$pair]% } | $ratio |"
+done
+
+((lag_secs > 0)) || exit 0
+# Half of Redis's unpipelined SET rate at -c 16, measured here and now.
+free_port pp
+start redis primary "$pp"
+rate=$(redis-benchmark -p "$pp" -t set -c 16 -P 1 -n 200000 -r 100000 -d 100 -q 2>/dev/null |
+    tr '\r' '\n' | awk '/requests per second/ { r = $2 } END { print int(r / 2) }')
+stop_pids "${pids[@]}"
+pids=()
+rm -rf "$work/primary"
+((rate > 0)) || die "could not measure redis-server's SET rate"
+printf '\nreplication lag, %s s per pair, writer at %s SET/s (half of redis -c 16 -P 1)\n' "$lag_secs" "$rate"
+printf '| primary -> replica | probes | writer SET/s | lag p50 ms | p99 ms | max ms |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
+for pair in "${pairs[@]}"; do
+    read -r pk rk <<<"$pair"
+    free_port pp
+    free_port rp
+    start "$pk" primary "$pp"
+    start "$rk" replica "$rp"
+    redis-cli -p "$rp" replicaof 127.0.0.1 "$pp" >/dev/null
+    deadline=$((SECONDS + SYNC_TIMEOUT_SECS))
+    until synced "$rp"; do
+        ((SECONDS < deadline)) || die "$pk -> $rk: no sync within ${SYNC_TIMEOUT_SECS}s"
+        sleep 0.02
+    done
+    line=$(python3 "$REPO/bench/repl_lag.py" "$pp" "$rp" "$rate" "$lag_secs")
+    read -r _ probes _ wrate _ _ p50 _ p99 _ max <<<"$line"
+    echo "| ${pair/ / -> } | $probes | $wrate | $p50 | $p99 | $max |"
+    stop_pids "${pids[@]}"
+    pids=()
+    rm -rf "$work/primary" "$work/replica"
 done
