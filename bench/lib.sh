@@ -124,6 +124,16 @@ apt_install() {
         || die "cannot install $* with apt-get (it needs root and network; or install them by hand)"
 }
 
+# need_redis_server_7 [WHY]: installs redis-server with apt-get when missing, and dies (through
+# the caller's `die`) unless it is version 7, naming WHY it is needed.
+need_redis_server_7() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    case "$(redis-server --version)" in
+        *" v=7."*) ;;
+        *) die "redis-server 7 needed${1:+ ($1)}; found: $(redis-server --version)" ;;
+    esac
+}
+
 # Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends the command name (which
 # may hold spaces).
 cpu_ticks() {

@@ -30,9 +30,8 @@ fail() {
 }
 die() { fail "$@"; }
 
-command -v redis-server >/dev/null || apt_install redis-server
+need_redis_server_7
 command -v python3 >/dev/null || apt_install python3
-redis-server --version | grep -q ' v=7\.' || fail "the check needs redis-server 7.x: $(redis-server --version)"
 
 cargo build --release -p flin-server
 target="${CARGO_TARGET_DIR:-target}/release"

@@ -35,11 +35,7 @@ fail() {
 }
 die() { fail "$@"; }
 
-command -v redis-server >/dev/null || apt_install redis-server
-case "$(redis-server --version)" in
-    *v=7.*) ;;
-    *) fail "redis-server 7 needed; found: $(redis-server --version)" ;;
-esac
+need_redis_server_7
 
 cargo build --release -p flin-server
 target="${CARGO_TARGET_DIR:-target}/release"

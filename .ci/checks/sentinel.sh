@@ -37,11 +37,7 @@ fail() {
 }
 die() { fail "$@"; }
 
-command -v redis-server >/dev/null || apt_install redis-server
-case "$(redis-server --version)" in
-    *v=7.*) ;;
-    *) fail "redis-server 7 needed (for redis-sentinel); found: $(redis-server --version)" ;;
-esac
+need_redis_server_7 "for redis-sentinel"
 cargo build --release -p flin-server
 flin="${CARGO_TARGET_DIR:-target}/release/flin-server"
 
