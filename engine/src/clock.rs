@@ -35,3 +35,58 @@ pub(crate) fn is_expired(expire_at_ms: u64, now_ms: u64) -> bool {
 pub(crate) fn expired_now(expire_at_ms: u64) -> bool {
     expire_at_ms != 0 && is_expired(expire_at_ms, now_ms())
 }
+
+/// Bits of the access clock an index slot keeps: Redis's LRU clock is 24 bits of seconds,
+/// which wraps after 194 days.
+pub(crate) const ACCESS_CLOCK_BITS: u32 = 24;
+/// The largest access clock value; the clock counts modulo this plus one.
+pub(crate) const ACCESS_CLOCK_MAX: u32 = (1 << ACCESS_CLOCK_BITS) - 1;
+
+/// The access clock: whole seconds of the monotonic clock plus `skew_s` (a test's jump
+/// forward), modulo 2^24. Coarse on Linux (the kernel's tick, a few nanoseconds from the
+/// vDSO): a read touches it on every lookup, and a second's resolution needs no better.
+pub(crate) fn access_clock(skew_s: u64) -> u32 {
+    (monotonic_s().wrapping_add(skew_s) as u32) & ACCESS_CLOCK_MAX
+}
+
+/// Seconds from an access clock value `then` to `now`, across one wrap of the clock (as
+/// Redis's `estimateObjectIdleTime`: a key idle longer than 194 days looks younger).
+pub(crate) fn access_idle_s(then: u32, now: u32) -> u32 {
+    now.wrapping_sub(then) & ACCESS_CLOCK_MAX
+}
+
+#[cfg(target_os = "linux")]
+fn monotonic_s() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid `timespec` that the call only writes; CLOCK_MONOTONIC_COARSE
+    // exists on every Linux since 2.6.32, and cannot fail with a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn monotonic_s() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_access_clock_wraps_as_redis_lru_clock() {
+        assert_eq!(access_idle_s(10, 15), 5);
+        assert_eq!(access_idle_s(ACCESS_CLOCK_MAX - 2, 3), 6, "across the wrap");
+        assert_eq!(access_idle_s(7, 7), 0);
+        let a = access_clock(0);
+        let b = access_clock(100);
+        assert!(access_idle_s(a, b) >= 100 && access_idle_s(a, b) <= 101);
+    }
+}

@@ -173,6 +173,7 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
 
 struct Copied {
     key_hash: KeyHash,
+    ns: u32,
     from: Loc,
     to: Loc,
     len: u64,
@@ -215,6 +216,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
                     limiter.spent(rec.len() as u64);
                     copied.push(Copied {
                         key_hash: KeyHash::of_ns(h.ns, format::record_key(h, rec)),
+                        ns: h.ns,
                         from: Loc {
                             seg: seg.id,
                             off: off as u32,
@@ -267,9 +269,11 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             continue;
         }
         let mut shard = shared.index.shard(c.key_hash.shard()).write();
-        let i = shard.find_loc(c.key_hash.tag(), c.from);
+        let i = shard
+            .find_loc(c.key_hash.tag(), c.from)
+            .filter(|&i| !shard.is_displaced(i) || settle(shared, &mut shard, i, c));
         match i {
-            // The same record moved: it keeps its expiry mark.
+            // The same record moved: it keeps its expiry mark and access clock.
             Some(i) => shard.move_to(i, c.to),
             None => out.add_dead(c.len),
         }
@@ -289,6 +293,29 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
     drop(segs);
     failpoint::crash("compaction-after-retire");
     Ok(report)
+}
+
+/// Settles displaced slot `i` (see `Table::take_blind`), whose record compaction read: the
+/// blind write checked here rather than by `verify`, which finds the segment retired. True
+/// when the record is another key's, whose slot it is again.
+fn settle_displaced(
+    shared: &Shared,
+    shard: &mut crate::index::Table,
+    i: usize,
+    owner: KeyHash,
+    ns: u32,
+    at: Loc,
+) -> bool {
+    let kept = shard.settle_displaced(i, owner, ns);
+    if kept {
+        crate::verify::collided(&shared.verifier, at);
+    }
+    kept
+}
+
+/// [`settle_displaced`] for a copied record, displaced by a blind write after it was copied.
+fn settle(shared: &Shared, shard: &mut crate::index::Table, i: usize, c: &Copied) -> bool {
+    settle_displaced(shared, shard, i, c.key_hash, c.ns, c.from)
 }
 
 /// True when the record must survive compaction.
@@ -323,6 +350,10 @@ fn keep_record(
     let Some(i) = shard.find_loc(kh.tag(), here) else {
         return false;
     };
+    if shard.is_displaced(i) && !settle_displaced(shared, &mut shard, i, kh, h.ns, here) {
+        // The old record of a blind write of its own key: dead.
+        return false;
+    }
     if !is_expired(h.expire_at_ms, now)
         || older_may_exist
         || !shared

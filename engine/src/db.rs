@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::access;
 use crate::cold::Fetch;
 use crate::error::Result;
 use crate::read::{self, Entry, ScanCursor};
@@ -13,10 +14,14 @@ use crate::write::{self, Update, WriteToken};
 /// One database: the key calls of [`crate::Engine`], in this database only. Cheap to make
 /// (it resolves the database's namespace once) and to copy; make a new one after
 /// [`crate::Engine::swap_databases`] to see the swap.
+///
+/// Its reads and writes stamp each key they find with the access clock (OBJECT IDLETIME),
+/// unless made with [`Db::touching`]`(false)`; writes stamp what they write either way.
 #[derive(Clone, Copy)]
 pub struct Db<'a> {
     shared: &'a Arc<Shared>,
     ns: u32,
+    touch: bool,
 }
 
 impl std::fmt::Debug for Db<'_> {
@@ -30,13 +35,35 @@ impl<'a> Db<'a> {
         Db {
             shared,
             ns: shared.databases.ns(db),
+            touch: true,
         }
+    }
+
+    /// This database, whose lookups stamp the keys they find with the access clock (`on`,
+    /// the default) or leave it (Redis's `LOOKUP_NOTOUCH`: TTL, OBJECT, a client in
+    /// CLIENT NO-TOUCH mode).
+    #[inline]
+    pub fn touching(self, on: bool) -> Db<'a> {
+        Db { touch: on, ..self }
+    }
+
+    /// Seconds since the key was last read or written (OBJECT IDLETIME), without counting
+    /// this as an access; `None` when the key is absent or expired. Every key starts at 0
+    /// when the store opens; the clock wraps after 2^24 s (194 days), as Redis's does.
+    pub fn idle_s(&self, key: &[u8]) -> Option<u64> {
+        access::idle_s(self.shared, self.ns, key)
+    }
+
+    /// Makes the key look last accessed `idle_s` seconds ago (RESTORE ... IDLETIME); false when
+    /// the key is absent. Idle times beyond the clock's range wrap as in Redis.
+    pub fn set_idle_s(&self, key: &[u8], idle_s: u64) -> bool {
+        access::set_idle_s(self.shared, self.ns, key, idle_s)
     }
 
     /// As [`crate::Engine::get_with`].
     #[inline]
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
-        read::get_with(self.shared, self.ns, key, f)
+        read::get_with(self.shared, self.ns, key, self.touch, f)
     }
 
     /// As [`crate::Engine::get`].
@@ -113,12 +140,12 @@ impl<'a> Db<'a> {
         key: &[u8],
         f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        write::update(self.shared, self.ns, key, f)
+        write::update(self.shared, self.ns, key, self.touch, f)
     }
 
     /// As [`crate::Engine::get_many_with`].
     pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
-        read::get_many_with(self.shared, self.ns, keys, f)
+        read::get_many_with(self.shared, self.ns, keys, self.touch, f)
     }
 
     /// As [`crate::Engine::update_many`]: every key in this database, one atomic batch.
@@ -134,7 +161,7 @@ impl<'a> Db<'a> {
         f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
     ) -> Result<(R, Option<WriteToken>)> {
         let ns = self.ns;
-        write::update_many(self.shared, |_| ns, keys, f)
+        write::update_many(self.shared, |_| ns, keys, self.touch, f)
     }
 
     /// Keys in this database, including expired keys not yet removed (Redis's DBSIZE).

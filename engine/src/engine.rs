@@ -422,7 +422,8 @@ impl Engine {
 
     /// As [`Engine::update_many`], for keys in several databases: `keys[i]` is key `keys[i].1`
     /// of database `keys[i].0`. One atomic batch whatever databases it spans (MOVE, COPY ...
-    /// DB).
+    /// DB). The keys found have their access clocks stamped when `touch` (see
+    /// [`Db::touching`]), the keys written whatever `touch` says.
     ///
     /// # Errors
     /// As for [`Engine::update_many`].
@@ -433,6 +434,7 @@ impl Engine {
     pub fn update_many_across<'v, R>(
         &self,
         keys: &[(u32, &[u8])],
+        touch: bool,
         f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
     ) -> Result<(R, Option<WriteToken>)> {
         let nss: Vec<u32> = keys
@@ -440,7 +442,7 @@ impl Engine {
             .map(|&(db, _)| self.shared.databases.ns(db))
             .collect();
         let names: Vec<&[u8]> = keys.iter().map(|&(_, k)| k).collect();
-        write::update_many(&self.shared, |i| nss[i], &names, f)
+        write::update_many(&self.shared, |i| nss[i], &names, touch, f)
     }
 
     /// Opens a transaction on the calling thread: its writes until
@@ -692,6 +694,16 @@ impl Engine {
         Err(Error::InvalidOptions(
             "evict_for_tests: pages kept coming back into memory".into(),
         ))
+    }
+
+    /// Moves this engine's access clock (OBJECT IDLETIME) `secs` seconds forward, so tests of
+    /// idle times need not wait for them.
+    #[doc(hidden)]
+    pub fn advance_access_clock_for_tests(&self, secs: u64) {
+        self.shared
+            .hooks
+            .access_clock_skew_s
+            .fetch_add(secs, Ordering::SeqCst);
     }
 
     /// Stops (or lets go on) the checking of blind writes, for tests.

@@ -1,15 +1,24 @@
 //! The in-memory hash index: key hash -> location of the key's newest record.
 //!
-//! Keys are not stored in memory. A slot is 16 bytes: a 32-bit tag and a 32-bit check taken
-//! from the key's 128-bit xxh3 hash, the segment id and the offset of the record. A lookup
+//! Keys are not stored in memory. A slot is 16 bytes: a 32-bit tag and an 8-bit check taken
+//! from the key's 128-bit xxh3 hash, the key's access clock (24 bits of seconds, Redis's LRU
+//! clock, for OBJECT IDLETIME), the segment id and the offset of the record. A lookup
 //! compares tags and checks and reads the key from the mapped segment only for a slot whose
-//! 64 bits both match (the approach of FASTER, with a wider fingerprint): a different key
-//! matches one in 2^64. That lets a blind write (SET) whose old record is not in memory
-//! replace it without reading it from disk, and have it checked afterwards, off the writer's
-//! path (see `verify`). The top byte of the hash picks one of [`SHARD_COUNT`] shards, each
+//! 40 bits both match (the approach of FASTER): with the 8 shard bits, two keys share a
+//! fingerprint one time in 2^48, and a lookup in a shard of `n` keys meets a slot of another
+//! key with its fingerprint `n / 2^40` times (a record read, from disk if it is not in
+//! memory): one lookup in 10^6 for 4 billion keys. A blind write (SET) whose old record is not in
+//! memory takes the key's one matching slot without reading the record and has it checked
+//! afterwards, off the writer's path (see `verify`); it keeps what the slot held visible
+//! meanwhile, so a different key that shared the fingerprint is never hidden. The top byte of
+//! the hash picks one of [`SHARD_COUNT`] shards, each
 //! behind its own `RwLock`, so writers on different keys rarely meet and a table grows one
 //! shard at a time: a resize moves 1/256 of the keys and never doubles the whole index's
 //! memory.
+//!
+//! The access clock is stamped by writes and, under the shard's read lock, by reads: the
+//! word that holds it is an `AtomicU32`, stored (relaxed) only when the second changed, so a
+//! hot key read by every worker costs a compare, not a cache line passed between cores.
 //!
 //! Inside a shard: open addressing with linear probing and backward-shift deletion. The home
 //! slot of a tag is `tag * slots / 2^32`, so the order of tags follows the order of slots at
@@ -19,8 +28,12 @@
 //! Memory: at most 80% load, and a table grows by half, so between 16 / 0.8 = 20 and
 //! 16 / 0.53 = 30 bytes per key; after `open`, tables are cut to their keys (20-25 bytes).
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use parking_lot::RwLock;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
+
+use crate::clock::{access_idle_s, ACCESS_CLOCK_BITS, ACCESS_CLOCK_MAX};
 
 pub const SHARD_COUNT: usize = 256;
 const SHARD_BITS: u32 = 8;
@@ -35,6 +48,13 @@ const LOAD_DEN: usize = 5;
 /// carries an expiry, so the expiry sweep reads only those records.
 pub const OFFSET_MARK: u32 = 1 << 31;
 
+/// Segment ids are at most `format::SEGMENT_ID_MAX`, so the top bit of a slot's segment is a
+/// mark too: the slot keeps a record that a blind write displaced (see [`Table::take_blind`]).
+/// It is no key of the table (not counted, not scanned) until `verify` says whose record it
+/// is, but lookups of any key other than the writer's still find it.
+const SEG_DISPLACED: u32 = 1 << 31;
+const _: () = assert!(crate::format::SEGMENT_ID_MAX < SEG_DISPLACED);
+
 /// Where a record lives. `seg == 0` never names a segment: it marks an empty slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Loc {
@@ -42,18 +62,65 @@ pub struct Loc {
     pub off: u32,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Bits of a slot's check: what the access clock leaves of the word they share.
+pub const CHECK_BITS: u32 = 32 - ACCESS_CLOCK_BITS;
+const CHECK_MASK: u32 = (1 << CHECK_BITS) - 1;
+
+#[derive(Debug, Default)]
 #[repr(C)]
 struct Slot {
     tag: u32,
-    check: u32,
+    /// The check (low [`CHECK_BITS`]) and the access clock (the rest). Readers under the
+    /// shard's read lock store the clock, so every access to this word while the shard can be
+    /// shared is atomic; the check bits change only under the write lock.
+    stamp: AtomicU32,
     seg: u32,
     off: u32,
 }
 const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+const _: () =
+    assert!(CHECK_BITS >= 8 && ACCESS_CLOCK_MAX << CHECK_BITS >> CHECK_BITS == ACCESS_CLOCK_MAX);
+
+impl Clone for Slot {
+    fn clone(&self) -> Slot {
+        Slot {
+            tag: self.tag,
+            stamp: AtomicU32::new(self.stamp.load(Ordering::Relaxed)),
+            seg: self.seg,
+            off: self.off,
+        }
+    }
+}
+
+impl Slot {
+    fn loc(&self) -> Loc {
+        Loc {
+            seg: self.seg & !SEG_DISPLACED,
+            off: self.off & !OFFSET_MARK,
+        }
+    }
+
+    /// Occupied by a key (not empty, not displaced).
+    fn is_key(&self) -> bool {
+        self.seg != 0 && self.seg & SEG_DISPLACED == 0
+    }
+
+    fn check(&self) -> u32 {
+        self.stamp.load(Ordering::Relaxed) & CHECK_MASK
+    }
+
+    fn clock(&self) -> u32 {
+        self.stamp.load(Ordering::Relaxed) >> CHECK_BITS
+    }
+
+    fn stamp_word(check: u32, clock: u32) -> u32 {
+        debug_assert!(check <= CHECK_MASK && clock <= ACCESS_CLOCK_MAX);
+        check | clock << CHECK_BITS
+    }
+}
 
 /// A key's 128-bit hash: the shard (top 8 bits), the tag (the next 32) and the check (the
-/// low 32), which slots keep.
+/// low [`CHECK_BITS`]), which slots keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyHash(u128);
 
@@ -75,10 +142,10 @@ impl KeyHash {
         #[cfg(test)]
         if let Some(rest) = key.strip_prefix(COLLIDE_PREFIX) {
             // Unit tests' keys with one fingerprint (shard, tag, check), which xxh3 would take
-            // 2^64 tries to find; the bits between stay the key's own.
+            // 2^48 tries to find; the bits between stay the key's own.
             let shard = rest.first().copied().unwrap_or(0) & 1;
             let own = xxh3_128(key) & (((1u128 << 56) - 1) << 32);
-            return KeyHash(KeyHash::from_parts(shard, 0xC011_1DE0, 0x5EED_0000).0 | own);
+            return KeyHash(KeyHash::from_parts(shard, 0xC011_1DE0, 0x5E).0 | own);
         }
         KeyHash(xxh3_128(key))
     }
@@ -89,13 +156,14 @@ impl KeyHash {
     pub fn tag(self) -> u32 {
         (self.0 >> (128 - SHARD_BITS - 32)) as u32
     }
-    /// 32 more bits, compared with the tag before any record is read.
+    /// [`CHECK_BITS`] more bits, compared with the tag before any record is read.
     pub fn check(self) -> u32 {
-        self.0 as u32
+        self.0 as u32 & CHECK_MASK
     }
     /// A hash with these parts (tests that need colliding keys).
     #[cfg(test)]
     pub fn from_parts(shard: u8, tag: u32, check: u32) -> KeyHash {
+        assert!(check <= CHECK_MASK, "a check of {CHECK_BITS} bits");
         KeyHash(
             (u128::from(shard) << (128 - SHARD_BITS))
                 | (u128::from(tag) << (128 - SHARD_BITS - 32))
@@ -211,6 +279,10 @@ pub struct Table {
     /// the write path no shared memory; only a change of mark touches it.
     expires0: usize,
     expires_ns: std::collections::BTreeMap<u32, usize>,
+    /// Displaced slots (see [`SEG_DISPLACED`]): the record each keeps and the hash of the key
+    /// whose blind write displaced it, which must not find it. As many as blind writes wait
+    /// for their check in this shard (at most `verify::VERIFY_PENDING_MAX` in all).
+    displaced: Vec<(Loc, KeyHash)>,
 }
 
 impl Table {
@@ -222,6 +294,7 @@ impl Table {
             ns_len: Default::default(),
             expires0: 0,
             expires_ns: Default::default(),
+            displaced: Vec::new(),
         }
     }
 
@@ -252,9 +325,9 @@ impl Table {
     }
 
     /// Counts a slot of namespace `ns` becoming marked (`up`) or unmarked. A decrement below
-    /// zero can only follow a fingerprint collision's blind write (one in 2^64, see
-    /// `verify`), which may move a slot between namespaces: it saturates there instead of
-    /// taking the server down.
+    /// zero can only follow a fingerprint collision's blind write (see `verify`) across
+    /// namespaces, which counts the displaced key's mark in the writer's namespace: it
+    /// saturates there instead of taking the server down.
     fn count_expires(&mut self, ns: u32, up: bool) {
         let n = if ns == 0 {
             &mut self.expires0
@@ -276,11 +349,8 @@ impl Table {
     /// (recovery, after its sweep removed slots without knowing their namespace).
     pub fn recount_ns(&mut self, mut ns_of: impl FnMut(Loc) -> u32) {
         self.ns_len.clear();
-        for s in self.slots.iter().filter(|s| s.seg != 0) {
-            let ns = ns_of(Loc {
-                seg: s.seg,
-                off: s.off & !OFFSET_MARK,
-            });
+        for s in self.slots.iter().filter(|s| s.is_key()) {
+            let ns = ns_of(s.loc());
             if ns != 0 {
                 *self.ns_len.entry(ns).or_default() += 1;
             }
@@ -346,16 +416,22 @@ impl Table {
                 return None;
             }
             if s.tag == tag
-                && s.check == check
-                && is_key(Loc {
-                    seg: s.seg,
-                    off: s.off & !OFFSET_MARK,
-                })
+                && s.check() == check
+                && !(s.seg & SEG_DISPLACED != 0 && self.displaced_by(s.loc()) == Some(h))
+                && is_key(s.loc())
             {
                 return Some(i);
             }
             i = self.next(i);
         }
+    }
+
+    /// The hash of the key whose blind write displaced the record at `loc`.
+    fn displaced_by(&self, loc: Loc) -> Option<KeyHash> {
+        self.displaced
+            .iter()
+            .find(|(l, _)| *l == loc)
+            .map(|&(_, h)| h)
     }
 
     /// The slot of a key with tag `tag` that points at `loc` (compaction, expiry).
@@ -366,7 +442,7 @@ impl Table {
             if s.seg == 0 {
                 return None;
             }
-            if s.tag == tag && s.seg == loc.seg && s.off & !OFFSET_MARK == loc.off {
+            if s.tag == tag && s.loc() == loc {
                 return Some(i);
             }
             i = self.next(i);
@@ -376,10 +452,38 @@ impl Table {
     pub fn loc(&self, i: usize) -> Loc {
         let s = &self.slots[i];
         debug_assert!(s.seg != 0);
-        Loc {
-            seg: s.seg,
-            off: s.off & !OFFSET_MARK,
+        s.loc()
+    }
+
+    /// Notes an access to slot `i` at `clock`: stores the clock only when it changed, so a
+    /// key read many times a second costs a load and a compare. Takes `&self`: a reader
+    /// holds the shard's read lock, other readers may stamp the same slot at once (each
+    /// store keeps the check bits, which only a writer changes), and no writer runs meanwhile.
+    #[inline]
+    pub fn touch(&self, i: usize, clock: u32) {
+        let stamp = &self.slots[i].stamp;
+        let old = stamp.load(Ordering::Relaxed);
+        let new = Slot::stamp_word(old & CHECK_MASK, clock);
+        if old != new {
+            stamp.store(new, Ordering::Relaxed);
         }
+    }
+
+    /// Seconds since slot `i` was last accessed, at access clock `now`.
+    pub fn idle_s(&self, i: usize, now: u32) -> u32 {
+        access_idle_s(self.slots[i].clock(), now)
+    }
+
+    /// True when slot `i` keeps the old record of a blind write of its own key, whose hash
+    /// `owner` gives (asked only of a displaced slot): a stale version, which a scan skips. A
+    /// displaced record of another key is that key's only one, which a scan must see.
+    pub fn displaced_by_own_key(&self, i: usize, owner: impl FnOnce() -> KeyHash) -> bool {
+        self.is_displaced(i) && self.displaced_by(self.slots[i].loc()) == Some(owner())
+    }
+
+    /// True when the slot keeps a displaced record (see [`Table::take_blind`]).
+    pub fn is_displaced(&self, i: usize) -> bool {
+        self.slots[i].seg & SEG_DISPLACED != 0
     }
 
     /// True when the slot is marked (see [`OFFSET_MARK`]).
@@ -387,38 +491,124 @@ impl Table {
         self.slots[i].off & OFFSET_MARK != 0
     }
 
-    /// Points slot `i`, a key of namespace `ns`, at `loc`, marked or not.
+    /// Points slot `i`, a key of namespace `ns`, at `loc`, marked or not, accessed at `clock`
+    /// (a write: a new value, as a new object in Redis has a fresh LRU clock).
     #[inline]
-    pub fn set(&mut self, i: usize, loc: Loc, marked: bool, ns: u32) {
+    pub fn set(&mut self, i: usize, loc: Loc, marked: bool, ns: u32, clock: u32) {
+        if self.slots[i].seg & SEG_DISPLACED != 0 {
+            // A write of a key that found its record displaced: the slot is its key's again.
+            self.undisplace(i, ns);
+        }
         let was = self.is_marked(i);
         self.move_to(i, loc);
         let s = &mut self.slots[i];
         s.off = loc.off | if marked { OFFSET_MARK } else { 0 };
+        let stamp = s.stamp.get_mut();
+        *stamp = Slot::stamp_word(*stamp & CHECK_MASK, clock);
         if was != marked {
             self.count_expires(ns, marked);
         }
     }
 
-    /// Points slot `i` at `loc`, keeping its mark (a record moved by compaction).
+    /// Points slot `i` at `loc`, keeping its mark and access clock (a record moved by
+    /// compaction).
     pub fn move_to(&mut self, i: usize, loc: Loc) {
         assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
         let s = &mut self.slots[i];
-        assert!(s.seg != 0, "set on an empty slot");
+        assert!(s.is_key(), "set on an empty or displaced slot");
         s.seg = loc.seg;
         s.off = loc.off | (s.off & OFFSET_MARK);
     }
 
-    /// Inserts a key of namespace `ns` that [`Table::find`] just reported absent.
-    pub fn insert_absent(&mut self, h: KeyHash, loc: Loc, marked: bool, ns: u32) {
-        assert!(loc.seg != 0 && loc.off & OFFSET_MARK == 0);
-        if (self.len + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
+    /// A blind write of the key hashed `h` (see `verify`): points slot `i`, the one slot
+    /// matching `h`, at the key's new record `loc`, and keeps the record the slot held in a
+    /// displaced slot until `verify` says whose it was. The write's key never finds the
+    /// displaced slot; any other key does, so a key whose fingerprint `h` shares is not hidden
+    /// meanwhile. Returns the displaced location.
+    pub fn take_blind(
+        &mut self,
+        i: usize,
+        h: KeyHash,
+        loc: Loc,
+        marked: bool,
+        ns: u32,
+        clock: u32,
+    ) -> Loc {
+        let old = self.slots[i].clone();
+        assert!(old.is_key() && old.tag == h.tag() && old.check() == h.check());
+        self.set(i, loc, marked, ns, clock);
+        self.grow_for_one();
+        let kept = old.loc();
+        self.place(Slot {
+            seg: old.seg | SEG_DISPLACED,
+            ..old
+        });
+        self.displaced.push((kept, h));
+        kept
+    }
+
+    /// The displaced slot keeping `old` for the blind write of the key hashed `h`, if it is
+    /// still displaced (a write or a delete of its key, or a flush, may have resolved it).
+    pub fn find_displaced(&self, h: KeyHash, old: Loc) -> Option<usize> {
+        if self.displaced_by(old) != Some(h) {
+            return None;
+        }
+        let i = self.find_loc(h.tag(), old)?;
+        (self.slots[i].seg & SEG_DISPLACED != 0).then_some(i)
+    }
+
+    /// Makes displaced slot `i` a key of namespace `ns` again (its record was another key's).
+    pub fn undisplace(&mut self, i: usize, ns: u32) {
+        let s = &mut self.slots[i];
+        assert!(s.seg & SEG_DISPLACED != 0, "not displaced");
+        s.seg &= !SEG_DISPLACED;
+        let loc = s.loc();
+        self.forget_displaced(loc);
+        self.len += 1;
+        self.count_ns(ns, true);
+        if self.is_marked(i) {
+            self.count_expires(ns, true);
+        }
+    }
+
+    /// Settles displaced slot `i` once its record is known to hold the key hashed `owner`, of
+    /// namespace `ns`: the writer's own old record is dropped (false: it is dead), another
+    /// key's record makes the slot that key's again (true; a fingerprint collision).
+    pub fn settle_displaced(&mut self, i: usize, owner: KeyHash, ns: u32) -> bool {
+        let writer = self.displaced_by(self.slots[i].loc());
+        assert!(self.is_displaced(i) && writer.is_some(), "a displaced slot");
+        if writer == Some(owner) {
+            self.remove_at(i, ns);
+            false
+        } else {
+            self.undisplace(i, ns);
+            true
+        }
+    }
+
+    fn forget_displaced(&mut self, loc: Loc) {
+        let at = self.displaced.iter().position(|(l, _)| *l == loc);
+        self.displaced
+            .swap_remove(at.expect("a displaced slot is listed"));
+    }
+
+    /// Grows the table if one more slot would pass the load limit.
+    fn grow_for_one(&mut self) {
+        if (self.len + self.displaced.len() + 1) * LOAD_DEN > self.slots.len() * LOAD_NUM {
             let n = self.slots.len() + self.slots.len() / 2;
             self.grow_to(n.div_ceil(TABLE_SLOTS_MIN) * TABLE_SLOTS_MIN);
         }
+    }
+
+    /// Inserts a key of namespace `ns` that [`Table::find`] just reported absent, accessed at
+    /// `clock`.
+    pub fn insert_absent(&mut self, h: KeyHash, loc: Loc, marked: bool, ns: u32, clock: u32) {
+        assert!(loc.seg != 0 && loc.seg & SEG_DISPLACED == 0 && loc.off & OFFSET_MARK == 0);
+        self.grow_for_one();
         let off = loc.off | if marked { OFFSET_MARK } else { 0 };
         self.place(Slot {
             tag: h.tag(),
-            check: h.check(),
+            stamp: AtomicU32::new(Slot::stamp_word(h.check(), clock)),
             seg: loc.seg,
             off,
         });
@@ -438,7 +628,7 @@ impl Table {
     }
 
     pub fn reserve(&mut self, keys: usize) {
-        let n = slots_for(keys);
+        let n = slots_for(keys + self.displaced.len());
         if n > self.slots.len() {
             self.grow_to(n);
         }
@@ -452,21 +642,23 @@ impl Table {
         }
     }
 
-    /// Removes slot `i`, a key of namespace `ns`, shifting later members of its probe run back
-    /// so lookups stay correct.
+    /// Removes slot `i`, a key of namespace `ns` (or a displaced slot: its record is dead),
+    /// shifting later members of its probe run back so lookups stay correct.
     pub fn remove_at(&mut self, i: usize, ns: u32) {
         assert!(self.slots[i].seg != 0, "remove of an empty slot");
-        if self.is_marked(i) {
+        let displaced = self.slots[i].seg & SEG_DISPLACED != 0;
+        if displaced {
+            self.forget_displaced(self.slots[i].loc());
+        } else if self.is_marked(i) {
             self.count_expires(ns, false);
         }
         let mut hole = i;
         let mut j = self.next(i);
         loop {
-            let s = self.slots[j];
-            if s.seg == 0 {
+            if self.slots[j].seg == 0 {
                 break;
             }
-            let home = self.home(s.tag);
+            let home = self.home(self.slots[j].tag);
             // Move s into the hole unless its home lies cyclically in (hole, j].
             let stays = if hole <= j {
                 hole < home && home <= j
@@ -474,14 +666,16 @@ impl Table {
                 hole < home || home <= j
             };
             if !stays {
-                self.slots[hole] = s;
+                self.slots[hole] = std::mem::take(&mut self.slots[j]);
                 hole = j;
             }
             j = self.next(j);
         }
         self.slots[hole] = Slot::default();
-        self.len -= 1;
-        self.count_ns(ns, false);
+        if !displaced {
+            self.len -= 1;
+            self.count_ns(ns, false);
+        }
     }
 
     /// Removes every marked slot (recovery's tombstones); returns how many. No slot is marked
@@ -497,13 +691,12 @@ impl Table {
             return 0;
         }
         let before = self.len;
-        let kept: Vec<Slot> = self
-            .slots
-            .iter()
-            .copied()
+        let slots_before = self.slots.len();
+        let kept: Vec<Slot> = std::mem::take(&mut self.slots)
+            .into_iter()
             .filter(|s| s.seg != 0 && s.off & OFFSET_MARK == 0)
             .collect();
-        let n = slots_for(kept.len()).max(self.slots.len());
+        let n = slots_for(kept.len()).max(slots_before);
         self.slots = vec![Slot::default(); n];
         self.len = kept.len();
         for s in kept {
@@ -517,7 +710,7 @@ impl Table {
     /// leave fewer live keys (a store restarted after heavy overwrites held 40 bytes per live
     /// key instead of at most 30).
     pub fn shrink_to_fit(&mut self) {
-        let n = slots_for(self.len);
+        let n = slots_for(self.len + self.displaced.len());
         if n < self.slots.len() {
             self.grow_to(n);
         }
@@ -528,27 +721,31 @@ impl Table {
     pub fn remove_ns(&mut self, ns: u32, mut ns_of: impl FnMut(Loc) -> u32) -> Vec<(Loc, bool)> {
         let mut gone = Vec::new();
         let mut kept = Vec::with_capacity(self.len);
-        for s in self.slots.iter().copied().filter(|s| s.seg != 0) {
-            let loc = Loc {
-                seg: s.seg,
-                off: s.off & !OFFSET_MARK,
-            };
+        let mut expiring = 0;
+        for s in self.slots.iter().filter(|s| s.seg != 0) {
+            let loc = s.loc();
             if ns_of(loc) == ns {
-                gone.push((loc, s.off & OFFSET_MARK != 0));
+                // A displaced record of the namespace is gone with it (its blind write's
+                // check then finds nothing to settle).
+                let marked = s.off & OFFSET_MARK != 0;
+                expiring += usize::from(marked && s.is_key());
+                gone.push((loc, marked));
             } else {
-                kept.push(s);
+                kept.push(s.clone());
             }
         }
         if gone.is_empty() {
             return gone;
         }
+        self.displaced
+            .retain(|(l, _)| !gone.iter().any(|(g, _)| g == l));
         self.slots = vec![Slot::default(); slots_for(kept.len())];
-        self.len = kept.len();
+        self.len = kept.iter().filter(|s| s.is_key()).count();
         for s in kept {
             self.place(s);
         }
         self.ns_len.remove(&ns);
-        for _ in gone.iter().filter(|(_, marked)| *marked) {
+        for _ in 0..expiring {
             self.count_expires(ns, false);
         }
         gone
@@ -559,16 +756,10 @@ impl Table {
         *self = Table::with_slots(TABLE_SLOTS_MIN);
     }
 
-    /// The tag and location held by slot `i`, if it is occupied.
+    /// The tag and location held by slot `i`, if a key occupies it.
     pub fn slot_at(&self, i: usize) -> Option<(u32, Loc)> {
         let s = self.slots.get(i)?;
-        (s.seg != 0).then_some((
-            s.tag,
-            Loc {
-                seg: s.seg,
-                off: s.off & !OFFSET_MARK,
-            },
-        ))
+        s.is_key().then_some((s.tag, s.loc()))
     }
 
     /// A slot at or after position `from` (wrapping), for RANDOMKEY.
@@ -577,13 +768,14 @@ impl Table {
             return None;
         }
         let mut i = from % self.slots.len();
-        while self.slots[i].seg == 0 {
+        while !self.slots[i].is_key() {
             i = self.next(i);
         }
         Some(i)
     }
 
-    /// Slot numbers and tags of every key whose tag is at least `tag_from`.
+    /// Slot numbers and tags of every key whose tag is at least `tag_from`, displaced slots
+    /// included (see [`Table::displaced_by_own_key`]).
     pub fn tags_from(&self, tag_from: u32) -> Vec<(u32, usize)> {
         self.slots
             .iter()
@@ -627,8 +819,8 @@ mod tests {
                     off: k as u32,
                 };
                 match found {
-                    Some(i) => t.set(i, loc, false, 0),
-                    None => t.insert_absent(tag, loc, false, 0),
+                    Some(i) => t.set(i, loc, false, 0, 0),
+                    None => t.insert_absent(tag, loc, false, 0, 0),
                 }
                 model.insert(k, loc.seg);
             }
@@ -647,7 +839,7 @@ mod tests {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         let same = KeyHash::from_parts(0, 7, 9);
         for k in 0..5u32 {
-            t.insert_absent(same, Loc { seg: 1, off: k }, false, 0);
+            t.insert_absent(same, Loc { seg: 1, off: k }, false, 0, 0);
         }
         for k in 0..5u32 {
             let i = t.find(same, |l| l.off == k).expect("present");
@@ -684,6 +876,7 @@ mod tests {
                 },
                 false,
                 ns,
+                0,
             );
         }
         assert_eq!((t.ns_len(0), t.ns_len(1), t.ns_len(2)), (100, 100, 100));
@@ -703,7 +896,13 @@ mod tests {
     fn marked_slots_are_swept() {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         for k in 0..100u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, k % 2 == 0, 0);
+            t.insert_absent(
+                tag_of(u64::from(k)),
+                Loc { seg: 1, off: k },
+                k % 2 == 0,
+                0,
+                0,
+            );
         }
         assert_eq!(t.sweep_marked(), 50);
         assert_eq!(t.len(), 50);
@@ -717,7 +916,7 @@ mod tests {
     fn load_stays_under_eighty_percent() {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         for k in 0..10_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0, 0);
             assert!(t.len() * 5 <= t.capacity_slots() * 4);
         }
     }
@@ -727,7 +926,7 @@ mod tests {
         let mut t = Table::with_slots(TABLE_SLOTS_MIN);
         t.reserve(40_000);
         for k in 0..5_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0, 0);
         }
         let before = t.capacity_slots();
         t.shrink_to_fit();
@@ -756,8 +955,98 @@ mod tests {
         let slots = t.capacity_slots();
         assert!(slots * 4 >= 40_000 * 5, "{slots} slots");
         for k in 0..40_000u32 {
-            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0);
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 1, off: k }, false, 0, 0);
         }
         assert_eq!(t.capacity_slots(), slots, "no growth after reserving");
+    }
+
+    #[test]
+    fn the_access_clock_is_kept_beside_the_check_and_stamped_only_when_it_changed() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        let h = KeyHash::from_parts(0, 7, CHECK_MASK);
+        t.insert_absent(h, Loc { seg: 1, off: 0 }, false, 0, 100);
+        let i = t.find(h, |_| true).unwrap();
+        assert_eq!(t.idle_s(i, 130), 30);
+        t.touch(i, 125);
+        assert_eq!(t.idle_s(i, 130), 5);
+        assert_eq!(
+            t.slots[i].check(),
+            CHECK_MASK,
+            "the check survives the stamp"
+        );
+        t.touch(i, ACCESS_CLOCK_MAX);
+        assert_eq!(t.idle_s(i, 4), 5, "across the wrap");
+        // A write stamps; compaction's move keeps the stamp.
+        t.set(i, Loc { seg: 2, off: 0 }, false, 0, 50);
+        t.move_to(i, Loc { seg: 3, off: 0 });
+        assert_eq!(t.idle_s(i, 60), 10);
+        assert!(t.find(h, |l| l.seg == 3).is_some());
+        // Growth keeps every stamp.
+        for k in 0..100u32 {
+            t.insert_absent(tag_of(u64::from(k)), Loc { seg: 9, off: k }, false, 0, 7);
+        }
+        let i = t.find(h, |_| true).unwrap();
+        assert_eq!(t.idle_s(i, 60), 10);
+    }
+
+    #[test]
+    fn a_displaced_record_is_found_by_every_key_but_its_writer() {
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        let writer = KeyHash::from_parts(0, 7, 9);
+        let other = KeyHash(writer.0 ^ (1 << 40)); // same tag and check, another key
+        assert_ne!(writer, other);
+        assert_eq!((writer.tag(), writer.check()), (other.tag(), other.check()));
+        let old = Loc { seg: 1, off: 10 };
+        t.insert_absent(other, old, true, 0, 0);
+        let i = t.find(writer, |_| true).unwrap();
+        let new = Loc { seg: 2, off: 20 };
+        assert_eq!(t.take_blind(i, writer, new, false, 0, 5), old);
+        assert_eq!(t.len(), 1, "a displaced slot is no key");
+        assert_eq!(t.ns_expires().count(), 0, "nor an expiring one");
+        assert_eq!(t.tags_from(0).len(), 2, "a scan sees both records");
+        assert!(t
+            .tags_from(0)
+            .iter()
+            .all(|&(_, i)| t.displaced_by_own_key(i, || writer) == (t.loc(i) == old)));
+        assert_eq!(t.occupied_from(0).map(|i| t.loc(i)), Some(new));
+        // The writer meets only its new record; the other key still finds its own.
+        let mut seen = Vec::new();
+        t.find(writer, |l| {
+            seen.push(l);
+            false
+        });
+        assert_eq!(seen, vec![new]);
+        let j = t.find(other, |l| l == old).expect("not hidden");
+        assert!(t.is_displaced(j));
+        assert_eq!(t.find_displaced(writer, old), Some(j));
+        // The check finds it was the other key's: a key again, counted.
+        t.undisplace(j, 0);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.ns_expires().collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(t.find_displaced(writer, old), None);
+
+        // Again, and this time the record was the writer's own: the check drops it.
+        let i = t.find(writer, |l| l == new).unwrap();
+        let newer = Loc { seg: 3, off: 30 };
+        t.take_blind(i, writer, newer, false, 0, 6);
+        let d = t.find_displaced(writer, new).unwrap();
+        t.remove_at(d, 0);
+        assert_eq!(t.len(), 2);
+        assert!(t.find(writer, |l| l == new).is_none());
+        assert!(t.find(writer, |l| l == newer).is_some());
+
+        // The writer deleted, its next blind write takes the other key's slot; a write of the
+        // other key into the displaced slot makes it its key's again.
+        let i = t.find(writer, |l| l == newer).unwrap();
+        t.remove_at(i, 0);
+        let i = t.find(other, |l| l == old).unwrap();
+        t.take_blind(i, writer, Loc { seg: 4, off: 0 }, false, 0, 7);
+        assert_eq!(t.len(), 1);
+        let d = t.find(other, |l| l == old).unwrap();
+        t.set(d, Loc { seg: 5, off: 0 }, false, 0, 8);
+        assert_eq!(t.len(), 2);
+        assert!(t.find(other, |l| l.seg == 5).is_some());
+        assert_eq!(t.find_displaced(writer, old), None);
+        assert!(t.displaced.is_empty());
     }
 }

@@ -6,8 +6,9 @@
 //! - `format`: the bytes on disk (segment header, record header), mirrored in `docs/FORMAT.md`;
 //!   `scan`: walking the records of a segment's bytes and classifying damage.
 //! - `options`, `stats`, `testing_hooks`.
-//! - `index`: the in-memory hash index: 256 shards of open-addressed 12-byte slots
-//!   (hash tag, segment id, offset); the key itself is checked against the record in the map.
+//! - `index`: the in-memory hash index: 256 shards of open-addressed 16-byte slots
+//!   (hash tag and check, access clock, segment id, offset); the key itself is checked
+//!   against the record in the map.
 //! - `segment`: one segment file: create and preallocate, append through a shared writable
 //!   map, read through the same map, seal (truncate, fsync). `hint`: hint files.
 //! - `registry`: which segments exist (copy-on-write map) and new segment ids;
@@ -21,7 +22,7 @@
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
 //! - `read`, `write`, `expiry`, `wait` (durability and stall futures), `compaction`,
 //!   `checkpoint`, `txn` (writes that land on disk all or nothing, EXEC's): the paths that
-//!   work on `shared`.
+//!   work on `shared`; `access`: a key's access clock (OBJECT IDLETIME) looked at or set.
 //! - `background`: the sync, prealloc and maintenance threads (a panic in one poisons).
 //! - `db`: [`Db`], one database's key calls; `engine`: [`Engine`], the public handle.
 //!
@@ -44,6 +45,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod access;
 mod background;
 mod checkpoint;
 mod clock;

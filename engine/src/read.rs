@@ -25,11 +25,13 @@ pub type ScanCursor = u64;
 /// memory reads busy, few enough that the first prefetched lines are still in cache when used.
 pub const PREFETCH_BATCH: usize = 32;
 
-/// Calls `f` with the key's live value (see `Engine::get_with`).
+/// Calls `f` with the key's live value (see `Engine::get_with`); a hit stamps the key's
+/// access clock when `touch`.
 pub(crate) fn get_with<R>(
     sh: &Shared,
     ns: u32,
     key: &[u8],
+    touch: bool,
     f: impl FnOnce(Option<Entry<'_>>) -> R,
 ) -> R {
     let h = KeyHash::of_ns(ns, key);
@@ -38,7 +40,7 @@ pub(crate) fn get_with<R>(
     // registered before the write that made it point there released the lock.
     let segs = sh.registry.load();
     let mut hit = None;
-    shard.find(h, |loc| {
+    let slot = shard.find(h, |loc| {
         let Some((hdr, rec)) = segs.record(loc) else {
             return false;
         };
@@ -48,11 +50,16 @@ pub(crate) fn get_with<R>(
         }
         same
     });
-    match hit {
-        Some((hdr, rec)) if !expired_now(hdr.expire_at_ms) => f(Some(Entry {
-            value: format::record_value(&hdr, rec),
-            expire_at_ms: hdr.expire_at_ms,
-        })),
+    match (hit, slot) {
+        (Some((hdr, rec)), Some(i)) if !expired_now(hdr.expire_at_ms) => {
+            if touch {
+                shard.touch(i, sh.access_clock());
+            }
+            f(Some(Entry {
+                value: format::record_value(&hdr, rec),
+                expire_at_ms: hdr.expire_at_ms,
+            }))
+        }
         _ => f(None),
     }
 }
@@ -84,6 +91,7 @@ pub(crate) fn get_many_with<R>(
     sh: &Shared,
     ns: u32,
     keys: &[&[u8]],
+    touch: bool,
     f: impl FnOnce(&[Option<Entry<'_>>]) -> R,
 ) -> R {
     let hashes: Vec<KeyHash> = keys.iter().map(|k| KeyHash::of_ns(ns, k)).collect();
@@ -94,11 +102,18 @@ pub(crate) fn get_many_with<R>(
         .map(|&i| sh.index.shard(i).read())
         .collect();
     let segs = sh.registry.load();
-    let entries: Vec<Option<Entry<'_>>> =
-        find_all(&guards, &shard_nos, |_| ns, keys, &hashes, &segs)
-            .into_iter()
-            .map(live_entry)
-            .collect();
+    let entries: Vec<Option<Entry<'_>>> = find_all(
+        &guards,
+        &shard_nos,
+        |_| ns,
+        keys,
+        &hashes,
+        &segs,
+        touch.then(|| sh.access_clock()),
+    )
+    .into_iter()
+    .map(live_entry)
+    .collect();
     f(&entries)
 }
 
@@ -249,7 +264,8 @@ pub(crate) fn prefetch_keys<T: std::ops::Deref<Target = Table>>(
     }
 }
 
-/// The current record of every key (see `find_current`), each shard locked in `guards`. Each
+/// The current record of every key (see `find_current`), each shard locked in `guards`; each
+/// key found has its access clock stamped with `touch`, if any. Each
 /// chunk of keys has its slots, then its records, prefetched first (as in
 /// [`Engine::prefetch`]) so their memory reads overlap.
 pub(crate) fn find_all<'a, G: std::ops::Deref<Target = Table>>(
@@ -259,6 +275,7 @@ pub(crate) fn find_all<'a, G: std::ops::Deref<Target = Table>>(
     keys: &[&[u8]],
     hashes: &[KeyHash],
     segs: &'a SegmentMap,
+    touch: Option<u32>,
 ) -> Vec<Current<'a>> {
     let mut found = Vec::with_capacity(keys.len());
     for (chunk, (keys, hashes)) in keys
@@ -271,7 +288,12 @@ pub(crate) fn find_all<'a, G: std::ops::Deref<Target = Table>>(
         }
         found.extend(keys.iter().zip(hashes).enumerate().map(|(j, (key, h))| {
             let ns = ns_of(chunk * PREFETCH_BATCH + j);
-            find_current(&guards[guard_of(shard_nos, h)], segs, ns, key, *h).1
+            let shard = &guards[guard_of(shard_nos, h)];
+            let (slot, current) = find_current(shard, segs, ns, key, *h);
+            if let (Some(i), Some(clock)) = (slot, touch) {
+                shard.touch(i, clock);
+            }
+            current
         }));
     }
     found
@@ -316,9 +338,13 @@ fn emit(
     let Some((hdr, rec)) = segs.record(shard.loc(i)) else {
         return;
     };
-    if hdr.ns == ns && !is_expired(hdr.expire_at_ms, now) {
+    let key = format::record_key(&hdr, rec);
+    if hdr.ns == ns
+        && !is_expired(hdr.expire_at_ms, now)
+        && !shard.displaced_by_own_key(i, || KeyHash::of_ns(ns, key))
+    {
         f(
-            format::record_key(&hdr, rec),
+            key,
             Entry {
                 value: format::record_value(&hdr, rec),
                 expire_at_ms: hdr.expire_at_ms,

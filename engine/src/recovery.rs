@@ -174,7 +174,7 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
                     for (kh, loc, ns) in std::mem::take(&mut part.expiring) {
                         if let Some(g) = guards[kh.shard()].as_mut() {
                             if let Some(i) = g.find_loc(kh.tag(), loc) {
-                                g.set(i, loc, true, ns);
+                                g.set(i, loc, true, ns, part.access_clock);
                             }
                         }
                     }
@@ -668,6 +668,9 @@ struct Part<'c> {
     committed: &'c Committed,
     thread: usize,
     now: u64,
+    /// The access clock every key starts with: a store opens with every key idle for 0 s
+    /// (Redis's restart from an AOF does the same).
+    access_clock: u32,
     max_seq: u64,
     flush_seq: u64,
     /// The newest namespace flush (FLUSHDB) met, by namespace.
@@ -688,6 +691,7 @@ impl<'c> Part<'c> {
             committed,
             thread,
             now,
+            access_clock: crate::clock::access_clock(0),
             max_seq: 0,
             flush_seq: 0,
             ns_flush_seq: Default::default(),
@@ -794,7 +798,7 @@ impl<'c> Part<'c> {
                             map.add_dead(old, oh.record_len() as u64);
                         }
                     }
-                    shard.set(i, loc, gone, h.ns);
+                    shard.set(i, loc, gone, h.ns, self.access_clock);
                     if gone {
                         seg.add_dead(len);
                     }
@@ -803,7 +807,7 @@ impl<'c> Part<'c> {
                 }
             }
             None => {
-                shard.insert_absent(p.kh, loc, gone, h.ns);
+                shard.insert_absent(p.kh, loc, gone, h.ns, self.access_clock);
                 if gone {
                     seg.add_dead(len);
                 }

@@ -77,6 +77,12 @@ impl Shared {
         Fsync::from_u8(self.fsync.load(Ordering::Relaxed))
     }
 
+    /// The access clock now (see `clock::access_clock`).
+    #[inline]
+    pub(crate) fn access_clock(&self) -> u32 {
+        crate::clock::access_clock(self.hooks.access_clock_skew_s.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn check_poison(&self) -> Result<()> {
         self.poison.check()
     }

@@ -81,8 +81,9 @@ pub struct Stats {
     pub blind_writes_pending: u64,
     /// See `blind_writes_pending`.
     pub blind_writes_checked: u64,
-    /// Keys found to share their 64-bit index fingerprint with another (expected never):
-    /// each was hidden by a blind write of the other, and put back.
+    /// Keys found to share their 40-bit index fingerprint with another key whose blind write
+    /// displaced their record (see `verify`; with `n` keys, one new key's write in
+    /// `2^48 / n`): each stayed found meanwhile, and its slot is its own again.
     pub fingerprint_collisions: u64,
 }
 

@@ -3,16 +3,18 @@
 //! A blind write (`Engine::put`: SET, whatever the key held) must find the slot of the key's
 //! old record. When that record is not in memory, reading it to compare keys would make the
 //! writer wait for the disk, and a load of overwrites under a memory limit did little else.
-//! So when exactly one slot matches the key's 64-bit fingerprint (tag and check) and its
-//! record is not in memory, `put` takes it as the key's (a different key matches one in 2^64)
-//! and leaves the proof to this module: the old record's key is compared off the writer's
-//! path, and its bytes are counted dead only then.
+//! So when exactly one slot matches the key's 40-bit fingerprint (tag and check, see `index`)
+//! and its record is not in memory, `put` takes it as the key's and leaves the proof to this
+//! module: the old record's key is compared off the writer's path, and its bytes are counted
+//! dead only then.
 //!
-//! Should the old record hold another key after all, that key lost its slot to the write:
-//! it is put back (pointing at its record, unless it was written again since), and the event
-//! is logged. Until then it reads as absent; nothing is lost, since its record stays on disk:
-//! compaction checks a segment's pending entries before it rewrites the segment
-//! ([`Verifier::take_segment`]), so the record is never dropped unchecked.
+//! Meanwhile the index keeps the old record in a displaced slot (`Table::take_blind`) that
+//! the writer's key never finds and every other key does. Should the old record hold another
+//! key after all (a new key sharing an existing key's fingerprint: with `n` keys, one write of
+//! a new key in `2^48 / n`), that key was never hidden: reads find it, a write or delete of
+//! it takes the displaced slot as its own, and the check makes the slot a key again and logs
+//! the event. Compaction checks a segment's pending entries before it rewrites the segment
+//! ([`Verifier::take_segment`]), so a displaced record is never moved or dropped unchecked.
 //!
 //! Pending entries are kept by segment, and a segment's entries are checked together: from
 //! its hint file (keys and lengths, read sequentially, no value read) when it has one, else
@@ -181,36 +183,36 @@ fn settle(
         tracing::error!(
             segment = p.old.seg,
             offset = p.old.off,
-            "could not read the record a blind write replaced, to check its key; if it held \
-             another key, that key reads as absent until the next restart"
+            "could not read the record a blind write replaced, to check its key; it stays in \
+             the index until the next restart, found by any key but the writer's"
         );
         return;
     };
-    // The write's key is compared by its whole 128-bit hash (the slot kept 64 of its bits):
+    let mut shard = env.index.shard(p.hash.shard()).write();
+    let Some(i) = shard.find_displaced(p.hash, p.old) else {
+        // A write or a delete of the record's key, or a flush of its database, resolved the
+        // displaced slot and counted the record dead.
+        return;
+    };
+    // The write's key is compared by its whole 128-bit hash (the slot kept 40 of its bits):
     // no need to read the new record, which compaction may have moved meanwhile. Two keys
     // with one 128-bit hash are beyond anything that happens.
-    let h2 = KeyHash::of_ns(header.ns, &old_key);
-    if h2 == p.hash {
+    let owner = KeyHash::of_ns(header.ns, &old_key);
+    if shard.settle_displaced(i, owner, header.ns) {
+        collided(env.verifier, p.old);
+    } else {
         segs.add_dead(p.old, header.record_len());
-        return;
     }
-    // Another key with the same 64-bit fingerprint lost its slot: put it back, unless it was
-    // written again since (then the old record is simply dead).
-    let mut shard = env.index.shard(h2.shard()).write();
-    if shard
-        .find(h2, |l| segs.key_matches(l, header.ns, &old_key))
-        .is_some()
-    {
-        segs.add_dead(p.old, header.record_len());
-        return;
-    }
-    shard.insert_absent(h2, p.old, header.expire_at_ms != 0, header.ns);
-    env.verifier.repaired.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts and logs a displaced record that turned out to be another key's than its writer's.
+pub(crate) fn collided(verifier: &Verifier, old: Loc) {
+    verifier.repaired.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
-        segment = p.old.seg,
-        offset = p.old.off,
-        "two keys share a 64-bit index fingerprint (about one pair in 2^64); a write of one \
-         briefly hid the other, which is back now"
+        segment = old.seg,
+        offset = old.off,
+        "two keys share a 40-bit index fingerprint (a write of a new key meets one among 2^48 \
+         / keys); the blind write of one displaced the other's slot, which is its own again"
     );
 }
 
@@ -241,6 +243,35 @@ mod tests {
         }
     }
 
+    /// Every key a full SCAN returns, with its value; a key returned twice must have one value.
+    fn scan_all(e: &Engine) -> std::collections::HashMap<Vec<u8>, Vec<u8>> {
+        let mut out = std::collections::HashMap::new();
+        let mut cursor = 0;
+        loop {
+            cursor = e.scan(cursor, 50, |k, v| {
+                let old = out.insert(k.to_vec(), v.value.to_vec());
+                assert!(old.is_none_or(|o| o == v.value), "two values for one key");
+            });
+            if cursor == 0 {
+                return out;
+            }
+        }
+    }
+
+    /// Writes `a`, then enough after it that the next append lands pages away from it,
+    /// evicts it, holds the checks, and writes `b`, whose fingerprint is a's: b's only
+    /// candidate is a's slot, on disk, so the write takes it blindly.
+    fn displace(e: &Engine, a: &[u8], value_of_a: &[u8], b: &[u8]) {
+        e.put(a, value_of_a, 0).unwrap();
+        for i in 0..300u32 {
+            e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
+        }
+        e.evict_for_tests().unwrap();
+        e.pause_verify_for_tests(true);
+        e.put(b, b"value of b", 0).unwrap();
+        assert_eq!(e.stats().blind_writes_pending, 1);
+    }
+
     fn collide(name: &str) -> Vec<u8> {
         [COLLIDE_PREFIX, name.as_bytes()].concat()
     }
@@ -266,6 +297,10 @@ mod tests {
             "not counted before it is checked"
         );
         assert_eq!(e.get(b"k17").as_deref(), Some(&b"new"[..]));
+        assert_eq!(e.len(), 300);
+        let scanned = scan_all(&e);
+        assert_eq!(scanned.len(), 300, "the displaced old record is no key");
+        assert_eq!(scanned[&b"k17"[..]], b"new");
         e.pause_verify_for_tests(false);
         settled(&e);
         let st = e.stats();
@@ -277,23 +312,22 @@ mod tests {
     }
 
     #[test]
-    fn a_key_hidden_by_a_fingerprint_collision_comes_back() {
+    fn a_key_whose_slot_a_colliding_blind_write_took_is_never_hidden() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (collide("a"), collide("a2"));
         {
             let e = open(dir.path());
-            // a first, then enough after it that the next append lands pages away from it.
-            e.put(&a, b"value of a", 0).unwrap();
-            for i in 0..300u32 {
-                e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
-            }
-            e.evict_for_tests().unwrap();
-            e.pause_verify_for_tests(true);
-            // b's only candidate is a's slot, on disk: the write takes it blindly.
-            e.put(&b, b"value of b", 0).unwrap();
-            assert_eq!(e.stats().blind_writes_pending, 1);
+            displace(&e, &a, b"value of a", &b);
             assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
-            assert_eq!(e.get(&a), None, "hidden until checked");
+            assert_eq!(
+                e.get(&a).as_deref(),
+                Some(&b"value of a"[..]),
+                "its displaced record is found before the check"
+            );
+            assert_eq!(e.len(), 301, "counted once the check has run");
+            let scanned = scan_all(&e);
+            assert_eq!(scanned.get(&a).map(Vec::as_slice), Some(&b"value of a"[..]));
+            assert_eq!(scanned.get(&b).map(Vec::as_slice), Some(&b"value of b"[..]));
             e.pause_verify_for_tests(false);
             settled(&e);
             assert_eq!(e.stats().fingerprint_collisions, 1);
@@ -312,21 +346,66 @@ mod tests {
     }
 
     #[test]
+    fn a_write_and_a_delete_of_a_displaced_key_before_the_check_see_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path());
+        let (a, b, c) = (collide("p"), collide("p2"), collide("p3"));
+        displace(&e, &a, b"1", &b);
+        // A read-modify-write of a (INCR) sees its value: no update is lost.
+        let (seen, _) = e
+            .update(&a, |cur| {
+                let seen = cur.map(|c| c.value.to_vec());
+                (
+                    crate::Update::Put {
+                        value: b"2",
+                        expire_at_ms: 0,
+                    },
+                    seen,
+                )
+            })
+            .unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"1"[..]));
+        assert_eq!(e.len(), 302);
+        e.pause_verify_for_tests(false);
+        settled(&e);
+        assert_eq!(e.stats().fingerprint_collisions, 0, "the write settled it");
+        assert_eq!(e.get(&a).as_deref(), Some(&b"2"[..]));
+        assert_eq!(e.get(&b).as_deref(), Some(&b"value of b"[..]));
+
+        // Again with c displacing b, then b deleted before the check.
+        e.delete(&a).unwrap();
+        for i in 0..300u32 {
+            e.put(format!("f{i}").as_bytes(), &[b'w'; 400], 0).unwrap();
+        }
+        e.evict_for_tests().unwrap();
+        e.pause_verify_for_tests(true);
+        e.put(&c, b"value of c", 0).unwrap();
+        assert_eq!(e.stats().blind_writes_pending, 1);
+        // b's slot is c's now; b's record, displaced, is not counted until checked.
+        assert_eq!(e.len(), 601);
+        assert!(e.delete(&b).unwrap().is_some(), "b was found");
+        assert_eq!(e.get(&b), None);
+        assert_eq!(e.len(), 601);
+        e.pause_verify_for_tests(false);
+        settled(&e);
+        assert_eq!(e.get(&b), None, "not brought back by the check");
+        assert_eq!(e.get(&c).as_deref(), Some(&b"value of c"[..]));
+        assert_eq!(e.len(), 601);
+    }
+
+    #[test]
     fn a_collision_unchecked_at_a_crash_is_resolved_by_recovery() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (collide("x"), collide("x2"));
         {
             let e = open(dir.path());
-            // a first, then enough after it that the next append lands pages away from it.
-            e.put(&a, b"value of a", 0).unwrap();
-            for i in 0..300u32 {
-                e.put(format!("k{i}").as_bytes(), &[b'v'; 400], 0).unwrap();
-            }
-            e.evict_for_tests().unwrap();
-            e.pause_verify_for_tests(true);
-            e.put(&b, b"value of b", 0).unwrap();
+            displace(&e, &a, b"value of a", &b);
             e.sync().unwrap();
-            assert_eq!(e.get(&a), None, "hidden until checked");
+            assert_eq!(
+                e.get(&a).as_deref(),
+                Some(&b"value of a"[..]),
+                "never hidden"
+            );
             // Closed without the check: the next open reads both keys' records.
         }
         let e = open(dir.path());

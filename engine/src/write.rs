@@ -80,21 +80,28 @@ pub(crate) fn put(
         if let Some(i) = blind_candidate(&shard, &segs, h) {
             let old = shard.loc(i);
             if sh.verifier.push(Pending { hash: h, old }) {
-                shard.set(i, loc, expires, ns);
+                shard.take_blind(i, h, loc, expires, ns, sh.access_clock());
                 return Ok(WriteToken(seq));
             }
         }
     }
     // `segs` predates the append: it holds every record the shard points at.
     let found = find_current(&shard, &segs, ns, key, h);
-    point_at(&mut shard, &segs, found, h, loc, expires, ns);
+    let clock = sh.access_clock();
+    let written = Written {
+        loc,
+        expires,
+        ns,
+        clock,
+    };
+    point_at(&mut shard, &segs, found, h, written);
     Ok(WriteToken(seq))
 }
 
 /// The slot a blind write may take without reading its record: the only one matching the
-/// key's 64-bit fingerprint, with a record not in memory. With two candidates (keys whose
-/// fingerprints collided before) the keys are compared: taking the wrong one would leave the
-/// key's own slot behind it.
+/// key's fingerprint, with a record not in memory, and holding a key (a displaced record is
+/// not taken again). With two candidates (keys whose fingerprints collided) the keys are
+/// compared: taking the wrong one would leave the key's own slot behind it.
 fn blind_candidate(shard: &Table, segs: &SegmentMap, h: KeyHash) -> Option<usize> {
     let mut candidates = 0;
     let mut cold = false;
@@ -106,17 +113,20 @@ fn blind_candidate(shard: &Table, segs: &SegmentMap, h: KeyHash) -> Option<usize
         false
     });
     if candidates == 1 && cold {
-        shard.find(h, |_| true)
+        shard.find(h, |_| true).filter(|&i| !shard.is_displaced(i))
     } else {
         None
     }
 }
 
 /// Reads the key's live value and applies `f`'s decision atomically (see `Engine::update`).
+/// A write stamps the key's access clock; a decision to keep the key as it is stamps it when
+/// `touch` (Redis's `lookupKeyWrite`).
 pub(crate) fn update<'v, R>(
     sh: &Shared,
     ns: u32,
     key: &[u8],
+    touch: bool,
     f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
 ) -> Result<(R, Option<WriteToken>)> {
     if key.len() > KEY_LEN_MAX {
@@ -131,9 +141,15 @@ pub(crate) fn update<'v, R>(
     let segs = sh.registry.load();
     let (slot, current) = find_current(&shard, &segs, ns, key, h);
     let entry = live_entry(current);
+    let live = entry.is_some();
     let (decision, result) = f(entry);
     let (value, expire_at_ms) = match decision {
-        Update::Keep => return Ok((result, None)),
+        Update::Keep => {
+            if let Some(i) = slot.filter(|_| touch && live) {
+                shard.touch(i, sh.access_clock());
+            }
+            return Ok((result, None));
+        }
         Update::Put {
             value,
             expire_at_ms,
@@ -174,15 +190,13 @@ pub(crate) fn update<'v, R>(
     check_sizes(key, value)?;
     let body_crc = format::body_crc(key, value);
     let (seq, loc) = sh.append_value(ns, key, value, expire_at_ms, body_crc)?;
-    point_at(
-        &mut shard,
-        &segs,
-        (slot, current),
-        h,
+    let written = Written {
         loc,
-        expire_at_ms != 0,
+        expires: expire_at_ms != 0,
         ns,
-    );
+        clock: sh.access_clock(),
+    };
+    point_at(&mut shard, &segs, (slot, current), h, written);
     Ok((result, Some(WriteToken(seq))))
 }
 /// Drops `key` from memory when its record has expired (see `Engine::remove_expired`).
@@ -205,11 +219,13 @@ pub(crate) fn remove_expired(sh: &Shared, ns: u32, key: &[u8]) -> bool {
 }
 
 /// Reads several keys and applies `f`'s decisions as one atomic batch (see
-/// `Engine::update_many`).
+/// `Engine::update_many`). Every key found has its access clock stamped when `touch`, every
+/// key written whatever `touch` says.
 pub(crate) fn update_many<'v, R>(
     sh: &Shared,
     ns_of: impl Fn(usize) -> u32 + Copy,
     keys: &[&[u8]],
+    touch: bool,
     f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
 ) -> Result<(R, Option<WriteToken>)> {
     if let Some(key) = keys.iter().find(|k| k.len() > KEY_LEN_MAX) {
@@ -230,7 +246,16 @@ pub(crate) fn update_many<'v, R>(
         .map(|&i| sh.index.shard(i).write())
         .collect();
     let segs = sh.registry.load();
-    let current = find_all(&guards, &shard_nos, ns_of, keys, &hashes, &segs);
+    let clock = sh.access_clock();
+    let current = find_all(
+        &guards,
+        &shard_nos,
+        ns_of,
+        keys,
+        &hashes,
+        &segs,
+        touch.then_some(clock),
+    );
     let entries: Vec<Option<Entry<'_>>> = current.iter().map(|&c| live_entry(c)).collect();
     let (decisions, result) = f(&entries);
     assert_eq!(
@@ -313,13 +338,13 @@ pub(crate) fn update_many<'v, R>(
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
             (Some((slot, (loc, hdr, _))), Some((_, new))) => {
-                shard.set(slot, new, expires, ns);
+                shard.set(slot, new, expires, ns, clock);
                 segs_now.add_dead(loc, hdr.record_len());
             }
             (None, Some((flags, new))) if flags & FLAG_TOMBSTONE != 0 => {
                 segs_now.add_dead(new, RECORD_HEADER_LEN + key.len());
             }
-            (None, Some((_, new))) => shard.insert_absent(h, new, expires, ns),
+            (None, Some((_, new))) => shard.insert_absent(h, new, expires, ns, clock),
             (Some((slot, (loc, hdr, _))), None) => {
                 shard.remove_at(slot, ns);
                 segs_now.add_dead(loc, hdr.record_len());
@@ -464,23 +489,31 @@ fn superseded(keys: &[&[u8]], ns_of: impl Fn(usize) -> u32) -> Vec<bool> {
     out
 }
 
-/// Points the key's slot (found by `find_current`) at its new record `loc`, counting the old
-/// record dead, or adds a slot when the key had none. `expires`: the new record carries an
-/// expiry (the slot is marked for the expiry sweep).
+/// A record just appended for a key of namespace `ns`, as its slot is to hold it: where it is,
+/// whether it carries an expiry (the slot is marked for the expiry sweep), and the access
+/// clock of the write.
+#[derive(Clone, Copy)]
+struct Written {
+    loc: Loc,
+    expires: bool,
+    ns: u32,
+    clock: u32,
+}
+
+/// Points the key's slot (found by `find_current`) at its new record, counting the old record
+/// dead, or adds a slot when the key had none.
 fn point_at(
     shard: &mut Table,
     segs: &SegmentMap,
     found: (Option<usize>, Current<'_>),
     h: KeyHash,
-    loc: Loc,
-    expires: bool,
-    ns: u32,
+    w: Written,
 ) {
     match found {
         (Some(i), Some((old, hdr, _))) => {
-            shard.set(i, loc, expires, ns);
+            shard.set(i, w.loc, w.expires, w.ns, w.clock);
             segs.add_dead(old, hdr.record_len());
         }
-        _ => shard.insert_absent(h, loc, expires, ns),
+        _ => shard.insert_absent(h, w.loc, w.expires, w.ns, w.clock),
     }
 }

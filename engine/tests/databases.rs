@@ -380,7 +380,7 @@ fn a_batch_across_databases_is_one_batch() {
     e.db(5).put(b"k", b"other", 0).unwrap();
     // MOVE k from 2 to 3: delete there, put here, atomically.
     let (seen, token) = e
-        .update_many_across(&[(2, b"k"), (3, b"k"), (5, b"k")], |cur| {
+        .update_many_across(&[(2, b"k"), (3, b"k"), (5, b"k")], true, |cur| {
             let seen: Vec<Option<Vec<u8>>> =
                 cur.iter().map(|c| c.map(|c| c.value.to_vec())).collect();
             (

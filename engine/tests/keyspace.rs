@@ -55,24 +55,26 @@ fn expire(e: &Engine, db: u32, key: &[u8], at_ms: u64) {
 
 /// MOVE key from `src` to `dst` (as the server's MOVE: one batch across databases).
 fn move_key(e: &Engine, src: u32, dst: u32, key: &[u8]) {
-    e.update_many_across(&[(src, key), (dst, key)], |cur| match (cur[0], cur[1]) {
-        (Some(s), None) => {
-            let value = s.value.to_vec();
-            let at = s.expire_at_ms;
-            // The closure cannot lend a buffer it builds: leak this test's few bytes.
-            let value: &'static [u8] = Box::leak(value.into_boxed_slice());
-            (
-                vec![
-                    Update::Delete,
-                    Update::Put {
-                        value,
-                        expire_at_ms: at,
-                    },
-                ],
-                (),
-            )
+    e.update_many_across(&[(src, key), (dst, key)], true, |cur| {
+        match (cur[0], cur[1]) {
+            (Some(s), None) => {
+                let value = s.value.to_vec();
+                let at = s.expire_at_ms;
+                // The closure cannot lend a buffer it builds: leak this test's few bytes.
+                let value: &'static [u8] = Box::leak(value.into_boxed_slice());
+                (
+                    vec![
+                        Update::Delete,
+                        Update::Put {
+                            value,
+                            expire_at_ms: at,
+                        },
+                    ],
+                    (),
+                )
+            }
+            _ => (vec![Update::Keep, Update::Keep], ()),
         }
-        _ => (vec![Update::Keep, Update::Keep], ()),
     })
     .unwrap();
 }

@@ -130,23 +130,24 @@ fn copy_across(
 ) -> Result<(Option<u64>, Option<flin_engine::WriteToken>), flin_engine::Error> {
     let mut value = Vec::new();
     let value = &mut value;
-    ctx.engine.update_many_across(&[from, to], move |cur| {
-        let keep = vec![Update::Keep; 2];
-        let Some(e) = cur[0] else {
-            return (keep, None);
-        };
-        if cur[1].is_some() && !replace {
-            return (keep, None);
-        }
-        value.extend_from_slice(e.value);
-        let value: &[u8] = value;
-        let put = Update::Put {
-            value,
-            expire_at_ms: e.expire_at_ms,
-        };
-        let first = if delete { Update::Delete } else { Update::Keep };
-        (vec![first, put], Some(e.expire_at_ms))
-    })
+    ctx.engine
+        .update_many_across(&[from, to], true, move |cur| {
+            let keep = vec![Update::Keep; 2];
+            let Some(e) = cur[0] else {
+                return (keep, None);
+            };
+            if cur[1].is_some() && !replace {
+                return (keep, None);
+            }
+            value.extend_from_slice(e.value);
+            let value: &[u8] = value;
+            let put = Update::Put {
+                value,
+                expire_at_ms: e.expire_at_ms,
+            };
+            let first = if delete { Update::Delete } else { Update::Keep };
+            (vec![first, put], Some(e.expire_at_ms))
+        })
 }
 
 fn reply_copied(
