@@ -272,14 +272,16 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
             reply::ok(ctx.out);
         }
     } else if eq_subcommand(sub, "no-evict") || eq_subcommand(sub, "no-touch") {
-        // flin evicts nothing and keeps no access clock: both modes are accepted as they are.
-        let name = if eq_subcommand(sub, "no-evict") {
-            "no-evict"
-        } else {
-            "no-touch"
-        };
+        // flin evicts nothing, so NO-EVICT is accepted as it is; NO-TOUCH keeps this client's
+        // commands from stamping the keys' access clocks.
+        let touch = eq_subcommand(sub, "no-touch");
+        let name = if touch { "no-touch" } else { "no-evict" };
         if want(3, name, ctx) {
-            if eq_ignore_case(args[2], "on") || eq_ignore_case(args[2], "off") {
+            let on = eq_ignore_case(args[2], "on");
+            if on || eq_ignore_case(args[2], "off") {
+                if touch {
+                    ctx.client.no_touch = on;
+                }
                 reply::ok(ctx.out);
             } else {
                 super::syntax_error(ctx.out);

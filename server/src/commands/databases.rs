@@ -130,8 +130,9 @@ fn copy_across(
 ) -> Result<(Option<u64>, Option<flin_engine::WriteToken>), flin_engine::Error> {
     let mut value = Vec::new();
     let value = &mut value;
+    let touch = !ctx.client.no_touch;
     ctx.engine
-        .update_many_across(&[from, to], true, move |cur| {
+        .update_many_across(&[from, to], touch, move |cur| {
             let keep = vec![Update::Keep; 2];
             let Some(e) = cur[0] else {
                 return (keep, None);

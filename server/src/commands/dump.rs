@@ -4,8 +4,9 @@
 //! RESTORE checks what Redis checks, in its order: options, then (without REPLACE) that the
 //! key is free, then the TTL, then the payload's version and checksum, then the object. The
 //! existence check and the write are one atomic step (`Engine::update`), so a concurrent
-//! writer cannot slip in between. IDLETIME and FREQ are accepted and checked; flin keeps no
-//! per-key access clock or counter for them to set.
+//! writer cannot slip in between. IDLETIME sets the restored key's access clock (OBJECT
+//! IDLETIME); FREQ is accepted and checked, and, as on a Redis without an LFU policy, sets
+//! nothing (flin keeps no access counter).
 
 use flin_engine::{Update, VALUE_LEN_MAX};
 
@@ -29,6 +30,8 @@ pub fn dump(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 struct RestoreOptions {
     replace: bool,
     absttl: bool,
+    /// IDLETIME: seconds the restored key looks idle for.
+    idle_s: Option<u64>,
 }
 
 /// RESTORE's options, as `restoreCommand` parses them: IDLETIME and FREQ exclude each other
@@ -48,7 +51,10 @@ fn parse_options(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Option<RestoreOptions> {
             match parse_i64(args[j + 1]) {
                 None => not_integer(ctx.out),
                 Some(n) if n < 0 => reply::err(ctx.out, "Invalid IDLETIME value, must be >= 0"),
-                Some(_) => idle = true,
+                Some(n) => {
+                    idle = true;
+                    o.idle_s = Some(n as u64);
+                }
             }
             if !idle {
                 return None;
@@ -140,6 +146,9 @@ pub fn restore(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         Ok((Outcome::Restored { expire_at_ms }, token)) => {
             ctx.wrote(token);
             ctx.track_expiry(args[1], expire_at_ms);
+            if let Some(s) = o.idle_s {
+                ctx.db_no_touch().set_idle_s(args[1], s);
+            }
             reply::ok(ctx.out);
         }
         Ok((Outcome::Busy, _)) => reply::error(ctx.out, b"BUSYKEY Target key name already exists."),

@@ -38,13 +38,17 @@ pub fn del(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 /// EXISTS and TOUCH: how many of the keys (repeats counted) exist.
-/// Several keys are read at one instant.
+/// Several keys are read at one instant. TOUCH stamps their access clocks, even for a
+/// client in CLIENT NO-TOUCH mode; EXISTS never does (Redis's `LOOKUP_NOTOUCH`).
 pub fn exists(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let db = if eq_ignore_case(args[0], "touch") {
+        ctx.engine.db(ctx.client.db)
+    } else {
+        ctx.db_no_touch()
+    };
     let n = match &args[1..] {
-        [key] => usize::from(ctx.db().contains(key)),
-        keys => ctx
-            .db()
-            .get_many_with(keys, |cur| cur.iter().filter(|e| e.is_some()).count()),
+        [key] => usize::from(db.contains(key)),
+        keys => db.get_many_with(keys, |cur| cur.iter().filter(|e| e.is_some()).count()),
     };
     reply::integer(ctx.out, n as i64);
 }
@@ -181,7 +185,9 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 /// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry, else the TTL (or the absolute
 /// expiry), in ms or rounded to seconds.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], output_ms: bool, output_abs: bool) {
-    let expire = ctx.db().get_with(key, |e| e.map(|e| e.expire_at_ms));
+    let expire = ctx
+        .db_no_touch()
+        .get_with(key, |e| e.map(|e| e.expire_at_ms));
     let n = match expire {
         None => -2,
         Some(0) => -1,
@@ -218,7 +224,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
 }
 
 pub fn type_(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
-    if ctx.db().contains(args[1]) {
+    if ctx.db_no_touch().contains(args[1]) {
         reply::simple(ctx.out, b"string");
     } else {
         reply::simple(ctx.out, b"none");

@@ -79,7 +79,7 @@ fn usage(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     }
     let key = args[2];
     match ctx
-        .db()
+        .db_no_touch()
         .get_with(key, |e| e.map(|e| usage_bytes(key, e.value)))
     {
         Some(n) => reply::integer(ctx.out, n as i64),

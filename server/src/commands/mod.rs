@@ -89,6 +89,9 @@ pub(crate) struct Client {
     pub wait: Option<WaitFor>,
     /// True while EXEC runs this client's transaction (WAIT answers at once then).
     pub in_exec: bool,
+    /// CLIENT NO-TOUCH ON: this client's commands leave the keys' access clocks (OBJECT
+    /// IDLETIME) as they are, except TOUCH.
+    pub no_touch: bool,
 }
 
 /// A command to propagate, with the database it runs in (`None`: MULTI, EXEC, PING).
@@ -122,6 +125,7 @@ impl Client {
             handoff: None,
             wait: None,
             in_exec: false,
+            no_touch: false,
         }
     }
 }
@@ -153,10 +157,22 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// The client's selected database: the engine's key calls confined to it.
+    /// The client's selected database: the engine's key calls confined to it. Its lookups
+    /// stamp the keys' access clocks (Redis's `lookupKey`) unless the client is in
+    /// CLIENT NO-TOUCH mode; a command that never touches (TTL, OBJECT...) asks
+    /// [`Ctx::db_no_touch`].
     #[inline]
     pub fn db(&self) -> flin_engine::Db<'a> {
-        self.engine.db(self.client.db)
+        self.engine
+            .db(self.client.db)
+            .touching(!self.client.no_touch)
+    }
+
+    /// The client's selected database, whose lookups leave the access clocks alone (Redis's
+    /// `LOOKUP_NOTOUCH`).
+    #[inline]
+    pub fn db_no_touch(&self) -> flin_engine::Db<'a> {
+        self.engine.db(self.client.db).touching(false)
     }
 
     /// Runs `f` on the replication stream: the one this command holds (a write, or a

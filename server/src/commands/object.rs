@@ -6,8 +6,11 @@
 //! bytes, `raw` beyond (a value Redis built by APPEND or SETRANGE would be `raw` there, even
 //! when short). Sizes are what Redis's jemalloc would allocate for it.
 //!
-//! flin keeps no access clock or counter per key: IDLETIME answers 0 and FREQ answers Redis's
-//! error for a server whose maxmemory-policy is not LFU, which is flin's case (noeviction).
+//! IDLETIME answers the seconds since the key was last read or written, from the access clock
+//! the engine keeps in each index slot (24 bits of seconds, as Redis's LRU clock; every key
+//! starts at 0 when the store opens). flin keeps no access counter: FREQ answers Redis's error
+//! for a server whose maxmemory-policy is not LFU, which is flin's case (noeviction). OBJECT
+//! never counts as an access (Redis's `LOOKUP_NOTOUCH`).
 
 use super::{eq_subcommand, help, sub_arity_ok, unknown_subcommand, Ctx};
 use crate::protocol::parse::string_to_i64;
@@ -140,16 +143,20 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     if !sub_arity_ok(ctx.out, args, 3, name) {
         return;
     }
-    let encoding = ctx
-        .db()
-        .get_with(args[2], |e| e.map(|e| Encoding::of(e.value)));
+    let db = ctx.db_no_touch();
+    if name == "object|idletime" {
+        return match db.idle_s(args[2]) {
+            Some(s) => reply::integer(ctx.out, s as i64),
+            None => reply::null(ctx.out, ctx.client.resp),
+        };
+    }
+    let encoding = db.get_with(args[2], |e| e.map(|e| Encoding::of(e.value)));
     let Some(encoding) = encoding else {
         return reply::null(ctx.out, ctx.client.resp);
     };
     match name {
         "object|encoding" => reply::bulk(ctx.out, encoding.name().as_bytes()),
         "object|freq" => reply::err(ctx.out, FREQ_ERROR),
-        "object|idletime" => reply::integer(ctx.out, 0),
         _ => {
             let shared = matches!(encoding, Encoding::Int(v) if (0..SHARED_INTEGERS).contains(&v));
             reply::integer(ctx.out, if shared { i64::from(i32::MAX) } else { 1 });

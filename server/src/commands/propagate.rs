@@ -120,7 +120,8 @@ fn emit(ctx: &mut Ctx<'_>, db: Option<u32>, args: &[&[u8]]) {
 
 /// The key's expiry now (Unix ms, 0 for none), `None` when it is gone.
 fn expiry_of(ctx: &Ctx<'_>, key: &[u8]) -> Option<u64> {
-    ctx.db().get_with(key, |e| e.map(|e| e.expire_at_ms))
+    ctx.db_no_touch()
+        .get_with(key, |e| e.map(|e| e.expire_at_ms))
 }
 
 /// Sends the effect of a command that wrote, rewritten as Redis 7.0 rewrites it.
@@ -168,7 +169,7 @@ fn effect(ctx: &mut Ctx<'_>, name: &str, args: &[&[u8]]) {
             Some(_) => emit(ctx, db, args),
             None => emit(ctx, db, &[b"DEL", key]),
         },
-        "incrbyfloat" => match ctx.db().get(key) {
+        "incrbyfloat" => match ctx.db_no_touch().get(key) {
             Some(v) => emit(ctx, db, &[b"SET", key, &v, b"KEEPTTL"]),
             None => emit(ctx, db, &[b"DEL", key]),
         },

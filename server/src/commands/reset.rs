@@ -55,6 +55,7 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
     }
     ctx.client.entry.set_name(None);
     ctx.client.reply = ReplyMode::default();
+    ctx.client.no_touch = false;
     ctx.client.authenticated = ctx.server.settings.requirepass().is_none();
     ctx.client.resp = 2;
     ctx.client.entry.set_resp(2);
