@@ -1049,4 +1049,78 @@ mod tests {
         assert_eq!(t.find_displaced(writer, old), None);
         assert!(t.displaced.is_empty());
     }
+
+    #[test]
+    fn blind_takes_among_colliding_keys_match_a_hashmap() {
+        // Keys 0..24 on four tags with one check: fingerprints collide all the time. A key's
+        // "record" is its number in `off`, so `is_key` compares offsets.
+        let hash = |k: u32| KeyHash(KeyHash::from_parts(0, k % 4, 1).0 | u128::from(k) << 40);
+        let mut t = Table::with_slots(TABLE_SLOTS_MIN);
+        let mut model: HashMap<u32, Loc> = HashMap::new();
+        let mut pending: Vec<(KeyHash, Loc)> = Vec::new();
+        let (mut blind, mut collided) = (0, 0);
+        let mut x: u64 = 99;
+        for step in 1..20_000u32 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = (x >> 33) as u32 % 24;
+            let h = hash(k);
+            let found = t.find(h, |l| l.off == k);
+            match (x >> 20) % 8 {
+                0 | 1 => {
+                    if let Some(i) = found {
+                        t.remove_at(i, 0);
+                    }
+                    model.remove(&k);
+                }
+                2 | 3 => {
+                    // Settle the oldest blind write: the record's key is its offset.
+                    if !pending.is_empty() {
+                        let (writer, old) = pending.remove(0);
+                        if let Some(d) = t.find_displaced(writer, old) {
+                            collided += usize::from(t.settle_displaced(d, hash(old.off), 0));
+                        }
+                    }
+                }
+                _ => {
+                    let loc = Loc { seg: step, off: k };
+                    let mut candidates = 0;
+                    t.find(h, |_| {
+                        candidates += 1;
+                        false
+                    });
+                    let first = t.find(h, |_| true);
+                    match first.filter(|&i| candidates == 1 && !t.is_displaced(i)) {
+                        // What `put` does when memory is short: take it unread.
+                        Some(i) if x >> 40 & 1 == 0 => {
+                            pending.push((h, t.take_blind(i, h, loc, false, 0, 0)));
+                            blind += 1;
+                        }
+                        _ => match found {
+                            Some(i) => t.set(i, loc, false, 0, 0),
+                            None => t.insert_absent(h, loc, false, 0, 0),
+                        },
+                    }
+                    model.insert(k, loc);
+                }
+            }
+            for k in 0..24u32 {
+                let got = t.find(hash(k), |l| l.off == k).map(|i| t.loc(i));
+                assert_eq!(got, model.get(&k).copied(), "key {k} at step {step}");
+            }
+        }
+        for (writer, old) in pending.drain(..) {
+            if let Some(d) = t.find_displaced(writer, old) {
+                t.settle_displaced(d, hash(old.off), 0);
+            }
+        }
+        assert!(t.displaced.is_empty());
+        assert!(
+            blind > 50 && collided > 20,
+            "{blind} blind writes, {collided} collisions"
+        );
+        assert_eq!(t.len(), model.len());
+        assert_eq!(t.tags_from(0).len(), model.len());
+    }
 }
