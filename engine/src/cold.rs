@@ -5,10 +5,19 @@
 //! every client of that worker waits. So a caller that must not block (the server's workers)
 //! first asks [`check`] which records its next keys would touch and are not resident, then
 //! hands those to [`ColdReads::submit`] and awaits the [`Fetch`] while its other work goes on.
-//! The pool's threads read each record with `pread` (its own pages, no read-around), check its
-//! checksums, and so leave it in the page cache for the map; a read that fails or whose
-//! checksum does not match is reported for that key, logged with file and offset, and never
-//! served.
+//! The pool's threads read each record with `pread` and check its checksums; a read that
+//! fails or whose checksum does not match is reported for that key, logged with file and
+//! offset, and never served.
+//!
+//! A record is read with `O_DIRECT` into a buffer of its own, which the fetch hands to the
+//! caller (see `staged`): the page cache is not touched, so the read costs no page-cache
+//! insertion, no charge against a memory cap and no reclaim, and exactly the record's blocks
+//! are read. A record read again while it is still among the last [`RECENT_SLOTS`] cold
+//! reads is read through the page cache instead, which keeps it in memory for the map: a key
+//! read once in a while costs one disk read each time and evicts nothing, a key read often
+//! stays resident. Records larger than [`STAGE_RECORD_MAX`], reads beyond
+//! [`STAGED_BYTES_MAX`] held at once, and file systems without `O_DIRECT` take the page cache
+//! too.
 //!
 //! Asking the kernel whether pages are resident costs a system call (`mincore`), which a
 //! store that fits in memory should not pay on every read. So residency is checked only while
@@ -32,9 +41,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{self, trusted_header, RecordHeader, RECORD_HEADER_LEN};
-use crate::index::{Index, KeyHash, SHARD_COUNT};
+use crate::index::{Index, KeyHash, Loc, SHARD_COUNT};
 use crate::registry::Registry;
 use crate::segment::Segment;
+use crate::staged::{AlignedBuf, Staged, StagedRecord, BLOCK_BYTES};
 
 /// How often a pool thread samples records for residency.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
@@ -47,6 +57,13 @@ const SAMPLE_RECORDS: usize = 64;
 const PAGE_BYTES: u64 = 4096;
 /// A large record is read and checked in pieces of this size.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Records up to this size are read into a buffer handed to the caller; larger ones through
+/// the page cache, in pieces, for the map.
+pub const STAGE_RECORD_MAX: usize = 256 << 10;
+/// Buffers of staged records alive at once, at most (beyond it reads take the page cache).
+pub const STAGED_BYTES_MAX: u64 = 64 << 20;
+/// Cold reads remembered, to read a record again through the page cache.
+pub const RECENT_SLOTS: usize = 16384;
 
 /// A record some key's read or write would touch, not in memory.
 #[derive(Clone)]
@@ -136,7 +153,16 @@ pub(crate) fn record_resident(seg: &Segment, off: u64) -> bool {
 /// What a fetch reports: the keys whose records could not be read, with why.
 pub type Failures = Vec<(usize, Error)>;
 
-/// Resolves once every record of a [`ColdReads::submit`] is in memory (or failed).
+/// What a [`Fetch`] resolves to.
+pub struct Fetched {
+    /// The keys whose records could not be read, with why.
+    pub failures: Failures,
+    /// Records read into buffers rather than the page cache: run the commands that waited
+    /// inside [`crate::with_staged`] with these, or their reads fault on the map.
+    pub staged: Staged,
+}
+
+/// Resolves once every record of a [`ColdReads::submit`] is read (or failed).
 pub struct Fetch {
     state: Arc<FetchState>,
 }
@@ -144,13 +170,19 @@ pub struct Fetch {
 struct FetchState {
     remaining: AtomicUsize,
     failures: Mutex<Failures>,
+    staged: Mutex<Vec<Arc<StagedRecord>>>,
     waker: Mutex<Option<Waker>>,
 }
 
+/// What one read produced: the record in a buffer, or in the page cache (`None`).
+type ReadResult = Result<Option<Arc<StagedRecord>>>;
+
 impl FetchState {
-    fn complete(&self, key: usize, result: &Result<()>) {
-        if let Err(e) = result {
-            self.failures.lock().push((key, e.duplicate()));
+    fn complete(&self, key: usize, result: &ReadResult) {
+        match result {
+            Err(e) => self.failures.lock().push((key, e.duplicate())),
+            Ok(Some(rec)) => self.staged.lock().push(rec.clone()),
+            Ok(None) => {}
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(w) = self.waker.lock().take() {
@@ -160,17 +192,26 @@ impl FetchState {
     }
 }
 
-impl Future for Fetch {
-    type Output = Failures;
+impl FetchState {
+    fn take(&self) -> Fetched {
+        Fetched {
+            failures: std::mem::take(&mut *self.failures.lock()),
+            staged: Staged(std::mem::take(&mut *self.staged.lock())),
+        }
+    }
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Failures> {
+impl Future for Fetch {
+    type Output = Fetched;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fetched> {
         if self.state.remaining.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+            return Poll::Ready(self.state.take());
         }
         *self.state.waker.lock() = Some(cx.waker().clone());
         // Completed between the check and the registration: its wake may have missed us.
         if self.state.remaining.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+            return Poll::Ready(self.state.take());
         }
         Poll::Pending
     }
@@ -203,6 +244,13 @@ pub(crate) struct ColdReads {
     held_cond: Condvar,
     pub(crate) fail_eio: AtomicBool,
     stop: AtomicBool,
+    /// Bytes of staged records' buffers alive (see [`STAGED_BYTES_MAX`]).
+    staged_bytes: Arc<AtomicU64>,
+    /// The last cold reads, by hash of (segment, offset): a record met here again is read
+    /// through the page cache (see the module's documentation).
+    recent: Box<[AtomicU64]>,
+    /// Set when a file system refused an `O_DIRECT` read: every read takes the page cache.
+    direct_refused: AtomicBool,
 }
 
 impl Default for ColdReads {
@@ -219,6 +267,9 @@ impl Default for ColdReads {
             held_cond: Condvar::new(),
             fail_eio: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            staged_bytes: Arc::new(AtomicU64::new(0)),
+            recent: (0..RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            direct_refused: AtomicBool::new(false),
         }
     }
 }
@@ -245,6 +296,7 @@ impl ColdReads {
         let state = Arc::new(FetchState {
             remaining: AtomicUsize::new(records.len()),
             failures: Mutex::new(Vec::new()),
+            staged: Mutex::new(Vec::new()),
             waker: Mutex::new(None),
         });
         let mut fresh = Vec::new();
@@ -292,6 +344,15 @@ impl ColdReads {
     pub(crate) fn hold(&self, held: bool) {
         *self.held.lock() = held;
         self.held_cond.notify_all();
+    }
+
+    /// True when the record at (`seg`, `off`) was among the last cold reads (it is read
+    /// often: let the page cache keep it); remembers it otherwise.
+    fn read_recently(&self, seg: u32, off: u64) -> bool {
+        let id = (u64::from(seg) << 32 | off) + 1;
+        let slot =
+            &self.recent[xxhash_rust::xxh3::xxh3_64(&id.to_le_bytes()) as usize % RECENT_SLOTS];
+        slot.swap(id, Ordering::Relaxed) == id
     }
 
     fn wait_while_held(&self) {
@@ -358,7 +419,7 @@ fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
             std::io::Error::from_raw_os_error(libc::EIO),
         ))
     } else {
-        read_record(&job.seg, job.off, buf)
+        read_record(cold, &job.seg, job.off, buf)
     };
     if let Err(e) = &result {
         cold.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -374,7 +435,7 @@ fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
     finish(cold, &job, &result);
 }
 
-fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
+fn finish(cold: &ColdReads, job: &Job, result: &ReadResult) {
     let waiting = cold
         .pending
         .lock()
@@ -386,35 +447,152 @@ fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
     }
 }
 
-/// Reads the record at `off` from the file and checks both its checksums: after this its
-/// pages are in the page cache, read by exactly the record's own pages.
-fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
-    let corrupt = |reason: &str| Error::Corrupt {
+fn corrupt(seg: &Segment, off: u64, reason: &str) -> Error {
+    Error::Corrupt {
         path: seg.path(),
         offset: off,
         reason: reason.into(),
-    };
+    }
+}
+
+/// The record header at the start of `b`, decoded and checked; a damaged one is counted.
+fn header_of(seg: &Segment, off: u64, b: &[u8]) -> Result<RecordHeader> {
+    RecordHeader::decode(b).map_err(|e| {
+        seg.note_corrupt_read();
+        corrupt(
+            seg,
+            off,
+            match e {
+                format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
+                _ => "no record header here",
+            },
+        )
+    })
+}
+
+/// Reads the record at `off` and checks both its checksums: into a buffer of its own with
+/// `O_DIRECT` when it can (see the module's documentation), else into the page cache.
+fn read_record(cold: &ColdReads, seg: &Segment, off: u64, buf: &mut Vec<u8>) -> ReadResult {
     let end = seg.len();
     if off + RECORD_HEADER_LEN as u64 > end {
-        return Err(corrupt("index points past the end of the segment"));
+        return Err(corrupt(
+            seg,
+            off,
+            "index points past the end of the segment",
+        ));
     }
+    let direct = !cold.read_recently(seg.id, off)
+        && !cold.direct_refused.load(Ordering::Relaxed)
+        && cold.staged_bytes.load(Ordering::Relaxed) < STAGED_BYTES_MAX;
+    if direct {
+        if let Some(file) = seg.direct_file() {
+            match read_direct(cold, seg, file, off, end) {
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                    if !cold.direct_refused.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            path = %seg.path().display(),
+                            "the file system refused an O_DIRECT read; cold reads go through \
+                             the page cache from now on"
+                        );
+                    }
+                }
+                Ok(None) => {}
+                done => return done,
+            }
+        }
+    }
+    read_buffered(seg, off, end, buf).map(|()| None)
+}
+
+/// Reads the record at `off` with `O_DIRECT` through `file` into an aligned buffer of whole
+/// blocks: the block(s) holding its header, then the rest when it runs past them. `None` for
+/// a record larger than [`STAGE_RECORD_MAX`], which the caller reads through the page cache.
+fn read_direct(
+    cold: &ColdReads,
+    seg: &Segment,
+    file: &std::fs::File,
+    off: u64,
+    end: u64,
+) -> ReadResult {
+    let block = BLOCK_BYTES as u64;
+    let base = off / block * block;
+    let start = (off - base) as usize;
+    let mut buf = AlignedBuf::default();
+    let first = (off + RECORD_HEADER_LEN as u64).div_ceil(block) * block - base;
+    buf.reserve_bytes(first as usize);
+    let got = read_blocks(seg, file, base, &mut buf, 0)?;
+    if got < start + RECORD_HEADER_LEN {
+        return Err(corrupt(seg, off, "segment file shorter than its records"));
+    }
+    let header = header_of(seg, off, &buf.as_slice()[start..])?;
+    let len = header.record_len();
+    if off + len as u64 > end {
+        return Err(corrupt(seg, off, "record runs past the end of the segment"));
+    }
+    if len > STAGE_RECORD_MAX {
+        return Ok(None);
+    }
+    let mut have = got;
+    if start + len > have {
+        buf.reserve_bytes(start + len);
+        have += read_blocks(seg, file, base + have as u64, &mut buf, have)?;
+        if start + len > have {
+            return Err(corrupt(seg, off, "segment file shorter than its records"));
+        }
+    }
+    let rec = &buf.as_slice()[start..start + len];
+    if !format::verify_record(&header, rec) {
+        seg.note_corrupt_read();
+        return Err(corrupt(seg, off, "record checksum mismatch"));
+    }
+    let loc = Loc {
+        seg: seg.id,
+        off: off as u32,
+    };
+    let counted = cold.staged_bytes.clone();
+    cold.stats.direct.fetch_add(1, Ordering::Relaxed);
+    Ok(Some(Arc::new(StagedRecord::new(
+        loc, buf, start, len, counted,
+    ))))
+}
+
+/// Fills `buf` from byte `at` to its end with the file's bytes from `offset` (block aligned),
+/// stopping early only at the end of the file; returns the bytes read.
+fn read_blocks(
+    seg: &Segment,
+    file: &std::fs::File,
+    offset: u64,
+    buf: &mut AlignedBuf,
+    at: usize,
+) -> Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let dst = &mut buf.as_mut_slice()[at..];
+    let mut done = 0;
+    while done < dst.len() {
+        match file.read_at(&mut dst[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read segment (O_DIRECT)", seg.path(), e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Reads the record at `off` through the page cache and checks both its checksums: after
+/// this its pages are in memory for the map, read by exactly the record's own pages.
+fn read_buffered(seg: &Segment, off: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
     // The rest of the first page, and at least a header.
     let first = (PAGE_BYTES - off % PAGE_BYTES)
         .max(RECORD_HEADER_LEN as u64)
         .min(end - off) as usize;
     buf.resize(first.max(buf.len()), 0);
     seg.read_at(off, &mut buf[..first])?;
-    let header = RecordHeader::decode(&buf[..first]).map_err(|e| {
-        seg.note_corrupt_read();
-        corrupt(match e {
-            format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
-            _ => "no record header here",
-        })
-    })?;
+    let header = header_of(seg, off, &buf[..first])?;
     let body_crc = format::get_u32(buf, format::RH_BODY_CRC);
     let len = header.record_len() as u64;
     if off + len > end {
-        return Err(corrupt("record runs past the end of the segment"));
+        return Err(corrupt(seg, off, "record runs past the end of the segment"));
     }
     let mut crc = crc32fast::Hasher::new();
     let have = first.min(len as usize);
@@ -429,7 +607,7 @@ fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
     }
     if crc.finalize() != body_crc {
         seg.note_corrupt_read();
-        return Err(corrupt("record checksum mismatch"));
+        return Err(corrupt(seg, off, "record checksum mismatch"));
     }
     Ok(())
 }
@@ -463,6 +641,7 @@ pub(crate) struct ColdStats {
     pub reads: AtomicU64,
     pub errors: AtomicU64,
     pub merged: AtomicU64,
+    pub direct: AtomicU64,
     pub in_flight: AtomicU64,
     latency_us: [AtomicU64; LATENCY_BUCKETS],
 }
@@ -475,6 +654,7 @@ impl Default for ColdStats {
             reads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             merged: AtomicU64::new(0),
+            direct: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latency_us: std::array::from_fn(|_| AtomicU64::new(0)),
         }

@@ -562,6 +562,7 @@ impl Engine {
             cold_reads: sh.cold.stats.reads.load(Ordering::Relaxed),
             cold_read_errors: sh.cold.stats.errors.load(Ordering::Relaxed),
             cold_reads_merged: sh.cold.stats.merged.load(Ordering::Relaxed),
+            cold_reads_direct: sh.cold.stats.direct.load(Ordering::Relaxed),
             cold_reads_in_flight: sh.cold.stats.in_flight.load(Ordering::Relaxed),
             cold_read_p50_us: sh.cold.stats.percentile_us(0.5),
             cold_read_p99_us: sh.cold.stats.percentile_us(0.99),

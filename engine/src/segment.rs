@@ -78,6 +78,9 @@ pub struct Segment {
     released: AtomicU64,
     /// Serialises growing the file (the writer and the prealloc thread may both ask).
     growing: parking_lot::Mutex<()>,
+    /// The file opened again with `O_DIRECT`, for cold reads (`None`: the file system
+    /// refused); opened at the first cold read.
+    direct: std::sync::OnceLock<Option<File>>,
 }
 
 impl Segment {
@@ -181,7 +184,37 @@ impl Segment {
             corrupt_reads: AtomicU64::new(0),
             released: AtomicU64::new(0),
             growing: parking_lot::Mutex::new(()),
+            direct: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The file opened for `O_DIRECT` reads (through `/proc/self/fd`, so a rename does not
+    /// matter), or `None` where the file system does not allow it.
+    pub fn direct_file(&self) -> Option<&File> {
+        self.direct
+            .get_or_init(|| {
+                use std::os::unix::fs::OpenOptionsExt;
+                let via = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECT)
+                    .open(via)
+                    .or_else(|_| {
+                        OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_DIRECT)
+                            .open(self.path())
+                    })
+                    .map_err(|e| {
+                        tracing::debug!(
+                            path = %self.path().display(),
+                            error = %e,
+                            "no O_DIRECT reads for this segment; cold reads use the page cache"
+                        );
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub fn path(&self) -> PathBuf {

@@ -59,7 +59,7 @@ fn store(dir: &std::path::Path, n: u32) -> Engine {
 }
 
 #[test]
-fn evicted_records_are_fetched_then_read_from_memory() {
+fn evicted_records_are_fetched_into_buffers_that_reads_use() {
     let dir = tempfile::tempdir().unwrap();
     let e = store(dir.path(), 500);
     // In memory: nothing to fetch.
@@ -68,11 +68,11 @@ fn evicted_records_are_fetched_then_read_from_memory() {
     assert!(e.fetch_cold(&refs).is_none());
     e.evict_for_tests().unwrap();
     let fetch = e.fetch_cold(&refs).expect("evicted records are cold");
-    let failures = block_on(fetch);
+    let fetched = block_on(fetch);
     assert!(
-        failures.is_empty(),
+        fetched.failures.is_empty(),
         "{:?}",
-        failures.first().map(|f| f.1.to_string())
+        fetched.failures.first().map(|f| f.1.to_string())
     );
     let st = e.stats();
     assert!(
@@ -83,11 +83,28 @@ fn evicted_records_are_fetched_then_read_from_memory() {
     assert!(st.residency_checks);
     assert_eq!(st.cold_reads_in_flight, 0);
     assert!(st.cold_read_p50_us > 0);
-    // Fetched: in memory now, so a second check finds nothing to read.
-    assert!(e.fetch_cold(&refs).is_none());
+    assert_eq!(fetched.staged.len() as u64, st.cold_reads_direct);
+    if st.cold_reads_direct == 0 {
+        // No O_DIRECT here: the reads went through the page cache, where the map finds them.
+        assert!(e.fetch_cold(&refs).is_none());
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+        return;
+    }
+    // Read around the page cache into buffers: the values come from those...
+    flin_engine::with_staged(&fetched.staged, || {
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+    });
+    // ...and the map was not touched: the records are still on disk only.
+    assert!(e.fetch_cold(&refs).is_some());
+    // Without the buffers, reads go to the map (and fault the pages in): same values.
     for i in 0..500 {
         assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
     }
+    assert!(e.fetch_cold(&refs).is_none());
 }
 
 #[test]
@@ -109,7 +126,7 @@ fn reads_of_one_record_are_merged() {
     let fetches: Vec<_> = (0..4).map(|_| e.fetch_cold(&[&k]).expect("cold")).collect();
     e.hold_cold_reads(false);
     for f in fetches {
-        assert!(block_on(f).is_empty());
+        assert!(block_on(f).failures.is_empty());
     }
     let st = e.stats();
     assert_eq!(st.cold_reads, 1, "one read for four callers");
@@ -123,7 +140,7 @@ fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
     e.evict_for_tests().unwrap();
     e.inject_cold_read_eio(true);
     let (a, b) = (key(7), b"absent".to_vec());
-    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold"));
+    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold")).failures;
     assert_eq!(failures.len(), 1);
     let (index, err) = &failures[0];
     assert_eq!(*index, 1, "the second key's record failed");
@@ -133,7 +150,9 @@ fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
     assert!(e.stats().cold_read_errors >= 1);
     // The disk recovers: the next fetch reads it.
     e.inject_cold_read_eio(false);
-    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold")).is_empty());
+    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold"))
+        .failures
+        .is_empty());
     assert_eq!(e.get(&a), Some(value(7)));
 }
 
@@ -163,7 +182,7 @@ fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
     let flipped = flipped.expect("the value is in a segment file");
     e.evict_for_tests().unwrap();
     let k = key(20);
-    let failures = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    let failures = block_on(e.fetch_cold(&[&k]).expect("cold")).failures;
     assert_eq!(failures.len(), 1);
     let text = failures[0].1.to_string();
     assert!(matches!(failures[0].1, Error::Corrupt { .. }), "{text}");
@@ -172,7 +191,9 @@ fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
     assert!(text.contains(&name), "names {name}: {text}");
     // Other keys read fine.
     let other = key(40);
-    assert!(block_on(e.fetch_cold(&[&other]).expect("cold")).is_empty());
+    assert!(block_on(e.fetch_cold(&[&other]).expect("cold"))
+        .failures
+        .is_empty());
     assert_eq!(e.get(&other), Some(value(40)));
 }
 
@@ -183,8 +204,9 @@ fn overwriting_an_evicted_key_fetches_its_old_record_first() {
     e.evict_for_tests().unwrap();
     // A write must compare the key with the record its slot points at: that record is cold.
     let k = key(55);
-    assert!(block_on(e.fetch_cold(&[&k]).expect("cold")).is_empty());
-    e.put(&k, b"new", 0).unwrap();
+    let fetched = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    assert!(fetched.failures.is_empty());
+    flin_engine::with_staged(&fetched.staged, || e.put(&k, b"new", 0)).unwrap();
     assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
     // After a restart every key holds its newest value.
     drop(e);

@@ -48,8 +48,11 @@ fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut hot = t.raw();
-    // Read once: its record is in memory from now on.
-    assert_eq!(hot.get("k7"), Some(value(7)));
+    // Written again: its new record is in memory.
+    assert_eq!(
+        hot.request(&[b"SET", b"k7", value(7).as_bytes()]).unwrap(),
+        "+OK\r\n"
+    );
     t.handle().engine().hold_cold_reads(true);
     let mut cold = t.raw();
     cold.send(&cmd(&[b"GET", b"k300"]));
@@ -76,15 +79,81 @@ fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
     assert_eq!(info_field(&after, "residency_checks"), "1");
 }
 
+/// Whether the file system under `dir` takes `O_DIRECT` reads (tmpfs may not).
+fn direct_io_works(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let seg = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment file");
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(seg)
+        .is_ok()
+}
+
+fn cold_reads(r: &mut Raw) -> (u64, u64) {
+    let st = info(r);
+    let n = |f| info_field(&st, f).parse::<u64>().unwrap();
+    (n("cold_reads"), n("cold_reads_direct"))
+}
+
+#[test]
+fn a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in() {
+    let t = server();
+    load(&t, 100);
+    t.handle().engine().evict_for_tests().unwrap();
+    let mut r = t.raw();
+    let (reads0, direct0) = cold_reads(&mut r);
+    assert_eq!(r.get("k42"), Some(value(42)));
+    let (reads1, direct1) = cold_reads(&mut r);
+    assert_eq!(reads1, reads0 + 1, "the first GET reads from disk");
+    if !direct_io_works(t.dir.path()) {
+        assert_eq!(direct1, direct0);
+        // This file system refuses O_DIRECT: the read went through the page cache, which keeps
+        // the value for the next GET.
+        assert_eq!(r.get("k42"), Some(value(42)));
+        assert_eq!(cold_reads(&mut r).0, reads1);
+        return;
+    }
+    // Read around the page cache, and only the record's blocks: the keys next to it (in the
+    // same page) are each a cold read of their own.
+    for i in 43..48 {
+        assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    }
+    assert_eq!(
+        direct1,
+        direct0 + 1,
+        "the first GET reads around the page cache"
+    );
+    let (reads2, direct2) = cold_reads(&mut r);
+    assert_eq!((reads2, direct2), (reads1 + 5, direct1 + 5), "neighbours");
+    // A second GET reads from disk again, through the page cache this time (the record was
+    // read recently)...
+    assert_eq!(r.get("k42"), Some(value(42)));
+    let (reads3, direct3) = cold_reads(&mut r);
+    assert_eq!((reads3, direct3), (reads2 + 1, direct2), "second GET");
+    // ...so later ones find it in memory.
+    for _ in 0..3 {
+        assert_eq!(r.get("k42"), Some(value(42)));
+    }
+    assert_eq!(cold_reads(&mut r).0, reads3, "later GETs read memory");
+}
+
 #[test]
 fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
     let t = server();
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut r = t.raw();
-    // Warm a few, so the pipeline mixes records in memory and on disk.
-    for i in (0..400).step_by(10) {
-        assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    // Warm a few (a record read from disk a second time stays in memory), so the pipeline
+    // mixes records in memory and on disk.
+    for _ in 0..2 {
+        for i in (0..400).step_by(10) {
+            assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+        }
     }
     let mut model: std::collections::HashMap<String, String> =
         (0..400).map(|i| (format!("k{i}"), value(i))).collect();
