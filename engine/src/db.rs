@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::cold::Fetch;
+use crate::cold::{ColdRing, Fetch};
 use crate::error::Result;
 use crate::read::{self, Entry, ScanCursor};
 use crate::shared::Shared;
@@ -71,11 +71,37 @@ impl<'a> Db<'a> {
 
     /// As [`crate::Engine::fetch_cold_for`].
     pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
+        self.fetch_cold_with(None, keys, blind)
+    }
+
+    /// As [`Db::fetch_cold_for`], with the reads on `ring` (the caller's own io_uring, from
+    /// [`crate::Engine::cold_ring`]) instead of the engine's thread pool.
+    pub fn fetch_cold_on(
+        &self,
+        ring: &mut ColdRing,
+        keys: &[&[u8]],
+        blind: impl Fn(usize) -> bool,
+    ) -> Option<Fetch> {
+        self.fetch_cold_with(Some(ring), keys, blind)
+    }
+
+    fn fetch_cold_with(
+        &self,
+        ring: Option<&mut ColdRing>,
+        keys: &[&[u8]],
+        blind: impl Fn(usize) -> bool,
+    ) -> Option<Fetch> {
         let sh = self.shared;
         let full = sh.verifier.is_full();
         let blind = |i| !full && blind(i);
         let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, keys, blind);
-        (!records.is_empty()).then(|| sh.cold.submit(records))
+        if records.is_empty() {
+            return None;
+        }
+        Some(match ring {
+            Some(ring) => ring.submit(records),
+            None => sh.cold.submit(records),
+        })
     }
 
     /// As [`crate::Engine::would_block`].

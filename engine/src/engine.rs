@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::background;
 use crate::checkpoint::CheckpointReport;
-use crate::cold::{ColdReads, Fetch};
+use crate::cold::{ColdReads, ColdRing, Fetch};
 use crate::compaction::RunReport;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -95,7 +95,7 @@ impl Engine {
             has_expiring: AtomicBool::new(recovered.has_expiring),
             expire_keys: AtomicBool::new(options.expire_keys),
             ttl_avg_ms: Mutex::new(Default::default()),
-            cold: ColdReads::default(),
+            cold: Arc::new(ColdReads::default()),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
             fsync: AtomicU8::new(options.fsync.to_u8()),
@@ -151,6 +151,17 @@ impl Engine {
     /// record read only in rare cases, so it is fetched only then.
     pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
         self.db(0).fetch_cold_for(keys, blind)
+    }
+
+    /// A ring for this thread's cold reads (see [`Db::fetch_cold_on`]): they then cost no
+    /// thread hand-off. The caller polls [`ColdRing::event_fd`] on its event loop and calls
+    /// [`ColdRing::reap`] whenever it is readable. At most `depth` reads are in flight on it.
+    ///
+    /// # Errors
+    /// The kernel refused an io_uring or an eventfd (an old kernel, a seccomp policy, the
+    /// locked-memory limit): use [`Engine::fetch_cold_for`], whose pool needs neither.
+    pub fn cold_ring(&self, depth: u32) -> std::io::Result<ColdRing> {
+        ColdRing::new(self.shared.cold.clone(), depth)
     }
 
     /// True while memory is short (some records were found evicted recently): callers that

@@ -84,7 +84,7 @@ mod write;
 pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
 pub use clock::follow_primary_expiry;
-pub use cold::{Failures, Fetch, Fetched};
+pub use cold::{ColdRing, Failures, Fetch, Fetched};
 pub use compaction::RunReport;
 pub use db::Db;
 pub use engine::Engine;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use flin_engine::{Engine, Error, Fsync, Options};
+use flin_engine::{ColdRing, Engine, Error, Fetch, Fetched, Fsync, Options};
 
 /// Runs a future to completion on this thread (the engine's pool wakes it).
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -105,6 +105,65 @@ fn evicted_records_are_fetched_into_buffers_that_reads_use() {
         assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
     }
     assert!(e.fetch_cold(&refs).is_none());
+}
+
+/// Drives `ring` until `fetch` resolves: waits for its eventfd (a bounded wait, then looks
+/// again: reads that went to the pool wake nobody here) and reaps.
+fn block_on_ring(ring: &mut ColdRing, fetch: Fetch) -> Fetched {
+    let mut fetch = pin!(fetch);
+    let mut cx = Context::from_waker(Waker::noop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Poll::Ready(v) = fetch.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "the ring's reads never completed");
+        let mut pfd = libc::pollfd {
+            fd: ring.event_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for at most 100 ms.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        ring.reap();
+    }
+}
+
+#[test]
+fn a_ring_reads_cold_records_into_buffers_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 500);
+    let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    e.evict_for_tests().unwrap();
+    // Shallower than the reads asked for: the rest wait their turn on the ring.
+    let mut ring = e.cold_ring(8).unwrap();
+    let fetch = e.db(0).fetch_cold_on(&mut ring, &refs, |_| false);
+    let fetched = block_on_ring(&mut ring, fetch.expect("evicted records are cold"));
+    assert!(
+        fetched.failures.is_empty(),
+        "{:?}",
+        fetched.failures.first().map(|f| f.1.to_string())
+    );
+    let st = e.stats();
+    assert_eq!(st.cold_reads_in_flight, 0);
+    assert_eq!(fetched.staged.len() as u64, st.cold_reads_direct);
+    flin_engine::with_staged(&fetched.staged, || {
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+    });
+    if st.cold_reads_direct == 0 {
+        return; // no O_DIRECT here: the pool read them all into the page cache
+    }
+    // Read around the page cache, so still cold. A failing disk: each key's read fails, on
+    // the ring as on the pool.
+    e.inject_cold_read_eio(true);
+    let fetch = e.db(0).fetch_cold_on(&mut ring, &refs[..3], |_| false);
+    let fetched = block_on_ring(&mut ring, fetch.expect("still cold"));
+    let mut failed: Vec<usize> = fetched.failures.iter().map(|f| f.0).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, [0, 1, 2]);
 }
 
 #[test]

@@ -490,7 +490,7 @@ fn process(
             // runs: a pipeline of cold GETs waits for one round of reads, not one each.
             if memory_short && covered > 0 && pos >= cold.fetched_to {
                 checked_to = pos + covered;
-                if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |i| blind[i]) {
+                if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |i| blind[i]) {
                     cold.fetched_to = checked_to;
                     let keys = keys.iter().map(|k| k.to_vec()).collect();
                     step = Step::Cold(ColdWait { fetch, keys });
@@ -515,7 +515,7 @@ fn process(
                     let mut keys = bumpalo::collections::Vec::new_in(&*arena);
                     commands::keys_of(args, |k| keys.push(k));
                     let blind = commands::writes_blindly(args);
-                    if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |_| blind) {
+                    if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |_| blind) {
                         cold.fetched_to = pos + consumed;
                         let keys = keys.iter().map(|k| k.to_vec()).collect();
                         step = Step::Cold(ColdWait { fetch, keys });

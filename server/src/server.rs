@@ -172,6 +172,7 @@ impl Server {
             threads,
             shutdown: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
+            cold_rings: AtomicUsize::new(0),
             registry: Registry::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),

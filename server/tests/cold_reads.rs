@@ -9,11 +9,25 @@ mod common;
 use std::time::Duration;
 
 use common::{cmd, info_field, Raw, TestServer};
+use flin_server::DriverChoice;
+
+/// Where the worker's cold reads go.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// Its own io_uring, the worker on epoll or on io_uring.
+    Ring(DriverChoice),
+    /// The engine's thread pool.
+    Pool,
+}
 
 /// One worker, so every connection shares it; small segments, so records spread over files.
-fn server() -> TestServer {
+fn server(reader: Reader) -> TestServer {
     common::start_with(|c| {
         c.threads = 1;
+        match reader {
+            Reader::Ring(driver) => c.driver = driver,
+            Reader::Pool => c.cold_read_depth = 0,
+        }
         c.segment_size = 64 * 1024;
     })
 }
@@ -42,9 +56,8 @@ fn info(r: &mut Raw) -> String {
     r.request(&[b"INFO", b"stats"]).expect("INFO answers")
 }
 
-#[test]
-fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
-    let t = server();
+fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut hot = t.raw();
@@ -77,6 +90,8 @@ fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
     assert!(info_field(&after, "cold_reads").parse::<u64>().unwrap() >= 1);
     assert!(info_field(&after, "cold_waits").parse::<u64>().unwrap() >= 1);
     assert_eq!(info_field(&after, "residency_checks"), "1");
+    let rings = matches!(reader, Reader::Ring(_)) as u8;
+    assert_eq!(info_field(&after, "cold_read_rings"), rings.to_string());
 }
 
 /// Whether the file system under `dir` takes `O_DIRECT` reads (tmpfs may not).
@@ -100,9 +115,8 @@ fn cold_reads(r: &mut Raw) -> (u64, u64) {
     (n("cold_reads"), n("cold_reads_direct"))
 }
 
-#[test]
-fn a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in() {
-    let t = server();
+fn a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in(reader: Reader) {
+    let t = server(reader);
     load(&t, 100);
     t.handle().engine().evict_for_tests().unwrap();
     let mut r = t.raw();
@@ -142,9 +156,8 @@ fn a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in() {
     assert_eq!(cold_reads(&mut r).0, reads3, "later GETs read memory");
 }
 
-#[test]
-fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
-    let t = server();
+fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut r = t.raw();
@@ -184,9 +197,8 @@ fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
     );
 }
 
-#[test]
-fn a_failing_cold_read_answers_an_error_and_everything_goes_on() {
-    let t = server();
+fn a_failing_cold_read_answers_an_error_and_everything_goes_on(reader: Reader) {
+    let t = server(reader);
     load(&t, 200);
     let engine = t.handle().engine();
     engine.evict_for_tests().unwrap();
@@ -216,9 +228,8 @@ fn a_failing_cold_read_answers_an_error_and_everything_goes_on() {
     assert_eq!(t.raw().get("k3"), Some(value(3)));
 }
 
-#[test]
-fn a_flipped_byte_on_disk_is_an_error_never_wrong_data() {
-    let t = server();
+fn a_flipped_byte_on_disk_is_an_error_never_wrong_data(reader: Reader) {
+    let t = server(reader);
     load(&t, 200);
     let engine = t.handle().engine();
     engine.sync().unwrap();
@@ -264,9 +275,8 @@ fn read_line(r: &mut Raw) -> Vec<u8> {
     line
 }
 
-#[test]
-fn an_idle_store_does_not_check_residency() {
-    let t = server();
+fn an_idle_store_does_not_check_residency(reader: Reader) {
+    let t = server(reader);
     load(&t, 50);
     let mut r = t.raw();
     // Give the engine's sampler a moment's worth of rounds without making it wait blindly:
@@ -279,9 +289,8 @@ fn an_idle_store_does_not_check_residency() {
     assert_eq!(info_field(&st, "cold_reads"), "0");
 }
 
-#[test]
-fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk() {
-    let t = server();
+fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     let engine = t.handle().engine();
     engine.evict_for_tests().unwrap();
@@ -321,9 +330,8 @@ fn queue(r: &mut Raw, commands: &[&[&[u8]]]) {
     }
 }
 
-#[test]
-fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
-    let t = &server();
+fn exec_reads_its_cold_keys_before_it_holds_every_worker(reader: Reader) {
+    let t = &server(reader);
     load(t, 400);
     let engine = t.handle().engine();
     let mut tx = t.raw();
@@ -361,3 +369,39 @@ fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
     engine.inject_cold_read_eio(false);
     assert_eq!(tx.get("k302"), Some(value(302)));
 }
+
+/// Every case, with cold reads on the worker's own io_uring (under both drivers) and on the
+/// engine's thread pool.
+macro_rules! on_ring_and_pool {
+    ($($name:ident),* $(,)?) => {
+        mod ring_epoll {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Ring(super::DriverChoice::Epoll))
+            })*
+        }
+        mod ring_io_uring {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Ring(super::DriverChoice::IoUring))
+            })*
+        }
+        mod pool {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Pool)
+            })*
+        }
+    };
+}
+
+on_ring_and_pool!(
+    a_cold_get_waits_alone_while_the_workers_other_clients_are_served,
+    a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in,
+    a_pipeline_mixing_cold_and_hot_keys_keeps_its_order,
+    a_failing_cold_read_answers_an_error_and_everything_goes_on,
+    a_flipped_byte_on_disk_is_an_error_never_wrong_data,
+    an_idle_store_does_not_check_residency,
+    a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk,
+    exec_reads_its_cold_keys_before_it_holds_every_worker,
+);

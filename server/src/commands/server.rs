@@ -317,6 +317,7 @@ fn info_stats(
     line!(s, "cold_read_p99_us:{}", e.cold_read_p99_us);
     line!(s, "cold_read_p999_us:{}", e.cold_read_p999_us);
     line!(s, "cold_waits:{}", st.cold_waits);
+    line!(s, "cold_read_rings:{}", st.cold_read_rings);
     line!(s, "residency_checks:{}", u8::from(e.residency_checks));
     line!(s, "blind_writes_pending:{}", e.blind_writes_pending);
     line!(s, "blind_writes_checked:{}", e.blind_writes_checked);

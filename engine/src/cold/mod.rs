@@ -29,6 +29,10 @@
 //! Concurrent reads of one record are merged into one `pread`; at most `threads` reads are in
 //! flight, the rest queue in order (callers wait their turn, they get no error).
 
+mod ring;
+
+pub use ring::ColdRing;
+
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -251,6 +255,8 @@ pub(crate) struct ColdReads {
     recent: Box<[AtomicU64]>,
     /// Set when a file system refused an `O_DIRECT` read: every read takes the page cache.
     direct_refused: AtomicBool,
+    /// The rings' eventfds, nudged when held reads are released (tests).
+    ring_events: Mutex<Vec<std::sync::Weak<std::os::fd::OwnedFd>>>,
 }
 
 impl Default for ColdReads {
@@ -270,6 +276,7 @@ impl Default for ColdReads {
             staged_bytes: Arc::new(AtomicU64::new(0)),
             recent: (0..RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             direct_refused: AtomicBool::new(false),
+            ring_events: Mutex::new(Vec::new()),
         }
     }
 }
@@ -291,8 +298,17 @@ impl ColdReads {
         self.pressure_until_us.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// Queues a read of each record (merged with reads of the same record already queued).
+    /// Queues a read of each record on the pool (merged with reads of the same record
+    /// already under way).
     pub(crate) fn submit(&self, records: Vec<ColdRecord>) -> Fetch {
+        let (fetch, fresh) = self.register(records);
+        self.enqueue(fresh);
+        fetch
+    }
+
+    /// A fetch of `records`, and the reads to start for it: those of records nobody reads yet
+    /// (the others are merged with the read under way).
+    fn register(&self, records: Vec<ColdRecord>) -> (Fetch, Vec<Job>) {
         let state = Arc::new(FetchState {
             remaining: AtomicUsize::new(records.len()),
             failures: Mutex::new(Vec::new()),
@@ -316,10 +332,15 @@ impl ColdReads {
                 waiting.push((state.clone(), r.key));
             }
         }
+        self.stats
+            .in_flight
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        (Fetch { state }, fresh)
+    }
+
+    /// Hands `jobs` to the pool's threads.
+    fn enqueue(&self, fresh: Vec<Job>) {
         if !fresh.is_empty() {
-            self.stats
-                .in_flight
-                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
             let n = fresh.len();
             self.queue.lock().extend(fresh);
             // One thread per read: waking all of them for one read costs a context switch each
@@ -328,7 +349,6 @@ impl ColdReads {
                 self.cond.notify_one();
             }
         }
-        Fetch { state }
     }
 
     /// Stops the pool's threads (at their next wake-up; queued reads are failed).
@@ -344,6 +364,11 @@ impl ColdReads {
     pub(crate) fn hold(&self, held: bool) {
         *self.held.lock() = held;
         self.held_cond.notify_all();
+        if !held {
+            for event in self.ring_events.lock().iter().filter_map(|e| e.upgrade()) {
+                ring::nudge(&event);
+            }
+        }
     }
 
     /// True when the record at (`seg`, `off`) was among the last cold reads (it is read
@@ -353,6 +378,42 @@ impl ColdReads {
         let slot =
             &self.recent[xxhash_rust::xxh3::xxh3_64(&id.to_le_bytes()) as usize % RECENT_SLOTS];
         slot.swap(id, Ordering::Relaxed) == id
+    }
+
+    /// Tests: the failure a read of `job` is made to have (`Engine::inject_cold_read_eio`).
+    fn injected_failure(&self, job: &Job) -> Option<Error> {
+        self.fail_eio.load(Ordering::Relaxed).then(|| {
+            Error::io(
+                "read segment",
+                job.seg.path(),
+                std::io::Error::from_raw_os_error(libc::EIO),
+            )
+        })
+    }
+
+    fn is_held(&self) -> bool {
+        *self.held.lock()
+    }
+
+    /// True when `job` should be read with `O_DIRECT` into a buffer (see the module's
+    /// documentation); remembers the read either way (see [`ColdReads::read_recently`]).
+    fn wants_direct(&self, job: &Job) -> bool {
+        !self.read_recently(job.seg.id, job.off)
+            && !self.direct_refused.load(Ordering::Relaxed)
+            && self.staged_bytes.load(Ordering::Relaxed) < STAGED_BYTES_MAX
+            && job.seg.direct_file().is_some()
+    }
+
+    /// Notes that the file system refused an `O_DIRECT` read of `seg`: from now on every
+    /// read takes the page cache.
+    fn refuse_direct(&self, seg: &Segment) {
+        if !self.direct_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                path = %seg.path().display(),
+                "the file system refused an O_DIRECT read; cold reads go through the page \
+                 cache from now on"
+            );
+        }
     }
 
     fn wait_while_held(&self) {
@@ -412,16 +473,17 @@ fn fail_all(cold: &ColdReads) {
 
 fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
     cold.wait_while_held();
-    let result = if cold.fail_eio.load(Ordering::Relaxed) {
-        Err(Error::io(
-            "read segment",
-            job.seg.path(),
-            std::io::Error::from_raw_os_error(libc::EIO),
-        ))
-    } else {
-        read_record(cold, &job.seg, job.off, buf)
+    let result = match cold.injected_failure(&job) {
+        Some(e) => Err(e),
+        None => read_record(cold, &job.seg, job.off, cold.wants_direct(&job), buf),
     };
-    if let Err(e) = &result {
+    done(cold, &job, &result);
+}
+
+/// A read ended: counts it (and its failure, logged with file and offset) and answers
+/// everyone waiting for it.
+fn done(cold: &ColdReads, job: &Job, result: &ReadResult) {
+    if let Err(e) = result {
         cold.stats.errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             path = %job.seg.path().display(),
@@ -432,7 +494,7 @@ fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
         );
     }
     cold.stats.note(job.queued.elapsed());
-    finish(cold, &job, &result);
+    finish(cold, job, result);
 }
 
 fn finish(cold: &ColdReads, job: &Job, result: &ReadResult) {
@@ -472,7 +534,14 @@ fn header_of(seg: &Segment, off: u64, b: &[u8]) -> Result<RecordHeader> {
 
 /// Reads the record at `off` and checks both its checksums: into a buffer of its own with
 /// `O_DIRECT` when it can (see the module's documentation), else into the page cache.
-fn read_record(cold: &ColdReads, seg: &Segment, off: u64, buf: &mut Vec<u8>) -> ReadResult {
+/// `direct`: try `O_DIRECT` first (see [`ColdReads::wants_direct`]).
+fn read_record(
+    cold: &ColdReads,
+    seg: &Segment,
+    off: u64,
+    direct: bool,
+    buf: &mut Vec<u8>,
+) -> ReadResult {
     let end = seg.len();
     if off + RECORD_HEADER_LEN as u64 > end {
         return Err(corrupt(
@@ -481,31 +550,19 @@ fn read_record(cold: &ColdReads, seg: &Segment, off: u64, buf: &mut Vec<u8>) -> 
             "index points past the end of the segment",
         ));
     }
-    let direct = !cold.read_recently(seg.id, off)
-        && !cold.direct_refused.load(Ordering::Relaxed)
-        && cold.staged_bytes.load(Ordering::Relaxed) < STAGED_BYTES_MAX;
-    if direct {
-        if let Some(file) = seg.direct_file() {
-            match read_direct(cold, seg, file, off, end) {
-                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
-                    if !cold.direct_refused.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            path = %seg.path().display(),
-                            "the file system refused an O_DIRECT read; cold reads go through \
-                             the page cache from now on"
-                        );
-                    }
-                }
-                Ok(None) => {}
-                done => return done,
+    if let Some(file) = direct.then(|| seg.direct_file()).flatten() {
+        match read_direct(cold, seg, file, off, end) {
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                cold.refuse_direct(seg);
             }
+            Ok(None) => {}
+            done => return done,
         }
     }
     read_buffered(seg, off, end, buf).map(|()| None)
 }
 
-/// Reads the record at `off` with `O_DIRECT` through `file` into an aligned buffer of whole
-/// blocks: the block(s) holding its header, then the rest when it runs past them. `None` for
+/// Reads the record at `off` with `O_DIRECT` through `file` (see [`DirectRead`]). `None` for
 /// a record larger than [`STAGE_RECORD_MAX`], which the caller reads through the page cache.
 fn read_direct(
     cold: &ColdReads,
@@ -514,69 +571,151 @@ fn read_direct(
     off: u64,
     end: u64,
 ) -> ReadResult {
-    let block = BLOCK_BYTES as u64;
-    let base = off / block * block;
-    let start = (off - base) as usize;
-    let mut buf = AlignedBuf::default();
-    let first = (off + RECORD_HEADER_LEN as u64).div_ceil(block) * block - base;
-    buf.reserve_bytes(first as usize);
-    let got = read_blocks(seg, file, base, &mut buf, 0)?;
-    if got < start + RECORD_HEADER_LEN {
-        return Err(corrupt(seg, off, "segment file shorter than its records"));
-    }
-    let header = header_of(seg, off, &buf.as_slice()[start..])?;
-    let len = header.record_len();
-    if off + len as u64 > end {
-        return Err(corrupt(seg, off, "record runs past the end of the segment"));
-    }
-    if len > STAGE_RECORD_MAX {
-        return Ok(None);
-    }
-    let mut have = got;
-    if start + len > have {
-        buf.reserve_bytes(start + len);
-        have += read_blocks(seg, file, base + have as u64, &mut buf, have)?;
-        if start + len > have {
-            return Err(corrupt(seg, off, "segment file shorter than its records"));
+    use std::os::unix::fs::FileExt;
+    let mut read = DirectRead::new(off, end);
+    loop {
+        let (at, dst) = read.want(seg)?;
+        let n = loop {
+            match file.read_at(dst, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => break r.map_err(|e| Error::io("read segment (O_DIRECT)", seg.path(), e))?,
+            }
+        };
+        match read.arrived(cold, seg, n)? {
+            DirectStep::More => {}
+            DirectStep::Staged(rec) => return Ok(Some(rec)),
+            DirectStep::TooLarge => return Ok(None),
         }
     }
-    let rec = &buf.as_slice()[start..start + len];
-    if !format::verify_record(&header, rec) {
-        seg.note_corrupt_read();
-        return Err(corrupt(seg, off, "record checksum mismatch"));
-    }
-    let loc = Loc {
-        seg: seg.id,
-        off: off as u32,
-    };
-    let counted = cold.staged_bytes.clone();
-    cold.stats.direct.fetch_add(1, Ordering::Relaxed);
-    Ok(Some(Arc::new(StagedRecord::new(
-        loc, buf, start, len, counted,
-    ))))
 }
 
-/// Fills `buf` from byte `at` to its end with the file's bytes from `offset` (block aligned),
-/// stopping early only at the end of the file; returns the bytes read.
-fn read_blocks(
-    seg: &Segment,
-    file: &std::fs::File,
-    offset: u64,
-    buf: &mut AlignedBuf,
-    at: usize,
-) -> Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let dst = &mut buf.as_mut_slice()[at..];
-    let mut done = 0;
-    while done < dst.len() {
-        match file.read_at(&mut dst[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read segment (O_DIRECT)", seg.path(), e)),
+/// One record's `O_DIRECT` read into an aligned buffer of whole blocks: the block(s) holding
+/// its header, then the rest when the record runs past them; then its checksums. The pool
+/// drives it with `pread`, a worker's ring with io_uring reads.
+pub(crate) struct DirectRead {
+    off: u64,
+    /// The segment's length: no record runs past it.
+    end: u64,
+    /// The first block's file offset, and where the record starts in `buf`.
+    base: u64,
+    start: usize,
+    buf: AlignedBuf,
+    /// Bytes of `buf` filled from the file, and bytes to read (whole blocks).
+    have: usize,
+    need: usize,
+    header: Option<RecordHeader>,
+}
+
+/// What a [`DirectRead`] needs after some bytes arrived.
+pub(crate) enum DirectStep {
+    /// Another read: [`DirectRead::want`] says which.
+    More,
+    /// The record, checked, in its buffer.
+    Staged(Arc<StagedRecord>),
+    /// Larger than [`STAGE_RECORD_MAX`]: read it through the page cache instead.
+    TooLarge,
+}
+
+impl DirectRead {
+    pub(crate) fn new(off: u64, end: u64) -> DirectRead {
+        let block = BLOCK_BYTES as u64;
+        let base = off / block * block;
+        let start = (off - base) as usize;
+        let need = (start + RECORD_HEADER_LEN).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        let mut buf = AlignedBuf::default();
+        buf.reserve_bytes(need);
+        DirectRead {
+            off,
+            end,
+            base,
+            start,
+            buf,
+            have: 0,
+            need,
+            header: None,
         }
     }
-    Ok(done)
+
+    /// The next read: its file offset and the part of the buffer it fills (both block
+    /// aligned, as `O_DIRECT` requires).
+    ///
+    /// # Errors
+    /// A previous read ended inside a block (the end of the file) short of the record.
+    pub(crate) fn want(&mut self, seg: &Segment) -> Result<(u64, &mut [u8])> {
+        if self.have % BLOCK_BYTES != 0 {
+            return Err(corrupt(
+                seg,
+                self.off,
+                "segment file shorter than its records",
+            ));
+        }
+        let at = self.base + self.have as u64;
+        Ok((at, &mut self.buf.as_mut_slice()[self.have..self.need]))
+    }
+
+    /// `n` more bytes arrived in the part [`DirectRead::want`] gave (0: the file ended there).
+    ///
+    /// # Errors
+    /// The file ended before the record did, or the record is damaged (counted on `seg`).
+    pub(crate) fn arrived(
+        &mut self,
+        cold: &ColdReads,
+        seg: &Segment,
+        n: usize,
+    ) -> Result<DirectStep> {
+        if n == 0 {
+            return Err(corrupt(
+                seg,
+                self.off,
+                "segment file shorter than its records",
+            ));
+        }
+        self.have += n;
+        let header = match self.header {
+            Some(h) => h,
+            None => {
+                if self.have < self.start + RECORD_HEADER_LEN {
+                    return Ok(DirectStep::More);
+                }
+                let h = header_of(seg, self.off, &self.buf.as_slice()[self.start..self.have])?;
+                let len = h.record_len();
+                if self.off + len as u64 > self.end {
+                    return Err(corrupt(
+                        seg,
+                        self.off,
+                        "record runs past the end of the segment",
+                    ));
+                }
+                if len > STAGE_RECORD_MAX {
+                    return Ok(DirectStep::TooLarge);
+                }
+                self.header = Some(h);
+                self.need = self
+                    .need
+                    .max((self.start + len).div_ceil(BLOCK_BYTES) * BLOCK_BYTES);
+                self.buf.reserve_bytes(self.need);
+                h
+            }
+        };
+        let len = header.record_len();
+        if self.have < self.start + len {
+            return Ok(DirectStep::More);
+        }
+        if !format::verify_record(&header, &self.buf.as_slice()[self.start..self.start + len]) {
+            seg.note_corrupt_read();
+            return Err(corrupt(seg, self.off, "record checksum mismatch"));
+        }
+        let loc = Loc {
+            seg: seg.id,
+            off: self.off as u32,
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let counted = cold.staged_bytes.clone();
+        cold.stats.direct.fetch_add(1, Ordering::Relaxed);
+        Ok(DirectStep::Staged(Arc::new(StagedRecord::new(
+            loc, buf, self.start, len, counted,
+        ))))
+    }
 }
 
 /// Reads the record at `off` through the page cache and checks both its checksums: after
