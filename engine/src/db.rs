@@ -16,27 +16,35 @@ use crate::write::{self, Update, WriteToken};
 #[derive(Clone, Copy)]
 pub struct Db<'a> {
     shared: &'a Arc<Shared>,
-    ns: u32,
+    db: u32,
 }
 
 impl std::fmt::Debug for Db<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("ns", &self.ns).finish()
+        f.debug_struct("Db")
+            .field("db", &self.db)
+            .field("ns", &self.ns())
+            .finish()
     }
 }
 
 impl<'a> Db<'a> {
     pub(crate) fn new(shared: &'a Arc<Shared>, db: u32) -> Db<'a> {
-        Db {
-            shared,
-            ns: shared.databases.ns(db),
-        }
+        Db { shared, db }
+    }
+
+    /// The namespace holding this database now: looked up at each call, so a handle kept
+    /// across a SWAPDB or a FLUSHDB (which may move the database to a fresh namespace) still
+    /// names the database.
+    #[inline]
+    fn ns(&self) -> u32 {
+        self.shared.databases.ns(self.db)
     }
 
     /// As [`crate::Engine::get_with`].
     #[inline]
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
-        read::get_with(self.shared, self.ns, key, f)
+        read::get_with(self.shared, self.ns(), key, f)
     }
 
     /// As [`crate::Engine::get`].
@@ -51,17 +59,17 @@ impl<'a> Db<'a> {
 
     /// As [`crate::Engine::version`].
     pub fn version(&self, key: &[u8]) -> Option<u64> {
-        read::version(self.shared, self.ns, key)
+        read::version(self.shared, self.ns(), key)
     }
 
     /// As [`crate::Engine::remove_expired`].
     pub fn remove_expired(&self, key: &[u8]) -> bool {
-        write::remove_expired(self.shared, self.ns, key)
+        write::remove_expired(self.shared, self.ns(), key)
     }
 
     /// As [`crate::Engine::prefetch`].
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        read::prefetch(self.shared, self.ns, keys)
+        read::prefetch(self.shared, self.ns(), keys)
     }
 
     /// As [`crate::Engine::fetch_cold`].
@@ -94,7 +102,7 @@ impl<'a> Db<'a> {
         let sh = self.shared;
         let full = sh.verifier.is_full();
         let blind = |i| !full && blind(i);
-        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, keys, blind);
+        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns(), keys, blind);
         if records.is_empty() {
             return None;
         }
@@ -107,7 +115,7 @@ impl<'a> Db<'a> {
     /// As [`crate::Engine::would_block`].
     pub fn would_block(&self, key: &[u8]) -> bool {
         let sh = self.shared;
-        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, &[key], |_| {
+        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns(), &[key], |_| {
             false
         })
         .is_empty()
@@ -119,7 +127,7 @@ impl<'a> Db<'a> {
     /// As for [`crate::Engine::put`].
     #[inline]
     pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
-        write::put(self.shared, self.ns, key, value, expire_at_ms)
+        write::put(self.shared, self.ns(), key, value, expire_at_ms)
     }
 
     /// As [`crate::Engine::delete`].
@@ -139,12 +147,12 @@ impl<'a> Db<'a> {
         key: &[u8],
         f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        write::update(self.shared, self.ns, key, f)
+        write::update(self.shared, self.ns(), key, f)
     }
 
     /// As [`crate::Engine::get_many_with`].
     pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
-        read::get_many_with(self.shared, self.ns, keys, f)
+        read::get_many_with(self.shared, self.ns(), keys, f)
     }
 
     /// As [`crate::Engine::update_many`]: every key in this database, one atomic batch.
@@ -159,13 +167,13 @@ impl<'a> Db<'a> {
         keys: &[&[u8]],
         f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        let ns = self.ns;
+        let ns = self.ns();
         write::update_many(self.shared, |_| ns, keys, f)
     }
 
     /// Keys in this database, including expired keys not yet removed (Redis's DBSIZE).
     pub fn len(&self) -> u64 {
-        self.shared.index.ns_len(self.ns)
+        self.shared.index.ns_len(self.ns())
     }
 
     /// True when the database holds no key.
@@ -180,20 +188,22 @@ impl<'a> Db<'a> {
         count: usize,
         f: impl FnMut(&[u8], Entry<'_>),
     ) -> ScanCursor {
-        read::scan(self.shared, self.ns, cursor, count, f)
+        read::scan(self.shared, self.ns(), cursor, count, f)
     }
 
     /// A random live key of this database, or `None` when there is none.
     pub fn random_key(&self, random: impl FnMut() -> u64) -> Option<Vec<u8>> {
-        read::random_key(self.shared, self.ns, random)
+        read::random_key(self.shared, self.ns(), random)
     }
 
     /// Deletes every key of this database (FLUSHDB), durably when this returns. The other
-    /// databases' records are not rewritten.
+    /// databases' records are not rewritten, nor read: when they hold keys, the database
+    /// moves to a fresh namespace and the maintenance thread removes the old one's index
+    /// slots afterwards (until then `Engine::len` still counts them).
     ///
     /// # Errors
     /// The write or fsync error.
     pub fn clear(&self) -> Result<()> {
-        write::clear_ns(self.shared, self.ns)
+        write::clear_ns(self.shared, self.db, self.ns())
     }
 }

@@ -55,6 +55,13 @@ impl Engine {
         let dir_lock = DirLock::acquire(&dir)?;
         let databases = crate::databases::Databases::load(&dir, options.databases)?;
         let recovered = crate::recovery::recover(&dir, &options)?;
+        // Keys of a namespace FLUSHDB made (at least DATABASES_MAX) that no database holds any
+        // more: written to the old namespace as it was retired (see `write::remap_ns`).
+        for &ns in recovered.index.ns_lens().keys() {
+            if ns >= format::DATABASES_MAX && databases.db_of(ns).is_none() {
+                databases.retire(ns);
+            }
+        }
         let next_id = recovered.next_segment_id;
         if next_id > format::SEGMENT_ID_MAX {
             return Err(Error::InvalidOptions(format!(

@@ -547,7 +547,11 @@ impl Table {
         for s in kept {
             self.place(s);
         }
-        self.ns_len.remove(&ns);
+        // By one per slot: a slot of `ns` that `ns_of` did not name (a write the caller did
+        // not see yet) stays counted.
+        for _ in 0..gone.len() {
+            self.count_ns(ns, false);
+        }
         for _ in gone.iter().filter(|(_, marked)| *marked) {
             self.count_expires(ns, false);
         }
@@ -569,6 +573,13 @@ impl Table {
                 off: s.off & !OFFSET_MARK,
             },
         ))
+    }
+
+    /// Where every key's record is.
+    pub fn locs(&self) -> Vec<Loc> {
+        (0..self.slots.len())
+            .filter_map(|i| self.slot_at(i).map(|(_, loc)| loc))
+            .collect()
     }
 
     /// A slot at or after position `from` (wrapping), for RANDOMKEY.

@@ -117,7 +117,10 @@ fn block_on_ring(ring: &mut ColdRing, fetch: Fetch) -> Fetched {
         if let Poll::Ready(v) = fetch.as_mut().poll(&mut cx) {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "the ring's reads never completed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ring's reads never completed"
+        );
         let mut pfd = libc::pollfd {
             fd: ring.event_fd(),
             events: libc::POLLIN,
