@@ -581,6 +581,7 @@ impl Engine {
             cold_read_errors: sh.cold.stats.errors.load(Ordering::Relaxed),
             cold_reads_merged: sh.cold.stats.merged.load(Ordering::Relaxed),
             cold_reads_direct: sh.cold.stats.direct.load(Ordering::Relaxed),
+            cold_read_cache_bypass: sh.cold.cache_bypassed(),
             cold_reads_in_flight: sh.cold.stats.in_flight.load(Ordering::Relaxed),
             cold_read_p50_us: sh.cold.stats.percentile_us(0.5),
             cold_read_p99_us: sh.cold.stats.percentile_us(0.99),
@@ -661,6 +662,13 @@ impl Engine {
         self.shared.cold.hold(held);
     }
 
+    /// Makes cold reads skip the page cache as for a store larger than memory (`true`, what
+    /// [`Engine::evict_for_tests`] sets), or decide by the store's size again, for tests.
+    #[doc(hidden)]
+    pub fn force_cache_bypass_for_tests(&self, on: bool) {
+        self.shared.cold.force_bypass.store(on, Ordering::Relaxed);
+    }
+
     /// Makes every cold read fail with EIO (or stop failing), for tests.
     #[doc(hidden)]
     pub fn inject_cold_read_eio(&self, fail: bool) {
@@ -679,6 +687,8 @@ impl Engine {
         let sh = &self.shared;
         // From here the prealloc thread no longer faults pages in ahead of the writer.
         sh.cold.force_checks.store(true, Ordering::Relaxed);
+        // And cold reads skip the page cache, as for a store larger than it.
+        sh.cold.force_bypass.store(true, Ordering::Relaxed);
         // A fault-in it began before may bring pages back (dirty), and so does the maintenance
         // thread writing a sealed segment's hint: go again until every sealed segment has its
         // hint and no page is in memory.

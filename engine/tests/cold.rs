@@ -169,6 +169,32 @@ fn a_ring_reads_cold_records_into_buffers_a_few_at_a_time() {
     assert_eq!(failed, [0, 1, 2]);
 }
 
+/// Records skip the page cache only while the store is larger than it could hold; a store
+/// that fits (a restart left it on disk only) is read through the page cache and warms up.
+#[test]
+fn a_store_that_fits_in_memory_warms_up_through_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 200);
+    let keys: Vec<Vec<u8>> = (0..200).map(key).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    e.evict_for_tests().unwrap();
+    assert!(
+        e.stats().cold_read_cache_bypass,
+        "eviction acts as a store too large"
+    );
+    // Decided by size again: this machine holds a 200-record store many times over.
+    e.force_cache_bypass_for_tests(false);
+    assert!(!e.stats().cold_read_cache_bypass);
+    let fetched = block_on(e.fetch_cold(&refs).expect("evicted records are cold"));
+    assert!(fetched.failures.is_empty());
+    assert!(fetched.staged.is_empty(), "read through the page cache");
+    assert_eq!(e.stats().cold_reads_direct, 0);
+    assert!(e.fetch_cold(&refs).is_none(), "resident now");
+    for i in 0..200 {
+        assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+    }
+}
+
 #[test]
 fn keys_without_records_need_no_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,8 +9,9 @@
 //! fails or whose checksum does not match is reported for that key, logged with file and
 //! offset, and never served.
 //!
-//! A record is read with `O_DIRECT` into a buffer of its own, which the fetch hands to the
-//! caller (see `staged`): the page cache is not touched, so the read costs no page-cache
+//! While the store is larger than the page cache could hold (see `room`), a record is read
+//! with `O_DIRECT` into a buffer of its own, which the fetch hands to the caller (see
+//! `staged`): the page cache is not touched, so the read costs no page-cache
 //! insertion, no charge against a memory cap and no reclaim, and exactly the record's blocks
 //! are read. A record read again while it is still among the last [`RECENT_SLOTS`] cold
 //! reads is read through the page cache instead, which keeps it in memory for the map: a key
@@ -30,6 +31,7 @@
 //! flight, the rest queue in order (callers wait their turn, they get no error).
 
 mod ring;
+mod room;
 
 pub use ring::ColdRing;
 
@@ -54,6 +56,8 @@ use crate::staged::{AlignedBuf, Staged, StagedRecord, BLOCK_BYTES};
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long residency checks stay on after the last sign of memory pressure.
 pub const PRESSURE_HOLD: Duration = Duration::from_secs(10);
+/// The store's size is compared with the page cache's room every this many samples.
+const ROOM_CHECK_SAMPLES: u64 = 10;
 /// Records one sample looks at.
 const SAMPLE_RECORDS: usize = 64;
 /// The first read of a record: the rest of its first page (at least a header's worth), which
@@ -255,6 +259,11 @@ pub(crate) struct ColdReads {
     recent: Box<[AtomicU64]>,
     /// Set when a file system refused an `O_DIRECT` read: every read takes the page cache.
     direct_refused: AtomicBool,
+    /// The store is larger than the page cache could hold (see `room`): cold reads skip it.
+    /// Otherwise they go through it, which warms a store that fits after a restart.
+    bypass_cache: AtomicBool,
+    /// Tests: as if the store did not fit, whatever the machine says.
+    pub(crate) force_bypass: AtomicBool,
     /// The rings' eventfds, nudged when held reads are released (tests).
     ring_events: Mutex<Vec<std::sync::Weak<std::os::fd::OwnedFd>>>,
 }
@@ -276,6 +285,8 @@ impl Default for ColdReads {
             staged_bytes: Arc::new(AtomicU64::new(0)),
             recent: (0..RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             direct_refused: AtomicBool::new(false),
+            bypass_cache: AtomicBool::new(false),
+            force_bypass: AtomicBool::new(false),
             ring_events: Mutex::new(Vec::new()),
         }
     }
@@ -398,10 +409,33 @@ impl ColdReads {
     /// True when `job` should be read with `O_DIRECT` into a buffer (see the module's
     /// documentation); remembers the read either way (see [`ColdReads::read_recently`]).
     fn wants_direct(&self, job: &Job) -> bool {
-        !self.read_recently(job.seg.id, job.off)
+        self.cache_bypassed()
+            && !self.read_recently(job.seg.id, job.off)
             && !self.direct_refused.load(Ordering::Relaxed)
             && self.staged_bytes.load(Ordering::Relaxed) < STAGED_BYTES_MAX
             && job.seg.direct_file().is_some()
+    }
+
+    /// True while cold reads skip the page cache: the store does not fit in it.
+    pub(crate) fn cache_bypassed(&self) -> bool {
+        self.bypass_cache.load(Ordering::Relaxed) || self.force_bypass.load(Ordering::Relaxed)
+    }
+
+    /// Compares the store's `bytes` with the memory its page cache could get (see `room`).
+    fn update_bypass(&self, bytes: u64) {
+        let bypass = room::cache_room().is_some_and(|room| bytes > room / 10 * 9);
+        if self.bypass_cache.swap(bypass, Ordering::Relaxed) != bypass {
+            tracing::info!(
+                store_bytes = bytes,
+                "{}",
+                if bypass {
+                    "the store is larger than the page cache can hold: values read from disk \
+                     skip it (O_DIRECT), only values read again soon are kept in memory"
+                } else {
+                    "the page cache can hold the store: values read from disk stay in memory"
+                }
+            );
+        }
     }
 
     /// Notes that the file system refused an `O_DIRECT` read of `seg`: from now on every
@@ -428,6 +462,7 @@ impl ColdReads {
 pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: usize) {
     let mut buf = Vec::new();
     let mut next_sample = Instant::now();
+    let mut samples = 0u64;
     loop {
         let job = {
             let mut q = cold.queue.lock();
@@ -458,6 +493,11 @@ pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: 
             None => {
                 sample(cold, index, registry);
                 next_sample = Instant::now() + SAMPLE_INTERVAL;
+                samples += 1;
+                if samples % ROOM_CHECK_SAMPLES == 1 {
+                    let bytes = registry.load().iter().map(|s| s.len()).sum();
+                    cold.update_bypass(bytes);
+                }
             }
         }
     }
