@@ -189,22 +189,25 @@ impl Segment {
     }
 
     /// The file opened for `O_DIRECT` reads (through `/proc/self/fd`, so a rename does not
-    /// matter), or `None` where the file system does not allow it.
+    /// matter; without access-time updates where the process may ask), or `None` where the
+    /// file system does not allow it.
     pub fn direct_file(&self) -> Option<&File> {
         self.direct
             .get_or_init(|| {
                 use std::os::unix::fs::OpenOptionsExt;
                 let via = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-                OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECT)
-                    .open(via)
-                    .or_else(|_| {
-                        OpenOptions::new()
-                            .read(true)
-                            .custom_flags(libc::O_DIRECT)
-                            .open(self.path())
-                    })
+                let open = |path: &Path, flags| {
+                    OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_DIRECT | flags)
+                        .open(path)
+                };
+                // O_NOATIME: a read of the segment being written would otherwise update its
+                // access time, a journaled inode write (relatime updates it while older than
+                // the modification time). Refused (EPERM) when the file is not ours.
+                open(Path::new(&via), libc::O_NOATIME)
+                    .or_else(|_| open(Path::new(&via), 0))
+                    .or_else(|_| open(&self.path(), 0))
                     .map_err(|e| {
                         tracing::debug!(
                             path = %self.path().display(),
