@@ -405,6 +405,19 @@ impl Stream {
         self.mirroring = true;
     }
 
+    /// Takes up the stream a clean shutdown recorded (`crate::repl_resume`): `replid` up to
+    /// `offset`, with a backlog that starts empty after it, so replicas that had all of it
+    /// continue. A replica's recorded stream is its primary's: taken up as a promotion would
+    /// (a new id, the recorded one valid up to `offset`).
+    pub fn resume(&mut self, replid: &str, offset: i64, promoted: bool, flag: &AtomicBool) {
+        self.mirror(replid, offset, flag);
+        self.mirroring = false;
+        self.alone_since = Some(Instant::now());
+        if promoted {
+            self.shift_replid();
+        }
+    }
+
     /// A replica's partial resync under a new id (its primary was promoted): the old id is
     /// valid up to here, as Redis's replica does.
     pub fn mirror_continue(&mut self, replid: &str) {
