@@ -427,3 +427,27 @@ fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
         .unwrap();
     assert_eq!(ttl, ["repl-backlog-ttl", "1"]);
 }
+
+/// PUBLISH on a primary goes down the stream (as Redis's does): subscribers on its replicas
+/// get the message.
+#[test]
+fn a_publish_reaches_the_replicas_subscribers() {
+    let primary = start();
+    let mut p = primary.client();
+    let replica = replica_of(&primary);
+    let mut r = replica.client();
+    wait_online(&mut p, 1);
+    wait_link_up(&mut r);
+    let mut sub = replica.client();
+    let mut sub = sub.as_pubsub();
+    sub.subscribe("news").unwrap();
+    sub.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut p)
+        .unwrap();
+    let msg = sub.get_message().expect("the message, within the deadline");
+    assert_eq!(msg.get_channel_name(), "news");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+}
