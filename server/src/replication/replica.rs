@@ -274,7 +274,13 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         -1,
         crate::clock::now_ms() as u64,
     ));
-    stream_loop(shared, generation, &mut r, &mut out, entry)
+    // Listed while the stream flows (CLIENT LIST's flag `M`; CLIENT KILL TYPE master drops
+    // the link, which reconnects).
+    entry.set_role(crate::clients::Role::Primary);
+    shared.registry.add(entry.clone());
+    let streamed = stream_loop(shared, generation, &mut r, &mut out, entry.clone());
+    shared.registry.remove(entry.id);
+    streamed
 }
 
 fn refused(what: &str, line: &[u8]) -> io::Error {
@@ -459,9 +465,15 @@ fn stream_loop(
     let mut replies = Vec::new();
     loop {
         match r.read(&mut chunk) {
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                client.entry.touch(crate::clock::now_ms() as u64);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
+        }
+        if client.entry.is_killed() {
+            return Err(io::Error::other("the link was killed by CLIENT KILL"));
         }
         // Bytes at the head of `buf` applied by this pass.
         let mut applied = 0;
