@@ -494,8 +494,64 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        // A futex wake only when a sender sleeps: not once per write.
-        if self.stream.offset != self.offset_before && self.stream.senders_waiting > 0 {
+        // A futex wake only when a sender sleeps: not once per write; inside a worker's
+        // batch, once at its end (see `SenderWakes`).
+        let added = self.stream.offset - self.offset_before;
+        if added > 0 && self.stream.senders_waiting > 0 && !WAKES.with(|w| w.defer(added)) {
+            self.primary.more.notify_all();
+        }
+    }
+}
+
+/// Stream bytes a batch may add before its replicas' senders are woken anyway.
+const DEFERRED_WAKE_BYTES_MAX: i64 = 64 * 1024;
+
+/// A worker's deferred wake of the replicas' senders, while it runs a batch of requests.
+#[derive(Default)]
+struct Deferred {
+    /// In a batch: writes leave the wake to its end.
+    on: std::cell::Cell<bool>,
+    /// Bytes added to the stream since the last wake, while senders sleep.
+    owed: std::cell::Cell<i64>,
+}
+
+impl Deferred {
+    /// True when the wake for `added` bytes is left to the batch's end.
+    fn defer(&self, added: i64) -> bool {
+        if !self.on.get() {
+            return false;
+        }
+        let owed = self.owed.get() + added;
+        if owed > DEFERRED_WAKE_BYTES_MAX {
+            self.owed.set(0);
+            return false;
+        }
+        self.owed.set(owed);
+        true
+    }
+}
+
+thread_local! {
+    static WAKES: Deferred = Deferred::default();
+}
+
+/// Held by a worker over a batch of requests (one read's worth of a client's pipeline): the
+/// writes in it wake the replicas' senders once, when it ends, instead of once each. A sender
+/// woken by every write of a burst sends it a command at a time, and the replica wakes as
+/// often: thousands of context switches a second on both servers, which on a loaded machine
+/// cost more latency than the batch's end adds (Redis, too, writes to its replicas once per
+/// turn of its event loop).
+pub struct SenderWakes<'a> {
+    primary: &'a Primary,
+}
+
+impl Drop for SenderWakes<'_> {
+    fn drop(&mut self) {
+        let owed = WAKES.with(|w| {
+            w.on.set(false);
+            w.owed.replace(0)
+        });
+        if owed > 0 {
             self.primary.more.notify_all();
         }
     }
@@ -554,6 +610,12 @@ impl Primary {
             primary: self,
             offset_before,
         }
+    }
+
+    /// Defers the senders' wakes of this thread's writes until the result is dropped.
+    pub fn batch(&self) -> SenderWakes<'_> {
+        WAKES.with(|w| w.on.set(true));
+        SenderWakes { primary: self }
     }
 
     /// A sender's wait, at most `timeout`, until the stream holds bytes replica `id` was not
@@ -667,6 +729,18 @@ mod tests {
 
     fn addr() -> SocketAddr {
         "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn a_batch_defers_the_senders_wake_up_to_a_bound() {
+        let d = Deferred::default();
+        assert!(!d.defer(100), "outside a batch: wake now");
+        d.on.set(true);
+        assert!(d.defer(DEFERRED_WAKE_BYTES_MAX - 1));
+        assert!(d.defer(1), "up to the bound");
+        assert!(!d.defer(1), "past it: wake now");
+        assert_eq!(d.owed.get(), 0, "and start counting again");
+        assert!(d.defer(1));
     }
 
     #[test]

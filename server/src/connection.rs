@@ -436,6 +436,7 @@ fn process(
     let shared = &*w.shared;
     // No EXEC of another worker runs while this batch does (see `crate::transactions`).
     let _batch = (!exclusive).then(|| shared.exec_gate.batch(w.id));
+    let _wakes = shared.primary.batch();
     let output_limit = shared.settings.client_output_limit() as usize;
     let bulk_len_max = shared.settings.proto_max_bulk_len() as usize;
     let mut out = conn.pending.borrow_mut();
