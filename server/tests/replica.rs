@@ -95,6 +95,9 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
     );
     p.send(b"+OK\r\n");
     assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
+    // Redis's keepalives while its full sync waits (repl-diskless-sync-delay), then the
+    // answer.
+    p.send(b"\n\n");
     p.send(format!("+FULLRESYNC {REPLID} 100\r\n").as_bytes());
 
     // Keepalives, then a diskless payload.

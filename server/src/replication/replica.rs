@@ -220,7 +220,15 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         }
         None => out.write_all(&wire::request(&[b"PSYNC", b"?", b"-1"]))?,
     }
-    match wire::parse_psync(&wire::read_line(&mut r)?) {
+    // A Redis primary whose full sync waits (`repl-diskless-sync-delay`, 5 s by default)
+    // sends bare newlines each second before its answer, to keep the link alive.
+    let answer = loop {
+        let line = wire::read_line(&mut r)?;
+        if !line.is_empty() {
+            break line;
+        }
+    };
+    match wire::parse_psync(&answer) {
         Psync::Full { replid, offset } => {
             tracing::info!(%replid, offset, "full sync from the primary");
             full_sync(shared, generation, &mut r)?;
