@@ -463,6 +463,9 @@ fn stream_loop(
     };
     let mut parser = Parser::new();
     let mut arena = Bump::new();
+    // At once, as Redis's replica does: a Redis primary that sent a diskless payload streams
+    // nothing until the replica's first ACK says it loaded it (up to a second otherwise).
+    out.write_all(&ack(offset))?;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
     // Bytes at the head of `buf` already parsed: an open transaction's.
     let mut parsed = 0;
