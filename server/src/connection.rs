@@ -154,16 +154,25 @@ pub(crate) async fn serve(
     let rd = read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
     w.shared.pubsub.leave(&mut client.pubsub);
-    w.shared.registry.remove(id);
+    // A replica stays listed while its link lives (CLIENT LIST's flag `S`).
+    if client.handoff.is_none() {
+        w.shared.registry.remove(id);
+    }
     w.shared.monitors.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
     let wr = writer.await;
     // Every reply before SYNC / PSYNC is out: the replication threads write from here on.
     let request = client.handoff.take()?;
+    let Some(socket) = rd.and_then(|rd| into_std(rd, wr)) else {
+        w.shared.registry.remove(id);
+        return None;
+    };
+    client.entry.set_role(crate::clients::Role::Replica);
     Some(Handoff {
-        socket: into_std(rd?, wr)?,
+        socket,
         request,
+        entry: client.entry.clone(),
     })
 }
 
@@ -443,6 +452,7 @@ fn process(
     let shared = &*w.shared;
     // No EXEC of another worker runs while this batch does (see `crate::transactions`).
     let _batch = (!exclusive).then(|| shared.exec_gate.batch(w.id));
+    let _wakes = shared.primary.batch();
     let output_limit = shared.settings.client_output_limit() as usize;
     let bulk_len_max = shared.settings.proto_max_bulk_len() as usize;
     let mut out = conn.pending.borrow_mut();
