@@ -619,10 +619,11 @@ hint_read() {
 }
 
 # info_fields WHERE: the issue's visibility fields of INFO, "n/a" where the server has none yet.
+INFO_FIELDS="cold_reads cold_reads_direct cold_read_rings cold_reads_in_flight cold_read_p50_us
+    cold_read_p99_us cold_read_errors worker_major_faults used_memory_rss index_bytes"
 info_fields() {
     local f
-    for f in cold_reads cold_reads_in_flight cold_read_p50_us cold_read_p99_us cold_read_errors \
-        worker_major_faults used_memory_rss index_bytes; do
+    for f in $INFO_FIELDS; do
         rec "info_${1}_$f" "$(info "$f")"
     done
 }
@@ -690,8 +691,7 @@ print_report() {
     echo "cold GETs found a value in $(get cold_uncapped_hits) of $(get cold_uncapped_gets) without the cap and" \
         "$(get cold_capped_hits) of $(get cold_capped_gets) under it (random keys); device" \
         "bytes read in the capped cold phase $(fmt %.2f "$(calc "$(get cold_capped_device_read_bytes) / 1e9")") GB (whole disk)"
-    echo "INFO (capped, after the cold GETs):" "$(for f in cold_reads cold_reads_in_flight cold_read_p50_us \
-        cold_read_p99_us cold_read_errors worker_major_faults used_memory_rss index_bytes; do
+    echo "INFO (capped, after the cold GETs):" "$(for f in $INFO_FIELDS; do
         printf '%s=%s ' "$f" "$(get "info_capped_$f")"; done)"
     [[ -z $(get capped_open_note) || $(get capped_open_note) == n/a ]] || echo "note: $(get capped_open_note)"
 }

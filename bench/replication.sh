@@ -8,7 +8,8 @@
 # Then replication lag under a steady write load at half the rate redis-benchmark's
 # `-t set -c 16 -P 1` reaches on a redis-server here: for each pair, from the primary's
 # reply to a probe SET until a GET on the replica finds it (`bench/repl_lag.py`), p50/p99/max
-# (the issue's target: p99 no worse than Redis -> Redis's).
+# (the issue's target: p99 no worse than Redis -> Redis's), and the CPU time and context
+# switches each server spent meanwhile.
 #
 #   bench/replication.sh [--keys N] [--repeat R] [--lag-secs S]
 #
@@ -141,6 +142,16 @@ for pair in "${pairs[@]}"; do
 done
 
 ((lag_secs > 0)) || exit 0
+
+# PID: its CPU ticks (user + system) and context switches (all threads, voluntary or not) so
+# far. On a shared machine the lag's tail moves with the neighbours; these move with the
+# servers' own work.
+cpu_and_switches() {
+    local ticks switches
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
+    switches=$(cat "/proc/$1/task/"*/status | awk '/ctxt_switches/ { s += $2 } END { print s }')
+    echo "$ticks $switches"
+}
 # Half of Redis's unpipelined SET rate at -c 16, measured here and now.
 free_port pp
 start redis primary "$pp"
@@ -151,7 +162,7 @@ pids=()
 rm -rf "$work/primary"
 ((rate > 0)) || die "could not measure redis-server's SET rate"
 printf '\nreplication lag, %s s per pair, writer at %s SET/s (half of redis -c 16 -P 1)\n' "$lag_secs" "$rate"
-printf '| primary -> replica | probes | writer SET/s | lag p50 ms | p99 ms | max ms |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| primary -> replica | probes | writer SET/s | lag p50 ms | p99 ms | max ms | primary CPU s, ctx switches | replica CPU s, ctx switches |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for pair in "${pairs[@]}"; do
     read -r pk rk <<<"$pair"
     free_port pp
@@ -164,9 +175,15 @@ for pair in "${pairs[@]}"; do
         ((SECONDS < deadline)) || die "$pk -> $rk: no sync within ${SYNC_TIMEOUT_SECS}s"
         sleep 0.02
     done
+    read -r pcpu0 psw0 <<<"$(cpu_and_switches "${pids[0]}")"
+    read -r rcpu0 rsw0 <<<"$(cpu_and_switches "${pids[1]}")"
     line=$(python3 "$REPO/bench/repl_lag.py" "$pp" "$rp" "$rate" "$lag_secs")
+    read -r pcpu1 psw1 <<<"$(cpu_and_switches "${pids[0]}")"
+    read -r rcpu1 rsw1 <<<"$(cpu_and_switches "${pids[1]}")"
     read -r _ probes _ wrate _ _ p50 _ p99 _ max <<<"$line"
-    echo "| ${pair/ / -> } | $probes | $wrate | $p50 | $p99 | $max |"
+    pcpu=$(awk -v a="$pcpu0" -v b="$pcpu1" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / t }')
+    rcpu=$(awk -v a="$rcpu0" -v b="$rcpu1" -v t="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / t }')
+    echo "| ${pair/ / -> } | $probes | $wrate | $p50 | $p99 | $max | $pcpu, $((psw1 - psw0)) | $rcpu, $((rsw1 - rsw0)) |"
     stop_pids "${pids[@]}"
     pids=()
     rm -rf "$work/primary" "$work/replica"

@@ -2,7 +2,8 @@
 # flin-server follows a live redis-server 7 primary (issue 17, replica side): keys with TTLs,
 # integers, long compressible values and a list (skipped, counted) in two databases; a write
 # load running while the full sync happens; diskless (`$EOF:`) and disk-based (`$<len>`)
-# payloads; the primary's AUTH; a killed link resumed with a partial resync; a restarted
+# payloads; the primary's AUTH; a killed link resumed with a partial resync, and so is flin
+# restarted cleanly (SIGTERM); a restarted
 # primary (new replication id, empty) followed by a new full sync. After each step every
 # string key of the primary must read the same on flin. Installs redis-server when missing.
 # Bounded waits throughout; the trap stops both servers.
@@ -142,6 +143,29 @@ wait_synced
 same_data 0
 grep -q "partial resync" "$work/flin.log" || fail "no partial resync after the dropped link"
 echo "partial resync: ok"
+
+# flin stopped cleanly (SIGTERM) and started again on its directory: it asks Redis to
+# continue from the offset it had (Redis counts a partial resync), in the database the
+# stream had selected (writes to db 3 after the restart come without a SELECT).
+primary -n 3 set db3:before:restart 1 >/dev/null
+wait_synced
+partial_before=$(primary info stats | tr -d '\r' | sed -n 's/^sync_partial_ok://p')
+stop_pids "$flin_pid"
+flin_pid=""
+[[ -f $work/data/REPL-RESUME ]] || fail "the clean stop left no replication position"
+primary -n 3 set db3:while:down 1 >/dev/null
+"$target/flin-server" --dir "$work/data" --port "${FLIN_PORT_CHECK:-0}" --threads 2 \
+    --masterauth "$PASSWORD" >"$work/flin.log" 2>&1 &
+flin_pid=$!
+wait_logged_port flin-server "$flin_pid" "$work/flin.log" flin_port
+primary -n 3 set db3:after:restart 1 >/dev/null
+wait_synced
+same_data 0
+same_data 3
+partial_after=$(primary info stats | tr -d '\r' | sed -n 's/^sync_partial_ok://p')
+((partial_after == partial_before + 1)) \
+    || fail "Redis counted no partial resync after flin's restart ($partial_before, then $partial_after)"
+echo "replica restart (partial resync): ok"
 
 # A disk-based full sync (`$<len>` payload): REPLICAOF NO ONE, then follow again.
 primary config set repl-diskless-sync no >/dev/null

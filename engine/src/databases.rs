@@ -7,11 +7,17 @@
 //!
 //! ```text
 //! 0   8  magic "FLINDBS\x01"
-//! 8   4  version (1)
+//! 8   4  version (1: the map is a permutation of 0..count; 2: any distinct namespaces)
 //! 12  4  count: databases in the map
 //! 16  4  namespace of database 0, then of database 1, ... (count entries)
 //! ..  4  CRC32 of every byte before it
 //! ```
+//!
+//! FLUSHDB beside other databases' keys points its database at a fresh namespace (at least
+//! [`DATABASES_MAX`], so never one a database had at open) instead of finding the old
+//! namespace's keys with every index shard locked; the maintenance thread then removes the
+//! old namespace's slots (see `write::remap_ns`). Such a map is written as version 2, which
+//! older builds refuse by its version number.
 //!
 //! A swap writes `DATABASES.tmp`, syncs it, renames it over `DATABASES` and syncs the
 //! directory before the map in memory changes, so after a crash the map is the old one or
@@ -29,7 +35,10 @@ use crate::format::{get_u32, put_u32, DATABASES_MAX, NS_MAX};
 /// The file that holds the database -> namespace map when it is not the identity.
 pub const DATABASES_FILE: &str = "DATABASES";
 const MAGIC: [u8; 8] = *b"FLINDBS\x01";
-const VERSION: u32 = 1;
+/// A permutation of `0..count` (SWAPDB only): what builds before FLUSHDB remapped read.
+const VERSION_PERMUTATION: u32 = 1;
+/// Any distinct namespaces up to `NS_MAX`.
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 16;
 const _: () = assert!(DATABASES_MAX - 1 <= NS_MAX);
 
@@ -38,6 +47,9 @@ pub(crate) struct Databases {
     map: Box<[AtomicU32]>,
     /// Serialises swaps (and the reads of the whole map that must not see half of one).
     lock: Mutex<()>,
+    /// Namespaces FLUSHDB took away from their database (see `write::remap_ns`) whose index
+    /// slots the maintenance thread has still to remove.
+    retired: Mutex<Vec<u32>>,
 }
 
 impl Databases {
@@ -64,6 +76,7 @@ impl Databases {
         Ok(Databases {
             map,
             lock: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
         })
     }
 
@@ -100,6 +113,52 @@ impl Databases {
         let g = self.lock.lock();
         let map = self.map.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         (g, map)
+    }
+
+    /// A namespace for a database to start afresh in (FLUSHDB): never one a database could
+    /// have had at open (those are below [`DATABASES_MAX`]), not in the map, not waiting to be
+    /// cleaned, and one `unused` says holds no key.
+    pub(crate) fn fresh_ns(&self, unused: impl Fn(u32) -> bool) -> Option<u32> {
+        let map = self.snapshot();
+        let retired = self.retired.lock();
+        (DATABASES_MAX..=NS_MAX).find(|n| !map.contains(n) && !retired.contains(n) && unused(*n))
+    }
+
+    /// Points database `db` at namespace `fresh` durably, and retires its old namespace: the
+    /// caller made the log durable with flush records for both (see `write::remap_ns`).
+    pub(crate) fn remap(&self, dir: &Path, db: u32, fresh: u32) -> Result<()> {
+        let _g = self.lock.lock();
+        let mut next: Vec<u32> = self.map.iter().map(|x| x.load(Ordering::Relaxed)).collect();
+        let old = std::mem::replace(&mut next[db as usize], fresh);
+        write(dir, &next)?;
+        self.map[db as usize].store(fresh, Ordering::Relaxed);
+        self.retire(old);
+        Ok(())
+    }
+
+    /// Marks `ns` for the maintenance thread to remove from the index.
+    pub(crate) fn retire(&self, ns: u32) {
+        let mut retired = self.retired.lock();
+        if !retired.contains(&ns) {
+            retired.push(ns);
+        }
+    }
+
+    /// Namespaces whose index slots are still to be removed.
+    pub(crate) fn retired(&self) -> Vec<u32> {
+        self.retired.lock().clone()
+    }
+
+    /// True while `ns` is retired and its slots not all removed yet (compaction copies none
+    /// of its records).
+    pub(crate) fn is_retired(&self, ns: u32) -> bool {
+        let retired = self.retired.lock();
+        !retired.is_empty() && retired.contains(&ns)
+    }
+
+    /// `ns`'s slots are gone from the index.
+    pub(crate) fn retired_cleaned(&self, ns: u32) {
+        self.retired.lock().retain(|&n| n != ns);
     }
 
     /// Swaps databases `a` and `b` durably; `sync_log` makes the log durable first.
@@ -157,7 +216,19 @@ pub(crate) fn write(dir: &Path, map: &[u32]) -> Result<()> {
 fn encode(map: &[u32]) -> Vec<u8> {
     let mut b = vec![0u8; HEADER_LEN + 4 * map.len() + 4];
     b[..8].copy_from_slice(&MAGIC);
-    put_u32(&mut b, 8, VERSION);
+    let permutation = {
+        let mut seen = vec![false; map.len()];
+        map.iter().all(|&ns| {
+            seen.get_mut(ns as usize)
+                .is_some_and(|s| !std::mem::replace(s, true))
+        })
+    };
+    let version = if permutation {
+        VERSION_PERMUTATION
+    } else {
+        VERSION
+    };
+    put_u32(&mut b, 8, version);
     put_u32(&mut b, 12, map.len() as u32);
     for (d, &ns) in map.iter().enumerate() {
         put_u32(&mut b, HEADER_LEN + 4 * d, ns);
@@ -168,15 +239,17 @@ fn encode(map: &[u32]) -> Vec<u8> {
     b
 }
 
-/// The map in `b`, checked: a permutation of `0..count`.
+/// The map in `b`, checked: a permutation of `0..count` (version 1), or distinct namespaces
+/// up to `NS_MAX` (version 2).
 fn decode(b: &[u8]) -> std::result::Result<Vec<u32>, String> {
     if b.len() < HEADER_LEN + 4 || b[..8] != MAGIC {
         return Err("not a flin databases file (bad magic or too short)".into());
     }
     let version = get_u32(b, 8);
-    if version != VERSION {
+    if !(VERSION_PERMUTATION..=VERSION).contains(&version) {
         return Err(format!(
-            "databases file version {version}, this build reads version {VERSION}"
+            "databases file version {version}, this build reads versions \
+             {VERSION_PERMUTATION} to {VERSION}"
         ));
     }
     let count = get_u32(b, 12);
@@ -192,11 +265,19 @@ fn decode(b: &[u8]) -> std::result::Result<Vec<u32>, String> {
     let map: Vec<u32> = (0..count as usize)
         .map(|d| get_u32(b, HEADER_LEN + 4 * d))
         .collect();
-    let mut seen = vec![false; map.len()];
-    for &ns in &map {
-        match seen.get_mut(ns as usize) {
-            Some(s) if !*s => *s = true,
-            _ => return Err("databases file map is not a permutation".into()),
+    if version == VERSION_PERMUTATION {
+        let mut seen = vec![false; map.len()];
+        for &ns in &map {
+            match seen.get_mut(ns as usize) {
+                Some(s) if !*s => *s = true,
+                _ => return Err("databases file map is not a permutation".into()),
+            }
+        }
+    } else {
+        let mut sorted = map.clone();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) || sorted.last().is_some_and(|&n| n > NS_MAX) {
+            return Err("databases file map names a namespace twice or past the limit".into());
         }
     }
     Ok(map)

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::access;
-use crate::cold::Fetch;
+use crate::cold::{ColdRing, Fetch};
 use crate::error::Result;
 use crate::read::{self, Entry, ScanCursor};
 use crate::shared::Shared;
@@ -20,13 +20,16 @@ use crate::write::{self, Update, WriteToken};
 #[derive(Clone, Copy)]
 pub struct Db<'a> {
     shared: &'a Arc<Shared>,
-    ns: u32,
+    db: u32,
     touch: bool,
 }
 
 impl std::fmt::Debug for Db<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("ns", &self.ns).finish()
+        f.debug_struct("Db")
+            .field("db", &self.db)
+            .field("ns", &self.ns())
+            .finish()
     }
 }
 
@@ -34,9 +37,17 @@ impl<'a> Db<'a> {
     pub(crate) fn new(shared: &'a Arc<Shared>, db: u32) -> Db<'a> {
         Db {
             shared,
-            ns: shared.databases.ns(db),
+            db,
             touch: true,
         }
+    }
+
+    /// The namespace holding this database now: looked up at each call, so a handle kept
+    /// across a SWAPDB or a FLUSHDB (which may move the database to a fresh namespace) still
+    /// names the database.
+    #[inline]
+    fn ns(&self) -> u32 {
+        self.shared.databases.ns(self.db)
     }
 
     /// This database, whose lookups stamp the keys they find with the access clock (`on`,
@@ -51,19 +62,19 @@ impl<'a> Db<'a> {
     /// this as an access; `None` when the key is absent or expired. Every key starts at 0
     /// when the store opens; the clock wraps after 2^24 s (194 days), as Redis's does.
     pub fn idle_s(&self, key: &[u8]) -> Option<u64> {
-        access::idle_s(self.shared, self.ns, key)
+        access::idle_s(self.shared, self.ns(), key)
     }
 
     /// Makes the key look last accessed `idle_s` seconds ago (RESTORE ... IDLETIME); false when
     /// the key is absent. Idle times beyond the clock's range wrap as in Redis.
     pub fn set_idle_s(&self, key: &[u8], idle_s: u64) -> bool {
-        access::set_idle_s(self.shared, self.ns, key, idle_s)
+        access::set_idle_s(self.shared, self.ns(), key, idle_s)
     }
 
     /// As [`crate::Engine::get_with`].
     #[inline]
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(Option<Entry<'_>>) -> R) -> R {
-        read::get_with(self.shared, self.ns, key, self.touch, f)
+        read::get_with(self.shared, self.ns(), key, self.touch, f)
     }
 
     /// As [`crate::Engine::get`].
@@ -78,17 +89,17 @@ impl<'a> Db<'a> {
 
     /// As [`crate::Engine::version`].
     pub fn version(&self, key: &[u8]) -> Option<u64> {
-        read::version(self.shared, self.ns, key)
+        read::version(self.shared, self.ns(), key)
     }
 
     /// As [`crate::Engine::remove_expired`].
     pub fn remove_expired(&self, key: &[u8]) -> bool {
-        write::remove_expired(self.shared, self.ns, key)
+        write::remove_expired(self.shared, self.ns(), key)
     }
 
     /// As [`crate::Engine::prefetch`].
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        read::prefetch(self.shared, self.ns, keys)
+        read::prefetch(self.shared, self.ns(), keys)
     }
 
     /// As [`crate::Engine::fetch_cold`].
@@ -98,17 +109,43 @@ impl<'a> Db<'a> {
 
     /// As [`crate::Engine::fetch_cold_for`].
     pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
+        self.fetch_cold_with(None, keys, blind)
+    }
+
+    /// As [`Db::fetch_cold_for`], with the reads on `ring` (the caller's own io_uring, from
+    /// [`crate::Engine::cold_ring`]) instead of the engine's thread pool.
+    pub fn fetch_cold_on(
+        &self,
+        ring: &mut ColdRing,
+        keys: &[&[u8]],
+        blind: impl Fn(usize) -> bool,
+    ) -> Option<Fetch> {
+        self.fetch_cold_with(Some(ring), keys, blind)
+    }
+
+    fn fetch_cold_with(
+        &self,
+        ring: Option<&mut ColdRing>,
+        keys: &[&[u8]],
+        blind: impl Fn(usize) -> bool,
+    ) -> Option<Fetch> {
         let sh = self.shared;
         let full = sh.verifier.is_full();
         let blind = |i| !full && blind(i);
-        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, keys, blind);
-        (!records.is_empty()).then(|| sh.cold.submit(records))
+        let records = crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns(), keys, blind);
+        if records.is_empty() {
+            return None;
+        }
+        Some(match ring {
+            Some(ring) => ring.submit(records),
+            None => sh.cold.submit(records),
+        })
     }
 
     /// As [`crate::Engine::would_block`].
     pub fn would_block(&self, key: &[u8]) -> bool {
         let sh = self.shared;
-        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns, &[key], |_| {
+        !crate::cold::check(&sh.cold, &sh.index, &sh.registry, self.ns(), &[key], |_| {
             false
         })
         .is_empty()
@@ -120,7 +157,7 @@ impl<'a> Db<'a> {
     /// As for [`crate::Engine::put`].
     #[inline]
     pub fn put(&self, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<WriteToken> {
-        write::put(self.shared, self.ns, key, value, expire_at_ms)
+        write::put(self.shared, self.ns(), key, value, expire_at_ms)
     }
 
     /// As [`crate::Engine::delete`].
@@ -140,12 +177,12 @@ impl<'a> Db<'a> {
         key: &[u8],
         f: impl FnOnce(Option<Entry<'_>>) -> (Update<'v>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        write::update(self.shared, self.ns, key, self.touch, f)
+        write::update(self.shared, self.ns(), key, self.touch, f)
     }
 
     /// As [`crate::Engine::get_many_with`].
     pub fn get_many_with<R>(&self, keys: &[&[u8]], f: impl FnOnce(&[Option<Entry<'_>>]) -> R) -> R {
-        read::get_many_with(self.shared, self.ns, keys, self.touch, f)
+        read::get_many_with(self.shared, self.ns(), keys, self.touch, f)
     }
 
     /// As [`crate::Engine::update_many`]: every key in this database, one atomic batch.
@@ -160,13 +197,13 @@ impl<'a> Db<'a> {
         keys: &[&[u8]],
         f: impl FnOnce(&[Option<Entry<'_>>]) -> (Vec<Update<'v>>, R),
     ) -> Result<(R, Option<WriteToken>)> {
-        let ns = self.ns;
+        let ns = self.ns();
         write::update_many(self.shared, |_| ns, keys, self.touch, f)
     }
 
     /// Keys in this database, including expired keys not yet removed (Redis's DBSIZE).
     pub fn len(&self) -> u64 {
-        self.shared.index.ns_len(self.ns)
+        self.shared.index.ns_len(self.ns())
     }
 
     /// True when the database holds no key.
@@ -181,20 +218,22 @@ impl<'a> Db<'a> {
         count: usize,
         f: impl FnMut(&[u8], Entry<'_>),
     ) -> ScanCursor {
-        read::scan(self.shared, self.ns, cursor, count, f)
+        read::scan(self.shared, self.ns(), cursor, count, f)
     }
 
     /// A random live key of this database, or `None` when there is none.
     pub fn random_key(&self, random: impl FnMut() -> u64) -> Option<Vec<u8>> {
-        read::random_key(self.shared, self.ns, random)
+        read::random_key(self.shared, self.ns(), random)
     }
 
     /// Deletes every key of this database (FLUSHDB), durably when this returns. The other
-    /// databases' records are not rewritten.
+    /// databases' records are not rewritten, nor read: when they hold keys, the database
+    /// moves to a fresh namespace and the maintenance thread removes the old one's index
+    /// slots afterwards (until then `Engine::len` still counts them).
     ///
     /// # Errors
     /// The write or fsync error.
     pub fn clear(&self) -> Result<()> {
-        write::clear_ns(self.shared, self.ns)
+        write::clear_ns(self.shared, self.db, self.ns())
     }
 }

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::background;
 use crate::checkpoint::CheckpointReport;
-use crate::cold::{ColdReads, Fetch};
+use crate::cold::{ColdReads, ColdRing, Fetch};
 use crate::compaction::RunReport;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -55,6 +55,13 @@ impl Engine {
         let dir_lock = DirLock::acquire(&dir)?;
         let databases = crate::databases::Databases::load(&dir, options.databases)?;
         let recovered = crate::recovery::recover(&dir, &options)?;
+        // Keys of a namespace FLUSHDB made (at least DATABASES_MAX) that no database holds any
+        // more: written to the old namespace as it was retired (see `write::remap_ns`).
+        for &ns in recovered.index.ns_lens().keys() {
+            if ns >= format::DATABASES_MAX && databases.db_of(ns).is_none() {
+                databases.retire(ns);
+            }
+        }
         let next_id = recovered.next_segment_id;
         if next_id > format::SEGMENT_ID_MAX {
             return Err(Error::InvalidOptions(format!(
@@ -95,7 +102,7 @@ impl Engine {
             has_expiring: AtomicBool::new(recovered.has_expiring),
             expire_keys: AtomicBool::new(options.expire_keys),
             ttl_avg_ms: Mutex::new(Default::default()),
-            cold: ColdReads::default(),
+            cold: Arc::new(ColdReads::default()),
             verifier: crate::verify::Verifier::default(),
             hooks: Hooks::default(),
             fsync: AtomicU8::new(options.fsync.to_u8()),
@@ -151,6 +158,17 @@ impl Engine {
     /// record read only in rare cases, so it is fetched only then.
     pub fn fetch_cold_for(&self, keys: &[&[u8]], blind: impl Fn(usize) -> bool) -> Option<Fetch> {
         self.db(0).fetch_cold_for(keys, blind)
+    }
+
+    /// A ring for this thread's cold reads (see [`Db::fetch_cold_on`]): they then cost no
+    /// thread hand-off. The caller polls [`ColdRing::event_fd`] on its event loop and calls
+    /// [`ColdRing::reap`] whenever it is readable. At most `depth` reads are in flight on it.
+    ///
+    /// # Errors
+    /// The kernel refused an io_uring or an eventfd (an old kernel, a seccomp policy, the
+    /// locked-memory limit): use [`Engine::fetch_cold_for`], whose pool needs neither.
+    pub fn cold_ring(&self, depth: u32) -> std::io::Result<ColdRing> {
+        ColdRing::new(self.shared.cold.clone(), depth)
     }
 
     /// True while memory is short (some records were found evicted recently): callers that
@@ -564,6 +582,8 @@ impl Engine {
             cold_reads: sh.cold.stats.reads.load(Ordering::Relaxed),
             cold_read_errors: sh.cold.stats.errors.load(Ordering::Relaxed),
             cold_reads_merged: sh.cold.stats.merged.load(Ordering::Relaxed),
+            cold_reads_direct: sh.cold.stats.direct.load(Ordering::Relaxed),
+            cold_read_cache_bypass: sh.cold.cache_bypassed(),
             cold_reads_in_flight: sh.cold.stats.in_flight.load(Ordering::Relaxed),
             cold_read_p50_us: sh.cold.stats.percentile_us(0.5),
             cold_read_p99_us: sh.cold.stats.percentile_us(0.99),
@@ -644,6 +664,13 @@ impl Engine {
         self.shared.cold.hold(held);
     }
 
+    /// Makes cold reads skip the page cache as for a store larger than memory (`true`, what
+    /// [`Engine::evict_for_tests`] sets), or decide by the store's size again, for tests.
+    #[doc(hidden)]
+    pub fn force_cache_bypass_for_tests(&self, on: bool) {
+        self.shared.cold.force_bypass.store(on, Ordering::Relaxed);
+    }
+
     /// Makes every cold read fail with EIO (or stop failing), for tests.
     #[doc(hidden)]
     pub fn inject_cold_read_eio(&self, fail: bool) {
@@ -662,6 +689,8 @@ impl Engine {
         let sh = &self.shared;
         // From here the prealloc thread no longer faults pages in ahead of the writer.
         sh.cold.force_checks.store(true, Ordering::Relaxed);
+        // And cold reads skip the page cache, as for a store larger than it.
+        sh.cold.force_bypass.store(true, Ordering::Relaxed);
         // A fault-in it began before may bring pages back (dirty), and so does the maintenance
         // thread writing a sealed segment's hint: go again until every sealed segment has its
         // hint and no page is in memory.

@@ -721,13 +721,14 @@ impl Table {
     pub fn remove_ns(&mut self, ns: u32, mut ns_of: impl FnMut(Loc) -> u32) -> Vec<(Loc, bool)> {
         let mut gone = Vec::new();
         let mut kept = Vec::with_capacity(self.len);
-        let mut expiring = 0;
+        let (mut keys_gone, mut expiring) = (0, 0);
         for s in self.slots.iter().filter(|s| s.seg != 0) {
             let loc = s.loc();
             if ns_of(loc) == ns {
                 // A displaced record of the namespace is gone with it (its blind write's
                 // check then finds nothing to settle).
                 let marked = s.off & OFFSET_MARK != 0;
+                keys_gone += usize::from(s.is_key());
                 expiring += usize::from(marked && s.is_key());
                 gone.push((loc, marked));
             } else {
@@ -744,7 +745,11 @@ impl Table {
         for s in kept {
             self.place(s);
         }
-        self.ns_len.remove(&ns);
+        // By one per slot: a slot of `ns` that `ns_of` did not name (a write the caller did
+        // not see yet) stays counted. Displaced slots were never counted.
+        for _ in 0..keys_gone {
+            self.count_ns(ns, false);
+        }
         for _ in 0..expiring {
             self.count_expires(ns, false);
         }
@@ -760,6 +765,13 @@ impl Table {
     pub fn slot_at(&self, i: usize) -> Option<(u32, Loc)> {
         let s = self.slots.get(i)?;
         s.is_key().then_some((s.tag, s.loc()))
+    }
+
+    /// Where every key's record is.
+    pub fn locs(&self) -> Vec<Loc> {
+        (0..self.slots.len())
+            .filter_map(|i| self.slot_at(i).map(|(_, loc)| loc))
+            .collect()
     }
 
     /// A slot at or after position `from` (wrapping), for RANDOMKEY.

@@ -10,13 +10,15 @@
 //!   (hash tag and check, access clock, segment id, offset); the key itself is checked
 //!   against the record in the map.
 //! - `segment`: one segment file: create and preallocate, append through a shared writable
-//!   map, read through the same map, seal (truncate, fsync). `hint`: hint files.
+//!   map, read through the same map, seal (truncate, fsync). `hint`: hint files. `staged`:
+//!   records a cold read put in a buffer, which this thread's reads use instead of the map.
 //! - `registry`: which segments exist (copy-on-write map) and new segment ids;
 //!   `databases`: which namespace holds each database (SWAPDB swaps two entries).
 //! - `poison`, `syncer` (group commit's state), `stall` (write stalls' state), `space` (disk
 //!   use against the space bound).
 //! - `log`: the active segment, sequence numbers and rolling to a new segment.
-//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool);
+//! - `cold`: reads of records not in memory, off the caller's thread (a `pread` pool,
+//!   `O_DIRECT` into buffers handed to the caller);
 //!   `verify`: checking blind overwrites whose old record was not read.
 //! - `recovery`: `open`'s scan: directory listing, hints or record scans, torn tails, damage.
 //! - `shared`: [`Engine`]'s state as every part above it sees it.
@@ -71,6 +73,7 @@ mod scan;
 mod segment;
 mod shared;
 mod space;
+mod staged;
 mod stall;
 mod stats;
 mod syncer;
@@ -83,7 +86,7 @@ mod write;
 pub use background::maintenance::set_current_thread_nice;
 pub use checkpoint::CheckpointReport;
 pub use clock::follow_primary_expiry;
-pub use cold::{Failures, Fetch};
+pub use cold::{ColdRing, Failures, Fetch, Fetched};
 pub use compaction::RunReport;
 pub use db::Db;
 pub use engine::Engine;
@@ -91,6 +94,7 @@ pub use error::{Error, Result};
 pub use format::{BATCH_LEN_MAX, DATABASES_MAX, KEY_LEN_MAX, VALUE_LEN_MAX};
 pub use options::{Fsync, Options};
 pub use read::{Entry, ScanCursor, PREFETCH_BATCH};
+pub use staged::{with_staged, Staged};
 pub use stall::WRITE_STALL_MAX;
 pub use stats::{Keyspace, RecoveryStats, Stats};
 pub use txn::Transaction;

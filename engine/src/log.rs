@@ -177,6 +177,10 @@ impl Log {
         self.state.lock().bytes_written
     }
 
+    pub(crate) fn in_txn(&self) -> bool {
+        self.state.lock().txn.is_some()
+    }
+
     pub(crate) fn active_id(&self) -> u32 {
         self.state.lock().active.id
     }

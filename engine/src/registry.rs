@@ -68,6 +68,10 @@ impl SegmentMap {
     /// read): for walks that need a record's namespace or length, not its value.
     pub(crate) fn header(&self, loc: Loc) -> Option<RecordHeader> {
         let seg = self.get(loc.seg)?;
+        // A record a cold read put in a buffer for this thread (checked by that read).
+        if let Some(rec) = crate::staged::find(loc) {
+            return Some(trusted_header(rec));
+        }
         let off = u64::from(loc.off);
         if seg.is_verified() {
             return Some(trusted_header(seg.bytes(off, RECORD_HEADER_LEN)));
@@ -85,6 +89,10 @@ impl SegmentMap {
         let seg = self
             .get(loc.seg)
             .unwrap_or_else(|| panic!("index points at unknown segment {}", loc.seg));
+        // A record a cold read put in a buffer for this thread (checked by that read).
+        if let Some(rec) = crate::staged::find(loc) {
+            return Some((trusted_header(rec), rec));
+        }
         let off = u64::from(loc.off);
         if seg.is_verified() {
             let header = trusted_header(seg.bytes(off, RECORD_HEADER_LEN));

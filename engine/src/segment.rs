@@ -78,6 +78,9 @@ pub struct Segment {
     released: AtomicU64,
     /// Serialises growing the file (the writer and the prealloc thread may both ask).
     growing: parking_lot::Mutex<()>,
+    /// The file opened again with `O_DIRECT`, for cold reads (`None`: the file system
+    /// refused); opened at the first cold read.
+    direct: std::sync::OnceLock<Option<File>>,
 }
 
 impl Segment {
@@ -181,7 +184,40 @@ impl Segment {
             corrupt_reads: AtomicU64::new(0),
             released: AtomicU64::new(0),
             growing: parking_lot::Mutex::new(()),
+            direct: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The file opened for `O_DIRECT` reads (through `/proc/self/fd`, so a rename does not
+    /// matter; without access-time updates where the process may ask), or `None` where the
+    /// file system does not allow it.
+    pub fn direct_file(&self) -> Option<&File> {
+        self.direct
+            .get_or_init(|| {
+                use std::os::unix::fs::OpenOptionsExt;
+                let via = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+                let open = |path: &Path, flags| {
+                    OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_DIRECT | flags)
+                        .open(path)
+                };
+                // O_NOATIME: a read of the segment being written would otherwise update its
+                // access time, a journaled inode write (relatime updates it while older than
+                // the modification time). Refused (EPERM) when the file is not ours.
+                open(Path::new(&via), libc::O_NOATIME)
+                    .or_else(|_| open(Path::new(&via), 0))
+                    .or_else(|_| open(&self.path(), 0))
+                    .map_err(|e| {
+                        tracing::debug!(
+                            path = %self.path().display(),
+                            error = %e,
+                            "no O_DIRECT reads for this segment; cold reads use the page cache"
+                        );
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub fn path(&self) -> PathBuf {

@@ -63,7 +63,7 @@ pub(crate) struct Shared {
     /// Written by the sweep once per step, read by INFO: off the write path.
     pub(crate) ttl_avg_ms: Mutex<std::collections::BTreeMap<u32, u64>>,
     /// Reads of records not in memory, for callers that must not block on the disk.
-    pub(crate) cold: ColdReads,
+    pub(crate) cold: std::sync::Arc<ColdReads>,
     /// Blind overwrites whose old record is still to be checked (see `verify`).
     pub(crate) verifier: Verifier,
     /// Faults tests inject into the background threads.

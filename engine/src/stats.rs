@@ -65,6 +65,11 @@ pub struct Stats {
     pub cold_read_errors: u64,
     /// See `cold_reads`.
     pub cold_reads_merged: u64,
+    /// Cold reads made with `O_DIRECT` into a buffer handed to the caller, leaving the page
+    /// cache alone (the others went through the page cache).
+    pub cold_reads_direct: u64,
+    /// The store is larger than the page cache could hold: cold reads skip it (`O_DIRECT`).
+    pub cold_read_cache_bypass: bool,
     /// See `cold_reads`.
     pub cold_reads_in_flight: u64,
     /// Cold-read latency from request to data in memory, in microseconds (upper bounds of

@@ -418,11 +418,11 @@ fn clear_locked(sh: &Shared, mut shards: Vec<RwLockWriteGuard<'_, Table>>) -> Re
     Ok(())
 }
 
-/// Deletes every key of namespace `ns` (FLUSHDB), durably: a namespace flush record voids
-/// the namespace's older records wherever they lie, and the index forgets its keys. Other
-/// namespaces' records stay where they are: compaction reclaims the voided ones as it would
-/// any dead record.
-pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
+/// Deletes every key of database `db`, namespace `ns` (FLUSHDB), durably: a namespace flush
+/// record voids the namespace's older records wherever they lie, and the index forgets its
+/// keys. Other namespaces' records stay where they are: compaction reclaims the voided ones
+/// as it would any dead record.
+pub(crate) fn clear_ns(sh: &Shared, db: u32, ns: u32) -> Result<()> {
     let _c = sh.compaction_lock.lock();
     let mut shards: Vec<_> = (0..SHARD_COUNT)
         .map(|i| sh.index.shard(i).write())
@@ -435,14 +435,12 @@ pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
         // every shard held.
         return clear_locked(sh, shards);
     }
-    let (seq, flush) = sh.append(&Append {
-        ns,
-        key: &[],
-        value: &[],
-        expire_at_ms: 0,
-        flags: FLAG_FLUSH | FLAG_FLUSH_NS,
-        body_crc: format::body_crc(&[], &[]),
-    })?;
+    if !sh.log.in_txn() {
+        return remap_ns(sh, db, ns, shards);
+    }
+    // Inside EXEC: the flush must count only if the transaction commits, which a change of
+    // the databases file could not follow; so the keys are found here, by their headers.
+    let (seq, flush) = sh.append(&flush_ns_record(ns))?;
     let segs = sh.registry.load();
     // Headers only: no value is read. A slot whose header is damaged is left alone (its key
     // reads as absent).
@@ -459,6 +457,92 @@ pub(crate) fn clear_ns(sh: &Shared, ns: u32) -> Result<()> {
     // finds no slot pointing at the new record and leaves it (see `verify`).
     drop(shards);
     crate::wait::wait_durable(sh, seq)
+}
+
+/// The record that voids every older record of namespace `ns`.
+fn flush_ns_record(ns: u32) -> Append<'static> {
+    Append {
+        ns,
+        key: &[],
+        value: &[],
+        expire_at_ms: 0,
+        flags: FLAG_FLUSH | FLAG_FLUSH_NS,
+        body_crc: format::body_crc(&[], &[]),
+    }
+}
+
+/// FLUSHDB beside other databases' keys, without telling them apart: telling a key's
+/// namespace reads its record's header, a disk read per key on a store larger than memory,
+/// which must not happen with every shard held. Instead `db` moves to a fresh namespace
+/// (empty, so the database is empty at once) and the maintenance thread removes the old
+/// namespace's slots afterwards ([`clean_retired`]).
+///
+/// Order, for crashes: flush records for the old namespace and for the fresh one (voiding
+/// anything older of it) are made durable, then the databases file points `db` at the fresh
+/// namespace. A crash in between leaves `db` on its old namespace, emptied by its flush
+/// record. A write that resolved `db` to the old namespace before the switch lands there
+/// and is gone with it, as if it had run before the FLUSHDB.
+fn remap_ns(sh: &Shared, db: u32, ns: u32, shards: Vec<RwLockWriteGuard<'_, Table>>) -> Result<()> {
+    let fresh = sh
+        .databases
+        .fresh_ns(|n| shards.iter().all(|s| s.ns_len(n) == 0))
+        .ok_or_else(|| {
+            Error::InvalidOptions("no namespace left for FLUSHDB; restart to reclaim them".into())
+        })?;
+    let (_, old_flush) = sh.append(&flush_ns_record(ns))?;
+    let (seq, fresh_flush) = sh.append(&flush_ns_record(fresh))?;
+    drop(shards);
+    let segs = sh.registry.load();
+    segs.add_dead(old_flush, RECORD_HEADER_LEN);
+    segs.add_dead(fresh_flush, RECORD_HEADER_LEN);
+    crate::wait::wait_durable(sh, seq)?;
+    sh.databases.remap(&sh.dir, db, fresh)?;
+    sh.syncer.kick_maintenance();
+    Ok(())
+}
+
+/// Removes the index slots of the namespaces FLUSHDB retired (see [`remap_ns`]), a shard at
+/// a time: each slot's record header is read with no lock held (a disk read per key on a
+/// store larger than memory, on the maintenance thread, at its I/O priority), then the
+/// shard is locked for writing only to drop the slots found. A slot that changed meanwhile
+/// (rewritten, moved by compaction) has its header read again under the lock.
+pub(crate) fn clean_retired(sh: &Shared) {
+    for ns in sh.databases.retired() {
+        for i in 0..SHARD_COUNT {
+            if sh.syncer.is_shutdown() || sh.is_poisoned() {
+                return;
+            }
+            let before: std::collections::HashSet<Loc> =
+                sh.index.shard(i).read().locs().into_iter().collect();
+            let segs = sh.registry.load();
+            let gone: std::collections::HashSet<Loc> = before
+                .iter()
+                .copied()
+                .filter(|&loc| segs.header(loc).is_some_and(|h| h.ns == ns))
+                .collect();
+            drop(segs);
+            let mut shard = sh.index.shard(i).write();
+            // After the lock: every segment the shard points at is registered.
+            let segs = sh.registry.load();
+            let ns_of = |loc: Loc| {
+                if gone.contains(&loc) {
+                    ns
+                } else if before.contains(&loc) {
+                    u32::MAX // looked at above: another namespace's
+                } else {
+                    segs.header(loc).map_or(u32::MAX, |h| h.ns)
+                }
+            };
+            let removed = shard.remove_ns(ns, ns_of);
+            drop(shard);
+            for (loc, _) in removed {
+                if let Some(h) = segs.header(loc) {
+                    segs.add_dead(loc, h.record_len());
+                }
+            }
+        }
+        sh.databases.retired_cleaned(ns);
+    }
 }
 
 /// Fails for a key or value over the limits.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
-use flin_engine::{Engine, Error, Fsync, Options};
+use flin_engine::{ColdRing, Engine, Error, Fetch, Fetched, Fsync, Options};
 
 /// Runs a future to completion on this thread (the engine's pool wakes it).
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -59,7 +59,7 @@ fn store(dir: &std::path::Path, n: u32) -> Engine {
 }
 
 #[test]
-fn evicted_records_are_fetched_then_read_from_memory() {
+fn evicted_records_are_fetched_into_buffers_that_reads_use() {
     let dir = tempfile::tempdir().unwrap();
     let e = store(dir.path(), 500);
     // In memory: nothing to fetch.
@@ -68,11 +68,11 @@ fn evicted_records_are_fetched_then_read_from_memory() {
     assert!(e.fetch_cold(&refs).is_none());
     e.evict_for_tests().unwrap();
     let fetch = e.fetch_cold(&refs).expect("evicted records are cold");
-    let failures = block_on(fetch);
+    let fetched = block_on(fetch);
     assert!(
-        failures.is_empty(),
+        fetched.failures.is_empty(),
         "{:?}",
-        failures.first().map(|f| f.1.to_string())
+        fetched.failures.first().map(|f| f.1.to_string())
     );
     let st = e.stats();
     assert!(
@@ -83,9 +83,114 @@ fn evicted_records_are_fetched_then_read_from_memory() {
     assert!(st.residency_checks);
     assert_eq!(st.cold_reads_in_flight, 0);
     assert!(st.cold_read_p50_us > 0);
-    // Fetched: in memory now, so a second check finds nothing to read.
-    assert!(e.fetch_cold(&refs).is_none());
+    assert_eq!(fetched.staged.len() as u64, st.cold_reads_direct);
+    if st.cold_reads_direct == 0 {
+        // No O_DIRECT here: the reads went through the page cache, where the map finds them.
+        assert!(e.fetch_cold(&refs).is_none());
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+        return;
+    }
+    // Read around the page cache into buffers: the values come from those...
+    flin_engine::with_staged(&fetched.staged, || {
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+    });
+    // ...and the map was not touched: the records are still on disk only.
+    assert!(e.fetch_cold(&refs).is_some());
+    // Without the buffers, reads go to the map (and fault the pages in): same values.
     for i in 0..500 {
+        assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+    }
+    assert!(e.fetch_cold(&refs).is_none());
+}
+
+/// Drives `ring` until `fetch` resolves: waits for its eventfd (a bounded wait, then looks
+/// again: reads that went to the pool wake nobody here) and reaps.
+fn block_on_ring(ring: &mut ColdRing, fetch: Fetch) -> Fetched {
+    let mut fetch = pin!(fetch);
+    let mut cx = Context::from_waker(Waker::noop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Poll::Ready(v) = fetch.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ring's reads never completed"
+        );
+        let mut pfd = libc::pollfd {
+            fd: ring.event_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for at most 100 ms.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        ring.reap();
+    }
+}
+
+#[test]
+fn a_ring_reads_cold_records_into_buffers_a_few_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 500);
+    let keys: Vec<Vec<u8>> = (0..500).map(key).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    e.evict_for_tests().unwrap();
+    // Shallower than the reads asked for: the rest wait their turn on the ring.
+    let mut ring = e.cold_ring(8).unwrap();
+    let fetch = e.db(0).fetch_cold_on(&mut ring, &refs, |_| false);
+    let fetched = block_on_ring(&mut ring, fetch.expect("evicted records are cold"));
+    assert!(
+        fetched.failures.is_empty(),
+        "{:?}",
+        fetched.failures.first().map(|f| f.1.to_string())
+    );
+    let st = e.stats();
+    assert_eq!(st.cold_reads_in_flight, 0);
+    assert_eq!(fetched.staged.len() as u64, st.cold_reads_direct);
+    flin_engine::with_staged(&fetched.staged, || {
+        for i in 0..500 {
+            assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
+        }
+    });
+    if st.cold_reads_direct == 0 {
+        return; // no O_DIRECT here: the pool read them all into the page cache
+    }
+    // Read around the page cache, so still cold. A failing disk: each key's read fails, on
+    // the ring as on the pool.
+    e.inject_cold_read_eio(true);
+    let fetch = e.db(0).fetch_cold_on(&mut ring, &refs[..3], |_| false);
+    let fetched = block_on_ring(&mut ring, fetch.expect("still cold"));
+    let mut failed: Vec<usize> = fetched.failures.iter().map(|f| f.0).collect();
+    failed.sort_unstable();
+    assert_eq!(failed, [0, 1, 2]);
+}
+
+/// Records skip the page cache only while the store is larger than it could hold; a store
+/// that fits (a restart left it on disk only) is read through the page cache and warms up.
+#[test]
+fn a_store_that_fits_in_memory_warms_up_through_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = store(dir.path(), 200);
+    let keys: Vec<Vec<u8>> = (0..200).map(key).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    e.evict_for_tests().unwrap();
+    assert!(
+        e.stats().cold_read_cache_bypass,
+        "eviction acts as a store too large"
+    );
+    // Decided by size again: this machine holds a 200-record store many times over.
+    e.force_cache_bypass_for_tests(false);
+    assert!(!e.stats().cold_read_cache_bypass);
+    let fetched = block_on(e.fetch_cold(&refs).expect("evicted records are cold"));
+    assert!(fetched.failures.is_empty());
+    assert!(fetched.staged.is_empty(), "read through the page cache");
+    assert_eq!(e.stats().cold_reads_direct, 0);
+    assert!(e.fetch_cold(&refs).is_none(), "resident now");
+    for i in 0..200 {
         assert_eq!(e.get(&key(i)), Some(value(i)), "key {i}");
     }
 }
@@ -109,7 +214,7 @@ fn reads_of_one_record_are_merged() {
     let fetches: Vec<_> = (0..4).map(|_| e.fetch_cold(&[&k]).expect("cold")).collect();
     e.hold_cold_reads(false);
     for f in fetches {
-        assert!(block_on(f).is_empty());
+        assert!(block_on(f).failures.is_empty());
     }
     let st = e.stats();
     assert_eq!(st.cold_reads, 1, "one read for four callers");
@@ -123,7 +228,7 @@ fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
     e.evict_for_tests().unwrap();
     e.inject_cold_read_eio(true);
     let (a, b) = (key(7), b"absent".to_vec());
-    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold"));
+    let failures = block_on(e.fetch_cold(&[&b, &a]).expect("cold")).failures;
     assert_eq!(failures.len(), 1);
     let (index, err) = &failures[0];
     assert_eq!(*index, 1, "the second key's record failed");
@@ -133,7 +238,9 @@ fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
     assert!(e.stats().cold_read_errors >= 1);
     // The disk recovers: the next fetch reads it.
     e.inject_cold_read_eio(false);
-    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold")).is_empty());
+    assert!(block_on(e.fetch_cold(&[&a]).expect("still cold"))
+        .failures
+        .is_empty());
     assert_eq!(e.get(&a), Some(value(7)));
 }
 
@@ -163,7 +270,7 @@ fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
     let flipped = flipped.expect("the value is in a segment file");
     e.evict_for_tests().unwrap();
     let k = key(20);
-    let failures = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    let failures = block_on(e.fetch_cold(&[&k]).expect("cold")).failures;
     assert_eq!(failures.len(), 1);
     let text = failures[0].1.to_string();
     assert!(matches!(failures[0].1, Error::Corrupt { .. }), "{text}");
@@ -172,7 +279,9 @@ fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
     assert!(text.contains(&name), "names {name}: {text}");
     // Other keys read fine.
     let other = key(40);
-    assert!(block_on(e.fetch_cold(&[&other]).expect("cold")).is_empty());
+    assert!(block_on(e.fetch_cold(&[&other]).expect("cold"))
+        .failures
+        .is_empty());
     assert_eq!(e.get(&other), Some(value(40)));
 }
 
@@ -183,8 +292,9 @@ fn overwriting_an_evicted_key_fetches_its_old_record_first() {
     e.evict_for_tests().unwrap();
     // A write must compare the key with the record its slot points at: that record is cold.
     let k = key(55);
-    assert!(block_on(e.fetch_cold(&[&k]).expect("cold")).is_empty());
-    e.put(&k, b"new", 0).unwrap();
+    let fetched = block_on(e.fetch_cold(&[&k]).expect("cold"));
+    assert!(fetched.failures.is_empty());
+    flin_engine::with_staged(&fetched.staged, || e.put(&k, b"new", 0)).unwrap();
     assert_eq!(e.get(&k).as_deref(), Some(&b"new"[..]));
     // After a restart every key holds its newest value.
     drop(e);

@@ -408,3 +408,79 @@ fn a_batch_across_databases_is_one_batch() {
     let e = open(dir.path(), true);
     assert_eq!(e.database_sizes(), vec![(3, 1), (5, 1)]);
 }
+
+/// Waits (bounded) until the index holds `n` keys: the maintenance thread removing a retired
+/// namespace's slots.
+fn wait_for_len(e: &Engine, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while e.len() != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "index still holds {} keys, not {n}",
+            e.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// FLUSHDB beside other databases' keys moves the database to a fresh namespace instead of
+/// reading every record's header with every shard locked; the old namespace's slots go in the
+/// background, and everything holds through reopen, SWAPDB and compaction.
+#[test]
+fn flushdb_beside_other_databases_moves_to_a_fresh_namespace() {
+    for hints in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open(dir.path(), hints);
+        fill(&e);
+        e.evict_for_tests().unwrap();
+        e.db(1).clear().unwrap();
+        assert!(e.db(1).is_empty());
+        assert_eq!(e.db(1).get(b"k3"), None);
+        assert_eq!(e.db(1).random_key(|| 7), None);
+        assert!(contents(&e, 1).is_empty());
+        e.db(1).put(b"k1", b"after", 0).unwrap();
+        wait_for_len(&e, 251);
+        expect(&e, 0, "zero", 0..200);
+        expect(&e, 15, "fifteen", 0..50);
+        assert_eq!(e.database_sizes(), vec![(0, 200), (1, 1), (15, 50)]);
+        // Again, and a swap: the fresh namespaces follow their databases.
+        e.db(15).clear().unwrap();
+        e.db(15).put(b"x", b"y", 0).unwrap();
+        e.swap_databases(1, 15).unwrap();
+        wait_for_len(&e, 202);
+        drop(e);
+        for round in 0..2 {
+            let e = open(dir.path(), hints);
+            assert_eq!(e.len(), 202, "round {round}");
+            expect(&e, 0, "zero", 0..200);
+            assert_eq!(e.db(15).get(b"k1"), Some(b"after".to_vec()));
+            assert_eq!(e.db(1).get(b"x"), Some(b"y".to_vec()));
+            assert_eq!(e.database_sizes(), vec![(0, 200), (1, 1), (15, 1)]);
+            e.compact_now().unwrap();
+        }
+    }
+}
+
+/// A crash after FLUSHDB's flush records reached the disk but before the databases file
+/// changed (here: the file removed again) leaves the database on its old namespace, which the
+/// flush emptied; keys written to the fresh namespace meanwhile are leftovers that open
+/// removes.
+#[test]
+fn a_flushdb_cut_before_the_databases_file_changed_still_empties_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path(), true);
+    fill(&e);
+    e.db(1).clear().unwrap();
+    e.db(1).put(b"k1", b"after", 0).unwrap();
+    e.sync().unwrap();
+    drop(e);
+    let map = dir.path().join("DATABASES");
+    assert!(map.exists(), "database 1 moved to a fresh namespace");
+    std::fs::remove_file(&map).unwrap();
+    let e = open(dir.path(), true);
+    assert!(e.db(1).is_empty());
+    expect(&e, 0, "zero", 0..200);
+    expect(&e, 15, "fifteen", 0..50);
+    wait_for_len(&e, 250);
+    assert_eq!(e.database_sizes(), vec![(0, 200), (15, 50)]);
+}

@@ -18,6 +18,13 @@
 //! `master_repl_offset`. A replica's output is the bytes from its position on; one that
 //! falls further behind than `client-output-buffer-limit replica` (hard, or soft for its
 //! seconds) is cut off ([`Stream::check_limits`]) and full-syncs when it comes back.
+//!
+//! # Who sends
+//! A replica's sender thread (`crate::replication::primary`) sends its RDB and whatever the
+//! stream holds for it, blocking. While it sleeps, the worker that wrote sends the batch's
+//! new bytes itself at the batch's end, without blocking ([`Primary::flush`]), and wakes it
+//! only for what the socket did not take: one thread hop less between a write and a replica.
+//! `sender_idle` and `flushing` keep the two from writing the same socket at once.
 
 use std::collections::VecDeque;
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -75,6 +82,13 @@ pub struct Replica {
     pub dropped: Option<String>,
     /// Its socket, shut down to wake its threads when it is cut off.
     socket: Option<TcpStream>,
+    /// Its socket for the workers' direct sends ([`Primary::flush`]): a clone of its own, so
+    /// a cut-off that closes `socket` cannot close it under a send in flight.
+    out: Option<std::sync::Arc<TcpStream>>,
+    /// Its sender thread sleeps in [`Primary::wait_more`]: the socket is free for a worker.
+    sender_idle: bool,
+    /// A worker is sending it bytes from `sent` on, outside the lock: nobody else sends.
+    flushing: bool,
 }
 
 impl Replica {
@@ -285,6 +299,10 @@ impl Stream {
         debug_assert!(from >= self.start && from <= self.offset + 1);
         self.next_id += 1;
         self.alone_since = None;
+        let out = socket
+            .as_ref()
+            .and_then(|s| s.try_clone().ok())
+            .map(std::sync::Arc::new);
         self.replicas.push(Replica {
             id: self.next_id,
             addr,
@@ -296,6 +314,9 @@ impl Stream {
             soft_since: None,
             dropped: None,
             socket,
+            out,
+            sender_idle: false,
+            flushing: false,
         });
         self.next_id
     }
@@ -359,6 +380,10 @@ impl Stream {
         if r.dropped.is_some() {
             return None;
         }
+        if r.flushing {
+            // A worker is sending; it wakes the sender if it leaves bytes behind.
+            return Some(0);
+        }
         let from = (r.sent - start) as usize;
         let n = ((end - r.sent) as usize).min(max);
         out.extend(self.buf.range(from..from + n));
@@ -403,6 +428,19 @@ impl Stream {
         self.active = false;
         self.activate(flag);
         self.mirroring = true;
+    }
+
+    /// Takes up the stream a clean shutdown recorded (`crate::repl_resume`): `replid` up to
+    /// `offset`, with a backlog that starts empty after it, so replicas that had all of it
+    /// continue. A replica's recorded stream is its primary's: taken up as a promotion would
+    /// (a new id, the recorded one valid up to `offset`).
+    pub fn resume(&mut self, replid: &str, offset: i64, promoted: bool, flag: &AtomicBool) {
+        self.mirror(replid, offset, flag);
+        self.mirroring = false;
+        self.alone_since = Some(Instant::now());
+        if promoted {
+            self.shift_replid();
+        }
     }
 
     /// A replica's partial resync under a new id (its primary was promoted): the old id is
@@ -481,12 +519,91 @@ impl std::ops::DerefMut for Held<'_> {
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        // A futex wake only when a sender sleeps: not once per write.
-        if self.stream.offset != self.offset_before && self.stream.senders_waiting > 0 {
+        // A futex wake only when a sender sleeps: not once per write; inside a worker's
+        // batch, once at its end (see `SenderWakes`).
+        let added = self.stream.offset - self.offset_before;
+        if added > 0 && self.stream.senders_waiting > 0 && !WAKES.with(|w| w.defer(added)) {
             self.primary.more.notify_all();
         }
     }
 }
+
+/// Stream bytes a batch may add before its replicas' senders are woken anyway.
+const DEFERRED_WAKE_BYTES_MAX: i64 = 64 * 1024;
+
+/// A worker's deferred wake of the replicas' senders, while it runs a batch of requests.
+#[derive(Default)]
+struct Deferred {
+    /// In a batch: writes leave the wake to its end.
+    on: std::cell::Cell<bool>,
+    /// Bytes added to the stream since the last wake, while senders sleep.
+    owed: std::cell::Cell<i64>,
+}
+
+impl Deferred {
+    /// True when the wake for `added` bytes is left to the batch's end.
+    fn defer(&self, added: i64) -> bool {
+        if !self.on.get() {
+            return false;
+        }
+        let owed = self.owed.get() + added;
+        if owed > DEFERRED_WAKE_BYTES_MAX {
+            self.owed.set(0);
+            return false;
+        }
+        self.owed.set(owed);
+        true
+    }
+}
+
+thread_local! {
+    static WAKES: Deferred = Deferred::default();
+    /// The bytes a worker's [`Primary::flush`] copies out of the stream to send.
+    static FLUSH_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Sends what `socket` takes of `bytes` now; 0 when it takes nothing or failed (the sender
+/// finds the failure on its own write).
+fn send_now(socket: &TcpStream, bytes: &[u8]) -> usize {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `socket` is open for the call (held by the Arc); `bytes` is a valid slice.
+    let n = unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).unwrap_or(0)
+}
+
+/// Held by a worker over a batch of requests (one read's worth of a client's pipeline): the
+/// writes in it reach the replicas whose senders sleep once, when it ends, sent by the worker
+/// itself ([`Primary::flush`]), instead of a sender woken by each write. A sender woken by
+/// every write of a burst sends it a command at a time, and the replica wakes as often:
+/// thousands of context switches a second on both servers, which on a loaded machine cost
+/// more latency than the batch's end adds (Redis, too, writes to its replicas once per turn
+/// of its event loop, from that loop).
+pub struct SenderWakes<'a> {
+    primary: &'a Primary,
+}
+
+impl Drop for SenderWakes<'_> {
+    fn drop(&mut self) {
+        let owed = WAKES.with(|w| {
+            w.on.set(false);
+            w.owed.replace(0)
+        });
+        if owed > 0 {
+            self.primary.flush();
+        }
+    }
+}
+
+/// Most stream bytes a worker sends a replica by itself at the end of a batch; the sender
+/// thread sends the rest.
+const FLUSH_BYTES_MAX: usize = 256 * 1024;
 
 impl Primary {
     pub fn new(backlog_size: u64, limits: [u64; 3]) -> Primary {
@@ -543,25 +660,95 @@ impl Primary {
         }
     }
 
+    /// Defers the senders' wakes of this thread's writes until the result is dropped.
+    pub fn batch(&self) -> SenderWakes<'_> {
+        WAKES.with(|w| w.on.set(true));
+        SenderWakes { primary: self }
+    }
+
+    /// Sends the new stream bytes to the online replicas whose senders sleep, from this
+    /// thread, without blocking (`MSG_DONTWAIT`), as Redis's event loop writes to its
+    /// replicas: the bytes leave without waiting for a sender thread to be woken and
+    /// scheduled, which on a busy machine is most of a replica's lag. What the socket does
+    /// not take at once is left to the sender, woken for it.
+    pub fn flush(&self) {
+        FLUSH_BUF.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let mut sends = Vec::new();
+            {
+                let mut held = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+                let s = &mut *held;
+                let (start, end) = (s.start, s.offset + 1);
+                for r in s.replicas.iter_mut() {
+                    let ready = r.dropped.is_none()
+                        && r.state == ReplicaState::Online
+                        && r.sender_idle
+                        && !r.flushing
+                        && r.sent < end;
+                    let Some(out) = r.out.clone().filter(|_| ready) else {
+                        continue;
+                    };
+                    let from = buf.len();
+                    let n = ((end - r.sent) as usize).min(FLUSH_BYTES_MAX);
+                    let at = (r.sent - start) as usize;
+                    buf.extend(s.buf.range(at..at + n));
+                    r.flushing = true;
+                    sends.push((r.id, out, from..from + n));
+                }
+            }
+            if sends.is_empty() {
+                return;
+            }
+            let sent: Vec<(u64, usize)> = sends
+                .iter()
+                .map(|(id, out, range)| (*id, send_now(out, &buf[range.clone()])))
+                .collect();
+            buf.clear();
+            let mut rest = false;
+            let mut s = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+            let end = s.offset + 1;
+            for (id, n) in sent {
+                if let Some(r) = s.replica(id) {
+                    r.sent += n as i64;
+                    r.flushing = false;
+                    rest |= r.sent < end;
+                }
+            }
+            s.trim();
+            drop(s);
+            if rest {
+                self.more.notify_all();
+            }
+        });
+    }
+
     /// A sender's wait, at most `timeout`, until the stream holds bytes replica `id` was not
     /// sent, or it was cut off.
     pub fn wait_more(&self, id: u64, timeout: Duration) {
+        // Nothing to send: sent it all, or a worker is sending.
         let nothing_new = |s: &mut Stream| {
             let end = s.offset + 1;
             s.replicas
                 .iter()
                 .find(|r| r.id == id)
-                .is_some_and(|r| r.dropped.is_none() && r.sent >= end)
+                .is_some_and(|r| r.dropped.is_none() && (r.sent >= end || r.flushing))
+        };
+        let idle = |s: &mut Stream, idle: bool| {
+            if let Some(r) = s.replica(id) {
+                r.sender_idle = idle;
+            }
         };
         let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
         if !nothing_new(&mut stream) {
             return;
         }
         stream.senders_waiting += 1;
+        idle(&mut stream, true);
         let (mut stream, _) = self
             .more
             .wait_timeout_while(stream, timeout, nothing_new)
             .unwrap_or_else(|e| e.into_inner());
+        idle(&mut stream, false);
         stream.senders_waiting -= 1;
     }
 
@@ -654,6 +841,57 @@ mod tests {
 
     fn addr() -> SocketAddr {
         "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn a_batch_defers_the_senders_wake_up_to_a_bound() {
+        let d = Deferred::default();
+        assert!(!d.defer(100), "outside a batch: wake now");
+        d.on.set(true);
+        assert!(d.defer(DEFERRED_WAKE_BYTES_MAX - 1));
+        assert!(d.defer(1), "up to the bound");
+        assert!(!d.defer(1), "past it: wake now");
+        assert_eq!(d.owed.get(), 0, "and start counting again");
+        assert!(d.defer(1));
+    }
+
+    #[test]
+    fn a_batch_sends_to_replicas_whose_senders_sleep() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, addr) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let p = Primary::new(REPL_BACKLOG_SIZE_MIN, [0; 3]);
+        let id = {
+            let mut s = p.lock();
+            s.activate(p.flag());
+            let from = s.offset + 1;
+            s.attach(addr, 6380, from, ReplicaState::Online, Some(socket))
+        };
+        let set = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+        // As if its sender waited for bytes (`sender_idle` says whether it sleeps).
+        p.lock().senders_waiting = 1;
+        let write = || {
+            let _batch = p.batch();
+            p.lock().feed(None, &[b"SET", b"k", b"v"]);
+        };
+        write();
+        assert_eq!(
+            p.lock().replica(id).unwrap().sent,
+            1,
+            "its sender is busy: left to it"
+        );
+        p.lock().replica(id).unwrap().sender_idle = true;
+        write();
+        let mut got = vec![0u8; 2 * set.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(got, [&set[..], &set[..]].concat(), "both, in order");
+        let mut s = p.lock();
+        let end = s.offset + 1;
+        let r = s.replica(id).unwrap();
+        assert_eq!((r.sent, r.flushing), (end, false));
     }
 
     #[test]

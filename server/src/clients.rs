@@ -34,6 +34,19 @@ pub struct ClientEntry {
     resp: AtomicU8,
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
     subscriptions: [AtomicU32; 3],
+    /// What the connection is to replication (CLIENT LIST's `S` and `M` flags, and TYPE).
+    role: AtomicU8,
+}
+
+/// What a client is to replication: CLIENT LIST and CLIENT KILL's TYPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A client (`normal`, or `pubsub` while subscribed).
+    Client = 0,
+    /// A replica this server feeds (flag `S`, `replica` / `slave`), after its SYNC / PSYNC.
+    Replica = 1,
+    /// This replica's link to its primary (flag `M`, `master`).
+    Primary = 2,
 }
 
 /// `last_cmd` before the first command.
@@ -88,7 +101,33 @@ impl ClientEntry {
             buffers: Buffers::default(),
             resp: AtomicU8::new(2),
             subscriptions: Default::default(),
+            role: AtomicU8::new(Role::Client as u8),
         }
+    }
+
+    pub fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Ordering::Relaxed);
+    }
+
+    pub fn role(&self) -> Role {
+        match self.role.load(Ordering::Relaxed) {
+            1 => Role::Replica,
+            2 => Role::Primary,
+            _ => Role::Client,
+        }
+    }
+
+    /// CLIENT LIST / KILL's `TYPE <name>`: true when this client is of that type (`None`: not
+    /// a type Redis knows).
+    pub fn is_of_type(&self, name: &str) -> Option<bool> {
+        let role = self.role();
+        Some(match name {
+            "normal" => role == Role::Client && !self.is_pubsub(),
+            "pubsub" => role == Role::Client && self.is_pubsub(),
+            "replica" | "slave" => role == Role::Replica,
+            "master" => role == Role::Primary,
+            _ => return None,
+        })
     }
 
     /// The read loop's buffers, after a batch of requests.
@@ -208,6 +247,11 @@ impl ClientEntry {
         // Redis's order: P (pub/sub) before x (in MULTI); N when none.
         let multi_len = self.multi.load(Ordering::Relaxed);
         let mut flags = String::new();
+        match self.role() {
+            Role::Replica => flags.push('S'),
+            Role::Primary => flags.push('M'),
+            Role::Client => {}
+        }
         if self.is_pubsub() {
             flags.push('P');
         }

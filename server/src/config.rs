@@ -137,9 +137,18 @@ pub struct Config {
     #[arg(long, env = "FLIN_COMPACTION_RATE", default_value = "0", value_parser = parse_bytes)]
     pub compaction_rate: u64,
 
-    /// Reads of values not in memory (a data set larger than memory) run on this many
-    /// threads, off the workers: at most this many are in flight at once, and a client waits
-    /// only for its own. More threads keep a fast disk busier (its queue depth).
+    /// Each worker reads values not in memory (a data set larger than memory) with O_DIRECT
+    /// on its own io_uring, at most this many at once; a client waits only for its own, and
+    /// the worker serves the others meanwhile. 0 = read them all on the --cold-read-threads
+    /// pool, which is also used when the kernel refuses io_uring (an old kernel, a
+    /// container's seccomp policy) and for reads through the page cache.
+    #[arg(long, env = "FLIN_COLD_READ_DEPTH", default_value = "64",
+          value_parser = clap::value_parser!(u16).range(0..=4096))]
+    pub cold_read_depth: u16,
+
+    /// Threads that read values not in memory for workers without a ring (see
+    /// --cold-read-depth), and reads through the page cache (a value read again soon, one
+    /// over 256 KiB, a file system without O_DIRECT): at most this many are in flight at once.
     #[arg(long, env = "FLIN_COLD_READ_THREADS", default_value = "32",
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub cold_read_threads: u16,
@@ -294,6 +303,7 @@ impl Config {
             fsync: FsyncPolicy::Everysec,
             segment_size: 16 << 20,
             compaction_rate: 0,
+            cold_read_depth: 64,
             cold_read_threads: 32,
             databases: 16,
             requirepass: None,

@@ -154,16 +154,25 @@ pub(crate) async fn serve(
     let rd = read_loop(rd, &conn, &w, &mut client).await;
     client.tx.clear(id, &w.shared.watches);
     w.shared.pubsub.leave(&mut client.pubsub);
-    w.shared.registry.remove(id);
+    // A replica stays listed while its link lives (CLIENT LIST's flag `S`).
+    if client.handoff.is_none() {
+        w.shared.registry.remove(id);
+    }
     w.shared.monitors.remove(id);
     conn.closing.set(true);
     conn.wake_writer();
     let wr = writer.await;
     // Every reply before SYNC / PSYNC is out: the replication threads write from here on.
     let request = client.handoff.take()?;
+    let Some(socket) = rd.and_then(|rd| into_std(rd, wr)) else {
+        w.shared.registry.remove(id);
+        return None;
+    };
+    client.entry.set_role(crate::clients::Role::Replica);
     Some(Handoff {
-        socket: into_std(rd?, wr)?,
+        socket,
         request,
+        entry: client.entry.clone(),
     })
 }
 
@@ -212,6 +221,10 @@ struct ColdState {
     /// `fetched_to` is answered with that error instead of running (reading the record would
     /// fault on the same bad page).
     failed: Vec<(Vec<u8>, String)>,
+    /// Records the fetch read into buffers (not the page cache): the requests within
+    /// `fetched_to` run with them visible (`flin_engine::with_staged`), so their reads do not
+    /// fault on the map.
+    staged: flin_engine::Staged,
 }
 
 impl ColdState {
@@ -220,6 +233,7 @@ impl ColdState {
         self.fetched_to = self.fetched_to.saturating_sub(consumed);
         if self.fetched_to == 0 {
             self.failed.clear();
+            self.staged = flin_engine::Staged::default();
         }
     }
 
@@ -255,20 +269,29 @@ async fn read_loop(
     let mut forwarding = false;
     loop {
         let exclusive = std::mem::take(&mut exec_next).then(|| w.shared.exec_gate.exclusive());
+        // Records read for this connection's waiting requests stay visible while it runs.
+        let staged = std::mem::take(&mut cold.staged);
         // Subscribers this batch publishes to are woken once, at its end.
-        let step = crate::pubsub::deferring_wakes(|| {
-            process(
-                &mut buf,
-                [&mut parser, &mut lookahead],
-                &mut arena,
-                &mut cold,
-                conn,
-                w,
-                client,
-                exclusive.is_some(),
-            )
+        let step = flin_engine::with_staged(&staged, || {
+            crate::pubsub::deferring_wakes(|| {
+                process(
+                    &mut buf,
+                    [&mut parser, &mut lookahead],
+                    &mut arena,
+                    &mut cold,
+                    conn,
+                    w,
+                    client,
+                    exclusive.is_some(),
+                )
+            })
         });
         drop(exclusive);
+        // Still needed by requests of the fetched window that did not run yet (a full output
+        // buffer, a stall); a new fetch brings its own.
+        if cold.fetched_to > 0 && !matches!(step, Step::Cold(_)) {
+            cold.staged = staged;
+        }
         client.entry.note_read_buffers(ReadBuffers {
             query: buf.len(),
             capacity: buf.capacity(),
@@ -320,7 +343,7 @@ async fn read_loop(
                 // The transaction's cold records are read before every worker is held for it:
                 // a read from disk under the gate would stall every client of every worker.
                 if w.shared.engine.memory_short() {
-                    exec_fetch_cold(w, client).await;
+                    cold.staged = exec_fetch_cold(w, client).await;
                     if conn.failed.get() {
                         return None;
                     }
@@ -360,8 +383,10 @@ async fn read_loop(
             Step::Cold(wait) => {
                 // Only this connection waits; the worker's other clients go on.
                 stats::add(&w.counters().cold_waits, 1);
-                let failures = wait.fetch.await;
-                cold.failed = failures
+                let fetched = wait.fetch.await;
+                cold.staged = fetched.staged;
+                cold.failed = fetched
+                    .failures
                     .into_iter()
                     .map(|(i, e)| {
                         let why = format!(
@@ -427,6 +452,7 @@ fn process(
     let shared = &*w.shared;
     // No EXEC of another worker runs while this batch does (see `crate::transactions`).
     let _batch = (!exclusive).then(|| shared.exec_gate.batch(w.id));
+    let _wakes = shared.primary.batch();
     let output_limit = shared.settings.client_output_limit() as usize;
     let bulk_len_max = shared.settings.proto_max_bulk_len() as usize;
     let mut out = conn.pending.borrow_mut();
@@ -474,7 +500,7 @@ fn process(
             // runs: a pipeline of cold GETs waits for one round of reads, not one each.
             if memory_short && covered > 0 && pos >= cold.fetched_to {
                 checked_to = pos + covered;
-                if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |i| blind[i]) {
+                if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |i| blind[i]) {
                     cold.fetched_to = checked_to;
                     let keys = keys.iter().map(|k| k.to_vec()).collect();
                     step = Step::Cold(ColdWait { fetch, keys });
@@ -499,7 +525,7 @@ fn process(
                     let mut keys = bumpalo::collections::Vec::new_in(&*arena);
                     commands::keys_of(args, |k| keys.push(k));
                     let blind = commands::writes_blindly(args);
-                    if let Some(fetch) = ctx.db().fetch_cold_for(&keys, |_| blind) {
+                    if let Some(fetch) = w.fetch_cold(&ctx.db(), &keys, |_| blind) {
                         cold.fetched_to = pos + consumed;
                         let keys = keys.iter().map(|k| k.to_vec()).collect();
                         step = Step::Cold(ColdWait { fetch, keys });
@@ -600,16 +626,18 @@ fn process(
 /// Reads the cold records of the keys a transaction queued, waiting for them on this
 /// connection only. A key whose record cannot be read fails the transaction: EXEC then
 /// answers EXECABORT and runs nothing (the server log names the file and offset).
-async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) {
+///
+/// Returns the records read into buffers, for the EXEC to run with.
+async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) -> flin_engine::Staged {
     let keys = client.tx.queued_keys();
     let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let db = w.shared.engine.db(client.db);
     let Some(fetch) = db.fetch_cold(&refs) else {
-        return;
+        return flin_engine::Staged::default();
     };
     stats::add(&w.counters().cold_waits, 1);
-    let failures = fetch.await;
-    if let Some((i, e)) = failures.first() {
+    let fetched = fetch.await;
+    if let Some((i, e)) = fetched.failures.first() {
         tracing::warn!(
             client = client.entry.id,
             key = %String::from_utf8_lossy(&keys[*i]),
@@ -618,6 +646,7 @@ async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) {
         );
         client.tx.refused();
     }
+    fetched.staged
 }
 
 /// Parses ahead of the request about to run (a pipelined batch) and collects the keys of the

@@ -25,7 +25,8 @@
 //!   fsync, for `--fsync always`), `heap` (the allocator's figures, for MEMORY), `transactions`
 //!   (EXEC's gate over every worker's batches, and the keys clients WATCH), `notify`
 //!   (`notify-keyspace-events`), `repl_state` (the primary a replica follows and its link's
-//!   state, for REPLICAOF, INFO and ROLE); then `pubsub` (who subscribes to what, across workers, and
+//!   state, for REPLICAOF, INFO and ROLE), `repl_resume` (the replication position a clean
+//!   shutdown keeps for the next start); then `pubsub` (who subscribes to what, across workers, and
 //!   each subscriber's inbox that any worker's PUBLISH fills).
 //! - `shared`: `Shared`, one per server, and `WorkerShared`, one per worker, hold those pieces;
 //!   the layers above take their state from here, never from the handle or worker that owns it.
@@ -86,6 +87,7 @@ mod latency;
 mod monitor;
 mod notify;
 mod pause;
+mod repl_resume;
 mod repl_state;
 mod settings;
 mod slowlog;

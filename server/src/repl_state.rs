@@ -60,6 +60,9 @@ pub struct Link {
     /// `None` until the first full sync.
     pub replid: Option<String>,
     pub offset: i64,
+    /// The database the stream had selected at `offset` (its last SELECT): a link that
+    /// continues the stream starts there, as Redis's cached primary client does.
+    pub db: u32,
     /// Bytes of the stream read so far (`slave_read_repl_offset`).
     pub read_offset: i64,
     /// The last bytes from the primary.
@@ -122,6 +125,7 @@ impl ReplicaLink {
                 state,
                 replid: None,
                 offset: 0,
+                db: 0,
                 read_offset: 0,
                 last_io: None,
                 down_since: None,
@@ -196,6 +200,7 @@ impl ReplicaLink {
             // A primary takes writes of its own: a later link cannot continue the old stream.
             link.replid = None;
             link.offset = 0;
+            link.db = 0;
             link.read_offset = 0;
         }
         link.primary = primary;

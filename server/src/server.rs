@@ -20,6 +20,7 @@ use crate::heap::Heap;
 use crate::latency::LatencyMonitor;
 use crate::monitor::Monitors;
 use crate::pause::ClientPause;
+use crate::repl_resume::{Resume, Side};
 use crate::settings::Settings;
 use crate::shared::Shared;
 use crate::slowlog::SlowLogs;
@@ -136,12 +137,22 @@ impl Server {
                 p
             }
         };
+        // A primary taking up the stream it recorded at its last clean shutdown keeps the keys
+        // that expired meanwhile until the stream exists: their DELs go down it then, to the
+        // replicas that continue.
+        let resuming = config.dir.join(crate::repl_resume::RESUME_FILE).exists();
         let options = Options {
-            expire_keys: primary.is_none(),
+            expire_keys: primary.is_none() && !resuming,
             ..options
         };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
         crate::replication::clean_up(&config.dir);
+        // Taken (and removed) before anything can change the store: a crash from here on
+        // leaves no position that the store no longer matches.
+        let resume = crate::repl_resume::take(&config.dir).unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        });
         let listeners = bind_listeners(SocketAddr::new(config.bind, config.port), threads)?;
         let local_addr = listeners[0]
             .local_addr()
@@ -172,6 +183,7 @@ impl Server {
             threads,
             shutdown: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
+            cold_rings: AtomicUsize::new(0),
             registry: Registry::default(),
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
@@ -207,6 +219,7 @@ impl Server {
             ),
             config,
         });
+        resume_stream(&shared, resume);
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
         // part of what it points at).
         let weak = Arc::downgrade(&shared);
@@ -235,8 +248,75 @@ impl Server {
                 source,
             }
         })?);
+        if !shared.replica.is_replica() {
+            // Held off at open while a recorded stream was taken up (see above).
+            shared.engine.set_expire_keys(true);
+        }
         log_startup(&shared);
         Ok(ServerHandle { shared, threads })
+    }
+}
+
+/// Takes up the replication stream the last clean shutdown recorded: a replica asks its
+/// primary to continue it, a primary continues it for its replicas.
+fn resume_stream(shared: &Shared, resume: Option<Resume>) {
+    let Some(Resume {
+        side,
+        replid,
+        offset,
+        db,
+    }) = resume
+    else {
+        return;
+    };
+    let flag = shared.primary.flag();
+    if shared.replica.is_replica() {
+        let mut link = shared.replica.lock();
+        link.replid = Some(replid.clone());
+        link.offset = offset;
+        link.read_offset = offset;
+        link.db = db;
+        shared.primary.lock().mirror(&replid, offset, flag);
+        tracing::info!(%replid, offset, "replication position kept by the last clean shutdown: asking the primary to continue from it");
+    } else {
+        let mut stream = shared.primary.lock();
+        stream.resume(&replid, offset, side == Side::Replica, flag);
+        tracing::info!(replid = %stream.replid, offset, "replication stream kept by the last clean shutdown: replicas that had all of it continue");
+    }
+}
+
+/// Where this server's replication stream stands, for the next start: the stream a replica
+/// applied, or a primary's own while it has a backlog (without one, writes do not move its
+/// offset, so no offset describes the store).
+fn stream_position(shared: &Shared) -> Option<Resume> {
+    if shared.replica.is_replica() {
+        let link = shared.replica.lock();
+        return link.replid.clone().map(|replid| Resume {
+            side: Side::Replica,
+            replid,
+            offset: link.offset,
+            db: link.db,
+        });
+    }
+    let stream = shared.primary.lock();
+    (stream.active() && !stream.mirroring).then(|| Resume {
+        side: Side::Primary,
+        replid: stream.replid.clone(),
+        offset: stream.offset,
+        db: 0,
+    })
+}
+
+/// Records the stream's position once the store is synced; a failure costs the replicas a
+/// full sync, not the shutdown.
+fn keep_position(dir: &std::path::Path, position: &Resume) {
+    let file = dir.join(crate::repl_resume::RESUME_FILE);
+    match crate::repl_resume::save(dir, position) {
+        Ok(()) => tracing::info!(file = %file.display(), replid = %position.replid,
+                                 offset = position.offset,
+                                 "replication position kept: replication continues from it after a restart"),
+        Err(e) => tracing::warn!(file = %file.display(), error = %e,
+                                 "cannot keep the replication position; after a restart replicas full-sync"),
     }
 }
 
@@ -424,6 +504,10 @@ impl ServerHandle {
             self.shared.primary.wake_senders();
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        // Nothing writes any more but the engine's sweep, whose removals leave no trace in
+        // the log (an expired key comes back at open and its DEL goes down the stream then).
+        let position = stream_position(&self.shared);
+        let dir = self.shared.config.dir.clone();
         let shared = self.shared.clone();
         drop(self);
         // Workers are gone; the last references to the engine are ours.
@@ -433,7 +517,11 @@ impl ServerHandle {
                 Err(engine) => engine.sync(),
             },
             Err(shared) => shared.engine.sync(),
+        }?;
+        if let Some(position) = position {
+            keep_position(&dir, &position);
         }
+        Ok(())
     }
 
     fn join_workers(&mut self) {

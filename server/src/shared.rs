@@ -5,13 +5,14 @@
 //! from the handle or the worker that owns them; this file imports only the modules below it
 //! (configuration, counters, the client registry, saves, expiry, durability).
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use flin_engine::Engine;
+use flin_engine::{ColdRing, Engine};
 
 use crate::backlog::Primary;
 use crate::checkpoints::Saves;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Clients connected now, for --maxclients (touched once per connect and disconnect).
     pub clients: AtomicUsize,
+    /// Workers that read cold values on their own io_uring (the others use the engine's pool).
+    pub cold_rings: AtomicUsize,
     /// Every connected client, for CLIENT LIST / INFO / KILL.
     pub registry: Registry,
     pub next_client_id: AtomicU64,
@@ -95,6 +98,7 @@ impl Shared {
         s.instantaneous_ops_per_sec = self.ops.lock().map_or(0, |o| o.per_sec());
         s.uptime_secs = self.started.elapsed().as_secs();
         s.engine = self.engine.stats();
+        s.cold_read_rings = self.cold_rings.load(Ordering::Relaxed) as u64;
         s
     }
 
@@ -142,17 +146,53 @@ pub struct WorkerShared {
     /// The connections' shared wait for durability (`--fsync always`); its watcher task holds
     /// it weakly.
     pub durability: Rc<DurabilityGate>,
+    /// The worker's own io_uring for cold reads (`None`: they go to the engine's pool).
+    pub cold_ring: Option<RefCell<ColdRing>>,
 }
 
 impl WorkerShared {
-    /// Worker `id`'s state: no expiry tracked yet, and a durability gate on the engine.
+    /// Worker `id`'s state: no expiry tracked yet, a durability gate on the engine, and a
+    /// ring for cold reads unless `--cold-read-depth 0` (or the kernel refuses one).
     pub fn new(id: usize, shared: Arc<Shared>) -> WorkerShared {
         let durability = Rc::new(DurabilityGate::new(shared.engine.clone()));
+        let cold_ring = match shared.config.cold_read_depth {
+            0 => None,
+            depth => match shared.engine.cold_ring(u32::from(depth)) {
+                Ok(ring) => {
+                    shared.cold_rings.fetch_add(1, Ordering::Relaxed);
+                    Some(RefCell::new(ring))
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        worker = id,
+                        error = %e,
+                        "no io_uring for cold reads; values not in memory are read on the \
+                         --cold-read-threads pool instead (one thread hand-off per read)"
+                    );
+                    None
+                }
+            },
+        };
         WorkerShared {
             id,
             shared,
             expiry: ExpiryQueue::default(),
             durability,
+            cold_ring,
+        }
+    }
+
+    /// Starts reading the records `keys` would touch that are not in memory (see
+    /// `flin_engine::Db::fetch_cold_for`): on the worker's ring when it has one.
+    pub fn fetch_cold(
+        &self,
+        db: &flin_engine::Db<'_>,
+        keys: &[&[u8]],
+        blind: impl Fn(usize) -> bool,
+    ) -> Option<flin_engine::Fetch> {
+        match &self.cold_ring {
+            Some(ring) => db.fetch_cold_on(&mut ring.borrow_mut(), keys, blind),
+            None => db.fetch_cold_for(keys, blind),
         }
     }
 

@@ -97,6 +97,8 @@ pub struct ServerStats {
     /// Major page faults of the worker threads, summed: each one stalled every client of its
     /// worker while the disk answered.
     pub worker_major_faults: u64,
+    /// Workers that read cold values on their own io_uring (the rest use the engine's pool).
+    pub cold_read_rings: u64,
     /// Seconds since the server started.
     pub uptime_secs: u64,
     /// The engine's own figures.

@@ -217,6 +217,9 @@ async fn worker_main(
     // worker (and through it the engine) alive.
     monoio::spawn(cron(Rc::downgrade(&w)));
     monoio::spawn(durability::watch(Rc::downgrade(&w.local.durability)));
+    if w.local.cold_ring.is_some() {
+        monoio::spawn(cold_reaper(Rc::downgrade(&w.local)));
+    }
     accept_loop(&w, &listener).await;
     // Closing the listener makes the kernel refuse new connections to this worker.
     drop(listener);
@@ -230,6 +233,58 @@ async fn worker_main(
     })
     .await;
     tracing::debug!(worker = id, "worker stopped");
+}
+
+/// Takes the worker's completed cold reads whenever its ring signals some (an eventfd the
+/// event loop polls), which wakes the connections waiting for them.
+async fn cold_reaper(w: Weak<WorkerShared>) {
+    let Some(fd) = w
+        .upgrade()
+        .and_then(|w| w.cold_ring.as_ref().map(|r| r.borrow().event_fd()))
+    else {
+        return;
+    };
+    // monoio polls a descriptor for readability through its socket types; this one is an
+    // eventfd, only ever polled here, never read or written as a socket. It is a duplicate, so
+    // monoio owns and closes its own.
+    // SAFETY: `fd` stays open while the ring lives, and the ring outlives this call.
+    let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned();
+    let event = dup
+        .and_then(|fd| monoio::net::UnixStream::from_std(std::os::unix::net::UnixStream::from(fd)));
+    let mut polled = match event {
+        Ok(event) => Some(event),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                "cannot poll the cold-read ring's eventfd; its reads are collected every \
+                 millisecond instead (restart with --cold-read-depth 0 to use the pool)"
+            );
+            None
+        }
+    };
+    loop {
+        match &polled {
+            Some(event) => {
+                if let Err(e) = event.readable(false).await {
+                    tracing::error!(
+                        error = %e,
+                        "polling the cold-read ring's eventfd failed; its reads are collected \
+                         every millisecond instead (restart with --cold-read-depth 0 to use \
+                         the pool)"
+                    );
+                    polled = None;
+                }
+            }
+            // Never leave a read uncollected: its client would wait forever.
+            None => monoio::time::sleep(Duration::from_millis(1)).await,
+        }
+        let Some(w) = w.upgrade() else {
+            return;
+        };
+        if let Some(ring) = &w.cold_ring {
+            ring.borrow_mut().reap();
+        }
+    }
 }
 
 async fn accept_loop(w: &Rc<Worker>, listener: &TcpListener) {

@@ -9,11 +9,25 @@ mod common;
 use std::time::Duration;
 
 use common::{cmd, info_field, Raw, TestServer};
+use flin_server::DriverChoice;
+
+/// Where the worker's cold reads go.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// Its own io_uring, the worker on epoll or on io_uring.
+    Ring(DriverChoice),
+    /// The engine's thread pool.
+    Pool,
+}
 
 /// One worker, so every connection shares it; small segments, so records spread over files.
-fn server() -> TestServer {
+fn server(reader: Reader) -> TestServer {
     common::start_with(|c| {
         c.threads = 1;
+        match reader {
+            Reader::Ring(driver) => c.driver = driver,
+            Reader::Pool => c.cold_read_depth = 0,
+        }
         c.segment_size = 64 * 1024;
     })
 }
@@ -42,14 +56,16 @@ fn info(r: &mut Raw) -> String {
     r.request(&[b"INFO", b"stats"]).expect("INFO answers")
 }
 
-#[test]
-fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
-    let t = server();
+fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut hot = t.raw();
-    // Read once: its record is in memory from now on.
-    assert_eq!(hot.get("k7"), Some(value(7)));
+    // Written again: its new record is in memory.
+    assert_eq!(
+        hot.request(&[b"SET", b"k7", value(7).as_bytes()]).unwrap(),
+        "+OK\r\n"
+    );
     t.handle().engine().hold_cold_reads(true);
     let mut cold = t.raw();
     cold.send(&cmd(&[b"GET", b"k300"]));
@@ -74,17 +90,83 @@ fn a_cold_get_waits_alone_while_the_workers_other_clients_are_served() {
     assert!(info_field(&after, "cold_reads").parse::<u64>().unwrap() >= 1);
     assert!(info_field(&after, "cold_waits").parse::<u64>().unwrap() >= 1);
     assert_eq!(info_field(&after, "residency_checks"), "1");
+    let rings = matches!(reader, Reader::Ring(_)) as u8;
+    assert_eq!(info_field(&after, "cold_read_rings"), rings.to_string());
 }
 
-#[test]
-fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
-    let t = server();
+/// Whether the file system under `dir` takes `O_DIRECT` reads (tmpfs may not).
+fn direct_io_works(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let seg = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment file");
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(seg)
+        .is_ok()
+}
+
+fn cold_reads(r: &mut Raw) -> (u64, u64) {
+    let st = info(r);
+    let n = |f| info_field(&st, f).parse::<u64>().unwrap();
+    (n("cold_reads"), n("cold_reads_direct"))
+}
+
+fn a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in(reader: Reader) {
+    let t = server(reader);
+    load(&t, 100);
+    t.handle().engine().evict_for_tests().unwrap();
+    let mut r = t.raw();
+    let (reads0, direct0) = cold_reads(&mut r);
+    assert_eq!(r.get("k42"), Some(value(42)));
+    let (reads1, direct1) = cold_reads(&mut r);
+    assert_eq!(reads1, reads0 + 1, "the first GET reads from disk");
+    if !direct_io_works(t.dir.path()) {
+        assert_eq!(direct1, direct0);
+        // This file system refuses O_DIRECT: the read went through the page cache, which keeps
+        // the value for the next GET.
+        assert_eq!(r.get("k42"), Some(value(42)));
+        assert_eq!(cold_reads(&mut r).0, reads1);
+        return;
+    }
+    // Read around the page cache, and only the record's blocks: the keys next to it (in the
+    // same page) are each a cold read of their own.
+    for i in 43..48 {
+        assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    }
+    assert_eq!(
+        direct1,
+        direct0 + 1,
+        "the first GET reads around the page cache"
+    );
+    let (reads2, direct2) = cold_reads(&mut r);
+    assert_eq!((reads2, direct2), (reads1 + 5, direct1 + 5), "neighbours");
+    // A second GET reads from disk again, through the page cache this time (the record was
+    // read recently)...
+    assert_eq!(r.get("k42"), Some(value(42)));
+    let (reads3, direct3) = cold_reads(&mut r);
+    assert_eq!((reads3, direct3), (reads2 + 1, direct2), "second GET");
+    // ...so later ones find it in memory.
+    for _ in 0..3 {
+        assert_eq!(r.get("k42"), Some(value(42)));
+    }
+    assert_eq!(cold_reads(&mut r).0, reads3, "later GETs read memory");
+}
+
+fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     t.handle().engine().evict_for_tests().unwrap();
     let mut r = t.raw();
-    // Warm a few, so the pipeline mixes records in memory and on disk.
-    for i in (0..400).step_by(10) {
-        assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+    // Warm a few (a record read from disk a second time stays in memory), so the pipeline
+    // mixes records in memory and on disk.
+    for _ in 0..2 {
+        for i in (0..400).step_by(10) {
+            assert_eq!(r.get(&format!("k{i}")), Some(value(i)));
+        }
     }
     let mut model: std::collections::HashMap<String, String> =
         (0..400).map(|i| (format!("k{i}"), value(i))).collect();
@@ -115,9 +197,8 @@ fn a_pipeline_mixing_cold_and_hot_keys_keeps_its_order() {
     );
 }
 
-#[test]
-fn a_failing_cold_read_answers_an_error_and_everything_goes_on() {
-    let t = server();
+fn a_failing_cold_read_answers_an_error_and_everything_goes_on(reader: Reader) {
+    let t = server(reader);
     load(&t, 200);
     let engine = t.handle().engine();
     engine.evict_for_tests().unwrap();
@@ -147,9 +228,8 @@ fn a_failing_cold_read_answers_an_error_and_everything_goes_on() {
     assert_eq!(t.raw().get("k3"), Some(value(3)));
 }
 
-#[test]
-fn a_flipped_byte_on_disk_is_an_error_never_wrong_data() {
-    let t = server();
+fn a_flipped_byte_on_disk_is_an_error_never_wrong_data(reader: Reader) {
+    let t = server(reader);
     load(&t, 200);
     let engine = t.handle().engine();
     engine.sync().unwrap();
@@ -195,9 +275,8 @@ fn read_line(r: &mut Raw) -> Vec<u8> {
     line
 }
 
-#[test]
-fn an_idle_store_does_not_check_residency() {
-    let t = server();
+fn an_idle_store_does_not_check_residency(reader: Reader) {
+    let t = server(reader);
     load(&t, 50);
     let mut r = t.raw();
     // Give the engine's sampler a moment's worth of rounds without making it wait blindly:
@@ -210,9 +289,8 @@ fn an_idle_store_does_not_check_residency() {
     assert_eq!(info_field(&st, "cold_reads"), "0");
 }
 
-#[test]
-fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk() {
-    let t = server();
+fn a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk(reader: Reader) {
+    let t = server(reader);
     load(&t, 400);
     let engine = t.handle().engine();
     engine.evict_for_tests().unwrap();
@@ -252,9 +330,8 @@ fn queue(r: &mut Raw, commands: &[&[&[u8]]]) {
     }
 }
 
-#[test]
-fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
-    let t = &server();
+fn exec_reads_its_cold_keys_before_it_holds_every_worker(reader: Reader) {
+    let t = &server(reader);
     load(t, 400);
     let engine = t.handle().engine();
     let mut tx = t.raw();
@@ -292,3 +369,39 @@ fn exec_reads_its_cold_keys_before_it_holds_every_worker() {
     engine.inject_cold_read_eio(false);
     assert_eq!(tx.get("k302"), Some(value(302)));
 }
+
+/// Every case, with cold reads on the worker's own io_uring (under both drivers) and on the
+/// engine's thread pool.
+macro_rules! on_ring_and_pool {
+    ($($name:ident),* $(,)?) => {
+        mod ring_epoll {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Ring(super::DriverChoice::Epoll))
+            })*
+        }
+        mod ring_io_uring {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Ring(super::DriverChoice::IoUring))
+            })*
+        }
+        mod pool {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Reader::Pool)
+            })*
+        }
+    };
+}
+
+on_ring_and_pool!(
+    a_cold_get_waits_alone_while_the_workers_other_clients_are_served,
+    a_value_read_from_disk_once_stays_out_of_memory_and_twice_stays_in,
+    a_pipeline_mixing_cold_and_hot_keys_keeps_its_order,
+    a_failing_cold_read_answers_an_error_and_everything_goes_on,
+    a_flipped_byte_on_disk_is_an_error_never_wrong_data,
+    an_idle_store_does_not_check_residency,
+    a_plain_set_over_a_value_on_disk_does_not_wait_for_the_disk,
+    exec_reads_its_cold_keys_before_it_holds_every_worker,
+);

@@ -427,3 +427,97 @@ fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
         .unwrap();
     assert_eq!(ttl, ["repl-backlog-ttl", "1"]);
 }
+
+/// A primary and one replica with its link up, and a client of each.
+fn linked() -> (TestServer, redis::Connection, TestServer, redis::Connection) {
+    let primary = start();
+    let mut p = primary.client();
+    let replica = replica_of(&primary);
+    let mut r = replica.client();
+    wait_online(&mut p, 1);
+    wait_link_up(&mut r);
+    (primary, p, replica, r)
+}
+
+/// PUBLISH on a primary goes down the stream (as Redis's does): subscribers on its replicas
+/// get the message.
+#[test]
+fn a_publish_reaches_the_replicas_subscribers() {
+    let (_primary, mut p, replica, _r) = linked();
+    let mut sub = replica.client();
+    let mut sub = sub.as_pubsub();
+    sub.subscribe("news").unwrap();
+    sub.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut p)
+        .unwrap();
+    let msg = sub.get_message().expect("the message, within the deadline");
+    assert_eq!(msg.get_channel_name(), "news");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+}
+
+/// A replica's link is a client in CLIENT LIST on both ends, as on Redis: flag `S` on the
+/// primary (TYPE replica / slave), flag `M` on the replica (TYPE master); CLIENT KILL of
+/// either drops the link, and the replica comes back with `+CONTINUE`.
+#[test]
+fn replica_links_are_listed_and_killed_as_clients() {
+    let (_primary, mut p, _replica, mut r) = linked();
+    let list = |con: &mut redis::Connection, kind: &str| -> Vec<String> {
+        let text: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg(kind)
+            .query(con)
+            .unwrap();
+        text.lines().map(str::to_owned).collect()
+    };
+    let replicas = list(&mut p, "replica");
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    assert!(replicas[0].contains(" flags=S "), "{}", replicas[0]);
+    assert_eq!(list(&mut p, "slave"), replicas);
+    assert!(list(&mut p, "normal")
+        .iter()
+        .all(|l| !l.contains("flags=S")));
+    let masters = list(&mut r, "master");
+    assert_eq!(masters.len(), 1, "{masters:?}");
+    assert!(masters[0].contains(" flags=M "), "{}", masters[0]);
+    assert!(list(&mut r, "normal")
+        .iter()
+        .all(|l| !l.contains("flags=M")));
+    let partial = |p: &mut redis::Connection| -> u64 {
+        info_field(&stats(p), "sync_partial_ok").parse().unwrap()
+    };
+
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut p)
+        .unwrap();
+    assert_eq!(killed, 1);
+    wait_for("the replica back with +CONTINUE", DEADLINE, || {
+        partial(&mut p) == 1
+    });
+    wait_online(&mut p, 1);
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("master")
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(killed, 1);
+    wait_for("the link back with +CONTINUE", DEADLINE, || {
+        partial(&mut p) == 2
+    });
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut p).unwrap();
+    assert_eq!(wait_replicas(&mut p, 1), 1);
+    assert_eq!(
+        list(&mut p, "replica").len(),
+        1,
+        "the dropped links left the list"
+    );
+    wait_link_up(&mut r);
+    assert_eq!(list(&mut r, "master").len(), 1);
+}

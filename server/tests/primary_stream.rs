@@ -1,7 +1,8 @@
 //! The replication stream as bytes: a fake replica (a raw socket) does Redis 7's handshake with
 //! a flin primary and checks `+FULLRESYNC`, the RDB payload's framing, and the commands writes
 //! become (rewritten as Redis 7.0 rewrites them: absolute expiry, INCRBYFLOAT as SET KEEPTTL,
-//! GETDEL as DEL, nothing for a write that changed nothing, MULTI/EXEC, SELECT), including the
+//! GETDEL as DEL, nothing for a write that changed nothing, MULTI/EXEC, SELECT, PUBLISH as it
+//! is), including the
 //! DEL of a key the engine's own sweep expired (a key from disk, in no worker's queue).
 
 mod common;
@@ -101,15 +102,26 @@ fn a_replica_gets_the_effects_of_writes() {
         &[b"EXEC"],
         &[b"SELECT", b"2"],
         &[b"SET", b"z", b"1"],
+        &[b"PUBLISH", b"news", b"hello"],
+        &[b"SPUBLISH", b"shard", b"hi"],
+        &[b"MULTI"],
+        &[b"SET", b"y", b"1"],
+        &[b"PUBLISH", b"news", b"in a transaction"],
+        &[b"EXEC"],
     ];
+    let mut exec_replies = Vec::new();
     for w in writes {
         let reply = c.request(w).expect("a reply");
         if w[0] == b"EXEC" {
             assert_eq!(reply, "*2\r\n");
-            assert_eq!(c.read_line().unwrap(), b"+OK\r\n");
-            assert_eq!(c.read_line().unwrap(), b":2\r\n");
+            exec_replies.push(c.read_line().unwrap());
+            exec_replies.push(c.read_line().unwrap());
         }
     }
+    assert_eq!(
+        exec_replies,
+        [&b"+OK\r\n"[..], b":2\r\n", b"+OK\r\n", b":0\r\n"]
+    );
     let set_a = next(&mut r);
     assert_eq!(&set_a[..4], ["SET", "a", "1", "PXAT"]);
     about_in(&set_a[4], 100);
@@ -134,6 +146,12 @@ fn a_replica_gets_the_effects_of_writes() {
     assert_eq!(next(&mut r), ["EXEC"]);
     assert_eq!(next(&mut r), ["SELECT", "2"]);
     assert_eq!(next(&mut r), ["SET", "z", "1"]);
+    assert_eq!(next(&mut r), ["PUBLISH", "news", "hello"], "of no database");
+    assert_eq!(next(&mut r), ["SPUBLISH", "shard", "hi"]);
+    assert_eq!(next(&mut r), ["MULTI"]);
+    assert_eq!(next(&mut r), ["SET", "y", "1"]);
+    assert_eq!(next(&mut r), ["PUBLISH", "news", "in a transaction"]);
+    assert_eq!(next(&mut r), ["EXEC"]);
 
     // ACKs reach INFO and WAIT.
     let offset: i64 = {

@@ -95,6 +95,9 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
     );
     p.send(b"+OK\r\n");
     assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
+    // Redis's keepalives while its full sync waits (repl-diskless-sync-delay), then the
+    // answer.
+    p.send(b"\n\n");
     p.send(format!("+FULLRESYNC {REPLID} 100\r\n").as_bytes());
 
     // Keepalives, then a diskless payload.
@@ -124,6 +127,9 @@ fn follows_a_primary_through_full_sync_stream_and_partial_resync() {
     p.send(&stream);
     let getack = cmd(&[b"REPLCONF", b"GETACK", b"*"]);
     p.send(&getack);
+    // The first ACK comes as soon as the payload is loaded, before the stream is applied (a
+    // Redis primary streams nothing to a diskless replica until it ACKs).
+    assert_eq!(read_command(&mut p), ["REPLCONF", "ACK", "100"]);
     // The ACK covers what came before the GETACK; the offset then moves past it.
     wait_ack(&mut p, 100 + stream.len() as i64);
     let offset = 100 + (stream.len() + getack.len()) as i64;
@@ -452,4 +458,53 @@ fn masteruser_authenticates_as_an_acl_user() {
     assert_eq!(read_command(&mut p), ["PING"]);
     p.send(b"+PONG\r\n");
     assert_eq!(read_command(&mut p), ["AUTH", "repl", "pw"]);
+}
+
+/// A link that drops inside a transaction: the commands MULTI queued die with the link's
+/// client, so the replica's offset stays before the MULTI (as Redis's `reploff`) and the
+/// partial resync asks for the transaction again; the new link starts in the database the
+/// stream had selected.
+#[test]
+fn a_link_dropped_inside_a_transaction_continues_from_its_multi() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), primary.port().to_string()];
+    });
+    let mut p = full_sync(&listener, &rdb());
+    let before = [cmd(&[b"SELECT", b"2"]), cmd(&[b"SET", b"g", b"1"])].concat();
+    let open = [cmd(&[b"MULTI"]), cmd(&[b"SET", b"h", b"2"])].concat();
+    p.send(&before);
+    p.send(&open);
+    let mut con = srv.client();
+    let sent = (before.len() + open.len()).to_string();
+    let mut info = String::new();
+    wait_for("the open transaction read", Duration::from_secs(10), || {
+        info = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut con)
+            .unwrap();
+        info_field(&info, "slave_read_repl_offset") == sent
+    });
+    let applied = before.len() as i64;
+    assert_eq!(info_field(&info, "slave_repl_offset"), applied.to_string());
+
+    drop(p);
+    let mut p = accept(&listener);
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_command(&mut p);
+        p.send(format!("{answer}\r\n").as_bytes());
+    }
+    let from = (applied + 1).to_string();
+    assert_eq!(read_command(&mut p), ["PSYNC", REPLID, from.as_str()]);
+    p.send(b"+CONTINUE\r\n");
+    let tx = [open, cmd(&[b"SET", b"i", b"3"]), cmd(&[b"EXEC"])].concat();
+    p.send(&tx);
+    wait_ack(&mut p, applied + tx.len() as i64);
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut con).unwrap();
+    let got: Vec<Option<String>> = redis::cmd("MGET")
+        .arg(&["g", "h", "i"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, [Some("1".into()), Some("2".into()), Some("3".into())]);
 }

@@ -112,6 +112,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
             next_sweep = Instant::now() + shared.options.compaction_interval;
         }
         shared.hooks.maybe_panic(Thread::Maintenance);
+        crate::write::clean_retired(&shared);
         if shared.options.hints {
             write_missing_hints(&shared);
         }

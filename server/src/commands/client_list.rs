@@ -7,11 +7,11 @@ use crate::clients::ClientEntry;
 use crate::clock::now_ms;
 use crate::protocol::reply;
 
-/// Client types Redis knows; flin's clients are `normal` or `pubsub`.
-fn client_type_known(name: &[u8]) -> bool {
+/// Client types Redis knows, lower-cased; `None` for another name.
+fn client_type(name: &[u8]) -> Option<&'static str> {
     ["normal", "master", "slave", "replica", "pubsub"]
-        .iter()
-        .any(|t| eq_ignore_case(name, t))
+        .into_iter()
+        .find(|t| eq_ignore_case(name, t))
 }
 
 fn unknown_type(ctx: &mut Ctx<'_>, name: &[u8]) {
@@ -45,15 +45,10 @@ pub fn list(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     while j < args.len() {
         if eq_ignore_case(args[j], "type") && j + 1 < args.len() {
             let t = args[j + 1];
-            if !client_type_known(t) {
+            let Some(kind) = client_type(t) else {
                 return unknown_type(ctx, t);
-            }
-            let pubsub = eq_ignore_case(t, "pubsub");
-            if pubsub || eq_ignore_case(t, "normal") {
-                clients.retain(|c| c.is_pubsub() == pubsub);
-            } else {
-                clients.clear();
-            }
+            };
+            clients.retain(|c| c.is_of_type(kind) == Some(true));
             j += 2;
         } else if eq_ignore_case(args[j], "id") && j + 1 < args.len() {
             let mut ids = Vec::new();
@@ -87,8 +82,7 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let mut addr = None;
     let mut laddr = None;
     let mut skip_me = !old_form;
-    // TYPE: pubsub (true), normal (false); replicas and masters never match.
-    let mut of_type: Option<Option<bool>> = None;
+    let mut of_type: Option<&str> = None;
     if old_form {
         addr = Some(args[2]);
     } else {
@@ -101,16 +95,10 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
                     _ => return reply::err(ctx.out, "client-id should be greater than 0"),
                 },
                 Some(v) if eq_ignore_case(opt, "type") => {
-                    if !client_type_known(v) {
+                    let Some(kind) = client_type(v) else {
                         return unknown_type(ctx, v);
-                    }
-                    of_type = Some(if eq_ignore_case(v, "pubsub") {
-                        Some(true)
-                    } else if eq_ignore_case(v, "normal") {
-                        Some(false)
-                    } else {
-                        None
-                    });
+                    };
+                    of_type = Some(kind);
                 }
                 Some(v) if eq_ignore_case(opt, "addr") => addr = Some(v),
                 Some(v) if eq_ignore_case(opt, "laddr") => laddr = Some(v),
@@ -139,7 +127,7 @@ pub fn kill(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
     let me = ctx.client.id;
     let mut killed = 0;
     for c in live_clients(ctx) {
-        let matches = of_type.is_none_or(|t| t == Some(c.is_pubsub()))
+        let matches = of_type.is_none_or(|t| c.is_of_type(t) == Some(true))
             && id.is_none_or(|id| c.id == id)
             && addr.is_none_or(|a| a == c.addr.to_string().as_bytes())
             && laddr.is_none_or(|a| a == c.laddr.to_string().as_bytes())

@@ -12,6 +12,7 @@
 //! command finds expired is deleted first and `DEL k` goes before the command, as Redis's
 //! lazy expiry on a write. A command that wrote nothing (a failed SETNX, DEL of missing keys)
 //! sends nothing. A transaction's effects go as MULTI ... EXEC when there are several.
+//! PUBLISH and SPUBLISH go as they are, so the replicas' subscribers get the messages.
 
 use super::table::{CommandSpec, WRITE};
 use super::{eq_ignore_case, keys_of, Ctx};
@@ -30,7 +31,7 @@ pub(super) struct Begun {
 pub(super) fn begin(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]]) -> Option<Begun> {
     let exec = spec.name == "exec";
     if !ctx.server.primary.is_active()
-        || (spec.flags & WRITE == 0 && !exec)
+        || (spec.flags & WRITE == 0 && !exec && !publishes(spec))
         || ctx.client.from_primary
         || ctx.server.replica.is_replica()
     {
@@ -93,7 +94,12 @@ pub(super) fn end(
     } else {
         let failed = ctx.out.get(mark) == Some(&b'-');
         let flush = matches!(spec.name, "flushall" | "flushdb" | "swapdb") && !failed;
-        if wrote || flush {
+        if publishes(spec) {
+            // As Redis: the replicas' own subscribers get the message too. Of no database.
+            if !failed {
+                emit(ctx, None, args);
+            }
+        } else if wrote || flush {
             // Keys the sweep removed before this write go first: the replica may still hold
             // them, and this write may be of one of them.
             for (db, key) in ctx.server.primary.take_owed() {
@@ -107,6 +113,12 @@ pub(super) fn end(
             ctx.client.woff = stream.offset;
         }
     }
+}
+
+/// PUBLISH and SPUBLISH write nothing but go to the replicas as they are (Redis's
+/// `may-replicate`).
+fn publishes(spec: &CommandSpec) -> bool {
+    matches!(spec.name, "publish" | "spublish")
 }
 
 /// Sends one command into the stream, or into the transaction's list inside EXEC.

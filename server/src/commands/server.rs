@@ -311,11 +311,18 @@ fn info_stats(
     line!(s, "cold_reads:{}", e.cold_reads);
     line!(s, "cold_reads_in_flight:{}", e.cold_reads_in_flight);
     line!(s, "cold_reads_merged:{}", e.cold_reads_merged);
+    line!(s, "cold_reads_direct:{}", e.cold_reads_direct);
+    line!(
+        s,
+        "cold_read_cache_bypass:{}",
+        u8::from(e.cold_read_cache_bypass)
+    );
     line!(s, "cold_read_errors:{}", e.cold_read_errors);
     line!(s, "cold_read_p50_us:{}", e.cold_read_p50_us);
     line!(s, "cold_read_p99_us:{}", e.cold_read_p99_us);
     line!(s, "cold_read_p999_us:{}", e.cold_read_p999_us);
     line!(s, "cold_waits:{}", st.cold_waits);
+    line!(s, "cold_read_rings:{}", st.cold_read_rings);
     line!(s, "residency_checks:{}", u8::from(e.residency_checks));
     line!(s, "blind_writes_pending:{}", e.blind_writes_pending);
     line!(s, "blind_writes_checked:{}", e.blind_writes_checked);

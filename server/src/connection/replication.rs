@@ -16,6 +16,9 @@ use crate::shared::WorkerShared;
 pub(crate) struct Handoff {
     pub socket: std::net::TcpStream,
     pub request: crate::backlog::SyncRequest,
+    /// Its entry, still in the registry (CLIENT LIST shows it with flag `S`): the
+    /// replication threads remove it when the link ends.
+    pub entry: std::sync::Arc<crate::clients::ClientEntry>,
 }
 
 /// The connection's socket as a blocking std socket, for the replication threads: the two

@@ -14,8 +14,8 @@
 //!
 //! The link, as Redis 7's replica does it: PING, AUTH (`--masterauth`), `REPLCONF
 //! listening-port`, `REPLCONF capa eof capa psync2`, then `PSYNC <replid> <offset+1>` when a
-//! previous link of this process synced (`+CONTINUE` goes on with the stream), else `PSYNC ?
-//! -1`. A `+FULLRESYNC` payload comes as `$<len>` or, diskless, `$EOF:<40-byte mark>` ... mark,
+//! previous link synced, in this process or before a clean shutdown (`crate::repl_resume`;
+//! `+CONTINUE` goes on with the stream), else `PSYNC ? -1`. A `+FULLRESYNC` payload comes as `$<len>` or, diskless, `$EOF:<40-byte mark>` ... mark,
 //! after any bare `\n` keepalives (`wire`). String keys load with their expiry; keys of other
 //! types are skipped, counted (`INFO replication`: `flin_skipped_keys`) and logged.
 //!
@@ -35,7 +35,8 @@
 //! # Known gaps
 //! - A full sync flushes the live store and loads into it (clients can read a partial data
 //!   set meanwhile) instead of loading a fresh store and switching to it.
-//! - The replication id and offset live in memory: after a restart the replica full-syncs.
+//! - Only a clean shutdown keeps the replication position (`crate::repl_resume`): after a
+//!   crash the replica full-syncs, and so do a crashed primary's replicas.
 //! - No chained replicas (a replica refuses SYNC / PSYNC), no diskless payload from a flin
 //!   primary; docs/REPLICATION.md lists the rest.
 

@@ -16,6 +16,7 @@ use bumpalo::Bump;
 
 use super::snapshot;
 use crate::backlog::{ReplicaState, SyncRequest};
+use crate::clients::ClientEntry;
 use crate::connection::Handoff;
 use crate::protocol::{Frame, Limits, Parser};
 use crate::shared::Shared;
@@ -56,12 +57,23 @@ impl Drop for Release<'_> {
     }
 }
 
+/// Takes a replica's entry out of CLIENT LIST when its link ends.
+struct Listed(Arc<Shared>, Arc<ClientEntry>);
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.0.registry.remove(self.1.id);
+    }
+}
+
 /// Takes over a client that sent SYNC or PSYNC: its threads serve it from now on.
 pub(crate) fn attach(shared: Arc<Shared>, h: Handoff) {
     let Handoff {
         mut socket,
         request,
+        entry,
     } = h;
+    let listed = Listed(shared.clone(), entry.clone());
     let addr = match socket.peer_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -80,9 +92,10 @@ pub(crate) fn attach(shared: Arc<Shared>, h: Handoff) {
     let spawned = std::thread::Builder::new()
         .name("flin-repl-send".into())
         .spawn(move || {
+            let _listed = listed;
             let _release = Release(&shared.primary.links);
             let mut id = None;
-            if let Err(e) = serve(&shared, socket, &request, addr, &mut id) {
+            if let Err(e) = serve(&shared, socket, &request, addr, &entry, &mut id) {
                 tracing::warn!(replica = %name, error = %e,
                                "replica link ended; the replica reconnects and resyncs by itself");
             }
@@ -101,6 +114,7 @@ fn serve(
     socket: TcpStream,
     request: &SyncRequest,
     addr: SocketAddr,
+    entry: &Arc<ClientEntry>,
     id: &mut Option<u64>,
 ) -> io::Result<()> {
     socket.set_write_timeout(Some(REPL_TIMEOUT))?;
@@ -136,12 +150,12 @@ fn serve(
         return Ok(());
     };
     let reader = {
-        let (shared, socket) = (shared.clone(), socket.try_clone()?);
+        let (shared, socket, entry) = (shared.clone(), socket.try_clone()?, entry.clone());
         std::thread::Builder::new()
             .name("flin-repl-acks".into())
-            .spawn(move || read_acks(&shared, me, socket))?
+            .spawn(move || read_acks(&shared, me, socket, &entry))?
     };
-    let sent = send_stream(shared, me, &mut out);
+    let sent = send_stream(shared, me, &mut out, entry);
     let _ = socket.shutdown(std::net::Shutdown::Both);
     let _ = reader.join();
     sent
@@ -195,9 +209,18 @@ fn set_state(shared: &Shared, id: u64, state: ReplicaState) {
 
 /// Sends the stream from the replica's position until it is cut off, the socket fails or the
 /// server stops.
-fn send_stream(shared: &Shared, id: u64, out: &mut TcpStream) -> io::Result<()> {
+fn send_stream(
+    shared: &Shared,
+    id: u64,
+    out: &mut TcpStream,
+    entry: &ClientEntry,
+) -> io::Result<()> {
     let mut buf = Vec::with_capacity(SEND_CHUNK_BYTES);
     loop {
+        if entry.is_killed() {
+            // It reconnects and continues, as a Redis replica killed by CLIENT KILL does.
+            return Err(io::Error::other("killed by CLIENT KILL"));
+        }
         buf.clear();
         let taken = {
             let mut stream = shared.primary.lock();
@@ -227,8 +250,8 @@ fn send_stream(shared: &Shared, id: u64, out: &mut TcpStream) -> io::Result<()> 
 /// Reads the replica's requests: `REPLCONF ACK <offset> [FACK <offset>]` is recorded, the
 /// rest ignored. Ends when the link fails or is silent past [`REPL_TIMEOUT`], and then cuts
 /// the replica off (which ends the sender).
-fn read_acks(shared: &Shared, id: u64, mut socket: TcpStream) {
-    let why = match ack_loop(shared, id, &mut socket) {
+fn read_acks(shared: &Shared, id: u64, mut socket: TcpStream, entry: &ClientEntry) {
+    let why = match ack_loop(shared, id, &mut socket, entry) {
         Ok(()) => "the replica closed the link".to_owned(),
         Err(e)
             if matches!(
@@ -246,7 +269,12 @@ fn read_acks(shared: &Shared, id: u64, mut socket: TcpStream) {
     shared.primary.wake_senders();
 }
 
-fn ack_loop(shared: &Shared, id: u64, socket: &mut TcpStream) -> io::Result<()> {
+fn ack_loop(
+    shared: &Shared,
+    id: u64,
+    socket: &mut TcpStream,
+    entry: &ClientEntry,
+) -> io::Result<()> {
     socket.set_read_timeout(Some(REPL_TIMEOUT))?;
     let limits = Limits {
         bulk_len_max: ACK_REQUEST_BYTES_MAX,
@@ -264,6 +292,7 @@ fn ack_loop(shared: &Shared, id: u64, socket: &mut TcpStream) -> io::Result<()> 
         if n == 0 {
             return Ok(());
         }
+        entry.touch(crate::clock::now_ms() as u64);
         buf.extend_from_slice(&chunk[..n]);
         let mut pos = 0;
         loop {

@@ -220,7 +220,15 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         }
         None => out.write_all(&wire::request(&[b"PSYNC", b"?", b"-1"]))?,
     }
-    match wire::parse_psync(&wire::read_line(&mut r)?) {
+    // A Redis primary whose full sync waits (`repl-diskless-sync-delay`, 5 s by default)
+    // sends bare newlines each second before its answer, to keep the link alive.
+    let answer = loop {
+        let line = wire::read_line(&mut r)?;
+        if !line.is_empty() {
+            break line;
+        }
+    };
+    match wire::parse_psync(&answer) {
         Psync::Full { replid, offset } => {
             tracing::info!(%replid, offset, "full sync from the primary");
             full_sync(shared, generation, &mut r)?;
@@ -274,7 +282,13 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         -1,
         crate::clock::now_ms() as u64,
     ));
-    stream_loop(shared, generation, &mut r, &mut out, entry)
+    // Listed while the stream flows (CLIENT LIST's flag `M`; CLIENT KILL TYPE master drops
+    // the link, which reconnects).
+    entry.set_role(crate::clients::Role::Primary);
+    shared.registry.add(entry.clone());
+    let streamed = stream_loop(shared, generation, &mut r, &mut out, entry.clone());
+    shared.registry.remove(entry.id);
+    streamed
 }
 
 fn refused(what: &str, line: &[u8]) -> io::Error {
@@ -359,6 +373,9 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
     let _loading = Loading(shared);
     shared.replica.wait_load_released();
     let bad = |e: FileError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    // From here the store is no copy of any stream until the load succeeds: a link that
+    // drops, or a shutdown, must not offer the old position for a `+CONTINUE`.
+    shared.replica.lock().replid = None;
     shared
         .engine
         .clear()
@@ -419,6 +436,12 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
 
 /// Applies the primary's stream as a client that may write, acknowledging the offset every
 /// second and on `REPLCONF GETACK`.
+///
+/// The applied offset (`slave_repl_offset`: what is acknowledged, copied into this server's
+/// own stream, and asked for again by a `PSYNC` that continues) moves past whole commands
+/// outside a transaction only, as Redis's `reploff` does: the commands a `MULTI` queued die
+/// with the link's client, so a link that drops inside a transaction continues from its
+/// `MULTI`. The bytes of an open transaction stay at the head of `buf`, parsed.
 fn stream_loop(
     shared: &Shared,
     generation: u64,
@@ -426,30 +449,46 @@ fn stream_loop(
     out: &mut TcpStream,
     entry: Arc<ClientEntry>,
 ) -> io::Result<()> {
+    let (mut offset, db) = {
+        let link = shared.replica.lock();
+        (link.offset, link.db)
+    };
     let mut client = Client::new(entry);
     client.authenticated = true;
     client.from_primary = true;
+    client.db = db;
     let limits = Limits {
         bulk_len_max: usize::try_from(shared.proto_max_bulk_len()).unwrap_or(usize::MAX),
         authenticated: true,
     };
     let mut parser = Parser::new();
     let mut arena = Bump::new();
+    // At once, as Redis's replica does: a Redis primary that sent a diskless payload streams
+    // nothing until the replica's first ACK says it loaded it (up to a second otherwise).
+    out.write_all(&ack(offset))?;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+    // Bytes at the head of `buf` already parsed: an open transaction's.
+    let mut parsed = 0;
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    let mut offset = shared.replica.lock().offset;
     let mut last_ack = Instant::now();
     // The latest write applied and not yet acknowledged.
     let mut unacked = None;
     let mut replies = Vec::new();
     loop {
         match r.read(&mut chunk) {
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                client.entry.touch(crate::clock::now_ms() as u64);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
-        let mut pos = 0;
-        {
+        if client.entry.is_killed() {
+            return Err(io::Error::other("the link was killed by CLIENT KILL"));
+        }
+        // Bytes at the head of `buf` applied by this pass.
+        let mut applied = 0;
+        let result = {
             let expiry = ExpiryQueue::default();
             let mut ctx = Ctx {
                 engine: &shared.engine,
@@ -467,18 +506,25 @@ fn stream_loop(
                 repl_tx: None,
             };
             let mut batch = None;
-            while pos < buf.len() {
-                let frame = parser
-                    .parse(&buf[pos..], &arena, limits)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message()))?;
+            let result = loop {
+                if parsed >= buf.len() {
+                    break Ok(());
+                }
+                let frame = match parser.parse(&buf[parsed..], &arena, limits) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e.message())),
+                };
                 let consumed = match frame {
-                    None => break,
-                    Some(Frame::Empty { consumed }) => consumed,
-                    Some(Frame::Command { args, consumed }) => {
+                    Frame::Empty { consumed } => consumed,
+                    Frame::Command { args, consumed } => {
                         if is_getack(args) {
                             // The ACK answers with what was applied before the GETACK.
-                            on_disk(shared, ctx.token)?;
-                            out.write_all(&ack(offset))?;
+                            let acked = on_disk(shared, ctx.token)
+                                .and_then(|()| out.write_all(&ack(offset + applied as i64)));
+                            if let Err(e) = acked {
+                                break Err(e);
+                            }
                             last_ack = Instant::now();
                         } else if args[0].eq_ignore_ascii_case(b"REPLCONF") {
                             // Other REPLCONF from the primary: nothing to do.
@@ -496,30 +542,41 @@ fn stream_loop(
                         consumed
                     }
                 };
-                pos += consumed;
-                offset += consumed as i64;
-            }
+                parsed += consumed;
+                if !ctx.client.tx.queueing() {
+                    applied = parsed;
+                }
+            };
             drop(batch);
             unacked = ctx.token;
-        }
-        if pos > 0 {
+            result
+        };
+        if applied > 0 {
             let mut stream = shared.primary.lock();
             if stream.mirroring && stream.active() {
-                stream.append(&buf[..pos]);
+                stream.append(&buf[..applied]);
             }
         }
-        buf.drain(..pos);
+        buf.drain(..applied);
+        parsed -= applied;
+        offset += applied as i64;
+        // No frame of this pass is held on to (a transaction's queue owns copies).
         arena.reset();
         if buf.capacity() > READ_CHUNK_BYTES * 16 && buf.len() < READ_CHUNK_BYTES {
             buf.shrink_to(READ_CHUNK_BYTES);
         }
+        // Recorded even when the pass failed part way: what it applied is in the store. A
+        // SELECT inside an open transaction is queued: `client.db` is the applied offset's.
+        let db = client.db;
         if !update(shared, generation, |l| {
             l.offset = offset;
+            l.db = db;
             l.read_offset = offset + buf.len() as i64;
             l.last_io = Some(r.get_ref().last_io);
         }) {
             return Err(given_up());
         }
+        result?;
         if last_ack.elapsed() >= ACK_PERIOD {
             on_disk(shared, unacked.take())?;
             out.write_all(&ack(offset))?;

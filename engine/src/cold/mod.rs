@@ -5,10 +5,20 @@
 //! every client of that worker waits. So a caller that must not block (the server's workers)
 //! first asks [`check`] which records its next keys would touch and are not resident, then
 //! hands those to [`ColdReads::submit`] and awaits the [`Fetch`] while its other work goes on.
-//! The pool's threads read each record with `pread` (its own pages, no read-around), check its
-//! checksums, and so leave it in the page cache for the map; a read that fails or whose
-//! checksum does not match is reported for that key, logged with file and offset, and never
-//! served.
+//! The pool's threads read each record with `pread` and check its checksums; a read that
+//! fails or whose checksum does not match is reported for that key, logged with file and
+//! offset, and never served.
+//!
+//! While the store is larger than the page cache could hold (see `room`), a record is read
+//! with `O_DIRECT` into a buffer of its own, which the fetch hands to the caller (see
+//! `staged`): the page cache is not touched, so the read costs no page-cache
+//! insertion, no charge against a memory cap and no reclaim, and exactly the record's blocks
+//! are read. A record read again while it is still among the last [`RECENT_SLOTS`] cold
+//! reads is read through the page cache instead, which keeps it in memory for the map: a key
+//! read once in a while costs one disk read each time and evicts nothing, a key read often
+//! stays resident. Records larger than [`STAGE_RECORD_MAX`], reads beyond
+//! [`STAGED_BYTES_MAX`] held at once, and file systems without `O_DIRECT` take the page cache
+//! too.
 //!
 //! Asking the kernel whether pages are resident costs a system call (`mincore`), which a
 //! store that fits in memory should not pay on every read. So residency is checked only while
@@ -19,6 +29,11 @@
 //!
 //! Concurrent reads of one record are merged into one `pread`; at most `threads` reads are in
 //! flight, the rest queue in order (callers wait their turn, they get no error).
+
+mod ring;
+mod room;
+
+pub use ring::ColdRing;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -32,14 +47,17 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::format::{self, trusted_header, RecordHeader, RECORD_HEADER_LEN};
-use crate::index::{Index, KeyHash, SHARD_COUNT};
+use crate::index::{Index, KeyHash, Loc, SHARD_COUNT};
 use crate::registry::Registry;
 use crate::segment::Segment;
+use crate::staged::{AlignedBuf, Staged, StagedRecord, BLOCK_BYTES};
 
 /// How often a pool thread samples records for residency.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long residency checks stay on after the last sign of memory pressure.
 pub const PRESSURE_HOLD: Duration = Duration::from_secs(10);
+/// The store's size is compared with the page cache's room every this many samples.
+const ROOM_CHECK_SAMPLES: u64 = 10;
 /// Records one sample looks at.
 const SAMPLE_RECORDS: usize = 64;
 /// The first read of a record: the rest of its first page (at least a header's worth), which
@@ -47,6 +65,13 @@ const SAMPLE_RECORDS: usize = 64;
 const PAGE_BYTES: u64 = 4096;
 /// A large record is read and checked in pieces of this size.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Records up to this size are read into a buffer handed to the caller; larger ones through
+/// the page cache, in pieces, for the map.
+pub const STAGE_RECORD_MAX: usize = 256 << 10;
+/// Buffers of staged records alive at once, at most (beyond it reads take the page cache).
+pub const STAGED_BYTES_MAX: u64 = 64 << 20;
+/// Cold reads remembered, to read a record again through the page cache.
+pub const RECENT_SLOTS: usize = 16384;
 
 /// A record some key's read or write would touch, not in memory.
 #[derive(Clone)]
@@ -136,7 +161,16 @@ pub(crate) fn record_resident(seg: &Segment, off: u64) -> bool {
 /// What a fetch reports: the keys whose records could not be read, with why.
 pub type Failures = Vec<(usize, Error)>;
 
-/// Resolves once every record of a [`ColdReads::submit`] is in memory (or failed).
+/// What a [`Fetch`] resolves to.
+pub struct Fetched {
+    /// The keys whose records could not be read, with why.
+    pub failures: Failures,
+    /// Records read into buffers rather than the page cache: run the commands that waited
+    /// inside [`crate::with_staged`] with these, or their reads fault on the map.
+    pub staged: Staged,
+}
+
+/// Resolves once every record of a [`ColdReads::submit`] is read (or failed).
 pub struct Fetch {
     state: Arc<FetchState>,
 }
@@ -144,13 +178,19 @@ pub struct Fetch {
 struct FetchState {
     remaining: AtomicUsize,
     failures: Mutex<Failures>,
+    staged: Mutex<Vec<Arc<StagedRecord>>>,
     waker: Mutex<Option<Waker>>,
 }
 
+/// What one read produced: the record in a buffer, or in the page cache (`None`).
+type ReadResult = Result<Option<Arc<StagedRecord>>>;
+
 impl FetchState {
-    fn complete(&self, key: usize, result: &Result<()>) {
-        if let Err(e) = result {
-            self.failures.lock().push((key, e.duplicate()));
+    fn complete(&self, key: usize, result: &ReadResult) {
+        match result {
+            Err(e) => self.failures.lock().push((key, e.duplicate())),
+            Ok(Some(rec)) => self.staged.lock().push(rec.clone()),
+            Ok(None) => {}
         }
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(w) = self.waker.lock().take() {
@@ -160,17 +200,26 @@ impl FetchState {
     }
 }
 
-impl Future for Fetch {
-    type Output = Failures;
+impl FetchState {
+    fn take(&self) -> Fetched {
+        Fetched {
+            failures: std::mem::take(&mut *self.failures.lock()),
+            staged: Staged(std::mem::take(&mut *self.staged.lock())),
+        }
+    }
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Failures> {
+impl Future for Fetch {
+    type Output = Fetched;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Fetched> {
         if self.state.remaining.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+            return Poll::Ready(self.state.take());
         }
         *self.state.waker.lock() = Some(cx.waker().clone());
         // Completed between the check and the registration: its wake may have missed us.
         if self.state.remaining.load(Ordering::Acquire) == 0 {
-            return Poll::Ready(std::mem::take(&mut *self.state.failures.lock()));
+            return Poll::Ready(self.state.take());
         }
         Poll::Pending
     }
@@ -203,6 +252,20 @@ pub(crate) struct ColdReads {
     held_cond: Condvar,
     pub(crate) fail_eio: AtomicBool,
     stop: AtomicBool,
+    /// Bytes of staged records' buffers alive (see [`STAGED_BYTES_MAX`]).
+    staged_bytes: Arc<AtomicU64>,
+    /// The last cold reads, by hash of (segment, offset): a record met here again is read
+    /// through the page cache (see the module's documentation).
+    recent: Box<[AtomicU64]>,
+    /// Set when a file system refused an `O_DIRECT` read: every read takes the page cache.
+    direct_refused: AtomicBool,
+    /// The store is larger than the page cache could hold (see `room`): cold reads skip it.
+    /// Otherwise they go through it, which warms a store that fits after a restart.
+    bypass_cache: AtomicBool,
+    /// Tests: as if the store did not fit, whatever the machine says.
+    pub(crate) force_bypass: AtomicBool,
+    /// The rings' eventfds, nudged when held reads are released (tests).
+    ring_events: Mutex<Vec<std::sync::Weak<std::os::fd::OwnedFd>>>,
 }
 
 impl Default for ColdReads {
@@ -219,6 +282,12 @@ impl Default for ColdReads {
             held_cond: Condvar::new(),
             fail_eio: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            staged_bytes: Arc::new(AtomicU64::new(0)),
+            recent: (0..RECENT_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            direct_refused: AtomicBool::new(false),
+            bypass_cache: AtomicBool::new(false),
+            force_bypass: AtomicBool::new(false),
+            ring_events: Mutex::new(Vec::new()),
         }
     }
 }
@@ -240,11 +309,21 @@ impl ColdReads {
         self.pressure_until_us.fetch_max(until, Ordering::Relaxed);
     }
 
-    /// Queues a read of each record (merged with reads of the same record already queued).
+    /// Queues a read of each record on the pool (merged with reads of the same record
+    /// already under way).
     pub(crate) fn submit(&self, records: Vec<ColdRecord>) -> Fetch {
+        let (fetch, fresh) = self.register(records);
+        self.enqueue(fresh);
+        fetch
+    }
+
+    /// A fetch of `records`, and the reads to start for it: those of records nobody reads yet
+    /// (the others are merged with the read under way).
+    fn register(&self, records: Vec<ColdRecord>) -> (Fetch, Vec<Job>) {
         let state = Arc::new(FetchState {
             remaining: AtomicUsize::new(records.len()),
             failures: Mutex::new(Vec::new()),
+            staged: Mutex::new(Vec::new()),
             waker: Mutex::new(None),
         });
         let mut fresh = Vec::new();
@@ -264,10 +343,15 @@ impl ColdReads {
                 waiting.push((state.clone(), r.key));
             }
         }
+        self.stats
+            .in_flight
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        (Fetch { state }, fresh)
+    }
+
+    /// Hands `jobs` to the pool's threads.
+    fn enqueue(&self, fresh: Vec<Job>) {
         if !fresh.is_empty() {
-            self.stats
-                .in_flight
-                .fetch_add(fresh.len() as u64, Ordering::Relaxed);
             let n = fresh.len();
             self.queue.lock().extend(fresh);
             // One thread per read: waking all of them for one read costs a context switch each
@@ -276,7 +360,6 @@ impl ColdReads {
                 self.cond.notify_one();
             }
         }
-        Fetch { state }
     }
 
     /// Stops the pool's threads (at their next wake-up; queued reads are failed).
@@ -292,6 +375,79 @@ impl ColdReads {
     pub(crate) fn hold(&self, held: bool) {
         *self.held.lock() = held;
         self.held_cond.notify_all();
+        if !held {
+            for event in self.ring_events.lock().iter().filter_map(|e| e.upgrade()) {
+                ring::nudge(&event);
+            }
+        }
+    }
+
+    /// True when the record at (`seg`, `off`) was among the last cold reads (it is read
+    /// often: let the page cache keep it); remembers it otherwise.
+    fn read_recently(&self, seg: u32, off: u64) -> bool {
+        let id = (u64::from(seg) << 32 | off) + 1;
+        let slot =
+            &self.recent[xxhash_rust::xxh3::xxh3_64(&id.to_le_bytes()) as usize % RECENT_SLOTS];
+        slot.swap(id, Ordering::Relaxed) == id
+    }
+
+    /// Tests: the failure a read of `job` is made to have (`Engine::inject_cold_read_eio`).
+    fn injected_failure(&self, job: &Job) -> Option<Error> {
+        self.fail_eio.load(Ordering::Relaxed).then(|| {
+            Error::io(
+                "read segment",
+                job.seg.path(),
+                std::io::Error::from_raw_os_error(libc::EIO),
+            )
+        })
+    }
+
+    fn is_held(&self) -> bool {
+        *self.held.lock()
+    }
+
+    /// True when `job` should be read with `O_DIRECT` into a buffer (see the module's
+    /// documentation); remembers the read either way (see [`ColdReads::read_recently`]).
+    fn wants_direct(&self, job: &Job) -> bool {
+        self.cache_bypassed()
+            && !self.read_recently(job.seg.id, job.off)
+            && !self.direct_refused.load(Ordering::Relaxed)
+            && self.staged_bytes.load(Ordering::Relaxed) < STAGED_BYTES_MAX
+            && job.seg.direct_file().is_some()
+    }
+
+    /// True while cold reads skip the page cache: the store does not fit in it.
+    pub(crate) fn cache_bypassed(&self) -> bool {
+        self.bypass_cache.load(Ordering::Relaxed) || self.force_bypass.load(Ordering::Relaxed)
+    }
+
+    /// Compares the store's `bytes` with the memory its page cache could get (see `room`).
+    fn update_bypass(&self, bytes: u64) {
+        let bypass = room::cache_room().is_some_and(|room| bytes > room / 10 * 9);
+        if self.bypass_cache.swap(bypass, Ordering::Relaxed) != bypass {
+            tracing::info!(
+                store_bytes = bytes,
+                "{}",
+                if bypass {
+                    "the store is larger than the page cache can hold: values read from disk \
+                     skip it (O_DIRECT), only values read again soon are kept in memory"
+                } else {
+                    "the page cache can hold the store: values read from disk stay in memory"
+                }
+            );
+        }
+    }
+
+    /// Notes that the file system refused an `O_DIRECT` read of `seg`: from now on every
+    /// read takes the page cache.
+    fn refuse_direct(&self, seg: &Segment) {
+        if !self.direct_refused.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                path = %seg.path().display(),
+                "the file system refused an O_DIRECT read; cold reads go through the page \
+                 cache from now on"
+            );
+        }
     }
 
     fn wait_while_held(&self) {
@@ -306,6 +462,7 @@ impl ColdReads {
 pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: usize) {
     let mut buf = Vec::new();
     let mut next_sample = Instant::now();
+    let mut samples = 0u64;
     loop {
         let job = {
             let mut q = cold.queue.lock();
@@ -336,6 +493,11 @@ pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: 
             None => {
                 sample(cold, index, registry);
                 next_sample = Instant::now() + SAMPLE_INTERVAL;
+                samples += 1;
+                if samples % ROOM_CHECK_SAMPLES == 1 {
+                    let bytes = registry.load().iter().map(|s| s.len()).sum();
+                    cold.update_bypass(bytes);
+                }
             }
         }
     }
@@ -351,16 +513,17 @@ fn fail_all(cold: &ColdReads) {
 
 fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
     cold.wait_while_held();
-    let result = if cold.fail_eio.load(Ordering::Relaxed) {
-        Err(Error::io(
-            "read segment",
-            job.seg.path(),
-            std::io::Error::from_raw_os_error(libc::EIO),
-        ))
-    } else {
-        read_record(&job.seg, job.off, buf)
+    let result = match cold.injected_failure(&job) {
+        Some(e) => Err(e),
+        None => read_record(cold, &job.seg, job.off, cold.wants_direct(&job), buf),
     };
-    if let Err(e) = &result {
+    done(cold, &job, &result);
+}
+
+/// A read ended: counts it (and its failure, logged with file and offset) and answers
+/// everyone waiting for it.
+fn done(cold: &ColdReads, job: &Job, result: &ReadResult) {
+    if let Err(e) = result {
         cold.stats.errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
             path = %job.seg.path().display(),
@@ -371,10 +534,10 @@ fn read_one(cold: &ColdReads, job: Job, buf: &mut Vec<u8>) {
         );
     }
     cold.stats.note(job.queued.elapsed());
-    finish(cold, &job, &result);
+    finish(cold, job, result);
 }
 
-fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
+fn finish(cold: &ColdReads, job: &Job, result: &ReadResult) {
     let waiting = cold
         .pending
         .lock()
@@ -386,35 +549,229 @@ fn finish(cold: &ColdReads, job: &Job, result: &Result<()>) {
     }
 }
 
-/// Reads the record at `off` from the file and checks both its checksums: after this its
-/// pages are in the page cache, read by exactly the record's own pages.
-fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
-    let corrupt = |reason: &str| Error::Corrupt {
+fn corrupt(seg: &Segment, off: u64, reason: &str) -> Error {
+    Error::Corrupt {
         path: seg.path(),
         offset: off,
         reason: reason.into(),
-    };
+    }
+}
+
+/// The record header at the start of `b`, decoded and checked; a damaged one is counted.
+fn header_of(seg: &Segment, off: u64, b: &[u8]) -> Result<RecordHeader> {
+    RecordHeader::decode(b).map_err(|e| {
+        seg.note_corrupt_read();
+        corrupt(
+            seg,
+            off,
+            match e {
+                format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
+                _ => "no record header here",
+            },
+        )
+    })
+}
+
+/// Reads the record at `off` and checks both its checksums: into a buffer of its own with
+/// `O_DIRECT` when it can (see the module's documentation), else into the page cache.
+/// `direct`: try `O_DIRECT` first (see [`ColdReads::wants_direct`]).
+fn read_record(
+    cold: &ColdReads,
+    seg: &Segment,
+    off: u64,
+    direct: bool,
+    buf: &mut Vec<u8>,
+) -> ReadResult {
     let end = seg.len();
     if off + RECORD_HEADER_LEN as u64 > end {
-        return Err(corrupt("index points past the end of the segment"));
+        return Err(corrupt(
+            seg,
+            off,
+            "index points past the end of the segment",
+        ));
     }
+    if let Some(file) = direct.then(|| seg.direct_file()).flatten() {
+        match read_direct(cold, seg, file, off, end) {
+            Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                cold.refuse_direct(seg);
+            }
+            Ok(None) => {}
+            done => return done,
+        }
+    }
+    read_buffered(seg, off, end, buf).map(|()| None)
+}
+
+/// Reads the record at `off` with `O_DIRECT` through `file` (see [`DirectRead`]). `None` for
+/// a record larger than [`STAGE_RECORD_MAX`], which the caller reads through the page cache.
+fn read_direct(
+    cold: &ColdReads,
+    seg: &Segment,
+    file: &std::fs::File,
+    off: u64,
+    end: u64,
+) -> ReadResult {
+    use std::os::unix::fs::FileExt;
+    let mut read = DirectRead::new(off, end);
+    loop {
+        let (at, dst) = read.want(seg)?;
+        let n = loop {
+            match file.read_at(dst, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => break r.map_err(|e| Error::io("read segment (O_DIRECT)", seg.path(), e))?,
+            }
+        };
+        match read.arrived(cold, seg, n)? {
+            DirectStep::More => {}
+            DirectStep::Staged(rec) => return Ok(Some(rec)),
+            DirectStep::TooLarge => return Ok(None),
+        }
+    }
+}
+
+/// One record's `O_DIRECT` read into an aligned buffer of whole blocks: the block(s) holding
+/// its header, then the rest when the record runs past them; then its checksums. The pool
+/// drives it with `pread`, a worker's ring with io_uring reads.
+pub(crate) struct DirectRead {
+    off: u64,
+    /// The segment's length: no record runs past it.
+    end: u64,
+    /// The first block's file offset, and where the record starts in `buf`.
+    base: u64,
+    start: usize,
+    buf: AlignedBuf,
+    /// Bytes of `buf` filled from the file, and bytes to read (whole blocks).
+    have: usize,
+    need: usize,
+    header: Option<RecordHeader>,
+}
+
+/// What a [`DirectRead`] needs after some bytes arrived.
+pub(crate) enum DirectStep {
+    /// Another read: [`DirectRead::want`] says which.
+    More,
+    /// The record, checked, in its buffer.
+    Staged(Arc<StagedRecord>),
+    /// Larger than [`STAGE_RECORD_MAX`]: read it through the page cache instead.
+    TooLarge,
+}
+
+impl DirectRead {
+    pub(crate) fn new(off: u64, end: u64) -> DirectRead {
+        let block = BLOCK_BYTES as u64;
+        let base = off / block * block;
+        let start = (off - base) as usize;
+        let need = (start + RECORD_HEADER_LEN).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        let mut buf = AlignedBuf::default();
+        buf.reserve_bytes(need);
+        DirectRead {
+            off,
+            end,
+            base,
+            start,
+            buf,
+            have: 0,
+            need,
+            header: None,
+        }
+    }
+
+    /// The next read: its file offset and the part of the buffer it fills (both block
+    /// aligned, as `O_DIRECT` requires).
+    ///
+    /// # Errors
+    /// A previous read ended inside a block (the end of the file) short of the record.
+    pub(crate) fn want(&mut self, seg: &Segment) -> Result<(u64, &mut [u8])> {
+        if self.have % BLOCK_BYTES != 0 {
+            return Err(corrupt(
+                seg,
+                self.off,
+                "segment file shorter than its records",
+            ));
+        }
+        let at = self.base + self.have as u64;
+        Ok((at, &mut self.buf.as_mut_slice()[self.have..self.need]))
+    }
+
+    /// `n` more bytes arrived in the part [`DirectRead::want`] gave (0: the file ended there).
+    ///
+    /// # Errors
+    /// The file ended before the record did, or the record is damaged (counted on `seg`).
+    pub(crate) fn arrived(
+        &mut self,
+        cold: &ColdReads,
+        seg: &Segment,
+        n: usize,
+    ) -> Result<DirectStep> {
+        if n == 0 {
+            return Err(corrupt(
+                seg,
+                self.off,
+                "segment file shorter than its records",
+            ));
+        }
+        self.have += n;
+        let header = match self.header {
+            Some(h) => h,
+            None => {
+                if self.have < self.start + RECORD_HEADER_LEN {
+                    return Ok(DirectStep::More);
+                }
+                let h = header_of(seg, self.off, &self.buf.as_slice()[self.start..self.have])?;
+                let len = h.record_len();
+                if self.off + len as u64 > self.end {
+                    return Err(corrupt(
+                        seg,
+                        self.off,
+                        "record runs past the end of the segment",
+                    ));
+                }
+                if len > STAGE_RECORD_MAX {
+                    return Ok(DirectStep::TooLarge);
+                }
+                self.header = Some(h);
+                self.need = self
+                    .need
+                    .max((self.start + len).div_ceil(BLOCK_BYTES) * BLOCK_BYTES);
+                self.buf.reserve_bytes(self.need);
+                h
+            }
+        };
+        let len = header.record_len();
+        if self.have < self.start + len {
+            return Ok(DirectStep::More);
+        }
+        if !format::verify_record(&header, &self.buf.as_slice()[self.start..self.start + len]) {
+            seg.note_corrupt_read();
+            return Err(corrupt(seg, self.off, "record checksum mismatch"));
+        }
+        let loc = Loc {
+            seg: seg.id,
+            off: self.off as u32,
+        };
+        let buf = std::mem::take(&mut self.buf);
+        let counted = cold.staged_bytes.clone();
+        cold.stats.direct.fetch_add(1, Ordering::Relaxed);
+        Ok(DirectStep::Staged(Arc::new(StagedRecord::new(
+            loc, buf, self.start, len, counted,
+        ))))
+    }
+}
+
+/// Reads the record at `off` through the page cache and checks both its checksums: after
+/// this its pages are in memory for the map, read by exactly the record's own pages.
+fn read_buffered(seg: &Segment, off: u64, end: u64, buf: &mut Vec<u8>) -> Result<()> {
     // The rest of the first page, and at least a header.
     let first = (PAGE_BYTES - off % PAGE_BYTES)
         .max(RECORD_HEADER_LEN as u64)
         .min(end - off) as usize;
     buf.resize(first.max(buf.len()), 0);
     seg.read_at(off, &mut buf[..first])?;
-    let header = RecordHeader::decode(&buf[..first]).map_err(|e| {
-        seg.note_corrupt_read();
-        corrupt(match e {
-            format::HeaderError::Bad(r) | format::HeaderError::Invalid(r) => r,
-            _ => "no record header here",
-        })
-    })?;
+    let header = header_of(seg, off, &buf[..first])?;
     let body_crc = format::get_u32(buf, format::RH_BODY_CRC);
     let len = header.record_len() as u64;
     if off + len > end {
-        return Err(corrupt("record runs past the end of the segment"));
+        return Err(corrupt(seg, off, "record runs past the end of the segment"));
     }
     let mut crc = crc32fast::Hasher::new();
     let have = first.min(len as usize);
@@ -429,7 +786,7 @@ fn read_record(seg: &Segment, off: u64, buf: &mut Vec<u8>) -> Result<()> {
     }
     if crc.finalize() != body_crc {
         seg.note_corrupt_read();
-        return Err(corrupt("record checksum mismatch"));
+        return Err(corrupt(seg, off, "record checksum mismatch"));
     }
     Ok(())
 }
@@ -463,6 +820,7 @@ pub(crate) struct ColdStats {
     pub reads: AtomicU64,
     pub errors: AtomicU64,
     pub merged: AtomicU64,
+    pub direct: AtomicU64,
     pub in_flight: AtomicU64,
     latency_us: [AtomicU64; LATENCY_BUCKETS],
 }
@@ -475,6 +833,7 @@ impl Default for ColdStats {
             reads: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             merged: AtomicU64::new(0),
+            direct: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latency_us: std::array::from_fn(|_| AtomicU64::new(0)),
         }
