@@ -95,16 +95,33 @@ pub struct ReplicaLink {
     loading: Flag,
     link: Mutex<Link>,
     changed: Condvar,
-    /// `--masterauth`: the password the link sends with AUTH.
-    pub masterauth: Option<String>,
-    /// `--masteruser`: the user AUTH names with the password, when set.
-    pub masteruser: Option<String>,
+    /// `--masterauth` and `--masteruser` (CONFIG SET changes them): the password the link
+    /// sends with AUTH, and the user it names with it.
+    credentials: Mutex<(Option<String>, Option<String>)>,
     /// Tests: a full sync's load waits while this holds (see `ServerHandle::hold_replica_load`).
     load_held: Mutex<bool>,
     load_released: Condvar,
 }
 
 impl ReplicaLink {
+    /// The password the link sends with AUTH (`masterauth`), and the user (`masteruser`).
+    pub fn credentials(&self) -> (Option<String>, Option<String>) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// CONFIG SET masterauth: used from the next connection to the primary on. Empty = none.
+    pub fn set_masterauth(&self, pass: Option<String>) {
+        self.credentials.lock().unwrap_or_else(|e| e.into_inner()).0 = pass;
+    }
+
+    /// CONFIG SET masteruser: used from the next connection to the primary on. Empty = none.
+    pub fn set_masteruser(&self, user: Option<String>) {
+        self.credentials.lock().unwrap_or_else(|e| e.into_inner()).1 = user;
+    }
+
     /// Following `primary` from the start (`--replicaof`), or nobody.
     pub fn new(
         primary: Option<(String, u16)>,
@@ -137,8 +154,7 @@ impl ReplicaLink {
                 partial_syncs: 0,
             }),
             changed: Condvar::new(),
-            masterauth,
-            masteruser,
+            credentials: Mutex::new((masterauth, masteruser)),
             load_held: Mutex::new(false),
             load_released: Condvar::new(),
         }

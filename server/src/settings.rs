@@ -16,6 +16,8 @@ const OFF: u64 = u64::MAX;
 /// The settings that can change at run time.
 pub struct Settings {
     maxclients: AtomicUsize,
+    /// Redis's `replica-priority` (INFO's `slave_priority`).
+    replica_priority: AtomicU64,
     timeout_secs: AtomicU64,
     requirepass: RwLock<Option<Arc<[u8]>>>,
     proto_max_bulk_len: AtomicU64,
@@ -43,6 +45,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             maxclients: AtomicUsize::new(10_000),
+            replica_priority: AtomicU64::new(100),
             timeout_secs: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             proto_max_bulk_len: AtomicU64::new(512 << 20),
@@ -59,6 +62,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// A replica's priority for promotion by Sentinel (lowest non-zero first; 0 = never).
+    pub fn replica_priority(&self) -> u64 {
+        self.replica_priority.load(Ordering::Relaxed)
+    }
+    pub fn set_replica_priority(&self, n: u64) {
+        self.replica_priority.store(n, Ordering::Relaxed);
+    }
+
     pub fn maxclients(&self) -> usize {
         self.maxclients.load(Ordering::Relaxed)
     }

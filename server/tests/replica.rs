@@ -460,6 +460,62 @@ fn masteruser_authenticates_as_an_acl_user() {
     assert_eq!(read_command(&mut p), ["AUTH", "repl", "pw"]);
 }
 
+/// CONFIG SET masterauth / masteruser apply from the next connection to the primary (Redis
+/// changes them at run time too), and CONFIG SET replica-priority is what INFO gives
+/// Sentinel as `slave_priority`.
+#[test]
+fn config_set_changes_the_links_credentials_and_the_priority() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|c| {
+        c.replicaof = vec!["127.0.0.1".into(), primary.port().to_string()];
+        c.masterauth = Some("old".into());
+    });
+    let mut p = accept(&listener);
+    assert_eq!(read_command(&mut p), ["PING"]);
+    p.send(b"+PONG\r\n");
+    assert_eq!(read_command(&mut p), ["AUTH", "old"]);
+    let mut con = srv.client();
+    let set = |con: &mut redis::Connection, k: &str, v: &str| -> String {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(k)
+            .arg(v)
+            .query(con)
+            .unwrap()
+    };
+    assert_eq!(set(&mut con, "masterauth", "new"), "OK");
+    assert_eq!(set(&mut con, "masteruser", "repl"), "OK");
+    assert_eq!(set(&mut con, "replica-priority", "0"), "OK");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("masteruser")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["masteruser", "repl"]);
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(info_field(&info, "slave_priority"), "0");
+    let bad: redis::RedisResult<String> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-priority")
+        .arg("-1")
+        .query(&mut con);
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .contains("between 0 and 2147483647"));
+    // The primary drops the link (the AUTH was refused): the next handshake uses the new pair.
+    p.send(b"-WRONGPASS invalid username-password pair\r\n");
+    drop(p);
+    let mut p = accept(&listener);
+    assert_eq!(read_command(&mut p), ["PING"]);
+    p.send(b"+PONG\r\n");
+    assert_eq!(read_command(&mut p), ["AUTH", "repl", "new"]);
+}
+
 /// A link that drops inside a transaction: the commands MULTI queued die with the link's
 /// client, so the replica's offset stays before the MULTI (as Redis's `reploff`) and the
 /// partial resync asks for the transaction again; the new link starts in the database the

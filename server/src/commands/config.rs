@@ -1,7 +1,8 @@
 //! CONFIG (GET, SET, RESETSTAT, HELP) under Redis's parameter names.
 //!
 //! CONFIG SET changes, while the server runs, every parameter flin has that Redis lets you
-//! change: maxclients, timeout, requirepass, proto-max-bulk-len, client-output-buffer-limit
+//! change: maxclients, timeout, requirepass, masterauth, masteruser, replica-priority,
+//! proto-max-bulk-len, client-output-buffer-limit
 //! (its normal class's hard limit becomes flin's output limit, see below) and flin's own
 //! client-output-limit, slowlog-log-slower-than, slowlog-max-len, latency-monitor-threshold,
 //! latency-tracking, and appendfsync (the engine's fsync policy, from the next write on).
@@ -36,6 +37,8 @@ const PARAMS: &[&str] = &[
     "io-threads",
     "latency-monitor-threshold",
     "latency-tracking",
+    "masterauth",
+    "masteruser",
     "maxclients",
     "maxmemory",
     "maxmemory-policy",
@@ -57,7 +60,6 @@ const PARAMS: &[&str] = &[
 /// Parameters that never change while flin runs.
 const IMMUTABLE: &[&str] = &[
     "bind",
-    "replica-priority",
     "databases",
     "dir",
     "io-threads",
@@ -66,7 +68,7 @@ const IMMUTABLE: &[&str] = &[
 ];
 
 /// Parameters whose value is Redis-sensitive: CONFIG SET's value is redacted in the slow log.
-pub(super) const SENSITIVE: &[&str] = &["requirepass"];
+pub(super) const SENSITIVE: &[&str] = &["requirepass", "masterauth"];
 
 const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-lru",
@@ -114,7 +116,9 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "proto-max-bulk-len" => s.proto_max_bulk_len().to_string(),
         "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
         "repl-backlog-ttl" => ctx.read_stream(|s| s.backlog_ttl_secs()).to_string(),
-        "replica-priority" => c.replica_priority.to_string(),
+        "replica-priority" => s.replica_priority().to_string(),
+        "masterauth" => ctx.server.replica.credentials().0.unwrap_or_default(),
+        "masteruser" => ctx.server.replica.credentials().1.unwrap_or_default(),
         "requirepass" => s
             .requirepass()
             .map(|p| String::from_utf8_lossy(&p).into_owned())
@@ -298,6 +302,7 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
     match name {
         "maxclients" => int(1, u32::MAX.into(), "argument must be between 1 and 4294967295 inclusive"),
         "timeout" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
+        "replica-priority" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
         "repl-backlog-ttl" => int(0, i64::MAX, "argument must be between 0 and 9223372036854775807 inclusive"),
         "slowlog-log-slower-than" => int(
             -1,
@@ -448,6 +453,13 @@ fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
             ctx.with_stream(|s| s.set_backlog_ttl_secs(n as u64));
         }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
+        ("replica-priority", Value::Int(n)) => s.set_replica_priority(n as u64),
+        ("masterauth", Value::Text(p)) => server
+            .replica
+            .set_masterauth((!p.is_empty()).then(|| String::from_utf8_lossy(&p).into_owned())),
+        ("masteruser", Value::Text(u)) => server
+            .replica
+            .set_masteruser((!u.is_empty()).then(|| String::from_utf8_lossy(&u).into_owned())),
         ("requirepass", Value::Text(p)) => s.set_requirepass(&p),
         ("appendfsync", Value::Text(p)) => {
             if let Some(p) = FsyncPolicy::from_name(&p) {

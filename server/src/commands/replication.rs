@@ -141,7 +141,7 @@ pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<ReplicaInfo> {
     let _ = write!(
         s,
         "slave_priority:{}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
-        ctx.server.config.replica_priority
+        ctx.server.settings.replica_priority()
     );
     Some(ReplicaInfo {
         skipped_keys: link.skipped_keys,

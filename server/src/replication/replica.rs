@@ -183,8 +183,9 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
     if !wire::ping_ok(&pong) {
         return Err(refused("PING", &pong));
     }
-    if let Some(pass) = &shared.replica.masterauth {
-        let auth = match &shared.replica.masteruser {
+    let (masterauth, masteruser) = shared.replica.credentials();
+    if let Some(pass) = &masterauth {
+        let auth = match &masteruser {
             Some(user) => wire::request(&[b"AUTH", user.as_bytes(), pass.as_bytes()]),
             None => wire::request(&[b"AUTH", pass.as_bytes()]),
         };
