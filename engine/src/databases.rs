@@ -213,17 +213,19 @@ pub(crate) fn write(dir: &Path, map: &[u32]) -> Result<()> {
     made
 }
 
+/// True when `map` holds each of `0..map.len()` once.
+fn is_permutation(map: &[u32]) -> bool {
+    let mut seen = vec![false; map.len()];
+    map.iter().all(|&ns| {
+        seen.get_mut(ns as usize)
+            .is_some_and(|s| !std::mem::replace(s, true))
+    })
+}
+
 fn encode(map: &[u32]) -> Vec<u8> {
     let mut b = vec![0u8; HEADER_LEN + 4 * map.len() + 4];
     b[..8].copy_from_slice(&MAGIC);
-    let permutation = {
-        let mut seen = vec![false; map.len()];
-        map.iter().all(|&ns| {
-            seen.get_mut(ns as usize)
-                .is_some_and(|s| !std::mem::replace(s, true))
-        })
-    };
-    let version = if permutation {
+    let version = if is_permutation(map) {
         VERSION_PERMUTATION
     } else {
         VERSION
@@ -266,12 +268,8 @@ fn decode(b: &[u8]) -> std::result::Result<Vec<u32>, String> {
         .map(|d| get_u32(b, HEADER_LEN + 4 * d))
         .collect();
     if version == VERSION_PERMUTATION {
-        let mut seen = vec![false; map.len()];
-        for &ns in &map {
-            match seen.get_mut(ns as usize) {
-                Some(s) if !*s => *s = true,
-                _ => return Err("databases file map is not a permutation".into()),
-            }
+        if !is_permutation(&map) {
+            return Err("databases file map is not a permutation".into());
         }
     } else {
         let mut sorted = map.clone();

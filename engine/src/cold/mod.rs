@@ -557,6 +557,20 @@ fn corrupt(seg: &Segment, off: u64, reason: &str) -> Error {
     }
 }
 
+/// The segment's length, which bounds the record at `off`; an error when not even its header
+/// fits below it (the index points past the end).
+fn record_bound(seg: &Segment, off: u64) -> Result<u64> {
+    let end = seg.len();
+    if off + RECORD_HEADER_LEN as u64 > end {
+        return Err(corrupt(
+            seg,
+            off,
+            "index points past the end of the segment",
+        ));
+    }
+    Ok(end)
+}
+
 /// The record header at the start of `b`, decoded and checked; a damaged one is counted.
 fn header_of(seg: &Segment, off: u64, b: &[u8]) -> Result<RecordHeader> {
     RecordHeader::decode(b).map_err(|e| {
@@ -582,14 +596,7 @@ fn read_record(
     direct: bool,
     buf: &mut Vec<u8>,
 ) -> ReadResult {
-    let end = seg.len();
-    if off + RECORD_HEADER_LEN as u64 > end {
-        return Err(corrupt(
-            seg,
-            off,
-            "index points past the end of the segment",
-        ));
-    }
+    let end = record_bound(seg, off)?;
     if let Some(file) = direct.then(|| seg.direct_file()).flatten() {
         match read_direct(cold, seg, file, off, end) {
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {

@@ -147,16 +147,13 @@ impl ColdRing {
             done(&self.cold, &job, &Err(e));
             return;
         }
-        let end = job.seg.len();
-        if job.off + crate::format::RECORD_HEADER_LEN as u64 > end {
-            let e = super::corrupt(
-                &job.seg,
-                job.off,
-                "index points past the end of the segment",
-            );
-            done(&self.cold, &job, &Err(e));
-            return;
-        }
+        let end = match super::record_bound(&job.seg, job.off) {
+            Ok(end) => end,
+            Err(e) => {
+                done(&self.cold, &job, &Err(e));
+                return;
+            }
+        };
         let Some(i) = self.free.pop() else {
             self.waiting.push_front(job);
             return;
