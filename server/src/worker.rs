@@ -219,6 +219,7 @@ async fn worker_main(
     monoio::spawn(durability::watch(Rc::downgrade(&w.local.durability)));
     if w.local.cold_ring.is_some() {
         monoio::spawn(cold_reaper(Rc::downgrade(&w.local)));
+        monoio::spawn(cold_flusher(Rc::downgrade(&w.local)));
     }
     accept_loop(&w, &listener).await;
     // Closing the listener makes the kernel refuse new connections to this worker.
@@ -285,6 +286,20 @@ async fn cold_reaper(w: Weak<WorkerShared>) {
             ring.borrow_mut().reap();
         }
     }
+}
+
+/// Hands the cold reads the worker's connections queued in one event-loop turn to the kernel
+/// together: it runs after the connections woken in that turn (see
+/// `flin_engine::ColdRing::poll_flush`).
+async fn cold_flusher(w: Weak<WorkerShared>) {
+    poll_fn(|cx| match w.upgrade() {
+        Some(w) => match &w.cold_ring {
+            Some(ring) => ring.borrow_mut().poll_flush(cx),
+            None => Poll::Ready(()),
+        },
+        None => Poll::Ready(()),
+    })
+    .await;
 }
 
 async fn accept_loop(w: &Rc<Worker>, listener: &TcpListener) {

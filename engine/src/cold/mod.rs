@@ -38,7 +38,7 @@ pub use ring::ColdRing;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -70,6 +70,9 @@ const READ_CHUNK_BYTES: usize = 1 << 20;
 pub const STAGE_RECORD_MAX: usize = 256 << 10;
 /// Buffers of staged records alive at once, at most (beyond it reads take the page cache).
 pub const STAGED_BYTES_MAX: u64 = 64 << 20;
+/// The first `O_DIRECT` read of a record covers at most this many bytes from its start (see
+/// [`ColdReads::read_guess`]); a longer record takes a second read for the rest.
+const READ_GUESS_MAX: u32 = 16 << 10;
 /// Cold reads remembered, to read a record again through the page cache.
 pub const RECENT_SLOTS: usize = 16384;
 
@@ -266,6 +269,9 @@ pub(crate) struct ColdReads {
     pub(crate) force_bypass: AtomicBool,
     /// The rings' eventfds, nudged when held reads are released (tests).
     ring_events: Mutex<Vec<std::sync::Weak<std::os::fd::OwnedFd>>>,
+    /// A moving average of the lengths of the records read with `O_DIRECT`: the first read of
+    /// the next one covers this much (see [`ColdReads::read_guess`]).
+    typical_len: AtomicU32,
 }
 
 impl Default for ColdReads {
@@ -288,6 +294,7 @@ impl Default for ColdReads {
             bypass_cache: AtomicBool::new(false),
             force_bypass: AtomicBool::new(false),
             ring_events: Mutex::new(Vec::new()),
+            typical_len: AtomicU32::new(0),
         }
     }
 }
@@ -436,6 +443,32 @@ impl ColdReads {
                 }
             );
         }
+    }
+
+    /// How many bytes from a record's start its first `O_DIRECT` read covers: about the length
+    /// of the records read lately (at least a header, at most [`READ_GUESS_MAX`]).
+    ///
+    /// The index does not keep record lengths (16 bytes per key), so without a guess the first
+    /// read takes the block(s) holding the header, and a record that runs into the next block
+    /// (a quarter of 1 KB records, at random offsets in 4 KiB blocks) takes a second read: a
+    /// second device round trip for it and a second submission. Records of one store are
+    /// usually of similar sizes; a guess too long costs only more blocks in the same read.
+    fn read_guess(&self) -> usize {
+        (self.typical_len.load(Ordering::Relaxed).min(READ_GUESS_MAX) as usize)
+            .max(RECORD_HEADER_LEN)
+    }
+
+    /// Takes `len`, a record's length just read, into [`ColdReads::read_guess`].
+    fn note_len(&self, len: usize) {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let old = self.typical_len.load(Ordering::Relaxed);
+        // An average over about the last 8 records; racing updates may lose one, harmless.
+        let new = if old == 0 {
+            len
+        } else {
+            (u64::from(old) * 7 + u64::from(len)).div_ceil(8) as u32
+        };
+        self.typical_len.store(new, Ordering::Relaxed);
     }
 
     /// Notes that the file system refused an `O_DIRECT` read of `seg`: from now on every
@@ -619,7 +652,7 @@ fn read_direct(
     end: u64,
 ) -> ReadResult {
     use std::os::unix::fs::FileExt;
-    let mut read = DirectRead::new(off, end);
+    let mut read = DirectRead::new(off, end, cold.read_guess());
     loop {
         let (at, dst) = read.want(seg)?;
         let n = loop {
@@ -637,7 +670,8 @@ fn read_direct(
 }
 
 /// One record's `O_DIRECT` read into an aligned buffer of whole blocks: the block(s) holding
-/// its header, then the rest when the record runs past them; then its checksums. The pool
+/// its header and, as a guess, as many bytes as records read lately took; then the rest when
+/// the record runs past them; then its checksums. The pool
 /// drives it with `pread`, a worker's ring with io_uring reads.
 pub(crate) struct DirectRead {
     off: u64,
@@ -664,11 +698,16 @@ pub(crate) enum DirectStep {
 }
 
 impl DirectRead {
-    pub(crate) fn new(off: u64, end: u64) -> DirectRead {
+    /// The read of the record at `off` in a segment `end` bytes long; the first read covers
+    /// `guess` bytes of it (at least its header; never past the segment's last block).
+    pub(crate) fn new(off: u64, end: u64, guess: usize) -> DirectRead {
         let block = BLOCK_BYTES as u64;
         let base = off / block * block;
         let start = (off - base) as usize;
-        let need = (start + RECORD_HEADER_LEN).div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        let blocks = |bytes: usize| bytes.div_ceil(BLOCK_BYTES) * BLOCK_BYTES;
+        let header = blocks(start + RECORD_HEADER_LEN);
+        let file_rest = usize::try_from(end.saturating_sub(base)).unwrap_or(usize::MAX);
+        let need = blocks(start + guess).min(blocks(file_rest)).max(header);
         let mut buf = AlignedBuf::default();
         buf.reserve_bytes(need);
         DirectRead {
@@ -736,6 +775,7 @@ impl DirectRead {
                 if len > STAGE_RECORD_MAX {
                     return Ok(DirectStep::TooLarge);
                 }
+                cold.note_len(len);
                 self.header = Some(h);
                 self.need = self
                     .need

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use io_uring::{opcode, types, IoUring};
 
@@ -35,6 +36,11 @@ pub struct ColdRing {
     waiting: VecDeque<Job>,
     /// Entries pushed since the last `io_uring_enter`.
     unsubmitted: bool,
+    /// Whether a flusher polls [`ColdRing::poll_flush`]: reads are then handed to the kernel
+    /// once per event-loop turn, by the flusher, instead of once per [`ColdRing::submit`].
+    deferred: bool,
+    /// Wakes the flusher (taken when woken: one wake per turn).
+    flusher: Option<Waker>,
 }
 
 impl std::fmt::Debug for ColdRing {
@@ -75,6 +81,8 @@ impl ColdRing {
             free: (0..depth as usize).rev().collect(),
             waiting: VecDeque::new(),
             unsubmitted: false,
+            deferred: false,
+            flusher: None,
         })
     }
 
@@ -119,16 +127,24 @@ impl ColdRing {
         self.start();
     }
 
-    /// Starts waiting reads while the ring has room, and hands them to the kernel.
-    fn start(&mut self) {
-        if !self.waiting.is_empty() && !self.cold.is_held() {
-            while !self.free.is_empty() {
-                let Some(job) = self.waiting.pop_front() else {
-                    break;
-                };
-                self.begin(job);
-            }
-        }
+    /// The flusher's poll: hands the reads queued since the last call to the kernel in one
+    /// `io_uring_enter`, and is woken again when more are queued. Never ready.
+    ///
+    /// Once a task polls this, [`ColdRing::submit`] and [`ColdRing::reap`] only queue reads
+    /// and wake it. On a single-threaded executor that runs woken tasks in order, the flusher
+    /// then runs after the connections woken in the same event-loop turn, so their reads share
+    /// one system call and one doorbell write to the device (under a hypervisor each doorbell
+    /// is a VM exit: measured in `docs/perf/HISTORY.md`). The task must keep polling while the
+    /// ring lives; reads queued meanwhile wait for it.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.deferred = true;
+        self.hand_over();
+        self.flusher = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Hands queued entries to the kernel.
+    fn hand_over(&mut self) {
         if self.unsubmitted {
             self.unsubmitted = false;
             if let Err(e) = self.ring.submit() {
@@ -139,6 +155,27 @@ impl ColdRing {
                     "io_uring submit of cold reads failed; retried on the next read"
                 );
             }
+        }
+    }
+
+    /// Starts waiting reads while the ring has room, and hands them to the kernel (or has the
+    /// flusher do it at the end of the turn).
+    fn start(&mut self) {
+        if !self.waiting.is_empty() && !self.cold.is_held() {
+            while !self.free.is_empty() {
+                let Some(job) = self.waiting.pop_front() else {
+                    break;
+                };
+                self.begin(job);
+            }
+        }
+        if !self.unsubmitted {
+            return;
+        }
+        if !self.deferred {
+            self.hand_over();
+        } else if let Some(flusher) = self.flusher.take() {
+            flusher.wake();
         }
     }
 
@@ -158,7 +195,7 @@ impl ColdRing {
             self.waiting.push_front(job);
             return;
         };
-        let read = DirectRead::new(job.off, end);
+        let read = DirectRead::new(job.off, end, self.cold.read_guess());
         self.slots[i] = Some(Slot { job, read });
         self.push_read(i);
     }
