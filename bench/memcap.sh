@@ -675,7 +675,8 @@ print_report() {
     echo "| target (issue 15) | measured | target | met |"
     echo "| --- | --- | --- | --- |"
     echo "| load rate under the cap / without | $(get ratio_load) | >= 0.5 | $(verdict "$(get ratio_load)" '>=' 0.5) |"
-    echo "| cold GETs that found a value per s / fio QD8 IOPS | $(get ratio_cold_vs_fio) | >= 0.5 | $(verdict "$(get ratio_cold_vs_fio)" '>=' 0.5) |"
+    echo "| cold GETs per s / fio QD8 IOPS (the issue's measure: its \"today 0.03x\" is 2.75K GETs/s over 89K IOPS) | $(get ratio_cold_gets_vs_fio) | >= 0.5 | $(verdict "$(get ratio_cold_gets_vs_fio)" '>=' 0.5) |"
+    echo "| stricter: only the cold GETs that found a value (and read it) per s / fio QD8 IOPS | $(get ratio_cold_vs_fio) | >= 0.5 | $(verdict "$(get ratio_cold_vs_fio)" '>=' 0.5) |"
     echo "| hot p99 beside cold GETs (capped) / beside others all resident | $(get ratio_hot_p99) | <= 2 | $(verdict "$(get ratio_hot_p99)" '<=' 2) |"
     echo "| KiB read from disk per cold GET (capped) | $(get cold_kib_per_get) | <= 8 | $(verdict "$(get cold_kib_per_get)" '<=' 8) |"
     echo "| open under the cap / (open without + hint read) | $(get ratio_open) | <= 2 | $(verdict "$(get ratio_open)" '<=' 2) |"
@@ -700,6 +701,7 @@ compute_ratios() {
     local open_c
     rec ratio_load "$(fmt %.3f "$(calc "$(get load_capped_keys_per_sec) / $(get load_uncapped_keys_per_sec)")")"
     rec ratio_cold_vs_fio "$(fmt %.3f "$(calc "$(get cold_capped_hit_rps) / $(get fio_randread_iops)")")"
+    rec ratio_cold_gets_vs_fio "$(fmt %.3f "$(calc "$(get cold_capped_rps) / $(get fio_randread_iops)")")"
     rec ratio_hot_p99 "$(fmt %.1f "$(calc "$(get mixed_capped_hot_p99_ms) / $(get mixed_uncapped_hot_p99_ms)")")"
     rec cold_kib_per_get "$(fmt %.1f "$(calc "$(get cold_capped_read_bytes_per_hit) / 1024")")"
     open_c=$(get open_capped_secs)
