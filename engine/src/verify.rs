@@ -44,6 +44,7 @@ pub(crate) struct Verifier {
     /// By the segment of the old record.
     pending: Mutex<HashMap<u32, Vec<Pending>>>,
     count: AtomicUsize,
+    pushes: AtomicU64,
     pub(crate) checked: AtomicU64,
     pub(crate) repaired: AtomicU64,
 }
@@ -56,6 +57,7 @@ impl Verifier {
         }
         self.pending.lock().entry(p.old.seg).or_default().push(p);
         self.count.fetch_add(1, Ordering::Relaxed);
+        self.pushes.fetch_add(1, Ordering::Relaxed);
         true
     }
 
@@ -81,13 +83,18 @@ impl Verifier {
         self.count.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// The segment with the most entries waiting, if any.
-    pub(crate) fn busiest_segment(&self) -> Option<u32> {
+    /// The segment with the most entries waiting, with their number, if any.
+    pub(crate) fn busiest_segment(&self) -> Option<(u32, usize)> {
         self.pending
             .lock()
             .iter()
             .max_by_key(|(_, v)| v.len())
-            .map(|(id, _)| *id)
+            .map(|(id, v)| (*id, v.len()))
+    }
+
+    /// Entries queued since the engine opened (a clock of blind writes still arriving).
+    pub(crate) fn pushes(&self) -> u64 {
+        self.pushes.load(Ordering::Relaxed)
     }
 
     /// Drops every entry (FLUSHALL: every key is gone, and so is every old record).
@@ -148,6 +155,21 @@ fn check_entries(env: &Env<'_>, seg_id: u32, entries: Vec<Pending>) {
 
 /// A segment's entries are checked from its hint file from this many on.
 const HINT_WORTH_ENTRIES: usize = 64;
+
+/// While blind writes keep arriving, a segment's entries wait until there is about one per
+/// this many bytes of the segment (at least [`HINT_WORTH_ENTRIES`]): each check of a hinted
+/// segment reads and parses its whole hint file (a 16 MiB segment of 1 KB records: 16K
+/// entries), so checking 64 at a time under a steady load of overwrites spent more CPU than
+/// the writes themselves (measured in `docs/perf/HISTORY.md`).
+const SEGMENT_BYTES_PER_BATCH_ENTRY: u64 = 32 << 10;
+
+/// The entries of a segment `seg_bytes` long worth checking together while blind writes keep
+/// arriving (see [`SEGMENT_BYTES_PER_BATCH_ENTRY`]).
+pub(crate) fn batch_worth(seg_bytes: u64) -> usize {
+    usize::try_from(seg_bytes / SEGMENT_BYTES_PER_BATCH_ENTRY)
+        .unwrap_or(usize::MAX)
+        .max(HINT_WORTH_ENTRIES)
+}
 
 /// The key and header of the record at `off`: from the map when it is in memory, else read
 /// from the file (this runs off the clients' threads, but a fault would still hold the

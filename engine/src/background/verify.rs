@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::shared::Shared;
+use crate::verify::VERIFY_PENDING_MAX;
 
 /// How often the thread looks for work when there is none.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -14,6 +15,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 const SEGMENTS_PER_ROUND: usize = 4;
 
 pub(crate) fn run(shared: Arc<Shared>) {
+    let mut pushes_seen = shared.verifier.pushes();
     loop {
         let paused = || shared.hooks.verify_paused.load(Ordering::SeqCst);
         if (paused() || shared.verifier.len() == 0) && shared.syncer.wait_shutdown(IDLE_WAIT) {
@@ -25,14 +27,35 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if shared.syncer.is_shutdown() {
             return;
         }
-        // A key put back points into the segment checked: no compaction may retire it
-        // meanwhile.
-        let _c = shared.compaction_lock.lock();
-        for _ in 0..SEGMENTS_PER_ROUND {
-            let Some(seg) = shared.verifier.busiest_segment() else {
-                break;
-            };
-            crate::verify::check_segment(&shared.verify_env(), seg);
+        // While blind writes keep coming (a load of overwrites), wait for batches worth a
+        // hint file's read; once they stop, or the queue fills up, check whatever waits.
+        let pushes = shared.verifier.pushes();
+        let batching = pushes != pushes_seen && shared.verifier.len() < VERIFY_PENDING_MAX / 2;
+        pushes_seen = pushes;
+        let mut checked = 0;
+        {
+            // A key put back points into the segment checked: no compaction may retire it
+            // meanwhile.
+            let _c = shared.compaction_lock.lock();
+            for _ in 0..SEGMENTS_PER_ROUND {
+                let Some((seg, waiting)) = shared.verifier.busiest_segment() else {
+                    break;
+                };
+                if batching && waiting < batch_worth(&shared, seg) {
+                    break;
+                }
+                crate::verify::check_segment(&shared.verify_env(), seg);
+                checked += 1;
+            }
+        }
+        if checked == 0 && shared.syncer.wait_shutdown(IDLE_WAIT) {
+            return;
         }
     }
+}
+
+/// Entries of segment `seg` worth checking together (see `verify::batch_worth`).
+fn batch_worth(shared: &Shared, seg: u32) -> usize {
+    let bytes = shared.registry.load().get(seg).map_or(0, |s| s.len());
+    crate::verify::batch_worth(bytes)
 }
