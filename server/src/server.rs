@@ -147,9 +147,9 @@ impl Server {
         };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
         crate::replication::clean_up(&config.dir);
-        // Taken (and removed) before anything can change the store: a crash from here on
-        // leaves no position that the store no longer matches.
-        let resume = crate::repl_resume::take(&config.dir).unwrap_or_else(|e| {
+        // Read now, removed only once the start can no longer fail before anything changes
+        // the store (below): a start that fails (a port in use) keeps it for the next.
+        let resume = crate::repl_resume::read(&config.dir).unwrap_or_else(|e| {
             tracing::warn!("{e}");
             None
         });
@@ -218,6 +218,15 @@ impl Server {
                 crate::settings::Settings::default().output_buffer_limits()[1],
             ),
             config,
+        });
+        // Removed durably before any worker or the replication link can change the store: a
+        // crash from here on leaves no position the store may no longer match.
+        let resume = resume.filter(|_| match crate::repl_resume::consume(&shared.config.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
         });
         resume_stream(&shared, resume);
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
