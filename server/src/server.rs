@@ -206,6 +206,7 @@ impl Server {
                 p
             },
             pause: ClientPause::default(),
+            shutdown_wait: crate::shutdown_wait::ShutdownWait::default(),
             exec_gate: crate::transactions::ExecGate::new(threads),
             watches: crate::transactions::Watches::default(),
             replica: crate::repl_state::ReplicaLink::new(
@@ -556,9 +557,10 @@ impl Drop for ServerHandle {
 pub struct ShutdownTrigger(Arc<Shared>);
 
 impl ShutdownTrigger {
-    /// Asks the server to stop, as [`ServerHandle::request_shutdown`] does.
+    /// Asks the server to stop as SIGTERM does: after waiting up to `shutdown-timeout` for
+    /// lagging replicas (writes paused); a second call while that wait runs stops at once.
     pub fn trigger(&self) {
-        self.0.request_shutdown();
+        crate::shutdown::on_signal(&self.0);
     }
 }
 
@@ -567,6 +569,7 @@ fn settings_of(c: &Config) -> Settings {
     let s = Settings::default();
     s.set_maxclients(c.maxclients);
     s.set_replica_priority(u64::from(c.replica_priority));
+    s.set_shutdown_timeout_secs(c.shutdown_timeout);
     s.set_timeout_secs(c.timeout);
     s.set_requirepass(c.requirepass.as_deref().unwrap_or_default().as_bytes());
     s.set_proto_max_bulk_len(c.proto_max_bulk_len);

@@ -502,7 +502,7 @@ fn stream_loop(
                 keyspace_hits: 0,
                 keyspace_misses: 0,
                 close: false,
-                shutdown: false,
+                shutdown: None,
                 repl: None,
                 repl_tx: None,
             };
