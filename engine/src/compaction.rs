@@ -145,8 +145,11 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
     let inputs = &inputs[..];
     shared.compaction_running.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let result = compact_locked(shared, inputs);
+    let mut expired = Vec::new();
+    let result = compact_locked(shared, inputs, &mut expired);
     shared.compaction_running.store(false, Ordering::Relaxed);
+    drop(_run);
+    report_expired(shared, &expired);
     if let Ok(r) = &result {
         let reclaimed = r.bytes_in.saturating_sub(r.bytes_out);
         shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
@@ -171,6 +174,29 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
     result
 }
 
+/// Reports the expired keys a run dropped (see [`keep_record`]) as the sweep reports its own:
+/// counted in `expired_keys` and passed to `Engine::on_expired`'s hook. Called with no lock
+/// of the engine held, since the hook may take locks of its own (a server's replication
+/// stream, whose holder may be a write waiting for this very compaction under the space bound).
+fn report_expired(shared: &Shared, expired: &[(u32, Vec<u8>)]) {
+    if expired.is_empty() {
+        return;
+    }
+    shared
+        .counters
+        .expired_keys
+        .fetch_add(expired.len() as u64, Ordering::Relaxed);
+    if let Some(hook) = shared.expired_hook.get() {
+        for (ns, key) in expired {
+            // A namespace no database maps to any more (SWAPDB meanwhile) is reported by the
+            // database that has it now, as the sweep does.
+            if let Some(db) = shared.databases.db_of(*ns) {
+                hook(db, key);
+            }
+        }
+    }
+}
+
 struct Copied {
     key_hash: KeyHash,
     ns: u32,
@@ -180,7 +206,13 @@ struct Copied {
     tombstone: bool,
 }
 
-fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+/// `expired` collects the expired keys the run dropped from the index, for
+/// [`report_expired`] once the run's lock is released.
+fn compact_locked(
+    shared: &Arc<Shared>,
+    inputs: &[Arc<Segment>],
+    expired: &mut Vec<(u32, Vec<u8>)>,
+) -> Result<RunReport> {
     let input_ids: Vec<u32> = inputs.iter().map(|s| s.id).collect();
     // A tombstone may go only if no segment outside this run holds anything older than it.
     let oldest_elsewhere = shared
@@ -209,7 +241,7 @@ fn compact_locked(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunRe
             let memory_short = shared.cold.checking();
             seg.scan(memory_short, |bytes| {
                 for_each_valid_record(bytes, &mut |off, h, rec| {
-                    if !keep_record(shared, seg, off, h, rec, oldest_elsewhere, now) {
+                    if !keep_record(shared, seg, off, h, rec, oldest_elsewhere, now, expired) {
                         return Ok(());
                     }
                     let to = append(shared, &mut outputs, rec)?;
@@ -318,7 +350,11 @@ fn settle(shared: &Shared, shard: &mut crate::index::Table, i: usize, c: &Copied
     settle_displaced(shared, shard, i, c.key_hash, c.ns, c.from)
 }
 
-/// True when the record must survive compaction.
+/// True when the record must survive compaction. An expired key it drops is pushed on
+/// `expired` (for `Engine::on_expired`'s hook) after `Engine::on_expiring`'s hook ran under
+/// the key's shard lock, as the sweep does: a primary sends its DEL to replicas, which keep
+/// expired keys until their primary's DEL arrives.
+#[allow(clippy::too_many_arguments)]
 fn keep_record(
     shared: &Shared,
     seg: &Segment,
@@ -327,6 +363,7 @@ fn keep_record(
     rec: &[u8],
     oldest_elsewhere: u64,
     now: u64,
+    expired: &mut Vec<(u32, Vec<u8>)>,
 ) -> bool {
     let older_may_exist = oldest_elsewhere < h.seq;
     if h.is_flush() {
@@ -369,8 +406,17 @@ fn keep_record(
         return true;
     }
     // Expired, and nothing older can resurface: forget it here, so the index never points
-    // into a retired segment.
+    // into a retired segment. This is the key's expiry as much as the sweep's removal would
+    // have been: reported the same way (a primary's replicas get its DEL; without it they
+    // kept the key for ever).
     shard.remove_at(i, h.ns);
+    let locked_hook = shared.expiring_hook.get();
+    if let Some(hook) = locked_hook {
+        if let Some(db) = shared.databases.db_of(h.ns) {
+            hook(db, key);
+        }
+    }
+    expired.push((h.ns, key.to_vec()));
     false
 }
 

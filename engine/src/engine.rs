@@ -735,6 +735,16 @@ impl Engine {
             .fetch_add(secs, Ordering::SeqCst);
     }
 
+    /// Stops (or lets go on) the expiry sweep (the maintenance thread's and
+    /// [`Engine::expire_now`]), for tests of the other ways keys expire.
+    #[doc(hidden)]
+    pub fn pause_expiry_sweep_for_tests(&self, paused: bool) {
+        self.shared
+            .hooks
+            .sweep_paused
+            .store(paused, Ordering::SeqCst);
+    }
+
     /// Stops (or lets go on) the checking of blind writes, for tests.
     #[doc(hidden)]
     pub fn pause_verify_for_tests(&self, paused: bool) {

@@ -19,7 +19,10 @@ const EXPIRE_SLOTS_PER_LOCK: usize = 1024;
 /// compaction reclaims their records. No tombstone is needed: an expired record stays invisible
 /// on disk. Returns how many keys were removed.
 pub(crate) fn sweep(shared: &Shared, cursor: &mut u64, budget: usize) -> u64 {
-    if !shared.has_expiring.load(Ordering::Relaxed) || !shared.expire_keys.load(Ordering::Relaxed) {
+    if !shared.has_expiring.load(Ordering::Relaxed)
+        || !shared.expire_keys.load(Ordering::Relaxed)
+        || shared.hooks.sweep_paused.load(Ordering::Relaxed)
+    {
         return 0;
     }
     let now = now_ms();

@@ -31,6 +31,8 @@ pub(crate) struct Hooks {
     panic: AtomicU8,
     /// The verify thread leaves blind writes unchecked while set.
     pub(crate) verify_paused: std::sync::atomic::AtomicBool,
+    /// The expiry sweep removes nothing while set (tests of the other ways keys expire).
+    pub(crate) sweep_paused: std::sync::atomic::AtomicBool,
     /// Seconds added to the access clock (OBJECT IDLETIME), so tests need not wait.
     pub(crate) access_clock_skew_s: std::sync::atomic::AtomicU64,
 }

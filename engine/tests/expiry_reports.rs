@@ -125,3 +125,88 @@ fn with_expire_keys_off_expired_keys_stay_until_deleted() {
     assert_eq!(e.len(), 1);
     assert_eq!(e.get(b"live"), Some(b"x".to_vec()));
 }
+
+/// Compaction may drop an expired key's record (nothing older of the key survives elsewhere):
+/// that is the key's expiry, reported as the sweep's are, to `on_expiring` under the key's
+/// lock (a primary queues the key's DEL for its replicas there) and to `on_expired`, once per
+/// key. Before, compaction dropped them silently, and a flin primary's replicas, which keep
+/// expired keys until their primary's DEL, kept them for ever.
+#[test]
+fn compaction_reports_the_expired_keys_it_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            fsync: Fsync::Never,
+            // Only the explicit compactions below.
+            compaction: false,
+            segment_size_bytes: 64 * 1024,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    // Only compaction may find them expired.
+    engine.pause_expiry_sweep_for_tests(true);
+    type Seen = BTreeMap<(u32, Vec<u8>), u32>;
+    let (locked, after): (Arc<Mutex<Seen>>, Arc<Mutex<Seen>>) = Default::default();
+    let l = locked.clone();
+    engine.on_expiring(move |db, key| {
+        *l.lock().unwrap().entry((db, key.to_vec())).or_default() += 1;
+    });
+    let a = after.clone();
+    engine.on_expired(move |db, key| {
+        *a.lock().unwrap().entry((db, key.to_vec())).or_default() += 1;
+    });
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1_000;
+    // Expired keys in databases 0 and 2 across several segments, each segment with dead
+    // bytes (an overwritten key) so compaction takes it, and live keys beside them.
+    for i in 0..300u32 {
+        engine
+            .put(format!("gone{i}").as_bytes(), &[b'v'; 400], past)
+            .unwrap();
+        engine
+            .db(2)
+            .put(format!("gone{i}").as_bytes(), &[b'v'; 400], past)
+            .unwrap();
+        engine
+            .put(format!("live{i}").as_bytes(), &[b'l'; 100], 0)
+            .unwrap();
+        engine.put(b"churn", &[b'c'; 400], 0).unwrap();
+    }
+    // Seal the last of them.
+    for i in 0..200u32 {
+        engine.put(b"churn", &[b'c'; 400], 0).unwrap();
+        engine.put(format!("pad{i}").as_bytes(), b"p", 0).unwrap();
+    }
+    assert_eq!(engine.len(), 300 * 2 + 300 + 1 + 200, "nothing expired yet");
+    engine.compact_now().unwrap();
+    let want: Seen = (0..300u32)
+        .flat_map(|i| {
+            [
+                (0, format!("gone{i}").into_bytes()),
+                (2, format!("gone{i}").into_bytes()),
+            ]
+        })
+        .map(|k| (k, 1))
+        .collect();
+    assert_eq!(
+        *locked.lock().unwrap(),
+        want,
+        "on_expiring: each dropped key once"
+    );
+    assert_eq!(
+        *after.lock().unwrap(),
+        want,
+        "on_expired: each dropped key once"
+    );
+    assert_eq!(engine.len(), 300 + 1 + 200);
+    assert_eq!(engine.stats().expired_keys, 600);
+    assert_eq!(engine.get(b"live7"), Some(vec![b'l'; 100]));
+    // A second run finds nothing more to report.
+    engine.compact_now().unwrap();
+    assert_eq!(after.lock().unwrap().len(), 600);
+}

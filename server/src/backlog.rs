@@ -482,6 +482,9 @@ pub struct Primary {
     more: Condvar,
     /// WAIT's clients, woken when an ACK arrives.
     ack_wakers: Mutex<Vec<Waker>>,
+    /// Threads waiting for an ACK (with `ack_wakers`' lock): the shutdown's wait for lagging
+    /// replicas.
+    acked: Condvar,
     /// Keys the engine's sweep removed whose DEL is not in the stream yet: queued under the
     /// key's lock (`Engine::on_expiring`), sent by the next write before its own effect, or
     /// by the sweep's report just after.
@@ -629,6 +632,7 @@ impl Primary {
             }),
             more: Condvar::new(),
             ack_wakers: Mutex::new(Vec::new()),
+            acked: Condvar::new(),
             owed: Mutex::new(Vec::new()),
             owed_any: AtomicBool::new(false),
             sync_full: AtomicU64::new(0),
@@ -783,11 +787,25 @@ impl Primary {
             r.ack = r.ack.max(offset);
             r.ack_at = Instant::now();
         }
-        let wakers =
-            std::mem::take(&mut *self.ack_wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        self.wake_ack_waiters();
+    }
+
+    /// Wakes WAIT's clients and [`Primary::wait_ack`]'s thread (an ACK, or a reason to look
+    /// again).
+    pub fn wake_ack_waiters(&self) {
+        let mut wakers = self.ack_wakers.lock().unwrap_or_else(|e| e.into_inner());
+        let wakers = std::mem::take(&mut *wakers);
+        self.acked.notify_all();
         for w in wakers {
             w.wake();
         }
+    }
+
+    /// Blocks the calling thread until the next ACK (or [`Primary::wake_ack_waiters`]), for
+    /// at most `timeout`: the caller looks at what it waits for again either way.
+    pub fn wait_ack(&self, timeout: Duration) {
+        let wakers = self.ack_wakers.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self.acked.wait_timeout(wakers, timeout);
     }
 
     /// Registers a WAIT client's waker, woken at the next ACK.

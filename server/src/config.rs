@@ -191,6 +191,12 @@ pub struct Config {
     #[arg(long, env = "FLIN_REPLICA_PRIORITY", default_value_t = 100)]
     pub replica_priority: u32,
 
+    /// Seconds SHUTDOWN (without NOW), SIGTERM and SIGINT wait, writes paused, for the
+    /// replicas to acknowledge the whole replication stream before the server stops (Redis's
+    /// `shutdown-timeout`); 0 = stop at once. CONFIG SET changes it.
+    #[arg(long, env = "FLIN_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -312,6 +318,7 @@ impl Config {
             masteruser: None,
             repl_backlog_size: 1 << 20,
             replica_priority: 100,
+            shutdown_timeout: 10,
             maxclients: 10_000,
             timeout: 0,
             log_level: "info".into(),

@@ -367,7 +367,8 @@ async fn read_loop(
                 let left_ms = end_ms.saturating_sub(crate::clock::now_ms()).max(0) as u64;
                 let wait = std::time::Duration::from_millis(left_ms);
                 let _ = monoio::time::timeout(wait, w.shared.pause.lifted()).await;
-                if conn.failed.get() {
+                // Stopping: what the pause held never runs (as on Redis, which exits).
+                if conn.failed.get() || w.shared.is_shutting_down() {
                     return None;
                 }
                 continue;
@@ -469,7 +470,7 @@ fn process(
         keyspace_hits: 0,
         keyspace_misses: 0,
         close: false,
-        shutdown: false,
+        shutdown: None,
         repl: None,
         repl_tx: None,
     };
@@ -550,7 +551,7 @@ fn process(
                 pos += consumed;
                 commands_run += 1;
                 commands::execute(&mut ctx, args);
-                if ctx.close || ctx.shutdown {
+                if ctx.close || ctx.shutdown.is_some() {
                     step = Step::Close;
                     break;
                 }
@@ -589,8 +590,8 @@ fn process(
     let produced = out.len() - out_before;
     let queued = out.len() + in_flight;
     drop(out);
-    if shutdown {
-        shared.request_shutdown();
+    if let Some(how) = shutdown {
+        crate::shutdown::begin(&w.shared, how == commands::Shutdown::Now);
     }
     // Only `--fsync always` holds replies for the disk; `durable` would force an fsync.
     if token > conn.pending_token.get() && shared.engine.acks_wait_for_disk() {

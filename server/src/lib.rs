@@ -90,6 +90,7 @@ mod pause;
 mod repl_resume;
 mod repl_state;
 mod settings;
+mod shutdown_wait;
 mod slowlog;
 mod stats;
 mod transactions;
@@ -99,6 +100,9 @@ mod pubsub;
 
 // What holds them: one `Shared` per server, one `WorkerShared` per worker.
 mod shared;
+
+// Stopping after the replicas caught up (SHUTDOWN, SIGTERM), on a thread of its own.
+mod shutdown;
 
 // What a request does to the engine, and the reply it gets.
 pub mod commands;

@@ -24,8 +24,10 @@ fn main() -> ExitCode {
         .name("flin-signals".into())
         .spawn(move || {
             let mut sig: libc::c_int = 0;
+            // Every signal, not only the first: a shutdown waiting for lagging replicas
+            // (`shutdown-timeout`) stops at once on the second, as Redis's does.
             // SAFETY: `signals` is an initialised set and `sig` outlives the call.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            while unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
                 tracing::info!(signal = sig, "signal received");
                 match for_signals.lock().map(|t| t.clone()) {
                     Ok(Some(t)) => t.trigger(),

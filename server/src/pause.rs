@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -29,6 +29,9 @@ pub struct ClientPause {
     end_ms: AtomicI64,
     /// Connections waiting for the pause to end.
     waiters: Mutex<Vec<Waker>>,
+    /// The server is stopping: held connections are woken to close without running what
+    /// they hold (a write held by a shutdown waiting for its replicas must not run after it).
+    stopped: AtomicBool,
 }
 
 impl ClientPause {
@@ -56,6 +59,18 @@ impl ClientPause {
     #[inline]
     pub fn is_on(&self) -> bool {
         self.mode.load(Ordering::Relaxed) != PauseMode::None as u8
+    }
+
+    /// The server is stopping: wakes every waiting connection (and any that starts to wait
+    /// from now on) without ending the pause; they close without running what they hold.
+    pub fn stop(&self) {
+        let Ok(mut waiters) = self.waiters.lock() else {
+            return;
+        };
+        self.stopped.store(true, Ordering::Release);
+        for w in waiters.drain(..) {
+            w.wake();
+        }
     }
 
     /// Ends the pause and wakes every waiting connection.
@@ -104,7 +119,9 @@ impl Future for Lifted<'_> {
         let Ok(mut waiters) = self.pause.waiters.lock() else {
             return Poll::Ready(());
         };
-        if self.pause.mode.load(Ordering::Acquire) == PauseMode::None as u8 {
+        if self.pause.mode.load(Ordering::Acquire) == PauseMode::None as u8
+            || self.pause.stopped.load(Ordering::Acquire)
+        {
             return Poll::Ready(());
         }
         if !self.registered {

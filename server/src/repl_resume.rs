@@ -6,8 +6,9 @@
 //! # Why only a clean shutdown
 //! The position is true only together with the data it describes: every write up to the
 //! offset, and none after. A clean shutdown writes the file after the engine synced every
-//! write the server made, and the start takes it (reads it, then removes it durably) before
-//! anything new is applied. After a crash there is no file, and a full sync is the right
+//! write the server made, and the start reads it, then removes it durably once nothing can stop
+//! the start any more and before anything new is applied (a start that fails, on a port in
+//! use say, leaves it for the next). After a crash there is no file, and a full sync is the right
 //! answer: with `--fsync everysec` the log may hold a shorter prefix of the stream than any
 //! offset the server knew. So the file is never there while the server runs.
 //!
@@ -109,13 +110,14 @@ pub fn save(dir: &Path, resume: &Resume) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Takes the position a clean shutdown left: reads `<dir>/REPL-RESUME` and removes it, durably,
-/// before returning it, so a crash after this start cannot use it again. `Ok(None)`: no file.
+/// Reads the position a clean shutdown left in `<dir>/REPL-RESUME`, leaving the file there:
+/// a start that fails after this keeps it for the next. The start must [`consume`] it before
+/// anything new is applied. `Ok(None)`: no file.
 ///
 /// # Errors
-/// The file is there but damaged, or cannot be read or removed: the message names the file
-/// and says what happens (a full sync); the caller logs it and starts without a position.
-pub fn take(dir: &Path) -> Result<Option<Resume>, String> {
+/// The file is there but damaged (then removed), or cannot be read: the message names the
+/// file and says what happens (a full sync); the caller logs it and starts without a position.
+pub fn read(dir: &Path) -> Result<Option<Resume>, String> {
     let path = dir.join(RESUME_FILE);
     let _ = std::fs::remove_file(dir.join(format!("{RESUME_FILE}.tmp")));
     let text = match std::fs::read_to_string(&path) {
@@ -128,6 +130,26 @@ pub fn take(dir: &Path) -> Result<Option<Resume>, String> {
             ))
         }
     };
+    Resume::parse(&text).map(Some).ok_or_else(|| {
+        let removed = match std::fs::remove_file(&path) {
+            Ok(()) => "removed it".to_owned(),
+            Err(e) => format!("could not remove it ({e}; remove it by hand)"),
+        };
+        format!(
+            "{} is damaged (holds {text:?}); {removed}, replicas will full-sync",
+            path.display()
+        )
+    })
+}
+
+/// Removes `<dir>/REPL-RESUME` durably, so that a crash from here on cannot use a position the
+/// store may no longer match.
+///
+/// # Errors
+/// It could not be removed: the message names the file and says not to use the position
+/// (replicas full-sync).
+pub fn consume(dir: &Path) -> Result<(), String> {
+    let path = dir.join(RESUME_FILE);
     std::fs::remove_file(&path)
         .and_then(|()| std::fs::File::open(dir)?.sync_all())
         .map_err(|e| {
@@ -136,13 +158,7 @@ pub fn take(dir: &Path) -> Result<Option<Resume>, String> {
                  stale position), replicas will full-sync; check the directory's permissions",
                 path.display()
             )
-        })?;
-    Resume::parse(&text).map(Some).ok_or_else(|| {
-        format!(
-            "{} is damaged (holds {text:?}); removed it, replicas will full-sync",
-            path.display()
-        )
-    })
+        })
 }
 
 #[cfg(test)]
@@ -158,6 +174,15 @@ mod tests {
         }
     }
 
+    /// What a start does: read, then consume.
+    fn take(dir: &Path) -> Result<Option<Resume>, String> {
+        let resume = read(dir)?;
+        if resume.is_some() {
+            consume(dir)?;
+        }
+        Ok(resume)
+    }
+
     #[test]
     fn a_saved_position_is_taken_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -167,6 +192,20 @@ mod tests {
             assert_eq!(take(dir.path()), Ok(Some(resume(side))));
             assert_eq!(take(dir.path()), Ok(None), "removed when taken");
         }
+    }
+
+    #[test]
+    fn a_read_position_stays_until_consumed() {
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), &resume(Side::Replica)).unwrap();
+        assert_eq!(read(dir.path()), Ok(Some(resume(Side::Replica))));
+        assert_eq!(
+            read(dir.path()),
+            Ok(Some(resume(Side::Replica))),
+            "still there"
+        );
+        consume(dir.path()).unwrap();
+        assert_eq!(read(dir.path()), Ok(None));
     }
 
     #[test]

@@ -147,9 +147,9 @@ impl Server {
         };
         let engine = Engine::open(&config.dir, options).map_err(StartError::Engine)?;
         crate::replication::clean_up(&config.dir);
-        // Taken (and removed) before anything can change the store: a crash from here on
-        // leaves no position that the store no longer matches.
-        let resume = crate::repl_resume::take(&config.dir).unwrap_or_else(|e| {
+        // Read now, removed only once the start can no longer fail before anything changes
+        // the store (below): a start that fails (a port in use) keeps it for the next.
+        let resume = crate::repl_resume::read(&config.dir).unwrap_or_else(|e| {
             tracing::warn!("{e}");
             None
         });
@@ -206,6 +206,7 @@ impl Server {
                 p
             },
             pause: ClientPause::default(),
+            shutdown_wait: crate::shutdown_wait::ShutdownWait::default(),
             exec_gate: crate::transactions::ExecGate::new(threads),
             watches: crate::transactions::Watches::default(),
             replica: crate::repl_state::ReplicaLink::new(
@@ -218,6 +219,15 @@ impl Server {
                 crate::settings::Settings::default().output_buffer_limits()[1],
             ),
             config,
+        });
+        // Removed durably before any worker or the replication link can change the store: a
+        // crash from here on leaves no position the store may no longer match.
+        let resume = resume.filter(|_| match crate::repl_resume::consume(&shared.config.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
         });
         resume_stream(&shared, resume);
         // Keys the engine's own sweep expires are reported too (held weakly: the engine is
@@ -547,9 +557,10 @@ impl Drop for ServerHandle {
 pub struct ShutdownTrigger(Arc<Shared>);
 
 impl ShutdownTrigger {
-    /// Asks the server to stop, as [`ServerHandle::request_shutdown`] does.
+    /// Asks the server to stop as SIGTERM does: after waiting up to `shutdown-timeout` for
+    /// lagging replicas (writes paused); a second call while that wait runs stops at once.
     pub fn trigger(&self) {
-        self.0.request_shutdown();
+        crate::shutdown::on_signal(&self.0);
     }
 }
 
@@ -558,6 +569,7 @@ fn settings_of(c: &Config) -> Settings {
     let s = Settings::default();
     s.set_maxclients(c.maxclients);
     s.set_replica_priority(u64::from(c.replica_priority));
+    s.set_shutdown_timeout_secs(c.shutdown_timeout);
     s.set_timeout_secs(c.timeout);
     s.set_requirepass(c.requirepass.as_deref().unwrap_or_default().as_bytes());
     s.set_proto_max_bulk_len(c.proto_max_bulk_len);

@@ -18,6 +18,8 @@ pub struct Settings {
     maxclients: AtomicUsize,
     /// Redis's `replica-priority` (INFO's `slave_priority`).
     replica_priority: AtomicU64,
+    /// Redis's `shutdown-timeout`: seconds a shutdown waits for lagging replicas.
+    shutdown_timeout_secs: AtomicU64,
     timeout_secs: AtomicU64,
     requirepass: RwLock<Option<Arc<[u8]>>>,
     proto_max_bulk_len: AtomicU64,
@@ -46,6 +48,7 @@ impl Default for Settings {
         Settings {
             maxclients: AtomicUsize::new(10_000),
             replica_priority: AtomicU64::new(100),
+            shutdown_timeout_secs: AtomicU64::new(10),
             timeout_secs: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             proto_max_bulk_len: AtomicU64::new(512 << 20),
@@ -68,6 +71,14 @@ impl Settings {
     }
     pub fn set_replica_priority(&self, n: u64) {
         self.replica_priority.store(n, Ordering::Relaxed);
+    }
+
+    /// Seconds SHUTDOWN, SIGTERM and SIGINT wait for lagging replicas (0: no wait).
+    pub fn shutdown_timeout_secs(&self) -> u64 {
+        self.shutdown_timeout_secs.load(Ordering::Relaxed)
+    }
+    pub fn set_shutdown_timeout_secs(&self, n: u64) {
+        self.shutdown_timeout_secs.store(n, Ordering::Relaxed);
     }
 
     pub fn maxclients(&self) -> usize {

@@ -74,6 +74,8 @@ pub struct Shared {
     pub monitors: Monitors,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// A shutdown waiting for lagging replicas (`crate::shutdown`).
+    pub shutdown_wait: crate::shutdown_wait::ShutdownWait,
     /// EXEC's gate: each worker holds its part while it runs a batch.
     pub exec_gate: ExecGate,
     /// The keys clients WATCH.
@@ -120,6 +122,8 @@ impl Shared {
             tracing::info!("shutting down: no new connections, answering what was read");
         }
         self.replica.stop();
+        // Connections a pause holds close (a shutdown waiting for replicas pauses writes).
+        self.pause.stop();
         self.primary
             .lock()
             .drop_replicas("the server is shutting down");

@@ -521,3 +521,51 @@ fn replica_links_are_listed_and_killed_as_clients() {
     wait_link_up(&mut r);
     assert_eq!(list(&mut r, "master").len(), 1);
 }
+
+/// A key that expires on a primary and whose record compaction drops before the expiry sweep
+/// found it leaves its replicas too: compaction reports it, and the primary sends its DEL as
+/// for a key the sweep removes. Before, the replica (which keeps expired keys until its
+/// primary's DEL, as Redis's do) kept it for ever.
+#[test]
+fn a_key_compaction_drops_as_expired_is_deleted_on_the_replicas() {
+    let primary = start_with(|c| c.segment_size = 64 * 1024);
+    // Only compaction may find the key expired on the primary.
+    primary.handle().engine().pause_expiry_sweep_for_tests(true);
+    let mut p = primary.client();
+    let replica = replica_of(&primary);
+    let mut r = replica.client();
+    wait_online(&mut p, 1);
+    wait_link_up(&mut r);
+    let _: () = redis::cmd("SET")
+        .arg("gone")
+        .arg("v")
+        .arg("PX")
+        .arg(1)
+        .query(&mut p)
+        .unwrap();
+    // Segments full of overwritten values after it: the one holding it is sealed, with dead
+    // bytes, so compaction takes it.
+    let value = vec![b'x'; 1000];
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("churn{}", i % 4))
+            .arg(&value)
+            .query(&mut p)
+            .unwrap();
+    }
+    assert_eq!(wait_replicas(&mut p, 1), 1);
+    wait_for("the key to expire on the primary", DEADLINE, || {
+        redis::cmd("PTTL").arg("gone").query::<i64>(&mut p).unwrap() == -2
+    });
+    // (The replica holds it, hidden from reads, until the primary's DEL; the primary's own
+    // compaction may have dropped it already.)
+    primary.handle().engine().compact_now().unwrap();
+    let on_primary: i64 = redis::cmd("DBSIZE").query(&mut p).unwrap();
+    assert_eq!(
+        on_primary, 4,
+        "compaction dropped the expired key on the primary"
+    );
+    wait_for("the expired key's DEL on the replica", DEADLINE, || {
+        redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap() == 4
+    });
+}

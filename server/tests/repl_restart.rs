@@ -138,6 +138,51 @@ fn a_replica_stopped_cleanly_continues_where_it_was() {
     again.shutdown().unwrap();
 }
 
+/// A start that fails after the position was read (here: its port is taken) leaves the
+/// position for the next start, which continues the stream with `+CONTINUE`. Before, the
+/// start removed the file as it read it, and the next start full-synced.
+#[test]
+fn a_failed_start_keeps_the_position_for_the_next() {
+    let primary = start();
+    let mut p = primary.client();
+    let mut replica = replica_of(&primary);
+    let mut r = replica.client();
+    wait_link_up(&mut r);
+    write(&mut p, 0, "a", 20);
+    wait_acked(&mut p);
+    drop(r);
+    replica.stop();
+    let dir = replica.dir.path().to_owned();
+    assert!(
+        dir.join(RESUME_FILE).exists(),
+        "a clean stop keeps the position"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut c = common::config(&dir);
+    c.port = port;
+    assert!(Server::start(c).is_err(), "its port is in use");
+    assert!(
+        dir.join(RESUME_FILE).exists(),
+        "a start that failed leaves the position"
+    );
+    drop(taken);
+
+    let again = restart(&dir, |_| {});
+    assert!(
+        !dir.join(RESUME_FILE).exists(),
+        "taken by the start that succeeded"
+    );
+    let mut r = connect(again.local_addr());
+    wait_link_up(&mut r);
+    assert_eq!(syncs(&mut p), (1, 1), "+CONTINUE, no second full sync");
+    write(&mut p, 0, "b", 20);
+    wait_acked(&mut p);
+    assert!(dump(&mut r) == dump(&mut p), "the replica has every key");
+    again.shutdown().unwrap();
+}
+
 /// Stops the binary as a service manager does (SIGTERM) and waits for its exit.
 fn terminate(s: &mut binary::Running) {
     // SAFETY: a plain system call on our own child's pid.

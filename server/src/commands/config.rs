@@ -52,6 +52,7 @@ const PARAMS: &[&str] = &[
     "requirepass",
     "save",
     "segment-size",
+    "shutdown-timeout",
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "timeout",
@@ -125,6 +126,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
             .unwrap_or_default(),
         "save" => String::new(),
         "segment-size" => c.segment_size.to_string(),
+        "shutdown-timeout" => s.shutdown_timeout_secs().to_string(),
         "slowlog-log-slower-than" => s.slowlog_log_slower_than_us().to_string(),
         "slowlog-max-len" => s.slowlog_max_len().to_string(),
         _ => s.timeout_secs().to_string(),
@@ -302,7 +304,7 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
     match name {
         "maxclients" => int(1, u32::MAX.into(), "argument must be between 1 and 4294967295 inclusive"),
         "timeout" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
-        "replica-priority" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
+        "replica-priority" | "shutdown-timeout" => int(0, i32::MAX.into(), "argument must be between 0 and 2147483647 inclusive"),
         "repl-backlog-ttl" => int(0, i64::MAX, "argument must be between 0 and 9223372036854775807 inclusive"),
         "slowlog-log-slower-than" => int(
             -1,
@@ -454,6 +456,7 @@ fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
         }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
         ("replica-priority", Value::Int(n)) => s.set_replica_priority(n as u64),
+        ("shutdown-timeout", Value::Int(n)) => s.set_shutdown_timeout_secs(n as u64),
         ("masterauth", Value::Text(p)) => server
             .replica
             .set_masterauth((!p.is_empty()).then(|| String::from_utf8_lossy(&p).into_owned())),

@@ -148,12 +148,21 @@ pub(crate) struct Ctx<'a> {
     /// Set by QUIT: close the connection after this reply.
     pub close: bool,
     /// Set by SHUTDOWN: stop the server (and close this connection without a reply).
-    pub shutdown: bool,
+    pub shutdown: Option<Shutdown>,
     /// The replication stream, locked while a write runs and replicas may be attached
     /// (`propagate`).
     pub repl: Option<crate::backlog::Held<'a>>,
     /// Inside EXEC: the transaction's effects, sent together when it ends.
     pub repl_tx: Option<Vec<Effect>>,
+}
+
+/// How SHUTDOWN stops the server (see `crate::shutdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// After the replicas acknowledged the stream, for up to `shutdown-timeout`.
+    AfterReplicas,
+    /// At once (NOW, FORCE).
+    Now,
 }
 
 impl<'a> Ctx<'a> {

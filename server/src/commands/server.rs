@@ -47,20 +47,40 @@ pub fn lastsave(ctx: &mut Ctx<'_>, _args: &[&[u8]]) {
 }
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]: stops the server; like Redis, the client
-/// gets no reply, its connection closes. Every write is synced either way.
+/// gets no reply, its connection closes. Every write is synced either way. Without NOW (or
+/// FORCE: flin has no save that could fail) it first waits for lagging replicas, writes
+/// paused, for up to `shutdown-timeout` seconds, as Redis 7 does; ABORT ends that wait
+/// (`crate::shutdown`).
 pub fn shutdown(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
+    let (mut now, mut abort, mut nosave, mut save) = (false, false, false, false);
     for a in &args[1..] {
         if eq_ignore_case(a, "abort") {
-            return reply::err(ctx.out, "No shutdown in progress.");
-        }
-        if !["nosave", "save", "now", "force"]
-            .iter()
-            .any(|k| eq_ignore_case(a, k))
-        {
+            abort = true;
+        } else if eq_ignore_case(a, "now") || eq_ignore_case(a, "force") {
+            now = true;
+        } else if eq_ignore_case(a, "nosave") {
+            nosave = true;
+        } else if eq_ignore_case(a, "save") {
+            save = true;
+        } else {
             return super::syntax_error(ctx.out);
         }
     }
-    ctx.shutdown = true;
+    // Redis's illegal combinations: ABORT with any other flag, NOSAVE with SAVE.
+    if (abort && (now || nosave || save)) || (nosave && save) {
+        return super::syntax_error(ctx.out);
+    }
+    if abort {
+        if crate::shutdown::abort(ctx.server) {
+            return reply::ok(ctx.out);
+        }
+        return reply::err(ctx.out, "No shutdown in progress.");
+    }
+    ctx.shutdown = Some(if now {
+        super::Shutdown::Now
+    } else {
+        super::Shutdown::AfterReplicas
+    });
 }
 
 /// INFO's sections in Redis's order, each with whether plain `INFO` (and `INFO default`)

@@ -46,6 +46,7 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(shared: &Shared) {
+    ask_for_short_slice();
     // Left by a full sync the process did not finish.
     let _ = std::fs::remove_file(shared.config.dir.join(SYNC_FILE));
     // This thread applies the primary's stream: the primary decides what has expired.
@@ -81,6 +82,69 @@ fn run(shared: &Shared) {
         {
             std::thread::sleep(READ_TICK);
         }
+    }
+}
+
+/// The scheduler slice this thread asks for (the kernel's minimum custom slice).
+const LINK_SLICE_NS: u64 = 100_000;
+
+/// Asks the kernel to run this thread soon after it wakes: a short slice (Linux 6.12's EEVDF
+/// custom slice, `sched_attr.sched_runtime`, which needs no privilege) puts its deadline
+/// first among runnable threads of equal weight, so it preempts them when the primary's bytes
+/// arrive. Its share of the CPU does not change.
+///
+/// Why: a replica's reads and the stream's applies are separate threads here (Redis runs
+/// both on one), and under CPU contention the link thread, woken by the primary's bytes,
+/// waited behind a worker answering a tight loop of GETs for up to 4 ms (scheduler traces of
+/// `bench/replication.sh`'s lag runs; `docs/perf/HISTORY.md`). Older kernels ignore the
+/// field; a refusal is logged at debug and changes nothing else.
+fn ask_for_short_slice() {
+    // `struct sched_attr`, SCHED_ATTR_SIZE_VER0 (48 bytes).
+    #[repr(C)]
+    struct SchedAttr {
+        size: u32,
+        policy: u32,
+        flags: u64,
+        nice: i32,
+        priority: u32,
+        runtime: u64,
+        deadline: u64,
+        period: u64,
+    }
+    // SAFETY: sched_getscheduler, getpriority and gettid take and return plain integers;
+    // errno is this thread's own.
+    let (policy, nice, errno) = unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
+        let errno = *libc::__errno_location();
+        (libc::sched_getscheduler(0), nice, errno)
+    };
+    // getpriority answers -1 for nice -1 too: only errno tells a failure.
+    if nice == -1 && errno != 0 {
+        return;
+    }
+    // Only the fair classes have a slice; a real-time policy set by an administrator stays.
+    if policy != libc::SCHED_OTHER && policy != libc::SCHED_BATCH {
+        return;
+    }
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: policy as u32,
+        flags: 0,
+        // The thread's niceness as it is (`nice -n` on the server): only the slice changes.
+        nice,
+        priority: 0,
+        runtime: LINK_SLICE_NS,
+        deadline: 0,
+        period: 0,
+    };
+    // SAFETY: `attr` is a valid, initialised sched_attr of the size it declares, alive for
+    // the call; pid 0 is the calling thread.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if rc != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(),
+                        "could not ask for a short scheduler slice for the replication link thread; \
+                         it is scheduled as the other threads are");
     }
 }
 
@@ -502,7 +566,7 @@ fn stream_loop(
                 keyspace_hits: 0,
                 keyspace_misses: 0,
                 close: false,
-                shutdown: false,
+                shutdown: None,
                 repl: None,
                 repl_tx: None,
             };
