@@ -11,6 +11,8 @@
 //! - `compaction-sync-eio`, `compaction-dir-sync-eio`: a compaction run's fdatasync of its
 //!   output segments, or its fsync of the directory after renaming them into place, fails with
 //!   EIO, every time ([`eio`]).
+//! - `roll-dir-sync-eio`: the sync thread's fsync of the directory after the log rolled to a
+//!   segment renamed into place fails with EIO ([`eio`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

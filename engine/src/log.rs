@@ -49,6 +49,9 @@ pub(crate) struct LogState {
     built_hints: Vec<(u32, HintBuilder)>,
     /// The transaction open now, if one is (see [`Log::txn_begin`]).
     txn: Option<TxnState>,
+    /// A segment was renamed into place since the sync thread last synced the directory: its
+    /// name must be made durable before any of its records is reported durable.
+    dir_unsynced: bool,
 }
 
 /// An open transaction: what its commit needs.
@@ -151,6 +154,7 @@ impl Log {
                 hint: None,
                 built_hints: Vec::new(),
                 txn: None,
+                dir_unsynced: false,
             }),
             last_seq: AtomicU64::new(next_seq - 1),
             populate_ahead,
@@ -166,11 +170,15 @@ impl Log {
     }
 
     /// The segments to sync and the sequence number they will make durable.
-    pub(crate) fn unsynced(&self) -> (Vec<Arc<Segment>>, u64) {
+    /// What the sync thread must make durable for every record up to the returned sequence
+    /// number: these segments' data, and the data directory first when the last flag is set
+    /// (a segment was renamed into place since; taken).
+    pub(crate) fn unsynced(&self) -> (Vec<Arc<Segment>>, u64, bool) {
         let mut st = self.state.lock();
         let mut segs = std::mem::take(&mut st.unsynced_sealed);
         segs.push(st.active.clone());
-        (segs, st.next_seq - 1)
+        let dir = std::mem::take(&mut st.dir_unsynced);
+        (segs, st.next_seq - 1, dir)
     }
 
     pub(crate) fn bytes_written(&self) -> u64 {
@@ -358,7 +366,8 @@ impl Log {
             .max(format::SEGMENT_HEADER_LEN as u64 + need);
         // Create the new segment first: if the disk is full, the old one stays active and
         // nothing is lost.
-        let next = new_log_segment(env, st.next_seq - 1, capacity)?;
+        let (next, dir_unsynced) = new_log_segment(env, st.next_seq - 1, capacity)?;
+        st.dir_unsynced |= dir_unsynced;
         let old = std::mem::replace(&mut st.active, next);
         old.seal()?;
         if let Some(hint) = st.hint.take() {
@@ -399,7 +408,15 @@ fn check_seqs(st: &LogState, count: u64) -> Result<()> {
 
 /// Creates, registers and returns a new log segment of at least `capacity` bytes: the prepared
 /// spare when it fits, else a new file. `last_seq` is the newest record written so far.
-fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<Arc<Segment>> {
+/// The next active segment, and whether its name is not durable yet (the sync thread syncs the
+/// directory before it reports any of its records durable).
+///
+/// The prepared spare is renamed into place without syncing the directory here: the caller
+/// holds the log lock, and the directory's fsync (an ext4 journal commit) took 2.35 ms on
+/// average and up to 107 ms per roll under a load of SETs, stalling every writer (measured in
+/// `docs/perf/HISTORY.md`). Should the rename be lost in a crash, the file is left as
+/// `<id>.seg.tmp`, removed at the next open with records nobody was told were durable.
+fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<(Arc<Segment>, bool)> {
     // The segment being sealed goes to the sync thread; under every policy it is synced and
     // released soon, so retired files do not linger (Never would otherwise wait forever).
     env.syncer.request(last_seq);
@@ -417,10 +434,10 @@ fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<Arc
         });
         if let Some(seg) = spare {
             let path = env.dir.join(format::segment_file_name(seg.id));
-            match seg.rename(path).and_then(|()| sync_dir(env.dir)) {
+            match seg.rename(path) {
                 Ok(()) => {
                     env.registry.register(seg.clone());
-                    return Ok(seg);
+                    return Ok((seg, true));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "prepared segment unusable; creating one");
@@ -432,7 +449,7 @@ fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<Arc
     let id = env.registry.allocate_id()?;
     let seg = Arc::new(create_log_segment(env.dir, id, capacity)?);
     env.registry.register(seg.clone());
-    Ok(seg)
+    Ok((seg, false))
 }
 
 /// Creates a log segment file `dir/<id>.seg` and makes its name durable.

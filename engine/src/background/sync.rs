@@ -53,8 +53,14 @@ pub(crate) fn run(shared: Arc<Shared>) {
 
 /// Syncs every segment with unsynced writes and advances the durable sequence number.
 pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
-    let (segments, seq) = shared.log.unsynced();
+    let (segments, seq, dir) = shared.log.unsynced();
     let started = Instant::now();
+    if dir {
+        // A segment renamed into place by a roll: its name first, or a crash could leave its
+        // records synced under the `.tmp` name that the next open removes.
+        crate::failpoint::eio("roll-dir-sync-eio", "fsync directory", &shared.dir)?;
+        crate::segment::sync_dir(&shared.dir)?;
+    }
     for seg in &segments {
         crate::failpoint::fsync(&seg.path())?;
         seg.sync()?;
