@@ -197,6 +197,19 @@ pub struct Config {
     #[arg(long, env = "FLIN_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
 
+    /// `yes`: a replica refuses its clients' writes (`-READONLY`). `no`: it takes them, as
+    /// Redis's `replica-read-only no` does: they stay on this server (nothing is sent on to its
+    /// primary or to anyone), and the primary's stream overwrites them, a full sync drops them.
+    /// CONFIG SET changes it.
+    #[arg(
+        long,
+        env = "FLIN_REPLICA_READ_ONLY",
+        default_value = "yes",
+        value_parser = parse_yes_no,
+        action = clap::ArgAction::Set
+    )]
+    pub replica_read_only: bool,
+
     /// Most simultaneous client connections; the next one gets
     /// "-ERR max number of clients reached" and is closed.
     #[arg(long, env = "FLIN_MAXCLIENTS", default_value_t = 10_000)]
@@ -318,6 +331,7 @@ impl Config {
             masteruser: None,
             repl_backlog_size: 1 << 20,
             replica_priority: 100,
+            replica_read_only: true,
             shutdown_timeout: 10,
             maxclients: 10_000,
             timeout: 0,

@@ -570,6 +570,7 @@ fn settings_of(c: &Config) -> Settings {
     s.set_maxclients(c.maxclients);
     s.set_replica_priority(u64::from(c.replica_priority));
     s.set_shutdown_timeout_secs(c.shutdown_timeout);
+    s.set_replica_read_only(c.replica_read_only);
     s.set_timeout_secs(c.timeout);
     s.set_requirepass(c.requirepass.as_deref().unwrap_or_default().as_bytes());
     s.set_proto_max_bulk_len(c.proto_max_bulk_len);

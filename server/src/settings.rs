@@ -20,6 +20,8 @@ pub struct Settings {
     replica_priority: AtomicU64,
     /// Redis's `shutdown-timeout`: seconds a shutdown waits for lagging replicas.
     shutdown_timeout_secs: AtomicU64,
+    /// Redis's `replica-read-only`: a replica refuses its clients' writes.
+    replica_read_only: AtomicBool,
     timeout_secs: AtomicU64,
     requirepass: RwLock<Option<Arc<[u8]>>>,
     proto_max_bulk_len: AtomicU64,
@@ -49,6 +51,7 @@ impl Default for Settings {
             maxclients: AtomicUsize::new(10_000),
             replica_priority: AtomicU64::new(100),
             shutdown_timeout_secs: AtomicU64::new(10),
+            replica_read_only: AtomicBool::new(true),
             timeout_secs: AtomicU64::new(0),
             requirepass: RwLock::new(None),
             proto_max_bulk_len: AtomicU64::new(512 << 20),
@@ -79,6 +82,14 @@ impl Settings {
     }
     pub fn set_shutdown_timeout_secs(&self, n: u64) {
         self.shutdown_timeout_secs.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether a replica refuses its clients' writes.
+    pub fn replica_read_only(&self) -> bool {
+        self.replica_read_only.load(Ordering::Relaxed)
+    }
+    pub fn set_replica_read_only(&self, on: bool) {
+        self.replica_read_only.store(on, Ordering::Relaxed);
     }
 
     pub fn maxclients(&self) -> usize {

@@ -569,3 +569,71 @@ fn a_key_compaction_drops_as_expired_is_deleted_on_the_replicas() {
         redis::cmd("DBSIZE").query::<i64>(&mut r).unwrap() == 4
     });
 }
+
+/// `replica-read-only` (Redis's default `yes`): a replica refuses its clients' writes; after
+/// `CONFIG SET replica-read-only no` it takes them locally, INFO says so, and the primary's
+/// stream still overwrites the key; back to `yes`, writes are refused again.
+#[test]
+fn a_replica_takes_local_writes_only_with_replica_read_only_no() {
+    let (_primary, mut p, _replica, mut r) = linked();
+    let refused = redis::cmd("SET")
+        .arg("local")
+        .arg("1")
+        .query::<()>(&mut r)
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    assert_eq!(info_field(&info(&mut r), "slave_read_only"), "1");
+
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-read-only")
+        .arg("no")
+        .query(&mut r)
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("replica-read-only")
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(got, ["replica-read-only", "no"]);
+    assert_eq!(info_field(&info(&mut r), "slave_read_only"), "0");
+    let _: () = redis::cmd("SET")
+        .arg("local")
+        .arg("1")
+        .query(&mut r)
+        .unwrap();
+    let v: String = redis::cmd("GET").arg("local").query(&mut r).unwrap();
+    assert_eq!(v, "1");
+
+    // The primary's write of the same key wins on the replica.
+    let _: () = redis::cmd("SET")
+        .arg("local")
+        .arg("from-primary")
+        .query(&mut p)
+        .unwrap();
+    assert_eq!(wait_replicas(&mut p, 1), 1);
+    let v: String = redis::cmd("GET").arg("local").query(&mut r).unwrap();
+    assert_eq!(v, "from-primary");
+
+    let bad = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-read-only")
+        .arg("maybe")
+        .query::<()>(&mut r)
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("argument must be 'yes' or 'no'"),
+        "{bad}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-read-only")
+        .arg("yes")
+        .query(&mut r)
+        .unwrap();
+    let refused = redis::cmd("DEL")
+        .arg("local")
+        .query::<i64>(&mut r)
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+}

@@ -49,6 +49,7 @@ const PARAMS: &[&str] = &[
     "repl-backlog-size",
     "repl-backlog-ttl",
     "replica-priority",
+    "replica-read-only",
     "requirepass",
     "save",
     "segment-size",
@@ -118,6 +119,7 @@ fn value(ctx: &Ctx<'_>, name: &str) -> String {
         "repl-backlog-size" => ctx.read_stream(|s| s.backlog_size()).to_string(),
         "repl-backlog-ttl" => ctx.read_stream(|s| s.backlog_ttl_secs()).to_string(),
         "replica-priority" => s.replica_priority().to_string(),
+        "replica-read-only" => yes_no(s.replica_read_only()),
         "masterauth" => ctx.server.replica.credentials().0.unwrap_or_default(),
         "masteruser" => ctx.server.replica.credentials().1.unwrap_or_default(),
         "requirepass" => s
@@ -332,7 +334,7 @@ fn parse(ctx: &Ctx<'_>, name: &str, raw: &[u8]) -> Result<Value, Why> {
             0 => Ok(Value::Int(0)),
             _ => Err(IMMUTABLE_CONFIG),
         },
-        "latency-tracking" => yes_no(raw_c).map(Value::Bool),
+        "latency-tracking" | "replica-read-only" => yes_no(raw_c).map(Value::Bool),
         "appendonly" => match yes_no(raw_c)? {
             true => Ok(Value::Bool(true)),
             false => Err(IMMUTABLE_CONFIG),
@@ -455,6 +457,7 @@ fn apply(ctx: &mut Ctx<'_>, name: &str, v: Value) {
             ctx.with_stream(|s| s.set_backlog_ttl_secs(n as u64));
         }
         ("latency-tracking", Value::Bool(on)) => s.set_latency_tracking(on),
+        ("replica-read-only", Value::Bool(on)) => s.set_replica_read_only(on),
         ("replica-priority", Value::Int(n)) => s.set_replica_priority(n as u64),
         ("shutdown-timeout", Value::Int(n)) => s.set_shutdown_timeout_secs(n as u64),
         ("masterauth", Value::Text(p)) => server

@@ -350,8 +350,12 @@ pub(crate) fn dispatch(ctx: &mut Ctx<'_>, args: &[&[u8]]) {
         stats.error(b"LOADING");
         return;
     }
-    // A replica refuses clients' writes (one relaxed load, for writes only).
-    if spec.flags & table::WRITE != 0 && !ctx.client.from_primary && ctx.server.replica.is_replica()
+    // A replica refuses clients' writes unless `replica-read-only no` (relaxed loads, for
+    // writes only).
+    if spec.flags & table::WRITE != 0
+        && !ctx.client.from_primary
+        && ctx.server.replica.is_replica()
+        && ctx.server.settings.replica_read_only()
     {
         ctx.client.tx.refused();
         reply::error(

@@ -140,8 +140,9 @@ pub fn info_replica(ctx: &Ctx<'_>, s: &mut String) -> Option<ReplicaInfo> {
     }
     let _ = write!(
         s,
-        "slave_priority:{}\r\nslave_read_only:1\r\nreplica_announced:1\r\n",
-        ctx.server.settings.replica_priority()
+        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
+        ctx.server.settings.replica_priority(),
+        u8::from(ctx.server.settings.replica_read_only())
     );
     Some(ReplicaInfo {
         skipped_keys: link.skipped_keys,
