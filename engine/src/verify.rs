@@ -163,9 +163,10 @@ const HINT_WORTH_ENTRIES: usize = 64;
 /// the writes themselves (measured in `docs/perf/HISTORY.md`).
 const SEGMENT_BYTES_PER_BATCH_ENTRY: u64 = 32 << 10;
 
-/// The entries of a segment `seg_bytes` long worth checking together while blind writes keep
-/// arriving (see [`SEGMENT_BYTES_PER_BATCH_ENTRY`]).
-pub(crate) fn batch_worth(seg_bytes: u64) -> usize {
+/// The entries of segment `seg` worth checking together while blind writes keep arriving (see
+/// [`SEGMENT_BYTES_PER_BATCH_ENTRY`]).
+pub(crate) fn batch_worth(registry: &crate::registry::Registry, seg: u32) -> usize {
+    let seg_bytes = registry.load().get(seg).map_or(0, |s| s.len());
     usize::try_from(seg_bytes / SEGMENT_BYTES_PER_BATCH_ENTRY)
         .unwrap_or(usize::MAX)
         .max(HINT_WORTH_ENTRIES)

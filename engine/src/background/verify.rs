@@ -41,7 +41,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 let Some((seg, waiting)) = shared.verifier.busiest_segment() else {
                     break;
                 };
-                if batching && waiting < batch_worth(&shared, seg) {
+                if batching && waiting < crate::verify::batch_worth(&shared.registry, seg) {
                     break;
                 }
                 crate::verify::check_segment(&shared.verify_env(), seg);
@@ -52,10 +52,4 @@ pub(crate) fn run(shared: Arc<Shared>) {
             return;
         }
     }
-}
-
-/// Entries of segment `seg` worth checking together (see `verify::batch_worth`).
-fn batch_worth(shared: &Shared, seg: u32) -> usize {
-    let bytes = shared.registry.load().get(seg).map_or(0, |s| s.len());
-    crate::verify::batch_worth(bytes)
 }
