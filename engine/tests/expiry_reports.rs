@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use flin_engine::{Engine, Fsync, Options};
 
+/// How often each (database, key) was reported expired.
+type Seen = BTreeMap<(u32, Vec<u8>), u32>;
+
 #[test]
 fn every_expired_key_is_reported_once_and_live_keys_never() {
     let dir = tempfile::tempdir().unwrap();
@@ -20,8 +23,6 @@ fn every_expired_key_is_reported_once_and_live_keys_never() {
         },
     )
     .unwrap();
-    // How often each (database, key) was reported expired.
-    type Seen = BTreeMap<(u32, Vec<u8>), u32>;
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let hook_seen = seen.clone();
     engine.on_expired(move |db, key| {
@@ -147,7 +148,6 @@ fn compaction_reports_the_expired_keys_it_drops() {
     .unwrap();
     // Only compaction may find them expired.
     engine.pause_expiry_sweep_for_tests(true);
-    type Seen = BTreeMap<(u32, Vec<u8>), u32>;
     let (locked, after): (Arc<Mutex<Seen>>, Arc<Mutex<Seen>>) = Default::default();
     let l = locked.clone();
     engine.on_expiring(move |db, key| {
