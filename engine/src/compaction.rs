@@ -67,7 +67,14 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     // the next spare segment's first chunk if the log rolls meanwhile.
     let slack = 2.0 * alloc_chunk(&shared.options);
     let headroom = space.limit - space.disk - slack;
-    let over_amp = headroom < RUN_OUTPUT_RESERVE_SEGMENTS * segment;
+    // A store too small for its bound cannot meet it: the active segment, the prepared spare
+    // and a run's reserve take their room whatever compaction does. Pressure there rewrote
+    // mostly live segments over and over (a 15 MB store of 100K keys overwritten at 45K
+    // SET/s copied each record three times before it died: 16 MiB in, 12.7 MB out, then 7.2
+    // MB, 3.0 MB, 6 KB, a run every 0.6 s), so only dead-enough segments are taken.
+    let fixed = (2.0 + RUN_OUTPUT_RESERVE_SEGMENTS) * segment + slack;
+    let reachable = space.limit - space.live >= fixed;
+    let over_amp = reachable && headroom < RUN_OUTPUT_RESERVE_SEGMENTS * segment;
     // Small runs: the log keeps growing while one runs, and its outputs stand beside its
     // inputs until it ends.
     let output_budget = headroom.min(RUN_OUTPUT_MAX_SEGMENTS * segment);

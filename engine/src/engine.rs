@@ -520,6 +520,18 @@ impl Engine {
         crate::compaction::compact_all(&self.shared)
     }
 
+    /// Runs one compaction of the segments the background thread would pick now (by dead
+    /// ratio, and by dead bytes under the space bound); an empty report when none is due.
+    /// For tests and tools of a store opened with `compaction: false`.
+    ///
+    /// # Errors
+    /// As for [`Engine::compact_now`].
+    #[doc(hidden)]
+    pub fn compact_due(&self) -> Result<RunReport> {
+        let plan = crate::compaction::pick(&self.shared);
+        crate::compaction::compact(&self.shared, &plan)
+    }
+
     /// Compacts exactly these segments (tests of partial compaction). Active or unknown ids are
     /// skipped.
     ///

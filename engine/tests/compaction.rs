@@ -402,3 +402,49 @@ fn small_stores_never_stall_writers() {
     let (_, st) = churn_against_slow_compaction(1_000, StallWait::Blocking);
     assert_eq!(st.write_stalls, 0, "{st:?}");
 }
+
+/// In a store too small for its space bound, compaction takes only segments dead enough by
+/// `compaction_dead_ratio`: pressure from a bound it cannot meet made it rewrite mostly live
+/// segments again and again, each record copied several times before it died.
+#[test]
+fn small_stores_rewrite_only_dead_enough_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(
+        dir.path(),
+        Options {
+            fsync: Fsync::Never,
+            segment_size_bytes: CHURN_SEGMENT,
+            compaction: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    // About 0.15 MB of live data (under three segments), overwritten at random: a sealed
+    // segment's records die one by one, as under a client's random SETs. Compaction looks
+    // for work every 100 writes, as a background thread keeping up would.
+    let keys = 1_000u64;
+    let value = [b'v'; 100];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut runs = 0;
+    for i in 0..40 * keys {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        e.put(format!("key-{:05}", x % keys).as_bytes(), &value, 0)
+            .unwrap();
+        if i % 100 == 0 {
+            let run = e.compact_due().unwrap();
+            // Taken at least half dead (0.5 is the default `compaction_dead_ratio`): a run
+            // copies at most half of what it reads.
+            assert!(
+                run.bytes_out * 2 <= run.bytes_in,
+                "after {i} writes a run copied {} of {} bytes: {run:?}",
+                run.bytes_out,
+                run.bytes_in
+            );
+            runs += u64::from(run.segments_in > 0);
+        }
+    }
+    e.close().unwrap();
+    assert!(runs > 0, "no run");
+}
