@@ -120,6 +120,25 @@ impl ConnShared {
         unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
     }
 
+    /// Queues `bytes` for the write loop, as if a command had replied them (a replica's
+    /// `REPLCONF ACK` to its primary); under `--fsync always` the write loop holds them until
+    /// `token`'s write is on disk.
+    pub(crate) fn queue(&self, w: &WorkerShared, bytes: &[u8], token: Option<WriteToken>) {
+        self.pending.borrow_mut().extend_from_slice(bytes);
+        stats::add(&w.counters().output_queued_bytes, bytes.len() as u64);
+        if token > self.pending_token.get() {
+            self.pending_token.set(token);
+        }
+        self.wake_writer();
+    }
+
+    /// Ends the connection from its reading side: the write loop sends what is queued, then
+    /// ends.
+    pub(crate) fn finish(&self) {
+        self.closing.set(true);
+        self.wake_writer();
+    }
+
     fn queued(&self) -> usize {
         self.pending.borrow().len() + self.in_flight.get()
     }
@@ -159,8 +178,7 @@ pub(crate) async fn serve(
         w.shared.registry.remove(id);
     }
     w.shared.monitors.remove(id);
-    conn.closing.set(true);
-    conn.wake_writer();
+    conn.finish();
     let wr = writer.await;
     // Every reply before SYNC / PSYNC is out: the replication threads write from here on.
     let request = client.handoff.take()?;
@@ -709,7 +727,7 @@ async fn wait_drained(conn: &ConnShared, low_water: usize) {
 
 /// Writes the replies until the connection closes; gives back the write half (dropping it
 /// shuts the socket's sending side down).
-async fn write_loop(
+pub(crate) async fn write_loop(
     mut wr: OwnedWriteHalf<TcpStream>,
     conn: Rc<ConnShared>,
     w: Rc<WorkerShared>,

@@ -39,10 +39,11 @@
 //! - `connection`: one client's read loop and write loop, the only code touching sockets; a
 //!   read loop step says whether to read more, wait (output backpressure, a write stall) or
 //!   close.
-//! - `replication`: both ends of a replication link, on std threads with blocking I/O, off
-//!   the workers. The replica's link thread: Redis's handshake, the full-sync RDB streamed into
-//!   the store, the primary's stream applied through the command table by a client that may
-//!   write on a read-only replica, and its ACKs. The primary's threads per replica, after a
+//! - `replication`: both ends of a replication link. The replica's link thread (std, blocking
+//!   I/O, off the workers): Redis's handshake and the full-sync RDB streamed into the store;
+//!   then worker 0 applies the primary's stream in its event loop, through the command table,
+//!   as a client that may write on a read-only replica, and sends its ACKs. The primary's
+//!   threads per replica, after a
 //!   client's SYNC / PSYNC hands its socket over: `+FULLRESYNC` with an RDB of a snapshot
 //!   (an engine checkpoint) or `+CONTINUE`, then the stream from the backlog, and its ACKs.
 //! - `worker`: one thread per core, each with its own monoio runtime (io_uring or epoll), its

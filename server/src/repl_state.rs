@@ -14,7 +14,9 @@
 use std::io::{self, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Where the replica's link stands: Redis's `repl_state`, as ROLE names it.
@@ -304,6 +306,58 @@ pub fn save_role(dir: &Path, primary: Option<&(String, u16)>) -> io::Result<()> 
         },
     }
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A link in sync, handed by the link thread to worker 0.
+pub struct Handover {
+    /// The connected socket (blocking; made non-blocking for the runtime).
+    pub stream: std::net::TcpStream,
+    /// Bytes the handshake read past the answer to PSYNC (or past the payload): the
+    /// stream's first bytes.
+    pub buffered: Vec<u8>,
+    /// The REPLICAOF this link serves; the stream ends once another one is current.
+    pub generation: u64,
+    /// Where the stream's end goes: why it ended.
+    pub done: Sender<io::Result<()>>,
+}
+
+/// The slot the link thread puts a [`Handover`] in, and worker 0's waker.
+#[derive(Default)]
+pub struct Inbox {
+    slot: Mutex<(Option<Handover>, Option<Waker>)>,
+}
+
+impl Inbox {
+    /// Hands `h` to worker 0 and wakes it.
+    pub fn put(&self, h: Handover) {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.0 = Some(h);
+        if let Some(w) = slot.1.take() {
+            w.wake();
+        }
+    }
+
+    /// Takes back a handover no worker took (the server is stopping).
+    pub fn take(&self) -> Option<Handover> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).0.take()
+    }
+
+    /// Worker 0's side: the next handover, or its waker kept until one comes.
+    pub fn poll_take(&self, cx: &Context<'_>) -> Poll<Handover> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.0.take() {
+            Some(h) => Poll::Ready(h),
+            None => {
+                slot.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Forgets worker 0's waker: its runtime is ending.
+    pub fn forget_waker(&self) {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).1 = None;
+    }
 }
 
 #[cfg(test)]

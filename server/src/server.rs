@@ -214,6 +214,7 @@ impl Server {
                 config.masterauth.clone(),
                 config.masteruser.clone(),
             ),
+            repl_inbox: crate::repl_state::Inbox::default(),
             primary: crate::backlog::Primary::new(
                 config.repl_backlog_size,
                 crate::settings::Settings::default().output_buffer_limits()[1],

@@ -84,6 +84,8 @@ pub struct Shared {
     pub pubsub: PubSub,
     /// The primary this server follows, if any, and the link's state.
     pub replica: ReplicaLink,
+    /// The link thread hands a link in sync to worker 0 here, which applies its stream.
+    pub repl_inbox: crate::repl_state::Inbox,
     /// The primary side: replication id and offset, the backlog, the attached replicas.
     pub primary: Primary,
 }

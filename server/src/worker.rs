@@ -221,6 +221,9 @@ async fn worker_main(
         monoio::spawn(cold_reaper(Rc::downgrade(&w.local)));
         monoio::spawn(cold_flusher(Rc::downgrade(&w.local)));
     }
+    if id == 0 {
+        monoio::spawn(primary_streams(Rc::downgrade(&w)));
+    }
     accept_loop(&w, &listener).await;
     // Closing the listener makes the kernel refuse new connections to this worker.
     drop(listener);
@@ -233,7 +236,69 @@ async fn worker_main(
         }
     })
     .await;
+    if id == 0 {
+        // The task that waited for links is left asleep with the runtime.
+        w.shared().repl_inbox.forget_waker();
+    }
     tracing::debug!(worker = id, "worker stopped");
+}
+
+/// Worker 0 applies a replica's stream from its primary (`crate::replication`): each link the
+/// link thread hands over, one at a time, as one of its connections (CLIENT KILL and shutdown
+/// act on it as on the others).
+async fn primary_streams(worker: Weak<Worker>) {
+    loop {
+        let handover = poll_fn(|cx| match worker.upgrade() {
+            Some(w) => w.shared().repl_inbox.poll_take(cx).map(Some),
+            None => Poll::Ready(None),
+        })
+        .await;
+        let (Some(h), Some(w)) = (handover, worker.upgrade()) else {
+            return;
+        };
+        if w.stopping_since.get().is_some() {
+            // Dropped: the link thread learns that nothing applies the stream any more.
+            continue;
+        }
+        let stream = match crate::replication::into_runtime(h.stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = h.done.send(Err(e));
+                continue;
+            }
+        };
+        let shared = w.shared();
+        let id = shared
+            .next_client_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = Arc::new(ClientEntry::new(
+            id,
+            stream.peer_addr().unwrap_or(shared.local_addr),
+            stream.local_addr().unwrap_or(shared.local_addr),
+            stream.as_raw_fd(),
+            crate::clock::now_ms() as u64,
+        ));
+        // Listed while the stream flows (CLIENT LIST's flag `M`; CLIENT KILL TYPE master
+        // drops the link, which reconnects).
+        entry.set_role(crate::clients::Role::Primary);
+        shared.registry.add(entry.clone());
+        shared
+            .clients
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let conn = Rc::new(ConnShared::new(&stream, entry));
+        w.register(id, conn.clone());
+        let ended = crate::replication::follow_stream(
+            stream,
+            h.buffered,
+            h.generation,
+            conn,
+            w.local.clone(),
+        )
+        .await;
+        w.unregister(id);
+        w.shared().registry.remove(id);
+        let _ = h.done.send(ended);
+    }
 }
 
 /// Takes the worker's completed cold reads whenever its ring signals some (an eventfd the
@@ -454,7 +519,9 @@ async fn cron(worker: Weak<Worker>) {
         if timeout_ms > 0 {
             let now = crate::clock::now_ms() as u64;
             for c in w.conns.borrow().values() {
-                if c.entry.idle_ms(now) > timeout_ms && !c.is_closing() {
+                // As on Redis, the link to this replica's primary never times out.
+                let primary = c.entry.role() == crate::clients::Role::Primary;
+                if c.entry.idle_ms(now) > timeout_ms && !c.is_closing() && !primary {
                     stats::add(&local.counters().idle_closed, 1);
                     c.shut_both();
                 }

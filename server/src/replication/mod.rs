@@ -6,9 +6,12 @@
 //! `commands::propagate` feeds into `crate::backlog`.
 //!
 //! # Design
-//! One std thread per server, `replica::spawn`, owns the link: a blocking `TcpStream`, so the
-//! monoio workers never wait on the primary and the RDB streams straight from the socket into
-//! `rdb::file::FileReader` without being buffered whole. What it shares with the commands
+//! One std thread per server, `replica::spawn`, owns the link until it is in sync: a blocking
+//! `TcpStream`, so the monoio workers never wait on the primary's handshake and the RDB
+//! streams straight from the socket into `rdb::file::FileReader` without being buffered
+//! whole. Then it hands the socket to worker 0 (`stream`, through `repl_state::Inbox`), which
+//! applies the stream in its event loop beside its clients, as Redis's one thread does, and
+//! waits until the stream ends to connect again. What the link shares with the commands
 //! (which primary, the link's state and offsets for INFO and ROLE) is `crate::repl_state`,
 //! below the commands; REPLICAOF only changes that state and wakes the thread.
 //!
@@ -22,8 +25,8 @@
 //! The stream is applied by a pseudo-client (`commands::Client::from_primary`) through the
 //! command table, replies discarded: SELECT, MULTI/EXEC and every write command work as they
 //! do for clients, and the read-only check lets it through. Plain commands run holding worker
-//! 0's part of the EXEC gate (as a worker's batch does), the stream's EXEC takes the whole
-//! gate, so a client's EXEC stays atomic. `REPLCONF ACK <offset>` goes out every second and on
+//! 0's part of the EXEC gate (as its batches do), the stream's EXEC takes the whole gate, so a
+//! client's EXEC stays atomic. `REPLCONF ACK <offset>` goes out every second and on
 //! `REPLCONF GETACK` (with the offset applied before the GETACK, as Redis does); an applied
 //! write is in flin's log when it is acknowledged, and on disk under `--fsync always`.
 //!
@@ -43,8 +46,10 @@
 mod primary;
 mod replica;
 mod snapshot;
+mod stream;
 mod wire;
 
 pub(crate) use primary::attach;
 pub(crate) use replica::spawn;
 pub(crate) use snapshot::clean_up;
+pub(crate) use stream::{follow as follow_stream, into_runtime};

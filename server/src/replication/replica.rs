@@ -1,32 +1,25 @@
 //! The replica's link thread: connect to the primary, handshake, full sync or partial resync,
-//! then apply the command stream and acknowledge it, until REPLICAOF changes, the link drops
-//! (then connect again a second later) or the server stops.
+//! then hand the link to worker 0, which applies the command stream and acknowledges it
+//! (`super::stream`), until REPLICAOF changes, the link drops (then connect again a second
+//! later) or the server stops.
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bumpalo::Bump;
-
+use super::stream::REPL_TIMEOUT;
 use super::wire::{self, Payload, Psync};
-use crate::clients::ClientEntry;
-use crate::commands::{self, Client, Ctx};
-use crate::expiry::ExpiryQueue;
-use crate::protocol::{Frame, Limits, Parser};
 use crate::rdb::{FileError, FileReader, Item};
-use crate::repl_state::LinkState;
+use crate::repl_state::{Handover, LinkState};
 use crate::shared::Shared;
 
-/// Redis's `repl-timeout`: a link silent this long is dropped.
-const REPL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a blocked read wakes up to look at the clock, REPLICAOF and shutdown.
 const READ_TICK: Duration = Duration::from_millis(100);
-/// `REPLCONF ACK` at least this often.
-const ACK_PERIOD: Duration = Duration::from_secs(1);
 /// Wait before connecting again after a failed or dropped link.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
@@ -46,10 +39,9 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> io::Result<JoinHandle<()>> {
 }
 
 fn run(shared: &Shared) {
-    ask_for_short_slice();
     // Left by a full sync the process did not finish.
     let _ = std::fs::remove_file(shared.config.dir.join(SYNC_FILE));
-    // This thread applies the primary's stream: the primary decides what has expired.
+    // This thread loads the primary's full syncs: the primary decides what has expired.
     flin_engine::follow_primary_expiry(true);
     while !shared.is_shutting_down() {
         let Some(((host, port), generation)) = shared.replica.wait_primary(Duration::from_secs(1))
@@ -85,78 +77,13 @@ fn run(shared: &Shared) {
     }
 }
 
-/// The scheduler slice this thread asks for (the kernel's minimum custom slice).
-const LINK_SLICE_NS: u64 = 100_000;
-
-/// Asks the kernel to run this thread soon after it wakes: a short slice (Linux 6.12's EEVDF
-/// custom slice, `sched_attr.sched_runtime`, which needs no privilege) puts its deadline
-/// first among runnable threads of equal weight, so it preempts them when the primary's bytes
-/// arrive. Its share of the CPU does not change.
-///
-/// Why: a replica's reads and the stream's applies are separate threads here (Redis runs
-/// both on one), and under CPU contention the link thread, woken by the primary's bytes,
-/// waited behind a worker answering a tight loop of GETs for up to 4 ms (scheduler traces of
-/// `bench/replication.sh`'s lag runs; `docs/perf/HISTORY.md`). Older kernels ignore the
-/// field; a refusal is logged at debug and changes nothing else.
-fn ask_for_short_slice() {
-    // `struct sched_attr`, SCHED_ATTR_SIZE_VER0 (48 bytes).
-    #[repr(C)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-    // SAFETY: sched_getscheduler, getpriority and gettid take and return plain integers;
-    // errno is this thread's own.
-    let (policy, nice, errno) = unsafe {
-        *libc::__errno_location() = 0;
-        let nice = libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t);
-        let errno = *libc::__errno_location();
-        (libc::sched_getscheduler(0), nice, errno)
-    };
-    // getpriority answers -1 for nice -1 too: only errno tells a failure.
-    if nice == -1 && errno != 0 {
-        return;
-    }
-    // Only the fair classes have a slice; a real-time policy set by an administrator stays.
-    if policy != libc::SCHED_OTHER && policy != libc::SCHED_BATCH {
-        return;
-    }
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: policy as u32,
-        flags: 0,
-        // The thread's niceness as it is (`nice -n` on the server): only the slice changes.
-        nice,
-        priority: 0,
-        runtime: LINK_SLICE_NS,
-        deadline: 0,
-        period: 0,
-    };
-    // SAFETY: `attr` is a valid, initialised sched_attr of the size it declares, alive for
-    // the call; pid 0 is the calling thread.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    if rc != 0 {
-        tracing::debug!(error = %io::Error::last_os_error(),
-                        "could not ask for a short scheduler slice for the replication link thread; \
-                         it is scheduled as the other threads are");
-    }
-}
-
-/// The socket's read side: retries timeouts while the link is current and not silent for
-/// [`REPL_TIMEOUT`]; in the stream phase a timeout returns `WouldBlock` so the caller can ACK.
+/// The socket's read side during the handshake and a full sync: retries timeouts while the
+/// link is current and not silent for [`REPL_TIMEOUT`].
 struct LinkReader<'a> {
     stream: TcpStream,
     shared: &'a Shared,
     generation: u64,
     last_io: Instant,
-    /// Return `WouldBlock` on a quiet tick instead of waiting on.
-    ticks: bool,
 }
 
 impl Read for LinkReader<'_> {
@@ -190,9 +117,6 @@ impl Read for LinkReader<'_> {
                             "primary silent past the timeout",
                         ));
                     }
-                    if self.ticks {
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -202,7 +126,11 @@ impl Read for LinkReader<'_> {
 }
 
 /// Sets the link's fields while `generation` is current; false once REPLICAOF moved on.
-fn update(shared: &Shared, generation: u64, f: impl FnOnce(&mut crate::repl_state::Link)) -> bool {
+pub(super) fn update(
+    shared: &Shared,
+    generation: u64,
+    f: impl FnOnce(&mut crate::repl_state::Link),
+) -> bool {
     let mut link = shared.replica.lock();
     if link.generation != generation {
         return false;
@@ -226,8 +154,6 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(READ_TICK))?;
     let mut out = stream.try_clone()?;
-    let peer = stream.peer_addr()?;
-    let local = stream.local_addr()?;
     let mut r = BufReader::with_capacity(
         READ_CHUNK_BYTES,
         LinkReader {
@@ -235,7 +161,6 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
             shared,
             generation,
             last_io: Instant::now(),
-            ticks: false,
         },
     );
     if !update(shared, generation, |l| l.state = LinkState::Handshake) {
@@ -337,23 +262,38 @@ fn follow(shared: &Shared, host: &str, port: u16, generation: u64) -> io::Result
         return Err(given_up());
     }
     tracing::info!("replica in sync: applying the primary's stream");
-    r.get_mut().ticks = true;
-    let entry = Arc::new(ClientEntry::new(
-        shared
-            .next_client_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        peer,
-        local,
-        -1,
-        crate::clock::now_ms() as u64,
-    ));
-    // Listed while the stream flows (CLIENT LIST's flag `M`; CLIENT KILL TYPE master drops
-    // the link, which reconnects).
-    entry.set_role(crate::clients::Role::Primary);
-    shared.registry.add(entry.clone());
-    let streamed = stream_loop(shared, generation, &mut r, &mut out, entry.clone());
-    shared.registry.remove(entry.id);
-    streamed
+    hand_over(shared, generation, r)
+}
+
+/// Hands the link to worker 0, which applies the stream (`super::stream`), and waits until
+/// it ends; returns why it did.
+fn hand_over(shared: &Shared, generation: u64, r: BufReader<LinkReader<'_>>) -> io::Result<()> {
+    let buffered = r.buffer().to_vec();
+    let stream = r.into_inner().stream;
+    let (done, ended) = std::sync::mpsc::channel();
+    shared.repl_inbox.put(Handover {
+        stream,
+        buffered,
+        generation,
+        done,
+    });
+    loop {
+        match ended.recv_timeout(READ_TICK) {
+            Ok(result) => return result,
+            Err(RecvTimeoutError::Timeout) => {
+                // Worker 0 ends the stream within its tick once the server stops; if it had
+                // ended before taking the link, nothing else will.
+                if shared.is_shutting_down() && shared.repl_inbox.take().is_some() {
+                    return Err(io::Error::other("the server is stopping"));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(
+                    "the worker applying the stream stopped (the server is stopping)",
+                ))
+            }
+        }
+    }
 }
 
 fn refused(what: &str, line: &[u8]) -> io::Error {
@@ -497,178 +437,4 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
     });
     tracing::info!(keys = loaded, skipped, bytes = rdb_len, "full sync loaded");
     Ok(())
-}
-
-/// Applies the primary's stream as a client that may write, acknowledging the offset every
-/// second and on `REPLCONF GETACK`.
-///
-/// The applied offset (`slave_repl_offset`: what is acknowledged, copied into this server's
-/// own stream, and asked for again by a `PSYNC` that continues) moves past whole commands
-/// outside a transaction only, as Redis's `reploff` does: the commands a `MULTI` queued die
-/// with the link's client, so a link that drops inside a transaction continues from its
-/// `MULTI`. The bytes of an open transaction stay at the head of `buf`, parsed.
-fn stream_loop(
-    shared: &Shared,
-    generation: u64,
-    r: &mut BufReader<LinkReader<'_>>,
-    out: &mut TcpStream,
-    entry: Arc<ClientEntry>,
-) -> io::Result<()> {
-    let (mut offset, db) = {
-        let link = shared.replica.lock();
-        (link.offset, link.db)
-    };
-    let mut client = Client::new(entry);
-    client.authenticated = true;
-    client.from_primary = true;
-    client.db = db;
-    let limits = Limits {
-        bulk_len_max: usize::try_from(shared.proto_max_bulk_len()).unwrap_or(usize::MAX),
-        authenticated: true,
-    };
-    let mut parser = Parser::new();
-    let mut arena = Bump::new();
-    // At once, as Redis's replica does: a Redis primary that sent a diskless payload streams
-    // nothing until the replica's first ACK says it loaded it (up to a second otherwise).
-    out.write_all(&ack(offset))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
-    // Bytes at the head of `buf` already parsed: an open transaction's.
-    let mut parsed = 0;
-    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    let mut last_ack = Instant::now();
-    // The latest write applied and not yet acknowledged.
-    let mut unacked = None;
-    let mut replies = Vec::new();
-    loop {
-        match r.read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                client.entry.touch(crate::clock::now_ms() as u64);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        if client.entry.is_killed() {
-            return Err(io::Error::other("the link was killed by CLIENT KILL"));
-        }
-        // Bytes at the head of `buf` applied by this pass.
-        let mut applied = 0;
-        let result = {
-            let expiry = ExpiryQueue::default();
-            let mut ctx = Ctx {
-                engine: &shared.engine,
-                server: shared,
-                worker: 0,
-                client: &mut client,
-                out: &mut replies,
-                expiry: &expiry,
-                token: unacked,
-                keyspace_hits: 0,
-                keyspace_misses: 0,
-                close: false,
-                shutdown: None,
-                repl: None,
-                repl_tx: None,
-            };
-            let mut batch = None;
-            let result = loop {
-                if parsed >= buf.len() {
-                    break Ok(());
-                }
-                let frame = match parser.parse(&buf[parsed..], &arena, limits) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e.message())),
-                };
-                let consumed = match frame {
-                    Frame::Empty { consumed } => consumed,
-                    Frame::Command { args, consumed } => {
-                        if is_getack(args) {
-                            // The ACK answers with what was applied before the GETACK.
-                            let acked = on_disk(shared, ctx.token)
-                                .and_then(|()| out.write_all(&ack(offset + applied as i64)));
-                            if let Err(e) = acked {
-                                break Err(e);
-                            }
-                            last_ack = Instant::now();
-                        } else if args[0].eq_ignore_ascii_case(b"REPLCONF") {
-                            // Other REPLCONF from the primary: nothing to do.
-                        } else if commands::is_exec(args[0]) {
-                            batch = None;
-                            let _all = shared.exec_gate.exclusive();
-                            commands::execute(&mut ctx, args);
-                        } else {
-                            if batch.is_none() {
-                                batch = Some(shared.exec_gate.batch(0));
-                            }
-                            commands::execute(&mut ctx, args);
-                        }
-                        ctx.out.clear();
-                        consumed
-                    }
-                };
-                parsed += consumed;
-                if !ctx.client.tx.queueing() {
-                    applied = parsed;
-                }
-            };
-            drop(batch);
-            unacked = ctx.token;
-            result
-        };
-        if applied > 0 {
-            let mut stream = shared.primary.lock();
-            if stream.mirroring && stream.active() {
-                stream.append(&buf[..applied]);
-            }
-        }
-        buf.drain(..applied);
-        parsed -= applied;
-        offset += applied as i64;
-        // No frame of this pass is held on to (a transaction's queue owns copies).
-        arena.reset();
-        if buf.capacity() > READ_CHUNK_BYTES * 16 && buf.len() < READ_CHUNK_BYTES {
-            buf.shrink_to(READ_CHUNK_BYTES);
-        }
-        // Recorded even when the pass failed part way: what it applied is in the store. A
-        // SELECT inside an open transaction is queued: `client.db` is the applied offset's.
-        let db = client.db;
-        if !update(shared, generation, |l| {
-            l.offset = offset;
-            l.db = db;
-            l.read_offset = offset + buf.len() as i64;
-            l.last_io = Some(r.get_ref().last_io);
-        }) {
-            return Err(given_up());
-        }
-        result?;
-        if last_ack.elapsed() >= ACK_PERIOD {
-            on_disk(shared, unacked.take())?;
-            out.write_all(&ack(offset))?;
-            last_ack = Instant::now();
-        }
-    }
-}
-
-/// Under `--fsync always`, waits until `token`'s write is on disk: an acknowledged offset is
-/// in flin's log, as a client's acknowledged write is.
-fn on_disk(shared: &Shared, token: Option<flin_engine::WriteToken>) -> io::Result<()> {
-    match token {
-        Some(t) if shared.engine.acks_wait_for_disk() => shared
-            .engine
-            .wait_durable(t)
-            .map_err(|e| io::Error::other(e.to_string())),
-        _ => Ok(()),
-    }
-}
-
-fn is_getack(args: &[&[u8]]) -> bool {
-    args.len() >= 2
-        && args[0].eq_ignore_ascii_case(b"REPLCONF")
-        && args[1].eq_ignore_ascii_case(b"GETACK")
-}
-
-/// `REPLCONF ACK <offset>`.
-fn ack(offset: i64) -> Vec<u8> {
-    wire::request(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])
 }
