@@ -443,6 +443,52 @@ fn a_full_sync_replaces_the_data_only_once_received_and_loading_is_visible() {
     assert_eq!(info_field(&info, "loading"), "0");
 }
 
+/// A payload that arrives whole but would not load (here a flipped byte the checksum catches)
+/// is refused before the store is touched: the replica keeps its data and serves it, then
+/// syncs again and takes the next, good payload.
+#[test]
+fn a_full_sync_that_would_not_load_keeps_the_data() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary = listener.local_addr().unwrap();
+    let srv = start_with(|_| {});
+    let mut con = srv.client();
+    let _: () = con.set("stale", "old").unwrap();
+    let port = primary.port().to_string();
+    srv.raw().expect(
+        &cmd(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
+        b"+OK\r\n",
+    );
+    let file = rdb();
+    let mut bad = file.clone();
+    // Inside a value: the format still parses, only the checksum fails.
+    let at = bad.windows(3).position(|w| w == b"two").unwrap() + 2;
+    bad[at] ^= 0x01;
+    let p = full_sync(&listener, &bad);
+    // The replica drops that link and connects again; the store was never flushed.
+    let mut p2 = accept(&listener);
+    drop(p);
+    let mut raw = srv.raw();
+    raw.expect(&cmd(&[b"GET", b"stale"]), b"$3\r\nold\r\n");
+    raw.expect(&cmd(&[b"GET", b"a"]), b"$-1\r\n");
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_command(&mut p2);
+        p2.send(format!("{answer}\r\n").as_bytes());
+    }
+    assert_eq!(read_command(&mut p2), ["PSYNC", "?", "-1"]);
+    p2.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    p2.send(format!("\n${}\r\n", file.len()).as_bytes());
+    p2.send(&file);
+    let set = cmd(&[b"SET", b"g", b"7"]);
+    p2.send(&set);
+    p2.send(&cmd(&[b"REPLCONF", b"GETACK", b"*"]));
+    wait_ack(&mut p2, set.len() as i64);
+    assert_eq!(con.get::<_, Option<String>>("stale").unwrap(), None);
+    assert_eq!(
+        con.get::<_, Option<String>>("a").unwrap().as_deref(),
+        Some("1")
+    );
+}
+
 /// With `--masteruser` the link authenticates as that ACL user (`AUTH user password`), as a
 /// Redis 6+ replica does with `masteruser`.
 #[test]

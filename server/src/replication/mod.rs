@@ -36,8 +36,13 @@
 //! replica's threads.
 //!
 //! # Known gaps
-//! - A full sync flushes the live store and loads into it (clients can read a partial data
-//!   set meanwhile) instead of loading a fresh store and switching to it.
+//! - A full sync checks its payload whole (every key, the checksum) before it flushes the
+//!   live store and loads into it (clients get `-LOADING` meanwhile), instead of loading a
+//!   fresh store and switching to it: a load failing on the store's own errors (a full disk)
+//!   leaves part of the payload.
+//! - Worker 0 applies the stream without reading cold records ahead (`Engine::fetch_cold`,
+//!   as a client's batch does): under a memory cap, a write that reads its key's old value
+//!   (INCR, APPEND, SETRANGE) may fault on the worker and hold its clients meanwhile.
 //! - Only a clean shutdown keeps the replication position (`crate::repl_resume`): after a
 //!   crash the replica full-syncs, and so do a crashed primary's replicas.
 //! - No chained replicas (a replica refuses SYNC / PSYNC), no diskless payload from a flin

@@ -327,7 +327,9 @@ fn full_sync(
     }
     let path = shared.config.dir.join(SYNC_FILE);
     let received = receive(shared, generation, r, &payload, &path);
-    let loaded = received.and_then(|len| load(shared, generation, &path, len));
+    let loaded = received
+        .and_then(|len| check(shared, &path, len).map(|()| len))
+        .and_then(|len| load(shared, generation, &path, len));
     if let Err(e) = std::fs::remove_file(&path) {
         if e.kind() != io::ErrorKind::NotFound {
             tracing::warn!(file = %path.display(), error = %e, "could not remove the full sync's temporary file; remove it by hand");
@@ -362,6 +364,35 @@ fn receive(
     })?;
     out.flush()?;
     Ok(len)
+}
+
+/// Reads the whole RDB in `path` (`len` bytes) without touching the store: every item and the
+/// checksum. A payload that would fail to load is refused before the store is flushed, so the
+/// replica keeps the data it had, and serves it, until a good one arrives; past this check a
+/// load can fail only on the store's own errors. Costs a second parse of the payload (in
+/// the page cache, just written), with no `-LOADING` meanwhile.
+fn check(shared: &Shared, path: &std::path::Path, len: u64) -> io::Result<()> {
+    let bad = |e: FileError| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the full sync's payload is not a valid RDB ({e}); the store keeps its data and \
+                 the link syncs again"
+            ),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    let r = std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file);
+    let mut rdb = FileReader::new(r, shared.proto_max_bulk_len()).map_err(bad)?;
+    while !matches!(rdb.next_item().map_err(bad)?, Item::End) {}
+    let rdb_len = rdb.position();
+    if rdb_len != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the payload held {len} bytes, its RDB ended after {rdb_len}; the store keeps its data and the link syncs again"),
+        ));
+    }
+    Ok(())
 }
 
 /// Flushes the store and loads the RDB in `path` (`len` bytes), clients held off meanwhile.
