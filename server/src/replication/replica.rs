@@ -327,9 +327,7 @@ fn full_sync(
     }
     let path = shared.config.dir.join(SYNC_FILE);
     let received = receive(shared, generation, r, &payload, &path);
-    let loaded = received
-        .and_then(|len| check(shared, &path, len).map(|()| len))
-        .and_then(|len| load(shared, generation, &path, len));
+    let loaded = received.and_then(|len| load(shared, generation, &path, len));
     if let Err(e) = std::fs::remove_file(&path) {
         if e.kind() != io::ErrorKind::NotFound {
             tracing::warn!(file = %path.display(), error = %e, "could not remove the full sync's temporary file; remove it by hand");
@@ -338,7 +336,14 @@ fn full_sync(
     loaded
 }
 
-/// Copies the payload into `path`; returns the RDB's length.
+/// Copies the payload into `path`; returns the RDB's length once it is known good.
+///
+/// The payload is checked whole as it arrives, without touching the store: a thread parses
+/// a copy of every chunk written to the file (every key, and the RDB's checksum at its end).
+/// A payload that would fail to load is refused here, before the store is flushed, so the
+/// replica keeps the data it had, and serves it, until a good one arrives; past this check a
+/// load can fail only on the store's own errors. On its own thread, the parse overlaps the
+/// transfer instead of adding to the sync's time.
 fn receive(
     shared: &Shared,
     generation: u64,
@@ -352,47 +357,116 @@ fn receive(
             format!("create {} for the full sync: {e}", path.display()),
         )
     })?;
-    let mut out = std::io::BufWriter::with_capacity(READ_CHUNK_BYTES, file);
-    let len = wire::copy_payload(r, payload, &mut out, |n| {
+    let (chunks, arrived) = std::sync::mpsc::sync_channel(CHECK_QUEUE_CHUNKS);
+    let max_bulk = shared.proto_max_bulk_len();
+    let checker = std::thread::Builder::new()
+        .name("flin-sync-check".into())
+        .spawn(move || check(Chunks::new(arrived), max_bulk))?;
+    let mut out = Tee {
+        file: std::io::BufWriter::with_capacity(READ_CHUNK_BYTES, file),
+        chunks: Some(chunks),
+    };
+    let copied = wire::copy_payload(r, payload, &mut out, |n| {
         update(shared, generation, |l| l.sync_read_bytes = n);
     })
+    .and_then(|len| out.file.flush().map(|()| len))
     .map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("receiving the full sync into {}: {e}", path.display()),
         )
-    })?;
-    out.flush()?;
-    Ok(len)
-}
-
-/// Reads the whole RDB in `path` (`len` bytes) without touching the store: every item and the
-/// checksum. A payload that would fail to load is refused before the store is flushed, so the
-/// replica keeps the data it had, and serves it, until a good one arrives; past this check a
-/// load can fail only on the store's own errors. Costs a second parse of the payload (in
-/// the page cache, just written), with no `-LOADING` meanwhile.
-fn check(shared: &Shared, path: &std::path::Path, len: u64) -> io::Result<()> {
-    let bad = |e: FileError| {
+    });
+    // The checker sees the end of the payload (or of a failed transfer) and returns.
+    drop(out);
+    let checked = checker
+        .join()
+        .unwrap_or_else(|_| Err("the thread checking it panicked".to_owned()));
+    let len = copied?;
+    let refused = |why: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "the full sync's payload is not a valid RDB ({e}); the store keeps its data and \
-                 the link syncs again"
+                "the full sync's payload is not a valid RDB ({why}); the store keeps its data \
+                 and the link syncs again"
             ),
         )
     };
-    let file = std::fs::File::open(path)?;
-    let r = std::io::BufReader::with_capacity(READ_CHUNK_BYTES, file);
-    let mut rdb = FileReader::new(r, shared.proto_max_bulk_len()).map_err(bad)?;
-    while !matches!(rdb.next_item().map_err(bad)?, Item::End) {}
-    let rdb_len = rdb.position();
-    if rdb_len != len {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("the payload held {len} bytes, its RDB ended after {rdb_len}; the store keeps its data and the link syncs again"),
-        ));
+    match checked {
+        Ok(rdb_len) if rdb_len == len => Ok(len),
+        Ok(rdb_len) => Err(refused(format!(
+            "the payload held {len} bytes, its RDB ended after {rdb_len}"
+        ))),
+        Err(why) => Err(refused(why)),
     }
-    Ok(())
+}
+
+/// Chunks of a full sync's payload queued for the check, at most: 4 MiB of 64 KiB reads.
+const CHECK_QUEUE_CHUNKS: usize = 64;
+
+/// Parses the RDB `r` reads to its end; returns its length, or why it would not load.
+fn check(r: Chunks, max_bulk: u64) -> Result<u64, String> {
+    let mut rdb = FileReader::new(r, max_bulk).map_err(|e| e.to_string())?;
+    while !matches!(rdb.next_item().map_err(|e| e.to_string())?, Item::End) {}
+    Ok(rdb.position())
+}
+
+/// The payload's file, and a copy of each chunk written to it for the check.
+struct Tee {
+    file: std::io::BufWriter<std::fs::File>,
+    /// None once the check ended early (it failed, or its RDB ended before the payload did):
+    /// its verdict is in, the transfer goes on to its end.
+    chunks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(chunks) = &self.chunks {
+            if chunks.send(buf[..n].to_vec()).is_err() {
+                self.chunks = None;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// The chunks [`Tee`] sends, read as one stream; it ends when the sender is dropped.
+struct Chunks {
+    arrived: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Chunks {
+    fn new(arrived: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        Chunks {
+            arrived,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.arrived.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// Flushes the store and loads the RDB in `path` (`len` bytes), clients held off meanwhile.
