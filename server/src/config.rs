@@ -126,8 +126,9 @@ pub struct Config {
 
     /// Size of one log segment file, e.g. 16MiB. Suffixes K, M, G (alone or with B or iB)
     /// are powers of 1024. Compaction works a segment at a time, so disk use stays within
-    /// 1.5x of the live data once the store holds ten segments or more; larger segments make
-    /// appends slightly cheaper.
+    /// 1.5x of the live data once the store holds ten segments or more; a smaller store keeps
+    /// up to four sealed segments before it compacts them (as Redis lets its AOF reach 64 MB
+    /// before a rewrite). Larger segments make appends slightly cheaper.
     #[arg(long, env = "FLIN_SEGMENT_SIZE", default_value = "16MiB", value_parser = parse_bytes)]
     pub segment_size: u64,
 
