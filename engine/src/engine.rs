@@ -393,6 +393,20 @@ impl Engine {
         self.db(0).random_key(random)
     }
 
+    /// Sizes the index for `keys` more keys at once, instead of growing it (rehashing every key
+    /// so far) several times while they are written: a replica's full sync knows the count
+    /// from the RDB before the keys.
+    pub fn reserve_keys(&self, keys: u64) {
+        let per_shard = usize::try_from(keys)
+            .unwrap_or(usize::MAX)
+            .div_ceil(crate::index::SHARD_COUNT);
+        for i in 0..crate::index::SHARD_COUNT {
+            let mut shard = self.shared.index.shard(i).write();
+            let len = shard.len();
+            shard.reserve(len.saturating_add(per_shard));
+        }
+    }
+
     /// Deletes every key of every database (FLUSHALL). Durable when this returns, under every
     /// fsync policy.
     ///

@@ -153,6 +153,13 @@ pub enum Item {
         /// The type's name, as TYPE answers it (`list`, `hash`, `stream`, `module`...).
         kind: &'static str,
     },
+    /// How many keys database `db` holds (`RESIZEDB`, before its keys): a hint for sizing.
+    Resize {
+        /// The database number.
+        db: u64,
+        /// Its keys, as the writer counted them.
+        keys: u64,
+    },
     /// A function library (Redis 7 functions): read past.
     Function,
     /// Module aux data: read past.
@@ -254,8 +261,9 @@ impl<R: Read> FileReader<R> {
                 }
                 OP_SELECTDB => self.db = self.plain_len()?,
                 OP_RESIZEDB => {
+                    let keys = self.plain_len()?;
                     self.plain_len()?;
-                    self.plain_len()?;
+                    return Ok(Item::Resize { db: self.db, keys });
                 }
                 OP_SLOT_INFO => {
                     for _ in 0..3 {
@@ -715,6 +723,23 @@ mod tests {
             ]
         );
         assert!(other.contains(&Item::Function));
+        // Each database's RESIZEDB, its key count first (a replica sizes its index by it).
+        let resized: Vec<u64> = other
+            .iter()
+            .filter_map(|i| match i {
+                Item::Resize { db, keys } => Some(*db * 1000 + keys),
+                _ => None,
+            })
+            .collect();
+        let per_db = |d: u64| {
+            strings.keys().filter(|(db, _)| *db == d).count()
+                + skipped.iter().filter(|(db, _, _)| *db == d).count()
+        };
+        assert_eq!(
+            resized,
+            [0, 3, 5].map(|d| d * 1000 + per_db(d) as u64),
+            "{other:?}"
+        );
         assert!(other.contains(&Item::Aux {
             key: b"redis-ver".to_vec(),
             value: b"7.0.15".to_vec()

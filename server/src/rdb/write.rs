@@ -184,6 +184,7 @@ mod tests {
                     expire_at_ms,
                 } => got.push((db, key, value, expire_at_ms)),
                 Item::Aux { key, value } => aux.push((key, value)),
+                Item::Resize { .. } => {}
                 Item::End => break,
                 other => panic!("unexpected {other:?}"),
             }

@@ -469,6 +469,34 @@ impl Read for Chunks {
     }
 }
 
+/// String keys of one database a full sync loads together (see [`load`]).
+#[derive(Default)]
+struct LoadBatch {
+    db: u32,
+    /// Key, value and expiry (0: none).
+    keys: Vec<(Vec<u8>, Vec<u8>, u64)>,
+}
+
+impl LoadBatch {
+    /// Prefetches the keys' index slots, writes them, and empties the batch; returns how many
+    /// it wrote.
+    fn write(&mut self, shared: &Shared) -> io::Result<u64> {
+        if self.keys.is_empty() {
+            return Ok(0);
+        }
+        let db = shared.engine.db(self.db);
+        let keys: Vec<&[u8]> = self.keys.iter().map(|(k, _, _)| k.as_slice()).collect();
+        db.prefetch(&keys);
+        for (key, value, at) in &self.keys {
+            db.put(key, value, *at)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        let n = self.keys.len() as u64;
+        self.keys.clear();
+        Ok(n)
+    }
+}
+
 /// Flushes the store and loads the RDB in `path` (`len` bytes), clients held off meanwhile.
 fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> io::Result<()> {
     struct Loading<'a>(&'a Shared);
@@ -493,6 +521,9 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
     let mut rdb = FileReader::new(&mut *r, shared.proto_max_bulk_len()).map_err(bad)?;
     let databases = shared.engine.databases();
     let (mut loaded, mut skipped) = (0u64, 0u64);
+    // Keys of one database, written together once their index slots were prefetched: their
+    // cache misses overlap instead of coming one after another (most of a put's time here).
+    let mut batch = LoadBatch::default();
     loop {
         match rdb.next_item().map_err(bad)? {
             Item::String {
@@ -505,18 +536,18 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
                     skipped += 1;
                     continue;
                 };
-                let at = expire_at_ms.map_or(0, |t| t.max(1) as u64);
-                shared
-                    .engine
-                    .db(db)
-                    .put(&key, &value, at)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                loaded += 1;
-                if loaded % 4096 == 0 {
-                    let read = rdb.position();
-                    update(shared, generation, |l| l.sync_read_bytes = read);
+                if batch.db != db || batch.keys.len() == flin_engine::PREFETCH_BATCH {
+                    loaded += batch.write(shared)?;
+                    batch.db = db;
+                    if loaded % 4096 < flin_engine::PREFETCH_BATCH as u64 {
+                        let read = rdb.position();
+                        update(shared, generation, |l| l.sync_read_bytes = read);
+                    }
                 }
+                let at = expire_at_ms.map_or(0, |t| t.max(1) as u64);
+                batch.keys.push((key, value, at));
             }
+            Item::Resize { keys, .. } => shared.engine.reserve_keys(keys),
             Item::Skipped { db, key, kind } => {
                 skipped += 1;
                 if skipped <= SKIPPED_LOGGED_MAX {
@@ -528,6 +559,7 @@ fn load(shared: &Shared, generation: u64, path: &std::path::Path, len: u64) -> i
             Item::Aux { .. } | Item::Function | Item::ModuleAux => {}
         }
     }
+    loaded += batch.write(shared)?;
     let rdb_len = rdb.position();
     drop(rdb);
     if rdb_len != len {
