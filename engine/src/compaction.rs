@@ -101,7 +101,7 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
         // mostly live: rewriting it would reclaim little and could repeat forever when the
         // bound cannot be met (a small store beside a preallocated segment).
         let by_ratio = if few {
-            s.live_bytes() == 0
+            s.holds_nothing_live()
         } else {
             r >= shared.options.compaction_dead_ratio
         };

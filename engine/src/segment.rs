@@ -342,6 +342,11 @@ impl Segment {
         len - self.dead_bytes().min(len)
     }
 
+    /// True when no record of this segment is live: its live bytes are its header's.
+    pub fn holds_nothing_live(&self) -> bool {
+        self.live_bytes() <= crate::format::SEGMENT_HEADER_LEN as u64
+    }
+
     pub fn add_dead(&self, bytes: u64) {
         self.dead_bytes.0.fetch_add(bytes, Ordering::Relaxed);
     }

@@ -61,6 +61,62 @@ fn deleted_key_stays_deleted_across_partial_compaction_and_restart() {
     assert_eq!(e.get(b"fill-a-3").as_deref(), Some(&[b'f'; 200][..]));
 }
 
+/// A segment whose records are all dead by its accounting, but whose tombstone is still
+/// needed (the deleted key's old value lives in an older segment): compaction must keep that
+/// tombstone (a shortcut that skipped reading such segments dropped it); once the old value
+/// is gone the same segment goes whole.
+#[test]
+fn a_dead_segment_keeps_the_tombstone_an_older_value_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || common::options(Fsync::Never, CHURN_SEGMENT);
+    let e = Engine::open(dir.path(), options()).unwrap();
+    e.put(b"victim", b"old value", 0).unwrap();
+    let (_, value_segment) = e.segment_ids();
+    filler(&e, "a", 400);
+    // Keys written again below, up to the next segment, so the tombstone's segment holds
+    // nothing else.
+    let (_, before) = e.segment_ids();
+    let mut n = 0;
+    while e.segment_ids().1 == before {
+        e.put(format!("churn-{n}").as_bytes(), &[b'x'; 200], 0)
+            .unwrap();
+        n += 1;
+    }
+    e.delete(b"victim").unwrap().expect("existed");
+    let (_, tombstone_segment) = e.segment_ids();
+    assert_ne!(value_segment, tombstone_segment);
+    // The rest of the tombstone's segment, then the same keys again: all of it dies.
+    for round in 0..2 {
+        for i in 0..400 {
+            e.put(format!("churn-{i}").as_bytes(), &[b'0' + round; 200], 0)
+                .unwrap();
+        }
+    }
+    let (_, active) = e.segment_ids();
+    assert!(
+        active > tombstone_segment + 1,
+        "the tombstone's segment is sealed"
+    );
+    let run = e.compact_segments(&[tombstone_segment]).unwrap();
+    assert_eq!(run.segments_in, 1);
+    assert!(
+        run.records_copied >= 1,
+        "the tombstone was dropped: {run:?}"
+    );
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(e.get(b"victim"), None, "a deleted key came back");
+    assert_eq!(e.get(b"churn-7").as_deref(), Some(&[b'1'; 200][..]));
+    // Without the old value, nothing is needed any more.
+    e.compact_now().unwrap();
+    assert!(!e.segment_ids().0.contains(&value_segment));
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(e.get(b"victim"), None);
+    assert_eq!(e.get(b"churn-7").as_deref(), Some(&[b'1'; 200][..]));
+    assert_eq!(e.get(b"fill-a-3").as_deref(), Some(&[b'f'; 200][..]));
+}
+
 #[test]
 fn compaction_reclaims_overwritten_space() {
     let dir = tempfile::tempdir().unwrap();
@@ -447,4 +503,36 @@ fn small_stores_rewrite_only_dead_enough_segments() {
     }
     e.close().unwrap();
     assert!(runs > 0, "no run");
+}
+
+/// A store of fewer than four sealed segments compacts by dead ratio not yet, but a segment
+/// with nothing live goes at once (with nothing to copy).
+#[test]
+fn a_small_store_removes_whole_dead_segments_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(
+        dir.path(),
+        Options {
+            compaction: false,
+            ..common::options(Fsync::Never, CHURN_SEGMENT)
+        },
+    )
+    .unwrap();
+    // 300 keys of 200 bytes fill a segment and part of the next; writing them again kills
+    // every record of the first.
+    for round in 0..2u8 {
+        for i in 0..300 {
+            e.put(format!("key-{i}").as_bytes(), &[b'a' + round; 200], 0)
+                .unwrap();
+        }
+    }
+    let (segments, active) = e.segment_ids();
+    let sealed = segments.iter().filter(|&&s| s != active).count();
+    assert!((1..4).contains(&sealed), "{segments:?}");
+    let run = e.compact_due().unwrap();
+    assert_eq!(run.segments_in, 1, "{run:?}");
+    assert_eq!(run.records_copied, 0, "{run:?}");
+    assert!(!e.segment_ids().0.contains(&segments[0]));
+    assert_eq!(e.get(b"key-0").as_deref(), Some(&[b'b'; 200][..]));
+    e.close().unwrap();
 }
