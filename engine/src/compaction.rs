@@ -148,20 +148,20 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
         return Ok(RunReport::default());
     }
     let _run = shared.compaction_lock.lock();
-    // FLUSHALL may have retired the inputs while we waited for the lock.
-    if inputs.iter().any(|s| s.is_obsolete()) {
-        return Ok(RunReport::default());
-    }
+    // FLUSHALL, or a run that took the lock first (the background thread's, beside
+    // `Engine::compact_now`), may have retired some inputs while we waited: the rest still
+    // go. Returning without a run here made a caller's compaction a no-op at random.
+    let inputs: Vec<Arc<Segment>> = inputs
+        .iter()
+        .filter(|s| !s.is_obsolete())
+        .cloned()
+        .collect();
     // Compacted segments ignore the transaction flag, so no record of a transaction still
     // open may be copied: leave out the segments it wrote (sealed when it rolled the log).
     // One that opens from here writes only to the active segment, never an input.
     let inputs: Vec<Arc<Segment>> = match shared.log.open_txn_first_seq() {
-        Some(Some(first)) => inputs
-            .iter()
-            .filter(|s| s.max_seq() < first)
-            .cloned()
-            .collect(),
-        _ => inputs.to_vec(),
+        Some(Some(first)) => inputs.into_iter().filter(|s| s.max_seq() < first).collect(),
+        _ => inputs,
     };
     if inputs.is_empty() {
         return Ok(RunReport::default());
