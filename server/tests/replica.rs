@@ -40,15 +40,26 @@ fn wait_ack(raw: &mut Raw, offset: i64) {
 /// full sync (the `$<len>` form) from offset 0.
 fn full_sync(listener: &TcpListener, file: &[u8]) -> Raw {
     let mut p = accept(listener);
-    for answer in ["+PONG", "+OK", "+OK"] {
-        read_command(&mut p);
-        p.send(format!("{answer}\r\n").as_bytes());
-    }
-    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
-    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    answer_until_fullresync(&mut p);
     p.send(format!("\n${}\r\n", file.len()).as_bytes());
     p.send(file);
     p
+}
+
+/// Answers a connected replica's PING and two REPLCONFs, checks that it asks for a full
+/// sync, and announces one from offset 0 (the payload is the caller's).
+fn answer_until_fullresync(p: &mut Raw) {
+    answer_handshake(p);
+    assert_eq!(read_command(p), ["PSYNC", "?", "-1"]);
+    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+}
+
+/// Answers a connected replica's PING and two REPLCONFs (no AUTH), up to its PSYNC.
+fn answer_handshake(p: &mut Raw) {
+    for answer in ["+PONG", "+OK", "+OK"] {
+        read_command(p);
+        p.send(format!("{answer}\r\n").as_bytes());
+    }
 }
 
 fn rdb() -> Vec<u8> {
@@ -401,12 +412,7 @@ fn a_full_sync_replaces_the_data_only_once_received_and_loading_is_visible() {
     );
     // The first link sends half the payload and drops.
     let mut p = accept(&listener);
-    for answer in ["+PONG", "+OK", "+OK"] {
-        read_command(&mut p);
-        p.send(format!("{answer}\r\n").as_bytes());
-    }
-    assert_eq!(read_command(&mut p), ["PSYNC", "?", "-1"]);
-    p.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    answer_until_fullresync(&mut p);
     let file = rdb();
     p.send(format!("\n${}\r\n", file.len()).as_bytes());
     p.send(&file[..file.len() / 2]);
@@ -470,12 +476,7 @@ fn a_full_sync_that_would_not_load_keeps_the_data() {
     let mut raw = srv.raw();
     raw.expect(&cmd(&[b"GET", b"stale"]), b"$3\r\nold\r\n");
     raw.expect(&cmd(&[b"GET", b"a"]), b"$-1\r\n");
-    for answer in ["+PONG", "+OK", "+OK"] {
-        read_command(&mut p2);
-        p2.send(format!("{answer}\r\n").as_bytes());
-    }
-    assert_eq!(read_command(&mut p2), ["PSYNC", "?", "-1"]);
-    p2.send(format!("+FULLRESYNC {REPLID} 0\r\n").as_bytes());
+    answer_until_fullresync(&mut p2);
     p2.send(format!("\n${}\r\n", file.len()).as_bytes());
     p2.send(&file);
     let set = cmd(&[b"SET", b"g", b"7"]);
@@ -593,10 +594,7 @@ fn a_link_dropped_inside_a_transaction_continues_from_its_multi() {
 
     drop(p);
     let mut p = accept(&listener);
-    for answer in ["+PONG", "+OK", "+OK"] {
-        read_command(&mut p);
-        p.send(format!("{answer}\r\n").as_bytes());
-    }
+    answer_handshake(&mut p);
     let from = (applied + 1).to_string();
     assert_eq!(read_command(&mut p), ["PSYNC", REPLID, from.as_str()]);
     p.send(b"+CONTINUE\r\n");
