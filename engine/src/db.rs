@@ -87,6 +87,13 @@ impl<'a> Db<'a> {
         self.get_with(key, |e| e.is_some())
     }
 
+    /// True when the key has a record, live or past its expiry time but not removed yet:
+    /// what a write just did to the key, whatever the clock did since (a key written with
+    /// a 1 ms time to live may be expired by the time the caller looks).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        read::holds(self.shared, self.ns(), key)
+    }
+
     /// As [`crate::Engine::version`].
     pub fn version(&self, key: &[u8]) -> Option<u64> {
         read::version(self.shared, self.ns(), key)

@@ -75,6 +75,15 @@ pub(crate) fn version(sh: &Shared, ns: u32, key: &[u8]) -> Option<u64> {
         .map(|(_, hdr, _)| hdr.seq)
 }
 
+/// True when the key has a record, live or past its expiry but not yet removed (see
+/// `Db::holds`).
+pub(crate) fn holds(sh: &Shared, ns: u32, key: &[u8]) -> bool {
+    let h = KeyHash::of_ns(ns, key);
+    let shard = sh.index.shard(h.shard()).read();
+    let segs = sh.registry.load();
+    find_current(&shard, &segs, ns, key, h).1.is_some()
+}
+
 /// Brings the slots and records of `keys` into the CPU cache (see `Engine::prefetch`).
 pub(crate) fn prefetch(sh: &Shared, ns: u32, keys: &[&[u8]]) {
     let mut hashes = [KeyHash::of(b""); PREFETCH_BATCH];

@@ -226,3 +226,26 @@ fn avg_ttl_comes_from_the_sweep_and_is_zero_without_expiries() {
     persist(&e, 1, b"a");
     assert_eq!(e.keyspace()[1].avg_ttl_ms, 0, "no expiry left");
 }
+
+#[test]
+fn holds_sees_a_record_past_its_expiry_until_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    // No background sweep: the expired record stays until the test removes it.
+    let options = flin_engine::Options {
+        expire_keys: false,
+        ..common::small_segments(true)
+    };
+    let e = Engine::open(dir.path(), options).unwrap();
+    let db = e.db(3);
+    db.put(b"gone", b"v", PAST_MS).unwrap();
+    db.put(b"live", b"v", FAR_MS).unwrap();
+    assert!(!db.contains(b"gone") && db.holds(b"gone"));
+    assert!(db.contains(b"live") && db.holds(b"live"));
+    assert!(!db.holds(b"never") && !e.db(0).holds(b"gone"));
+    // Removed lazily here, or by the sweep first: either way it is gone.
+    e.set_expire_keys(true);
+    db.remove_expired(b"gone");
+    assert!(!db.holds(b"gone"));
+    db.delete(b"live").unwrap();
+    assert!(!db.holds(b"live"));
+}

@@ -115,7 +115,9 @@ fn publish_events(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[&[u8]], b: Befo
     // These replace their destination: Redis deletes it and adds the key anew.
     let replaces = matches!(name, "rename" | "renamenx" | "restore");
     let dst = keys.len() - 1;
-    let exists: Vec<bool> = keys.iter().map(|k| ctx.db().contains(k)).collect();
+    // What the command left, whatever the clock did since: a key it wrote with a 1 ms time
+    // to live is still one it created (Redis reports it before any expiry).
+    let exists: Vec<bool> = keys.iter().map(|k| ctx.db().holds(k)).collect();
     // Keys the command created ('n'): each announced just before the command's first event
     // about it, as Redis's dbAdd does.
     let mut created: Vec<bool> = (0..keys.len())
