@@ -94,18 +94,27 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     sealed.sort_by(|a, b| dead_ratio(b).total_cmp(&dead_ratio(a)));
     let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
     let (mut taken, mut taken_live) = (0u64, 0u64);
+    // The newest sealed segment holds the keys written last, the likeliest to be written
+    // again next: by dead ratio it waits for a newer one. Taken with the others, its live
+    // records were copied only to die soon after (pipelined SETs over 100K keys: a fourth of
+    // every run's input, 4.2 MB of 16 MiB, the latest version of 62K keys).
+    let newest = sealed.iter().map(|s| s.max_seq()).max();
     let mut plan = Vec::new();
     for s in sealed {
         let r = dead_ratio(&s);
+        let young = Some(s.max_seq()) == newest;
         // Under space pressure take any segment worth the rewrite, but never one that is
         // mostly live: rewriting it would reclaim little and could repeat forever when the
         // bound cannot be met (a small store beside a preallocated segment).
         let by_ratio = if few {
             s.holds_nothing_live()
         } else {
-            r >= shared.options.compaction_dead_ratio
+            !young && r >= shared.options.compaction_dead_ratio
         };
         let wanted = by_ratio || (over_amp && r >= AMP_PICK_DEAD_RATIO_MIN);
+        if !wanted && young {
+            continue;
+        }
         let fits =
             taken + s.len() <= budget && (taken_live + s.live_bytes()) as f64 <= output_budget;
         if !wanted || (!plan.is_empty() && !fits) {

@@ -384,8 +384,8 @@ fn block_on_for(fut: impl std::future::Future<Output = ()>, timeout: std::time::
     }
 }
 
-/// Overwrites `keys` keys four times with compaction held to 4 MB/s, 64 KiB segments;
-/// returns the worst disk/live ratio seen and the final stats.
+/// Overwrites `keys` keys four times over at random with compaction held to 4 MB/s, 64 KiB
+/// segments; returns the worst disk/live ratio seen and the final stats.
 fn churn_against_slow_compaction(keys: u32, wait: StallWait) -> (f64, flin_engine::Stats) {
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(
@@ -406,14 +406,21 @@ fn churn_against_slow_compaction(keys: u32, wait: StallWait) -> (f64, flin_engin
         e.put(format!("key-{k:05}").as_bytes(), &value, 0).unwrap();
     }
     let mut worst = 0f64;
-    for pass in 0..4u32 {
+    // Overwrites at random: a sealed segment's records die one by one, so compaction must
+    // copy the live ones to reclaim the dead (in passes over the keys in order, whole
+    // segments die and go without a copy, and a fast compaction may keep up).
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..4u32 {
         for k in 0..keys {
             if wait == StallWait::Async {
                 if let Some(left) = e.write_stall() {
                     block_on_for(e.write_stall_lifted(), left);
                 }
             }
-            let key = format!("key-{:05}", (k * 7 + pass) % keys);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = format!("key-{:05}", x % u64::from(keys));
             let before = e.stats().write_stalls;
             e.put(key.as_bytes(), &value, 0).unwrap();
             if wait == StallWait::Async {
@@ -431,6 +438,12 @@ fn churn_against_slow_compaction(keys: u32, wait: StallWait) -> (f64, flin_engin
 }
 
 const CHURN_SEGMENT: u64 = 64 * 1024;
+
+/// A store of 64 KiB segments whose compaction runs only when the test calls for it
+/// (`Engine::compact_due`).
+fn open_compacted_by_hand(dir: &std::path::Path) -> Engine {
+    Engine::open(dir, common::options(Fsync::Never, CHURN_SEGMENT)).unwrap()
+}
 
 /// A writer far faster than compaction is made to wait for it, so disk use stays near the
 /// space bound instead of growing with the writes.
@@ -465,16 +478,7 @@ fn small_stores_never_stall_writers() {
 #[test]
 fn small_stores_rewrite_only_dead_enough_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(
-        dir.path(),
-        Options {
-            fsync: Fsync::Never,
-            segment_size_bytes: CHURN_SEGMENT,
-            compaction: false,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let e = open_compacted_by_hand(dir.path());
     // About 0.15 MB of live data (under three segments), overwritten at random: a sealed
     // segment's records die one by one, as under a client's random SETs. Compaction looks
     // for work every 100 writes, as a background thread keeping up would.
@@ -510,14 +514,7 @@ fn small_stores_rewrite_only_dead_enough_segments() {
 #[test]
 fn a_small_store_removes_whole_dead_segments_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(
-        dir.path(),
-        Options {
-            compaction: false,
-            ..common::options(Fsync::Never, CHURN_SEGMENT)
-        },
-    )
-    .unwrap();
+    let e = open_compacted_by_hand(dir.path());
     // 300 keys of 200 bytes fill a segment and part of the next; writing them again kills
     // every record of the first.
     for round in 0..2u8 {
@@ -534,5 +531,61 @@ fn a_small_store_removes_whole_dead_segments_at_once() {
     assert_eq!(run.records_copied, 0, "{run:?}");
     assert!(!e.segment_ids().0.contains(&segments[0]));
     assert_eq!(e.get(b"key-0").as_deref(), Some(&[b'b'; 200][..]));
+    e.close().unwrap();
+}
+
+/// By dead ratio, the newest sealed segment waits for a newer one: it holds the keys written
+/// last, the likeliest to be overwritten next, and copying its live records now would copy
+/// them only to die soon after.
+#[test]
+fn the_newest_sealed_segment_waits_for_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open_compacted_by_hand(dir.path());
+    // Distinct keys of 200 bytes until eight segments are sealed, noting which keys each
+    // segment got.
+    let mut keys_of: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    let mut n = 0u32;
+    let sealed = |e: &Engine| {
+        let (segments, active) = e.segment_ids();
+        segments.into_iter().filter(|&s| s != active).count()
+    };
+    while sealed(&e) < 8 {
+        let key = format!("key-{n}");
+        e.put(key.as_bytes(), &[b'a'; 200], 0).unwrap();
+        keys_of.entry(e.segment_ids().1).or_default().push(key);
+        n += 1;
+    }
+    let (_, active) = e.segment_ids();
+    let newest = *keys_of.range(..active).next_back().unwrap().0;
+    // Kill 70% of the newest sealed segment's records, all in the active segment: it alone
+    // is dead enough for a run by ratio (0.5), and the others are wholly live.
+    let doomed = &keys_of[&newest];
+    for key in &doomed[..doomed.len() * 7 / 10] {
+        e.put(key.as_bytes(), &[b'b'; 200], 0).unwrap();
+    }
+    assert_eq!(e.segment_ids().1, active, "the overwrites rolled the log");
+    let run = e.compact_due().unwrap();
+    assert_eq!(
+        run.segments_in, 0,
+        "the newest sealed segment was taken: {run:?}"
+    );
+    assert!(e.segment_ids().0.contains(&newest));
+    // Once a newer segment is sealed, it goes.
+    while e.segment_ids().1 == active {
+        e.put(format!("key-{n}").as_bytes(), &[b'a'; 200], 0)
+            .unwrap();
+        n += 1;
+    }
+    let run = e.compact_due().unwrap();
+    assert_eq!(run.segments_in, 1, "{run:?}");
+    assert!(!e.segment_ids().0.contains(&newest));
+    assert_eq!(
+        e.get(doomed[0].as_bytes()).as_deref(),
+        Some(&[b'b'; 200][..])
+    );
+    assert_eq!(
+        e.get(doomed.last().unwrap().as_bytes()).as_deref(),
+        Some(&[b'a'; 200][..])
+    );
     e.close().unwrap();
 }
