@@ -20,7 +20,9 @@
 # redis-server runs with `--save '' --appendonly no` (its default diskless full sync, without
 # the 5 s delay it waits for more replicas: `--repl-diskless-sync-delay 0`); flin-server with
 # its defaults (two workers, fsync everysec). Installs redis-server and redis-tools when
-# missing; builds flin-server in release unless FLIN_SERVER_BIN names one. Replication lag
+# missing; builds flin-server in release unless FLIN_SERVER_BIN names one. REDIS_ARGS and
+# FLIN_ARGS add arguments to every redis-server and flin-server started (say
+# `REDIS_ARGS='--appendonly yes'` for a Redis that persists as flin does).
 # The Sentinel rounds are `ROUNDS=20 bash .ci/checks/sentinel.sh`.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -78,9 +80,9 @@ start() {   # KIND NAME PORT: starts a redis-server or a flin-server on a fresh 
     mkdir -p "$work/$name"
     if [[ $kind == redis ]]; then
         redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-            --repl-diskless-sync-delay 0 --dir "$work/$name" >"$work/$name.log" 2>&1 &
+            --repl-diskless-sync-delay 0 --dir "$work/$name" ${REDIS_ARGS:-} >"$work/$name.log" 2>&1 &
     else
-        "$flin" --dir "$work/$name/data" --port "$port" >"$work/$name.log" 2>&1 &
+        "$flin" --dir "$work/$name/data" --port "$port" ${FLIN_ARGS:-} >"$work/$name.log" 2>&1 &
     fi
     pids+=($!)
     wait_ping "$kind $name" "$!" "$port" "$work/$name.log"
