@@ -477,21 +477,7 @@ fn process(
     let mut out = conn.pending.borrow_mut();
     let out_before = out.len();
     let in_flight = conn.in_flight.get();
-    let mut ctx = Ctx {
-        engine: &shared.engine,
-        server: shared,
-        client,
-        out: &mut out,
-        worker: w.id,
-        expiry: &w.expiry,
-        token: None,
-        keyspace_hits: 0,
-        keyspace_misses: 0,
-        close: false,
-        shutdown: None,
-        repl: None,
-        repl_tx: None,
-    };
+    let mut ctx = Ctx::new(shared, w.id, client, &mut out, &w.expiry, None);
     let mut pos = 0;
     // Requests up to here had their keys prefetched.
     let mut prefetched_to = 0;

@@ -166,6 +166,33 @@ pub enum Shutdown {
 }
 
 impl<'a> Ctx<'a> {
+    /// A context for a batch of `client`'s requests on `worker`, replies into `out`, no
+    /// write yet unless `token` names one this client is still waiting on.
+    pub fn new(
+        server: &'a Shared,
+        worker: usize,
+        client: &'a mut Client,
+        out: &'a mut Vec<u8>,
+        expiry: &'a crate::expiry::ExpiryQueue,
+        token: Option<WriteToken>,
+    ) -> Ctx<'a> {
+        Ctx {
+            engine: &server.engine,
+            server,
+            worker,
+            client,
+            out,
+            expiry,
+            token,
+            keyspace_hits: 0,
+            keyspace_misses: 0,
+            close: false,
+            shutdown: None,
+            repl: None,
+            repl_tx: None,
+        }
+    }
+
     /// The client's selected database: the engine's key calls confined to it. Its lookups
     /// stamp the keys' access clocks (Redis's `lookupKey`) unless the client is in
     /// CLIENT NO-TOUCH mode; a command that never touches (TTL, OBJECT...) asks

@@ -287,21 +287,14 @@ impl Applier {
         let mut replies = Vec::new();
         let expiry = ExpiryQueue::default();
         let result = {
-            let mut ctx = Ctx {
-                engine: &shared.engine,
-                server: shared,
+            let mut ctx = Ctx::new(
+                shared,
                 worker,
-                client: &mut self.client,
-                out: &mut replies,
-                expiry: &expiry,
-                token: self.unacked,
-                keyspace_hits: 0,
-                keyspace_misses: 0,
-                close: false,
-                shutdown: None,
-                repl: None,
-                repl_tx: None,
-            };
+                &mut self.client,
+                &mut replies,
+                &expiry,
+                self.unacked,
+            );
             // No EXEC of another worker runs while this pass does (as a connection's batch).
             let mut batch = None;
             let result = loop {
