@@ -36,3 +36,55 @@ impl DirLock {
         Ok(DirLock { _file: file })
     }
 }
+
+impl Drop for DirLock {
+    /// Unlocks before the file is closed. Closing alone releases the lock only once every
+    /// descriptor of the open file is closed, and a child process this one starts holds a copy
+    /// of each until it executes its program: an engine closed while another thread was
+    /// starting a process could not be opened again at once (`Locked`), as a test saw.
+    fn drop(&mut self) {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        unsafe { libc::flock(self._file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process forked while the lock is held (its copy of the descriptor open until it
+    /// executes a program, or here, exits) does not keep the directory locked after the
+    /// lock is dropped.
+    #[test]
+    fn a_dropped_lock_is_free_while_a_child_still_holds_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DirLock::acquire(dir.path()).unwrap();
+        assert!(matches!(
+            DirLock::acquire(dir.path()),
+            Err(Error::Locked { .. })
+        ));
+        // SAFETY: the child only sleeps and exits (async-signal-safe calls); the parent kills
+        // and reaps it below.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: in the forked child, only async-signal-safe calls.
+            unsafe {
+                libc::sleep(30);
+                libc::_exit(0);
+            }
+        }
+        drop(lock);
+        let again = DirLock::acquire(dir.path());
+        // SAFETY: plain system calls on the child we started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        assert!(
+            again.is_ok(),
+            "the child's copy kept the lock: {:?}",
+            again.err()
+        );
+    }
+}
