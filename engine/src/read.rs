@@ -66,22 +66,32 @@ pub(crate) fn get_with<R>(
 
 /// The sequence number of the key's live record, or `None` (see `Engine::version`).
 pub(crate) fn version(sh: &Shared, ns: u32, key: &[u8]) -> Option<u64> {
-    let h = KeyHash::of_ns(ns, key);
-    let shard = sh.index.shard(h.shard()).read();
-    let segs = sh.registry.load();
-    let (_, current) = find_current(&shard, &segs, ns, key, h);
-    current
-        .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
-        .map(|(_, hdr, _)| hdr.seq)
+    with_current(sh, ns, key, |_, _, current| {
+        current
+            .filter(|(_, hdr, _)| !expired_now(hdr.expire_at_ms))
+            .map(|(_, hdr, _)| hdr.seq)
+    })
 }
 
 /// True when the key has a record, live or past its expiry but not yet removed (see
 /// `Db::holds`).
 pub(crate) fn holds(sh: &Shared, ns: u32, key: &[u8]) -> bool {
+    with_current(sh, ns, key, |_, _, current| current.is_some())
+}
+
+/// Calls `f` with the key's shard (read-locked), its slot there and the record it points at
+/// (see [`find_current`]): a lookup that changes nothing but the access clock.
+pub(crate) fn with_current<R>(
+    sh: &Shared,
+    ns: u32,
+    key: &[u8],
+    f: impl FnOnce(&Table, Option<usize>, Current<'_>) -> R,
+) -> R {
     let h = KeyHash::of_ns(ns, key);
     let shard = sh.index.shard(h.shard()).read();
     let segs = sh.registry.load();
-    find_current(&shard, &segs, ns, key, h).1.is_some()
+    let (slot, current) = find_current(&shard, &segs, ns, key, h);
+    f(&shard, slot, current)
 }
 
 /// Brings the slots and records of `keys` into the CPU cache (see `Engine::prefetch`).
