@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 pub(crate) struct DirLock {
-    _file: File,
+    file: File,
 }
 
 impl DirLock {
@@ -33,7 +33,7 @@ impl DirLock {
             }
             return Err(Error::io("flock", &path, err));
         }
-        Ok(DirLock { _file: file })
+        Ok(DirLock { file })
     }
 }
 
@@ -44,7 +44,7 @@ impl Drop for DirLock {
     /// starting a process could not be opened again at once (`Locked`), as a test saw.
     fn drop(&mut self) {
         // SAFETY: flock on a file descriptor we own; no memory is involved.
-        unsafe { libc::flock(self._file.as_raw_fd(), libc::LOCK_UN) };
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
 
