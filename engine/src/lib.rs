@@ -107,7 +107,10 @@ pub use write::{Update, WriteToken};
 pub mod testing {
     pub use crate::databases::DATABASES_FILE;
     pub use crate::format::*;
-    pub use crate::hint::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
+    pub use crate::hint::{
+        encode_hint_entries, hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_RESTART_INTERVAL,
+        HINT_VERSION,
+    };
     pub use crate::scan::{scan_records, ScanEnd};
     pub use crate::testing_hooks::Thread;
 }

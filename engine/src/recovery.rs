@@ -305,8 +305,6 @@ struct Loaded {
     newest_log: bool,
     use_hint: bool,
     hint: Option<Hint>,
-    /// Where each of the hint's entries starts, in record-offset order (see `Records`).
-    hint_positions: Vec<u32>,
     /// For a scanned segment: its records' entries, collected as the scan read them, so the
     /// index is built and keys compared without reading the segment a second time (under a
     /// memory limit its pages are gone by then). Only entries inside `spans` are valid.
@@ -363,7 +361,6 @@ fn open_segment(f: &Found, newest_log: bool, options: &Options) -> Result<Option
         newest_log,
         use_hint: options.hints && !newest_log,
         hint: None,
-        hint_positions: Vec::new(),
         scanned: None,
         spans: Vec::new(),
         damage: Vec::new(),
@@ -378,7 +375,6 @@ impl Loaded {
             let file_len = self.seg.len();
             match Hint::load(dir, self.seg.id, file_len) {
                 Ok(Some(mut h)) => {
-                    self.hint_positions = h.entry_positions();
                     self.commits = std::mem::take(&mut h.commits);
                     self.hint = Some(h);
                     return Ok(());
@@ -431,7 +427,6 @@ impl Loaded {
                 other => {
                     self.damage.push(other);
                     let scanned = entries.into_hint();
-                    self.hint_positions = scanned.entry_positions();
                     self.scanned = Some(scanned);
                     return Ok(());
                 }
@@ -558,7 +553,6 @@ impl Loaded {
         self.seg = Arc::new(seg);
         // Offsets moved: read records from the rewritten file instead.
         self.scanned = None;
-        self.hint_positions = Vec::new();
         self.spans = if len > SEGMENT_HEADER_LEN as u64 {
             vec![(SEGMENT_HEADER_LEN as u64, len)]
         } else {
@@ -853,11 +847,11 @@ impl<'a> Records<'a> {
             .ok()?;
         let l = self.by_id[i].1;
         if let Some(hint) = &l.hint {
-            let e = hint.entry_at_offset(&l.hint_positions, loc.off)?;
+            let e = hint.entry_at_offset(loc.off)?;
             return Some((e.header, e.key));
         }
         if let Some(scanned) = &l.scanned {
-            let e = scanned.entry_at_offset(&l.hint_positions, loc.off)?;
+            let e = scanned.entry_at_offset(loc.off)?;
             return l.in_spans(loc.off).then_some((e.header, e.key));
         }
         let seg = &l.seg;

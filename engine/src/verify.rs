@@ -141,11 +141,10 @@ fn check_entries(env: &Env<'_>, seg_id: u32, entries: Vec<Pending>) {
                 .flatten()
         })
         .flatten();
-    let positions = hint.as_ref().map(|h| h.entry_positions());
     for p in entries {
-        let old = match (&hint, &positions) {
-            (Some(h), Some(pos)) => h
-                .entry_at_offset(pos, p.old.off)
+        let old = match &hint {
+            Some(h) => h
+                .entry_at_offset(p.old.off)
                 .map(|e| (e.key.to_vec(), e.header)),
             _ => read_key(seg, p.old.off),
         };

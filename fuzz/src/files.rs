@@ -17,7 +17,10 @@ use flin_engine::testing::{
     FLAG_TOMBSTONE, FLAG_TXN, FLAG_TXN_COMMIT, RECORD_HEADER_LEN, RH_BODY_CRC, RH_FLAGS, RH_HEADER_CRC, RH_KEY_LEN, RH_SEQ,
     RH_VALUE_LEN, SEGMENT_HEADER_LEN, SH_CRC, SH_KIND, SH_SEGMENT_ID,
 };
-use flin_engine::testing::{hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_VERSION};
+use flin_engine::testing::{
+    encode_hint_entries, hint_file_name, HINT_HEADER_LEN, HINT_MAGIC, HINT_RESTART_INTERVAL,
+    HINT_VERSION,
+};
 
 /// Directory entries per input.
 pub const FILES_MAX: usize = 6;
@@ -169,6 +172,9 @@ pub enum Chunk {
 pub struct HintSpec {
     /// One entry per record, in order; otherwise the entries listed in `entries`.
     pub every_record: bool,
+    /// The fixed 32-byte entries of version 2 hints (which flin still reads) instead of the
+    /// compact ones it writes.
+    pub version_2: bool,
     pub entries: Vec<u8>,
     pub lies: Vec<(u8, HintLie)>,
     pub segment_id: Option<u32>,
@@ -352,24 +358,39 @@ impl Encoder {
                 HintLie::Flags(f) => e.1.flags = f.bits(),
             }
         }
-        let mut body = Vec::new();
-        for (offset, h, key) in &entries {
-            body.extend_from_slice(&h.seq.to_le_bytes());
-            body.extend_from_slice(&h.expire_at_ms.to_le_bytes());
-            body.extend_from_slice(&offset.to_le_bytes());
-            body.extend_from_slice(&h.value_len.to_le_bytes());
-            body.extend_from_slice(&(key.len() as u32).to_le_bytes());
-            body.push(h.flags);
-            body.extend_from_slice(&h.ns.to_le_bytes()[..3]);
-            body.extend_from_slice(key);
-        }
+        let body = if spec.version_2 {
+            let mut body = Vec::new();
+            for (offset, h, key) in &entries {
+                body.extend_from_slice(&h.seq.to_le_bytes());
+                body.extend_from_slice(&h.expire_at_ms.to_le_bytes());
+                body.extend_from_slice(&offset.to_le_bytes());
+                body.extend_from_slice(&h.value_len.to_le_bytes());
+                body.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                body.push(h.flags);
+                body.extend_from_slice(&h.ns.to_le_bytes()[..3]);
+                body.extend_from_slice(key);
+            }
+            body
+        } else {
+            // The compact layout stores no offsets, so a lie about one moves the entry: the
+            // entries go in offset order, and one that overlaps the one before lands after it.
+            entries.sort_by_key(|e| e.0);
+            encode_hint_entries(entries.iter().map(|(off, h, key)| {
+                let h = RecordHeader {
+                    key_len: key.len() as u32,
+                    ..*h
+                };
+                (u64::from(*off), h, key.as_slice())
+            }))
+        };
         let segment_len = spec
             .segment_len
             .unwrap_or_else(|| self.lengths.get(&file_id).copied().unwrap_or(0));
         let count = spec.count.unwrap_or(entries.len() as u64);
         let mut header = [0u8; HINT_HEADER_LEN];
         header[..8].copy_from_slice(&HINT_MAGIC);
-        put_u32(&mut header, 8, HINT_VERSION);
+        put_u32(&mut header, 8, if spec.version_2 { 2 } else { HINT_VERSION });
+        put_u32(&mut header, 32, HINT_RESTART_INTERVAL);
         put_u32(&mut header, 12, id);
         put_u64(&mut header, 16, segment_len);
         put_u64(&mut header, 24, count);
