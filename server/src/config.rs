@@ -115,7 +115,9 @@ pub struct Config {
     #[arg(long, env = "FLIN_PORT", default_value_t = 6379)]
     pub port: u16,
 
-    /// Worker threads, each with its own event loop and listener; 0 = one per CPU core.
+    /// Worker threads, each with its own event loop and listener; 0 = one per CPU core but
+    /// one (at least one): the last core is left to the kernel's network processing, the
+    /// store's own threads (log sync, compaction) and clients on the same machine.
     #[arg(long, env = "FLIN_THREADS", default_value_t = 0)]
     pub threads: usize,
 
@@ -292,8 +294,8 @@ pub struct Config {
     /// services), a pinned worker waits for its core while another sits idle; on a 2-core
     /// VM with redis-benchmark beside the server, pinning cost a quarter of the unpipelined
     /// throughput. Worth trying on a host whose cores are the server's alone. Skipped when
-    /// --threads is below the usable cores, so several small servers on one machine do not
-    /// all land on core 0.
+    /// --threads is below the default (the usable cores but one), so several small servers
+    /// on one machine do not all land on core 0.
     #[arg(
         long,
         env = "FLIN_PIN_CORES",
@@ -374,13 +376,23 @@ impl Config {
             .unwrap_or_else(|| self.dir.join("checkpoints"))
     }
 
-    /// Worker threads to run: `--threads`, or the cores available.
+    /// Worker threads to run: `--threads`, or [`default_workers`] of the cores available.
     pub fn worker_threads(&self) -> usize {
         if self.threads > 0 {
             return self.threads;
         }
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        default_workers(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
+}
+
+/// Workers on `cores` usable cores by default: one per core but one, at least one. A worker
+/// that has to share its core with the kernel's network processing, the store's threads or
+/// a client sleeps and wakes more often than the requests it serves: on 2 vCPUs with
+/// redis-benchmark beside the server, two workers took 14% more CPU per unpipelined GET than
+/// one, served fewer requests in 7 of 8 cells of the redis-benchmark matrix, and a flin
+/// primary took 1.3-1.6x the CPU under a replicated write load (`docs/perf/HISTORY.md`).
+pub fn default_workers(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 /// Parses `64MiB`, `1G`, `4096`, `16k`: suffixes are powers of 1024.
@@ -424,6 +436,12 @@ pub fn parse_yes_no(s: &str) -> Result<bool, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn default_workers_leave_a_core_free_from_two_cores() {
+        let by_cores: Vec<usize> = (0..=4).chain([8, 64]).map(super::default_workers).collect();
+        assert_eq!(by_cores, [1, 1, 1, 2, 3, 7, 63]);
+    }
+
     use super::*;
 
     #[test]

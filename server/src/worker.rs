@@ -94,9 +94,12 @@ pub(crate) fn spawn_all(
     for (id, listener) in listeners.into_iter().enumerate() {
         let for_thread = shared.clone();
         let tx = tx.clone();
-        // Pin only a server that takes every usable core; a smaller one leaves placement to the
-        // scheduler (several one-thread servers would otherwise all sit on the first core).
-        let pin = shared.config.pin_cores && !cpus.is_empty() && shared.threads >= cpus.len();
+        // Pin only a server that takes the usable cores (all but one, by default); a smaller
+        // one leaves placement to the scheduler (several one-thread servers on a big machine
+        // would otherwise all sit on the first core).
+        let pin = shared.config.pin_cores
+            && !cpus.is_empty()
+            && shared.threads >= crate::config::default_workers(cpus.len());
         let cpu = pin.then(|| cpus[id % cpus.len()]);
         let spawned = std::thread::Builder::new()
             .name(format!("flin-worker-{id}"))
