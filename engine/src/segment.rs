@@ -238,7 +238,6 @@ impl Segment {
     /// Faults in the pages of `[populated, end)` writable, so appends there take no page fault;
     /// only pages the file already holds (see [`Segment::reserve`]).
     pub fn populate_to(&self, end: u64) {
-        const MADV_POPULATE_WRITE: libc::c_int = 23;
         let page = page_size();
         // Page-aligned, so the next call starts on a page; the file's end may be mid-page.
         let cap = self.allocated();
@@ -676,11 +675,65 @@ impl Segment {
     /// a 64 MiB segment cost 16,384 of them, a quarter of all CPU time with two writers. Dropped
     /// pages go in one batched flush; the data stays in the page cache, and a later read maps
     /// the page again with a minor fault.
+    ///
+    /// The pages faulted in ahead of an active segment's writer (zeros, dirty: see
+    /// [`Segment::populate_to`]) are dropped from the page tables too, in the same kind of
+    /// batched flush, and faulted in again once the sync is done: writeback would otherwise
+    /// write-protect each of them (a burst of hundreds of shootdown interrupts on the writer's
+    /// core, then a write fault per page on the writer's path). Measured in
+    /// `docs/perf/HISTORY.md` (replication lag under `--fsync everysec`).
     pub fn sync(&self) -> Result<()> {
         self.release_written_pages();
-        self.file
+        let ahead = self.unmap_ahead();
+        let synced = self
+            .file
             .sync_data()
-            .map_err(|e| Error::io("fdatasync", self.path(), e))
+            .map_err(|e| Error::io("fdatasync", self.path(), e));
+        if let Some((start, end)) = ahead {
+            self.madvise_pages(start, end, MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE");
+        }
+        synced
+    }
+
+    /// Drops from the page tables the pages of an active segment that lie wholly past its
+    /// written length and were faulted in ahead of the writer; the range, to fault in again.
+    fn unmap_ahead(&self) -> Option<(u64, u64)> {
+        if self.is_sealed() {
+            return None;
+        }
+        let page = page_size();
+        let start = self.len().div_ceil(page) * page;
+        let end = self
+            .written
+            .0
+            .populated
+            .load(Ordering::Acquire)
+            .min(self.capacity() / page * page);
+        if end <= start {
+            return None;
+        }
+        self.madvise_pages(start, end, libc::MADV_DONTNEED, "MADV_DONTNEED")
+            .then_some((start, end))
+    }
+
+    /// `madvise(advice)` on `[start, end)` of the map (page-aligned); false, logged, when it
+    /// fails.
+    fn madvise_pages(&self, start: u64, end: u64, advice: libc::c_int, name: &str) -> bool {
+        // SAFETY: advice on our own shared file mapping, page-aligned and inside it. Neither
+        // advice changes the file's contents: MADV_DONTNEED on a shared mapping only unmaps
+        // (dirty pages stay in the page cache; a writer racing it faults its page back in) and
+        // MADV_POPULATE_WRITE only faults pages in (EFAULT past the end of a file just cut).
+        let rc = unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(start as usize).cast(),
+                (end - start) as usize,
+                advice,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), advice = name, "madvise failed");
+        }
+        rc == 0
     }
 
     /// Drops from the page tables the pages no write will touch again (see [`Segment::sync`]);
@@ -794,6 +847,9 @@ fn page_size() -> u64 {
         _ => 4096,
     })
 }
+
+/// `madvise` advice (Linux 5.14): fault the range in writable, as a write would.
+const MADV_POPULATE_WRITE: libc::c_int = 23;
 
 /// The fewest bytes of complete pages of an active segment worth dropping before a sync.
 const RELEASE_MIN_BYTES: u64 = 1 << 20;
