@@ -244,18 +244,8 @@ impl Segment {
         let end = if end >= cap { cap } else { end / page * page };
         let start = self.written.0.populated.load(Ordering::Acquire);
         if end > start {
-            // SAFETY: advice on our own mapping, page-aligned and inside it; it changes no
-            // contents, so racing the writer in the same pages is harmless.
-            let rc = unsafe {
-                libc::madvise(
-                    self.map.as_mut_ptr().add(start as usize).cast(),
-                    (end - start) as usize,
-                    MADV_POPULATE_WRITE,
-                )
-            };
-            if rc != 0 {
-                tracing::debug!(error = %std::io::Error::last_os_error(), "MADV_POPULATE_WRITE failed");
-            }
+            // Racing the writer in the same pages is harmless: it changes no contents.
+            self.madvise_pages(start, end, MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE");
             self.written.0.populated.fetch_max(end, Ordering::AcqRel);
         }
         self.written
