@@ -665,24 +665,33 @@ impl Segment {
     /// a 64 MiB segment cost 16,384 of them, a quarter of all CPU time with two writers. Dropped
     /// pages go in one batched flush; the data stays in the page cache, and a later read maps
     /// the page again with a minor fault.
-    ///
-    /// The pages faulted in ahead of an active segment's writer (zeros, dirty: see
-    /// [`Segment::populate_to`]) are dropped from the page tables too, in the same kind of
-    /// batched flush, and faulted in again once the sync is done: writeback would otherwise
-    /// write-protect each of them (a burst of hundreds of shootdown interrupts on the writer's
-    /// core, then a write fault per page on the writer's path). Measured in
-    /// `docs/perf/HISTORY.md` (replication lag under `--fsync everysec`).
     pub fn sync(&self) -> Result<()> {
         self.release_written_pages();
+        self.sync_data()
+    }
+
+    /// [`Segment::sync`] for the once-a-second sync of an active segment: the pages faulted in
+    /// ahead of its writer (zeros, dirty: see [`Segment::populate_to`]) are dropped from the
+    /// page tables too, in the same kind of batched flush, and faulted in again once the sync
+    /// is done. Writeback would otherwise write-protect each of them (a burst of hundreds of
+    /// shootdown interrupts on the writer's core, then a write fault per page on the writer's
+    /// path; measured in `docs/perf/HISTORY.md`, replication lag under `--fsync everysec`).
+    /// Faulting them in again dirties them, so each call writes them (a few MiB of zeros)
+    /// again: not for group commit, whose syncs come many times a second.
+    pub fn sync_periodic(&self) -> Result<()> {
+        self.release_written_pages();
         let ahead = self.unmap_ahead();
-        let synced = self
-            .file
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync", self.path(), e));
+        let synced = self.sync_data();
         if let Some((start, end)) = ahead {
             self.madvise_pages(start, end, MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE");
         }
         synced
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", self.path(), e))
     }
 
     /// Drops from the page tables the pages of an active segment that lie wholly past its
@@ -743,21 +752,11 @@ impl Segment {
         if end <= start || (end - start < RELEASE_MIN_BYTES && !self.is_sealed()) {
             return;
         }
-        // SAFETY: advice on our own shared file mapping, page-aligned and inside it. On a shared
-        // mapping MADV_DONTNEED only unmaps: dirty pages stay in the page cache, to be written
-        // by the fdatasync that follows, and readers fault them back in. No writer touches
-        // these pages again (records are appended past `len`).
-        let rc = unsafe {
-            libc::madvise(
-                self.map.as_mut_ptr().add(start as usize).cast(),
-                (end - start) as usize,
-                libc::MADV_DONTNEED,
-            )
-        };
-        if rc == 0 {
+        // Dirty pages stay in the page cache, to be written by the fdatasync that follows, and
+        // readers fault them back in. No writer touches these pages again (records are
+        // appended past `len`).
+        if self.madvise_pages(start, end, libc::MADV_DONTNEED, "MADV_DONTNEED") {
             self.released.fetch_max(end, Ordering::Relaxed);
-        } else {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "MADV_DONTNEED failed");
         }
     }
 

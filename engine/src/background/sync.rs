@@ -61,9 +61,16 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
         crate::failpoint::eio("roll-dir-sync-eio", "fsync directory", &shared.dir)?;
         crate::segment::sync_dir(&shared.dir)?;
     }
+    // Group commit (`Always`) syncs many times a second; only the once-a-second sync keeps
+    // the pages ahead of the writer mapped through it (see `Segment::sync_periodic`).
+    let periodic = shared.fsync() == Fsync::EverySec;
     for seg in &segments {
         crate::failpoint::fsync(&seg.path())?;
-        seg.sync()?;
+        if periodic {
+            seg.sync_periodic()?;
+        } else {
+            seg.sync()?;
+        }
     }
     shared.syncer.advance_durable(seq);
     shared.counters.note_fsync(started.elapsed());
