@@ -61,7 +61,7 @@ const DEAD_RATIO_MIN_SEALED: usize = 4;
 pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let segs = shared.registry.load();
     let active = shared.log.active_id();
-    let mut sealed: Vec<Arc<Segment>> = segs
+    let sealed: Vec<Arc<Segment>> = segs
         .iter()
         .filter(|s| s.is_sealed() && s.id != active)
         .cloned()
@@ -91,17 +91,21 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     // [`DEAD_RATIO_MIN_SEALED`] sealed segments, only segments with nothing live go (removed
     // with nothing to copy), unless the space bound presses.
     let few = sealed.len() < DEAD_RATIO_MIN_SEALED;
-    sealed.sort_by(|a, b| dead_ratio(b).total_cmp(&dead_ratio(a)));
+    // Writers and compaction change live bytes while this sorts: a comparator reading them
+    // afresh saw one order, then another, and the standard sort panicked ("does not correctly
+    // implement a total order"), killing the maintenance thread. Sort a snapshot.
+    let mut sealed: Vec<(f64, Arc<Segment>)> =
+        sealed.into_iter().map(|s| (dead_ratio(&s), s)).collect();
+    sealed.sort_by(|(a, _), (b, _)| b.total_cmp(a));
     let budget = shared.options.segment_size_bytes * RUN_INPUT_SEGMENTS_MAX;
     let (mut taken, mut taken_live) = (0u64, 0u64);
     // The newest sealed segment holds the keys written last, the likeliest to be written
     // again next: by dead ratio it waits for a newer one. Taken with the others, its live
     // records were copied only to die soon after (pipelined SETs over 100K keys: a fourth of
     // every run's input, 4.2 MB of 16 MiB, the latest version of 62K keys).
-    let newest = sealed.iter().map(|s| s.max_seq()).max();
+    let newest = sealed.iter().map(|(_, s)| s.max_seq()).max();
     let mut plan = Vec::new();
-    for s in sealed {
-        let r = dead_ratio(&s);
+    for (r, s) in sealed {
         let young = Some(s.max_seq()) == newest;
         // Under space pressure take any segment worth the rewrite, but never one that is
         // mostly live: rewriting it would reclaim little and could repeat forever when the
