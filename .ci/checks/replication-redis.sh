@@ -212,16 +212,19 @@ follower() { redis-cli -p "$follower_port" "$@"; }
 redis-server --bind 127.0.0.1 --port "$follower_port" --save '' --appendonly no \
     --dir "$work" --replicaof 127.0.0.1 "$flin_port" >"$work/follower.log" 2>&1 &
 follower_pid=$!
+wait_ping redis-server "$follower_pid" "$follower_port" "$work/follower.log"
 
 # Waits until the redis-server follower has applied everything flin wrote.
+# (Its polls tolerate a failed redis-cli: under `set -e` and pipefail a failing `var=$(...)`
+# would end the script without a word.)
 follower_synced() {
     local deadline=$((SECONDS + SYNC_TIMEOUT_SECS)) want="" have="" link=""
     while ((SECONDS < deadline)); do
         want=$(replica info replication | sed -n 's/^master_repl_offset:\([0-9]*\).*/\1/p')
         have=$(follower info replication 2>/dev/null \
-            | sed -n 's/^slave_repl_offset:\([0-9]*\).*/\1/p')
+            | sed -n 's/^slave_repl_offset:\([0-9]*\).*/\1/p') || true
         link=$(follower info replication 2>/dev/null \
-            | sed -n 's/^master_link_status:\([a-z]*\).*/\1/p')
+            | sed -n 's/^master_link_status:\([a-z]*\).*/\1/p') || true
         [[ $link == up && $want == "$have" ]] && return
         sleep 0.2
     done
