@@ -87,6 +87,9 @@ pub const FLAG_TXN: u8 = 1 << 4;
 /// ([`RecordHeader::txn_first_seq`]), so it commits exactly the [`FLAG_TXN`] records whose
 /// sequence numbers lie from there to its own.
 pub const FLAG_TXN_COMMIT: u8 = 1 << 5;
+/// Flags of records that no index entry points at while they still matter: tombstones and
+/// flush records (shadowing older versions), transaction commits (committing older records).
+pub const FLAGS_UNINDEXED: u8 = FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_TXN_COMMIT;
 /// Every flag flin writes; any other bit set is damage.
 pub const FLAGS_KNOWN: u8 =
     FLAG_TOMBSTONE | FLAG_FLUSH | FLAG_BATCH_NEXT | FLAG_FLUSH_NS | FLAG_TXN | FLAG_TXN_COMMIT;

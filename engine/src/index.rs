@@ -774,6 +774,20 @@ impl Table {
             .collect()
     }
 
+    /// Pushes onto `out` the location of every record a slot points at (keys and displaced
+    /// records) in a segment `wanted` accepts: compaction's inputs, found with one sequential
+    /// pass over the table instead of one lookup per record of the inputs.
+    pub fn locs_in(&self, wanted: impl Fn(u32) -> bool, out: &mut Vec<Loc>) {
+        for s in &self.slots {
+            if s.seg != 0 {
+                let loc = s.loc();
+                if wanted(loc.seg) {
+                    out.push(loc);
+                }
+            }
+        }
+    }
+
     /// A slot at or after position `from` (wrapping), for RANDOMKEY.
     pub fn occupied_from(&self, from: usize) -> Option<usize> {
         if self.len == 0 {

@@ -330,6 +330,7 @@ impl Log {
             ns: rec.ns,
         };
         let seg = &st.active;
+        seg.note_flags(flags);
         let off = seg.len();
         // Usually a no-op: the prealloc thread grows the file ahead of the writer.
         grew |= seg.reserve(off + len as u64)?;

@@ -110,7 +110,11 @@ pub(crate) fn recover(dir: &Path, options: &Options) -> Result<Recovered> {
     stats.segments_from_hints = loaded.iter().filter(|l| l.hint.is_some()).count() as u64;
     let read_ms = started.elapsed().as_millis() as u64;
 
-    // Phase 2: build the index, each thread owning a share of the shards.
+    // Phase 2: build the index, each thread owning a share of the shards. Its first thread
+    // notes which segments hold records compaction keeps without an index entry.
+    for l in &loaded {
+        l.seg.clear_unindexed();
+    }
     let index = Index::new();
     let hinted: u64 = loaded
         .iter()
@@ -711,6 +715,7 @@ impl<'c> Part<'c> {
         if first {
             self.records += 1;
             seg.note_seq(h.seq);
+            seg.note_flags(h.flags);
         }
         self.saw_ns |= h.ns != 0;
         // A commit record is no key; a log record of a transaction whose commit record is

@@ -116,6 +116,28 @@ pub(crate) fn for_each_valid_record<E>(bytes: &[u8], f: &mut RecordFn<'_, E>) ->
     }
 }
 
+/// Calls `f` for each valid record that starts at one of `offsets` (ascending) in a segment's
+/// `bytes`; an offset where no valid record starts is skipped, as [`for_each_valid_record`]
+/// steps over damage. Stops at the first error `f` returns.
+pub(crate) fn for_each_record_at<E>(
+    bytes: &[u8],
+    offsets: &[u32],
+    f: &mut RecordFn<'_, E>,
+) -> Result<(), E> {
+    for &off in offsets {
+        let Some(rest) = bytes.get(off as usize..) else {
+            continue;
+        };
+        match RecordHeader::decode(rest) {
+            Ok(h) if h.record_len() <= rest.len() && verify_record(&h, rest) => {
+                f(u64::from(off), &h, &rest[..h.record_len()])?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

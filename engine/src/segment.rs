@@ -72,6 +72,11 @@ pub struct Segment {
     verified: AtomicBool,
     /// A hint file describes this segment as it is.
     hinted: AtomicBool,
+    /// The segment may hold records that compaction keeps with no index entry pointing at
+    /// them (tombstones, flush records, transaction commits: [`crate::format::FLAGS_UNINDEXED`]),
+    /// so compaction must walk all its records rather than only those the index points at.
+    /// True for a segment opened from disk until recovery has read its records.
+    unindexed: AtomicBool,
     corrupt_reads: AtomicU64,
     /// The map's pages below this offset were dropped from the page tables before a sync
     /// (see [`Segment::sync`]); only the syncing thread moves it.
@@ -108,6 +113,7 @@ impl Segment {
             seg.advise(Access::Random);
             seg.written.0.allocated.store(first, Ordering::Release);
             seg.mark_verified();
+            seg.unindexed.store(false, Ordering::Relaxed);
             let header = SegmentHeader {
                 kind,
                 segment_id: id,
@@ -181,6 +187,7 @@ impl Segment {
             obsolete: AtomicBool::new(false),
             verified: AtomicBool::new(false),
             hinted: AtomicBool::new(false),
+            unindexed: AtomicBool::new(true),
             corrupt_reads: AtomicU64::new(0),
             released: AtomicU64::new(0),
             growing: parking_lot::Mutex::new(()),
@@ -378,6 +385,25 @@ impl Segment {
 
     pub fn mark_verified(&self) {
         self.verified.store(true, Ordering::Release);
+    }
+
+    /// Notes a record with [`crate::format::FLAGS_UNINDEXED`] flags, before it is published.
+    #[inline]
+    pub fn note_flags(&self, flags: u8) {
+        if flags & crate::format::FLAGS_UNINDEXED != 0 && !self.unindexed.load(Ordering::Relaxed) {
+            self.unindexed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Recovery, before it reads the records again: none noted yet (see [`Segment::note_flags`]).
+    pub fn clear_unindexed(&self) {
+        self.unindexed.store(false, Ordering::Release);
+    }
+
+    /// True when the segment may hold a record that no index entry points at but compaction
+    /// may have to keep (a tombstone, a flush record, a transaction's commit).
+    pub fn may_hold_unindexed(&self) -> bool {
+        self.unindexed.load(Ordering::Acquire)
     }
 
     pub fn is_hinted(&self) -> bool {

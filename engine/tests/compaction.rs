@@ -589,3 +589,75 @@ fn the_newest_sealed_segment_waits_for_a_newer_one() {
     );
     e.close().unwrap();
 }
+
+/// Sealed segments of plain writes are compacted by walking the index (only the records it
+/// points at are read); once a segment holds a tombstone, which no index entry points at,
+/// runs over it read every record again. Either way every key reads its newest value, before
+/// and after a restart, and a deleted key stays deleted.
+#[test]
+fn runs_over_plain_writes_walk_the_index_and_tombstones_force_a_full_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || common::options(Fsync::Never, CHURN_SEGMENT);
+    let e = Engine::open(dir.path(), options()).unwrap();
+    let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    fn write(e: &Engine, model: &mut BTreeMap<String, Vec<u8>>, round: u32, keys: u32) {
+        for i in 0..keys {
+            let key = format!("key-{}", (i * 7919 + round * 31) % 500);
+            let value = format!("value-{round}-{i}").into_bytes();
+            e.put(key.as_bytes(), &value, 0).unwrap();
+            model.insert(key, value);
+        }
+    }
+    let check = |e: &Engine, model: &BTreeMap<String, Vec<u8>>| {
+        for (k, v) in model {
+            assert_eq!(e.get(k.as_bytes()).as_deref(), Some(&v[..]), "{k}");
+        }
+    };
+    for round in 0..6 {
+        write(&e, &mut model, round, 2000);
+    }
+    // Keys written once, so the sealed segments keep live records among the dead.
+    for i in 0..3000 {
+        let (key, value) = (format!("once-{i}"), format!("v{i}").into_bytes());
+        e.put(key.as_bytes(), &value, 0).unwrap();
+        model.insert(key, value);
+    }
+    let run = e.compact_now().unwrap();
+    assert!(run.segments_in >= 2, "{run:?}");
+    assert!(run.index_walk, "plain writes read in full: {run:?}");
+    assert!(
+        (1..=model.len() as u64).contains(&run.records_copied),
+        "{} keys: {run:?}",
+        model.len()
+    );
+    check(&e, &model);
+    e.close().unwrap();
+
+    // Recovery reads the records again: still none the index does not point at.
+    let e = Engine::open(dir.path(), options()).unwrap();
+    check(&e, &model);
+    for round in 6..9 {
+        write(&e, &mut model, round, 2000);
+    }
+    let run = e.compact_now().unwrap();
+    assert!(run.index_walk, "after a restart: {run:?}");
+    check(&e, &model);
+
+    // A deleted key's tombstone must be found, so its segment is read in full.
+    let victim = "once-0".to_string();
+    model.remove(&victim).expect("written");
+    e.delete(victim.as_bytes()).unwrap().expect("existed");
+    write(&e, &mut model, 9, 2000);
+    let run = e.compact_now().unwrap();
+    assert!(
+        !run.index_walk,
+        "a run over a tombstone walked the index: {run:?}"
+    );
+    assert_eq!(e.get(victim.as_bytes()), None);
+    check(&e, &model);
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert_eq!(e.get(victim.as_bytes()), None, "a deleted key came back");
+    check(&e, &model);
+    e.close().unwrap();
+}
