@@ -135,7 +135,12 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 break;
             }
             if let Err(e) = compact(&shared, &plan) {
-                tracing::error!(error = %e, "compaction failed; the input segments are kept");
+                if matches!(e, crate::error::Error::Closed) {
+                    // A close while a run waited for the log to be durable: nothing failed.
+                    tracing::info!("compaction stopped by the engine's close; its inputs are kept");
+                } else {
+                    tracing::error!(error = %e, "compaction failed; the input segments are kept");
+                }
                 lift_stall_unless_over_bound(&shared, false);
                 break;
             }
