@@ -2,8 +2,9 @@
 //! on one workload in one process run: load N keys (16-byte keys, 100-byte values by default),
 //! overwrite and read random keys on one and two threads with durability off in each engine's
 //! own terms, read keys that are absent, then 16 writers with a sync per write. Also the disk
-//! bytes after the load and after the overwrites, and the open time and resident-memory growth
-//! of opening the loaded store in a fresh child process.
+//! bytes after the load and after the overwrites, the resident-memory growth over the load
+//! (run in a fresh child process, measured with the store still open), and the open time and
+//! resident-memory growth of opening the loaded store in another fresh child.
 //!
 //! `cargo run --release -p flin-bench --bin flin-engine-peers -- --json docs/perf/peers.json
 //! --svg docs/perf/peers.svg`
@@ -68,6 +69,9 @@ impl Engine {
 enum Child {
     /// Open `--dir` with `--engine`, print the open time and RSS growth as JSON, close.
     Open,
+    /// Create a store in `--dir` with `--engine`, load every key, print the load rate and
+    /// the RSS growth from before the open to the end of the load as JSON, close.
+    Load,
 }
 
 #[derive(Parser)]
@@ -119,6 +123,17 @@ struct Args {
     engine: Option<Engine>,
 }
 
+/// What a child reports of one load.
+#[derive(Debug, Serialize, Deserialize)]
+struct Loaded {
+    load_ops_s: f64,
+    /// Growth of the resident set from before the store was created to the end of the load,
+    /// the store still open.
+    rss_bytes: u64,
+    /// The anonymous part of it (the rest is mapped files).
+    rss_anon_bytes: u64,
+}
+
 /// What a child reports of one open.
 #[derive(Debug, Serialize, Deserialize)]
 struct Opened {
@@ -133,6 +148,7 @@ fn main() {
     let args = Args::parse();
     let result = match (args.child, args.engine, &args.dir) {
         (Some(Child::Open), Some(engine), Some(dir)) => child_open(engine, dir, &args),
+        (Some(Child::Load), Some(engine), Some(dir)) => child_load(engine, dir, &args),
         _ => run(&args),
     };
     if let Err(e) = result {
@@ -225,12 +241,18 @@ fn run_engine<S: Store>(
     };
     let mut m = Metrics::default();
 
-    let store = open(Mode::Fast)?;
-    m.load_ops_s = work.load(&store)?;
-    store.close()?;
+    let loaded = in_child(Child::Load, engine, dir, args)?;
+    let loaded: Loaded = serde_json::from_slice(&loaded)?;
+    m.load_ops_s = loaded.load_ops_s;
+    m.rss_bytes_after_load = loaded.rss_bytes;
     m.disk_bytes_after_load = dir_bytes(dir)?;
-    eprintln!("{name}: load: {:.0}/s", m.load_ops_s);
-    let opened = open_in_child(engine, dir, args)?;
+    eprintln!(
+        "{name}: load: {:.0}/s, RSS +{} KiB ({} KiB anonymous)",
+        m.load_ops_s,
+        loaded.rss_bytes >> 10,
+        loaded.rss_anon_bytes >> 10
+    );
+    let opened: Opened = serde_json::from_slice(&in_child(Child::Open, engine, dir, args)?)?;
     m.open_ms = opened.open_ms;
     m.rss_bytes_after_open = opened.rss_bytes;
     eprintln!(
@@ -274,21 +296,51 @@ fn log_state<S: Store>(name: &str, store: &S) {
     }
 }
 
-/// Opens the loaded store in a new process of this binary, so its resident memory is the
-/// engine's alone.
-fn open_in_child(engine: Engine, dir: &Path, args: &Args) -> Result<Opened> {
+/// Runs `what` (the load, or an open of the loaded store) in a new process of this binary,
+/// so its resident memory is the engine's alone; returns what the child printed (JSON).
+fn in_child(what: Child, engine: Engine, dir: &Path, args: &Args) -> Result<Vec<u8>> {
+    let what_name = match what {
+        Child::Open => "open",
+        Child::Load => "load",
+    };
     let out = Command::new(std::env::current_exe()?)
-        .args(["--child", "open", "--engine", engine.name()])
+        .args(["--child", what_name, "--engine", engine.name()])
         .arg("--dir")
         .arg(dir)
         .args(["--keys", &args.keys.to_string()])
         .args(["--value-bytes", &args.value_bytes.to_string()])
+        .args(["--seed", &args.seed.to_string()])
         .stderr(Stdio::inherit())
         .output()?;
     if !out.status.success() {
-        return Err(format!("the child that opens the store failed: {}", out.status).into());
+        return Err(format!("the child that runs the {what_name} failed: {}", out.status).into());
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok(out.stdout)
+}
+
+fn child_load(engine: Engine, dir: &Path, args: &Args) -> Result<()> {
+    let work = Workload::new(args.keys, args.value_bytes, args.seed);
+    let loaded = match engine {
+        Engine::Flin => load_and_measure::<Flin>(dir, &work, args),
+        Engine::Fjall => load_and_measure::<Fjall>(dir, &work, args),
+        Engine::Redb => load_and_measure::<Redb>(dir, &work, args),
+        Engine::Sled => load_and_measure::<Sled>(dir, &work, args),
+    }?;
+    println!("{}", serde_json::to_string(&loaded)?);
+    Ok(())
+}
+
+fn load_and_measure<S: Store>(dir: &Path, work: &Workload, args: &Args) -> Result<Loaded> {
+    let before = (rss_bytes("VmRSS")?, rss_bytes("RssAnon")?);
+    let store = S::open(dir, Mode::Fast, args.value_bytes)?;
+    let load_ops_s = work.load(&store)?;
+    let after = (rss_bytes("VmRSS")?, rss_bytes("RssAnon")?);
+    store.close()?;
+    Ok(Loaded {
+        load_ops_s,
+        rss_bytes: after.0.saturating_sub(before.0),
+        rss_anon_bytes: after.1.saturating_sub(before.1),
+    })
 }
 
 fn child_open(engine: Engine, dir: &Path, args: &Args) -> Result<()> {

@@ -139,6 +139,7 @@ mod tests {
             load_ops_s: 1e6,
             disk_bytes_after_load: 1 << 27,
             disk_bytes_after_overwrite: 1 << 28,
+            rss_bytes_after_load: 1 << 25,
             rss_bytes_after_open: 1 << 24,
             open_ms: 30.0 * scale,
         };

@@ -39,7 +39,7 @@ const fn info(
 }
 
 /// Every metric, in the order of [`Metrics`]' fields (a test holds the two together).
-pub const METRICS: [MetricInfo; 12] = [
+pub const METRICS: [MetricInfo; 13] = [
     info("put_ops_s", "put ops/s, 1 thread", "put", Better::Higher),
     info(
         "put_2t_ops_s",
@@ -86,6 +86,12 @@ pub const METRICS: [MetricInfo; 12] = [
         Better::Lower,
     ),
     info(
+        "rss_bytes_after_load",
+        "RSS growth over the load",
+        "RSS, loaded",
+        Better::Lower,
+    ),
+    info(
         "rss_bytes_after_open",
         "RSS growth across open",
         "RSS at open",
@@ -112,13 +118,14 @@ pub struct Metrics {
     pub load_ops_s: f64,
     pub disk_bytes_after_load: u64,
     pub disk_bytes_after_overwrite: u64,
+    pub rss_bytes_after_load: u64,
     pub rss_bytes_after_open: u64,
     pub open_ms: f64,
 }
 
 impl Metrics {
     /// The values in [`METRICS`] order.
-    pub fn values(&self) -> [f64; 12] {
+    pub fn values(&self) -> [f64; 13] {
         [
             self.put_ops_s,
             self.put_2t_ops_s,
@@ -130,6 +137,7 @@ impl Metrics {
             self.load_ops_s,
             self.disk_bytes_after_load as f64,
             self.disk_bytes_after_overwrite as f64,
+            self.rss_bytes_after_load as f64,
             self.rss_bytes_after_open as f64,
             self.open_ms,
         ]
@@ -268,6 +276,7 @@ mod tests {
             load_ops_s: 1.0,
             disk_bytes_after_load: (1000.0 * scale) as u64,
             disk_bytes_after_overwrite: 1,
+            rss_bytes_after_load: 1,
             rss_bytes_after_open: 1,
             open_ms: 1.0,
         }
