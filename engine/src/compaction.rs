@@ -401,8 +401,12 @@ const INDEX_WALK_BYTES_PER_INPUT_BYTE: u64 = 4;
 /// Under random overwrites most records of a segment are dead by the time it is compacted
 /// (pipelined SETs over 100K keys: its 16 MiB held the newest version of a few hundred),
 /// and looking every one up took 15% of the server's CPU.
+///
+/// Not while memory is short: the inputs' pages may then be out of memory, and a walk's reads,
+/// one record here and one there through a map advised for random access, would each wait for
+/// the disk, where a full read streams the file with read-ahead (and drops what it brought in).
 fn walks_index(shared: &Shared, inputs: &[Arc<Segment>]) -> bool {
-    if inputs.iter().any(|s| s.may_hold_unindexed()) {
+    if shared.cold.checking() || inputs.iter().any(|s| s.may_hold_unindexed()) {
         return false;
     }
     let input_bytes: u64 = inputs.iter().map(|s| s.len()).sum();
