@@ -4,7 +4,7 @@
 use std::process::Command;
 
 const ENGINES: [&str; 4] = ["flin", "fjall", "redb", "sled"];
-const METRICS: [&str; 12] = [
+const METRICS: [&str; 13] = [
     "put_ops_s",
     "put_2t_ops_s",
     "get_ops_s",
@@ -15,6 +15,7 @@ const METRICS: [&str; 12] = [
     "load_ops_s",
     "disk_bytes_after_load",
     "disk_bytes_after_overwrite",
+    "rss_bytes_after_load",
     "rss_bytes_after_open",
     "open_ms",
 ];
