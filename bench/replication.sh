@@ -19,9 +19,9 @@
 #
 # redis-server runs with `--save '' --appendonly no` (its default diskless full sync, without
 # the 5 s delay it waits for more replicas: `--repl-diskless-sync-delay 0`); flin-server with
-# its defaults (two workers, fsync everysec). Installs redis-server and redis-tools when
-# missing; builds flin-server in release unless FLIN_SERVER_BIN names one. REDIS_ARGS and
-# FLIN_ARGS add arguments to every redis-server and flin-server started (say
+# its defaults (one worker per core but one, fsync everysec). Installs redis-server and
+# redis-tools when missing; builds flin-server in release unless FLIN_SERVER_BIN names one.
+# REDIS_ARGS and FLIN_ARGS add arguments to every redis-server and flin-server started (say
 # `REDIS_ARGS='--appendonly yes'` for a Redis that persists as flin does).
 # The Sentinel rounds are `ROUNDS=20 bash .ci/checks/sentinel.sh`.
 set -euo pipefail
