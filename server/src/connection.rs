@@ -659,7 +659,7 @@ async fn exec_fetch_cold(w: &WorkerShared, client: &mut Client) -> flin_engine::
 /// memory together instead of one miss after another) and, when memory is short,
 /// `Engine::fetch_cold`. Returns how many bytes of requests it covered, and their keys; 0 and
 /// none when `buf` holds a single request, which has nothing to overlap.
-fn look_ahead<'a>(
+pub(crate) fn look_ahead<'a>(
     buf: &'a [u8],
     lookahead: &mut Parser,
     arena: &'a Bump,

@@ -226,6 +226,8 @@ async fn ticker(
 /// `MULTI`. The bytes of an open transaction stay at the head of `buf`, parsed.
 struct Applier {
     parser: Parser,
+    /// Parses ahead of `parser` for the keys to prefetch (see `connection::look_ahead`).
+    lookahead: Parser,
     arena: Bump,
     /// Received and not applied yet.
     buf: Vec<u8>,
@@ -249,6 +251,7 @@ impl Applier {
         buf.reserve(READ_BUF_BYTES);
         Applier {
             parser: Parser::new(),
+            lookahead: Parser::new(),
             arena: Bump::new(),
             buf,
             parsed: 0,
@@ -297,9 +300,25 @@ impl Applier {
             );
             // No EXEC of another worker runs while this pass does (as a connection's batch).
             let mut batch = None;
+            // As a client's pipeline: the index slots and records of the next commands' keys
+            // are asked for together, so their cache misses overlap instead of coming one
+            // after another (a replica applying a stream spent a quarter of its time on them).
+            let mut prefetched_to = self.parsed;
             let result = loop {
                 if self.parsed >= self.buf.len() {
                     break Ok(());
+                }
+                if self.parsed >= prefetched_to && !self.parser.in_frame() {
+                    let (covered, keys, _) = crate::connection::look_ahead(
+                        &self.buf[self.parsed..],
+                        &mut self.lookahead,
+                        &self.arena,
+                        self.limits,
+                    );
+                    if keys.len() > 1 {
+                        ctx.db().prefetch(&keys);
+                    }
+                    prefetched_to = self.parsed + covered.max(1);
                 }
                 let frame =
                     match self
