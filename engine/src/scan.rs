@@ -82,13 +82,17 @@ pub fn scan_records(
 /// The first offset at or after `from` where a record's header and body both verify.
 fn find_valid_record(bytes: &[u8], from: u64) -> Option<u64> {
     let len = bytes.len();
-    (from as usize..len.saturating_sub(format::RECORD_HEADER_LEN - 1)).find_map(|p| {
-        let rest = &bytes[p..];
-        match RecordHeader::decode(rest) {
-            Ok(h) if h.record_len() <= rest.len() && verify_record(&h, rest) => Some(p as u64),
-            _ => None,
-        }
-    })
+    (from as usize..len.saturating_sub(format::RECORD_HEADER_LEN - 1))
+        .find(|&p| valid_record(&bytes[p..]).is_some())
+        .map(|p| p as u64)
+}
+
+/// The header of the record at the start of `rest`, when the whole record lies in `rest` and
+/// its header and body both verify.
+fn valid_record(rest: &[u8]) -> Option<RecordHeader> {
+    RecordHeader::decode(rest)
+        .ok()
+        .filter(|h| h.record_len() <= rest.len() && verify_record(h, rest))
 }
 
 /// What [`for_each_valid_record`] calls with each record's offset, header and bytes.
@@ -128,11 +132,8 @@ pub(crate) fn for_each_record_at<E>(
         let Some(rest) = bytes.get(off as usize..) else {
             continue;
         };
-        match RecordHeader::decode(rest) {
-            Ok(h) if h.record_len() <= rest.len() && verify_record(&h, rest) => {
-                f(u64::from(off), &h, &rest[..h.record_len()])?;
-            }
-            _ => {}
+        if let Some(h) = valid_record(rest) {
+            f(u64::from(off), &h, &rest[..h.record_len()])?;
         }
     }
     Ok(())
