@@ -23,9 +23,13 @@
 //! Asking the kernel whether pages are resident costs a system call (`mincore`), which a
 //! store that fits in memory should not pay on every read. So residency is checked only while
 //! memory is short: one pool thread samples a few random records every
-//! [`SAMPLE_INTERVAL`] and, when one is not resident, turns checking on for
+//! [`SAMPLE_INTERVAL`] and, when at least one in [`ABSENT_RATIO`] of those it looked at over
+//! the last [`SAMPLE_WINDOW`] samples was not resident, turns checking on for
 //! [`PRESSURE_HOLD`]; every cold read found extends it. Outside those times a read goes
-//! straight to the map, as before.
+//! straight to the map, as before. A single record out of memory is no sign of pressure:
+//! hosts that reclaim idle pages proactively (DAMON's pageout, a proactive `memory.reclaim`)
+//! take a page here and there from a store that fits, and a read that meets one pays one page
+//! fault, less than a `mincore` on every read and write would cost.
 //!
 //! Concurrent reads of one record are merged into one `pread`; at most `threads` reads are in
 //! flight, the rest queue in order (callers wait their turn, they get no error).
@@ -60,6 +64,15 @@ pub const PRESSURE_HOLD: Duration = Duration::from_secs(10);
 const ROOM_CHECK_SAMPLES: u64 = 10;
 /// Records one sample looks at.
 const SAMPLE_RECORDS: usize = 64;
+/// Samples whose records are counted together to decide whether memory is short (one
+/// second's worth).
+const SAMPLE_WINDOW: usize = 10;
+/// Memory is short when at least one in this many sampled records was not resident: below
+/// it, the page faults of the reads that meet one (1-2% of reads, ~100 us each on a disk)
+/// cost about what a `mincore` on every read and write would.
+const ABSENT_RATIO: u32 = 50;
+/// ... and at least this many, so that one record of a small first sample is not enough.
+const ABSENT_MIN: u32 = 2;
 /// The first read of a record: the rest of its first page (at least a header's worth), which
 /// holds a small record whole; a larger one takes a second read for the rest.
 const PAGE_BYTES: u64 = 4096;
@@ -496,6 +509,7 @@ pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: 
     let mut buf = Vec::new();
     let mut next_sample = Instant::now();
     let mut samples = 0u64;
+    let mut window = PressureWindow::default();
     loop {
         let job = {
             let mut q = cold.queue.lock();
@@ -524,7 +538,10 @@ pub(crate) fn run(cold: &ColdReads, index: &Index, registry: &Registry, thread: 
         match job {
             Some(job) => read_one(cold, job, &mut buf),
             None => {
-                sample(cold, index, registry);
+                let (looked, absent) = sample(cold, index, registry);
+                if window.note(looked, absent) {
+                    cold.note_pressure();
+                }
                 next_sample = Instant::now() + SAMPLE_INTERVAL;
                 samples += 1;
                 if samples % ROOM_CHECK_SAMPLES == 1 {
@@ -838,9 +855,11 @@ fn read_buffered(seg: &Segment, off: u64, end: u64, buf: &mut Vec<u8>) -> Result
     Ok(())
 }
 
-/// Looks at a few random records; any not in memory turns residency checks on.
-fn sample(cold: &ColdReads, index: &Index, registry: &Registry) {
+/// Looks at a few random records: how many it found, and how many of those were not in
+/// memory.
+fn sample(cold: &ColdReads, index: &Index, registry: &Registry) -> (u32, u32) {
     let mut x = cold.now_us() | 1;
+    let (mut looked, mut absent) = (0, 0);
     for _ in 0..SAMPLE_RECORDS {
         // xorshift: cheap, and good enough to spread samples over shards and slots.
         x ^= x << 13;
@@ -854,11 +873,33 @@ fn sample(cold: &ColdReads, index: &Index, registry: &Registry) {
         drop(shard);
         let segs = registry.load();
         if let Some(seg) = segs.get(loc.seg) {
+            looked += 1;
             if !seg.resident(u64::from(loc.off), RECORD_HEADER_LEN as u64) {
-                cold.note_pressure();
-                return;
+                absent += 1;
             }
         }
+    }
+    (looked, absent)
+}
+
+/// The last [`SAMPLE_WINDOW`] samples' counts, and whether they say memory is short.
+#[derive(Default)]
+struct PressureWindow {
+    /// (looked, absent) per sample, oldest overwritten first.
+    counts: [(u32, u32); SAMPLE_WINDOW],
+    next: usize,
+}
+
+impl PressureWindow {
+    /// Adds a sample's counts; true when the window's say memory is short.
+    fn note(&mut self, looked: u32, absent: u32) -> bool {
+        self.counts[self.next] = (looked, absent);
+        self.next = (self.next + 1) % SAMPLE_WINDOW;
+        let (looked, absent) = self
+            .counts
+            .iter()
+            .fold((0, 0), |(l, a), &(sl, sa)| (l + sl, a + sa));
+        absent >= ABSENT_MIN && absent * ABSENT_RATIO >= looked
     }
 }
 
@@ -940,6 +981,42 @@ impl ColdStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_here_and_there_out_of_memory_is_no_pressure() {
+        let mut w = PressureWindow::default();
+        // One record in a hundred paged out (a host's proactive reclaim of idle pages): one
+        // absent record in some samples, never enough.
+        for i in 0..100 {
+            assert!(!w.note(64, u32::from(i % 2 == 0)), "sample {i}");
+        }
+        // Then a burst of four in one sample, 1 in 107 over the window: still not.
+        assert!(!w.note(64, 4));
+    }
+
+    #[test]
+    fn a_store_beyond_memory_is_pressure_at_the_first_sample() {
+        let mut w = PressureWindow::default();
+        assert!(w.note(64, 20));
+        // And it stays so while the window holds enough absent records.
+        for _ in 0..SAMPLE_WINDOW - 1 {
+            assert!(w.note(64, 2));
+        }
+        // Once the window has forgotten the sample of 20: 2 x 10 absent of 640 is 1 in 32.
+        assert!(w.note(64, 2));
+        // Samples with nothing absent bring it below one in fifty.
+        for _ in 0..SAMPLE_WINDOW {
+            w.note(64, 0);
+        }
+        assert!(!w.note(64, 0));
+    }
+
+    #[test]
+    fn a_small_store_needs_two_absent_records() {
+        let mut w = PressureWindow::default();
+        assert!(!w.note(3, 1));
+        assert!(w.note(3, 1));
+    }
 
     #[test]
     fn buckets_are_ordered_and_hold_their_values() {
