@@ -250,10 +250,23 @@ impl Segment {
         let cap = self.allocated();
         let end = if end >= cap { cap } else { end / page * page };
         let start = self.written.0.populated.load(Ordering::Acquire);
-        if end > start {
+        // In steps: the call holds the process's mmap lock (shared) while it faults pages in,
+        // 2-8 ms for a 2 MiB chunk here, and any thread that changes a mapping meanwhile waits
+        // that long; a worker whose allocator grows its heap (`mprotect`) among them, and with
+        // it every client of that worker. A step of [`POPULATE_STEP`] holds it ~0.1 ms.
+        let mut at = start;
+        while at < end {
+            let to = (at + POPULATE_STEP).min(end);
             // Racing the writer in the same pages is harmless: it changes no contents.
-            self.madvise_pages(start, end, MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE");
-            self.written.0.populated.fetch_max(end, Ordering::AcqRel);
+            // A failure (a kernel without the advice, a file just cut) gives the range up:
+            // the writer faults its pages in itself.
+            let to = if self.madvise_pages(at, to, MADV_POPULATE_WRITE, "MADV_POPULATE_WRITE") {
+                to
+            } else {
+                end
+            };
+            self.written.0.populated.fetch_max(to, Ordering::AcqRel);
+            at = to;
         }
         self.written
             .0
@@ -871,6 +884,9 @@ const RELEASE_MIN_BYTES: u64 = 1 << 20;
 
 /// How far ahead of a log segment's writer the prealloc thread faults pages in.
 pub const POPULATE_CHUNK: u64 = 2 << 20;
+
+/// Pages faulted in by one `MADV_POPULATE_WRITE` (see [`Segment::populate_to`]).
+const POPULATE_STEP: u64 = 64 << 10;
 
 /// How much a segment file grows at a time. Twice [`POPULATE_CHUNK`], so the prealloc thread,
 /// which reserves as far ahead as it faults pages in, grows the file before the writer needs it.
