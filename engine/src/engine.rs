@@ -741,7 +741,8 @@ impl Engine {
             let page = 4096;
             if segs
                 .iter()
-                .all(|s| (0..s.len() / page).all(|p| !s.resident(p * page, page)))
+                // Every page that holds a byte of a record, the last partial one too.
+                .all(|s| (0..s.len().div_ceil(page)).all(|p| !s.resident(p * page, page)))
             {
                 return Ok(());
             }
