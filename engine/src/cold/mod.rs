@@ -891,7 +891,7 @@ struct PressureWindow {
 }
 
 impl PressureWindow {
-    /// Adds a sample's counts; true when the window's say memory is short.
+    /// Adds a sample's counts; true when the window's counts say memory is short.
     fn note(&mut self, looked: u32, absent: u32) -> bool {
         self.counts[self.next] = (looked, absent);
         self.next = (self.next + 1) % SAMPLE_WINDOW;
@@ -990,7 +990,7 @@ mod tests {
         for i in 0..100 {
             assert!(!w.note(64, u32::from(i % 2 == 0)), "sample {i}");
         }
-        // Then a burst of four in one sample, 1 in 107 over the window: still not.
+        // Then a burst of four in one sample, 8 of 640 (1 in 80) over the window: still not.
         assert!(!w.note(64, 4));
     }
 
