@@ -66,7 +66,7 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let active = shared.log.active_id();
     let sealed: Vec<Arc<Segment>> = segs
         .iter()
-        .filter(|s| s.is_sealed() && s.id != active)
+        .filter(|s| s.is_sealed() && s.id != active && !s.is_retiring())
         .cloned()
         .collect();
     let space = SpaceUse::of(&shared.options, &segs, shared.prepared.spare_allocated());
@@ -152,6 +152,7 @@ pub struct RunReport {
 
 /// Compacts every sealed segment with dead bytes now, whatever the thresholds (tests, tools).
 pub(crate) fn compact_all(shared: &Arc<Shared>) -> Result<RunReport> {
+    retire_waiting_now(shared)?;
     let segs = shared.registry.load();
     let active = shared.log.active_id();
     let plan: Vec<Arc<Segment>> = segs
@@ -159,20 +160,50 @@ pub(crate) fn compact_all(shared: &Arc<Shared>) -> Result<RunReport> {
         .filter(|s| s.is_sealed() && s.id != active && s.dead_bytes() > 0)
         .cloned()
         .collect();
-    compact(shared, &plan)
+    compact(shared, &plan, Retire::Now)
 }
 
-pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<RunReport> {
+/// When a run retires its inputs, which hold older versions of keys whose newest version may
+/// not be on disk yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retire {
+    /// Make the log durable and retire them before the run returns (runs a caller asked for,
+    /// who expects the space back).
+    Now,
+    /// Leave them to the log's next sync (see `Registry::retire_when_durable`): background
+    /// runs under `EverySec`, whose once-a-second sync comes anyway.
+    WhenDurable,
+}
+
+/// Retires now the inputs of earlier runs still waiting for the log's next sync, making the
+/// log durable for them.
+///
+/// # Errors
+/// The fsync error, or `Closed`.
+pub(crate) fn retire_waiting_now(shared: &Shared) -> Result<()> {
+    if let Some(seq) = shared.registry.retiring_up_to() {
+        crate::wait::wait_durable(shared, seq)?;
+        shared.registry.retire_durable(shared.syncer.durable());
+    }
+    Ok(())
+}
+
+pub(crate) fn compact(
+    shared: &Arc<Shared>,
+    inputs: &[Arc<Segment>],
+    retire: Retire,
+) -> Result<RunReport> {
     if inputs.is_empty() {
         return Ok(RunReport::default());
     }
     let _run = shared.compaction_lock.lock();
     // FLUSHALL, or a run that took the lock first (the background thread's, beside
     // `Engine::compact_now`), may have retired some inputs while we waited: the rest still
-    // go. Returning without a run here made a caller's compaction a no-op at random.
+    // go. Returning without a run here made a caller's compaction a no-op at random. Inputs
+    // of an earlier run waiting to be retired have nothing left to copy.
     let inputs: Vec<Arc<Segment>> = inputs
         .iter()
-        .filter(|s| !s.is_obsolete())
+        .filter(|s| !s.is_retiring())
         .cloned()
         .collect();
     // Compacted segments ignore the transaction flag, so no record of a transaction still
@@ -189,7 +220,7 @@ pub(crate) fn compact(shared: &Arc<Shared>, inputs: &[Arc<Segment>]) -> Result<R
     shared.compaction_running.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let mut expired = Vec::new();
-    let result = compact_locked(shared, inputs, &mut expired);
+    let result = compact_locked(shared, inputs, retire, &mut expired);
     shared.compaction_running.store(false, Ordering::Relaxed);
     drop(_run);
     report_expired(shared, &expired);
@@ -255,6 +286,7 @@ struct Copied {
 fn compact_locked(
     shared: &Arc<Shared>,
     inputs: &[Arc<Segment>],
+    retire: Retire,
     expired: &mut Vec<(u32, Vec<u8>)>,
 ) -> Result<RunReport> {
     let input_ids: Vec<u32> = inputs.iter().map(|s| s.id).collect();
@@ -277,6 +309,8 @@ fn compact_locked(
     };
     let mut limiter = RateLimiter::new(shared.options.compaction_rate_bytes_per_sec);
     report.index_walk = walks_index(shared, inputs);
+    // Whether a record of a transaction was copied (see the wait before the outputs' rename).
+    let mut copied_txn = false;
     let made = (|| -> Result<()> {
         // Blind overwrites of the inputs' records are checked first: a key whose fingerprint
         // collided gets its slot back, so its record is kept below.
@@ -296,6 +330,7 @@ fn compact_locked(
                 }
                 let to = append(shared, &mut outputs, rec)?;
                 limiter.spent(rec.len() as u64);
+                copied_txn |= h.flags & format::FLAG_TXN != 0;
                 copied.push(Copied {
                     key_hash: KeyHash::of_ns(h.ns, format::record_key(h, rec)),
                     ns: h.ns,
@@ -326,9 +361,18 @@ fn compact_locked(
             failpoint::eio("compaction-sync-eio", "fdatasync", &out.path())?;
             out.sync()?;
         }
-        // A copied record of a transaction counts only with its commit record, which may
-        // not be on disk yet: it must be before the copies (which ignore the flag) are.
-        crate::wait::wait_durable(shared, shared.log.last_seq())?;
+        // The copies may not reach the disk before the records they copy: a crash would
+        // then recover a record without the older ones beside it, a state the store never
+        // had. Inputs are sealed and their sync was asked for when the log rolled, so this
+        // rarely waits. A copied record of a transaction counts only with its commit record,
+        // which may not be on disk yet: it must be before the copies (which ignore the flag)
+        // are.
+        let needed = if copied_txn {
+            shared.log.last_seq()
+        } else {
+            inputs.iter().map(|s| s.max_seq()).max().unwrap_or(0)
+        };
+        crate::wait::wait_durable(shared, needed)?;
         failpoint::crash("compaction-before-rename");
         for out in &outputs {
             out.rename(shared.dir.join(format::segment_file_name(out.id)))?;
@@ -377,10 +421,15 @@ fn compact_locked(
     // is made durable up to now before any input file goes (found by the engine_damage fuzzer).
     // The same for records that a transaction's writes made dead (so they were not
     // copied): while it is open, its commit retires the inputs, once durable.
+    // A background run under `EverySec` leaves that to the next periodic sync.
     let (deferred, last_seq) = shared.log.retire_after_txn(&input_ids);
     if !deferred {
-        crate::wait::wait_durable(shared, last_seq)?;
-        shared.registry.retire(&input_ids);
+        if retire == Retire::WhenDurable && shared.syncer.durable() < last_seq {
+            shared.registry.retire_when_durable(last_seq, input_ids);
+        } else {
+            crate::wait::wait_durable(shared, last_seq)?;
+            shared.registry.retire(&input_ids);
+        }
     }
     drop(segs);
     failpoint::crash("compaction-after-retire");

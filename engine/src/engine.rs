@@ -543,8 +543,9 @@ impl Engine {
     /// As for [`Engine::compact_now`].
     #[doc(hidden)]
     pub fn compact_due(&self) -> Result<RunReport> {
+        crate::compaction::retire_waiting_now(&self.shared)?;
         let plan = crate::compaction::pick(&self.shared);
-        crate::compaction::compact(&self.shared, &plan)
+        crate::compaction::compact(&self.shared, &plan, crate::compaction::Retire::Now)
     }
 
     /// Compacts exactly these segments (tests of partial compaction). Active or unknown ids are
@@ -561,7 +562,9 @@ impl Engine {
             .filter(|s| ids.contains(&s.id) && s.id != active && s.is_sealed())
             .cloned()
             .collect();
-        crate::compaction::compact(&self.shared, &plan)
+        drop(segs);
+        crate::compaction::retire_waiting_now(&self.shared)?;
+        crate::compaction::compact(&self.shared, &plan, crate::compaction::Retire::Now)
     }
 
     /// Runs the active-expiry sweep over about `budget` index slots now (the maintenance
@@ -668,6 +671,10 @@ impl Engine {
         let res = st.active.seal().and_then(|()| st.active.sync());
         drop(st);
         let res = res.and_then(|()| background::sync::sync_now(sh));
+        if res.is_ok() {
+            // Compaction inputs left for the next sync: the log is durable now.
+            sh.registry.retire_durable(sh.syncer.durable());
+        }
         if res.is_ok() && sh.options.hints {
             // So the next open reads hints for everything but the newest segment.
             background::maintenance::write_missing_hints_including_active(sh);
@@ -728,7 +735,7 @@ impl Engine {
             let unhinted = sh.options.hints
                 && segs
                     .iter()
-                    .any(|s| s.id != active && s.is_sealed() && !s.is_hinted());
+                    .any(|s| s.id != active && s.is_sealed() && !s.is_hinted() && !s.is_retiring());
             if unhinted {
                 sh.syncer.kick_maintenance();
                 std::thread::yield_now();
@@ -771,6 +778,28 @@ impl Engine {
             .hooks
             .sweep_paused
             .store(paused, Ordering::SeqCst);
+    }
+
+    /// Stops (or lets go on) `EverySec`'s once-a-second sync, for tests of what waits for
+    /// it; syncs asked for ([`Engine::sync`], a roll) still run.
+    #[doc(hidden)]
+    pub fn pause_periodic_sync_for_tests(&self, paused: bool) {
+        self.shared
+            .hooks
+            .periodic_sync_paused
+            .store(paused, Ordering::SeqCst);
+    }
+
+    /// [`Engine::compact_due`] as the background thread runs it: under `EverySec` its inputs
+    /// are retired at the log's next sync rather than before it returns (tests).
+    ///
+    /// # Errors
+    /// As for [`Engine::compact_now`].
+    #[doc(hidden)]
+    pub fn compact_due_as_background_for_tests(&self) -> Result<RunReport> {
+        let plan = crate::compaction::pick(&self.shared);
+        let retire = background::maintenance::retire_mode(&self.shared);
+        crate::compaction::compact(&self.shared, &plan, retire)
     }
 
     /// Stops (or lets go on) the checking of blind writes, for tests.

@@ -137,6 +137,9 @@ pub(crate) struct Registry {
     /// Serialises the copy-on-write replacements of `segments`.
     lock: Mutex<()>,
     next_id: AtomicU32,
+    /// Compaction inputs waiting for the log to be durable up to a sequence number before
+    /// they are retired (see [`Registry::retire_when_durable`]).
+    retiring: Mutex<Vec<(u64, Vec<u32>)>>,
 }
 
 impl Registry {
@@ -145,6 +148,7 @@ impl Registry {
             segments: ArcSwap::from_pointee(map),
             lock: Mutex::new(()),
             next_id: AtomicU32::new(next_id),
+            retiring: Mutex::new(Vec::new()),
         }
     }
 
@@ -178,6 +182,51 @@ impl Registry {
         }
         let next = current.without(ids);
         self.segments.store(Arc::new(next));
+    }
+
+    /// Retires `ids` once the log is durable up to `seq` ([`Registry::retire_durable`]),
+    /// rather than making it durable now. A compaction run's inputs hold older versions of
+    /// keys whose newest version may be only in the page cache, so they may not go before
+    /// the log is on disk; under `--fsync everysec` the next once-a-second sync gets it there,
+    /// where forcing a sync at the end of each run made 40 syncs a second under pipelined
+    /// SETs, each writing back and faulting in again the pages ahead of the log's writer.
+    /// Until then the inputs stay registered (readers of the index no longer reach them) and
+    /// no run takes them again.
+    pub(crate) fn retire_when_durable(&self, seq: u64, ids: Vec<u32>) {
+        let current = self.segments.load();
+        for id in &ids {
+            if let Some(s) = current.get(*id) {
+                s.mark_retiring();
+            }
+        }
+        self.retiring.lock().push((seq, ids));
+    }
+
+    /// Retires the segments that waited for the log to be durable up to `durable` or less;
+    /// true if any did.
+    pub(crate) fn retire_durable(&self, durable: u64) -> bool {
+        let due: Vec<u32> = {
+            let mut r = self.retiring.lock();
+            let mut due = Vec::new();
+            r.retain_mut(|(seq, ids)| {
+                let now = *seq <= durable;
+                if now {
+                    due.append(ids);
+                }
+                !now
+            });
+            due
+        };
+        if due.is_empty() {
+            return false;
+        }
+        self.retire(&due);
+        true
+    }
+
+    /// The highest sequence number a segment waiting to be retired waits for, if any.
+    pub(crate) fn retiring_up_to(&self) -> Option<u64> {
+        self.retiring.lock().iter().map(|(seq, _)| *seq).max()
     }
 
     /// The next segment id. Ids found at open are at most `SEGMENT_ID_MAX`, so the counter

@@ -67,6 +67,9 @@ pub struct Segment {
     /// Set when compaction or FLUSHALL retires the segment: the file is removed on drop, once no
     /// reader holds the segment any more.
     obsolete: AtomicBool,
+    /// Set when a compaction run copied what it kept of the segment and leaves the retirement
+    /// to the log's next sync (see `Registry::retire_when_durable`): no run takes it again.
+    retiring: AtomicBool,
     /// False for a segment loaded from a hint file until its records were checked against
     /// their checksums (and the hint against the records); reads verify records until then.
     verified: AtomicBool,
@@ -185,6 +188,7 @@ impl Segment {
             dead_bytes: Padded(AtomicU64::new(0)),
             sealed: AtomicBool::new(false),
             obsolete: AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
             verified: AtomicBool::new(false),
             hinted: AtomicBool::new(false),
             unindexed: AtomicBool::new(true),
@@ -442,6 +446,16 @@ impl Segment {
 
     pub fn is_obsolete(&self) -> bool {
         self.obsolete.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_retiring(&self) {
+        self.retiring.store(true, Ordering::Release);
+    }
+
+    /// Compacted and waiting to be retired, or retired: nothing of it is needed any more
+    /// once the log is durable.
+    pub fn is_retiring(&self) -> bool {
+        self.retiring.load(Ordering::Acquire) || self.is_obsolete()
     }
 
     /// The bytes from `offset` to the written length.

@@ -10,12 +10,12 @@ use crate::segment::{Segment, ALLOC_CHUNK};
 /// When writers are held back (see `stall`): disk use is within a chunk and a run's
 /// output of the space bound (or past it), the store holds at least
 /// [`STALL_MIN_LIVE_SEGMENTS`] of live data, and some sealed segment is dead enough for
-/// compaction to take under pressure.
+/// compaction to take under pressure (not one a run already took, waiting to be retired).
 pub(crate) fn over_bound_with_work(options: &Options, segs: &SegmentMap, spare_bytes: u64) -> bool {
     let space = SpaceUse::of(options, segs, spare_bytes);
     let work = segs
         .iter()
-        .any(|s| s.is_sealed() && dead_ratio(s) >= AMP_PICK_DEAD_RATIO_MIN);
+        .any(|s| s.is_sealed() && !s.is_retiring() && dead_ratio(s) >= AMP_PICK_DEAD_RATIO_MIN);
     let segment = options.segment_size_bytes as f64;
     // Room for the chunk a writer may add before it sees the stall, and for the output of
     // the run in progress (up to a segment's live bytes when a run takes its one segment),

@@ -35,6 +35,9 @@ pub(crate) struct Hooks {
     pub(crate) sweep_paused: std::sync::atomic::AtomicBool,
     /// Seconds added to the access clock (OBJECT IDLETIME), so tests need not wait.
     pub(crate) access_clock_skew_s: std::sync::atomic::AtomicU64,
+    /// The sync thread skips `EverySec`'s once-a-second sync while set; syncs asked for
+    /// still run (tests of what waits for the next periodic sync).
+    pub(crate) periodic_sync_paused: std::sync::atomic::AtomicBool,
 }
 
 impl Hooks {

@@ -661,3 +661,70 @@ fn runs_over_plain_writes_walk_the_index_and_tombstones_force_a_full_read() {
     check(&e, &model);
     e.close().unwrap();
 }
+
+/// A background run under `EverySec` does not force the log to disk to retire its inputs
+/// (under pipelined SETs that was 40 syncs a second): the inputs stay until the log's next
+/// sync, no run takes them again meanwhile, reads find every key's newest value in the
+/// outputs, and close retires them after its final sync.
+#[test]
+fn background_runs_under_everysec_retire_their_inputs_at_the_next_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), common::options(Fsync::EverySec, CHURN_SEGMENT)).unwrap();
+    e.pause_periodic_sync_for_tests(true);
+    let mut model = BTreeMap::new();
+    for pass in 0..20u32 {
+        for k in 0..100u32 {
+            let (key, value) = (format!("key-{k}"), format!("{pass}-{}", "v".repeat(200)));
+            e.put(key.as_bytes(), value.as_bytes(), 0).unwrap();
+            model.insert(key, value);
+        }
+    }
+    // Everything durable, then one write that is not (no roll: the log asks for no sync).
+    e.sync().unwrap();
+    let active = e.segment_ids().1;
+    e.put(b"key-0", b"last", 0).unwrap();
+    model.insert("key-0".into(), "last".into());
+    assert_eq!(e.segment_ids().1, active, "the last write rolled the log");
+    let (before, _) = e.segment_ids();
+    let reads_model = |e: &Engine| {
+        for (key, value) in &model {
+            assert_eq!(
+                e.get(key.as_bytes()).as_deref(),
+                Some(value.as_bytes()),
+                "{key}"
+            );
+        }
+    };
+
+    // Runs until none is due: each takes segments no earlier run took, so they end.
+    let mut taken = 0;
+    for _ in 0..before.len() {
+        let run = e.compact_due_as_background_for_tests().unwrap();
+        if run.segments_in == 0 {
+            break;
+        }
+        taken += run.segments_in;
+    }
+    assert!(taken > 0, "nothing was due");
+    assert!(
+        taken < before.len() as u64,
+        "{taken} inputs of {} segments: waiting inputs were taken again",
+        before.len()
+    );
+    let (during, _) = e.segment_ids();
+    for id in &before {
+        assert!(
+            during.contains(id),
+            "segment {id} was retired before the log was durable: {before:?} -> {during:?}"
+        );
+    }
+    reads_model(&e);
+
+    e.close().unwrap();
+    let e = Engine::open(dir.path(), common::options(Fsync::EverySec, CHURN_SEGMENT)).unwrap();
+    let (after, _) = e.segment_ids();
+    let retired = before.iter().filter(|id| !after.contains(id)).count();
+    assert_eq!(retired as u64, taken, "{before:?} -> {after:?}");
+    reads_model(&e);
+    e.close().unwrap();
+}

@@ -182,14 +182,15 @@ def main():
                 proc.kill()
         shutil.rmtree(work, ignore_errors=True)
     print()
-    base = " base ops/s | base/flin |" if a.baseline else ""
+    base = " base ops/s | base/flin | base us/op |" if a.baseline else ""
     print(f"| cell | test | redis ops/s | flin ops/s | ratio | runs |{base} redis us/op | flin us/op | cpu ratio |")
-    print("|---|---|---:|---:|---:|---|" + ("---:|---:|" if a.baseline else "") + "---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---|" + ("---:|---:|---:|" if a.baseline else "") + "---:|---:|---:|")
     for cell, test, med, ratios in rows:
         (r_ops, r_us), (f_ops, f_us) = med["redis"], med["flin"]
         extra = ""
         if a.baseline:
-            extra = f" {med['base'][0]:,.0f} | {med['base'][0] / f_ops:.2f} |" if "base" in med else " - | - |"
+            extra = (f" {med['base'][0]:,.0f} | {med['base'][0] / f_ops:.2f} | {med['base'][1]:.2f} |"
+                     if "base" in med else " - | - | - |")
         print(f"| {cell} | {test} | {r_ops:,.0f} | {f_ops:,.0f} | {f_ops / r_ops:.2f} | "
               f"{', '.join(f'{x:.2f}' for x in ratios)} |{extra} {r_us:.2f} | {f_us:.2f} | "
               f"{f_us / r_us if r_us else float('nan'):.2f} |")

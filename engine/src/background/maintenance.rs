@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::compaction::{compact, pick};
+use crate::compaction::{compact, pick, retire_waiting_now, Retire};
 use crate::format::{self, SEGMENT_HEADER_LEN};
+use crate::options::Fsync;
 use crate::scan::{scan_records, ScanEnd};
 use crate::segment::Segment;
 use crate::shared::Shared;
@@ -112,6 +113,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
             next_sweep = Instant::now() + shared.options.compaction_interval;
         }
         shared.hooks.maybe_panic(Thread::Maintenance);
+        // Compaction inputs whose wait for the log's sync is over (the sync thread kicks).
+        shared.registry.retire_durable(shared.syncer.durable());
         crate::write::clean_retired(&shared);
         if shared.options.hints {
             write_missing_hints(&shared);
@@ -129,12 +132,22 @@ pub(crate) fn run(shared: Arc<Shared>) {
         // Keep going while there is work: under heavy overwrites, waiting an interval between
         // runs lets the dead bytes pile up.
         loop {
+            shared.registry.retire_durable(shared.syncer.durable());
+            let retire = retire_mode(&shared);
+            if retire == Retire::Now {
+                if let Err(e) = retire_waiting_now(&shared) {
+                    if !matches!(e, crate::error::Error::Closed) {
+                        tracing::error!(error = %e, "compacted segments could not be retired");
+                    }
+                    break;
+                }
+            }
             let plan = pick(&shared);
             if plan.is_empty() || shared.syncer.is_shutdown() {
                 lift_stall_unless_over_bound(&shared, false);
                 break;
             }
-            if let Err(e) = compact(&shared, &plan) {
+            if let Err(e) = compact(&shared, &plan, retire) {
                 if matches!(e, crate::error::Error::Closed) {
                     // A close while a run waited for the log to be durable: nothing failed.
                     tracing::info!("compaction stopped by the engine's close; its inputs are kept");
@@ -146,6 +159,26 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
             lift_stall_unless_over_bound(&shared, true);
         }
+    }
+}
+
+/// How a background run retires its inputs: under `EverySec` at the log's next periodic sync
+/// (see `Registry::retire_when_durable`), unless the store is near its space bound, where
+/// the room they take is wanted back at once (writers may be waiting for it).
+pub(crate) fn retire_mode(shared: &Shared) -> Retire {
+    if shared.fsync() != Fsync::EverySec {
+        return Retire::Now;
+    }
+    let segs = shared.registry.load();
+    let near_bound = crate::space::over_bound_with_work(
+        &shared.options,
+        &segs,
+        shared.prepared.spare_allocated(),
+    );
+    if near_bound {
+        Retire::Now
+    } else {
+        Retire::WhenDurable
     }
 }
 
@@ -162,7 +195,7 @@ pub(crate) fn write_missing_hints_including_active(shared: &Shared) {
 fn write_hints(shared: &Shared, skip: Option<u32>) {
     let segs = shared.registry.load();
     for seg in segs.iter() {
-        if seg.is_hinted() || !seg.is_sealed() || Some(seg.id) == skip || seg.is_obsolete() {
+        if seg.is_hinted() || !seg.is_sealed() || Some(seg.id) == skip || seg.is_retiring() {
             continue;
         }
         if skip.is_some() && shared.syncer.is_shutdown() {
@@ -198,7 +231,7 @@ fn write_hints(shared: &Shared, skip: Option<u32>) {
 /// with the records. Until then reads verify each record of the segment themselves.
 pub(crate) fn verify_hinted_segments(shared: &Shared) {
     let segs = shared.registry.load();
-    for seg in segs.iter().filter(|s| !s.is_verified() && !s.is_obsolete()) {
+    for seg in segs.iter().filter(|s| !s.is_verified() && !s.is_retiring()) {
         if shared.syncer.is_shutdown() {
             return;
         }

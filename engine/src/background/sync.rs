@@ -21,7 +21,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
     let mut last_batch = 0usize;
     loop {
         let tick = (shared.fsync() == Fsync::EverySec).then_some((&mut next_tick, every));
-        let work = s.wait_for_work(tick, || shared.log.last_seq() > s.durable());
+        let work = s.wait_for_work(tick, || {
+            shared.log.last_seq() > s.durable()
+                && !shared.hooks.periodic_sync_paused.load(Ordering::SeqCst)
+        });
         shared.hooks.maybe_panic(Thread::Sync);
         let stopping = matches!(work, Work::Stop);
         if shared.is_poisoned() {
@@ -74,5 +77,13 @@ pub(crate) fn sync_now(shared: &Shared) -> Result<()> {
     }
     shared.syncer.advance_durable(seq);
     shared.counters.note_fsync(started.elapsed());
+    if shared
+        .registry
+        .retiring_up_to()
+        .is_some_and(|waits| waits <= seq)
+    {
+        // Compaction inputs waited for this sync: the maintenance thread retires them.
+        shared.syncer.kick_maintenance();
+    }
     Ok(())
 }
