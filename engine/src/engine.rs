@@ -733,9 +733,13 @@ impl Engine {
         while std::time::Instant::now() < deadline {
             let segs = sh.registry.load();
             let unhinted = sh.options.hints
-                && segs
-                    .iter()
-                    .any(|s| s.id != active && s.is_sealed() && !s.is_hinted() && !s.is_retiring());
+                && segs.iter().any(|s| {
+                    s.id != active
+                        && s.is_sealed()
+                        && !s.is_hinted()
+                        && !s.is_retiring()
+                        && !background::maintenance::hint_waits(sh, s)
+                });
             if unhinted {
                 sh.syncer.kick_maintenance();
                 std::thread::yield_now();

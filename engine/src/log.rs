@@ -390,6 +390,12 @@ impl Log {
         Some(st.built_hints.swap_remove(i).1)
     }
 
+    /// True when the hint entries of segment `id` were collected as it was written.
+    pub(crate) fn has_built_hint(&self, id: u32) -> bool {
+        let st = self.state.lock();
+        (st.active.id == id && st.hint.is_some()) || st.built_hints.iter().any(|(s, _)| *s == id)
+    }
+
     /// Drops collected hint entries of segments that are gone (retired by FLUSHALL).
     pub(crate) fn forget_built_hints(&self, keep: impl Fn(u32) -> bool) {
         self.state.lock().built_hints.retain(|(id, _)| keep(*id));

@@ -728,3 +728,67 @@ fn background_runs_under_everysec_retire_their_inputs_at_the_next_sync() {
     reads_model(&e);
     e.close().unwrap();
 }
+
+/// The maintenance thread writes no hint file for a sealed segment compaction will take by
+/// its dead ratio (reading all of it back for a hint was half that thread's time under
+/// pipelined SETs), and still writes one for a segment that stays; close writes the rest.
+#[test]
+fn dead_enough_segments_get_their_hint_at_close_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        hints: true,
+        compaction: true,
+        ..common::options(Fsync::Never, CHURN_SEGMENT)
+    };
+    let e = Engine::open(dir.path(), options()).unwrap();
+    let sealed = |e: &Engine| {
+        let (ids, active) = e.segment_ids();
+        ids.into_iter().filter(|&s| s != active).collect::<Vec<_>>()
+    };
+    // The first segment: 100 keys written again and again, so it is mostly dead when it
+    // is sealed but keeps every key's newest value (and with fewer than four sealed
+    // segments, compaction takes only wholly dead ones: this one stays).
+    let mut n = 0u32;
+    while sealed(&e).is_empty() {
+        e.put(format!("dead-{}", n % 100).as_bytes(), &[b'd'; 200], 0)
+            .unwrap();
+        n += 1;
+    }
+    let dead = sealed(&e)[0];
+    // Then distinct keys until a wholly live segment is sealed after it.
+    while sealed(&e).len() < 2 {
+        e.put(format!("live-{n}").as_bytes(), &[b'l'; 200], 0)
+            .unwrap();
+        n += 1;
+    }
+    let live = sealed(&e)[1];
+    let hint = |id: u32| dir.path().join(format!("{id:010}.hint"));
+    // The thread goes through sealed segments oldest first: once the live one has its hint,
+    // it has been past the dead one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !hint(live).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no hint for segment {live}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        !hint(dead).exists(),
+        "segment {dead}, mostly dead, got a hint"
+    );
+    assert_eq!(
+        e.segment_ids().0[0],
+        dead,
+        "compaction took the dead segment"
+    );
+    e.close().unwrap();
+    assert!(
+        hint(dead).exists(),
+        "close wrote no hint for segment {dead}"
+    );
+    let e = Engine::open(dir.path(), options()).unwrap();
+    assert!(e.stats().recovery.segments_from_hints >= 2);
+    assert_eq!(e.get(b"dead-0").as_deref(), Some(&[b'd'; 200][..]));
+    e.close().unwrap();
+}
