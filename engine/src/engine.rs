@@ -721,13 +721,13 @@ impl Engine {
     #[doc(hidden)]
     pub fn evict_for_tests(&self) -> Result<()> {
         let sh = &self.shared;
-        // From here the prealloc thread no longer faults pages in ahead of the writer.
+        // Residency checks on from here: reads ask for cold records first.
         sh.cold.force_checks.store(true, Ordering::Relaxed);
         // And cold reads skip the page cache, as for a store larger than it.
         sh.cold.force_bypass.store(true, Ordering::Relaxed);
-        // A fault-in it began before may bring pages back (dirty), and so does the maintenance
-        // thread writing a sealed segment's hint: go again until every sealed segment has its
-        // hint and no page is in memory.
+        // The maintenance thread writing a sealed segment's hint reads it back: go again until
+        // every sealed segment that gets one has it and no page is in memory. (The prealloc
+        // thread faults in only pages past the written length, see `Segment::populate_to`.)
         let active = sh.log.active_id();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::time::Instant::now() < deadline {

@@ -253,7 +253,16 @@ impl Segment {
         // Page-aligned, so the next call starts on a page; the file's end may be mid-page.
         let cap = self.allocated();
         let end = if end >= cap { cap } else { end / page * page };
-        let start = self.written.0.populated.load(Ordering::Acquire);
+        // Never a page that holds written bytes: the writer faulted those in itself, and
+        // under memory pressure they may since have been dropped on purpose (a request that
+        // waited for a core while the writer went past `populated` brought evicted records
+        // back into memory, found by the cold-read tests under the full suite's load).
+        let start = self
+            .written
+            .0
+            .populated
+            .load(Ordering::Acquire)
+            .max(self.len().div_ceil(page) * page);
         // In steps: the call holds the process's mmap lock (shared) while it faults pages in,
         // 2-8 ms for a 2 MiB chunk here, and any thread that changes a mapping meanwhile waits
         // that long; a worker whose allocator grows its heap (`mprotect`) among them, and with
@@ -949,6 +958,36 @@ mod tests {
         assert!(
             (0..32).all(|p| !seg.resident(p * page, page)),
             "the scan left in memory pages it read in"
+        );
+    }
+
+    /// A fault-in that waited while the writer went past the faulted-in pages starts after
+    /// what was written: it brought evicted records back into memory (the cold-read tests,
+    /// under the full suite's load, found records in memory right after evicting them).
+    #[test]
+    fn a_late_fault_in_leaves_written_pages_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = page_size();
+        let seg =
+            Segment::create(dir.path().join("1.seg"), 1, SegmentKind::Log, 64 * page).unwrap();
+        seg.reserve(64 * page).unwrap();
+        // The writer got ten and a half pages in before any fault-in ran.
+        // SAFETY: the test is the segment's only user.
+        unsafe { seg.write_at(0, &vec![7u8; (10 * page + page / 2) as usize]) };
+        seg.set_len(10 * page + page / 2);
+        seg.sync().unwrap();
+        seg.release(0, 11 * page);
+        if seg.resident(0, page) {
+            return; // the filesystem keeps its pages whatever it is told (tmpfs)
+        }
+        seg.populate_to(32 * page);
+        assert!(
+            (0..11).all(|p| !seg.resident(p * page, page)),
+            "the fault-in brought written pages back"
+        );
+        assert!(
+            seg.resident(11 * page, 21 * page),
+            "nothing past them was faulted in"
         );
     }
 }

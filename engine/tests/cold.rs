@@ -361,10 +361,8 @@ fn a_failing_read_is_reported_for_its_key_and_nothing_else() {
     assert!(matches!(err, Error::Io { .. }), "{text}");
     assert!(text.contains(".seg"), "names the file: {text}");
     assert!(e.stats().cold_read_errors >= 1);
-    // The disk recovers: the next fetch reads it. (Evicted again: under the full suite's
-    // load the record was once found in memory here, cause not known; see HISTORY.)
+    // The disk recovers: the next fetch reads it.
     e.inject_cold_read_eio(false);
-    e.evict_for_tests().unwrap();
     assert!(block_on(e.fetch_cold(&[&a]).expect("still cold"))
         .failures
         .is_empty());
@@ -404,9 +402,8 @@ fn a_flipped_byte_on_disk_is_a_checksum_error_with_file_and_offset() {
     assert!(text.contains("checksum"), "{text}");
     let name = flipped.file_name().unwrap().to_string_lossy().to_string();
     assert!(text.contains(&name), "names {name}: {text}");
-    // Other keys read fine (evicted again, as in the test above).
+    // Other keys read fine.
     let other = key(40);
-    e.evict_for_tests().unwrap();
     assert!(block_on(e.fetch_cold(&[&other]).expect("cold"))
         .failures
         .is_empty());
