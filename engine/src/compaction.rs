@@ -31,6 +31,7 @@ use crate::error::Result;
 use crate::failpoint;
 use crate::format::{self, RecordHeader, SegmentKind, SEGMENT_HEADER_LEN};
 use crate::index::{KeyHash, Loc};
+use crate::options::Fsync;
 use crate::scan::{for_each_record_at, for_each_valid_record};
 use crate::segment::{sync_dir, Segment};
 use crate::shared::Shared;
@@ -83,6 +84,18 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let fixed = (2.0 + RUN_OUTPUT_RESERVE_SEGMENTS) * segment + slack;
     let reachable = space.limit - space.live >= fixed;
     let over_amp = reachable && headroom < RUN_OUTPUT_RESERVE_SEGMENTS * segment;
+    // A run's outputs wait for its inputs to be on disk. Under EverySec a sealed segment gets
+    // there with the next periodic sync (the roll asks for none): until then it is left out
+    // rather than have the run force a sync, unless the space bound presses (writers may be
+    // waiting for this run).
+    let pressed = over_amp
+        || crate::space::over_bound_with_work(
+            &shared.options,
+            &segs,
+            shared.prepared.spare_allocated(),
+        );
+    let wait_for_tick = shared.fsync() == Fsync::EverySec && !pressed;
+    let durable = shared.syncer.durable();
     // Small runs: the log keeps growing while one runs, and its outputs stand beside its
     // inputs until it ends.
     let output_budget = headroom.min(RUN_OUTPUT_MAX_SEGMENTS * segment);
@@ -109,6 +122,9 @@ pub(crate) fn pick(shared: &Shared) -> Vec<Arc<Segment>> {
     let newest = sealed.iter().map(|(_, s)| s.max_seq()).max();
     let mut plan = Vec::new();
     for (r, s) in sealed {
+        if wait_for_tick && s.max_seq() > durable {
+            continue;
+        }
         let young = Some(s.max_seq()) == newest;
         // Under space pressure take any segment worth the rewrite, but never one that is
         // mostly live: rewriting it would reclaim little and could repeat forever when the

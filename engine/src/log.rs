@@ -141,6 +141,9 @@ pub(crate) struct LogEnv<'a> {
     pub cold: &'a ColdReads,
     /// Hint files are written.
     pub hints: bool,
+    /// The fsync policy is `EverySec`: a roll leaves the sealed segment to the next
+    /// once-a-second sync.
+    pub every_sec: bool,
 }
 
 impl Log {
@@ -424,9 +427,14 @@ fn check_seqs(st: &LogState, count: u64) -> Result<()> {
 /// `docs/perf/HISTORY.md`). Should the rename be lost in a crash, the file is left as
 /// `<id>.seg.tmp`, removed at the next open with records nobody was told were durable.
 fn new_log_segment(env: &LogEnv<'_>, last_seq: u64, capacity: u64) -> Result<(Arc<Segment>, bool)> {
-    // The segment being sealed goes to the sync thread; under every policy it is synced and
-    // released soon, so retired files do not linger (Never would otherwise wait forever).
-    env.syncer.request(last_seq);
+    // The segment being sealed goes to the sync thread, synced and released soon, so retired
+    // files do not linger (Never would otherwise wait forever). Under EverySec the next
+    // periodic sync, within a second, does it: a sync asked for here, several a second under
+    // pipelined writes, also dropped and faulted in again the pages ahead of the writer and
+    // wrote them out as zeros (see `Segment::sync_periodic`).
+    if !env.every_sec {
+        env.syncer.request(last_seq);
+    }
     if capacity <= env.segment_size_bytes {
         let spare = env.prepared.take_spare();
         // Log segments must be numbered in the order they are used (recovery and FLUSHALL

@@ -109,6 +109,7 @@ impl Shared {
             segment_size_bytes: self.options.segment_size_bytes,
             cold: &self.cold,
             hints: self.options.hints,
+            every_sec: self.fsync() == Fsync::EverySec,
         }
     }
 

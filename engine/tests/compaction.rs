@@ -792,3 +792,51 @@ fn dead_enough_segments_get_their_hint_at_close_not_before() {
     assert_eq!(e.get(b"dead-0").as_deref(), Some(&[b'd'; 200][..]));
     e.close().unwrap();
 }
+
+/// Under `EverySec` a roll asks for no sync (the next periodic one covers the sealed segment:
+/// each sync asked for also rewrote the pages ahead of the writer as zeros), and compaction
+/// leaves a sealed segment alone until it is durable rather than force a sync for it.
+#[test]
+fn under_everysec_rolls_and_compaction_wait_for_the_periodic_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(dir.path(), common::options(Fsync::EverySec, CHURN_SEGMENT)).unwrap();
+    e.pause_periodic_sync_for_tests(true);
+    let durable_at_open = e.stats().durable_seq;
+    let sealed = |e: &Engine| {
+        let (ids, active) = e.segment_ids();
+        ids.into_iter().filter(|&s| s != active).count()
+    };
+    // The same 100 keys again and again: every sealed segment is mostly dead.
+    let mut n = 0u32;
+    while sealed(&e) < 6 {
+        e.put(format!("key-{}", n % 100).as_bytes(), &[b'v'; 200], 0)
+            .unwrap();
+        n += 1;
+    }
+    let st = e.stats();
+    assert_eq!(
+        st.durable_seq, durable_at_open,
+        "a roll made the log durable"
+    );
+    assert_eq!(st.fsyncs, 0, "a roll asked for a sync");
+    let run = e.compact_due_as_background_for_tests().unwrap();
+    assert_eq!(
+        run.segments_in, 0,
+        "a segment not on disk was compacted: {run:?}"
+    );
+    assert_eq!(e.stats().fsyncs, 0, "compaction forced a sync");
+
+    e.sync().unwrap();
+    let run = e.compact_due_as_background_for_tests().unwrap();
+    assert!(
+        run.segments_in > 0,
+        "nothing was compacted once durable: {run:?}"
+    );
+    for k in 0..100 {
+        assert_eq!(
+            e.get(format!("key-{k}").as_bytes()).as_deref(),
+            Some(&[b'v'; 200][..])
+        );
+    }
+    e.close().unwrap();
+}
