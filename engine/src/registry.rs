@@ -202,9 +202,8 @@ impl Registry {
         self.retiring.lock().push((seq, ids));
     }
 
-    /// Retires the segments that waited for the log to be durable up to `durable` or less;
-    /// true if any did.
-    pub(crate) fn retire_durable(&self, durable: u64) -> bool {
+    /// Retires the segments that waited for the log to be durable up to `durable` or less.
+    pub(crate) fn retire_durable(&self, durable: u64) {
         let due: Vec<u32> = {
             let mut r = self.retiring.lock();
             let mut due = Vec::new();
@@ -217,11 +216,9 @@ impl Registry {
             });
             due
         };
-        if due.is_empty() {
-            return false;
+        if !due.is_empty() {
+            self.retire(&due);
         }
-        self.retire(&due);
-        true
     }
 
     /// The highest sequence number a segment waiting to be retired waits for, if any.
