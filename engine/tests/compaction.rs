@@ -14,6 +14,12 @@ fn options() -> Options {
     common::options(Fsync::Never, 4096)
 }
 
+/// Ids of the sealed segments, oldest first.
+fn sealed(e: &Engine) -> Vec<u32> {
+    let (ids, active) = e.segment_ids();
+    ids.into_iter().filter(|&s| s != active).collect()
+}
+
 fn filler(e: &Engine, tag: &str, n: u32) {
     for i in 0..n {
         e.put(format!("fill-{tag}-{i}").as_bytes(), &[b'f'; 200], 0)
@@ -545,11 +551,7 @@ fn the_newest_sealed_segment_waits_for_a_newer_one() {
     // segment got.
     let mut keys_of: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
     let mut n = 0u32;
-    let sealed = |e: &Engine| {
-        let (segments, active) = e.segment_ids();
-        segments.into_iter().filter(|&s| s != active).count()
-    };
-    while sealed(&e) < 8 {
+    while sealed(&e).len() < 8 {
         let key = format!("key-{n}");
         e.put(key.as_bytes(), &[b'a'; 200], 0).unwrap();
         keys_of.entry(e.segment_ids().1).or_default().push(key);
@@ -741,10 +743,6 @@ fn dead_enough_segments_get_their_hint_at_close_not_before() {
         ..common::options(Fsync::Never, CHURN_SEGMENT)
     };
     let e = Engine::open(dir.path(), options()).unwrap();
-    let sealed = |e: &Engine| {
-        let (ids, active) = e.segment_ids();
-        ids.into_iter().filter(|&s| s != active).collect::<Vec<_>>()
-    };
     // The first segment: 100 keys written again and again, so it is mostly dead when it
     // is sealed but keeps every key's newest value (and with fewer than four sealed
     // segments, compaction takes only wholly dead ones: this one stays).
@@ -802,13 +800,9 @@ fn under_everysec_rolls_and_compaction_wait_for_the_periodic_sync() {
     let e = Engine::open(dir.path(), common::options(Fsync::EverySec, CHURN_SEGMENT)).unwrap();
     e.pause_periodic_sync_for_tests(true);
     let durable_at_open = e.stats().durable_seq;
-    let sealed = |e: &Engine| {
-        let (ids, active) = e.segment_ids();
-        ids.into_iter().filter(|&s| s != active).count()
-    };
     // The same 100 keys again and again: every sealed segment is mostly dead.
     let mut n = 0u32;
-    while sealed(&e) < 6 {
+    while sealed(&e).len() < 6 {
         e.put(format!("key-{}", n % 100).as_bytes(), &[b'v'; 200], 0)
             .unwrap();
         n += 1;
