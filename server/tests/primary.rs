@@ -501,6 +501,11 @@ fn replica_links_are_listed_and_killed_as_clients() {
         partial(&mut p) == 1
     });
     wait_online(&mut p, 1);
+    // The primary may count the replica online a moment before the replica lists its new
+    // link (a full-suite run once killed nothing here).
+    wait_for("the replica's new link listed", DEADLINE, || {
+        list(&mut r, "master").len() == 1
+    });
     let killed: i64 = redis::cmd("CLIENT")
         .arg("KILL")
         .arg("TYPE")
