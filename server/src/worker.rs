@@ -183,7 +183,10 @@ fn run(
         }
         Driver::Epoll => {
             let built: io::Result<monoio::Runtime<TimeDriver<LegacyDriver>>> =
-                RuntimeBuilder::<LegacyDriver>::new().enable_timer().build();
+                RuntimeBuilder::<LegacyDriver>::new()
+                    .with_idle_spin(Duration::from_micros(u64::from(shared.config.idle_spin_us)))
+                    .enable_timer()
+                    .build();
             match built {
                 Ok(mut rt) => rt.block_on(worker_main(id, shared, listener, ready)),
                 Err(e) => {

@@ -1,16 +1,17 @@
 //! Guards against behaviour that differs between the io_uring and epoll drivers: pipelining,
 //! backpressure wake-ups, idle close, shutdown through shutdown(2) on the socket, and how a
 //! read sees the end of a client's input (the epoll driver's patched short-read readiness,
-//! vendor/README.md).
+//! vendor/README.md), and the epoll driver's polling before it sleeps (`--idle-spin-us`).
 
 mod common;
 
 use common::{cmd, start_with};
 use flin_server::{Driver, DriverChoice};
 
-fn exercise(choice: DriverChoice, want: Driver) {
+fn exercise(choice: DriverChoice, want: Driver, idle_spin_us: u16) {
     let mut srv = start_with(|c| {
         c.driver = choice;
+        c.idle_spin_us = idle_spin_us;
         c.timeout = 1;
         c.client_output_limit = 64 * 1024;
     });
@@ -52,7 +53,19 @@ fn exercise(choice: DriverChoice, want: Driver) {
 
 #[test]
 fn epoll_driver() {
-    exercise(DriverChoice::Epoll, Driver::Epoll);
+    exercise(DriverChoice::Epoll, Driver::Epoll, 5);
+}
+
+#[test]
+fn epoll_driver_that_sleeps_at_once() {
+    exercise(DriverChoice::Epoll, Driver::Epoll, 0);
+}
+
+/// A millisecond of polling finds each next request of the round trips before it sleeps, so
+/// events found while spinning are what drive this run; the idle close still comes on time.
+#[test]
+fn epoll_driver_that_spins_long() {
+    exercise(DriverChoice::Epoll, Driver::Epoll, 1000);
 }
 
 #[test]
@@ -61,5 +74,5 @@ fn io_uring_driver() {
         eprintln!("io_uring is not available here; skipped");
         return;
     }
-    exercise(DriverChoice::IoUring, Driver::IoUring);
+    exercise(DriverChoice::IoUring, Driver::IoUring, 5);
 }
