@@ -267,8 +267,8 @@ pub struct Config {
     /// Microseconds an epoll worker polls for more work before it sleeps; 0 = sleep at once.
     /// With many request-response clients the next request often arrives within a few
     /// microseconds, and polling saves the sleep and the client's cost of waking the worker
-    /// (an interrupt on a virtual machine): -c 16 -P 1 redis-benchmark ran 7% faster here at
-    /// the same CPU per request. A worker spins only while recent spins found work, so an idle
+    /// (an interrupt on a virtual machine): on a 2-vCPU VM, -c 16 -P 1 redis-benchmark ran
+    /// about 7% faster at the same CPU per request. A worker spins only while recent spins found work, so an idle
     /// or single-client server does not burn its core. Ignored by the io_uring driver.
     #[arg(long, env = "FLIN_IDLE_SPIN_US", default_value_t = 5,
           value_parser = clap::value_parser!(u16).range(0..=1000))]
