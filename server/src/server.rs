@@ -376,6 +376,10 @@ fn log_startup(shared: &Shared) {
         address = %shared.local_addr,
         threads = shared.threads,
         driver = shared.driver.name(),
+        idle_spin_us = match shared.driver {
+            Driver::Epoll => shared.config.idle_spin().as_micros(),
+            Driver::IoUring => 0,
+        },
         dir = %shared.config.dir.display(),
         fsync = shared.config.fsync.name(),
         recovered_keys = rec.keys,

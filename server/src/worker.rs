@@ -184,7 +184,7 @@ fn run(
         Driver::Epoll => {
             let built: io::Result<monoio::Runtime<TimeDriver<LegacyDriver>>> =
                 RuntimeBuilder::<LegacyDriver>::new()
-                    .with_idle_spin(Duration::from_micros(u64::from(shared.config.idle_spin_us)))
+                    .with_idle_spin(shared.config.idle_spin())
                     .enable_timer()
                     .build();
             match built {

@@ -11,7 +11,7 @@ use flin_server::{Driver, DriverChoice};
 fn exercise(choice: DriverChoice, want: Driver, idle_spin_us: u16) {
     let mut srv = start_with(|c| {
         c.driver = choice;
-        c.idle_spin_us = idle_spin_us;
+        c.idle_spin_us = Some(idle_spin_us);
         c.timeout = 1;
         c.client_output_limit = 64 * 1024;
     });
