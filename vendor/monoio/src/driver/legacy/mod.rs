@@ -161,16 +161,16 @@ impl LegacyDriver {
 
         // here we borrow 2 mut self, but its safe.
         let events = unsafe { &mut (*self.inner.get()).events };
+        let mut poll = |events: &mut _, timeout| match inner.poll.poll(events, timeout) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        };
         let mut polled = false;
         #[cfg(unix)]
         if let Some(budget) = inner.idle_spin.budget(timeout) {
             let start = std::time::Instant::now();
             loop {
-                match inner.poll.poll(events, Some(Duration::ZERO)) {
-                    Ok(_) => {}
-                    Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+                poll(events, Some(Duration::ZERO))?;
                 if !events.is_empty() {
                     polled = true;
                     break;
@@ -183,11 +183,7 @@ impl LegacyDriver {
             inner.idle_spin.record(polled);
         }
         if !polled {
-            match inner.poll.poll(events, timeout) {
-                Ok(_) => {}
-                Err(ref e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            poll(events, timeout)?;
         }
         #[cfg(unix)]
         let iter = events.iter();
@@ -487,7 +483,6 @@ impl IdleSpin {
         }
     }
 }
-
 
 #[cfg(test)]
 mod idle_spin_tests {
